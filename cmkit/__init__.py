@@ -1,0 +1,3 @@
+"""cmkit: package, validate, test and upload DataRobot custom inference models."""
+
+__version__ = "0.1.0"

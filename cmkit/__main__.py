@@ -1,0 +1,3 @@
+from cmkit.cli import main
+
+main()

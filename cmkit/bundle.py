@@ -1,0 +1,202 @@
+"""What a bundle is made of: the files an upload or an image would carry.
+
+One listing serves `lint`, `push` and the code layer of `test-local`, so that what is checked is
+exactly what is shipped. Ignores are gitignore-style (pathspec): built-in ones for VCS folders,
+caches and virtualenvs, plus the bundle's own `.cmkitignore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+IGNORE_FILE = ".cmkitignore"
+START_SCRIPT = "start_server.sh"
+# Never part of a bundle: version control, caches, virtualenvs, editor and OS litter.
+BUILTIN_IGNORES = (
+    ".git/",
+    ".hg/",
+    ".svn/",
+    "__pycache__/",
+    "*.py[cod]",
+    ".venv/",
+    "venv/",
+    ".tox/",
+    ".nox/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+    ".DS_Store",
+    ".idea/",
+    ".cmkit/",
+)
+# The reference caps `filePath` at 1000 items per version.
+API_MAX_FILES = 1000
+# The reference documents a 413 for oversized items without a number; cmkit assumes DataRobot's
+# published 10 GB ceiling for a single custom-model file.
+API_MAX_FILE_BYTES = 10 * 1024**3
+
+_SECRET_NAMES = {
+    ".env": "environment file with secrets",
+    ".netrc": "netrc credentials",
+    ".pypirc": "PyPI credentials",
+    ".git-credentials": "git credentials",
+    "id_rsa": "SSH private key",
+    "id_dsa": "SSH private key",
+    "id_ecdsa": "SSH private key",
+    "id_ed25519": "SSH private key",
+    "application_default_credentials.json": "Google Cloud credentials",
+    "credentials.json": "cloud credentials",
+}
+_SECRET_PATHS = {
+    ".aws/credentials": "AWS credentials",
+    ".aws/config": "AWS configuration",
+    ".docker/config.json": "Docker registry credentials",
+    ".kube/config": "Kubernetes credentials",
+    ".azure/accessTokens.json": "Azure credentials",
+}
+_SECRET_SUFFIXES = {".p12": "PKCS#12 key store", ".pfx": "PKCS#12 key store", ".jks": "Java key store"}
+# Harmless templates that people keep next to their .env.
+_ENV_TEMPLATES = {".env.example", ".env.sample", ".env.template", ".env.dist"}
+# Signatures looked for in the first bytes of each file.
+_SECRET_MARKERS = (
+    (b"PRIVATE KEY-----", "private key"),
+    (b'"type": "service_account"', "Google Cloud service-account key"),
+    (b"aws_secret_access_key", "AWS secret key"),
+)
+_HEAD_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """One file of a bundle: its upload path (posix, relative) and where to read it."""
+
+    path: str
+    source: Path
+    size: int
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.source.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    path: str
+    target: str
+    reason: str
+
+
+@dataclass
+class BundleListing:
+    root: Path
+    files: list[BundleFile] = field(default_factory=list)
+    link_problems: list[LinkProblem] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def by_path(self) -> dict[str, BundleFile]:
+        return {f.path: f for f in self.files}
+
+
+def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:
+    lines = list(BUILTIN_IGNORES) + list(extra)
+    ignore_file = root / IGNORE_FILE
+    if ignore_file.is_file():
+        lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _inside(root: Path, target: Path) -> bool:
+    try:
+        target.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def list_bundle(root: str | Path, extra_ignores: Iterable[str] = ()) -> BundleListing:
+    """List the files a bundle ships, following symlinks only while they stay inside it."""
+    base = Path(root).resolve()
+    spec = ignore_spec(base, extra_ignores)
+    listing = BundleListing(root=base)
+    visited: set[Path] = set()
+
+    def walk(directory: Path, prefix: str) -> None:
+        real = directory.resolve()
+        if real in visited:  # a symlink loop or a second link to the same folder
+            return
+        visited.add(real)
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                rel = f"{prefix}{entry.name}"
+                is_dir = entry.is_dir(follow_symlinks=True)
+                if spec.match_file(rel + "/" if is_dir else rel):
+                    continue
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    target = path.resolve()
+                    if not target.exists():
+                        listing.link_problems.append(LinkProblem(rel, os.readlink(path), "broken symlink"))
+                        continue
+                    if not _inside(base, target):
+                        listing.link_problems.append(
+                            LinkProblem(rel, str(target), "symlink points outside the bundle")
+                        )
+                        continue
+                if is_dir:
+                    walk(path, rel + "/")
+                elif entry.is_file(follow_symlinks=True):
+                    listing.files.append(BundleFile(rel, path, entry.stat(follow_symlinks=True).st_size))
+
+    walk(base, "")
+    return listing
+
+
+def secret_reason(file: BundleFile) -> str | None:
+    """Why a file looks like a credential an upload must not carry, or None."""
+    name = file.path.rsplit("/", 1)[-1]
+    if name in _ENV_TEMPLATES:
+        return None
+    if name in _SECRET_NAMES:
+        return _SECRET_NAMES[name]
+    if name.startswith(".env."):
+        return "environment file with secrets"
+    for suffix, reason in _SECRET_PATHS.items():
+        if file.path == suffix or file.path.endswith("/" + suffix):
+            return reason
+    for suffix, reason in _SECRET_SUFFIXES.items():
+        if name.endswith(suffix):
+            return reason
+    try:
+        with file.source.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    for marker, reason in _SECRET_MARKERS:
+        if marker in head:
+            return reason
+    return None
+
+
+def find_secrets(
+    files: Iterable[BundleFile], allowed: Iterable[str] = ()
+) -> Iterator[tuple[BundleFile, str]]:
+    allow = set(allowed)
+    for file in files:
+        if file.path in allow:
+            continue
+        reason = secret_reason(file)
+        if reason:
+            yield file, reason

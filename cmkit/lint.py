@@ -1,0 +1,212 @@
+"""`cmkit lint`: static checks of a bundle, fast enough for a pre-commit hook (no Docker, no imports)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmkit.bundle import (
+    API_MAX_FILE_BYTES,
+    API_MAX_FILES,
+    START_SCRIPT,
+    BundleListing,
+    find_secrets,
+    list_bundle,
+)
+from cmkit.errors import InputError
+from cmkit.metadata import METADATA_FILE, load_metadata, validate_metadata
+from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    rule: str
+    message: str
+    line: int | None = None
+    severity: str = "error"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+@dataclass
+class LintReport:
+    bundle: str
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "bundle": self.bundle,
+            "ok": self.ok,
+            "files": self.files,
+            "bytes": self.bytes,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def _check_start_script(root: Path) -> list[Finding]:
+    script = root / START_SCRIPT
+    if not script.exists() and not script.is_symlink():
+        return [
+            Finding(
+                START_SCRIPT,
+                "start-script-missing",
+                "no start_server.sh at the bundle root; "
+                "DataRobot runs it to start the model server (cmkit init writes one)",
+            )
+        ]
+    mode = os.lstat(script).st_mode
+    if not stat.S_ISREG(mode):
+        return [
+            Finding(
+                START_SCRIPT,
+                "start-script-not-file",
+                "start_server.sh must be a regular file, not a folder or symlink",
+            )
+        ]
+    findings = []
+    if not mode & stat.S_IXUSR:
+        findings.append(
+            Finding(
+                START_SCRIPT,
+                "start-script-not-executable",
+                "start_server.sh is not executable; run: chmod +x start_server.sh",
+                1,
+            )
+        )
+    with script.open("rb") as handle:
+        first = handle.readline()
+    if not first.startswith(b"#!"):
+        findings.append(
+            Finding(
+                START_SCRIPT,
+                "start-script-no-shebang",
+                "start_server.sh needs a shebang such as '#!/bin/sh' on line 1",
+                1,
+            )
+        )
+    elif first.rstrip(b"\n").endswith(b"\r"):
+        findings.append(
+            Finding(
+                START_SCRIPT,
+                "start-script-crlf",
+                "start_server.sh has Windows line endings; the kernel will look for "
+                "'/bin/sh\\r'. Convert it with: dos2unix start_server.sh",
+                1,
+            )
+        )
+    return findings
+
+
+def _check_requirements(root: Path) -> list[Finding]:
+    path = root / REQUIREMENTS_FILE
+    if not path.is_file():
+        return []
+    try:
+        report = parse_requirements_text(read_text_file(path), source=str(path))
+    except InputError as exc:
+        return [Finding(REQUIREMENTS_FILE, "requirements-unreadable", exc.message, exc.line)]
+    return [
+        Finding(REQUIREMENTS_FILE, "requirements-invalid", f"{e.line!r}: {e.message}", e.line_number)
+        for e in report.errors
+    ]
+
+
+def _check_metadata(root: Path) -> list[Finding]:
+    try:
+        meta = load_metadata(root)
+    except InputError as exc:
+        return [Finding(METADATA_FILE, "metadata-yaml", exc.message, exc.line)]
+    if meta is None:
+        return []
+    return [
+        Finding(METADATA_FILE, "metadata-invalid", p.message, p.line, p.severity)
+        for p in validate_metadata(meta, root)
+    ]
+
+
+def _check_files(listing: BundleListing) -> list[Finding]:
+    findings = [
+        Finding(
+            p.path,
+            "symlink-outside" if p.reason.endswith("bundle") else "symlink-broken",
+            f"{p.reason} ({p.target}); uploads cannot follow it: copy the file in or ignore it "
+            "in .cmkitignore",
+        )
+        for p in listing.link_problems
+    ]
+    findings += [
+        Finding(
+            f.path,
+            "secret-file",
+            f"looks like a {reason}; an upload must not carry it: delete it or list it in .cmkitignore",
+        )
+        for f, reason in find_secrets(listing.files)
+    ]
+    findings += [
+        Finding(
+            f.path,
+            "file-too-large",
+            f"{f.size} bytes is over the API's per-file limit of {API_MAX_FILE_BYTES} bytes",
+        )
+        for f in listing.files
+        if f.size > API_MAX_FILE_BYTES
+    ]
+    if len(listing.files) > API_MAX_FILES:
+        findings.append(
+            Finding(
+                ".",
+                "too-many-files",
+                f"{len(listing.files)} files; a version holds at most "
+                f"{API_MAX_FILES}: ignore data, caches or venvs in .cmkitignore",
+            )
+        )
+    return findings
+
+
+def lint_bundle(bundle: str | Path) -> LintReport:
+    root = Path(bundle)
+    if not root.is_dir():
+        raise InputError("not a bundle folder", file=bundle, hint="pass the folder holding start_server.sh")
+    listing = list_bundle(root)
+    report = LintReport(bundle=str(root), files=len(listing.files), bytes=listing.total_bytes)
+    report.findings += _check_start_script(root)
+    report.findings += _check_requirements(root)
+    report.findings += _check_metadata(root)
+    report.findings += _check_files(listing)
+    return report
+
+
+BUNDLE_MARKERS = (START_SCRIPT, METADATA_FILE)
+
+
+def bundles_of_files(files: Iterable[str | Path]) -> list[Path]:
+    """The bundle folders holding these files: the nearest ancestor with a start script or metadata."""
+    found: dict[Path, None] = {}
+    for name in files:
+        for folder in Path(name).absolute().parents:
+            if any((folder / marker).exists() for marker in BUNDLE_MARKERS):
+                found[folder] = None
+                break
+    cwd = Path.cwd()
+    return [p.relative_to(cwd) if p.is_relative_to(cwd) else p for p in found]

@@ -1,0 +1,41 @@
+"""Shared fixtures. Docker tests skip without an engine, but fail under CMKIT_REQUIRE_DOCKER=1 (CI)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIRE_DOCKER = os.environ.get("CMKIT_REQUIRE_DOCKER") == "1"
+# Every Docker object a test session creates carries this label, so cleanup touches only ours.
+TEST_RUN_ID = uuid.uuid4().hex[:12]
+TEST_LABEL = "cmkit.test-run"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[object]:
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure to reach the engine
+        message = f"no Docker engine answers: {exc}"
+        if REQUIRE_DOCKER:
+            pytest.fail(f"{message} (CMKIT_REQUIRE_DOCKER=1: Docker tests must run)")
+        pytest.skip(message)
+    yield client
+    client.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_DOCKER and report.skipped and item.get_closest_marker("docker"):
+        report.outcome = "failed"
+        report.longrepr = f"a Docker test was skipped under CMKIT_REQUIRE_DOCKER=1: {report.longrepr}"
