@@ -106,7 +106,10 @@ def test_broken_yaml_names_the_line(bundle: Path) -> None:
         ("name: m\ntype: inference\n", "missing 'targetType'"),
         ("name: m\ntargetType: textgeneration\n", "not supported"),
         ("name: m\ntype: training\ntargetType: regression\n", "type 'training'"),
-        ("name: m\ntargetType: binary\ninferenceModel:\n  positiveClassLabel: yes\n", "positiveClassLabel and"),
+        (
+            "name: m\ntargetType: binary\ninferenceModel:\n  positiveClassLabel: yes\n",
+            "positiveClassLabel and",
+        ),
         (
             "name: m\ntargetType: binary\ninferenceModel:\n  positiveClassLabel: a\n  negativeClassLabel: a\n",
             "must differ",
@@ -188,13 +191,25 @@ def test_ignored_secrets_and_templates_are_fine(bundle: Path) -> None:
 
 
 def test_builtin_and_cmkitignore_rules(bundle: Path) -> None:
-    for rel in [".git/config", "__pycache__/x.pyc", ".venv/bin/python", "notebooks/.ipynb_checkpoints/a", "big/x.bin"]:
+    for rel in [
+        ".git/config",
+        "__pycache__/x.pyc",
+        ".venv/bin/python",
+        "notebooks/.ipynb_checkpoints/a",
+        "big/x.bin",
+    ]:
         (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
         (bundle / rel).write_text("x")
     (bundle / ".cmkitignore").write_text("big/\n")
     paths = [f.path for f in list_bundle(bundle).files]
-    assert paths == [".cmkitignore", "custom.py", "data/sample.csv", "model-metadata.yaml", "requirements.txt",
-                     "start_server.sh"]
+    assert paths == [
+        ".cmkitignore",
+        "custom.py",
+        "data/sample.csv",
+        "model-metadata.yaml",
+        "requirements.txt",
+        "start_server.sh",
+    ]
 
 
 def test_too_many_files(bundle: Path) -> None:
@@ -244,8 +259,15 @@ def test_from_files_lints_each_bundle_once(bundle: Path, tmp_path: Path) -> None
     os.chdir(tmp_path)
     result = CliRunner().invoke(
         main,
-        ["lint", "--from-files", "--json", "bundle/custom.py", "bundle/data/sample.csv", "other/start_server.sh",
-         "README.md"],
+        [
+            "lint",
+            "--from-files",
+            "--json",
+            "bundle/custom.py",
+            "bundle/data/sample.csv",
+            "other/start_server.sh",
+            "README.md",
+        ],
     )
     assert result.exit_code == 1
     bundles = json.loads(result.stdout)["bundles"]
