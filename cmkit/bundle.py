@@ -151,9 +151,7 @@ def list_bundle(root: str | Path, extra_ignores: Iterable[str] = ()) -> BundleLi
                         listing.link_problems.append(LinkProblem(rel, os.readlink(path), "broken symlink"))
                         continue
                     if not _inside(base, target):
-                        listing.link_problems.append(
-                            LinkProblem(rel, str(target), "symlink points outside the bundle")
-                        )
+                        listing.link_problems.append(LinkProblem(rel, str(target), "symlink points outside the bundle"))
                         continue
                 if is_dir:
                     walk(path, rel + "/")
@@ -190,9 +188,7 @@ def secret_reason(file: BundleFile) -> str | None:
     return None
 
 
-def find_secrets(
-    files: Iterable[BundleFile], allowed: Iterable[str] = ()
-) -> Iterator[tuple[BundleFile, str]]:
+def find_secrets(files: Iterable[BundleFile], allowed: Iterable[str] = ()) -> Iterator[tuple[BundleFile, str]]:
     allow = set(allowed)
     for file in files:
         if file.path in allow:

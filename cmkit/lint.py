@@ -140,8 +140,7 @@ def _check_metadata(root: Path) -> list[Finding]:
     if meta is None:
         return []
     return [
-        Finding(METADATA_FILE, "metadata-invalid", p.message, p.line, p.severity)
-        for p in validate_metadata(meta, root)
+        Finding(METADATA_FILE, "metadata-invalid", p.message, p.line, p.severity) for p in validate_metadata(meta, root)
     ]
 
 
@@ -150,8 +149,7 @@ def _check_files(listing: BundleListing) -> list[Finding]:
         Finding(
             p.path,
             "symlink-outside" if p.reason.endswith("bundle") else "symlink-broken",
-            f"{p.reason} ({p.target}); uploads cannot follow it: copy the file in or ignore it "
-            "in .cmkitignore",
+            f"{p.reason} ({p.target}); uploads cannot follow it: copy the file in or ignore it in .cmkitignore",
         )
         for p in listing.link_problems
     ]

@@ -77,9 +77,7 @@ class ModelMetadata:
 
     @property
     def target_name(self) -> str | None:
-        return _as_str(self._get("inferenceModel", "targetName")) or _as_str(
-            self._get("validation", "targetName")
-        )
+        return _as_str(self._get("inferenceModel", "targetName")) or _as_str(self._get("validation", "targetName"))
 
     @property
     def positive_class_label(self) -> str | None:
@@ -179,9 +177,7 @@ def _check_keys(meta: ModelMetadata, section: str, allowed: set[str]) -> list[Me
         return [MetadataProblem(f"'{section}' must be a mapping", meta.line_of(section))]
     prefix = f"{section}." if section else ""
     return [
-        MetadataProblem(
-            f"unknown key '{prefix}{key}' (ignored by DataRobot)", meta.line_of(prefix + key), "warning"
-        )
+        MetadataProblem(f"unknown key '{prefix}{key}' (ignored by DataRobot)", meta.line_of(prefix + key), "warning")
         for key in node
         if key not in allowed
     ]
@@ -196,17 +192,13 @@ def _check_labels(meta: ModelMetadata) -> list[MetadataProblem]:
     if target == "binary":
         if not positive or not negative:
             problems.append(
-                MetadataProblem(
-                    "binary models need inferenceModel.positiveClassLabel and negativeClassLabel", line
-                )
+                MetadataProblem("binary models need inferenceModel.positiveClassLabel and negativeClassLabel", line)
             )
         elif positive == negative:
             problems.append(MetadataProblem("the two class labels must differ", line))
     elif target == "multiclass":
         if not isinstance(labels, list) or len(labels) < 2:
-            problems.append(
-                MetadataProblem("multiclass models need inferenceModel.classLabels (2 or more)", line)
-            )
+            problems.append(MetadataProblem("multiclass models need inferenceModel.classLabels (2 or more)", line))
         elif len(set(map(str, labels))) != len(labels):
             problems.append(MetadataProblem("inferenceModel.classLabels has duplicates", line))
     elif target in ("regression", "anomaly") and (positive or negative or labels):
@@ -224,9 +216,7 @@ def validate_metadata(meta: ModelMetadata, bundle: Path | None = None) -> list[M
     kind = _as_str(meta.data.get("type"))
     if kind is not None and kind != "inference":
         problems.append(
-            MetadataProblem(
-                f"type '{kind}' is not supported: cmkit handles 'inference'", meta.line_of("type")
-            )
+            MetadataProblem(f"type '{kind}' is not supported: cmkit handles 'inference'", meta.line_of("type"))
         )
     target = meta.target_type
     if target is None:
@@ -234,8 +224,7 @@ def validate_metadata(meta: ModelMetadata, bundle: Path | None = None) -> list[M
     elif target not in TARGET_TYPES:
         problems.append(
             MetadataProblem(
-                f"targetType '{meta.data.get('targetType')}' is not supported; "
-                f"use one of {', '.join(TARGET_TYPES)}",
+                f"targetType '{meta.data.get('targetType')}' is not supported; use one of {', '.join(TARGET_TYPES)}",
                 meta.line_of("targetType"),
             )
         )

@@ -60,6 +60,4 @@ def lint_report(report: LintReport) -> None:
             markup=True,
         )
     verdict = "[green]ok[/]" if report.ok else f"[bold red]{len(report.errors)} error(s)[/]"
-    console.print(
-        f"{escape(report.bundle)}: {report.files} files, {report.bytes} bytes: {verdict}", markup=True
-    )
+    console.print(f"{escape(report.bundle)}: {report.files} files, {report.bytes} bytes: {verdict}", markup=True)

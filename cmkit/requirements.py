@@ -181,10 +181,7 @@ def _option_message(line: str) -> str:
         return "constraint files ('-c') are not supported; pin the versions in this file"
     if flag in ("-e", "--editable"):
         return "editable installs ('-e') cannot be uploaded; list the package by name and version"
-    return (
-        f"option line '{flag}' is not supported: DataRobot builds with its own index settings; "
-        "remove the line"
-    )
+    return f"option line '{flag}' is not supported: DataRobot builds with its own index settings; remove the line"
 
 
 def _invalid_message(line: str, parser_message: str) -> str:
@@ -278,9 +275,7 @@ def resolve_requirements_path(path: str | Path) -> Path:
     if candidate.is_dir():
         candidate = candidate / REQUIREMENTS_FILE
         if not candidate.is_file():
-            raise InputError(
-                "no requirements.txt in this folder", file=path, hint="pass the file itself or create one"
-            )
+            raise InputError("no requirements.txt in this folder", file=path, hint="pass the file itself or create one")
         return candidate
     if not candidate.exists():
         raise InputError("no such file or folder", file=path, hint="check the path")

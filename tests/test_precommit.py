@@ -55,9 +55,7 @@ def try_repo(model_repo: Path, home: Path, hook: str, *files: str) -> subprocess
 
 
 def test_lint_hook_passes_a_good_bundle(model_repo: Path, pre_commit_home: Path) -> None:
-    result = try_repo(
-        model_repo, pre_commit_home, "cmkit-lint", "good/start_server.sh", "good/requirements.txt"
-    )
+    result = try_repo(model_repo, pre_commit_home, "cmkit-lint", "good/start_server.sh", "good/requirements.txt")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Passed" in result.stdout
 
@@ -73,8 +71,6 @@ def test_lint_hook_fails_a_broken_bundle(model_repo: Path, pre_commit_home: Path
 def test_deps_hook(model_repo: Path, pre_commit_home: Path) -> None:
     good = try_repo(model_repo, pre_commit_home, "cmkit-deps", "good/requirements.txt")
     assert good.returncode == 0, good.stdout + good.stderr
-    bad = try_repo(
-        model_repo, pre_commit_home, "cmkit-deps", "broken/requirements.txt", "broken/start_server.sh"
-    )
+    bad = try_repo(model_repo, pre_commit_home, "cmkit-deps", "broken/requirements.txt", "broken/start_server.sh")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "'!=1.0'" in bad.stdout and "broken/requirements.txt:2" in bad.stdout
