@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from cmkit import __version__, render
-from cmkit.errors import CmkitError
+from cmkit.errors import CmkitError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,6 +131,9 @@ def _test_options(func: F) -> F:
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
         click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA bundle for builds."),
+        click.option(
+            "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects (CI cleanup)."
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -143,7 +146,12 @@ def _config(bundle: Path, **flags: Any) -> Any:
     labels = flags.pop("class_labels", None)
     memory = flags.pop("maximum_memory", None)
     checks = flags.pop("check", ())
+    labels_flag = flags.pop("labels", ())
+    bad = [item for item in labels_flag if "=" not in item]
+    if bad:
+        raise InputError(f"bad --label '{bad[0]}'", hint="use KEY=VALUE")
     return TestLocalConfig(
+        labels=dict(item.split("=", 1) for item in labels_flag),
         bundle=bundle,
         class_labels=[label.strip() for label in labels.split(",") if label.strip()] if labels else None,
         maximum_memory=parse_memory(memory) if memory else None,

@@ -299,6 +299,10 @@ def run_checks(
                 results[name] = CheckResult(SKIPPED, "skipped by configuration")
             elif dataset is None:
                 results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
+            elif name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
+                # A model that cannot predict on the plain dataset tells nothing about nulls or
+                # row-wise consistency: the later checks would only repeat errorCheck's finding.
+                results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
             else:
                 ctx.events.stage(f"running {name}")
                 results[name] = _timed(check, ctx)
