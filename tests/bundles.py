@@ -10,7 +10,7 @@ import csv
 import random
 from pathlib import Path
 
-APP = '''
+APP = """
 import json, os, time
 from flask import Flask, Response, request
 
@@ -19,6 +19,16 @@ BEHAVIOUR = os.environ.get("TEST_BEHAVIOUR") or open(os.path.join(HERE, "behavio
 TARGET = "{target}"
 PREFIX = "/" + os.environ.get("URL_PREFIX", "").strip("/")
 PREFIX = "" if PREFIX == "/" else PREFIX
+if BEHAVIOUR == "memory_hog":
+    hog = bytearray(800 * 1024 * 1024)  # zero-filled, so every page is touched
+if os.environ.get("EGRESS_TARGET"):
+    import socket
+    host, port = os.environ["EGRESS_TARGET"].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        print("egress: connected", flush=True)
+    except OSError as exc:
+        print("egress: blocked (" + str(exc) + ")", flush=True)
 print("model loaded", flush=True)
 app = Flask(__name__)
 calls = [0]
@@ -65,15 +75,18 @@ def predict():
     if BEHAVIOUR == "nan_output":
         body = body.replace(json.dumps(predictions[0]), "NaN", 1)
     return Response(body, mimetype="application/json")
-'''
+"""
 
 START = """#!/bin/sh
 exec gunicorn --bind "0.0.0.0:${PORT:-8080}" --workers 1 --worker-class gthread --threads 4 \\
     --keep-alive 30 --graceful-timeout 2 app:app
 """
 
-LABELS = {"regression": "", "binary": "  positiveClassLabel: 'yes'\n  negativeClassLabel: 'no'\n",
-          "multiclass": "  classLabels: [a, b, c]\n"}
+LABELS = {
+    "regression": "",
+    "binary": "  positiveClassLabel: 'yes'\n  negativeClassLabel: 'no'\n",
+    "multiclass": "  classLabels: [a, b, c]\n",
+}
 
 
 def write_bundle(

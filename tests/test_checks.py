@@ -194,8 +194,14 @@ def test_metadata_gives_defaults_and_flags_override(tmp_path: Path) -> None:
     }
     assert config.url_prefix and config.url_prefix.count("/") >= 2
     flagged = resolve_config(
-        TestLocalConfig(bundle=bundle, target_name="z", positive_class_label="a", negative_class_label="b",
-                        checks={"sideEffects": "fail"}, url_prefix="x/y/")
+        TestLocalConfig(
+            bundle=bundle,
+            target_name="z",
+            positive_class_label="a",
+            negative_class_label="b",
+            checks={"sideEffects": "fail"},
+            url_prefix="x/y/",
+        )
     )
     assert (flagged.target_name, flagged.positive_class_label, flagged.url_prefix) == ("z", "a", "/x/y")
     assert flagged.checks["sideEffects"] == "fail"

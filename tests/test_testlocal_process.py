@@ -75,7 +75,7 @@ def test_null_column_crash_names_the_column(tmp_path: Path) -> None:
 
 
 def test_server_ignoring_url_prefix_fails_long_running_service(tmp_path: Path) -> None:
-    script = "#!/bin/sh\nURL_PREFIX= exec gunicorn --bind \"0.0.0.0:${PORT}\" app:app\n"
+    script = '#!/bin/sh\nURL_PREFIX= exec gunicorn --bind "0.0.0.0:${PORT}" app:app\n'
     document = run(write_bundle(tmp_path, start_script=script))
     result = document["testingStatus"][LONG_RUNNING_SERVICE]  # type: ignore[index]
     assert result["status"] == "failed" and "keeps answering HTTP 404" in result["message"]

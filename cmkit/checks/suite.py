@@ -36,6 +36,7 @@ from cmkit.events import Events
 from cmkit.runtime.base import Server
 
 POLL_SECONDS = 0.1
+OOM_CHECK_SECONDS = 1.0
 # A server that keeps answering something other than 200/503 on the readiness route is up but
 # wrong (typically it ignores URL_PREFIX): give up on it after this long instead of the full timeout.
 WRONG_ANSWER_GRACE_SECONDS = 5.0
@@ -76,13 +77,17 @@ class Context:
         if self.cancel.is_set():
             raise Canceled()
 
-    def death_note(self) -> str | None:
-        """If the server has exited: how, with the last lines of its log."""
+    def death_note(self, check_oom: bool = True) -> str | None:
+        """If the server has exited or was OOM-killed: how, with the last lines of its log."""
         info = self.server.exit_info()
-        if info is None:
+        if info is not None:
+            what = info.describe()
+        elif check_oom and self.server.oom_killed():
+            what = "was killed for exceeding its memory limit (OOM)"
+        else:
             return None
         tail = self.server.logs(LOG_TAIL_LINES).strip()
-        return f"the server {info.describe()}" + (f"; last log lines:\n{tail}" if tail else "")
+        return f"the server {what}" + (f"; last log lines:\n{tail}" if tail else "")
 
 
 # --- longRunningService -------------------------------------------------------------------------
@@ -93,12 +98,17 @@ def wait_until_ready(ctx: Context) -> CheckResult:
     deadline = started + ctx.options.startup_timeout
     wrong_since: float | None = None
     last = "no answer"
+    next_oom_check = started + OOM_CHECK_SECONDS
     while time.monotonic() < deadline:
         ctx.raise_if_canceled()
-        death = ctx.death_note()
+        check_oom = time.monotonic() >= next_oom_check
+        if check_oom:
+            next_oom_check = time.monotonic() + OOM_CHECK_SECONDS
+        death = ctx.death_note(check_oom)
         if death:
             info = ctx.server.exit_info()
-            return CheckResult(FAILED, f"the server did not start: {death}", {"exit": info.to_dict() if info else None})
+            details = {"exit": info.to_dict() if info else None, "oomKilled": check_oom and ctx.server.oom_killed()}
+            return CheckResult(FAILED, f"the server did not start: {death}", details)
         try:
             status = ctx.client.ping(timeout=5.0)
         except requests.RequestException as exc:

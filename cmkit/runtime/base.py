@@ -56,6 +56,10 @@ class Server(ABC):
     def exit_info(self) -> ExitInfo | None:
         """None while the server process runs; how it ended otherwise."""
 
+    def oom_killed(self) -> bool:
+        """Whether a process of the server was killed for exceeding the memory limit."""
+        return False
+
     @abstractmethod
     def logs(self, tail: int | None = 50) -> str:
         """The server's output so far (the last `tail` lines)."""

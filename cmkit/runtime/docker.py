@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +52,7 @@ class DockerServer(Server):
         self._forwarder: ExecForwarder | None = None
         self._stopped = False
         self._final_logs: str | None = None
+        self._started = int(time.time()) - 1
         if spec.network_egress == "NONE":
             self._forwarder = ExecForwarder(client, container.id, CONTAINER_PORT)
             self.base_url = f"http://127.0.0.1:{self._forwarder.local_port}"
@@ -73,6 +75,25 @@ class DockerServer(Server):
         if state.get("Running") or state.get("Status") in ("created", "restarting"):
             return None
         return ExitInfo(state.get("ExitCode"), bool(state.get("OOMKilled")))
+
+    def oom_killed(self) -> bool:
+        """True once the kernel killed any process of the container for its memory limit.
+
+        A server whose worker is OOM-killed often keeps running (gunicorn respawns the worker),
+        so the container's own OOMKilled flag is not enough: Docker's `oom` events are.
+        """
+        info = self.exit_info()
+        if info is not None and info.oom_killed:
+            return True
+        with contextlib.suppress(APIError):
+            events = self.client.api.events(
+                since=self._started,
+                until=int(time.time()) + 1,
+                filters={"container": self.container.id, "event": "oom"},
+            )
+            for _ in events:
+                return True
+        return False
 
     def logs(self, tail: int | None = 50) -> str:
         if self._final_logs is not None:
