@@ -201,14 +201,14 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: 
     config = _config(bundle, **flags)
     session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
     try:
-        info = {"url": session.server.url + "/", "urlPrefix": session.server.url_prefix, **session.server.describe()}
+        info = {**session.server.describe(), "url": session.server.url + "/", "urlPrefix": session.server.url_prefix}
         if as_json:
-            render.emit_json(info)
+            render.emit_json(info, one_line=True)
         render.serving(info)
         for line in session.server.follow_logs():
             render.console.print(line, markup=False, highlight=False)
     except KeyboardInterrupt:
-        pass
+        render.console.print("stopping")
     finally:
         session.close()
     exit_info = session.server.exit_info()

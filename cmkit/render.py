@@ -20,9 +20,9 @@ from cmkit.requirements import DependencyReport
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def emit_json(document: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+def emit_json(document: Any, one_line: bool = False) -> None:
+    """Exactly one JSON document on stdout (on one line for long-running commands to read early)."""
+    sys.stdout.write(json.dumps(document, indent=None if one_line else 2, default=str) + "\n")
     sys.stdout.flush()
 
 
