@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cmkit.lint import LintReport
 from cmkit.requirements import DependencyReport
+from cmkit.scaffold import InitResult
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -61,3 +62,15 @@ def lint_report(report: LintReport) -> None:
         )
     verdict = "[green]ok[/]" if report.ok else f"[bold red]{len(report.errors)} error(s)[/]"
     console.print(f"{escape(report.bundle)}: {report.files} files, {report.bytes} bytes: {verdict}", markup=True)
+
+
+def init_result(result: InitResult) -> None:
+    console.print(
+        f"[green]Created[/] {escape(str(result.bundle))}: a {result.target_type} model, {len(result.files)} files",
+        markup=True,
+    )
+    for path in result.files:
+        console.print(f"  {escape(path)}")
+    console.print("Next: edit custom.py, then run", markup=False)
+    for command in result.next_commands:
+        console.print(f"  {escape(command)}")
