@@ -13,16 +13,18 @@ set -eu
 
 code_dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 
-# Normalise URL_PREFIX to "" or "/a/b": a leading slash and no trailing one. It is read at every
-# start because DataRobot may change it between starts.
+# Normalise URL_PREFIX to "" or "/a/b": one leading slash and no trailing one. It is read at
+# every start because DataRobot may change it between starts.
 prefix=${URL_PREFIX:-}
+while [ "${prefix#/}" != "$prefix" ]; do
+    prefix=${prefix#/}
+done
 while [ "${prefix%/}" != "$prefix" ]; do
     prefix=${prefix%/}
 done
-case $prefix in
-    '' | /*) ;;
-    *) prefix=/$prefix ;;
-esac
+if [ -n "$prefix" ]; then
+    prefix=/$prefix
+fi
 export URL_PREFIX="$prefix"
 
 workers=${CUSTOM_MODEL_WORKERS:-}
