@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import shlex
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ class InitResult:
 
     @property
     def next_commands(self) -> list[str]:
-        folder = str(self.bundle)
+        folder = shlex.quote(str(self.bundle))  # ready to paste, whatever the folder is called
         return [f"cmkit lint {folder}", f"cmkit test-local {folder}", f"cmkit push {folder}"]
 
     def to_dict(self) -> dict[str, object]:
@@ -274,7 +275,14 @@ def multiclass_example(spec: BundleSpec) -> tuple[bytes, bytes]:
     return csv_bytes, (json.dumps(model, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _placeholders(spec: BundleSpec) -> dict[str, str]:
+def _example_request(sample: bytes, spec: BundleSpec) -> str:
+    """`{"X": ...}` for the first row of the sample data, without the target: the README's curl example."""
+    header, first = list(csv.reader(io.StringIO(sample.decode("utf-8"))))[:2]
+    columns = {name: [float(value)] for name, value in zip(header, first, strict=True) if name != spec.target_name}
+    return json.dumps({"X": columns}, ensure_ascii=False)
+
+
+def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
     predict_notes = {
         "regression": "return one number per row.",
         "binary": f"return the probability of the positive class ({spec.positive_class_label!r}) per row.",
@@ -294,6 +302,7 @@ def _placeholders(spec: BundleSpec) -> dict[str, str]:
         "data_note": data_note,
         "sample_note": sample_note,
         "labels_note": labels_note,
+        "example_request": _example_request(sample, spec),
     }
 
 
@@ -309,20 +318,23 @@ def render_bundle(
     """Every file of the bundle, in memory, sorted by path."""
     root = template_dir(template, templates_dir)
     files: dict[str, RenderedFile] = {}
-    values = _placeholders(spec)
+    templated: list[tuple[str, bytes]] = []
     for folder in (root / "common", root / spec.target_type):
         for rel, source in _template_files(folder):
             content = source.read_bytes()
             if rel.endswith(TEMPLATE_SUFFIX):
-                rel = rel[: -len(TEMPLATE_SUFFIX)]
-                content = _Template(content.decode("utf-8")).substitute(values).encode("utf-8")
-            elif rel == SAMPLE_DATA:
+                templated.append((rel[: -len(TEMPLATE_SUFFIX)], content))  # rendered once the data is known
+                continue
+            if rel == SAMPLE_DATA:
                 content = relabel_sample(content, spec)
             files[rel] = RenderedFile(rel, content, executable=rel == START_SCRIPT or os.access(source, os.X_OK))
     if spec.target_type == "multiclass":
         sample, model = multiclass_example(spec)
         files[SAMPLE_DATA] = RenderedFile(SAMPLE_DATA, sample)
         files["model.json"] = RenderedFile("model.json", model)
+    values = _placeholders(spec, files[SAMPLE_DATA].content)
+    for rel, content in templated:
+        files[rel] = RenderedFile(rel, _Template(content.decode("utf-8")).substitute(values).encode("utf-8"))
     files[METADATA_FILE] = RenderedFile(METADATA_FILE, render_metadata(spec).encode("utf-8"))
     return [files[path] for path in sorted(files)]
 

@@ -92,6 +92,12 @@ def test_human_output_names_the_next_commands(tmp_path: Path) -> None:
         assert f"cmkit {command} {bundle}" in err
 
 
+def test_next_commands_are_quoted_for_the_shell(tmp_path: Path) -> None:
+    bundle = tmp_path / "my model"
+    code, _, err = run("init", str(bundle), "--target-type", "anomaly")
+    assert code == 0 and f"cmkit lint '{bundle}'" in err
+
+
 def test_labels_and_target_name_reach_metadata_and_data(tmp_path: Path) -> None:
     bundle = tmp_path / "m"
     code, _, err = run(

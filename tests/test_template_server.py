@@ -112,6 +112,15 @@ def test_predictions_on_the_sample_data(served: Served) -> None:
         np.testing.assert_allclose([sum(p.values()) for p in predictions], 1.0, rtol=1e-9)
 
 
+def test_the_readme_example_request_works(served: Served) -> None:
+    readme = (served.bundle / "README.md").read_text()
+    body = re.search(r"^  -d '(.*)'$", readme, re.MULTILINE)
+    assert body, readme
+    response = requests.post(served.server.url("/predict_no_state/"), data=body.group(1).encode(), timeout=10)
+    assert response.status_code == 200, response.text
+    assert len(strict_json(response)["predictions"]) == 1
+
+
 def test_single_rows_and_null_columns(served: Served) -> None:
     columns = sample_columns(served.bundle)
     one_row = {name: values[:1] for name, values in columns.items()}
