@@ -14,7 +14,8 @@ Written here:
 - `sample_models/{regression_diabetes,binary_breast_cancer,multiclass_iris}/`: scikit-learn
   pipelines (imputer, scaler, linear model) trained on data sets that scikit-learn ships, as
   `model.joblib`; a held-out `data/test.csv` with the target column; `model-metadata.yaml`;
-  pinned `requirements.txt`; and the template's `server.py`, `start_server.sh` and `.cmkitignore`,
+  pinned `requirements.txt`; and the template's `server.py`, `gunicorn.conf.py`, `start_server.sh`
+  and `.cmkitignore`,
   rendered through `cmkit.scaffold` so that they never drift from the template.
 - `sample_models/broken/<name>/`: every file of each broken bundle except its hand-written ones
   (listed in BROKEN as `own`): template files, metadata, sample data, and for the bundles that
@@ -48,7 +49,7 @@ SHARED = BROKEN_DIR / "_shared"
 # (and equal to the dev extra's, so that `--runtime process` can serve them from the dev venv).
 PINS = {"scikit-learn": "1.9.1", "joblib": "1.6.0", "scipy": "1.17.1", "threadpoolctl": "3.8.0"}
 # What the sample models take from the template, byte for byte.
-TEMPLATE_SERVER_FILES = ("server.py", "start_server.sh", ".cmkitignore")
+TEMPLATE_SERVER_FILES = ("server.py", "gunicorn.conf.py", "start_server.sh", ".cmkitignore")
 SEED = 20240611
 
 
@@ -333,7 +334,7 @@ BROKEN = (
 )
 # Files of the rendered template that each kind of broken bundle keeps.
 BROKEN_KEEPS = {
-    "template": ("server.py", "start_server.sh", "custom.py", "model.json"),
+    "template": ("server.py", "gunicorn.conf.py", "start_server.sh", "custom.py", "model.json"),
     "raw": ("model.json",),
     "none": (),
 }

@@ -33,6 +33,7 @@ EXPECTED_FILES = [
     "README.md",
     "custom.py",
     "data/sample.csv",
+    "gunicorn.conf.py",
     "model-metadata.yaml",
     "model.json",
     "requirements.txt",

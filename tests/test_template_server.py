@@ -6,11 +6,15 @@ tests/serving.py stops each one (SIGTERM, then SIGKILL to the group) whatever ha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +28,7 @@ import pytest
 import requests
 
 from cmkit.scaffold import init_bundle, make_spec
-from tests.serving import Server, serve, start
+from tests.serving import Server, free_port, serve, start
 from tests.test_init import import_custom
 
 pytestmark = pytest.mark.slow
@@ -418,25 +422,69 @@ def test_sigterm_stops_the_server_within_5_seconds_with_keep_alive_connections(t
 def test_sigterm_during_a_slow_load_stops_within_5_seconds(gated_bundle: Path, tmp_path: Path) -> None:
     with serve(gated_bundle, tmp_path / "server.log", ready=False) as server:
         wait_for_status(server, 503)
-        assert_stops_within(server, 5.0)
+        assert loading_markers(server)  # the workers are loading
+        assert assert_stops_within(server, 5.0) == 0  # an orderly stop, not a failed load
+        assert loading_markers(server) == []
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_model_that_cannot_load_stops_the_server(tmp_path: Path, workers: str) -> None:
-    bundle = make_bundle(tmp_path, "regression")
+def loading_markers(server: Server) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"model-server-loading-{server.process.pid}-*"))
+
+
+def failing_bundle(root: Path, load_body: str) -> Path:
+    bundle = make_bundle(root, "regression")
     with (bundle / "custom.py").open("a") as handle:
-        handle.write("\n\ndef load_model(code_dir):\n    raise FileNotFoundError('model.joblib is missing')\n")
-    server = start(bundle, tmp_path / "server.log", env={"CUSTOM_MODEL_WORKERS": workers})
+        handle.write(f"\n\ndef load_model(code_dir):\n    {load_body}\n")
+    return bundle
+
+
+def run_to_exit(bundle: Path, log: Path, env: dict[str, str]) -> tuple[int, Server]:
+    server = start(bundle, log, env=env)
     try:
-        code = server.process.wait(timeout=30)  # it must exit by itself, not respawn workers forever
+        return server.process.wait(timeout=60), server  # it must exit by itself, not respawn workers forever
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_model_that_cannot_load_stops_the_server_with_code_4(tmp_path: Path, workers: str) -> None:
+    bundle = failing_bundle(tmp_path, "raise FileNotFoundError('model.joblib is missing')")
+    code, server = run_to_exit(bundle, tmp_path / "server.log", {"CUSTOM_MODEL_WORKERS": workers})
     log = server.log()
-    assert code != 0, log
-    if workers == "1":
-        assert code == 4 and "App failed to load." in log  # gunicorn's app-load-error exit
+    assert code == 4, log  # whatever the number of workers failing at once
     assert "load_model failed; stopping the server" in log
     assert "FileNotFoundError: model.joblib is missing" in log and "Traceback" in log
+    assert "died while loading the model" in log and "HaltServer" not in log
+    assert loading_markers(server) == []
+
+
+def test_a_worker_killed_during_its_load_stops_the_server(tmp_path: Path) -> None:
+    """What the kernel's OOM killer does: SIGKILL, no traceback. gunicorn alone would respawn forever."""
+    bundle = failing_bundle(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    code, server = run_to_exit(bundle, tmp_path / "server.log", {"CUSTOM_MODEL_WORKERS": "2"})
+    log = server.log()
+    assert code == 4, log
+    assert "was sent SIGKILL! Perhaps out of memory?" in log and "died while loading the model" in log
+    assert loading_markers(server) == []
+
+
+def test_without_the_hooks_a_failed_load_still_stops_gunicorn(tmp_path: Path) -> None:
+    """gunicorn started by hand with other settings: the worker exits with the app-load-error code itself."""
+    bundle = failing_bundle(tmp_path, "raise RuntimeError('no model')")
+    log, settings = tmp_path / "server.log", tmp_path / "other.conf.py"
+    settings.write_text("workers = 1\n")  # replaces the bundle's gunicorn.conf.py, which gunicorn reads from cwd
+    bind = f"127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "gunicorn", "-c", str(settings), "--bind", bind, "--no-control-socket"]
+    command.append("server:create_app()")
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=bundle, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert process.wait(timeout=60) == 4
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert "App failed to load." in log.read_text()
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """BROKEN on purpose (cmkit test-local: longRunningService, under a memory limit): needs ~800 MB.
 
 load_model() allocates and touches about 800 MB before loading the real model. Under a 512 MB
-container limit the kernel kills the worker (OOM) at every start, so the server never gets
-ready. Without a limit it works, slowly, after taking the memory.
+container limit the kernel kills the worker (OOM) during its load, and the server exits with
+code 4 (gunicorn.conf.py) instead of ever getting ready. Without a limit it works, after taking
+the memory.
 """
 
 from __future__ import annotations

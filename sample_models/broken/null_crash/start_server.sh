@@ -47,6 +47,7 @@ done
 # a 3 s graceful timeout lets in-flight requests finish and still stops well within 5 s.
 # The control socket is off: it would be shared by every server of a user.
 set -- \
+    --config "$code_dir/gunicorn.conf.py" \
     --bind "0.0.0.0:${PORT:-8080}" \
     --chdir "$code_dir" \
     --workers "$workers" \

@@ -13,8 +13,9 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
 Each worker loads the model in a background thread (custom.load_model), so the port answers 503
 during a slow load instead of refusing connections; predictions that arrive meanwhile wait for
 the load, up to CUSTOM_MODEL_LOAD_WAIT seconds (default 60). When the load fails the worker
-logs the traceback and exits with gunicorn's "app failed to load" code, which stops the whole
-server: a model that cannot load must not leave a server up that never gets ready.
+logs the traceback and exits, and the whole server stops with exit code 4 (see gunicorn.conf.py,
+which also catches a worker killed during its load, e.g. for lack of memory): a model that
+cannot load must not leave a server up that never gets ready.
 
 The target type and class labels come from model-metadata.yaml next to this file, read the way
 DataRobot reads it (every value a string); the environment variables TARGET_TYPE,
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +48,9 @@ TARGET_TYPES = ("regression", "binary", "multiclass", "anomaly")
 # gunicorn's exit code for "the application could not be loaded": its master halts instead of
 # starting a new worker (which would fail the same way, forever).
 APP_LOAD_ERROR = 4
+# Set by gunicorn.conf.py in the master: it halts the server when a worker dies while its
+# loading marker exists.
+HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"
 # Tolerance of the check that each row's probabilities sum to 1 (float32 models land near 1e-7).
 PROBABILITY_TOLERANCE = 1e-5
 
@@ -130,6 +135,7 @@ class ModelHolder:
         self.model: Any = None
         self.predict: Callable[[Any, pd.DataFrame], Any] = _not_loaded
         self._loaded = threading.Event()
+        self._marker: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -139,8 +145,31 @@ class ModelHolder:
         return self._loaded.wait(seconds)
 
     def start(self) -> None:
+        self._marker = self._create_marker()
         # A daemon thread: a worker told to stop during a slow load must not wait for it.
         threading.Thread(target=self._load, name="load_model", daemon=True).start()
+
+    @staticmethod
+    def _create_marker() -> str | None:
+        """The file gunicorn.conf.py's master hook looks for (same name there) to tell a load that died."""
+        if os.environ.get(HOOKS_FLAG) != "1":
+            return None
+        path = os.path.join(tempfile.gettempdir(), f"model-server-loading-{os.getppid()}-{os.getpid()}")
+        try:
+            with open(path, "w"):
+                pass
+        except OSError:
+            return None
+        return path
+
+    def _fail(self) -> None:
+        log.exception("load_model failed; stopping the server")
+        for handler in log.handlers:
+            handler.flush()
+        # With a marker, the master's hook halts the server (once, however many workers fail);
+        # without, gunicorn's own app-load-error code does. os._exit: the worker must go now,
+        # and this is not the main thread.
+        os._exit(1 if self._marker else APP_LOAD_ERROR)
 
     def _load(self) -> None:
         started = time.perf_counter()
@@ -151,13 +180,11 @@ class ModelHolder:
             model = custom.load_model(str(self.code_dir))
             predict = custom.predict
         except BaseException:
-            log.exception("load_model failed; stopping the server")
-            for handler in log.handlers:
-                handler.flush()
-            # os._exit, not sys.exit: this is not the main thread, and the worker must go now.
-            os._exit(APP_LOAD_ERROR)
+            self._fail()
         self.model, self.predict = model, predict
         self._loaded.set()
+        if self._marker:
+            os.remove(self._marker)
         log.info("model loaded in %.2fs", time.perf_counter() - started)
 
 
