@@ -24,6 +24,7 @@ POSITIVE_CLASS_LABEL, NEGATIVE_CLASS_LABEL and CLASS_LABELS (comma-separated) ov
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -182,10 +183,12 @@ class ModelHolder:
         except BaseException:
             self._fail()
         self.model, self.predict = model, predict
-        self._loaded.set()
         if self._marker:
-            os.remove(self._marker)
+            with contextlib.suppress(OSError):
+                os.remove(self._marker)
+        # Logged before the worker reports ready, so that a 200 implies the line is written.
         log.info("model loaded in %.2fs", time.perf_counter() - started)
+        self._loaded.set()
 
 
 def parse_request(body: bytes) -> pd.DataFrame:
