@@ -67,12 +67,6 @@ class BundleSpec:
     negative_class_label: str | None = None
     class_labels: tuple[str, ...] = ()
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        if self.target_type == "binary":
-            return (str(self.positive_class_label), str(self.negative_class_label))
-        return self.class_labels
-
 
 @dataclass(frozen=True)
 class RenderedFile:
