@@ -327,3 +327,54 @@ def env_push_command(
         render.emit_json(result.to_dict())
     render.environment_result(result.to_dict())
     sys.exit(1 if result.build_status == "failed" else 0)
+
+
+@command(main, "init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--target-type",
+    type=click.Choice(["regression", "binary", "multiclass", "anomaly"]),
+    help="What the model predicts (prompted for when stdin is a terminal).",
+)
+@click.option("--template", default="python", show_default=True, help="Bundle template in templates/bundles/.")
+@click.option("--name", help="Model name in model-metadata.yaml (default: the folder's name).")
+@click.option("--target-name", help="Target column name (default: the sample data's).")
+@click.option("--positive-class-label", help='Binary: the positive class (default "1").')
+@click.option("--negative-class-label", help='Binary: the negative class (default "0").')
+@click.option("--class-labels", help="Multiclass: the labels in order, comma-separated (2 or more).")
+@click.option("--force", is_flag=True, help="Write into a non-empty folder, overwriting the template's files.")
+def init_command(
+    directory: str,
+    target_type: str | None,
+    template: str,
+    name: str | None,
+    target_name: str | None,
+    positive_class_label: str | None,
+    negative_class_label: str | None,
+    class_labels: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a new model bundle into DIRECTORY: server, example model, metadata, sample data."""
+    from pathlib import Path
+
+    from cmkit.errors import InputError
+    from cmkit.scaffold import TARGET_TYPES, init_bundle, make_spec, parse_class_labels
+
+    if target_type is None:
+        if not sys.stdin.isatty():
+            raise InputError("missing --target-type", hint=f"pass --target-type {'|'.join(TARGET_TYPES)}")
+        target_type = click.prompt("Target type", type=click.Choice(TARGET_TYPES), err=True)
+    spec = make_spec(
+        str(target_type),
+        name if name is not None else Path(directory).resolve().name,
+        target_name=target_name,
+        positive_class_label=positive_class_label,
+        negative_class_label=negative_class_label,
+        class_labels=parse_class_labels(class_labels),
+    )
+    result = init_bundle(directory, spec, template=template, force=force)
+    if as_json:
+        render.emit_json(result.to_dict())
+    else:
+        render.init_result(result)

@@ -16,6 +16,7 @@ from rich.table import Table
 from cmkit.events import Events
 from cmkit.lint import LintReport
 from cmkit.requirements import DependencyReport
+from cmkit.scaffold import InitResult
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -178,3 +179,15 @@ def environment_result(document: dict[str, Any]) -> None:
         f"build {document['buildStatus']}",
         markup=False,
     )
+
+
+def init_result(result: InitResult) -> None:
+    console.print(
+        f"[green]Created[/] {escape(str(result.bundle))}: a {result.target_type} model, {len(result.files)} files",
+        markup=True,
+    )
+    for path in result.files:
+        console.print(f"  {escape(path)}")
+    console.print("Next: edit custom.py, then run", markup=False)
+    for command in result.next_commands:
+        console.print(f"  {escape(command)}")
