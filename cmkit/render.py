@@ -25,6 +25,12 @@ def emit_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+def emit_json_line(document: Any) -> None:
+    """One JSON document on one line: a readiness signal that long-running commands print once."""
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def error_line(text: str) -> None:
     console.print(f"[bold red]error:[/] {escape(text)}", markup=True)
 
@@ -61,3 +67,20 @@ def lint_report(report: LintReport) -> None:
         )
     verdict = "[green]ok[/]" if report.ok else f"[bold red]{len(report.errors)} error(s)[/]"
     console.print(f"{escape(report.bundle)}: {report.files} files, {report.bytes} bytes: {verdict}", markup=True)
+
+
+def emulator_ready(info: dict[str, Any]) -> None:
+    console.print(f"[bold]cmkit emulator[/] serving [cyan]{escape(info['endpoint'])}[/]", markup=True)
+    console.print(f"  token:       {escape(info['token'])}", markup=True)
+    console.print(f"  data dir:    {escape(info['dataDir'])}", markup=True)
+    console.print(f"  runtime:     {escape(info['runtime'])}", markup=True)
+    if info.get("environmentId"):
+        console.print(f"  environment: {escape(info['environmentId'])} (Python 3.11, seeded)", markup=True)
+    console.print(
+        f"  try: DATAROBOT_ENDPOINT={escape(info['endpoint'])} DATAROBOT_API_TOKEN=<token> ... (Ctrl-C stops)",
+        markup=True,
+    )
+
+
+def warning_line(text: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(text)}", markup=True)
