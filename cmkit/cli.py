@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from cmkit import __version__, render
-from cmkit.errors import CmkitError
+from cmkit.errors import CmkitError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +41,10 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
                 if debug:
                     raise
                 _fail(exc, as_json, exc.exit_code)
-            except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+            except KeyboardInterrupt:
+                render.error_line("interrupted")
+                sys.exit(130)
+            except (click.exceptions.Exit, click.ClickException):
                 raise
             except Exception as exc:  # an unexpected failure is still one line unless --debug
                 if debug:
@@ -100,6 +103,116 @@ def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> Non
         for report in reports:
             render.lint_report(report)
     sys.exit(0 if all(r.ok for r in reports) else 1)
+
+
+def _interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup (containers, processes) runs either way."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _test_options(func: F) -> F:
+    """Options shared by `test-local` and `serve`: what to run and how."""
+    options = [
+        click.option("--target-type", type=click.Choice(["regression", "binary", "multiclass", "anomaly"])),
+        click.option("--target-name", help="Target column, removed from the dataset before predicting."),
+        click.option("--positive-class-label"),
+        click.option("--negative-class-label"),
+        click.option("--class-labels", help="Multiclass labels, comma-separated, in the model's order."),
+        click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
+        click.option("--image", help="A ready environment image instead of --environment."),
+        click.option("--runtime", type=click.Choice(["docker", "process"]), help="Default: Docker if it answers."),
+        click.option("--maximum-memory", help="Hard memory limit, e.g. 512M (Docker)."),
+        click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
+        click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
+        click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
+        click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA bundle for builds."),
+        click.option(
+            "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects (CI cleanup)."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _config(bundle: Path, **flags: Any) -> Any:
+    from cmkit.testlocal import TestLocalConfig, parse_check_settings, parse_memory
+
+    labels = flags.pop("class_labels", None)
+    memory = flags.pop("maximum_memory", None)
+    checks = flags.pop("check", ())
+    labels_flag = flags.pop("labels", ())
+    bad = [item for item in labels_flag if "=" not in item]
+    if bad:
+        raise InputError(f"bad --label '{bad[0]}'", hint="use KEY=VALUE")
+    return TestLocalConfig(
+        labels=dict(item.split("=", 1) for item in labels_flag),
+        bundle=bundle,
+        class_labels=[label.strip() for label in labels.split(",") if label.strip()] if labels else None,
+        maximum_memory=parse_memory(memory) if memory else None,
+        checks=parse_check_settings(checks),
+        **flags,
+    )
+
+
+@command(main, "test-local")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
+@_test_options
+@click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
+@click.option("--startup-timeout", type=float, default=120.0, show_default=True)
+@click.option("--side-effects-rows", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--rtol", type=float, default=1e-5, show_default=True)
+@click.option("--atol", type=float, default=1e-8, show_default=True)
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")
+@click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
+def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags: Any) -> None:
+    """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
+    from cmkit.testlocal import junit_xml, run_test_local
+
+    _interrupt_on_sigterm()
+    config = _config(bundle, **flags)
+    report = run_test_local(config, render.ConsoleEvents(show_build_output=not as_json))
+    document = report.to_dict()
+    if junit:
+        junit.write_text(junit_xml(report), encoding="utf-8")
+    if as_json:
+        render.emit_json(document)
+    render.test_report(document)
+    if report.server is not None:
+        render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
+    sys.exit(1 if report.overall_status == "failed" else 0)
+
+
+@command(main, "serve")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@_test_options
+@click.option("--startup-timeout", type=float, default=120.0, show_default=True)
+def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: Any) -> None:
+    """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up."""
+    from cmkit.testlocal import serve_bundle
+
+    _interrupt_on_sigterm()
+    config = _config(bundle, **flags)
+    session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
+    try:
+        info = {"url": session.server.url + "/", "urlPrefix": session.server.url_prefix, **session.server.describe()}
+        if as_json:
+            render.emit_json(info)
+        render.serving(info)
+        for line in session.server.follow_logs():
+            render.console.print(line, markup=False, highlight=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()
+    exit_info = session.server.exit_info()
+    sys.exit(0 if exit_info is None or exit_info.exit_code in (0, None) else 1)
 
 
 @command(main, "emulator")

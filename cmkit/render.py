@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cmkit.events import Events
 from cmkit.lint import LintReport
 from cmkit.requirements import DependencyReport
 
@@ -67,6 +68,67 @@ def lint_report(report: LintReport) -> None:
         )
     verdict = "[green]ok[/]" if report.ok else f"[bold red]{len(report.errors)} error(s)[/]"
     console.print(f"{escape(report.bundle)}: {report.files} files, {report.bytes} bytes: {verdict}", markup=True)
+
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "warning": "yellow",
+    "failed": "bold red",
+    "skipped": "dim",
+    "aborted": "dim red",
+    "canceled": "dim",
+}
+
+
+class ConsoleEvents(Events):
+    """Progress of test-local/serve on stderr."""
+
+    def __init__(self, show_build_output: bool = True) -> None:
+        self.show_build_output = show_build_output
+
+    def stage(self, text: str) -> None:
+        console.print(f"[bold cyan]>[/] {escape(text)}", markup=True)
+
+    def log(self, line: str) -> None:
+        if self.show_build_output:
+            console.print(f"  [dim]{escape(line)}[/]", markup=True)
+
+    def check(self, name: str, result: object) -> None:
+        status = str(getattr(result, "status", ""))
+        style = _STATUS_STYLE.get(status, "")
+        first = str(getattr(result, "message", "")).splitlines()[0:1]
+        console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
+
+
+def test_report(document: dict[str, object]) -> None:
+    """The final table, from the API-shaped dict (so remote and local tests render alike)."""
+    table = Table(title_justify="left", show_lines=False)
+    table.add_column("check")
+    table.add_column("config")
+    table.add_column("status")
+    table.add_column("message", overflow="fold")
+    configuration = document.get("configuration") or {}
+    for name, entry in (document.get("testingStatus") or {}).items():  # type: ignore[union-attr]
+        status = entry.get("status", "")
+        style = _STATUS_STYLE.get(status, "")
+        table.add_row(name, str(configuration.get(name, "")), f"[{style}]{status}[/]", escape(entry.get("message", "")))  # type: ignore[union-attr]
+    console.print(table)
+    overall = str(document.get("overallStatus"))
+    console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
+    details = document.get("details") or {}
+    for warning in details.get("warnings", []):  # type: ignore[union-attr]
+        console.print(f"[yellow]warning:[/] {escape(str(warning))}", markup=True)
+    tail = details.get("logTail") if overall == "failed" else None  # type: ignore[union-attr]
+    if tail:
+        console.print("[dim]last server log lines:[/]", markup=True)
+        console.print(escape(str(tail)), markup=True)
+
+
+def serving(info: dict[str, object]) -> None:
+    console.print(
+        f"[bold green]serving[/] {escape(str(info['url']))}  (URL_PREFIX={escape(str(info['urlPrefix']))})", markup=True
+    )
+    console.print(f"try: curl {info['url']}  — Ctrl-C to stop and clean up", markup=False)
 
 
 def emulator_ready(info: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,23 @@ def docker_client() -> Iterator[object]:
             pytest.fail(f"{message} (CMKIT_REQUIRE_DOCKER=1: Docker tests must run)")
         pytest.skip(message)
     yield client
+    _remove_our_objects(client)
     client.close()
+
+
+def _remove_our_objects(client: object) -> None:
+    """Remove every container, network and image this session labelled, and nothing else."""
+    import docker
+
+    selector = {"label": f"{TEST_LABEL}={TEST_RUN_ID}"}
+    for container in client.containers.list(all=True, filters=selector):  # type: ignore[attr-defined]
+        container.remove(force=True)
+    for network in client.networks.list(filters=selector):  # type: ignore[attr-defined]
+        network.remove()
+    for image in client.images.list(filters=selector):  # type: ignore[attr-defined]
+        # A child of another of our images may already be gone with it.
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(image.id, force=True)  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,9 +13,7 @@ pytestmark = pytest.mark.docker
 
 def test_build_and_run_tiny_image(docker_client) -> None:
     dockerfile = (
-        b"FROM python:3.11-slim\n"
-        b"RUN echo built > /built.txt\n"
-        b'CMD ["sh", "-c", "echo $(cat /built.txt) and ran"]\n'
+        b'FROM python:3.11-slim\nRUN echo built > /built.txt\nCMD ["sh", "-c", "echo $(cat /built.txt) and ran"]\n'
     )
     labels = {TEST_LABEL: TEST_RUN_ID}
     image, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile), labels=labels, rm=True, forcerm=True)

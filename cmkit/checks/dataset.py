@@ -1,0 +1,91 @@
+"""The test dataset: read once with pandas, turned into `predict_no_state` request bodies."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cmkit.errors import InputError
+
+
+@dataclass
+class Dataset:
+    """Feature columns (the target removed) as JSON-ready Python lists, one per column."""
+
+    path: Path
+    features: pd.DataFrame
+    columns: dict[str, list[Any]]
+    target_name: str | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.features)
+
+    def payload(self, columns: dict[str, list[Any]] | None = None) -> bytes:
+        return encode_payload(self.columns if columns is None else columns)
+
+    def row_payload(self, index: int) -> bytes:
+        return encode_payload({name: [values[index]] for name, values in self.columns.items()})
+
+    def with_null_column(self, name: str) -> bytes:
+        return encode_payload({**self.columns, name: [None] * self.rows})
+
+
+def encode_payload(columns: dict[str, list[Any]]) -> bytes:
+    # allow_nan=False: a NaN that slipped through would make the body invalid JSON.
+    return json.dumps({"X": columns}, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _json_column(series: pd.Series) -> list[Any]:
+    """Values as JSON types: NaN/NaT -> None, datetimes -> ISO strings, numpy scalars -> Python."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return [None if pd.isna(v) else v.isoformat() for v in series]
+    values = series.astype(object).where(series.notna(), None).tolist()
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except UnicodeDecodeError as exc:
+        raise InputError("not a UTF-8 CSV file", file=path, hint="export the dataset as UTF-8 CSV") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=path) from exc
+
+
+def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
+    """Read a CSV test dataset; the target column, if named, must exist and is removed."""
+    csv_path = Path(path)
+    if not csv_path.is_file():
+        raise InputError("dataset not found", file=csv_path, hint="pass --dataset or set validation.input")
+    header = _header(csv_path)
+    if not header:
+        raise InputError("the dataset is empty", file=csv_path, line=1, hint="it needs a header row and data rows")
+    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
+    if duplicates:
+        raise InputError(
+            f"duplicate column names: {', '.join(duplicates)}", file=csv_path, line=1, hint="rename the columns"
+        )
+    try:
+        frame = pd.read_csv(csv_path, encoding="utf-8-sig", low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(f"unreadable CSV: {str(exc).splitlines()[0]}", file=csv_path) from exc
+    if frame.empty:
+        raise InputError("the dataset has no rows", file=csv_path, hint="add data rows under the header")
+    if target_name is not None and target_name not in frame.columns:
+        raise InputError(
+            f"target column '{target_name}' is not in the dataset (columns: {', '.join(map(str, header[:8]))})",
+            file=csv_path,
+            line=1,
+            hint="fix --target-name or inferenceModel.targetName",
+        )
+    features = frame.drop(columns=[target_name]) if target_name else frame
+    columns = {str(name): _json_column(features[name]) for name in features.columns}
+    return Dataset(path=csv_path, features=features, columns=columns, target_name=target_name)

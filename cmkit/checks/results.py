@@ -1,0 +1,58 @@
+"""Check names, configuration levels and statuses, as the API's custom model test spells them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LONG_RUNNING_SERVICE = "longRunningService"
+ERROR_CHECK = "errorCheck"
+NULL_VALUE_IMPUTATION = "nullValueImputation"
+SIDE_EFFECTS = "sideEffects"
+CHECK_NAMES = (LONG_RUNNING_SERVICE, ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS)
+
+# The API's defaults (see POST /customModelTests/ in the reference).
+DEFAULT_CONFIGURATION = {
+    ERROR_CHECK: "fail",
+    LONG_RUNNING_SERVICE: "fail",
+    NULL_VALUE_IMPUTATION: "warn",
+    SIDE_EFFECTS: "warn",
+}
+LEVELS = ("fail", "warn", "skip")
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+WARNING = "warning"
+SKIPPED = "skipped"
+ABORTED = "aborted"
+CANCELED = "canceled"
+NOT_TESTED = "not_tested"
+
+
+@dataclass
+class CheckResult:
+    status: str
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_api(self) -> dict[str, str]:
+        return {"status": self.status, "message": self.message}
+
+
+def conclude(level: str, problem: str | None, success: str, details: dict[str, Any] | None = None) -> CheckResult:
+    """A found problem is `failed` for a `fail` check and `warning` for a `warn` check."""
+    if problem is None:
+        return CheckResult(SUCCEEDED, success, details or {})
+    return CheckResult(FAILED if level == "fail" else WARNING, problem, details or {})
+
+
+def overall_status(results: dict[str, CheckResult]) -> str:
+    statuses = {r.status for r in results.values()}
+    if FAILED in statuses:
+        return FAILED
+    if CANCELED in statuses:
+        return CANCELED
+    if WARNING in statuses:
+        return WARNING
+    return SUCCEEDED

@@ -1,0 +1,324 @@
+"""The four model-test checks, run against one running server.
+
+One server serves every check: the model is loaded once, whatever the number of columns or
+rows (DRUM's local validation starts a process per column).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import requests
+
+from cmkit.checks.client import ModelClient
+from cmkit.checks.dataset import Dataset
+from cmkit.checks.predictions import Target, Verdict, judge
+from cmkit.checks.results import (
+    ABORTED,
+    CANCELED,
+    DEFAULT_CONFIGURATION,
+    ERROR_CHECK,
+    FAILED,
+    LONG_RUNNING_SERVICE,
+    NULL_VALUE_IMPUTATION,
+    SIDE_EFFECTS,
+    SKIPPED,
+    SUCCEEDED,
+    CheckResult,
+    conclude,
+)
+from cmkit.events import Events
+from cmkit.runtime.base import Server
+
+POLL_SECONDS = 0.1
+OOM_CHECK_SECONDS = 1.0
+# A server that keeps answering something other than 200/503 on the readiness route is up but
+# wrong (typically it ignores URL_PREFIX): give up on it after this long instead of the full timeout.
+WRONG_ANSWER_GRACE_SECONDS = 5.0
+LOG_TAIL_LINES = 30
+MAX_LISTED = 5
+
+
+class Canceled(Exception):
+    """The run was canceled (Ctrl-C, or DELETE of a test in the emulator)."""
+
+
+@dataclass
+class CheckOptions:
+    configuration: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CONFIGURATION))
+    startup_timeout: float = 120.0
+    side_effects_rows: int = 1000
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    parallelism: int = 8
+    request_timeout: float = 600.0
+
+
+@dataclass
+class Context:
+    server: Server
+    client: ModelClient
+    dataset: Dataset | None
+    target: Target
+    options: CheckOptions
+    events: Events
+    cancel: threading.Event
+    batch: Verdict | None = None
+
+    def level(self, check: str) -> str:
+        return self.options.configuration.get(check, DEFAULT_CONFIGURATION[check])
+
+    def raise_if_canceled(self) -> None:
+        if self.cancel.is_set():
+            raise Canceled()
+
+    def death_note(self, check_oom: bool = True) -> str | None:
+        """If the server has exited or was OOM-killed: how, with the last lines of its log."""
+        info = self.server.exit_info()
+        if info is not None:
+            what = info.describe()
+        elif check_oom and self.server.oom_killed():
+            what = "was killed for exceeding its memory limit (OOM)"
+        else:
+            return None
+        tail = self.server.logs(LOG_TAIL_LINES).strip()
+        return f"the server {what}" + (f"; last log lines:\n{tail}" if tail else "")
+
+
+# --- longRunningService -------------------------------------------------------------------------
+
+
+def wait_until_ready(ctx: Context) -> CheckResult:
+    started = time.monotonic()
+    deadline = started + ctx.options.startup_timeout
+    wrong_since: float | None = None
+    last = "no answer"
+    next_oom_check = started + OOM_CHECK_SECONDS
+    while time.monotonic() < deadline:
+        ctx.raise_if_canceled()
+        check_oom = time.monotonic() >= next_oom_check
+        if check_oom:
+            next_oom_check = time.monotonic() + OOM_CHECK_SECONDS
+        death = ctx.death_note(check_oom)
+        if death:
+            info = ctx.server.exit_info()
+            details = {"exit": info.to_dict() if info else None, "oomKilled": check_oom and ctx.server.oom_killed()}
+            return CheckResult(FAILED, f"the server did not start: {death}", details)
+        try:
+            status = ctx.client.ping(timeout=5.0)
+        except requests.RequestException as exc:
+            status, last = 0, f"connection failed ({exc.__class__.__name__})"
+        if status == 200:
+            seconds = time.monotonic() - started
+            return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", {"startupSeconds": round(seconds, 3)})
+        if status not in (0, 503):
+            last = f"HTTP {status}"
+            wrong_since = wrong_since or time.monotonic()
+            if time.monotonic() - wrong_since > WRONG_ANSWER_GRACE_SECONDS:
+                return CheckResult(
+                    FAILED,
+                    f"GET {ctx.server.url_prefix}/ keeps answering {last} instead of 200: does the server mount "
+                    "its routes under URL_PREFIX?",
+                )
+        elif status == 503:
+            wrong_since, last = None, "HTTP 503 (loading)"
+        time.sleep(POLL_SECONDS)
+    tail = ctx.server.logs(LOG_TAIL_LINES).strip()
+    return CheckResult(
+        FAILED,
+        f"GET {ctx.server.url_prefix}/ did not answer 200 within {ctx.options.startup_timeout:g}s "
+        f"(last: {last})" + (f"; last log lines:\n{tail}" if tail else ""),
+    )
+
+
+def wait_ready(server: Server, timeout: float, cancel: threading.Event | None = None) -> CheckResult:
+    """Wait for `GET {prefix}/` to answer 200, as longRunningService does."""
+    ctx = Context(
+        server=server,
+        client=ModelClient(server.url),
+        dataset=None,
+        target=Target("regression"),
+        options=CheckOptions(startup_timeout=timeout),
+        events=Events(),
+        cancel=cancel or threading.Event(),
+    )
+    return wait_until_ready(ctx)
+
+
+def still_answering(ctx: Context, ready: CheckResult) -> CheckResult:
+    """After the other checks the server must still be up and answering."""
+    death = ctx.death_note()
+    if death is None:
+        try:
+            if ctx.client.ping(timeout=10.0) == 200:
+                return ready
+        except requests.RequestException:
+            pass
+        death = f"GET {ctx.server.url_prefix}/ no longer answers 200"
+    return CheckResult(FAILED, f"the server stopped during the checks: {death}", ready.details)
+
+
+# --- prediction checks --------------------------------------------------------------------------
+
+
+def _problem_with_death(ctx: Context, problem: str) -> str:
+    death = ctx.death_note()
+    return f"{problem}; {death}" if death else problem
+
+
+def error_check(ctx: Context) -> CheckResult:
+    assert ctx.dataset is not None
+    answer = ctx.client.predict(ctx.dataset.payload())
+    verdict = judge(answer.status, answer.text, ctx.dataset.rows, ctx.target)
+    ctx.batch = verdict
+    details: dict[str, Any] = {"rows": ctx.dataset.rows, "invalidRows": [p.to_dict() for p in verdict.rows[:100]]}
+    if verdict.ok:
+        return conclude(ctx.level(ERROR_CHECK), None, f"{ctx.dataset.rows} rows predicted", details)
+    return conclude(ctx.level(ERROR_CHECK), _problem_with_death(ctx, verdict.summary()), "", details)
+
+
+def null_value_imputation(ctx: Context) -> CheckResult:
+    dataset = ctx.dataset
+    assert dataset is not None
+    names = list(dataset.columns)
+
+    def try_column(name: str) -> tuple[str, Verdict]:
+        ctx.raise_if_canceled()
+        answer = ctx.client.predict(dataset.with_null_column(name))
+        return name, judge(answer.status, answer.text, dataset.rows, ctx.target)
+
+    failing = [(name, verdict.summary()) for name, verdict in ctx.client.map(try_column, names) if not verdict.ok]
+    details = {"columns": len(names), "failingColumns": [{"column": c, "reason": r} for c, r in failing]}
+    if not failing:
+        return conclude(ctx.level(NULL_VALUE_IMPUTATION), None, f"all {len(names)} columns pass when null", details)
+    listed = "; ".join(f"'{column}': {reason}" for column, reason in failing[:MAX_LISTED])
+    more = f"; and {len(failing) - MAX_LISTED} more" if len(failing) > MAX_LISTED else ""
+    problem = f"{len(failing)} of {len(names)} columns fail when entirely null: {listed}{more}"
+    return conclude(ctx.level(NULL_VALUE_IMPUTATION), _problem_with_death(ctx, problem), "", details)
+
+
+def _sample_rows(rows: int, limit: int) -> list[int]:
+    """Up to `limit` row indices spread evenly over the dataset."""
+    count = max(1, min(rows, limit))
+    return sorted(set(np.linspace(0, rows - 1, count).round().astype(int).tolist()))
+
+
+def _format(values: np.ndarray, target: Target) -> str:
+    if target.is_classification:
+        return (
+            "{" + ", ".join(f"{label}: {value:.6g}" for label, value in zip(target.labels, values, strict=True)) + "}"
+        )
+    return f"{float(values):.9g}"
+
+
+def side_effects(ctx: Context) -> CheckResult:
+    dataset = ctx.dataset
+    assert dataset is not None
+    if ctx.batch is None:  # errorCheck was skipped: the batch is still needed for the comparison
+        answer = ctx.client.predict(dataset.payload())
+        ctx.batch = judge(answer.status, answer.text, dataset.rows, ctx.target)
+    batch = ctx.batch
+    if batch.values is None:
+        return CheckResult(ABORTED, f"not run: the whole-dataset predictions are invalid ({batch.summary()})")
+    batch_values = batch.values
+    indices = _sample_rows(dataset.rows, ctx.options.side_effects_rows)
+
+    def alone(index: int) -> tuple[int, Verdict]:
+        ctx.raise_if_canceled()
+        answer = ctx.client.predict(dataset.row_payload(index))
+        return index, judge(answer.status, answer.text, 1, ctx.target)
+
+    started = time.monotonic()
+    mismatches: list[dict[str, Any]] = []
+    for index, verdict in ctx.client.map(alone, indices):
+        expected = batch_values[index]
+        if verdict.values is None:
+            mismatches.append({"row": index, "batch": _format(expected, ctx.target), "alone": verdict.summary()})
+        elif not np.allclose(verdict.values[0], expected, rtol=ctx.options.rtol, atol=ctx.options.atol):
+            mismatches.append(
+                {"row": index, "batch": _format(expected, ctx.target), "alone": _format(verdict.values[0], ctx.target)}
+            )
+    seconds = time.monotonic() - started
+    details = {
+        "rowsCompared": len(indices),
+        "rowsPerSecond": round(len(indices) / seconds, 1) if seconds > 0 else None,
+        "rtol": ctx.options.rtol,
+        "atol": ctx.options.atol,
+        "mismatches": mismatches[:100],
+    }
+    if not mismatches:
+        message = f"{len(indices)} rows predicted alone match the batch"
+        return conclude(ctx.level(SIDE_EFFECTS), None, message, details)
+    listed = "; ".join(f"row {m['row']}: batch {m['batch']} vs alone {m['alone']}" for m in mismatches[:MAX_LISTED])
+    problem = f"{len(mismatches)} of {len(indices)} rows differ when predicted alone: {listed}"
+    return conclude(ctx.level(SIDE_EFFECTS), _problem_with_death(ctx, problem), "", details)
+
+
+# --- the suite ----------------------------------------------------------------------------------
+
+PREDICTION_CHECKS: tuple[tuple[str, Callable[[Context], CheckResult]], ...] = (
+    (ERROR_CHECK, error_check),
+    (NULL_VALUE_IMPUTATION, null_value_imputation),
+    (SIDE_EFFECTS, side_effects),
+)
+
+
+def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult:
+    started = time.monotonic()
+    result = check(ctx)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def run_checks(
+    server: Server,
+    dataset: Dataset | None,
+    target: Target,
+    options: CheckOptions,
+    events: Events | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, CheckResult]:
+    """Run every check against `server`; returns one result per check name, in API order."""
+    ctx = Context(
+        server=server,
+        client=ModelClient(server.url, timeout=options.request_timeout, parallelism=options.parallelism),
+        dataset=dataset,
+        target=target,
+        options=options,
+        events=events or Events(),
+        cancel=cancel or threading.Event(),
+    )
+    results: dict[str, CheckResult] = {}
+    try:
+        ctx.events.stage(f"waiting for GET {server.url_prefix}/ to answer 200")
+        ready = _timed(wait_until_ready, ctx)
+        ctx.events.check(LONG_RUNNING_SERVICE, ready)
+        if ready.status != SUCCEEDED:
+            results[LONG_RUNNING_SERVICE] = ready
+            for name, _ in PREDICTION_CHECKS:
+                results[name] = CheckResult(ABORTED, f"not run: {LONG_RUNNING_SERVICE} failed")
+            return results
+        for name, check in PREDICTION_CHECKS:
+            ctx.raise_if_canceled()
+            if ctx.level(name) == "skip":
+                results[name] = CheckResult(SKIPPED, "skipped by configuration")
+            elif dataset is None:
+                results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
+            elif name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
+                # A model that cannot predict on the plain dataset tells nothing about nulls or
+                # row-wise consistency: the later checks would only repeat errorCheck's finding.
+                results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
+            else:
+                ctx.events.stage(f"running {name}")
+                results[name] = _timed(check, ctx)
+            ctx.events.check(name, results[name])
+        results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
+    except Canceled:
+        for name in (LONG_RUNNING_SERVICE, *(n for n, _ in PREDICTION_CHECKS)):
+            results.setdefault(name, CheckResult(CANCELED, "canceled"))
+    return {name: results[name] for name in (LONG_RUNNING_SERVICE, ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS)}

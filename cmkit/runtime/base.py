@@ -1,0 +1,93 @@
+"""What every runtime gives the checks: a running model server and a way to end it."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+CONTAINER_PORT = 8080
+NETWORK_EGRESS = ("NONE", "PUBLIC")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How to start a bundle's server, whatever the runtime."""
+
+    url_prefix: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    maximum_memory: int | None = None
+    network_egress: str = "PUBLIC"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def server_environment(self, port: int) -> dict[str, str]:
+        return {**self.environment, "PORT": str(port), "URL_PREFIX": self.url_prefix}
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    exit_code: int | None
+    oom_killed: bool = False
+
+    def describe(self) -> str:
+        if self.oom_killed:
+            return f"killed for exceeding its memory limit (OOM, exit code {self.exit_code})"
+        return f"exited with code {self.exit_code}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"exitCode": self.exit_code, "oomKilled": self.oom_killed}
+
+
+class Server(ABC):
+    """A started model server. `stop()` is idempotent and must always be called."""
+
+    base_url: str
+    url_prefix: str
+    runtime: str
+
+    @property
+    def url(self) -> str:
+        """Where the routes live: `GET {url}/` and `POST {url}/predict_no_state/`."""
+        return self.base_url + self.url_prefix
+
+    @abstractmethod
+    def exit_info(self) -> ExitInfo | None:
+        """None while the server process runs; how it ended otherwise."""
+
+    def oom_killed(self) -> bool:
+        """Whether a process of the server was killed for exceeding the memory limit."""
+        return False
+
+    @abstractmethod
+    def logs(self, tail: int | None = 50) -> str:
+        """The server's output so far (the last `tail` lines)."""
+
+    @abstractmethod
+    def follow_logs(self) -> Iterator[str]:
+        """Log lines as they come, until the server ends."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """End the server and remove what the runtime created for it."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, object]:
+        """Identifiers for reports (container id, pid...)."""
+
+
+def random_url_prefix() -> str:
+    """A fresh prefix holding slashes, to prove the server honours URL_PREFIX."""
+    return f"/cmkit-{secrets.token_hex(4)}/predApi/v1"
+
+
+def normalise_url_prefix(prefix: str) -> str:
+    cleaned = "/" + prefix.strip().strip("/")
+    return "" if cleaned == "/" else cleaned
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

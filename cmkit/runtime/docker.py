@@ -1,0 +1,154 @@
+"""Run a bundle's image as a container, the way DataRobot runs a custom model."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+
+from cmkit.errors import DockerUnavailable
+from cmkit.runtime.base import CONTAINER_PORT, ExitInfo, RunSpec, Server
+from cmkit.runtime.forward import ExecForwarder
+
+LABEL = "cmkit"
+RUN_LABEL = "cmkit.run"
+
+
+def docker_client(timeout: int = 120) -> docker.DockerClient:
+    """A client for the engine in DOCKER_HOST (or the local socket); DockerUnavailable if none answers."""
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except DockerException as exc:
+        raise DockerUnavailable(
+            f"no Docker engine answers ({exc.__class__.__name__})",
+            hint="start Docker, set DOCKER_HOST, or use --runtime process",
+        ) from exc
+    return client
+
+
+def engine_host() -> str | None:
+    """The engine's host name when DOCKER_HOST points at another machine, else None (local)."""
+    parsed = urlsplit(os.environ.get("DOCKER_HOST", ""))
+    if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname not in (None, "localhost", "127.0.0.1"):
+        return parsed.hostname
+    return None
+
+
+class DockerServer(Server):
+    runtime = "docker"
+
+    def __init__(self, client: docker.DockerClient, container: Any, spec: RunSpec) -> None:
+        self.client = client
+        self.container = container
+        self.url_prefix = spec.url_prefix
+        self.network_egress = spec.network_egress
+        self._forwarder: ExecForwarder | None = None
+        self._stopped = False
+        self._final_logs: str | None = None
+        self._started = int(time.time()) - 1
+        if spec.network_egress == "NONE":
+            self._forwarder = ExecForwarder(client, container.id, CONTAINER_PORT)
+            self.base_url = f"http://127.0.0.1:{self._forwarder.local_port}"
+        else:
+            self.base_url = f"http://{engine_host() or '127.0.0.1'}:{self._published_port()}"
+
+    def _published_port(self) -> int:
+        self.container.reload()
+        bindings = (self.container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{CONTAINER_PORT}/tcp") or []
+        if not bindings:  # the container died before Docker could publish the port
+            return 0
+        return int(bindings[0]["HostPort"])
+
+    def exit_info(self) -> ExitInfo | None:
+        try:
+            self.container.reload()
+        except NotFound:
+            return ExitInfo(None)
+        state = self.container.attrs["State"]
+        if state.get("Running") or state.get("Status") in ("created", "restarting"):
+            return None
+        return ExitInfo(state.get("ExitCode"), bool(state.get("OOMKilled")))
+
+    def oom_killed(self) -> bool:
+        """True once the kernel killed any process of the container for its memory limit.
+
+        A server whose worker is OOM-killed often keeps running (gunicorn respawns the worker),
+        so the container's own OOMKilled flag is not enough: Docker's `oom` events are.
+        """
+        info = self.exit_info()
+        if info is not None and info.oom_killed:
+            return True
+        with contextlib.suppress(APIError):
+            events = self.client.api.events(
+                since=self._started,
+                until=int(time.time()) + 1,
+                filters={"container": self.container.id, "event": "oom"},
+            )
+            for _ in events:
+                return True
+        return False
+
+    def logs(self, tail: int | None = 50) -> str:
+        if self._final_logs is not None:
+            text = self._final_logs
+            return "\n".join(text.splitlines()[-tail:]) if tail else text
+        try:
+            raw = self.container.logs(tail=tail if tail else "all")
+        except (NotFound, APIError):
+            return ""
+        return bytes(raw).decode("utf-8", errors="replace")
+
+    def follow_logs(self) -> Iterator[str]:
+        with contextlib.suppress(NotFound, APIError):
+            for chunk in self.container.logs(stream=True, follow=True, tail=0):
+                yield bytes(chunk).decode("utf-8", errors="replace").rstrip("\n")
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._forwarder:
+            self._forwarder.close()
+        with contextlib.suppress(NotFound, APIError):
+            self._final_logs = bytes(self.container.logs(tail=500)).decode("utf-8", errors="replace")
+        with contextlib.suppress(NotFound):
+            self.container.remove(force=True)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "runtime": self.runtime,
+            "containerId": self.container.id,
+            "networkEgress": self.network_egress,
+            "url": self.url,
+        }
+
+
+def start_container(client: docker.DockerClient, image: str, spec: RunSpec, run_id: str) -> DockerServer:
+    """Start the image's `start_server.sh` with the spec's environment, limits and network policy."""
+    options: dict[str, Any] = {
+        "environment": spec.server_environment(CONTAINER_PORT),
+        "labels": {LABEL: "1", RUN_LABEL: run_id, **spec.labels},
+        "detach": True,
+    }
+    if spec.maximum_memory:
+        # memswap == mem: a hard limit with no swap, as DataRobot enforces it.
+        options.update(mem_limit=spec.maximum_memory, memswap_limit=spec.maximum_memory)
+    if spec.network_egress == "NONE":
+        options["network_mode"] = "none"
+    else:
+        bind = "0.0.0.0" if engine_host() else "127.0.0.1"
+        options["ports"] = {f"{CONTAINER_PORT}/tcp": (bind, None)}
+    container = client.containers.run(image, **options)
+    try:
+        return DockerServer(client, container, spec)
+    except BaseException:
+        with contextlib.suppress(DockerException):
+            container.remove(force=True)
+        raise

@@ -1,0 +1,103 @@
+"""Run a bundle's `start_server.sh` directly on this machine, in the current Python environment.
+
+The fallback when no Docker engine answers, and the fast path for benchmarks. It cannot enforce
+a memory limit or cut the network: the report says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cmkit.bundle import START_SCRIPT
+from cmkit.errors import InputError
+from cmkit.runtime.base import ExitInfo, RunSpec, Server, free_port
+
+STOP_GRACE_SECONDS = 5.0
+
+
+class ProcessServer(Server):
+    runtime = "process"
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, port: int, spec: RunSpec) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.url_prefix = spec.url_prefix
+        self._stopped = False
+
+    def exit_info(self) -> ExitInfo | None:
+        code = self.process.poll()
+        if code is None:
+            return None
+        # A negative code is a signal; -9 from the kernel's OOM killer looks the same as a kill.
+        return ExitInfo(code)
+
+    def logs(self, tail: int | None = 50) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-tail:]) if tail else text
+
+    def follow_logs(self) -> Iterator[str]:
+        with self.log_path.open(encoding="utf-8", errors="replace") as handle:
+            handle.seek(0, os.SEEK_END)
+            while True:
+                line = handle.readline()
+                if line:
+                    yield line.rstrip("\n")
+                elif self.process.poll() is not None:
+                    return
+                else:
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        # start_new_session made the script a process-group leader: end the whole tree.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+
+    def describe(self) -> dict[str, object]:
+        return {"runtime": self.runtime, "pid": self.process.pid, "url": self.url}
+
+
+def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
+    script = Path(bundle).resolve() / START_SCRIPT
+    if not script.is_file():
+        raise InputError(f"no {START_SCRIPT} in the bundle", file=bundle)
+    port = free_port()
+    env = {**os.environ, **spec.server_environment(port)}
+    # The bundle's server runs from this Python environment (gunicorn, pandas...).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
+    with os.fdopen(handle, "wb") as log:
+        process = subprocess.Popen(
+            [str(script)],
+            cwd=script.parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ProcessServer(process, Path(name), port, spec)

@@ -1,0 +1,119 @@
+"""Small, self-contained bundles for runtime and check tests.
+
+Each is a real Flask app served by gunicorn through a real start_server.sh; `behaviour` picks a
+misbehaviour on the wire so that the checks, not a template's guards, have to catch it.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+APP = """
+import json, os, time
+from flask import Flask, Response, request
+
+HERE = os.path.dirname(__file__)
+BEHAVIOUR = os.environ.get("TEST_BEHAVIOUR") or open(os.path.join(HERE, "behaviour.txt")).read().strip()
+TARGET = "{target}"
+PREFIX = "/" + os.environ.get("URL_PREFIX", "").strip("/")
+PREFIX = "" if PREFIX == "/" else PREFIX
+if BEHAVIOUR == "memory_hog":
+    hog = bytearray(800 * 1024 * 1024)  # zero-filled, so every page is touched
+if os.environ.get("EGRESS_TARGET"):
+    import socket
+    host, port = os.environ["EGRESS_TARGET"].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        print("egress: connected", flush=True)
+    except OSError as exc:
+        print("egress: blocked (" + str(exc) + ")", flush=True)
+print("model loaded", flush=True)
+app = Flask(__name__)
+calls = [0]
+
+
+@app.get(PREFIX + "/")
+def ping():
+    return ""
+
+
+def value(x, mean):
+    a = x["a"] if x["a"] is not None else 0.0
+    b = x["b"] if x["b"] is not None else 0.0
+    if BEHAVIOUR == "batch_dependent":
+        a = a - mean
+    if BEHAVIOUR == "stateful":
+        a = a + calls[0]
+    return 1.5 * a + 0.25 * b
+
+
+@app.post(PREFIX + "/predict_no_state/")
+def predict():
+    X = request.get_json()["X"]
+    rows = [dict(zip(X, values)) for values in zip(*X.values())]
+    calls[0] += 1
+    if BEHAVIOUR == "null_crash" and all(r["a"] is None for r in rows):
+        return Response(json.dumps({{"message": "column a is entirely null"}}), 500, mimetype="application/json")
+    present = [r["a"] for r in rows if r["a"] is not None]
+    mean = sum(present) / len(present) if present else 0.0
+    scores = [value(r, mean) for r in rows]
+    if TARGET == "regression":
+        predictions = scores
+    else:
+        probability = [1 / (1 + 2.718281828 ** (-s)) for s in scores]
+        if TARGET == "binary":
+            predictions = [{{"yes": p, "no": 1 - p}} for p in probability]
+            if BEHAVIOUR == "bad_probabilities":
+                predictions = [{{"yes": p, "no": 0.5}} for p in probability]
+        else:
+            predictions = [{{"a": p / 2, "b": p / 2, "c": 1 - p}} for p in probability]
+    if BEHAVIOUR == "wrong_count":
+        predictions = predictions[:-1]
+    body = json.dumps({{"predictions": predictions}})
+    if BEHAVIOUR == "nan_output":
+        body = body.replace(json.dumps(predictions[0]), "NaN", 1)
+    return Response(body, mimetype="application/json")
+"""
+
+START = """#!/bin/sh
+exec gunicorn --bind "0.0.0.0:${PORT:-8080}" --workers 1 --worker-class gthread --threads 4 \\
+    --keep-alive 30 --graceful-timeout 2 app:app
+"""
+
+LABELS = {
+    "regression": "",
+    "binary": "  positiveClassLabel: 'yes'\n  negativeClassLabel: 'no'\n",
+    "multiclass": "  classLabels: [a, b, c]\n",
+}
+
+
+def write_bundle(
+    root: Path,
+    behaviour: str = "good",
+    target: str = "regression",
+    rows: int = 60,
+    requirements: str = "",
+    start_script: str = START,
+    nulls: bool = True,
+) -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(APP.format(target=target))
+    (root / "behaviour.txt").write_text(behaviour + "\n")
+    script = root / "start_server.sh"
+    script.write_text(start_script)
+    script.chmod(0o755)
+    (root / "requirements.txt").write_text(requirements)
+    (root / "model-metadata.yaml").write_text(
+        f"name: fixture-{behaviour}\ntype: inference\ntargetType: {target}\n"
+        f"inferenceModel:\n  targetName: y\n{LABELS[target]}validation:\n  input: data/sample.csv\n"
+    )
+    generator = random.Random(7)
+    with (root / "data" / "sample.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "when", "y"])
+        for i in range(rows):
+            a = "" if nulls and i % 10 == 3 else f"{generator.uniform(-2, 2):.4f}"
+            writer.writerow([a, generator.randint(0, 9), f"2024-01-{1 + i % 28:02d}", f"{generator.random():.3f}"])
+    return root
