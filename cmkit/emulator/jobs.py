@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cmkit.events import Events
 from cmkit.requirements import parse_requirements_text
 
 LOG = logging.getLogger("cmkit.emulator")
@@ -213,15 +214,29 @@ def labels_for(data_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     return {"cmkit": "1", "cmkit.emulator": digest, **extra}
 
 
+class LogEvents(Events):
+    """test-local's progress events, written to the test's log as they happen."""
+
+    def __init__(self, log: LogSink) -> None:
+        self._log = log
+
+    def stage(self, text: str) -> None:
+        self._log(f"== {text}")
+
+    def log(self, line: str) -> None:
+        self._log(line)
+
+    def check(self, name: str, result: Any) -> None:
+        self._log(f"{name}: {result.status} {result.message}".rstrip())
+
+
 def run_test_local_report(
     spec: ModelTestSpec, runtime: str, labels: Mapping[str, str], log: LogSink, cancel: threading.Event
 ) -> dict[str, Any]:
     """Run cmkit's test-local engine on a stored version; its report as a dict."""
-    try:
-        from cmkit import testlocal
-    except ImportError as exc:
-        raise JobFailed("this cmkit build has no test-local engine (cmkit.testlocal)") from exc
-    config = testlocal.TestLocalConfig(  # type: ignore[attr-defined]
+    from cmkit.testlocal import TestLocalConfig, run_test_local
+
+    config = TestLocalConfig(
         bundle=spec.bundle,
         dataset=spec.dataset,
         target_type=spec.target_type.lower(),
@@ -229,12 +244,11 @@ def run_test_local_report(
         positive_class_label=spec.positive_class_label,
         negative_class_label=spec.negative_class_label,
         class_labels=spec.class_labels,
-        environment=spec.environment,
-        image=None,
+        environment=spec.environment if runtime == "docker" else None,
         runtime=runtime,
         checks=dict(spec.checks),
         maximum_memory=spec.maximum_memory,
         network_egress=spec.network_egress,
+        labels=dict(labels),
     )
-    report = testlocal.run_test_local(config, events=None, cancel=cancel)  # type: ignore[attr-defined]
-    return dict(report.to_dict())
+    return run_test_local(config, LogEvents(log), cancel).to_dict()

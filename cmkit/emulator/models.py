@@ -118,8 +118,8 @@ def _check_target(doc: dict[str, Any]) -> None:
         errors["positiveClassLabel"] = "class labels apply to Binary models only"
     labels = doc.get("classLabels")
     if target_type == "Multiclass":
-        if not labels or len(labels) < 3:
-            errors["classLabels"] = "Multiclass models need at least 3 class labels"
+        if not labels or len(labels) < 2:
+            errors["classLabels"] = "Multiclass models need at least 2 class labels"
         elif len(set(labels)) != len(labels):
             errors["classLabels"] = "must be unique"
     elif labels:

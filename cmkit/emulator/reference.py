@@ -44,7 +44,7 @@ class RouteSpec:
 
 class Reference:
     def __init__(self, data: dict[str, Any]) -> None:
-        self.schemas: dict[str, Any] = data["schemas"]
+        self.schemas: dict[str, Any] = {name: _nullable_enums(schema) for name, schema in data["schemas"].items()}
         self.routes: dict[tuple[str, str], RouteSpec] = {}
         for route in data["routes"]:
             spec = _route_spec(route)
@@ -60,6 +60,29 @@ class Reference:
     @functools.cache  # noqa: B019 - one Reference lives for the whole process
     def validator(self, name: str) -> Draft7Validator:
         return Draft7Validator(self.schemas[name])
+
+
+def _nullable_enums(schema: Any) -> Any:
+    """Let null pass an enum whose type allows null.
+
+    The reference types fields like `networkEgressPolicy` or a sharing `role` as
+    `["string", "null"]` and documents null ("When it is None, the role ... will be removed"),
+    but lists only strings in their `enum`, which in JSON Schema would reject null after all.
+    """
+    if isinstance(schema, list):
+        return [_nullable_enums(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    fixed = {key: _nullable_enums(value) for key, value in schema.items()}
+    types = fixed.get("type")
+    if (
+        isinstance(fixed.get("enum"), list)
+        and isinstance(types, list)
+        and "null" in types
+        and None not in fixed["enum"]
+    ):
+        fixed["enum"] = [*fixed["enum"], None]
+    return fixed
 
 
 def _route_spec(route: dict[str, Any]) -> RouteSpec:

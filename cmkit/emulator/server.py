@@ -25,11 +25,11 @@ from cmkit.emulator.faults import FaultInjector, Journal
 from cmkit.emulator.jobs import DockerRuntime, ProcessRuntime, Runtime, labels_for
 from cmkit.emulator.service import Emulator, EmulatorSettings
 from cmkit.errors import DockerUnavailable, InputError
+from cmkit.paths import default_environment_dir
 
 LOG = logging.getLogger("cmkit.emulator")
 # Far above the 1 GiB artifacts pushes upload; waitress spools bodies to disk past 512 KiB.
 MAX_REQUEST_BODY = 1 << 40
-SEED_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "templates" / "environments" / "python3"
 
 
 @dataclass
@@ -44,7 +44,7 @@ class EmulatorOptions:
     fault_seed: int | None = None
     docker_labels: Mapping[str, str] = field(default_factory=dict)
     threads: int = 16
-    seed_environment: Path | None = SEED_TEMPLATE
+    seed_environment: Path | None = field(default_factory=default_environment_dir)
 
 
 def default_data_dir() -> Path:

@@ -109,7 +109,7 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
     service.set_status(emu, test.internal["statusId"], "RUNNING")
     try:
         spec = _spec(emu, test)
-        log(f"testing {spec.bundle.parent.name} with the {emu.runtime.name} runtime")
+        log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.runtime.name} runtime")
         report = emu.runtime.run_test(spec, log, cancel)
     except JobCancelled:
         report = _ended_report("aborted", service.INTERRUPTED)
@@ -174,6 +174,9 @@ def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> No
         testing_status[name] = _check(status, str(entry.get("message") or ""))
     for line in _tail(report):
         log(line)
+    for name, check in testing_status.items():
+        log(f"{name}: {check['status']}" + (f": {check['message']}" if check["message"] else ""))
+    log(f"overallStatus: {overall}")
     if not _advance(emu, test_id, {"overallStatus": overall, "testingStatus": testing_status, "completedAt": now()}):
         return  # cancelled meanwhile: the DELETE already recorded the outcome
     emu.store.update(KIND, test_id, details=report.get("details"))

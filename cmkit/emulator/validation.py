@@ -7,7 +7,7 @@ routes whose reference documents a 400 and no 422 (e.g. `tail/`'s "invalid numbe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jsonschema import ValidationError
@@ -148,20 +148,22 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
     if error.validator == "required":
         missing = [p for p in error.validator_value if isinstance(error.instance, dict) and p not in error.instance]
         return [(_join(where, name), "is required") for name in missing]
-    reasons = {
-        "maxLength": f"must be at most {error.validator_value} characters long",
-        "minLength": f"must be at least {error.validator_value} characters long",
-        "enum": f"must be one of: {', '.join(map(str, error.validator_value))}",
-        "type": f"must be of type {_type_words(error.validator_value)}",
-        "minimum": f"must be at least {error.validator_value}",
-        "maximum": f"must be at most {error.validator_value}",
-        "exclusiveMinimum": f"must be greater than {error.validator_value}",
-        "exclusiveMaximum": f"must be less than {error.validator_value}",
-        "maxItems": f"must hold at most {error.validator_value} items",
-        "minItems": f"must hold at least {error.validator_value} items",
-        "oneOf": "must be " + " or ".join(_type_words(o.get("type", "value")) for o in error.validator_value),
+    value = error.validator_value
+    reasons: dict[str, Callable[[], str]] = {
+        "maxLength": lambda: f"must be at most {value} characters long",
+        "minLength": lambda: f"must be at least {value} characters long",
+        "enum": lambda: f"must be one of: {', '.join(map(str, value))}",
+        "type": lambda: f"must be of type {_type_words(value)}",
+        "minimum": lambda: f"must be at least {value}",
+        "maximum": lambda: f"must be at most {value}",
+        "exclusiveMinimum": lambda: f"must be greater than {value}",
+        "exclusiveMaximum": lambda: f"must be less than {value}",
+        "maxItems": lambda: f"must hold at most {value} items",
+        "minItems": lambda: f"must hold at least {value} items",
+        "oneOf": lambda: "must be " + " or ".join(_type_words(o.get("type", "value")) for o in value),
     }
-    reason = reasons.get(str(error.validator), error.message[:200])
+    describe = reasons.get(str(error.validator))
+    reason = describe() if describe else error.message[:200]
     return [(where or "body", reason)]
 
 
