@@ -193,6 +193,7 @@ class DockerRuntime(Runtime):
             built = self._builder(log).environment(context_dir)
         except BuildFailed as exc:
             raise JobFailed(str(exc)) from exc
+        log(f"environment image {built.tag} ({built.image_id}){' from the cache' if built.cached else ''}")
         size = self.client.images.get(built.image_id).attrs.get("Size")
         return BuiltEnvironment(image=built.image_id, size=int(size) if size is not None else None)
 

@@ -8,6 +8,7 @@ JSON documents; `app.py` only maps HTTP onto them.
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from cmkit.emulator.reference import Reference, load_reference
 from cmkit.emulator.store import Store
 
 LOG = logging.getLogger("cmkit.emulator")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 INTERRUPTED = "interrupted: the emulator stopped before this job finished"
 
 
@@ -45,8 +47,9 @@ class LogStore:
         path = self.path(kind, ident)
 
         def write(line: str) -> None:
+            clean = ANSI_ESCAPE.sub("", line).rstrip("\n")  # docker colours pip's stderr
             with path.open("a", encoding="utf-8") as handle:
-                handle.write(line.rstrip("\n") + "\n")
+                handle.write(clean + "\n")
 
         return write
 
