@@ -10,14 +10,17 @@ import copy
 import io
 import json
 import tarfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 from jsonschema import Draft7Validator
+from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from cmkit.emulator.reference import load_reference
 from tests.emulator_support import TOKEN, Emulator, upload_files, wait_for
@@ -122,6 +125,13 @@ def test_unknown_routes_and_ids_are_404_json(emulator: Emulator, api: requests.S
         assert response.status_code == 404, path
         assert response.headers["Content-Type"] == JSON_TYPE
         assert response.json()["message"]
+
+
+def test_reference_routes_the_emulator_does_not_emulate_are_501(emulator: Emulator, api: requests.Session) -> None:
+    response = api.post(emulator.url("customModels/fromCustomModel/"), json={"customModelId": "x"})
+    assert response.status_code == 501 and "does not implement" in response.json()["message"]
+    feature_impact = api.get(emulator.url("customInferenceImages/abc/featureImpact/"))
+    assert feature_impact.status_code == 501
 
 
 def test_wrong_method_is_405_json(emulator: Emulator, api: requests.Session) -> None:
@@ -659,28 +669,52 @@ def test_every_json_response_has_exact_content_type(emulator: Emulator, api: req
         assert api.get(emulator.url(path)).headers["Content-Type"] == JSON_TYPE
 
 
-def test_large_upload_is_streamed_and_journaled(
+def test_large_upload_is_streamed_to_disk_and_journaled(
     emulator: Emulator, api: requests.Session, env_id: str, tmp_path: Path
 ) -> None:
+    size = 128 << 20
     model = create_model(api, emulator)
     artifact = tmp_path / "artifact.bin"
     with artifact.open("wb") as handle:
-        for _ in range(64):
+        for _ in range(size >> 20):
             handle.write(b"\x5a" * (1 << 20))
     api.delete(emulator.root + "__emulator__/requests")
-    with artifact.open("rb") as handle:
-        files = [
-            ("isMajorUpdate", (None, b"true")),
-            ("baseEnvironmentId", (None, env_id.encode())),
-            ("file", ("artifact.bin", handle)),
-            ("filePath", (None, b"artifact.bin")),
-        ]
-        response = api.post(emulator.url(f"customModels/{model['id']}/versions/"), files=files)
+    server = psutil.Process(emulator.process.pid)  # type: ignore[union-attr]
+    baseline = server.memory_info().rss
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], server.memory_info().rss)
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with artifact.open("rb") as handle:
+            encoder = MultipartEncoder(
+                fields=[
+                    ("isMajorUpdate", "true"),
+                    ("baseEnvironmentId", env_id),
+                    ("file", ("artifact.bin", handle)),
+                    ("filePath", "artifact.bin"),
+                ]
+            )
+            response = api.post(
+                emulator.url(f"customModels/{model['id']}/versions/"),
+                data=encoder,
+                headers={"Content-Type": encoder.content_type},
+            )
+    finally:
+        done.set()
+        sampler.join()
     assert response.status_code == 201, response.text
+    assert peak[0] - baseline < size // 4  # the body went to disk, not memory
     journal = api.get(emulator.root + "__emulator__/requests").json()["requests"]
     upload = [e for e in journal if e["method"] == "POST"][-1]
-    assert upload["status"] == 201 and upload["bytesReceived"] > 64 * (1 << 20)
+    assert upload["status"] == 201 and upload["bytesReceived"] == encoder.len
     blobs = list((Path(emulator.info["dataDir"]) / "blobs").rglob("*"))
-    assert any(p.is_file() and p.stat().st_size == 64 * (1 << 20) for p in blobs)
+    assert any(p.is_file() and p.stat().st_size == size for p in blobs)
     assert not list((Path(emulator.info["dataDir"]) / "tmp").glob("upload-*"))  # staging cleaned up
     assert json.loads(response.text)["items"][0]["filePath"] == "artifact.bin"

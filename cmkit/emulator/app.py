@@ -88,6 +88,7 @@ def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flas
     app.url_map.strict_slashes = False
     for handler in ROUTES:
         _register(app, emu, handler)
+    _register_unimplemented(app, emu)
     _register_admin(app)
     app.before_request(_authenticate)
     app.register_error_handler(ApiError, _api_error)
@@ -106,6 +107,23 @@ def _register(app: Flask, emu: Emulator, handler: Handler) -> None:
         return handler.view(emu, query, **path_params)
 
     app.add_url_rule(rule, f"{handler.method} {handler.path}", view, methods=[handler.method])
+
+
+def _register_unimplemented(app: Flask, emu: Emulator) -> None:
+    """Routes of the reference the emulator does not emulate answer 501, not a misleading 404."""
+    implemented = {(h.method, h.path) for h in ROUTES}
+    missing: dict[str, list[str]] = {}
+    for method, path in emu.reference.routes:
+        if (method, path) not in implemented:
+            missing.setdefault(path, []).append(method)
+    for path, methods in missing.items():
+        rule = API_PREFIX + re.sub(r"{(\w+)}", r"<\1>", path)
+
+        def view(_path: str = path, **path_params: str) -> Response:
+            message = f"The emulator does not implement {request.method} {_path} (see docs/emulator.md)"
+            return json_response({"message": message}, 501)
+
+        app.add_url_rule(rule, f"unimplemented {path}", view, methods=methods)
 
 
 # -- plumbing ------------------------------------------------------------------------------------

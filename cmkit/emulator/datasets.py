@@ -44,7 +44,7 @@ def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | 
     }
     status_id = service.create_status(emu, f"Dataset {doc['name']} ingestion", "dataset")
     emu.store.insert(KIND, dataset_id, doc, internal={"sha256": blob.sha256, "statusId": status_id})
-    emu.jobs.submit(f"dataset:{dataset_id}", lambda cancel: _ingest(emu, dataset_id, cancel))
+    emu.jobs.submit(f"dataset:{dataset_id}", lambda cancel: _ingest(emu, dataset_id, cancel), quick=True)
     return {"statusId": status_id, "catalogId": dataset_id, "catalogVersionId": version_id}
 
 

@@ -45,17 +45,19 @@ class JobRunner:
 
     def __init__(self, workers: int = 8) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emulator-job")
+        # Quick bookkeeping jobs (dataset ingestion) never wait behind builds and model tests.
+        self._quick = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emulator-quick-job")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, key: str, work: Callable[[threading.Event], None]) -> Job:
+    def submit(self, key: str, work: Callable[[threading.Event], None], quick: bool = False) -> Job:
         job = Job(key)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the emulator is shutting down")
             self._jobs[key] = job
-        job.future = self._executor.submit(self._run, job, work)
+        job.future = (self._quick if quick else self._executor).submit(self._run, job, work)
         return job
 
     def _run(self, job: Job, work: Callable[[threading.Event], None]) -> None:
@@ -97,6 +99,7 @@ class JobRunner:
                 if not job.future.done():
                     stuck.append(job.key)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._quick.shutdown(wait=False, cancel_futures=True)
         return stuck
 
 
