@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,16 +37,22 @@ class JobCancelled(Exception):
 class Job:
     key: str
     cancel: threading.Event = field(default_factory=threading.Event)
-    future: Future[None] | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class JobRunner:
-    """Runs jobs in the background; `shutdown` cancels them and waits for them to record it."""
+    """Runs jobs in the background; `shutdown` cancels them and waits for them to record it.
+
+    Each job gets its own daemon thread and waits for a slot (at most `workers` heavy jobs run at
+    once). Daemon threads, unlike a ThreadPoolExecutor's, do not hold the process open: a Docker
+    build cannot be interrupted, and one still running after shutdown's grace period must not
+    keep the emulator from exiting (the next start records it as interrupted).
+    """
 
     def __init__(self, workers: int = 8) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emulator-job")
+        self._slots = threading.BoundedSemaphore(workers)
         # Quick bookkeeping jobs (dataset ingestion) never wait behind builds and model tests.
-        self._quick = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emulator-quick-job")
+        self._quick_slots = threading.BoundedSemaphore(2)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -57,17 +63,24 @@ class JobRunner:
             if self._closed:
                 raise RuntimeError("the emulator is shutting down")
             self._jobs[key] = job
-        job.future = (self._quick if quick else self._executor).submit(self._run, job, work)
+        slots = self._quick_slots if quick else self._slots
+        threading.Thread(target=self._run, args=(job, work, slots), name=f"job {key}", daemon=True).start()
         return job
 
-    def _run(self, job: Job, work: Callable[[threading.Event], None]) -> None:
+    def _run(self, job: Job, work: Callable[[threading.Event], None], slots: threading.BoundedSemaphore) -> None:
         try:
-            work(job.cancel)
+            with slots:
+                if not job.cancel.is_set():
+                    work(job.cancel)
         except Exception:  # a job records its own failures; this is a bug, keep the emulator alive
-            LOG.exception("background job %s crashed", job.key)
+            if self._closed:
+                LOG.debug("background job %s ended with the emulator", job.key, exc_info=True)
+            else:
+                LOG.exception("background job %s crashed", job.key)
         finally:
             with self._lock:
                 self._jobs.pop(job.key, None)
+            job.done.set()
 
     def cancel(self, key: str) -> bool:
         """Ask a job to stop; False when no such job is queued or running."""
@@ -82,25 +95,17 @@ class JobRunner:
         with self._lock:
             return list(self._jobs)
 
-    def shutdown(self, timeout: float = 30.0) -> list[str]:
-        """Cancel every job and wait (up to `timeout` each) for them to end; the keys left running."""
+    def shutdown(self, timeout: float = 10.0) -> list[str]:
+        """Cancel every job and wait up to `timeout` for them to end; the keys still running."""
         with self._lock:
             self._closed = True
             jobs = list(self._jobs.values())
         for job in jobs:
             job.cancel.set()
-        stuck = []
+        deadline = time.monotonic() + timeout
         for job in jobs:
-            if job.future is None:
-                continue
-            try:
-                job.future.result(timeout=timeout)
-            except Exception:  # TimeoutError included: reported below, the restart recovers it
-                if not job.future.done():
-                    stuck.append(job.key)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._quick.shutdown(wait=False, cancel_futures=True)
-        return stuck
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+        return [job.key for job in jobs if not job.done.is_set()]
 
 
 # -- runtimes ------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ from cmkit.emulator.store import Store
 
 LOG = logging.getLogger("cmkit.emulator")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# How long a stop waits for cancelled jobs to record their end. Model tests stop at once; a
+# Docker build cannot be interrupted, and one still running is recorded at the next start.
+SHUTDOWN_GRACE = 10.0
 INTERRUPTED = "interrupted: the emulator stopped before this job finished"
 
 
@@ -86,7 +89,7 @@ class Emulator:
         recover_statuses(self)
         environments.seed(self)
 
-    def stop(self, timeout: float = 30.0) -> list[str]:
+    def stop(self, timeout: float = SHUTDOWN_GRACE) -> list[str]:
         """Cancel background jobs, wait for them to record it, close the store."""
         stuck = self.jobs.shutdown(timeout)
         if stuck:
