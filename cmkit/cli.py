@@ -201,18 +201,132 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: 
     config = _config(bundle, **flags)
     session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
     try:
-        info = {"url": session.server.url + "/", "urlPrefix": session.server.url_prefix, **session.server.describe()}
+        info = {**session.server.describe(), "url": session.server.url + "/", "urlPrefix": session.server.url_prefix}
         if as_json:
-            render.emit_json(info)
+            render.emit_json(info, one_line=True)
         render.serving(info)
         for line in session.server.follow_logs():
             render.console.print(line, markup=False, highlight=False)
     except KeyboardInterrupt:
-        pass
+        render.console.print("stopping")
     finally:
         session.close()
     exit_info = session.server.exit_info()
     sys.exit(0 if exit_info is None or exit_info.exit_code in (0, None) else 1)
+
+
+def _api_options(func: F) -> F:
+    func = click.option("--token", help="API token (else DATAROBOT_API_TOKEN or drconfig.yaml).")(func)
+    return click.option("--endpoint", help="e.g. https://app.datarobot.com/api/v2 (else DATAROBOT_ENDPOINT).")(func)
+
+
+@command(main, "push")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@_api_options
+@click.option("--model-id", help="Push to this model (else modelID, else found or created from the metadata).")
+@click.option("--environment-id", help="Execution environment of the new version.")
+@click.option("--environment-version-id")
+@click.option("--minor", is_flag=True, help="Create a minor version (default: major).")
+@click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="Run DataRobot's test on this CSV.")
+@click.option("--dataset-id", help="Run DataRobot's test on this existing dataset.")
+@click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check of the remote test.")
+@click.option("--allow-secret", multiple=True, metavar="PATH", help="Upload this file although it looks secret.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the dependency build and the test.")
+@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds to wait for builds and tests.")
+@click.option("--dry-run", is_flag=True, help="Show what would be created and uploaded; send nothing.")
+def push_command(
+    bundle: Path,
+    endpoint: str | None,
+    token: str | None,
+    dataset: Path | None,
+    dataset_id: str | None,
+    check: tuple[str, ...],
+    allow_secret: tuple[str, ...],
+    minor: bool,
+    no_wait: bool,
+    dry_run: bool,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test."""
+    from cmkit.api.client import DataRobotClient
+    from cmkit.api.config import load_api_config
+    from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push
+    from cmkit.testlocal import parse_check_settings
+
+    if dataset and dataset_id:
+        raise InputError("give --dataset or --dataset-id, not both")
+    if not Path(bundle).is_dir():
+        raise InputError("not a bundle folder", file=bundle)
+    options = PushOptions(
+        bundle=bundle,
+        major=not minor,
+        dataset=dataset,
+        dataset_id=dataset_id,
+        checks=parse_check_settings(check),
+        wait=not no_wait,
+        allow_secrets=allow_secret,
+        **flags,
+    )
+    events = render.ConsoleEvents()
+    local = prepare_bundle(bundle, allow_secret)
+    try:
+        api = DataRobotClient(load_api_config(endpoint, token))
+    except InputError:
+        if not dry_run:
+            raise
+        api = None  # a dry run without credentials plans as if the model did not exist yet
+    cache = ManifestCache()
+    try:
+        plan = plan_push(api, local, options, cache)
+        # A dry run only reads: it plans against the live model when credentials exist.
+        result = PushResult(plan, dry_run=True) if dry_run else push(api, plan, options, events, cache)  # type: ignore[arg-type]
+    finally:
+        if api is not None:
+            api.close()
+    document = result.to_dict()
+    if as_json:
+        render.emit_json(document)
+    render.push_result(document)
+    sys.exit(1 if result.failed else 0)
+
+
+@main.group("env")
+def env_group() -> None:
+    """Execution environments."""
+
+
+@command(env_group, "push")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@_api_options
+@click.option("--name", help="Environment name (default: the folder's name).")
+@click.option("--environment-id", help="Add a version to this environment.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for the image build.")
+@click.option("--timeout", type=float, default=1800.0, show_default=True)
+def env_push_command(
+    folder: Path,
+    endpoint: str | None,
+    token: str | None,
+    name: str | None,
+    environment_id: str | None,
+    no_wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version."""
+    from cmkit.api.client import DataRobotClient
+    from cmkit.api.config import load_api_config
+    from cmkit.environments import push_environment
+
+    api = DataRobotClient(load_api_config(endpoint, token))
+    try:
+        result = push_environment(api, folder, name, environment_id, not no_wait, timeout, render.ConsoleEvents())
+    finally:
+        api.close()
+    if as_json:
+        render.emit_json(result.to_dict())
+    render.environment_result(result.to_dict())
+    sys.exit(1 if result.build_status == "failed" else 0)
 
 
 @command(main, "emulator")

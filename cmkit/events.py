@@ -20,6 +20,9 @@ class Events:
     def check(self, name: str, result: Any) -> None:
         """A check ended with a `CheckResult`."""
 
+    def progress(self, label: str, done: int, total: int) -> None:
+        """Bytes or items done out of total (uploads)."""
+
 
 class RecordingEvents(Events):
     """Keeps everything, for logs and tests."""

@@ -20,9 +20,9 @@ from cmkit.requirements import DependencyReport
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def emit_json(document: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+def emit_json(document: Any, one_line: bool = False) -> None:
+    """Exactly one JSON document on stdout (on one line for long-running commands to read early)."""
+    sys.stdout.write(json.dumps(document, indent=None if one_line else 2, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -129,6 +129,61 @@ def serving(info: dict[str, object]) -> None:
         f"[bold green]serving[/] {escape(str(info['url']))}  (URL_PREFIX={escape(str(info['urlPrefix']))})", markup=True
     )
     console.print(f"try: curl {info['url']}  — Ctrl-C to stop and clean up", markup=False)
+
+
+def _human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def push_result(document: dict[str, Any]) -> None:
+    plan = document["plan"]
+    if document["dryRun"]:
+        console.print("[bold]dry run[/]: nothing was sent", markup=True)
+        if plan["createModel"]:
+            console.print(f"would create model: {escape(json.dumps(plan['createModel']))}", markup=True)
+        elif plan["model"]:
+            console.print(f"model: {plan['model']['id']}")
+        console.print(f"version: {plan['action']} ({escape(plan['reason'])})", markup=True)
+        for item in plan["upload"]:
+            console.print(f"  upload {escape(item['path'])}  {_human_bytes(item['bytes'])}", markup=True)
+        for path in plan["delete"]:
+            console.print(f"  delete {escape(path)}", markup=True)
+        console.print(f"  total {_human_bytes(plan['uploadBytes'])}")
+        deps = ", ".join(d["line"] for d in plan["dependencies"]) or "none"
+        console.print(f"dependencies: {escape(deps)}", markup=True)
+        return
+    if document.get("buildStatus") == "failed":
+        console.print("[bold red]dependency build failed[/]; last log lines:", markup=True)
+        console.print(escape(document.get("buildLogTail") or ""), markup=True)
+    if document.get("test"):
+        test_report(document["test"])
+    verdict = (
+        "up to date"
+        if plan["action"] == "up-to-date"
+        else f"{document['filesUploaded']} file(s), " + _human_bytes(document["bytesUploaded"])
+    )
+    console.print(
+        f"model {document['modelId']} version {document['versionId']} ({document.get('versionLabel')}): {verdict}; "
+        f"build {document.get('buildStatus') or 'not needed'}; {document['modelUrl']}",
+        markup=False,
+    )
+
+
+def environment_result(document: dict[str, Any]) -> None:
+    if document.get("buildLogTail"):
+        console.print("[bold red]environment build failed[/]; last log lines:", markup=True)
+        console.print(escape(document["buildLogTail"]), markup=True)
+    state = "up to date" if document["upToDate"] else f"uploaded {_human_bytes(document['contextBytes'])}"
+    console.print(
+        f"environment {document['environmentId']} version {document['versionId']}: {state}; "
+        f"build {document['buildStatus']}",
+        markup=False,
+    )
 
 
 def emulator_ready(info: dict[str, Any]) -> None:

@@ -33,7 +33,14 @@ from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events
 from cmkit.metadata import TARGET_TYPES, load_metadata
 from cmkit.paths import default_environment_dir
-from cmkit.runtime.base import NETWORK_EGRESS, RunSpec, Server, normalise_url_prefix, random_url_prefix
+from cmkit.runtime.base import (
+    NETWORK_EGRESS,
+    RunSpec,
+    Server,
+    normalise_url_prefix,
+    random_url_prefix,
+    signals_deferred,
+)
 
 RUNTIMES = ("docker", "process")
 LOG_TAIL_LINES = 40
@@ -246,11 +253,12 @@ def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any
 
 
 def stop_server(server: Server, client: Any) -> None:
-    server.stop()
-    if hasattr(server, "cleanup"):
-        server.cleanup()
-    if client is not None:
-        client.close()
+    with signals_deferred():
+        server.stop()
+        if hasattr(server, "cleanup"):
+            server.cleanup()
+        if client is not None:
+            client.close()
 
 
 def run_test_local(

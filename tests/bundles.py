@@ -79,7 +79,7 @@ def predict():
 
 START = """#!/bin/sh
 exec gunicorn --bind "0.0.0.0:${PORT:-8080}" --workers 1 --worker-class gthread --threads 4 \\
-    --keep-alive 30 --graceful-timeout 2 app:app
+    --keep-alive 30 --graceful-timeout 2 --no-control-socket app:app
 """
 
 LABELS = {

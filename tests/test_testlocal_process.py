@@ -145,3 +145,31 @@ def test_cli_json_junit_and_exit_codes(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "Traceback" not in missing.output
     flag = runner.invoke(main, ["test-local", str(good), "--check", "sideEffects=sometimes"])
     assert flag.exit_code == 2
+
+
+def test_serve_prints_the_url_serves_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    bundle = write_bundle(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cmkit", "serve", str(bundle), "--runtime", "process", "--json", "--url-prefix", "/a/b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(process.stdout.readline())  # type: ignore[union-attr]
+        assert info["url"].endswith("/a/b/") and info["urlPrefix"] == "/a/b"
+        answer = requests.post(info["url"] + "predict_no_state/", json={"X": {"a": [1.0], "b": [2], "when": ["x"]}})
+        assert answer.json() == {"predictions": [2.0]}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(info["pid"]), 0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
 import socket
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +78,30 @@ class Server(ABC):
     @abstractmethod
     def describe(self) -> dict[str, object]:
         """Identifiers for reports (container id, pid...)."""
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Let cleanup finish when a second Ctrl-C (or SIGTERM) arrives while it runs.
+
+    Signals received meanwhile are re-delivered afterwards. Only the main thread can do this;
+    elsewhere (the emulator's job threads) it is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: received.append(number)) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in received[:1]:
+            signal.raise_signal(sig)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
 
 
 def random_url_prefix() -> str:

@@ -1,0 +1,236 @@
+"""A small REST client for DataRobot's API: authentication, timeouts, retries, streamed uploads.
+
+Reads (GET, DELETE) are retried by urllib3's `Retry` on connection errors, 429 and 5xx, with
+backoff and `Retry-After`. Creates (POST, PATCH) are not retried here: a lost answer may hide a
+create that happened, so callers look before re-creating (see `cmkit.push`), then call
+`retry_after()` to wait the right time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+from urllib.parse import urljoin
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
+from urllib3.util.retry import Retry
+
+from cmkit import __version__
+from cmkit.api.config import ApiConfig
+from cmkit.errors import CmkitError, InputError
+from cmkit.events import Events
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+READ_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "PUT"})
+MAX_RETRY_WAIT = 30.0
+MAX_ATTEMPTS = 8
+T = TypeVar("T")
+
+
+class ApiError(CmkitError):
+    """The API answered an error (or could not be reached); never carries the token."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status in RETRY_STATUSES
+
+
+# One multipart part: (field name, value) where value is a string or (filename, stream, content type).
+Part = tuple[str, str | tuple[str, IO[bytes], str]]
+
+
+@dataclass(frozen=True)
+class Page:
+    data: list[dict[str, Any]]
+    next: str | None
+    total: int | None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason
+    if isinstance(body, dict) and "message" in body:
+        message = body["message"]
+        if isinstance(message, dict):
+            return "; ".join(f"{k}: {v}" for k, v in message.items())
+        errors = body.get("errors")
+        return f"{message} ({errors})" if errors else str(message)
+    return str(body)[:300]
+
+
+class DataRobotClient:
+    def __init__(self, config: ApiConfig) -> None:
+        if not config.token or any(ch.isspace() for ch in config.token):
+            # requests would echo a malformed header value in its error: refuse it here instead.
+            raise InputError("the API token is empty or contains whitespace", hint="copy the token again")
+        self.config = config
+        self.base = config.endpoint.rstrip("/") + "/"
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {config.token}", "User-Agent": f"cmkit/{__version__}"})
+        self.session.verify = config.ssl_verify
+        retry = Retry(
+            total=config.max_retries,
+            connect=config.max_retries,
+            read=config.max_retries,
+            status=config.max_retries,
+            backoff_factor=0.2,
+            backoff_max=MAX_RETRY_WAIT,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=READ_METHODS,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else urljoin(self.base, path.lstrip("/"))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.config.token, "***")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expected: Sequence[int] = (200, 201, 202, 204),
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One call (reads retried underneath); an ApiError for any answer not in `expected`."""
+        kwargs.setdefault("allow_redirects", False)
+        try:
+            response = self.session.request(
+                method,
+                self.url(path),
+                timeout=(self.config.connect_timeout, timeout or self.config.read_timeout),
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            # `from None`: the original exception's text may quote request headers.
+            raise ApiError(
+                f"{method} {path}: cannot reach {self.config.endpoint} ({self._redact(exc.__class__.__name__)})"
+            ) from None
+        if response.status_code not in expected:
+            raise ApiError(
+                f"{method} {path}: HTTP {response.status_code}: {self._redact(_message(response))}",
+                status=response.status_code,
+                retry_after=_retry_after(response),
+            )
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, expected=(200,), **kwargs).json()
+
+    def post_json(
+        self, path: str, body: Mapping[str, Any], expected: Sequence[int] = (200, 201, 202)
+    ) -> requests.Response:
+        return self.request("POST", path, json=dict(body), expected=expected)
+
+    def upload(
+        self,
+        method: str,
+        path: str,
+        parts: Sequence[Part],
+        progress: Callable[[int], None] | None = None,
+        expected: Sequence[int] = (200, 201, 202),
+    ) -> requests.Response:
+        """A streamed multipart request: memory stays flat whatever the files' sizes."""
+        encoder = MultipartEncoder(fields=list(parts))
+        sent = [0]
+
+        def on_read(monitor: MultipartEncoderMonitor) -> None:
+            if progress is not None:
+                progress(monitor.bytes_read - sent[0])
+            sent[0] = monitor.bytes_read
+
+        monitor = MultipartEncoderMonitor(encoder, on_read)
+        return self.request(
+            method,
+            path,
+            data=monitor,
+            headers={"Content-Type": monitor.content_type},
+            expected=expected,
+            timeout=max(self.config.read_timeout, 600.0),
+        )
+
+    def pages(self, path: str, params: Mapping[str, Any] | None = None, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list, following `next`."""
+        url: str | None = path
+        query: dict[str, Any] | None = {"offset": 0, "limit": limit, **(params or {})}
+        while url:
+            page = self.get(url, params=query)
+            yield from page.get("data", [])
+            url, query = page.get("next"), None
+
+    def wait_status(self, status_url: str, timeout: float, poll: float = 1.0) -> str:
+        """Follow an async job's `status/` URL until it redirects (303) to the result: its Location."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.request("GET", status_url, expected=(200, 303))
+            if response.status_code == 303:
+                return response.headers["Location"]
+            body = response.json()
+            state = str(body.get("status", "")).upper()
+            if state in ("ERROR", "ABORTED", "EXPIRED"):
+                raise ApiError(f"the job at {status_url} ended {state}: {body.get('message', '')}")
+            if time.monotonic() > deadline:
+                raise ApiError(f"gave up waiting for {status_url} after {timeout:g}s (last status {state})")
+            time.sleep(poll)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def retry_after(error: ApiError, attempt: int) -> float:
+    """How long to wait before retrying a create: the server's Retry-After, else backoff."""
+    if error.retry_after is not None:
+        return min(error.retry_after, MAX_RETRY_WAIT)
+    return min(0.2 * 2**attempt, MAX_RETRY_WAIT)
+
+
+def create_with_lookup(create: Callable[[], T], lookup: Callable[[], T | None], what: str, events: Events) -> T:
+    """Create something; after a failure, look for it before creating it again."""
+    last: ApiError | None = None
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            found = lookup()
+            if found is not None:
+                events.stage(f"{what}: the earlier attempt had succeeded")
+                return found
+        try:
+            return create()
+        except ApiError as exc:
+            if not exc.retryable:
+                raise
+            last = exc
+            wait = retry_after(exc, attempt)
+            events.stage(f"{what}: {exc.message}; retrying in {wait:.1f}s")
+            time.sleep(wait)
+    assert last is not None
+    raise last

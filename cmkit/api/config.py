@@ -1,0 +1,101 @@
+"""Where the DataRobot endpoint and token come from, in the same order as DataRobot's own client.
+
+Flags, then `DATAROBOT_ENDPOINT` / `DATAROBOT_API_TOKEN` / `DATAROBOT_SSL_VERIFY`, then the YAML
+file in `$DATAROBOT_CONFIG_FILE` or `~/.config/datarobot/drconfig.yaml` (keys `endpoint`,
+`token`, `ssl_verify`, `connect_timeout`, `max_retries`). The token is never shown: not in
+reprs, messages or tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from cmkit.errors import InputError
+
+DEFAULT_CONFIG_FILE = Path("~/.config/datarobot/drconfig.yaml")
+API_PATH = "/api/v2"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    endpoint: str
+    token: str = field(repr=False)
+    ssl_verify: bool | str = True
+    connect_timeout: float = 6.05
+    read_timeout: float = 120.0
+    max_retries: int = 6
+
+    @property
+    def app_url(self) -> str:
+        """The web application's base URL (the endpoint without /api/v2)."""
+        return self.endpoint.removesuffix(API_PATH)
+
+
+def _config_file(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("DATAROBOT_CONFIG_FILE") or DEFAULT_CONFIG_FILE).expanduser()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError("invalid YAML", file=path, line=mark.line + 1 if mark else None) from exc
+    if not isinstance(data, dict):
+        raise InputError("expected keys endpoint, token, ssl_verify", file=path)
+    return data
+
+
+def _ssl_verify(value: Any, source: str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in ("true", "1", "yes", ""):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    if not Path(text).expanduser().is_file():
+        raise InputError(f"ssl_verify '{text}' is neither true/false nor a CA bundle file", file=source)
+    return str(Path(text).expanduser())
+
+
+def normalise_endpoint(endpoint: str) -> str:
+    endpoint = endpoint.strip().rstrip("/")
+    parsed = urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError(f"endpoint '{endpoint}' is not an http(s) URL", hint="e.g. https://app.datarobot.com/api/v2")
+    return endpoint if parsed.path.endswith(API_PATH) else endpoint + API_PATH
+
+
+def load_api_config(
+    endpoint: str | None = None, token: str | None = None, environ: Mapping[str, str] | None = None
+) -> ApiConfig:
+    env = os.environ if environ is None else environ
+    path = _config_file(env)
+    data = _read_file(path)
+    endpoint = endpoint or env.get("DATAROBOT_ENDPOINT") or data.get("endpoint")
+    token = token or env.get("DATAROBOT_API_TOKEN") or data.get("token")
+    if not endpoint or not token:
+        missing = " and ".join(n for n, v in (("endpoint", endpoint), ("token", token)) if not v)
+        raise InputError(
+            f"no DataRobot {missing} configured",
+            hint=f"pass --endpoint/--token, set DATAROBOT_ENDPOINT/DATAROBOT_API_TOKEN, or write them to {path}",
+        )
+    verify_source = "DATAROBOT_SSL_VERIFY" if "DATAROBOT_SSL_VERIFY" in env else str(path)
+    verify = env.get("DATAROBOT_SSL_VERIFY", data.get("ssl_verify", True))
+    return ApiConfig(
+        endpoint=normalise_endpoint(str(endpoint)),
+        token=str(token),
+        ssl_verify=_ssl_verify(verify, verify_source),
+        connect_timeout=float(data.get("connect_timeout", 6.05)),
+        max_retries=int(data.get("max_retries", 6)),
+    )

@@ -1,0 +1,166 @@
+"""`cmkit env push`: upload an execution environment's docker context and wait for its build."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from docker.utils.build import exclude_paths
+
+from cmkit.api.client import DataRobotClient, create_with_lookup
+from cmkit.errors import InputError
+from cmkit.events import Events
+
+DIGEST_MARKER = "cmkit-digest:"
+POLL_SECONDS = 2.0
+
+
+@dataclass
+class EnvironmentPushResult:
+    environment_id: str
+    version_id: str
+    created_environment: bool
+    up_to_date: bool
+    build_status: str
+    build_log_tail: str | None = None
+    context_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environmentId": self.environment_id,
+            "versionId": self.version_id,
+            "createdEnvironment": self.created_environment,
+            "upToDate": self.up_to_date,
+            "buildStatus": self.build_status,
+            "buildLogTail": self.build_log_tail,
+            "contextBytes": self.context_bytes,
+        }
+
+
+def context_files(folder: Path) -> list[str]:
+    """The docker context as `docker build` would send it (honouring .dockerignore)."""
+    if not (folder / "Dockerfile").is_file():
+        raise InputError("no Dockerfile in the environment folder", file=folder, hint="pass the docker context folder")
+    ignore = folder / ".dockerignore"
+    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
+    return sorted(p for p in exclude_paths(str(folder), patterns) if (folder / p).is_file())
+
+
+def context_digest(folder: Path, files: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(f"{name}\0{hashlib.sha256((folder / name).read_bytes()).hexdigest()}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def zip_context(folder: Path, files: list[str]) -> IO[bytes]:
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in files:
+            archive.write(folder / name, name)
+    spool.seek(0)
+    return spool
+
+
+def _find_environment(api: DataRobotClient, name: str) -> dict[str, Any] | None:
+    for environment in api.pages("executionEnvironments/", {"searchFor": name}):
+        if environment.get("name") == name:
+            return environment
+    return None
+
+
+def _versions(api: DataRobotClient, environment_id: str) -> list[dict[str, Any]]:
+    return list(api.pages(f"executionEnvironments/{environment_id}/versions/", limit=50))
+
+
+def _with_digest(versions: list[dict[str, Any]], digest: str) -> dict[str, Any] | None:
+    for version in versions:
+        if (
+            f"{DIGEST_MARKER} {digest}" in str(version.get("description") or "")
+            and version.get("buildStatus") != "failed"
+        ):
+            return version
+    return None
+
+
+def push_environment(
+    api: DataRobotClient,
+    folder: Path,
+    name: str | None = None,
+    environment_id: str | None = None,
+    wait: bool = True,
+    timeout: float = 1800.0,
+    events: Events | None = None,
+) -> EnvironmentPushResult:
+    events = events or Events()
+    folder = Path(folder)
+    files = context_files(folder)
+    digest = context_digest(folder, files)
+    name = name or folder.resolve().name
+    created = False
+    if environment_id:
+        environment = api.get(f"executionEnvironments/{environment_id}/")
+    else:
+        environment = _find_environment(api, name)
+        if environment is None:
+            events.stage(f"creating execution environment '{name}'")
+            body = {"name": name, "programmingLanguage": "python", "description": "uploaded by cmkit env push"}
+            environment = create_with_lookup(
+                lambda: dict(api.post_json("executionEnvironments/", body, expected=(201,)).json()),
+                lambda: _find_environment(api, name),
+                "creating the environment",
+                events,
+            )
+            created = True
+    environment_id = str(environment["id"])
+    existing = _with_digest(_versions(api, environment_id), digest)
+    if existing is not None:
+        events.stage(f"up to date: version {existing['id']} holds this context")
+        version, up_to_date, size = existing, True, 0
+    else:
+        known = {v["id"] for v in _versions(api, environment_id)}
+        with zip_context(folder, files) as archive:
+            size = archive.seek(0, 2)
+            events.stage(f"uploading the docker context ({len(files)} files, {size} bytes)")
+
+            def upload() -> dict[str, Any]:
+                archive.seek(0)
+                parts = [
+                    ("label", time.strftime("cmkit-%Y%m%d-%H%M%S")),
+                    ("description", f"{DIGEST_MARKER} {digest}"),
+                    ("docker_context", ("context.zip", archive, "application/zip")),
+                ]
+                response = api.upload(
+                    "POST", f"executionEnvironments/{environment_id}/versions/", parts, expected=(202,)
+                )
+                return dict(response.json())
+
+            def lookup() -> dict[str, Any] | None:
+                fresh = [v for v in _versions(api, environment_id) if v["id"] not in known]
+                return _with_digest(fresh, digest)
+
+            version = create_with_lookup(upload, lookup, "uploading the environment", events)
+        up_to_date = False
+    result = EnvironmentPushResult(
+        environment_id, str(version["id"]), created, up_to_date, "submitted", context_bytes=size
+    )
+    url = f"executionEnvironments/{environment_id}/versions/{version['id']}/"
+    status = str(api.get(url).get("buildStatus"))
+    deadline = time.monotonic() + timeout
+    while wait and status not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            break
+        events.stage(f"environment build: {status}")
+        time.sleep(POLL_SECONDS)
+        status = str(api.get(url).get("buildStatus"))
+    result.build_status = status
+    if status == "failed":
+        log = api.get(url + "buildLog/")
+        text = str(log.get("log") or "") + ("\n" + str(log["error"]) if log.get("error") else "")
+        result.build_log_tail = "\n".join(text.strip().splitlines()[-30:])
+    return result

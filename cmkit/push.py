@@ -1,0 +1,592 @@
+"""`cmkit push`: a bundle that passes locally becomes a DataRobot model version, incrementally.
+
+How a push knows what the latest version holds: every version cmkit creates gets a description
+line `cmkit-digest: <sha256 of its (path, content hash) list>`, and the per-file hashes of that
+list are kept in a local cache keyed by the digest. So:
+
+- a bundle whose digest equals the latest version's is "up to date" (from anywhere);
+- when the latest version's digest is in the cache and its file paths match the version's
+  items, only changed files are uploaded (PATCH, with `filesToDelete` for removed ones);
+- otherwise (someone pushed from elsewhere, or edited the version in the UI) the push uploads
+  a clean version with every file: never wrong, only less incremental.
+
+Creates are not blindly retried: after a failed POST/PATCH the push looks for what it was
+creating (the model by `userProvidedId`, a version newer than the one it started from with the
+expected files) before trying again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import platformdirs
+
+from cmkit.api.client import MAX_ATTEMPTS, ApiError, DataRobotClient, Part, create_with_lookup, retry_after
+from cmkit.bundle import BundleFile, list_bundle
+from cmkit.errors import CmkitError, InputError
+from cmkit.events import Events
+from cmkit.lint import Finding, lint_bundle
+from cmkit.metadata import API_TARGET_TYPES, ModelMetadata, load_metadata
+from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+
+DIGEST_MARKER = "cmkit-digest:"
+POLL_SECONDS = 2.0
+
+
+class PushRefused(CmkitError):
+    """The bundle fails the pre-upload checks; nothing was created."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        first = findings[0]
+        where = f"{first.file}:{first.line}" if first.line else first.file
+        super().__init__(f"the bundle fails {len(findings)} check(s), first: {where}: [{first.rule}] {first.message}")
+        self.findings = findings
+
+
+class RemoteFailure(CmkitError):
+    """The dependency build or the remote test failed (exit 1)."""
+
+
+# --- the local side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+    source: Path
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, file: BundleFile) -> LocalFile:
+        return cls(file.path, file.source, file.size, file.sha256())
+
+
+@dataclass
+class LocalBundle:
+    root: Path
+    files: list[LocalFile]
+    metadata: ModelMetadata | None
+    dependencies: list[dict[str, Any]]
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        return {f.path: f.sha256 for f in self.files}
+
+    @property
+    def digest(self) -> str:
+        return manifest_digest(self.manifest)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def manifest_digest(manifest: dict[str, str]) -> str:
+    text = "\n".join(f"{path}\0{digest}" for path, digest in sorted(manifest.items()))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = ()) -> LocalBundle:
+    """Everything `lint` and `deps` check must pass before anything is sent."""
+    report = lint_bundle(bundle)
+    allowed = set(allow_secrets)
+    blocking = [f for f in report.errors if not (f.rule == "secret-file" and f.file in allowed)]
+    if blocking:
+        raise PushRefused(blocking)
+    listing = list_bundle(bundle)
+    requirements = Path(bundle) / REQUIREMENTS_FILE
+    dependencies = (
+        [d.to_api() for d in parse_requirements_text(read_text_file(requirements)).dependencies]
+        if requirements.is_file()
+        else []
+    )
+    return LocalBundle(
+        root=Path(bundle),
+        files=[LocalFile.of(f) for f in listing.files],
+        metadata=load_metadata(bundle),
+        dependencies=dependencies,
+    )
+
+
+class ManifestCache:
+    """Per-file hashes of versions this machine pushed, keyed by their digest."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or Path(platformdirs.user_cache_dir("cmkit")) / "push-manifests"
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / (digest.replace(":", "-") + ".json")
+
+    def get(self, digest: str) -> dict[str, str] | None:
+        try:
+            return dict(json.loads(self._path(digest).read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def put(self, manifest: dict[str, str]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._path(manifest_digest(manifest))
+        temporary = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        temporary.write_text(json.dumps(manifest, sort_keys=True))
+        temporary.replace(path)
+
+
+# --- options, plan, result ----------------------------------------------------------------------
+
+
+@dataclass
+class PushOptions:
+    bundle: Path
+    model_id: str | None = None
+    environment_id: str | None = None
+    environment_version_id: str | None = None
+    major: bool = True
+    dataset: Path | None = None
+    dataset_id: str | None = None
+    checks: dict[str, str] = field(default_factory=dict)
+    wait: bool = True
+    timeout: float = 1800.0
+    allow_secrets: tuple[str, ...] = ()
+
+
+@dataclass
+class PushPlan:
+    bundle: LocalBundle
+    model: dict[str, Any] | None  # the existing model, if found
+    model_create: dict[str, Any] | None  # the payload that would create it
+    latest: dict[str, Any] | None  # the model's latest version
+    action: str  # "up-to-date", "new-version" (every file) or "patch" (changed files only)
+    upload: list[LocalFile]
+    delete: list[dict[str, str]]  # latest version items to remove: {id, filePath}
+    environment_id: str | None
+    environment_version_id: str | None
+    reason: str = ""
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(f.size for f in self.upload)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": {"id": self.model["id"], "name": self.model.get("name")} if self.model else None,
+            "createModel": self.model_create,
+            "latestVersion": {"id": self.latest["id"], "label": self.latest.get("label")} if self.latest else None,
+            "action": self.action,
+            "reason": self.reason,
+            "baseEnvironmentId": self.environment_id,
+            "baseEnvironmentVersionId": self.environment_version_id,
+            "upload": [{"path": f.path, "bytes": f.size} for f in self.upload],
+            "uploadBytes": self.upload_bytes,
+            "delete": [item["filePath"] for item in self.delete],
+            "digest": self.bundle.digest,
+            "dependencies": self.bundle.dependencies,
+        }
+
+
+@dataclass
+class PushResult:
+    plan: PushPlan
+    model_id: str | None = None
+    model_url: str | None = None
+    created_model: bool = False
+    version: dict[str, Any] | None = None
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    build_status: str | None = None
+    build_log_tail: str | None = None
+    dataset_id: str | None = None
+    test: dict[str, Any] | None = None
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> bool:
+        test_failed = self.test is not None and self.test.get("overallStatus") == "failed"
+        return self.build_status == "failed" or test_failed
+
+    def to_dict(self) -> dict[str, Any]:
+        version = self.version or {}
+        return {
+            "dryRun": self.dry_run,
+            "action": self.plan.action,
+            "modelId": self.model_id,
+            "modelUrl": self.model_url,
+            "createdModel": self.created_model,
+            "versionId": version.get("id"),
+            "versionLabel": version.get("label"),
+            "filesUploaded": self.uploaded_files,
+            "bytesUploaded": self.uploaded_bytes,
+            "buildStatus": self.build_status,
+            "buildLogTail": self.build_log_tail,
+            "datasetId": self.dataset_id,
+            "test": self.test,
+            "plan": self.plan.to_dict(),
+        }
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def user_provided_id(metadata: ModelMetadata | None, bundle: Path) -> str:
+    """A stable id for a bundle's model: the same from any checkout of it."""
+    name = (metadata.name if metadata else None) or bundle.resolve().name
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+    if len(slug) > 80:  # the API caps userProvidedId at 100 characters
+        slug = f"{slug[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return f"cmkit-{slug}"
+
+
+def model_payload(metadata: ModelMetadata | None, bundle: Path) -> dict[str, Any]:
+    if metadata is None or metadata.target_type is None:
+        raise InputError(
+            "cannot create a model without model-metadata.yaml (name, targetType)",
+            file=bundle,
+            hint="add model-metadata.yaml or pass --model-id",
+        )
+    payload: dict[str, Any] = {
+        "customModelType": "inference",
+        "name": metadata.name or bundle.resolve().name,
+        "targetType": API_TARGET_TYPES[metadata.target_type],
+        "language": metadata.language or "python",
+        "description": metadata.description or "",
+        "userProvidedId": user_provided_id(metadata, bundle),
+    }
+    optional = {
+        "targetName": metadata.target_name,
+        "positiveClassLabel": metadata.positive_class_label,
+        "negativeClassLabel": metadata.negative_class_label,
+        "classLabels": metadata.class_labels,
+        "predictionThreshold": metadata.prediction_threshold,
+    }
+    payload.update({k: v for k, v in optional.items() if v is not None})
+    return payload
+
+
+def find_model(api: DataRobotClient, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The model created for this bundle earlier (by anyone), found by its userProvidedId."""
+    wanted = payload["userProvidedId"]
+    for model in api.pages("customModels/", {"searchFor": payload["name"], "customModelType": "inference"}):
+        if model.get("userProvidedId") == wanted:
+            return model
+    return None
+
+
+def _version_digest(version: dict[str, Any]) -> str | None:
+    for line in str(version.get("description") or "").splitlines():
+        if line.startswith(DIGEST_MARKER):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _diff(
+    local: LocalBundle, latest: dict[str, Any], cache: ManifestCache
+) -> tuple[str, list[LocalFile], list[dict[str, str]], str]:
+    digest = _version_digest(latest)
+    if digest == local.digest:
+        return "up-to-date", [], [], "the bundle equals the latest version"
+    remote = cache.get(digest) if digest else None
+    items = {item["filePath"]: item for item in latest.get("items", [])}
+    if remote is None or set(remote) != set(items):
+        reason = "the latest version was not pushed from here: uploading every file"
+        return "new-version", list(local.files), [], reason
+    upload = [f for f in local.files if remote.get(f.path) != f.sha256]
+    delete = [{"id": items[p]["id"], "filePath": p} for p in sorted(set(remote) - set(local.manifest))]
+    return "patch", upload, delete, f"{len(upload)} changed or new file(s), {len(delete)} removed"
+
+
+def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOptions, cache: ManifestCache) -> PushPlan:
+    metadata = local.metadata
+    model_id = options.model_id or (metadata.model_id if metadata else None)
+    model: dict[str, Any] | None = None
+    create: dict[str, Any] | None = None
+    if model_id:
+        if api is None:
+            model = {"id": model_id}
+        else:
+            try:
+                model = api.get(f"customModels/{model_id}/")
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise InputError(f"model {model_id} does not exist", hint="check --model-id or modelID") from exc
+                raise
+    else:
+        create = model_payload(metadata, local.root)
+        model = find_model(api, create) if api else None
+        if model:
+            create = None
+    latest = model.get("latestVersion") if model else None
+    environment_id = options.environment_id or (metadata.environment_id if metadata else None)
+    environment_version_id = options.environment_version_id
+    if latest and not environment_id and not environment_version_id:
+        environment_id = latest.get("baseEnvironmentId")
+    if not environment_id and not environment_version_id:
+        raise InputError(
+            "no execution environment for the new version",
+            hint="pass --environment-id, set environmentID in model-metadata.yaml, or upload one with `cmkit env push`",
+        )
+    if latest:
+        action, upload, delete, reason = _diff(local, latest, cache)
+        same_environment = environment_id in (None, latest.get("baseEnvironmentId")) and (
+            environment_version_id in (None, latest.get("baseEnvironmentVersionId"))
+        )
+        if action == "up-to-date" and not same_environment:
+            action, reason = "patch", "the execution environment changes"
+    else:
+        action, upload, delete, reason = "new-version", list(local.files), [], "first version of the model"
+    return PushPlan(
+        local, model, create, latest, action, upload, delete, environment_id, environment_version_id, reason
+    )
+
+
+# --- executing ----------------------------------------------------------------------------------
+
+
+def _ensure_model(api: DataRobotClient, plan: PushPlan, events: Events) -> tuple[dict[str, Any], bool]:
+    if plan.model is not None:
+        return plan.model, False
+    payload = plan.model_create
+    assert payload is not None
+    events.stage(f"creating model '{payload['name']}' ({payload['targetType']})")
+
+    def create() -> dict[str, Any]:
+        try:
+            return dict(api.post_json("customModels/", payload, expected=(201,)).json())
+        except ApiError as exc:
+            # Someone (or our own lost attempt) created it meanwhile: userProvidedId is unique.
+            if exc.status == 422 and "userProvidedId" in exc.message:
+                found = find_model(api, payload)
+                if found:
+                    return found
+            raise
+
+    return create_with_lookup(create, lambda: find_model(api, payload), "creating the model", events), True
+
+
+@contextlib.contextmanager
+def _opened(files: list[LocalFile]) -> Iterator[list[IO[bytes]]]:
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(f.source.open("rb")) for f in files]
+
+
+def _version_parts(plan: PushPlan, options: PushOptions, handles: list[IO[bytes]]) -> list[Part]:
+    parts: list[Part] = [("isMajorUpdate", "true" if options.major else "false")]
+    if plan.environment_id:
+        parts.append(("baseEnvironmentId", plan.environment_id))
+    if plan.environment_version_id:
+        parts.append(("baseEnvironmentVersionId", plan.environment_version_id))
+    for file, handle in zip(plan.upload, handles, strict=True):
+        parts.append(("file", (file.path.rsplit("/", 1)[-1], handle, "application/octet-stream")))
+        parts.append(("filePath", file.path))
+    parts += [("filesToDelete", item["id"]) for item in plan.delete]
+    return parts
+
+
+def _expected_paths(plan: PushPlan) -> set[str]:
+    if plan.action == "new-version":
+        return {f.path for f in plan.bundle.files}
+    items = {item["filePath"] for item in (plan.latest or {}).get("items", [])}
+    return (items | {f.path for f in plan.upload}) - {item["filePath"] for item in plan.delete}
+
+
+def _upload_version(
+    api: DataRobotClient, model_id: str, plan: PushPlan, options: PushOptions, events: Events
+) -> dict[str, Any]:
+    path = f"customModels/{model_id}/versions/"
+    method = "PATCH" if plan.action == "patch" else "POST"
+    known = {v["id"] for v in api.pages(path, limit=20)} if plan.latest else set()
+    expected = _expected_paths(plan)
+    total = plan.upload_bytes
+
+    def create() -> dict[str, Any]:
+        done = [0]
+
+        def progress(chunk: int) -> None:
+            done[0] += chunk
+            events.progress("uploading", min(done[0], total), total)
+
+        with _opened(plan.upload) as handles:
+            response = api.upload(method, path, _version_parts(plan, options, handles), progress, expected=(201,))
+        return dict(response.json())
+
+    def lookup() -> dict[str, Any] | None:
+        # A version we did not know before, holding exactly the files this push produces.
+        for version in api.pages(path, limit=20):
+            paths = {item["filePath"] for item in version.get("items", [])}
+            if version["id"] not in known and paths == expected:
+                return dict(version)
+        return None
+
+    events.stage(f"uploading {len(plan.upload)} file(s), {total} bytes ({plan.reason})")
+    return create_with_lookup(create, lookup, "uploading the version", events)
+
+
+def _describe_version(
+    api: DataRobotClient, model_id: str, version: dict[str, Any], digest: str, events: Events
+) -> None:
+    description = f"{DIGEST_MARKER} {digest}"
+    url = f"customModels/{model_id}/versions/{version['id']}/"
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            api.request("PATCH", url, json={"description": description}, expected=(200,))
+            version["description"] = description
+            return
+        except ApiError as exc:
+            if not exc.retryable:
+                raise
+            time.sleep(retry_after(exc, attempt))
+    events.stage("warning: could not record the bundle digest on the version; the next push uploads every file")
+
+
+def _build_dependencies(
+    api: DataRobotClient,
+    model_id: str,
+    version: dict[str, Any],
+    result: PushResult,
+    options: PushOptions,
+    events: Events,
+) -> None:
+    url = f"customModels/{model_id}/versions/{version['id']}/dependencyBuild/"
+    try:
+        state = api.get(url)
+    except ApiError as exc:
+        if exc.status != 422:  # 422: no build started yet
+            raise
+        state = None
+    if state is None:  # an earlier push may have started it already (then we only wait)
+        events.stage("starting the dependency build")
+
+        def start() -> dict[str, Any]:
+            return dict(api.request("POST", url, expected=(202,)).json())
+
+        def started() -> dict[str, Any] | None:
+            try:
+                return dict(api.get(url))
+            except ApiError:
+                return None
+
+        state = create_with_lookup(start, started, "starting the dependency build", events)
+    result.build_status = state.get("buildStatus")
+    if not options.wait:
+        return
+    deadline = time.monotonic() + options.timeout
+    while result.build_status not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            raise RemoteFailure(f"the dependency build did not finish within {options.timeout:g}s")
+        events.stage(f"dependency build: {result.build_status}")
+        time.sleep(POLL_SECONDS)
+        result.build_status = api.get(url).get("buildStatus")
+    if result.build_status == "failed":
+        log = api.request("GET", url.replace("dependencyBuild/", "dependencyBuildLog/"), expected=(200,)).text
+        result.build_log_tail = "\n".join(log.strip().splitlines()[-30:])
+
+
+def _dataset_id(api: DataRobotClient, options: PushOptions, events: Events) -> str:
+    if options.dataset_id:
+        return options.dataset_id
+    assert options.dataset is not None
+    path = options.dataset
+    if not path.is_file():
+        raise InputError("dataset not found", file=path)
+    events.stage(f"uploading the dataset {path.name}")
+
+    def upload() -> str:
+        with path.open("rb") as handle:
+            response = api.upload(
+                "POST", "datasets/fromFile/", [("file", (path.name, handle, "text/csv"))], expected=(202,)
+            )
+        resource = api.wait_status(response.headers["Location"], options.timeout)
+        dataset = api.get(resource)
+        return str(dataset.get("datasetId") or dataset["id"])
+
+    # A duplicated dataset upload is harmless: nothing to look up.
+    return create_with_lookup(upload, lambda: None, "uploading the dataset", events)
+
+
+def _remote_test(
+    api: DataRobotClient,
+    model_id: str,
+    version: dict[str, Any],
+    result: PushResult,
+    options: PushOptions,
+    events: Events,
+) -> None:
+    result.dataset_id = _dataset_id(api, options, events)
+    body: dict[str, Any] = {
+        "customModelId": model_id,
+        "customModelVersionId": version["id"],
+        "datasetId": result.dataset_id,
+    }
+    if options.checks:
+        body["configuration"] = dict(options.checks)
+    events.stage("starting the model test")
+
+    def tests() -> list[dict[str, Any]]:
+        return [
+            t
+            for t in api.pages("customModelTests/", {"customModelId": model_id}, limit=10)
+            if (t.get("customModelVersion") or {}).get("id") == version["id"]
+        ]
+
+    before = {t["id"] for t in tests()}
+
+    def start() -> str:
+        return str(api.post_json("customModelTests/", body, expected=(202,)).headers["Location"])
+
+    def started() -> str | None:
+        fresh = [t for t in tests() if t["id"] not in before]
+        return f"customModelTests/{fresh[0]['id']}/" if fresh else None
+
+    location = create_with_lookup(start, started, "starting the model test", events)
+    if not options.wait:
+        result.test = {"overallStatus": "in_progress", "status": location}
+        return
+    events.stage("waiting for the model test")
+    resource = location if "customModelTests/" in location else api.wait_status(location, options.timeout)
+    deadline = time.monotonic() + options.timeout
+    test = api.get(resource)
+    while test.get("overallStatus") in ("queued", "in_progress", "not_tested"):
+        if time.monotonic() > deadline:
+            raise RemoteFailure(f"the model test did not finish within {options.timeout:g}s")
+        time.sleep(POLL_SECONDS)
+        test = api.get(resource)
+    result.test = test
+
+
+def push(
+    api: DataRobotClient,
+    plan: PushPlan,
+    options: PushOptions,
+    events: Events | None = None,
+    cache: ManifestCache | None = None,
+) -> PushResult:
+    """Carry out a plan: model, version, dependency build, remote test."""
+    events = events or Events()
+    cache = cache or ManifestCache()
+    result = PushResult(plan)
+    model, result.created_model = _ensure_model(api, plan, events)
+    result.model_id = model["id"]
+    result.model_url = f"{api.config.app_url}/registry/custom-model-workshop/{model['id']}"
+    if plan.action == "up-to-date" and not result.created_model:
+        events.stage(f"up to date: {plan.latest['label'] if plan.latest else ''}")
+        result.version = plan.latest
+    else:
+        cache.put(plan.bundle.manifest)
+        version = _upload_version(api, model["id"], plan, options, events)
+        result.uploaded_files, result.uploaded_bytes = len(plan.upload), plan.upload_bytes
+        _describe_version(api, model["id"], version, plan.bundle.digest, events)
+        result.version = version
+    assert result.version is not None
+    if result.version.get("dependencies"):
+        _build_dependencies(api, model["id"], result.version, result, options, events)
+    if (options.dataset or options.dataset_id) and result.build_status != "failed":
+        _remote_test(api, model["id"], result.version, result, options, events)
+    return result
