@@ -61,8 +61,9 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
     return {
         "binary": write_bundle(root / "binary", target="binary", requirements="six==1.16.0\n"),
-        "regression": write_bundle(root / "regression", target="regression"),
         "nan_output": write_bundle(root / "nan_output", "nan_output", target="regression"),
+        # A server that never answers: its test stays in progress until cancelled.
+        "hanging": write_bundle(root / "hanging", start_script="#!/bin/sh\nexec sleep 600\n"),
     }
 
 
@@ -191,10 +192,11 @@ def test_cancel_a_running_test_through_the_client(
 ) -> None:
     model = dr.CustomInferenceModel.create(name="judge-cancel", target_type=dr.TARGET_TYPE.REGRESSION, target_name="y")
     version = dr.CustomModelVersion.create_clean(
-        model.id, base_environment_id=environment.id, folder_path=str(bundles["regression"])
+        model.id, base_environment_id=environment.id, folder_path=str(bundles["hanging"])
     )
-    dataset = dr.Dataset.create_from_file(file_path=str(bundles["regression"] / "data" / "sample.csv"))
+    dataset = dr.Dataset.create_from_file(file_path=str(bundles["hanging"] / "data" / "sample.csv"))
     test = dr.CustomModelTest.create(model.id, version.id, dataset_id=dataset.id, max_wait=None)
+    assert test.overall_status in RUNNING_TEST
     test.cancel()
     test.refresh()
     assert test.overall_status == "canceled"

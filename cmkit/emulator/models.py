@@ -496,8 +496,10 @@ def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) ->
         else:
             emu.store.insert(BUILD_KIND, version_id, doc, parent=model_id, internal={"token": token})
         emu.logs.path(BUILD_KIND, version_id).unlink(missing_ok=True)
+        started = render_build(emu.store.get(BUILD_KIND, version_id), base_url)
+    # Answer what was submitted: a quick build may already be over by the time we reply.
     emu.jobs.submit(f"dependency-build:{version_id}", lambda cancel: _build(emu, model_id, version_id, token, cancel))
-    return render_build(emu.store.get(BUILD_KIND, version_id), base_url)
+    return started
 
 
 def _build(emu: Emulator, model_id: str, version_id: str, token: str, cancel: threading.Event) -> None:
