@@ -19,7 +19,7 @@ from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
-from cmkit.emulator.store import HashingFile
+from cmkit.emulator.store import HashingFile, Resource
 
 KIND = "environment"
 VERSION_KIND = "environmentVersion"
@@ -51,14 +51,14 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     return ident
 
 
-def _environment(emu: Emulator, ident: str) -> Any:
+def _environment(emu: Emulator, ident: str) -> Resource:
     resource = emu.store.get(KIND, ident)
     if resource is None:
         raise not_found("Execution environment", ident)
     return resource
 
 
-def render(emu: Emulator, resource: Any) -> dict[str, Any]:
+def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
     versions = emu.store.list(VERSION_KIND, resource.id)
     doc = dict(resource.doc)
     latest = versions[-1] if versions else None
@@ -183,7 +183,7 @@ def context_dir(emu: Emulator, version_id: str) -> Path:
     return emu.dir("environments", version_id) / "context"
 
 
-def _version(emu: Emulator, env_id: str, version_id: str) -> Any:
+def _version(emu: Emulator, env_id: str, version_id: str) -> Resource:
     _environment(emu, env_id)
     resource = emu.store.get(VERSION_KIND, version_id)
     if resource is None or resource.parent != env_id:
@@ -191,17 +191,17 @@ def _version(emu: Emulator, env_id: str, version_id: str) -> Any:
     return resource
 
 
-def find_version(emu: Emulator, version_id: str) -> Any:
+def find_version(emu: Emulator, version_id: str) -> Resource | None:
     """A version by id alone (model versions name only the version sometimes)."""
     return emu.store.get(VERSION_KIND, version_id)
 
 
-def latest_successful(emu: Emulator, env_id: str) -> Any:
+def latest_successful(emu: Emulator, env_id: str) -> Resource | None:
     built = [v for v in emu.store.list(VERSION_KIND, env_id) if v.doc["buildStatus"] == "success"]
     return built[-1] if built else None
 
 
-def render_version(emu: Emulator, resource: Any) -> dict[str, Any]:
+def render_version(emu: Emulator, resource: Resource) -> dict[str, Any]:
     return shape(dict(resource.doc), emu.reference.schema("ExecutionEnvironmentVersionResponse"))
 
 

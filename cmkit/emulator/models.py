@@ -18,7 +18,7 @@ from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
-from cmkit.emulator.store import HashingFile
+from cmkit.emulator.store import Blob, HashingFile, Resource
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 
 KIND = "model"
@@ -128,14 +128,14 @@ def _check_target(doc: dict[str, Any]) -> None:
         raise invalid("Invalid target settings: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
 
 
-def _model(emu: Emulator, model_id: str) -> Any:
+def _model(emu: Emulator, model_id: str) -> Resource:
     resource = emu.store.get(KIND, model_id)
     if resource is None:
         raise not_found("Custom model", model_id)
     return resource
 
 
-def render(emu: Emulator, resource: Any) -> dict[str, Any]:
+def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
     doc = dict(resource.doc)
     latest = emu.store.latest(VERSION_KIND, resource.id)
     doc["latestVersion"] = render_version(emu, latest, latest.id) if latest else None
@@ -215,8 +215,9 @@ def create_version(
         env_id, env_version_id = _environment_for(emu, fields, latest)
         major, minor = _next_number(latest, fields["isMajorUpdate"])
         inherited = latest.doc if latest else model.doc
-        doc = {
-            "id": new_id(),
+        version_id = new_id()
+        doc: dict[str, Any] = {
+            "id": version_id,
             "customModelId": model_id,
             "versionMajor": major,
             "versionMinor": minor,
@@ -231,9 +232,9 @@ def create_version(
             "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
             **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
         }
-        emu.store.insert(VERSION_KIND, doc["id"], doc, parent=model_id, internal={"blobs": item_blobs})
+        emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal={"blobs": item_blobs})
         emu.store.update(KIND, model_id, {"updated": doc["created"]})
-    return get_version(emu, model_id, doc["id"])
+    return get_version(emu, model_id, version_id)
 
 
 def _metadata_values(raw: Any) -> list[dict[str, Any]] | None:
@@ -275,7 +276,7 @@ def _clean_path(raw: str) -> str:
 
 
 def _version_items(
-    latest: Any, blobs: dict[str, Any], files_to_delete: list[str], from_latest: bool
+    latest: Resource | None, blobs: dict[str, tuple[Upload, Blob]], files_to_delete: list[str], from_latest: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The new version's file items: carried over (same item ids), deleted, replaced, added."""
     items: dict[str, dict[str, Any]] = {}
@@ -324,7 +325,7 @@ def _version_items(
     return sorted(items.values(), key=lambda i: i["filePath"]), item_blobs
 
 
-def _next_number(latest: Any, is_major_update: str) -> tuple[int, int]:
+def _next_number(latest: Resource | None, is_major_update: str) -> tuple[int, int]:
     major = latest.doc["versionMajor"] if latest else 0
     minor = latest.doc["versionMinor"] if latest else 0
     if is_major_update.lower() == "true":
@@ -332,7 +333,7 @@ def _next_number(latest: Any, is_major_update: str) -> tuple[int, int]:
     return major, minor + 1
 
 
-def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Any) -> tuple[str, str]:
+def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Resource | None) -> tuple[str, str]:
     """(baseEnvironmentId, baseEnvironmentVersionId) as the reference describes their defaults."""
     env_id = fields.get("baseEnvironmentId")
     version_id = fields.get("baseEnvironmentVersionId")
@@ -346,7 +347,7 @@ def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Any) -> tupl
                 {"baseEnvironmentVersionId": "belongs to another environment"},
             )
         _require_built(version)
-        return version.parent, version_id
+        return str(version.parent), version_id
     if env_id:
         if emu.store.get(environments.KIND, env_id) is None:
             raise invalid(f"Environment {env_id} not found", {"baseEnvironmentId": "not found"})
@@ -366,7 +367,7 @@ def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Any) -> tupl
     )
 
 
-def _require_built(version: Any) -> None:
+def _require_built(version: Resource) -> None:
     status = version.doc["buildStatus"]
     if status != "success":
         raise invalid(
@@ -394,7 +395,7 @@ def requirements_text(emu: Emulator, items: list[dict[str, Any]], item_blobs: di
     return None
 
 
-def _version(emu: Emulator, model_id: str, version_id: str) -> Any:
+def _version(emu: Emulator, model_id: str, version_id: str) -> Resource:
     _model(emu, model_id)
     resource = emu.store.get(VERSION_KIND, version_id)
     if resource is None or resource.parent != model_id:
@@ -402,7 +403,7 @@ def _version(emu: Emulator, model_id: str, version_id: str) -> Any:
     return resource
 
 
-def render_version(emu: Emulator, resource: Any, latest_id: str) -> dict[str, Any]:
+def render_version(emu: Emulator, resource: Resource, latest_id: str) -> dict[str, Any]:
     doc = {**resource.doc, "isFrozen": resource.id != latest_id}
     return shape(doc, emu.reference.schema("CustomModelVersionResponse"))
 
@@ -442,7 +443,7 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
             raise invalid(f"Custom model {model_id} has no versions to download")
     else:
         resource = _version(emu, model_id, version_id)
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024, dir=emu.dir("tmp"))  # noqa: SIM115
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024, dir=str(emu.dir("tmp")))  # noqa: SIM115
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in resource.doc["items"]:
             source = emu.store.blobs.path(resource.internal["blobs"][item["id"]]["sha256"])
@@ -451,7 +452,7 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
     return spool, f"model-{model_id}-{resource.doc['label']}.zip"
 
 
-def materialize(emu: Emulator, version: Any, target: Path) -> Path:
+def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
     """Write a version's files to a folder, as a bundle test-local can run.
 
     Uploads carry no file modes, so scripts (files starting with `#!`, start_server.sh
@@ -469,11 +470,11 @@ def materialize(emu: Emulator, version: Any, target: Path) -> Path:
     return target
 
 
-def find_version(emu: Emulator, model_id: str, version_id: str) -> Any:
+def find_version(emu: Emulator, model_id: str, version_id: str) -> Resource:
     return _version(emu, model_id, version_id)
 
 
-def find_model(emu: Emulator, model_id: str) -> Any:
+def find_model(emu: Emulator, model_id: str) -> Resource:
     return _model(emu, model_id)
 
 
@@ -496,7 +497,7 @@ def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) ->
         else:
             emu.store.insert(BUILD_KIND, version_id, doc, parent=model_id, internal={"token": token})
         emu.logs.path(BUILD_KIND, version_id).unlink(missing_ok=True)
-        started = render_build(emu.store.get(BUILD_KIND, version_id), base_url)
+        started = render_build(Resource(BUILD_KIND, version_id, model_id, 0, doc), base_url)
     # Answer what was submitted: a quick build may already be over by the time we reply.
     emu.jobs.submit(f"dependency-build:{version_id}", lambda cancel: _build(emu, model_id, version_id, token, cancel))
     return started
@@ -539,7 +540,7 @@ def _advance(emu: Emulator, version_id: str, token: str, doc: dict[str, Any]) ->
         return True
 
 
-def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Any:
+def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Resource:
     _version(emu, model_id, version_id)
     build = emu.store.get(BUILD_KIND, version_id)
     if build is None:
@@ -547,7 +548,7 @@ def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Any:
     return build
 
 
-def render_build(build: Any, base_url: str) -> dict[str, Any]:
+def render_build(build: Resource, base_url: str) -> dict[str, Any]:
     doc = dict(build.doc)
     if doc["buildStatus"] in BUILD_FINAL:
         doc["buildLogLocation"] = f"{base_url}customModels/{build.parent}/versions/{build.id}/dependencyBuildLog/"

@@ -17,6 +17,7 @@ from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.store import Resource
 
 KIND = "customModelTest"
 CHECKS = ("errorCheck", "longRunningService", "nullValueImputation", "sideEffects")
@@ -52,6 +53,8 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
         datasets.csv_path(emu, dataset_id)  # 404 or 422 now rather than a failed test later
     env_version = environments.find_version(emu, version.doc["baseEnvironmentVersionId"])
     environment = emu.store.get(environments.KIND, version.doc["baseEnvironmentId"], include_deleted=True)
+    if env_version is None or environment is None:  # versions only name built environments: never
+        raise invalid(f"The environment of version {version.id} is missing")
     configuration = {**DEFAULT_CONFIGURATION, **(body.get("configuration") or {})}
     test_id = new_id()
     settings = {key: body.get(key, version.doc.get(key)) for key in SETTINGS}
@@ -128,7 +131,7 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
     _record(emu, test_id, report, log)
 
 
-def _spec(emu: Emulator, test: Any) -> ModelTestSpec:
+def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     doc, test_id = test.doc, test.id
     model = models.find_model(emu, doc["customModel"]["id"])
     version = models.find_version(emu, model.id, doc["customModelVersion"]["id"])
@@ -170,7 +173,7 @@ def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> No
     testing_status = {}
     for name in CHECKS:
         entry = checks.get(name) or {}
-        status = entry.get("status") if entry.get("status") in STATUS_VALUES else "not_tested"
+        status = str(entry["status"]) if entry.get("status") in STATUS_VALUES else "not_tested"
         testing_status[name] = _check(status, str(entry.get("message") or ""))
     for line in _tail(report):
         log(line)
@@ -219,14 +222,14 @@ def _advance(emu: Emulator, test_id: str, doc: dict[str, Any], running: bool = F
         return True
 
 
-def _test(emu: Emulator, test_id: str) -> Any:
+def _test(emu: Emulator, test_id: str) -> Resource:
     test = emu.store.get(KIND, test_id)
     if test is None:
         raise not_found("Custom model test", test_id)
     return test
 
 
-def render(emu: Emulator, test: Any) -> dict[str, Any]:
+def render(emu: Emulator, test: Resource) -> dict[str, Any]:
     return shape(dict(test.doc), emu.reference.schema("CustomModelTestsResponse"))
 
 
