@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -217,3 +219,25 @@ def test_cancel_a_running_test(tmp_path: Path) -> None:
         assert api.delete(emulator.url(f"customModelTests/{test_id}/")).status_code == 409
     finally:
         emulator.stop()
+
+
+def test_one_emulator_per_data_dir_and_port(tmp_path: Path) -> None:
+    first = Emulator(tmp_path / "data").start()
+    try:
+        command = [sys.executable, "-m", "cmkit", "emulator", "--runtime", "process", "--token", "t"]
+        same_dir = subprocess.run(
+            [*command, "--port", "0", "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60
+        )
+        assert same_dir.returncode == 2 and "another emulator is using" in same_dir.stderr
+        port = first.endpoint.split(":")[2].split("/")[0]
+        same_port = subprocess.run(
+            [*command, "--port", port, "--data-dir", str(tmp_path / "other")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert same_port.returncode == 2 and "cannot listen" in same_port.stderr
+        # The refused emulator changed nothing: the other data dir has no seeded environment built.
+        assert not list((tmp_path / "other" / "environments").glob("*"))
+    finally:
+        first.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import signal
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from cmkit.emulator.app import create_app
 from cmkit.emulator.faults import FaultInjector, Journal
 from cmkit.emulator.jobs import DockerRuntime, ProcessRuntime, Runtime, labels_for
 from cmkit.emulator.service import Emulator, EmulatorSettings
+from cmkit.emulator.store import DataDirInUse
 from cmkit.errors import DockerUnavailable, InputError
 from cmkit.paths import default_environment_dir
 
@@ -86,20 +88,17 @@ def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], wa
     tokens = tuple(options.tokens) or (secrets.token_urlsafe(24),)
     runtime = choose_runtime(options.runtime, data_dir, options.docker_labels, warn)
     settings = EmulatorSettings(data_dir=data_dir, tokens=tokens, seed_environment=options.seed_environment)
-    emu = Emulator(settings, runtime)
     try:
-        emu.start()
+        emu = Emulator(settings, runtime)
+    except DataDirInUse as exc:
+        raise InputError(str(exc), hint="stop that emulator, or pass another --data-dir") from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise InputError(f"cannot keep state in {data_dir}: {exc}", hint="pass a writable --data-dir") from exc
+    try:
         injector = FaultInjector(options.fault_rate, options.fault_status, seed=options.fault_seed)
         app = create_app(emu, injector, Journal())
-        server = waitress.create_server(
-            app,
-            host=options.host,
-            port=options.port,
-            threads=options.threads,
-            max_request_body_size=MAX_REQUEST_BODY,
-            asyncore_use_poll=True,
-            ident="cmkit-emulator",
-        )
+        server = _listen(app, options)  # before starting jobs: a taken port must change nothing
+        emu.start()
     except BaseException:
         emu.stop()
         raise
@@ -119,6 +118,23 @@ def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], wa
     finally:
         server.close()
         emu.stop()
+
+
+def _listen(app: Any, options: EmulatorOptions) -> Any:
+    try:
+        return waitress.create_server(
+            app,
+            host=options.host,
+            port=options.port,
+            threads=options.threads,
+            max_request_body_size=MAX_REQUEST_BODY,
+            asyncore_use_poll=True,
+            ident="cmkit-emulator",
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", hint="--port 0 picks a free port"
+        ) from exc
 
 
 def _display_host(host: str) -> str:

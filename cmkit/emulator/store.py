@@ -64,6 +64,7 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_exclusively(self.data_dir / "emulator.lock")
         self.blobs = BlobStore(self.data_dir / "blobs", self.data_dir / "tmp")
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.data_dir / "emulator.sqlite3", check_same_thread=False, isolation_level=None)
@@ -76,6 +77,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._lock_file.close()  # releases the data dir for the next emulator
 
     def path(self, *parts: str) -> Path:
         """A folder under the data directory, created on first use."""
@@ -195,6 +197,28 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _lock_exclusively(path: Path) -> IO[str]:
+    """Hold an exclusive lock on the data dir: two emulators would each recover the other's jobs.
+
+    The lock is released when the file closes, including when the process dies.
+    """
+    handle = path.open("a")
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; running two emulators there is on the user
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DataDirInUse(f"another emulator is using {path.parent}") from None
+    return handle
+
+
+class DataDirInUse(OSError):
+    """Another emulator process holds the data directory."""
 
 
 def _dumps(doc: dict[str, Any]) -> str:
