@@ -88,6 +88,18 @@ def test_environment_from_a_folder(environment: dr.ExecutionEnvironment) -> None
     assert environment.id in [e.id for e in dr.ExecutionEnvironment.list()]
 
 
+def test_environment_build_failure_has_a_log(client: dr.rest.RESTClientObject, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM python:3.11-slim\nRUN echo broken-{time.time_ns()} && exit 3\n")
+    env = dr.ExecutionEnvironment.create(name="judge-broken", programming_language="other")
+    version = dr.ExecutionEnvironmentVersion.create(env.id, str(tmp_path), max_wait=None)
+    while version.build_status not in FINAL_BUILD:
+        time.sleep(0.5)
+        version.refresh()
+    assert version.build_status == "failed"
+    log, error = version.get_build_log()
+    assert "exit 3" in log and error and "non-zero code: 3" in error
+
+
 def test_models_of_each_target_type(client: dr.rest.RESTClientObject) -> None:
     regression = dr.CustomInferenceModel.create(
         name="judge-reg", target_type=dr.TARGET_TYPE.REGRESSION, target_name="y"
