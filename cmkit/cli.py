@@ -378,3 +378,62 @@ def init_command(
         render.emit_json(result.to_dict())
     else:
         render.init_result(result)
+
+
+@command(main, "emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where state lives (default: a per-user data folder, cmkit/emulator).",
+)
+@click.option("--token", "tokens", multiple=True, help="An API token to accept (repeatable; default: a random one).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["docker", "process"]),
+    help="How builds and model tests run (default: docker when an engine answers).",
+)
+@click.option("--fault-rate", default=0.0, type=click.FloatRange(0, 1), help="Fraction of API requests to fail.")
+@click.option("--fault-status", default=503, show_default=True, type=click.IntRange(400, 599), help="Their status.")
+@click.option("--fault-seed", type=int, help="Seed the fault dice, for reproducible runs.")
+@click.option(
+    "--docker-label", "docker_labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects."
+)
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256), help="Request worker threads.")
+def emulator_command(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    tokens: tuple[str, ...],
+    runtime: str | None,
+    fault_rate: float,
+    fault_status: int,
+    fault_seed: int | None,
+    docker_labels: tuple[str, ...],
+    threads: int,
+    as_json: bool,
+) -> None:
+    """Serve a local DataRobot custom-models API at http://HOST:PORT/api/v2/ until Ctrl-C.
+
+    Rehearse pushes and CI pipelines offline: DataRobot's own client and `cmkit push` work
+    against it. Prints the endpoint and the token to use (`--json`: one JSON document).
+    """
+    import logging
+
+    from cmkit.emulator.server import EmulatorOptions, parse_labels, run
+
+    logging.basicConfig(level=logging.WARNING, format="cmkit emulator: %(levelname)s: %(message)s")
+    options = EmulatorOptions(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        tokens=tokens,
+        runtime=runtime,
+        fault_rate=fault_rate,
+        fault_status=fault_status,
+        fault_seed=fault_seed,
+        docker_labels=parse_labels(docker_labels),
+        threads=threads,
+    )
+    run(options, on_ready=render.emit_json_line if as_json else render.emulator_ready, warn=render.warning_line)

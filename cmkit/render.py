@@ -27,6 +27,12 @@ def emit_json(document: Any, one_line: bool = False) -> None:
     sys.stdout.flush()
 
 
+def emit_json_line(document: Any) -> None:
+    """One JSON document on one line: a readiness signal that long-running commands print once."""
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def error_line(text: str) -> None:
     console.print(f"[bold red]error:[/] {escape(text)}", markup=True)
 
@@ -191,3 +197,20 @@ def init_result(result: InitResult) -> None:
     console.print("Next: edit custom.py, then run", markup=False)
     for command in result.next_commands:
         console.print(f"  {escape(command)}")
+
+
+def emulator_ready(info: dict[str, Any]) -> None:
+    console.print(f"[bold]cmkit emulator[/] serving [cyan]{escape(info['endpoint'])}[/]", markup=True)
+    console.print(f"  token:       {escape(info['token'])}", markup=True)
+    console.print(f"  data dir:    {escape(info['dataDir'])}", markup=True)
+    console.print(f"  runtime:     {escape(info['runtime'])}", markup=True)
+    if info.get("environmentId"):
+        console.print(f"  environment: {escape(info['environmentId'])} (Python 3.11, seeded)", markup=True)
+    console.print(
+        f"  try: DATAROBOT_ENDPOINT={escape(info['endpoint'])} DATAROBOT_API_TOKEN=<token> ... (Ctrl-C stops)",
+        markup=True,
+    )
+
+
+def warning_line(text: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(text)}", markup=True)

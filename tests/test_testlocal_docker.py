@@ -52,7 +52,8 @@ def dangling(client) -> set[str]:
 
 
 def test_layers_are_cached_by_content(docker_client, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path, requirements="six==1.16.0\n")
+    # The run id keeps these layers out of caches other sessions (or earlier runs) left behind.
+    bundle = write_bundle(tmp_path, requirements=f"six==1.16.0  # {TEST_RUN_ID}\n")
     first = run(bundle)
     assert first["overallStatus"] == "succeeded", first["testingStatus"]
     url_prefix = first["details"]["urlPrefix"]  # type: ignore[index]
@@ -76,7 +77,7 @@ def test_layers_are_cached_by_content(docker_client, tmp_path: Path) -> None:
     assert "pip install" not in build_output and "Collecting" not in build_output
     assert edited["overallStatus"] == "succeeded"
 
-    (bundle / "requirements.txt").write_text("six==1.17.0\n")
+    (bundle / "requirements.txt").write_text(f"six==1.17.0  # {TEST_RUN_ID}\n")
     deps_events = RecordingEvents()
     bumped = run(bundle, deps_events)
     image = bumped["details"]["image"]  # type: ignore[index]

@@ -1,0 +1,98 @@
+"""The minimal datasets API that model tests need: upload a CSV, read its catalog entry.
+
+Not part of the custom-models chapter; shaped after what DataRobot's client reads
+(`Dataset.create_from_file`: 202 + status Location, then 303 to `datasets/{id}/`).
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+from typing import Any
+
+from cmkit.emulator import service
+from cmkit.emulator.common import USER, new_id, now
+from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.store import HashingFile
+
+KIND = "dataset"
+
+
+def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | None) -> dict[str, Any]:
+    """Store the file and ingest it in the background; the 202 body (with the status id)."""
+    if upload is None:
+        raise invalid("A file is required", {"file": "is required"})
+    blob = emu.store.blobs.ingest(upload)
+    dataset_id, version_id = new_id(), new_id()
+    doc = {
+        "datasetId": dataset_id,
+        "versionId": version_id,
+        "name": Path(filename or "data.csv").name,
+        "categories": [],
+        "creationDate": now(),
+        "createdBy": USER.username,
+        "dataPersisted": True,
+        "isDataEngineEligible": False,
+        "isLatestVersion": True,
+        "isSnapshot": True,
+        "datasetSize": blob.size,
+        "rowCount": None,
+        "processingState": "RUNNING",
+        "error": "",
+    }
+    status_id = service.create_status(emu, f"Dataset {doc['name']} ingestion", "dataset")
+    emu.store.insert(KIND, dataset_id, doc, internal={"sha256": blob.sha256, "statusId": status_id})
+    emu.jobs.submit(f"dataset:{dataset_id}", lambda cancel: _ingest(emu, dataset_id, cancel), quick=True)
+    return {"statusId": status_id, "catalogId": dataset_id, "catalogVersionId": version_id}
+
+
+def _ingest(emu: Emulator, dataset_id: str, cancel: threading.Event) -> None:
+    resource = emu.store.get(KIND, dataset_id)
+    if resource is None:
+        return
+    status_id = resource.internal["statusId"]
+    service.set_status(emu, status_id, "RUNNING")
+    try:
+        rows = _count_rows(emu.store.blobs.path(resource.internal["sha256"]))
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+        message = f"The file is not a readable CSV: {exc}"
+        emu.store.update(KIND, dataset_id, {"processingState": "ERROR", "error": message})
+        service.set_status(emu, status_id, "ERROR", message)
+        return
+    emu.store.update(KIND, dataset_id, {"processingState": "COMPLETED", "rowCount": rows})
+    service.set_status(emu, status_id, "COMPLETED", location=f"datasets/{dataset_id}/")
+
+
+def _count_rows(path: Path) -> int:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise ValueError("it is empty or has no header row")
+        return sum(1 for _ in reader)
+
+
+def get(emu: Emulator, dataset_id: str) -> dict[str, Any]:
+    resource = emu.store.get(KIND, dataset_id)
+    if resource is None:
+        raise not_found("Dataset", dataset_id)
+    return resource.doc
+
+
+def csv_path(emu: Emulator, dataset_id: str) -> Path:
+    """The stored file of a dataset that finished ingestion (for model tests)."""
+    resource = emu.store.get(KIND, dataset_id)
+    if resource is None:
+        raise not_found("Dataset", dataset_id)
+    if resource.doc["processingState"] != "COMPLETED":
+        state = resource.doc["processingState"]
+        raise invalid(f"Dataset {dataset_id} is not ready for testing (processingState {state})")
+    return emu.store.blobs.path(resource.internal["sha256"])
+
+
+def recover(emu: Emulator) -> None:
+    for resource in emu.store.list(KIND):
+        if resource.doc["processingState"] == "RUNNING":
+            emu.store.update(KIND, resource.id, {"processingState": "ERROR", "error": service.INTERRUPTED})

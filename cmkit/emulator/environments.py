@@ -1,0 +1,330 @@
+"""Execution environments and their versions: docker contexts, built in the background.
+
+A version's upload (zip or tar.gz holding a top-level Dockerfile) is kept as uploaded (for
+`download/`) and extracted to `environments/<versionId>/context`, the folder the runtime builds
+and model tests use as their environment.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import threading
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cmkit.emulator.common import USER, new_id, now, shape
+from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.jobs import JobFailed
+from cmkit.emulator.service import INTERRUPTED, Emulator
+from cmkit.emulator.store import HashingFile, Resource
+
+KIND = "environment"
+VERSION_KIND = "environmentVersion"
+FINAL_BUILD_STATUSES = ("success", "failed")
+SEED_META_KEY = "seedEnvironmentId"
+SEED_NAME = "[cmkit] Python 3.11"
+
+
+# -- environments --------------------------------------------------------------------------------
+
+
+def create(emu: Emulator, body: dict[str, Any]) -> str:
+    ident = body.get("environmentId") or new_id()
+    if emu.store.get(KIND, ident, include_deleted=True):
+        raise ApiError(409, f"An environment with the ID {ident} already exists")
+    doc = {
+        "id": ident,
+        "name": body["name"],
+        "description": body.get("description", ""),
+        "programmingLanguage": body.get("programmingLanguage", "other"),
+        "isPublic": body.get("isPublic", False),
+        "useCases": body.get("useCases", ["customModel"]),
+        "created": now(),
+        "username": USER.username,
+        "deploymentsCount": 0,
+        "requiredMetadataKeys": body.get("requiredMetadataKeys", []),
+    }
+    emu.store.insert(KIND, ident, doc)
+    return ident
+
+
+def _environment(emu: Emulator, ident: str) -> Resource:
+    resource = emu.store.get(KIND, ident)
+    if resource is None:
+        raise not_found("Execution environment", ident)
+    return resource
+
+
+def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
+    versions = emu.store.list(VERSION_KIND, resource.id)
+    doc = dict(resource.doc)
+    latest = versions[-1] if versions else None
+    successful = [v for v in versions if v.doc["buildStatus"] == "success"]
+    # The reference marks both required, but an environment without versions has neither, and
+    # DataRobot's client accepts them absent, never null: leave them out until they exist.
+    if latest:
+        doc["latestVersion"] = render_version(emu, latest)
+    if successful:
+        doc["latestSuccessfulVersion"] = render_version(emu, successful[-1])
+    return shape(doc, emu.reference.schema("ExecutionEnvironmentResponse"))
+
+
+def get(emu: Emulator, ident: str) -> dict[str, Any]:
+    return render(emu, _environment(emu, ident))
+
+
+def list_environments(emu: Emulator, search_for: str | None, use_case: str | None) -> list[dict[str, Any]]:
+    found = []
+    for resource in reversed(emu.store.list(KIND)):
+        doc = resource.doc
+        text = f"{doc['name']}\n{doc['description']}".lower()
+        if search_for and search_for.lower() not in text:
+            continue
+        if use_case and use_case not in doc["useCases"]:
+            continue
+        found.append(render(emu, resource))
+    return found
+
+
+def update(emu: Emulator, ident: str, body: dict[str, Any]) -> dict[str, Any]:
+    _environment(emu, ident)
+    emu.store.update(KIND, ident, body)
+    return get(emu, ident)
+
+
+def delete(emu: Emulator, ident: str) -> None:
+    _environment(emu, ident)
+    emu.store.delete(KIND, ident)
+
+
+# -- versions ------------------------------------------------------------------------------------
+
+
+def create_version(
+    emu: Emulator,
+    env_id: str,
+    fields: dict[str, Any],
+    context: HashingFile | None,
+    context_name: str | None,
+    image_upload: bool,
+) -> str:
+    """Store and extract the docker context, then build it in the background; the version id."""
+    _environment(emu, env_id)
+    ident = fields.get("environmentVersionId") or new_id()
+    if emu.store.get(VERSION_KIND, ident, include_deleted=True):
+        raise ApiError(409, f"An environment version with the ID {ident} already exists")
+    if image_upload:
+        raise invalid(
+            "The emulator cannot load pre-built images; upload a docker context instead",
+            {"dockerImage": "not supported"},
+        )
+    if fields.get("dockerImageUri"):
+        raise invalid(
+            "The emulator does not pull images; upload a docker context instead", {"dockerImageUri": "not supported"}
+        )
+    if context is None:
+        raise invalid("A docker context is required", {"dockerContext": "is required"})
+    blob = emu.store.blobs.ingest(context)
+    context_dir = emu.dir("environments", ident) / "context"
+    try:
+        extract_context(emu.store.blobs.path(blob.sha256), context_dir)
+    except ValueError as exc:
+        shutil.rmtree(context_dir.parent, ignore_errors=True)
+        raise invalid(f"Invalid docker context: {exc}", {"dockerContext": str(exc)}) from None
+    doc = {
+        "id": ident,
+        "environmentId": env_id,
+        "label": fields.get("label", ""),
+        "description": fields.get("description", ""),
+        "buildStatus": "submitted",
+        "buildId": None,
+        "created": now(),
+        "dockerContext": blob.sha256[:24],
+        "dockerContextSize": blob.size,
+        "dockerImage": None,
+        "dockerImageSize": None,
+        "imageId": new_id(),
+        "sourceDockerImageUri": None,
+    }
+    internal = {"sha256": blob.sha256, "fileName": context_name or "context.zip", "error": ""}
+    emu.store.insert(VERSION_KIND, ident, doc, parent=env_id, internal=internal)
+    submit_build(emu, ident)
+    return ident
+
+
+def submit_build(emu: Emulator, version_id: str) -> None:
+    emu.jobs.submit(f"environment-build:{version_id}", lambda cancel: _build(emu, version_id, cancel))
+
+
+def _build(emu: Emulator, version_id: str, cancel: threading.Event) -> None:
+    log = emu.logs.writer(VERSION_KIND, version_id)
+    emu.store.update(VERSION_KIND, version_id, {"buildStatus": "processing", "buildId": new_id()})
+    log(f"building environment version {version_id} with the {emu.runtime.name} runtime")
+    try:
+        built = emu.runtime.build_environment(context_dir(emu, version_id), log)
+    except JobFailed as exc:
+        log(f"error: {exc}")
+        emu.store.update(VERSION_KIND, version_id, {"buildStatus": "failed"}, error=str(exc))
+        return
+    except Exception as exc:  # Docker went away, disk full...: the build failed, say why
+        log(f"error: {exc}")
+        emu.store.update(VERSION_KIND, version_id, {"buildStatus": "failed"}, error=f"build error: {exc}")
+        return
+    log("build succeeded")
+    emu.store.update(
+        VERSION_KIND, version_id, {"buildStatus": "success", "dockerImageSize": built.size}, image=built.image
+    )
+
+
+def context_dir(emu: Emulator, version_id: str) -> Path:
+    return emu.dir("environments", version_id) / "context"
+
+
+def _version(emu: Emulator, env_id: str, version_id: str) -> Resource:
+    _environment(emu, env_id)
+    resource = emu.store.get(VERSION_KIND, version_id)
+    if resource is None or resource.parent != env_id:
+        raise not_found("Execution environment version", version_id)
+    return resource
+
+
+def find_version(emu: Emulator, version_id: str) -> Resource | None:
+    """A version by id alone (model versions name only the version sometimes)."""
+    return emu.store.get(VERSION_KIND, version_id)
+
+
+def latest_successful(emu: Emulator, env_id: str) -> Resource | None:
+    built = [v for v in emu.store.list(VERSION_KIND, env_id) if v.doc["buildStatus"] == "success"]
+    return built[-1] if built else None
+
+
+def render_version(emu: Emulator, resource: Resource) -> dict[str, Any]:
+    return shape(dict(resource.doc), emu.reference.schema("ExecutionEnvironmentVersionResponse"))
+
+
+def get_version(emu: Emulator, env_id: str, version_id: str) -> dict[str, Any]:
+    return render_version(emu, _version(emu, env_id, version_id))
+
+
+def list_versions(emu: Emulator, env_id: str, build_status: str | None, search: str | None) -> list[dict[str, Any]]:
+    _environment(emu, env_id)
+    found = []
+    for resource in reversed(emu.store.list(VERSION_KIND, env_id)):
+        if build_status and resource.doc["buildStatus"] != build_status:
+            continue
+        if search and search.lower() not in f"{resource.doc['label']}\n{resource.doc['description']}".lower():
+            continue
+        found.append(render_version(emu, resource))
+    return found
+
+
+def build_log(emu: Emulator, env_id: str, version_id: str) -> dict[str, str]:
+    resource = _version(emu, env_id, version_id)
+    return {"log": emu.logs.read(VERSION_KIND, version_id), "error": resource.internal.get("error", "")}
+
+
+def download(emu: Emulator, env_id: str, version_id: str, image_file: bool) -> tuple[Path, str]:
+    """The docker context as uploaded: (file, download name)."""
+    resource = _version(emu, env_id, version_id)
+    if image_file:
+        raise not_found("Docker image file of environment version", version_id)
+    return emu.store.blobs.path(resource.internal["sha256"]), resource.internal["fileName"]
+
+
+def recover(emu: Emulator) -> None:
+    for resource in emu.store.list(VERSION_KIND):
+        if resource.doc["buildStatus"] not in FINAL_BUILD_STATUSES:
+            emu.logs.writer(VERSION_KIND, resource.id)(f"error: {INTERRUPTED}")
+            emu.store.update(VERSION_KIND, resource.id, {"buildStatus": "failed"}, error=INTERRUPTED)
+
+
+# -- the docker context archive ------------------------------------------------------------------
+
+
+def extract_context(archive: Path, target: Path) -> None:
+    """Unpack a zip or tar(.gz) docker context; ValueError when it is neither or lacks a Dockerfile."""
+    target.mkdir(parents=True, exist_ok=True)
+    with archive.open("rb") as handle:
+        magic = handle.read(4)
+    if magic.startswith(b"PK"):
+        _extract_zip(archive, target)
+    else:
+        try:
+            with tarfile.open(archive, mode="r:*") as bundle:
+                bundle.extractall(target, filter="data")  # refuses absolute paths, .. and outside links
+        except (tarfile.TarError, OSError) as exc:
+            raise ValueError(f"not a zip or tar.gz archive ({exc})") from None
+    if not (target / "Dockerfile").is_file():
+        raise ValueError("the archive has no top-level Dockerfile")
+
+
+def _extract_zip(archive: Path, target: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.infolist():
+                name = PurePosixPath(member.filename)
+                if name.is_absolute() or ".." in name.parts:
+                    raise ValueError(f"unsafe path in the archive: {member.filename}")
+                destination = target.joinpath(*name.parts)
+                if member.is_dir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with bundle.open(member) as source, destination.open("wb") as out:
+                    shutil.copyfileobj(source, out)
+                mode = (member.external_attr >> 16) & 0o777
+                if mode:
+                    destination.chmod(mode | 0o600)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"not a valid zip archive ({exc})") from None
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A folder as a zip, the way DataRobot's client uploads a context folder."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                bundle.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+# -- the seeded environment ----------------------------------------------------------------------
+
+
+def seed(emu: Emulator) -> None:
+    """At first start, create one Python environment from cmkit's template and build it.
+
+    Later starts rebuild it only when no version of it is built or building (an interrupted
+    first build, say), so a fresh emulator always ends up with a ready environment.
+    """
+    folder = emu.settings.seed_environment
+    if folder is None or not (folder / "Dockerfile").is_file():
+        return
+    env_id = emu.store.meta(SEED_META_KEY)
+    if env_id and emu.store.get(KIND, env_id):
+        states = [v.doc["buildStatus"] for v in emu.store.list(VERSION_KIND, env_id)]
+        if "success" in states or any(s not in FINAL_BUILD_STATUSES for s in states):
+            return
+    else:
+        env_id = create(
+            emu,
+            {
+                "name": SEED_NAME,
+                "description": "cmkit's default environment (templates/environments/python3): "
+                "Python 3.11, Flask, gunicorn, pandas, NumPy.",
+                "programmingLanguage": "python",
+                "useCases": ["customModel"],
+            },
+        )
+        emu.store.set_meta(SEED_META_KEY, env_id)
+    upload = emu.store.blobs.new_upload()
+    upload.write(zip_folder(folder))
+    create_version(emu, env_id, {"label": "python3", "description": f"from {folder}"}, upload, "python3.zip", False)
+
+
+def seeded_environment_id(emu: Emulator) -> str | None:
+    return emu.store.meta(SEED_META_KEY)

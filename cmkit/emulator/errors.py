@@ -1,0 +1,37 @@
+"""The one exception emulator code raises to answer a request with an API error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error response: `status` with the JSON body `{"message", "errors"?}` DataRobot sends."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = dict(errors) if errors else None
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(404, f"{what} {ident} not found")
+
+
+def invalid(message: str, errors: Mapping[str, Any] | None = None) -> ApiError:
+    return ApiError(422, message, errors)

@@ -1,0 +1,263 @@
+"""Background work: environment builds, dependency builds, model tests, dataset ingestion.
+
+`JobRunner` runs job functions on a thread pool, each with a cancel event (set by a DELETE or
+by shutdown). A `Runtime` does the heavy lifting: `DockerRuntime` really builds images with
+test-local's `ImageBuilder` and tests in containers; `ProcessRuntime` validates what it can and
+runs model servers as local processes. Model tests use cmkit's test-local engine in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cmkit.events import Events
+from cmkit.requirements import parse_requirements_text
+
+LOG = logging.getLogger("cmkit.emulator")
+LogSink = Callable[[str], None]
+
+
+class JobFailed(Exception):
+    """A job ended in failure; the message says why (the log holds the details)."""
+
+
+class JobCancelled(Exception):
+    """A job stopped because its cancel event was set (DELETE or shutdown)."""
+
+
+@dataclass
+class Job:
+    key: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class JobRunner:
+    """Runs jobs in the background; `shutdown` cancels them and waits for them to record it.
+
+    Each job gets its own daemon thread and waits for a slot (at most `workers` heavy jobs run at
+    once). Daemon threads, unlike a ThreadPoolExecutor's, do not hold the process open: a Docker
+    build cannot be interrupted, and one still running after shutdown's grace period must not
+    keep the emulator from exiting (the next start records it as interrupted).
+    """
+
+    def __init__(self, workers: int = 8) -> None:
+        self._slots = threading.BoundedSemaphore(workers)
+        # Quick bookkeeping jobs (dataset ingestion) never wait behind builds and model tests.
+        self._quick_slots = threading.BoundedSemaphore(2)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, key: str, work: Callable[[threading.Event], None], quick: bool = False) -> Job:
+        job = Job(key)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the emulator is shutting down")
+            self._jobs[key] = job
+        slots = self._quick_slots if quick else self._slots
+        threading.Thread(target=self._run, args=(job, work, slots), name=f"job {key}", daemon=True).start()
+        return job
+
+    def _run(self, job: Job, work: Callable[[threading.Event], None], slots: threading.BoundedSemaphore) -> None:
+        try:
+            with slots:
+                if not job.cancel.is_set():
+                    work(job.cancel)
+        except Exception:  # a job records its own failures; this is a bug, keep the emulator alive
+            if self._closed:
+                LOG.debug("background job %s ended with the emulator", job.key, exc_info=True)
+            else:
+                LOG.exception("background job %s crashed", job.key)
+        finally:
+            with self._lock:
+                self._jobs.pop(job.key, None)
+            job.done.set()
+
+    def cancel(self, key: str) -> bool:
+        """Ask a job to stop; False when no such job is queued or running."""
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is None:
+            return False
+        job.cancel.set()
+        return True
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return list(self._jobs)
+
+    def shutdown(self, timeout: float = 10.0) -> list[str]:
+        """Cancel every job and wait up to `timeout` for them to end; the keys still running."""
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel.set()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+        return [job.key for job in jobs if not job.done.is_set()]
+
+
+# -- runtimes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltEnvironment:
+    image: str | None  # the Docker image id, None when nothing was built
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelTestSpec:
+    """What a model test needs, resolved from the stored model, version, environment, dataset."""
+
+    bundle: Path
+    dataset: Path | None
+    target_type: str  # as the API spells it: Regression, Binary, Multiclass, Anomaly...
+    target_name: str | None
+    positive_class_label: str | None
+    negative_class_label: str | None
+    class_labels: list[str] | None
+    environment: Path  # the environment version's docker context
+    checks: Mapping[str, str]
+    maximum_memory: int | None
+    network_egress: str
+
+
+class Runtime(ABC):
+    name: str
+
+    @abstractmethod
+    def build_environment(self, context_dir: Path, log: LogSink) -> BuiltEnvironment:
+        """Build (or check) an environment's docker context; JobFailed with the reason."""
+
+    @abstractmethod
+    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
+        """Install requirements.txt on the environment (or check it); JobFailed with the reason."""
+
+    def run_test(self, spec: ModelTestSpec, log: LogSink, cancel: threading.Event) -> dict[str, Any]:
+        """A model test with cmkit's test-local engine: the report's dict (overallStatus...)."""
+        return run_test_local_report(spec, self.name, self.labels(), log, cancel)
+
+    def labels(self) -> dict[str, str]:
+        return {}
+
+
+class ProcessRuntime(Runtime):
+    """No Docker: environments are recorded, requirements checked, models run as local processes."""
+
+    name = "process"
+
+    def build_environment(self, context_dir: Path, log: LogSink) -> BuiltEnvironment:
+        log(f"process runtime: {context_dir.name} has a Dockerfile; recorded without building it")
+        log("models using this environment run as local processes in the emulator's Python")
+        return BuiltEnvironment(image=None)
+
+    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
+        report = parse_requirements_text(requirements)
+        for dependency in report.dependencies:
+            log(f"requirements.txt:{dependency.line_number}: {dependency.line}")
+        for error in report.errors:
+            log(f"requirements.txt:{error.line_number}: error: {error.message}")
+        if report.errors:
+            raise JobFailed(f"requirements.txt has {len(report.errors)} invalid line(s)")
+        log("process runtime: requirements checked; they are not installed (models use the emulator's Python)")
+
+
+class DockerRuntime(Runtime):
+    """Builds for real through test-local's `ImageBuilder`; objects carry the emulator's labels."""
+
+    name = "docker"
+
+    def __init__(self, client: Any, labels: Mapping[str, str], ca_bundle: Path | None = None) -> None:
+        from cmkit.runtime.images import BuildSettings
+
+        self.client = client
+        self._labels = dict(labels)
+        self.settings = BuildSettings.from_environment(ca_bundle)
+
+    def labels(self) -> dict[str, str]:
+        return dict(self._labels)
+
+    def _builder(self, log: LogSink) -> Any:
+        from cmkit.runtime.images import ImageBuilder
+
+        return ImageBuilder(self.client, self.settings, on_log=log, labels=self._labels)
+
+    def build_environment(self, context_dir: Path, log: LogSink) -> BuiltEnvironment:
+        from cmkit.runtime.images import BuildFailed
+
+        try:
+            built = self._builder(log).environment(context_dir)
+        except BuildFailed as exc:
+            raise JobFailed(str(exc)) from exc
+        log(f"environment image {built.tag} ({built.image_id}){' from the cache' if built.cached else ''}")
+        size = self.client.images.get(built.image_id).attrs.get("Size")
+        return BuiltEnvironment(image=built.image_id, size=int(size) if size is not None else None)
+
+    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
+        from cmkit.runtime.images import BuildFailed
+
+        builder = self._builder(log)
+        try:
+            environment = builder.environment(context_dir)
+            built = builder.dependencies(environment, requirements)
+        except BuildFailed as exc:
+            raise JobFailed(str(exc)) from exc
+        log(f"dependency image {built.tag} ({built.image_id})")
+
+
+def labels_for(data_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """Labels on every Docker object this emulator creates: cmkit's, its data dir's, the caller's."""
+    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+    return {"cmkit": "1", "cmkit.emulator": digest, **extra}
+
+
+class LogEvents(Events):
+    """test-local's progress events, written to the test's log as they happen."""
+
+    def __init__(self, log: LogSink) -> None:
+        self._log = log
+
+    def stage(self, text: str) -> None:
+        self._log(f"== {text}")
+
+    def log(self, line: str) -> None:
+        self._log(line)
+
+    def check(self, name: str, result: Any) -> None:
+        self._log(f"{name}: {result.status} {result.message}".rstrip())
+
+
+def run_test_local_report(
+    spec: ModelTestSpec, runtime: str, labels: Mapping[str, str], log: LogSink, cancel: threading.Event
+) -> dict[str, Any]:
+    """Run cmkit's test-local engine on a stored version; its report as a dict."""
+    from cmkit.testlocal import TestLocalConfig, run_test_local
+
+    config = TestLocalConfig(
+        bundle=spec.bundle,
+        dataset=spec.dataset,
+        target_type=spec.target_type.lower(),
+        target_name=spec.target_name,
+        positive_class_label=spec.positive_class_label,
+        negative_class_label=spec.negative_class_label,
+        class_labels=spec.class_labels,
+        environment=spec.environment if runtime == "docker" else None,
+        runtime=runtime,
+        checks=dict(spec.checks),
+        maximum_memory=spec.maximum_memory,
+        network_egress=spec.network_egress,
+        labels=dict(labels),
+    )
+    return run_test_local(config, LogEvents(log), cancel).to_dict()

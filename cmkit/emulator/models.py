@@ -1,0 +1,617 @@
+"""Custom models, their versions (files + dependencies), dependency builds and access control."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import shutil
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
+from cmkit.emulator import environments
+from cmkit.emulator.common import USER, new_id, now, shape
+from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.jobs import JobFailed
+from cmkit.emulator.service import INTERRUPTED, Emulator
+from cmkit.emulator.store import Blob, HashingFile, Resource
+from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
+
+KIND = "model"
+VERSION_KIND = "version"
+BUILD_KIND = "dependencyBuild"
+STRUCTURED = ("Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint")
+NEEDS_TARGET_NAME = ("Binary", "Regression", "Multiclass", "TextGeneration", "GeoPoint")
+VERSION_SETTINGS = (
+    "networkEgressPolicy",
+    "maximumMemory",
+    "replicas",
+    "desiredMemory",
+    "requiresHa",
+    "resourceBundleId",
+)
+BUILD_FINAL = ("success", "failed")
+
+
+# -- custom models -------------------------------------------------------------------------------
+
+
+def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    target_type = _target_type(body)
+    doc: dict[str, Any] = {
+        "id": new_id(),
+        "name": body["name"],
+        "description": body.get("description", ""),
+        "language": body.get("language", ""),
+        "customModelType": body["customModelType"],
+        "targetType": target_type,
+        "targetName": body.get("targetName"),
+        "positiveClassLabel": body.get("positiveClassLabel"),
+        "negativeClassLabel": body.get("negativeClassLabel"),
+        "predictionThreshold": body.get("predictionThreshold", 0.5 if target_type == "Binary" else None),
+        "classLabels": body.get("classLabels"),
+        "userProvidedId": body.get("userProvidedId"),
+        "created": now(),
+        "createdBy": USER.username,
+        "deploymentsCount": 0,
+        "supportsBinaryClassification": target_type == "Binary",
+        "supportsRegression": target_type == "Regression",
+        "supportsAnomalyDetection": target_type == "Anomaly",
+        "trainingDataAssignmentInProgress": False,
+        "isTrainingDataForVersionsPermanentlyEnabled": body.get("isTrainingDataForVersionsPermanentlyEnabled", False),
+        "calibratePredictions": body.get("calibratePredictions"),
+        "gitModelVersion": body.get("gitModelVersion"),
+        "playgroundId": body.get("playgroundId"),
+        "template": None,
+        "trainingDatasetId": None,
+        "trainingDatasetVersionId": None,
+        "trainingDataFileName": None,
+        "trainingDataPartitionColumn": None,
+        **{key: body.get(key) for key in VERSION_SETTINGS},
+    }
+    doc["updated"] = doc["created"]
+    _check_target(doc)
+    with emu.store.transaction():
+        # Checked and inserted in one transaction: two racing creates cannot both pass.
+        if doc["userProvidedId"] and emu.store.find(KIND, "userProvidedId", doc["userProvidedId"]):
+            raise invalid(
+                f"A custom model with userProvidedId {doc['userProvidedId']!r} already exists",
+                {"userProvidedId": "must be unique"},
+            )
+        emu.store.insert(KIND, doc["id"], doc)
+    return get(emu, doc["id"])
+
+
+def _target_type(body: dict[str, Any]) -> str:
+    """targetType, or the legacy supports* flags older clients send instead."""
+    flags = {"Binary": body.get("supportsBinaryClassification"), "Regression": body.get("supportsRegression")}
+    flagged = [name for name, on in flags.items() if on]
+    target_type = body.get("targetType")
+    if len(flagged) > 1:
+        raise invalid("A model supports one target type", {"targetType": "conflicting supports* flags"})
+    if target_type and flagged and flagged[0] != target_type:
+        raise invalid(
+            f"targetType {target_type} conflicts with supports{flagged[0]}", {"targetType": "conflicts with flags"}
+        )
+    if not target_type and not flagged:
+        raise invalid("targetType is required", {"targetType": "is required"})
+    return str(target_type or flagged[0])
+
+
+def _check_target(doc: dict[str, Any]) -> None:
+    """The rules DataRobot applies to a model's target settings, as field errors."""
+    target_type = doc["targetType"]
+    errors: dict[str, str] = {}
+    if doc["customModelType"] == "inference" and target_type in NEEDS_TARGET_NAME and not doc.get("targetName"):
+        errors["targetName"] = f"is required for {target_type} models"
+    if target_type == "Binary":
+        positive, negative = doc.get("positiveClassLabel"), doc.get("negativeClassLabel")
+        if positive is None or negative is None:
+            errors["positiveClassLabel"] = "positiveClassLabel and negativeClassLabel are required for Binary models"
+        elif positive == negative:
+            errors["negativeClassLabel"] = "must differ from positiveClassLabel"
+    elif doc.get("positiveClassLabel") is not None or doc.get("negativeClassLabel") is not None:
+        errors["positiveClassLabel"] = "class labels apply to Binary models only"
+    labels = doc.get("classLabels")
+    if target_type == "Multiclass":
+        if not labels or len(labels) < 2:
+            errors["classLabels"] = "Multiclass models need at least 2 class labels"
+        elif len(set(labels)) != len(labels):
+            errors["classLabels"] = "must be unique"
+    elif labels:
+        errors["classLabels"] = "apply to Multiclass models only"
+    if errors:
+        raise invalid("Invalid target settings: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
+
+
+def _model(emu: Emulator, model_id: str) -> Resource:
+    resource = emu.store.get(KIND, model_id)
+    if resource is None:
+        raise not_found("Custom model", model_id)
+    return resource
+
+
+def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
+    doc = dict(resource.doc)
+    latest = emu.store.latest(VERSION_KIND, resource.id)
+    doc["latestVersion"] = render_version(emu, latest, latest.id) if latest else None
+    return shape(doc, emu.reference.schema("CustomModelResponse"))
+
+
+def get(emu: Emulator, model_id: str) -> dict[str, Any]:
+    return render(emu, _model(emu, model_id))
+
+
+def list_models(emu: Emulator, query: dict[str, Any]) -> list[dict[str, Any]]:
+    order = query.get("orderBy") or "-created"
+    key = order.lstrip("-")
+    found = [r for r in emu.store.list(KIND) if _matches(r.doc, query)]
+    # Newest first by default; seq breaks ties between equal timestamps.
+    found.sort(key=lambda r: (r.doc[key], r.seq), reverse=order.startswith("-"))
+    return [render(emu, r) for r in found]
+
+
+def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
+    if query.get("customModelType") and doc["customModelType"] != query["customModelType"]:
+        return False
+    if query.get("targetType") and doc["targetType"] != query["targetType"]:
+        return False
+    if str(query.get("isDeployed", "")).lower() == "true":
+        return False  # nothing is ever deployed in the emulator
+    search = (query.get("searchFor") or "").lower()
+    return not search or any(search in (doc.get(k) or "").lower() for k in ("name", "description", "language"))
+
+
+def update(emu: Emulator, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    with emu.store.transaction():
+        resource = _model(emu, model_id)
+        doc = {**resource.doc, **body, "updated": now()}
+        _check_target(doc)
+        resource.doc = doc
+        emu.store.save(resource)
+    return get(emu, model_id)
+
+
+def delete(emu: Emulator, model_id: str) -> None:
+    _model(emu, model_id)
+    emu.store.delete(KIND, model_id)
+
+
+# -- versions ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    """One file/filePath pair of a multipart version upload."""
+
+    file_path: str
+    file_name: str
+    content: HashingFile
+
+
+def create_version(
+    emu: Emulator,
+    model_id: str,
+    fields: dict[str, Any],
+    uploads: list[Upload],
+    from_latest: bool,
+) -> dict[str, Any]:
+    """A new version: POST starts from no files, PATCH from the latest version's files."""
+    _model(emu, model_id)
+    paths = _check_uploads(uploads)
+    blobs = {
+        path: (upload, emu.store.blobs.ingest(upload.content)) for path, upload in zip(paths, uploads, strict=True)
+    }
+    with emu.store.transaction():
+        # Numbering, inheritance and the file set are decided inside one transaction, so
+        # concurrent creations get distinct, gap-free numbers and each sees its true predecessor.
+        model = _model(emu, model_id)
+        latest = emu.store.latest(VERSION_KIND, model_id)
+        items, item_blobs = _version_items(latest, blobs, fields.get("filesToDelete") or [], from_latest)
+        env_id, env_version_id = _environment_for(emu, fields, latest)
+        major, minor = _next_number(latest, fields["isMajorUpdate"])
+        inherited = latest.doc if latest else model.doc
+        version_id = new_id()
+        doc: dict[str, Any] = {
+            "id": version_id,
+            "customModelId": model_id,
+            "versionMajor": major,
+            "versionMinor": minor,
+            "label": f"v{major}.{minor}",
+            "description": None,
+            "created": now(),
+            "baseEnvironmentId": env_id,
+            "baseEnvironmentVersionId": env_version_id,
+            "items": items,
+            "dependencies": _dependencies(emu, items, item_blobs),
+            "gitModelVersion": fields.get("gitModelVersion"),
+            "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
+            **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
+        }
+        emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal={"blobs": item_blobs})
+        emu.store.update(KIND, model_id, {"updated": doc["created"]})
+    return get_version(emu, model_id, version_id)
+
+
+def _metadata_values(raw: Any) -> list[dict[str, Any]] | None:
+    """requiredMetadataValues arrive as a JSON text field in multipart uploads."""
+    if raw is None or isinstance(raw, list):
+        return raw
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or not all(isinstance(v, dict) and "fieldName" in v for v in values):
+        raise invalid(
+            "requiredMetadataValues must be a JSON list of {fieldName, value} objects",
+            {"requiredMetadataValues": "must be a JSON list of {fieldName, value}"},
+        )
+    return values
+
+
+def _check_uploads(uploads: list[Upload]) -> list[str]:
+    paths = []
+    for upload in uploads:
+        path = _clean_path(upload.file_path)
+        if path in paths:
+            raise invalid(f"filePath {path!r} is given twice", {"filePath": f"duplicate path {path}"})
+        if upload.content.size > API_MAX_FILE_BYTES:
+            raise ApiError(413, f"{path} is larger than the {API_MAX_FILE_BYTES} bytes a file may hold")
+        paths.append(path)
+    return paths
+
+
+def _clean_path(raw: str) -> str:
+    text = raw.replace("\\", "/").strip()
+    if not text or text.startswith("/"):
+        raise invalid(f"filePath {raw!r} must be a relative path", {"filePath": "must be a relative path"})
+    path = posixpath.normpath(text)
+    if path == "." or path.startswith("../") or path == "..":
+        raise invalid(f"filePath {raw!r} leaves the model folder", {"filePath": "must stay inside the model"})
+    return path
+
+
+def _version_items(
+    latest: Resource | None, blobs: dict[str, tuple[Upload, Blob]], files_to_delete: list[str], from_latest: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The new version's file items: carried over (same item ids), deleted, replaced, added."""
+    items: dict[str, dict[str, Any]] = {}
+    item_blobs: dict[str, Any] = {}
+    if from_latest and latest is not None:
+        known = {item["id"]: item for item in latest.doc["items"]}
+        unknown = [ident for ident in files_to_delete if ident not in known]
+        if unknown:
+            raise invalid(
+                f"filesToDelete names items that are not in the latest version: {', '.join(unknown)}",
+                {"filesToDelete": "unknown item id"},
+            )
+        for item in latest.doc["items"]:
+            if item["id"] not in files_to_delete:
+                items[item["filePath"]] = item
+                item_blobs[item["id"]] = latest.internal["blobs"][item["id"]]
+    elif files_to_delete:
+        raise invalid("filesToDelete needs a previous version", {"filesToDelete": "no previous version"})
+    workspace = latest.doc["items"][0]["workspaceId"] if latest and latest.doc["items"] else new_id()
+    created = now()
+    for path, (upload, blob) in blobs.items():
+        replaced = items.pop(path, None)
+        if replaced:
+            item_blobs.pop(replaced["id"], None)
+        item = {
+            "id": new_id(),
+            "fileName": posixpath.basename(upload.file_name or path) or posixpath.basename(path),
+            "filePath": path,
+            "fileSource": "local",
+            "created": created,
+            "workspaceId": workspace,
+            "commitSha": None,
+            "ref": None,
+            "repositoryFilePath": None,
+            "repositoryLocation": None,
+            "repositoryName": None,
+        }
+        item["storagePath"] = f"{workspace}/{item['id']}"
+        items[path] = item
+        item_blobs[item["id"]] = {"sha256": blob.sha256, "size": blob.size}
+    if len(items) > API_MAX_FILES:
+        raise invalid(
+            f"A version may hold at most {API_MAX_FILES} files; this one would hold {len(items)}",
+            {"file": f"at most {API_MAX_FILES} files"},
+        )
+    return sorted(items.values(), key=lambda i: i["filePath"]), item_blobs
+
+
+def _next_number(latest: Resource | None, is_major_update: str) -> tuple[int, int]:
+    major = latest.doc["versionMajor"] if latest else 0
+    minor = latest.doc["versionMinor"] if latest else 0
+    if is_major_update.lower() == "true":
+        return major + 1, 0
+    return major, minor + 1
+
+
+def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Resource | None) -> tuple[str, str]:
+    """(baseEnvironmentId, baseEnvironmentVersionId) as the reference describes their defaults."""
+    env_id = fields.get("baseEnvironmentId")
+    version_id = fields.get("baseEnvironmentVersionId")
+    if version_id:
+        version = environments.find_version(emu, version_id)
+        if version is None:
+            raise invalid(f"Environment version {version_id} not found", {"baseEnvironmentVersionId": "not found"})
+        if env_id and version.parent != env_id:
+            raise invalid(
+                f"Environment version {version_id} does not belong to environment {env_id}",
+                {"baseEnvironmentVersionId": "belongs to another environment"},
+            )
+        _require_built(version)
+        return str(version.parent), version_id
+    if env_id:
+        if emu.store.get(environments.KIND, env_id) is None:
+            raise invalid(f"Environment {env_id} not found", {"baseEnvironmentId": "not found"})
+        if latest and latest.doc["baseEnvironmentId"] == env_id:
+            return env_id, latest.doc["baseEnvironmentVersionId"]
+        built = environments.latest_successful(emu, env_id)
+        if built is None:
+            raise invalid(
+                f"Environment {env_id} has no successfully built version yet", {"baseEnvironmentId": "not built"}
+            )
+        return env_id, built.id
+    if latest:
+        return latest.doc["baseEnvironmentId"], latest.doc["baseEnvironmentVersionId"]
+    raise invalid(
+        "baseEnvironmentId or baseEnvironmentVersionId is required for a model's first version",
+        {"baseEnvironmentId": "is required"},
+    )
+
+
+def _require_built(version: Resource) -> None:
+    status = version.doc["buildStatus"]
+    if status != "success":
+        raise invalid(
+            f"Environment version {version.id} is not built (buildStatus {status})",
+            {"baseEnvironmentVersionId": f"buildStatus is {status}"},
+        )
+
+
+def _dependencies(emu: Emulator, items: list[dict[str, Any]], item_blobs: dict[str, Any]) -> list[dict[str, Any]]:
+    """requirements.txt parsed by cmkit: the list only when every line is valid, else empty."""
+    text = requirements_text(emu, items, item_blobs)
+    if text is None:
+        return []
+    report = parse_requirements_text(text)
+    return [d.to_api() for d in report.dependencies] if report.ok else []
+
+
+def requirements_text(emu: Emulator, items: list[dict[str, Any]], item_blobs: dict[str, Any]) -> str | None:
+    for item in items:
+        if item["filePath"] == REQUIREMENTS_FILE:
+            try:
+                return emu.store.blobs.read_text(item_blobs[item["id"]]["sha256"])
+            except UnicodeDecodeError:
+                return ""
+    return None
+
+
+def _version(emu: Emulator, model_id: str, version_id: str) -> Resource:
+    _model(emu, model_id)
+    resource = emu.store.get(VERSION_KIND, version_id)
+    if resource is None or resource.parent != model_id:
+        raise not_found("Custom model version", version_id)
+    return resource
+
+
+def render_version(emu: Emulator, resource: Resource, latest_id: str) -> dict[str, Any]:
+    doc = {**resource.doc, "isFrozen": resource.id != latest_id}
+    return shape(doc, emu.reference.schema("CustomModelVersionResponse"))
+
+
+def get_version(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
+    resource = _version(emu, model_id, version_id)
+    latest = emu.store.latest(VERSION_KIND, model_id)
+    return render_version(emu, resource, latest.id if latest else resource.id)
+
+
+def list_versions(emu: Emulator, model_id: str, commit_sha: str | None) -> list[dict[str, Any]]:
+    """Newest first."""
+    _model(emu, model_id)
+    versions = emu.store.list(VERSION_KIND, model_id)
+    latest_id = versions[-1].id if versions else ""
+    found = []
+    for resource in reversed(versions):
+        git = resource.doc.get("gitModelVersion") or {}
+        if commit_sha and git.get("mainBranchCommitSha") != commit_sha:
+            continue
+        found.append(render_version(emu, resource, latest_id))
+    return found
+
+
+def update_version(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    _version(emu, model_id, version_id)
+    emu.store.update(VERSION_KIND, version_id, body)
+    return get_version(emu, model_id, version_id)
+
+
+def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> tuple[IO[bytes], str]:
+    """A zip of a version's files (the latest without `version_id`), spooled to disk when large."""
+    if version_id is None:
+        _model(emu, model_id)
+        resource = emu.store.latest(VERSION_KIND, model_id)
+        if resource is None:
+            raise invalid(f"Custom model {model_id} has no versions to download")
+    else:
+        resource = _version(emu, model_id, version_id)
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024, dir=str(emu.dir("tmp")))  # noqa: SIM115
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in resource.doc["items"]:
+            source = emu.store.blobs.path(resource.internal["blobs"][item["id"]]["sha256"])
+            archive.write(source, item["filePath"])
+    spool.seek(0)
+    return spool, f"model-{model_id}-{resource.doc['label']}.zip"
+
+
+def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
+    """Write a version's files to a folder, as a bundle test-local can run.
+
+    Uploads carry no file modes, so scripts (files starting with `#!`, start_server.sh
+    included) are made executable: the environment's entrypoint executes start_server.sh.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for item in version.doc["items"]:
+        destination = target.joinpath(*item["filePath"].split("/"))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(emu.store.blobs.path(version.internal["blobs"][item["id"]]["sha256"]), destination)
+        with destination.open("rb") as handle:
+            if handle.read(2) == b"#!":
+                destination.chmod(0o755)
+    return target
+
+
+def find_version(emu: Emulator, model_id: str, version_id: str) -> Resource:
+    return _version(emu, model_id, version_id)
+
+
+def find_model(emu: Emulator, model_id: str) -> Resource:
+    return _model(emu, model_id)
+
+
+# -- dependency builds ---------------------------------------------------------------------------
+
+
+def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) -> dict[str, Any]:
+    version = _version(emu, model_id, version_id)
+    if requirements_text(emu, version.doc["items"], version.internal["blobs"]) is None:
+        raise invalid(f"Custom model version {version_id} has no requirements.txt: there is nothing to build")
+    with emu.store.transaction():
+        existing = emu.store.get(BUILD_KIND, version_id, include_deleted=True)
+        if existing and not existing.deleted and existing.doc["buildStatus"] != "failed":
+            return render_build(existing, base_url)  # already built or building: nothing new to start
+        doc = {"buildStatus": "submitted", "buildStart": now(), "buildEnd": None, "buildLogLocation": None}
+        token = new_id()
+        if existing:
+            existing.doc, existing.internal, existing.deleted = doc, {"token": token}, False
+            emu.store.save(existing)
+        else:
+            emu.store.insert(BUILD_KIND, version_id, doc, parent=model_id, internal={"token": token})
+        emu.logs.path(BUILD_KIND, version_id).unlink(missing_ok=True)
+        started = render_build(Resource(BUILD_KIND, version_id, model_id, 0, doc), base_url)
+    # Answer what was submitted: a quick build may already be over by the time we reply.
+    emu.jobs.submit(f"dependency-build:{version_id}", lambda cancel: _build(emu, model_id, version_id, token, cancel))
+    return started
+
+
+def _build(emu: Emulator, model_id: str, version_id: str, token: str, cancel: threading.Event) -> None:
+    log = emu.logs.writer(BUILD_KIND, version_id)
+    if not _advance(emu, version_id, token, {"buildStatus": "processing"}):
+        return
+    version = emu.store.get(VERSION_KIND, version_id)
+    if version is None:
+        return
+    text = requirements_text(emu, version.doc["items"], version.internal["blobs"]) or ""
+    context = environments.context_dir(emu, version.doc["baseEnvironmentVersionId"])
+    log(f"installing requirements.txt of {model_id}/{version_id} with the {emu.runtime.name} runtime")
+    try:
+        emu.runtime.build_dependencies(context, text, log)
+    except JobFailed as exc:
+        log(f"error: {exc}")
+        _advance(emu, version_id, token, {"buildStatus": "failed", "buildEnd": now()})
+        return
+    except Exception as exc:  # the engine vanished, the disk filled...: a failed build, with the reason
+        log(f"error: {exc}")
+        _advance(emu, version_id, token, {"buildStatus": "failed", "buildEnd": now()})
+        return
+    if cancel.is_set():
+        return
+    log("dependency build succeeded")
+    _advance(emu, version_id, token, {"buildStatus": "success", "buildEnd": now()})
+
+
+def _advance(emu: Emulator, version_id: str, token: str, doc: dict[str, Any]) -> bool:
+    """Record build progress unless the build was cancelled or restarted meanwhile."""
+    with emu.store.transaction():
+        build = emu.store.get(BUILD_KIND, version_id)
+        if build is None or build.internal.get("token") != token:
+            return False
+        build.doc.update(doc)
+        emu.store.save(build)
+        return True
+
+
+def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Resource:
+    _version(emu, model_id, version_id)
+    build = emu.store.get(BUILD_KIND, version_id)
+    if build is None:
+        raise invalid(f"Custom model version {version_id} build has not been started")
+    return build
+
+
+def render_build(build: Resource, base_url: str) -> dict[str, Any]:
+    doc = dict(build.doc)
+    if doc["buildStatus"] in BUILD_FINAL:
+        doc["buildLogLocation"] = f"{base_url}customModels/{build.parent}/versions/{build.id}/dependencyBuildLog/"
+    return doc
+
+
+def get_build(emu: Emulator, model_id: str, version_id: str, base_url: str) -> dict[str, Any]:
+    return render_build(_existing_build(emu, model_id, version_id), base_url)
+
+
+def build_log(emu: Emulator, model_id: str, version_id: str) -> dict[str, str]:
+    build = _existing_build(emu, model_id, version_id)
+    if build.doc["buildStatus"] not in BUILD_FINAL:
+        raise not_found("Log of dependency build in progress for version", version_id)
+    return {"data": emu.logs.read(BUILD_KIND, version_id)}
+
+
+def cancel_build(emu: Emulator, model_id: str, version_id: str) -> None:
+    with emu.store.transaction():
+        build = _existing_build(emu, model_id, version_id)
+        if build.doc["buildStatus"] in BUILD_FINAL:
+            raise ApiError(409, f"The dependency build of {version_id} has already ended ({build.doc['buildStatus']})")
+        # As if never started (a new POST starts afresh); the job sees its token gone and stops.
+        build.internal["token"] = None
+        build.deleted = True
+        emu.store.save(build)
+    emu.jobs.cancel(f"dependency-build:{version_id}")
+
+
+def recover(emu: Emulator) -> None:
+    for build in emu.store.list(BUILD_KIND):
+        if build.doc["buildStatus"] not in BUILD_FINAL:
+            emu.logs.writer(BUILD_KIND, build.id)(f"error: {INTERRUPTED}")
+            emu.store.update(BUILD_KIND, build.id, {"buildStatus": "failed", "buildEnd": now()})
+
+
+# -- access control ------------------------------------------------------------------------------
+
+
+def access_list(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
+    model = _model(emu, model_id)
+    return list(model.internal.get("access") or [_owner()])
+
+
+def _owner() -> dict[str, Any]:
+    return {"userId": USER.id, "username": USER.username, "role": "OWNER", "canShare": True}
+
+
+def share(emu: Emulator, model_id: str, body: dict[str, Any]) -> None:
+    with emu.store.transaction():
+        model = _model(emu, model_id)
+        entries = {e["username"]: e for e in model.internal.get("access") or [_owner()]}
+        for change in body["data"]:
+            if change.get("role") is None:
+                entries.pop(change["username"], None)
+                continue
+            current = entries.get(change["username"], {"userId": new_id(), "username": change["username"]})
+            entries[change["username"]] = {
+                **current,
+                "role": change["role"],
+                "canShare": change.get("canShare", change["role"] == "OWNER"),
+            }
+        if not any(e["role"] == "OWNER" for e in entries.values()):
+            raise ApiError(409, "The request would leave the custom model without an owner")
+        model.internal["access"] = list(entries.values())
+        emu.store.save(model)

@@ -1,0 +1,153 @@
+"""Run the emulator: waitress (threaded WSGI) in front of the Flask app, until SIGTERM or Ctrl-C.
+
+On a signal the server stops accepting requests, background jobs are cancelled and given time
+to record how they ended, and the store is closed. Whatever a hard kill interrupts is recorded
+as interrupted at the next start on the same data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import platformdirs
+import waitress
+
+from cmkit.emulator import environments
+from cmkit.emulator.app import create_app
+from cmkit.emulator.faults import FaultInjector, Journal
+from cmkit.emulator.jobs import DockerRuntime, ProcessRuntime, Runtime, labels_for
+from cmkit.emulator.service import Emulator, EmulatorSettings
+from cmkit.emulator.store import DataDirInUse
+from cmkit.errors import DockerUnavailable, InputError
+from cmkit.paths import default_environment_dir
+
+LOG = logging.getLogger("cmkit.emulator")
+# Far above the 1 GiB artifacts pushes upload; waitress spools bodies to disk past 512 KiB.
+MAX_REQUEST_BODY = 1 << 40
+
+
+@dataclass
+class EmulatorOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path | None = None
+    tokens: Sequence[str] = ()
+    runtime: str | None = None  # None: Docker when an engine answers, else processes
+    fault_rate: float = 0.0
+    fault_status: int = 503
+    fault_seed: int | None = None
+    docker_labels: Mapping[str, str] = field(default_factory=dict)
+    threads: int = 16
+    seed_environment: Path | None = field(default_factory=default_environment_dir)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("cmkit")) / "emulator"
+
+
+def parse_labels(values: Sequence[str]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, label = value.partition("=")
+        if not sep or not key:
+            raise InputError(f"--docker-label {value!r} is not KEY=VALUE")
+        labels[key] = label
+    return labels
+
+
+def choose_runtime(name: str | None, data_dir: Path, labels: Mapping[str, str], warn: Callable[[str], None]) -> Runtime:
+    """The runtime asked for; without a choice Docker when an engine answers, else processes."""
+    if name == "process":
+        return ProcessRuntime()
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure to reach an engine
+        if name == "docker":
+            raise DockerUnavailable(
+                f"no Docker engine answers: {exc}", hint="start one, or use --runtime process"
+            ) from exc
+        warn(f"no Docker engine answers ({exc}); using the process runtime")
+        return ProcessRuntime()
+    return DockerRuntime(client, labels_for(data_dir, labels))
+
+
+def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], warn: Callable[[str], None]) -> None:
+    """Serve until SIGTERM/SIGINT; `on_ready` gets {endpoint, token, dataDir, runtime, environmentId}."""
+    data_dir = (options.data_dir or default_data_dir()).resolve()
+    tokens = tuple(options.tokens) or (secrets.token_urlsafe(24),)
+    runtime = choose_runtime(options.runtime, data_dir, options.docker_labels, warn)
+    settings = EmulatorSettings(data_dir=data_dir, tokens=tokens, seed_environment=options.seed_environment)
+    try:
+        emu = Emulator(settings, runtime)
+    except DataDirInUse as exc:
+        raise InputError(str(exc), hint="stop that emulator, or pass another --data-dir") from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise InputError(f"cannot keep state in {data_dir}: {exc}", hint="pass a writable --data-dir") from exc
+    try:
+        injector = FaultInjector(options.fault_rate, options.fault_status, seed=options.fault_seed)
+        app = create_app(emu, injector, Journal())
+        server = _listen(app, options)  # before starting jobs: a taken port must change nothing
+        emu.start()
+    except BaseException:
+        emu.stop()
+        raise
+    port = server.effective_port  # type: ignore[union-attr]
+    _stop_on_signals()
+    on_ready(
+        {
+            "endpoint": f"http://{_display_host(options.host)}:{port}/api/v2/",
+            "token": tokens[0],
+            "dataDir": str(data_dir),
+            "runtime": runtime.name,
+            "environmentId": environments.seeded_environment_id(emu),
+        }
+    )
+    try:
+        server.run()
+    finally:
+        server.close()
+        emu.stop()
+
+
+def _listen(app: Any, options: EmulatorOptions) -> Any:
+    try:
+        return waitress.create_server(
+            app,
+            host=options.host,
+            port=options.port,
+            threads=options.threads,
+            max_request_body_size=MAX_REQUEST_BODY,
+            asyncore_use_poll=True,
+            ident="cmkit-emulator",
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", hint="--port 0 picks a free port"
+        ) from exc
+
+
+def _display_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM ends the server like Ctrl-C does: waitress stops on SystemExit/KeyboardInterrupt."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

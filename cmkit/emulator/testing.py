@@ -1,0 +1,284 @@
+"""Custom model tests: cmkit's test-local engine run on a stored version, in the background.
+
+The async status of a test ends COMPLETED (303 to the test) when the checks ran and passed or
+warned, ERROR when a check failed (DataRobot's client then reads the test itself), ABORTED when
+the test was cancelled or the emulator stopped during it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from typing import Any
+
+from cmkit.emulator import datasets, environments, models, service
+from cmkit.emulator.common import USER, new_id, now, shape
+from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.store import Resource
+
+KIND = "customModelTest"
+CHECKS = ("errorCheck", "longRunningService", "nullValueImputation", "sideEffects")
+DEFAULT_CONFIGURATION = {
+    "errorCheck": "fail",
+    "longRunningService": "fail",
+    "nullValueImputation": "warn",
+    "sideEffects": "warn",
+}
+TERMINAL = ("succeeded", "failed", "warning", "canceled", "aborted", "skipped", "not_tested")
+STATUS_VALUES = (
+    "not_tested",
+    "queued",
+    "failed",
+    "canceled",
+    "succeeded",
+    "in_progress",
+    "aborted",
+    "warning",
+    "skipped",
+)
+SETTINGS = ("maximumMemory", "networkEgressPolicy", "replicas", "desiredMemory", "requiresHa", "resourceBundleId")
+
+
+def create(emu: Emulator, body: dict[str, Any]) -> str:
+    """Start a test; the status id to poll."""
+    model = models.find_model(emu, body["customModelId"])
+    version = models.find_version(emu, model.id, body["customModelVersionId"])
+    dataset_id = body.get("datasetId")
+    if dataset_id is None and model.doc["targetType"] in models.STRUCTURED:
+        raise invalid("datasetId is required to test a structured model", {"datasetId": "is required"})
+    if dataset_id is not None:
+        datasets.csv_path(emu, dataset_id)  # 404 or 422 now rather than a failed test later
+    env_version = environments.find_version(emu, version.doc["baseEnvironmentVersionId"])
+    environment = emu.store.get(environments.KIND, version.doc["baseEnvironmentId"], include_deleted=True)
+    if env_version is None or environment is None:  # versions only name built environments: never
+        raise invalid(f"The environment of version {version.id} is missing")
+    configuration = {**DEFAULT_CONFIGURATION, **(body.get("configuration") or {})}
+    test_id = new_id()
+    settings = {key: body.get(key, version.doc.get(key)) for key in SETTINGS}
+    doc = {
+        "id": test_id,
+        "created": now(),
+        "completedAt": "",
+        "createdBy": USER.username,
+        "customModel": {"id": model.id, "name": model.doc["name"]},
+        "customModelVersion": {"id": version.id, "label": version.doc["label"]},
+        "executionEnvironment": {"id": environment.id, "name": environment.doc["name"]},
+        "executionEnvironmentVersion": {"id": env_version.id, "label": env_version.doc["label"]},
+        "customModelImageId": _image_id(version.id, env_version.id),
+        "imageType": "customModelVersion",
+        "datasetId": dataset_id,
+        "datasetVersionId": _dataset_version(emu, dataset_id),
+        "overallStatus": "queued",
+        "testingStatus": {name: _check("queued" if configuration[name] != "skip" else "skipped") for name in CHECKS},
+        **settings,
+    }
+    status_id = service.create_status(emu, f"Testing custom model {model.id} version {version.id}", "customModelTest")
+    with emu.store.transaction():
+        # One test at a time per model, as DataRobot does (422 while one is in progress).
+        running = [t for t in emu.store.list(KIND, model.id) if t.doc["overallStatus"] not in TERMINAL]
+        if running:
+            raise invalid(f"Testing is already in progress for custom model {model.id} (test {running[0].id})")
+        internal = {"statusId": status_id, "configuration": configuration}
+        emu.store.insert(KIND, test_id, doc, parent=model.id, internal=internal)
+    emu.jobs.submit(_job_key(test_id), lambda cancel: _run(emu, test_id, cancel))
+    return status_id
+
+
+def _check(status: str, message: str = "") -> dict[str, str]:
+    return {"status": status, "message": message}
+
+
+def _image_id(version_id: str, env_version_id: str) -> str:
+    """A stable id for "this version on this environment version", DataRobot's model image."""
+    return hashlib.sha256(f"{version_id}:{env_version_id}".encode()).hexdigest()[:24]
+
+
+def _dataset_version(emu: Emulator, dataset_id: str | None) -> str | None:
+    return datasets.get(emu, dataset_id)["versionId"] if dataset_id else None
+
+
+def _job_key(test_id: str) -> str:
+    return f"model-test:{test_id}"
+
+
+def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
+    log = emu.logs.writer(KIND, test_id)
+    test = emu.store.get(KIND, test_id)
+    if test is None or not _advance(emu, test_id, {"overallStatus": "in_progress"}, running=True):
+        return
+    service.set_status(emu, test.internal["statusId"], "RUNNING")
+    try:
+        spec = _spec(emu, test)
+        log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.runtime.name} runtime")
+        report = emu.runtime.run_test(spec, log, cancel)
+    except JobCancelled:
+        report = _ended_report("aborted", service.INTERRUPTED)
+    except JobFailed as exc:
+        log(f"error: {exc}")
+        report = _ended_report("failed", str(exc), first="longRunningService")
+    except Exception as exc:  # an engine error is the test's failure, reported on the test
+        log(f"error: {exc}")
+        report = _ended_report("failed", f"The test could not run: {exc}", first="longRunningService")
+    finally:
+        shutil.rmtree(emu.dir("tests", test_id), ignore_errors=True)
+    if cancel.is_set():
+        # A DELETE already recorded "canceled" (and _record will leave it); otherwise the
+        # emulator is stopping and the test did not get to finish.
+        report = _ended_report("aborted", service.INTERRUPTED)
+    _record(emu, test_id, report, log)
+
+
+def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
+    doc, test_id = test.doc, test.id
+    model = models.find_model(emu, doc["customModel"]["id"])
+    version = models.find_version(emu, model.id, doc["customModelVersion"]["id"])
+    workdir = emu.dir("tests", test_id)
+    dataset = None
+    if doc["datasetId"]:
+        dataset = workdir / datasets.get(emu, doc["datasetId"])["name"]
+        shutil.copyfile(datasets.csv_path(emu, doc["datasetId"]), dataset)
+    return ModelTestSpec(
+        bundle=models.materialize(emu, version, workdir / "bundle"),
+        dataset=dataset,
+        target_type=model.doc["targetType"],
+        target_name=model.doc.get("targetName"),
+        positive_class_label=model.doc.get("positiveClassLabel"),
+        negative_class_label=model.doc.get("negativeClassLabel"),
+        class_labels=model.doc.get("classLabels"),
+        environment=environments.context_dir(emu, doc["executionEnvironmentVersion"]["id"]),
+        checks=test.internal["configuration"],
+        maximum_memory=doc.get("maximumMemory"),
+        network_egress=doc.get("networkEgressPolicy") or "PUBLIC",
+    )
+
+
+def _ended_report(overall: str, message: str, first: str | None = None) -> dict[str, Any]:
+    """A report for a test that did not get to run its checks."""
+    others = "aborted" if overall == "failed" else overall
+    return {
+        "overallStatus": overall,
+        "testingStatus": {
+            name: _check(overall if name == first else others, message if name == (first or name) else "")
+            for name in CHECKS
+        },
+    }
+
+
+def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> None:
+    overall = report.get("overallStatus", "failed")
+    checks = report.get("testingStatus") or {}
+    testing_status = {}
+    for name in CHECKS:
+        entry = checks.get(name) or {}
+        status = str(entry["status"]) if entry.get("status") in STATUS_VALUES else "not_tested"
+        testing_status[name] = _check(status, str(entry.get("message") or ""))
+    for line in _tail(report):
+        log(line)
+    for name, check in testing_status.items():
+        log(f"{name}: {check['status']}" + (f": {check['message']}" if check["message"] else ""))
+    log(f"overallStatus: {overall}")
+    if not _advance(emu, test_id, {"overallStatus": overall, "testingStatus": testing_status, "completedAt": now()}):
+        return  # cancelled meanwhile: the DELETE already recorded the outcome
+    emu.store.update(KIND, test_id, details=report.get("details"))
+    _finish_status(emu, test_id, overall, testing_status)
+
+
+def _tail(report: dict[str, Any]) -> list[str]:
+    details = report.get("details") or {}
+    tail = details.get("logTail") or details.get("log_tail") or ""
+    lines = tail.splitlines() if isinstance(tail, str) else [str(line) for line in tail]
+    return ["--- model server log (tail) ---", *lines] if lines else []
+
+
+def _finish_status(emu: Emulator, test_id: str, overall: str, testing_status: dict[str, Any]) -> None:
+    test = emu.store.get(KIND, test_id)
+    if test is None:
+        return
+    status_id = test.internal["statusId"]
+    if overall in ("succeeded", "warning", "skipped"):
+        service.set_status(emu, status_id, "COMPLETED", location=f"customModelTests/{test_id}/")
+    elif overall in ("canceled", "aborted"):
+        service.set_status(emu, status_id, "ABORTED", f"Testing {overall}")
+    else:
+        problems = [f"{name}: {c['message']}" for name, c in testing_status.items() if c["status"] == "failed"]
+        service.set_status(emu, status_id, "ERROR", "Testing failed. " + "; ".join(problems))
+
+
+def _advance(emu: Emulator, test_id: str, doc: dict[str, Any], running: bool = False) -> bool:
+    """Update a test unless it already ended (a DELETE may have cancelled it meanwhile)."""
+    with emu.store.transaction():
+        test = emu.store.get(KIND, test_id)
+        if test is None or test.doc["overallStatus"] in TERMINAL:
+            return False
+        test.doc.update(doc)
+        if running:
+            for check in test.doc["testingStatus"].values():
+                if check["status"] == "queued":
+                    check["status"] = "in_progress"
+        emu.store.save(test)
+        return True
+
+
+def _test(emu: Emulator, test_id: str) -> Resource:
+    test = emu.store.get(KIND, test_id)
+    if test is None:
+        raise not_found("Custom model test", test_id)
+    return test
+
+
+def render(emu: Emulator, test: Resource) -> dict[str, Any]:
+    return shape(dict(test.doc), emu.reference.schema("CustomModelTestsResponse"))
+
+
+def get(emu: Emulator, test_id: str) -> dict[str, Any]:
+    return render(emu, _test(emu, test_id))
+
+
+def list_tests(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
+    """Newest first (DataRobot's client takes the first entry as the test it just started)."""
+    return [render(emu, t) for t in reversed(emu.store.list(KIND, model_id))]
+
+
+def cancel(emu: Emulator, test_id: str) -> None:
+    with emu.store.transaction():
+        test = _test(emu, test_id)
+        if test.doc["overallStatus"] in TERMINAL:
+            raise ApiError(409, f"Test {test_id} has already ended ({test.doc['overallStatus']})")
+        report = _ended_report("canceled", "The test was cancelled")
+        test.doc.update(
+            overallStatus="canceled",
+            completedAt=now(),
+            testingStatus={
+                name: check if check["status"] in TERMINAL else report["testingStatus"][name]
+                for name, check in test.doc["testingStatus"].items()
+            },
+        )
+        emu.store.save(test)
+    emu.logs.writer(KIND, test_id)("test cancelled")
+    emu.jobs.cancel(_job_key(test_id))
+    service.set_status(emu, test.internal["statusId"], "ABORTED", "Testing canceled")
+
+
+def log_text(emu: Emulator, test_id: str) -> str:
+    _test(emu, test_id)
+    if not emu.logs.exists(KIND, test_id):
+        raise not_found("Testing log of test", test_id)
+    return emu.logs.read(KIND, test_id)
+
+
+def log_tail(emu: Emulator, test_id: str, lines: int) -> dict[str, str]:
+    _test(emu, test_id)
+    return {"log": emu.logs.tail(KIND, test_id, lines)}
+
+
+def recover(emu: Emulator) -> None:
+    for test in emu.store.list(KIND):
+        if test.doc["overallStatus"] not in TERMINAL:
+            report = _ended_report("aborted", service.INTERRUPTED)
+            test.doc.update(overallStatus="aborted", completedAt=now(), testingStatus=report["testingStatus"])
+            emu.store.save(test)
+            emu.logs.writer(KIND, test.id)(f"error: {service.INTERRUPTED}")
+            service.set_status(emu, test.internal["statusId"], "ABORTED", service.INTERRUPTED)

@@ -1,0 +1,131 @@
+"""Run `cmkit emulator` for real (a subprocess on a free loopback port) and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from tests.conftest import TEST_LABEL, TEST_RUN_ID
+
+T = TypeVar("T")
+TOKEN = "test-token-0123456789"
+READY_TIMEOUT = 120.0
+
+
+class Emulator:
+    """A running `cmkit emulator --json`, stopped by pid (SIGTERM, then SIGKILL if it hangs)."""
+
+    def __init__(self, data_dir: Path, runtime: str = "process", extra: Sequence[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.runtime = runtime
+        self.extra = list(extra)
+        self.process: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+        self.stderr: list[str] = []
+
+    def start(self) -> Emulator:
+        command = [sys.executable, "-m", "cmkit", "emulator", "--json", "--port", "0"]
+        command += ["--data-dir", str(self.data_dir), "--token", TOKEN, "--runtime", self.runtime]
+        command += ["--docker-label", f"{TEST_LABEL}={TEST_RUN_ID}", *self.extra]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ}
+        )
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        line = _readline(self.process, READY_TIMEOUT)
+        if not line:
+            self.stop()
+            raise RuntimeError(f"the emulator did not start: {''.join(self.stderr)}")
+        self.info = json.loads(line)
+        return self
+
+    def _drain_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr.append(line)
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.info["endpoint"])
+
+    @property
+    def root(self) -> str:
+        return self.endpoint.removesuffix("api/v2/")
+
+    def session(self, scheme: str = "Bearer") -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"{scheme} {TOKEN}"
+        return session
+
+    def url(self, path: str) -> str:
+        return self.endpoint + path
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """End the emulator (we started it: signal our pid) and wait for it; its exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+
+def _readline(process: subprocess.Popen[str], timeout: float) -> str:
+    """The first stdout line, or "" if the process exits or stays silent past `timeout`."""
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else ""
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 300.0, interval: float = 0.2) -> T:
+    """Poll until `probe` returns something truthy (a wait, not an assertion on time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting after {timeout} s; last value {value!r}")
+        time.sleep(interval)
+
+
+def seeded_environment_ready(emulator: Emulator, timeout: float = 900.0) -> dict[str, Any]:
+    """Wait until the seeded environment's build ends; its latest version."""
+    session = emulator.session()
+    env_id = emulator.info["environmentId"]
+
+    def finished() -> dict[str, Any] | None:
+        version = session.get(emulator.url(f"executionEnvironments/{env_id}/")).json()["latestVersion"]
+        return version if version["buildStatus"] in ("success", "failed") else None
+
+    version = wait_for(finished, timeout, 1.0)
+    assert version["buildStatus"] == "success", session.get(
+        emulator.url(f"executionEnvironments/{env_id}/versions/{version['id']}/buildLog/")
+    ).json()
+    return version
+
+
+def upload_files(files: dict[str, bytes]) -> list[tuple[str, tuple[str | None, bytes]]]:
+    """Multipart file/filePath pairs in the order the API matches them."""
+    parts: list[tuple[str, tuple[str | None, bytes]]] = []
+    for path, content in files.items():
+        parts.append(("file", (path.rsplit("/", 1)[-1], content)))
+        parts.append(("filePath", (None, path.encode())))
+    return parts
