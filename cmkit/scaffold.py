@@ -38,8 +38,8 @@ import yaml
 from cmkit.bundle import START_SCRIPT
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE, TARGET_TYPES
+from cmkit.paths import templates_dir as shipped_templates
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "bundles"
 DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
 TEMPLATE_SUFFIX = ".tmpl"
@@ -164,7 +164,9 @@ def make_spec(
     return BundleSpec(target_type, name, target_name, positive, negative, labels)
 
 
-def template_dir(template: str, templates_dir: Path = TEMPLATES_DIR) -> Path:
+def template_dir(template: str, templates_dir: Path | None = None) -> Path:
+    """A bundle template's folder, in `templates_dir` or the templates cmkit ships."""
+    templates_dir = templates_dir or shipped_templates() / "bundles"
     found = templates_dir.iterdir() if templates_dir.is_dir() else ()
     available = sorted(p.name for p in found if (p / "common").is_dir())
     if template not in available:
@@ -307,7 +309,7 @@ def _template_files(folder: Path) -> Iterable[tuple[str, Path]]:
 
 
 def render_bundle(
-    spec: BundleSpec, template: str = DEFAULT_TEMPLATE, templates_dir: Path = TEMPLATES_DIR
+    spec: BundleSpec, template: str = DEFAULT_TEMPLATE, templates_dir: Path | None = None
 ) -> list[RenderedFile]:
     """Every file of the bundle, in memory, sorted by path."""
     root = template_dir(template, templates_dir)
@@ -380,7 +382,7 @@ def init_bundle(
     *,
     template: str = DEFAULT_TEMPLATE,
     force: bool = False,
-    templates_dir: Path = TEMPLATES_DIR,
+    templates_dir: Path | None = None,
 ) -> InitResult:
     """Render the template for `spec` and write it into `directory` (created if missing)."""
     folder = Path(directory)

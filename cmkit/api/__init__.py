@@ -1,0 +1,1 @@
+"""REST client for the DataRobot API (configuration, retries, streamed uploads)."""

@@ -1,0 +1,1 @@
+"""The model-test checks, run against any running model server."""

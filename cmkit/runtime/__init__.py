@@ -1,0 +1,1 @@
+"""Building and running bundles: Docker images and containers, or local processes."""
