@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import time
 import uuid
@@ -30,7 +31,15 @@ from typing import IO, Any
 
 import platformdirs
 
-from cmkit.api.client import MAX_ATTEMPTS, ApiError, DataRobotClient, Part, create_with_lookup, retry_after
+from cmkit.api.client import (
+    MAX_ATTEMPTS,
+    ApiError,
+    DataRobotClient,
+    JobFailed,
+    Part,
+    create_with_lookup,
+    retry_after,
+)
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events
@@ -122,7 +131,9 @@ class ManifestCache:
     """Per-file hashes of versions this machine pushed, keyed by their digest."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder or Path(platformdirs.user_cache_dir("cmkit")) / "push-manifests"
+        # CMKIT_CACHE_DIR lets CI keep the cache with its other caches (and tests isolate it).
+        root = os.environ.get("CMKIT_CACHE_DIR") or platformdirs.user_cache_dir("cmkit")
+        self.folder = folder or Path(root) / "push-manifests"
 
     def _path(self, digest: str) -> Path:
         return self.folder / (digest.replace(":", "-") + ".json")
@@ -550,7 +561,15 @@ def _remote_test(
         result.test = {"overallStatus": "in_progress", "status": location}
         return
     events.stage("waiting for the model test")
-    resource = location if "customModelTests/" in location else api.wait_status(location, options.timeout)
+    resource = location
+    if "customModelTests/" not in location:
+        try:
+            resource = api.wait_status(location, options.timeout)
+        except JobFailed:
+            # A test whose checks fail ends its job in ERROR: the test resource says why.
+            resource = started() or ""
+            if not resource:
+                raise
     deadline = time.monotonic() + options.timeout
     test = api.get(resource)
     while test.get("overallStatus") in ("queued", "in_progress", "not_tested"):

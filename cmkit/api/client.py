@@ -45,6 +45,10 @@ class ApiError(CmkitError):
         return self.status is None or self.status in RETRY_STATUSES
 
 
+class JobFailed(ApiError):
+    """An async job's status ended ERROR/ABORTED/EXPIRED (its resource may still tell why)."""
+
+
 # One multipart part: (field name, value) where value is a string or (filename, stream, content type).
 Part = tuple[str, str | tuple[str, IO[bytes], str]]
 
@@ -198,7 +202,7 @@ class DataRobotClient:
             body = response.json()
             state = str(body.get("status", "")).upper()
             if state in ("ERROR", "ABORTED", "EXPIRED"):
-                raise ApiError(f"the job at {status_url} ended {state}: {body.get('message', '')}")
+                raise JobFailed(f"the job at {status_url} ended {state}: {body.get('message', '')}", status=200)
             if time.monotonic() > deadline:
                 raise ApiError(f"gave up waiting for {status_url} after {timeout:g}s (last status {state})")
             time.sleep(poll)
