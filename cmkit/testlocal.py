@@ -12,11 +12,11 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cmkit.checks.dataset import Dataset, load_dataset
 from cmkit.checks.predictions import Target
 from cmkit.checks.results import (
     ABORTED,
@@ -41,6 +41,9 @@ from cmkit.runtime.base import (
     random_url_prefix,
     signals_deferred,
 )
+
+if TYPE_CHECKING:
+    from cmkit.checks.dataset import Dataset
 
 RUNTIMES = ("docker", "process")
 LOG_TAIL_LINES = 40
@@ -215,7 +218,9 @@ def _start_docker(
         details["durations"]["build"] = round(time.monotonic() - started, 3)
     details["image"] = image.to_dict()
     events.stage(f"starting {image.code.tag}")
-    return start_container(client, image.code.image_id, spec, run_id)
+    server = start_container(client, image.code.image_id, spec, run_id)
+    server.on_stop(builder.finish)
+    return server
 
 
 def _start_process(config: TestLocalConfig, spec: RunSpec, details: dict[str, Any]) -> Server:
@@ -261,24 +266,40 @@ def stop_server(server: Server, client: Any) -> None:
             client.close()
 
 
+def _load_dataset(config: TestLocalConfig) -> Dataset | None:
+    if config.dataset is None:
+        return None
+    # Imported here: pandas takes a third of a second to import, and this runs on a thread
+    # while the image builds and the server starts (see run_test_local).
+    from cmkit.checks.dataset import load_dataset
+
+    return load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
+
+
 def run_test_local(
     config: TestLocalConfig, events: Events | None = None, cancel: threading.Event | None = None
 ) -> TestReport:
     """Build, start and check a bundle; the server is removed at the end unless `keep`."""
     events = events or Events()
     config = resolve_config(config)
-    dataset: Dataset | None = None
-    if config.dataset is not None:
-        dataset = load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
     run_id = uuid.uuid4().hex[:12]
     details: dict[str, Any] = {"runId": run_id, "urlPrefix": config.url_prefix, "durations": {}}
-    details["dataset"] = {"path": str(config.dataset), "rows": dataset.rows} if dataset else None
     started = time.monotonic()
-    try:
-        server, client = start_bundle(config, events, details, run_id)
-    except StartFailed as exc:
-        details["durations"]["total"] = round(time.monotonic() - started, 3)
-        return TestReport(_all_aborted(exc.message), dict(config.checks), details)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmkit-dataset") as pool:
+        # The dataset loads while the image builds and the server starts: both wait on I/O.
+        loading = pool.submit(_load_dataset, config)
+        try:
+            server, client = start_bundle(config, events, details, run_id)
+        except StartFailed as exc:
+            loading.result()  # a bad dataset is the user's first problem (exit 2)
+            details["durations"]["total"] = round(time.monotonic() - started, 3)
+            return TestReport(_all_aborted(exc.message), dict(config.checks), details)
+        try:
+            dataset = loading.result()
+        except BaseException:
+            stop_server(server, client)
+            raise
+    details["dataset"] = {"path": str(config.dataset), "rows": dataset.rows} if dataset else None
     try:
         options = CheckOptions(
             configuration=dict(config.checks),

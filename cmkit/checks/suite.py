@@ -6,17 +6,16 @@ rows (DRUM's local validation starts a process per column).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import requests
 
-from cmkit.checks.client import ModelClient
-from cmkit.checks.dataset import Dataset
+from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.predictions import Target, Verdict, judge
 from cmkit.checks.results import (
     ABORTED,
@@ -35,7 +34,10 @@ from cmkit.checks.results import (
 from cmkit.events import Events
 from cmkit.runtime.base import Server
 
-POLL_SECONDS = 0.1
+if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the critical path
+    from cmkit.checks.dataset import Dataset
+
+POLL_SECONDS = 0.02  # the server's first 200 is detected within this (it counts in the edit loop)
 OOM_CHECK_SECONDS = 1.0
 # A server that keeps answering something other than 200/503 on the readiness route is up but
 # wrong (typically it ignores URL_PREFIX): give up on it after this long instead of the full timeout.
@@ -111,8 +113,8 @@ def wait_until_ready(ctx: Context) -> CheckResult:
             return CheckResult(FAILED, f"the server did not start: {death}", details)
         try:
             status = ctx.client.ping(timeout=5.0)
-        except requests.RequestException as exc:
-            status, last = 0, f"connection failed ({exc.__class__.__name__})"
+        except ServerUnreachable as exc:
+            status, last = 0, f"connection failed ({exc})"
         if status == 200:
             seconds = time.monotonic() - started
             return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", {"startupSeconds": round(seconds, 3)})
@@ -147,18 +149,19 @@ def wait_ready(server: Server, timeout: float, cancel: threading.Event | None = 
         events=Events(),
         cancel=cancel or threading.Event(),
     )
-    return wait_until_ready(ctx)
+    try:
+        return wait_until_ready(ctx)
+    finally:
+        ctx.client.close()
 
 
 def still_answering(ctx: Context, ready: CheckResult) -> CheckResult:
     """After the other checks the server must still be up and answering."""
     death = ctx.death_note()
     if death is None:
-        try:
+        with contextlib.suppress(ServerUnreachable):
             if ctx.client.ping(timeout=10.0) == 200:
                 return ready
-        except requests.RequestException:
-            pass
         death = f"GET {ctx.server.url_prefix}/ no longer answers 200"
     return CheckResult(FAILED, f"the server stopped during the checks: {death}", ready.details)
 
@@ -321,4 +324,6 @@ def run_checks(
     except Canceled:
         for name in (LONG_RUNNING_SERVICE, *(n for n, _ in PREDICTION_CHECKS)):
             results.setdefault(name, CheckResult(CANCELED, "canceled"))
+    finally:
+        ctx.client.close()
     return {name: results[name] for name in (LONG_RUNNING_SERVICE, ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ class DockerServer(Server):
         self._forwarder: ExecForwarder | None = None
         self._stopped = False
         self._final_logs: str | None = None
+        self._on_stop: list[Callable[[], None]] = []
         self._started = int(time.time()) - 1
         if spec.network_egress == "NONE":
             self._forwarder = ExecForwarder(client, container.id, CONTAINER_PORT)
@@ -88,7 +89,7 @@ class DockerServer(Server):
         with contextlib.suppress(APIError):
             events = self.client.api.events(
                 since=self._started,
-                until=int(time.time()) + 1,
+                until=time.time(),  # a float: an integer in the future would block until then
                 filters={"container": self.container.id, "event": "oom"},
             )
             for _ in events:
@@ -110,6 +111,10 @@ class DockerServer(Server):
             for chunk in self.container.logs(stream=True, follow=True, tail=0):
                 yield bytes(chunk).decode("utf-8", errors="replace").rstrip("\n")
 
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Run `callback` after the container is removed (e.g. wait for image clean-up)."""
+        self._on_stop.append(callback)
+
     def stop(self) -> None:
         if self._stopped:
             return
@@ -120,6 +125,8 @@ class DockerServer(Server):
             self._final_logs = bytes(self.container.logs(tail=500)).decode("utf-8", errors="replace")
         with contextlib.suppress(NotFound):
             self.container.remove(force=True)
+        for callback in self._on_stop:
+            callback()
 
     def describe(self) -> dict[str, object]:
         return {

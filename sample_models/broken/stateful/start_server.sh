@@ -6,7 +6,9 @@
 #   URL_PREFIX               path the routes are mounted under; may contain "/" or be empty
 #   CUSTOM_MODEL_WORKERS     worker processes, each loading its own copy of the model
 #                            (default: the number of CPUs, at least 1)
-#   CUSTOM_MODEL_THREADS     request threads per worker (default 4); set 1 if predict() is not thread-safe
+#   CUSTOM_MODEL_THREADS     request threads per worker (default 1: predict() is CPU-bound and holds
+#                            Python's GIL, so more threads only add contention; raise it for
+#                            models that wait on I/O)
 #   CUSTOM_MODEL_ACCESS_LOG  1 logs every request to stdout (default off: it costs throughput)
 #   CUSTOM_MODEL_LOAD_WAIT   seconds a prediction arriving during the model load waits for it (default 60)
 set -eu
@@ -31,7 +33,7 @@ workers=${CUSTOM_MODEL_WORKERS:-}
 if [ -z "$workers" ]; then
     workers=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 fi
-threads=${CUSTOM_MODEL_THREADS:-4}
+threads=${CUSTOM_MODEL_THREADS:-1}
 for value in "$workers" "$threads"; do
     case $value in
         '' | *[!0-9]*) value=0 ;;

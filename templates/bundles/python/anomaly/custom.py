@@ -53,6 +53,8 @@ def predict(model: dict[str, Any], X: pd.DataFrame) -> np.ndarray:
     missing = [name for name in model["features"] if name not in X.columns]
     if missing:
         raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-    values = X[model["features"]].to_numpy(dtype=float, na_value=np.nan)
+    if list(X.columns) != model["features"]:  # select and order the columns only when needed
+        X = X.reindex(columns=model["features"])
+    values = X.to_numpy(dtype=float, na_value=np.nan)
     z = (values - model["center"]) / model["scale"]
     return np.sqrt(np.mean(np.nan_to_num(z, nan=0.0) ** 2, axis=1))

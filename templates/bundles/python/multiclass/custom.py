@@ -58,7 +58,9 @@ def features_of(model: dict[str, Any], X: pd.DataFrame) -> np.ndarray:
     missing = [name for name in model["features"] if name not in X.columns]
     if missing:
         raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-    values = X[model["features"]].to_numpy(dtype=float, na_value=np.nan)
+    if list(X.columns) != model["features"]:  # select and order the columns only when needed
+        X = X.reindex(columns=model["features"])
+    values = X.to_numpy(dtype=float, na_value=np.nan)
     return np.where(np.isnan(values), model["means"], values)
 
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Comparison 2: the `cmkit init` template's server vs `drum server`, on the same model code.
+
+Both sides run one worker process with the same `load_model`/`predict` code (DRUM through its
+`custom.py` hooks). Single-row requests come from 8 concurrent keep-alive clients (wrk); each
+side gets its native route and format (cmkit: JSON on `predict_no_state/`, DRUM: CSV on
+`predict/`). Then the latency of one 10,000-row batch, median of repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    REPO,
+    WORK,
+    Load,
+    Row,
+    drum_code_dir,
+    drum_venv,
+    free_port,
+    median_seconds,
+    python_env,
+    ratio,
+    server_process,
+    table,
+    wrk,
+)
+from cmkit.checks.dataset import encode_payload
+from cmkit.scaffold import init_bundle, make_spec
+
+PREFIX = "/bench/v1"
+BATCH_ROWS = 10_000
+
+
+@dataclass
+class Model:
+    label: str
+    bundle: Path
+    features: pd.DataFrame
+
+
+def template_model() -> Model:
+    bundle = WORK / "server" / "template"
+    shutil.rmtree(bundle, ignore_errors=True)
+    init_bundle(bundle, make_spec("regression", "bench-template"))
+    data = pd.read_csv(bundle / "data" / "sample.csv")
+    return Model("template model", bundle, data.drop(columns=["price"]))
+
+
+def sklearn_model() -> Model:
+    bundle = REPO / "sample_models" / "regression_diabetes"
+    data = pd.read_csv(bundle / "data" / "test.csv")
+    return Model("sklearn sample (diabetes)", bundle, data.drop(columns=["progression"]))
+
+
+def batch(features: pd.DataFrame, rows: int) -> pd.DataFrame:
+    return features.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
+
+
+def cmkit_body(frame: pd.DataFrame) -> bytes:
+    columns = {name: [None if pd.isna(v) else v for v in frame[name].tolist()] for name in frame.columns}
+    return encode_payload(columns)
+
+
+def drum_body(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+@dataclass
+class Side:
+    load: Load
+    batch_seconds: float
+
+
+def _measure(url: str, single: bytes, big: bytes, content_type: str, seconds: float, repeats: int) -> Side:
+    load = wrk(url, single, content_type, connections=8, seconds=seconds)
+    session = requests.Session()
+
+    def post_batch() -> None:
+        response = session.post(url, data=big, headers={"Content-Type": content_type}, timeout=300)
+        response.raise_for_status()
+
+    return Side(load, median_seconds(post_batch, repeats))
+
+
+def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
+    port = free_port()
+    env = {**python_env(), "PORT": str(port), "URL_PREFIX": PREFIX, "CUSTOM_MODEL_WORKERS": "1"}
+    url = f"http://127.0.0.1:{port}{PREFIX}"
+    with server_process(
+        [str(model.bundle / "start_server.sh")], env, url + "/", cwd=model.bundle, log=WORK / "server" / "cmkit.log"
+    ):
+        return _measure(
+            f"{url}/predict_no_state/",
+            cmkit_body(model.features.head(1)),
+            cmkit_body(batch(model.features, BATCH_ROWS)),
+            "application/json",
+            seconds,
+            repeats,
+        )
+
+
+def drum_side(model: Model, seconds: float, repeats: int) -> Side:
+    venv = drum_venv()
+    code = drum_code_dir(model.bundle, WORK / "server" / "drum-code")
+    port = free_port()
+    command = [
+        str(venv / "bin" / "drum"),
+        "server",
+        "--code-dir",
+        str(code),
+        "--address",
+        f"127.0.0.1:{port}",
+        "--target-type",
+        "regression",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with server_process(
+        command, {**python_env(), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"}, url + "/", log=WORK / "server" / "drum.log"
+    ):
+        return _measure(
+            f"{url}/predict/",
+            drum_body(model.features.head(1)),
+            drum_body(batch(model.features, BATCH_ROWS)),
+            "text/csv",
+            seconds,
+            repeats,
+        )
+
+
+def compare(model: Model, seconds: float, repeats: int) -> tuple[list[Row], Side]:
+    ours, theirs = cmkit_side(model, seconds, repeats), drum_side(model, seconds, repeats)
+    rows = [
+        Row(
+            f"{model.label}: single-row req/s (8 keep-alive clients, 1 worker)",
+            f"{ours.load.requests_per_second:.0f}",
+            f"{theirs.load.requests_per_second:.0f}",
+            ratio(ours.load.requests_per_second, theirs.load.requests_per_second),
+            ">= 2x",
+        ),
+        Row(
+            f"{model.label}: single-row p50 latency",
+            f"{ours.load.p50_ms:.2f} ms",
+            f"{theirs.load.p50_ms:.2f} ms",
+            ratio(ours.load.p50_ms, theirs.load.p50_ms),
+            "",
+        ),
+        Row(
+            f"{model.label}: single-row p99 latency",
+            f"{ours.load.p99_ms:.2f} ms",
+            f"{theirs.load.p99_ms:.2f} ms",
+            ratio(ours.load.p99_ms, theirs.load.p99_ms),
+            "<= 1x",
+        ),
+        Row(
+            f"{model.label}: one {BATCH_ROWS:,}-row batch",
+            f"{ours.batch_seconds * 1000:.0f} ms",
+            f"{theirs.batch_seconds * 1000:.0f} ms",
+            ratio(ours.batch_seconds, theirs.batch_seconds),
+            "<= 1x",
+        ),
+    ]
+    if ours.load.errors or theirs.load.errors:
+        rows.append(Row(f"{model.label}: load errors", str(ours.load.errors), str(theirs.load.errors)))
+    return rows, ours
+
+
+def run(quick: bool = False) -> list[Row]:
+    seconds, repeats = (3.0, 3) if quick else (15.0, 7)
+    rows: list[Row] = []
+    for model in (template_model(), sklearn_model()):
+        rows += compare(model, seconds, repeats)[0]
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    results = run(options.quick)
+    print(json.dumps([r.__dict__ for r in results], indent=2) if options.json else table(results))

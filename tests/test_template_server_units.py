@@ -1,0 +1,82 @@
+"""The template server's request parsing and JSON writing, with orjson and with the stdlib fallback."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+SERVER = REPO / "templates" / "bundles" / "python" / "common" / "server.py"
+
+
+def load_server(hide_orjson: bool) -> ModuleType:
+    saved = sys.modules.get("orjson")
+    if hide_orjson:
+        sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
+    try:
+        spec = importlib.util.spec_from_file_location(f"template_server_{hide_orjson}", SERVER)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        if hide_orjson:
+            if saved is None:
+                del sys.modules["orjson"]
+            else:
+                sys.modules["orjson"] = saved
+
+
+@pytest.fixture(params=[False, True], ids=["orjson", "stdlib-json"])
+def server(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    module = load_server(request.param)
+    assert (module.orjson is None) == request.param
+    yield module
+
+
+def test_frames_keep_the_dtypes_pandas_would_infer(server: ModuleType) -> None:
+    columns = {"f": [1.5, 2.5], "i": [1, 2], "b": [True, False], "s": ["x", "y"], "n": [1.0, None], "e": [None, None]}
+    frame = server.parse_request(server.dumps({"X": columns}))
+    reference = pd.DataFrame(columns)
+    assert list(frame.columns) == list(columns)
+    assert frame.dtypes.to_dict() == reference.dtypes.to_dict()
+    pd.testing.assert_frame_equal(frame, reference)
+
+
+def test_all_numeric_columns_become_one_block(server: ModuleType) -> None:
+    frame = server.parse_request(b'{"X": {"a": [1.0, 2.0], "b": [3.0, 4.0]}}')
+    assert frame.to_numpy().tolist() == [[1.0, 3.0], [2.0, 4.0]]
+    assert frame.dtypes.tolist() == [np.dtype("float64")] * 2
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"X": {"a": [1, 2}', b"\xff\xfe"])
+def test_bad_json_is_a_bad_request(server: ModuleType, body: bytes) -> None:
+    with pytest.raises(server.BadRequest):
+        server.parse_request(body)
+
+
+def test_output_is_strict_json_and_takes_arrays(server: ModuleType) -> None:
+    import json
+
+    target = server.Target("regression")
+    predictions = server.format_predictions(np.array([1.0, 2.5]), target, 2)
+    assert json.loads(server.dumps({"predictions": predictions})) == {"predictions": [1.0, 2.5]}
+    binary = server.Target("binary", ("yes", "no"))
+    rows = server.format_predictions(np.array([0.25]), binary, 1)
+    assert json.loads(server.dumps({"predictions": rows})) == {"predictions": [{"yes": 0.25, "no": 0.75}]}
+    with pytest.raises(server.BadPredictions):
+        server.format_predictions(np.array([np.nan]), target, 1)
+
+
+def test_the_server_file_is_the_bundles(tmp_path: Path) -> None:
+    # The unit tests above load the template's file; bundles get exactly that file.
+    assert (REPO / "sample_models" / "regression_diabetes" / "server.py").read_bytes() == SERVER.read_bytes()
