@@ -7,13 +7,14 @@ caches and virtualenvs, plus the bundle's own `.cmkitignore`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
+
+from cmkit.hashcache import sha256_of
 
 IGNORE_FILE = ".cmkitignore"
 START_SCRIPT = "start_server.sh"
@@ -82,11 +83,7 @@ class BundleFile:
     size: int
 
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        with self.source.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return sha256_of(self.source)
 
 
 @dataclass(frozen=True)

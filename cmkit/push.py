@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import platformdirs
 
+from cmkit import hashcache
 from cmkit.api.client import (
     MAX_ATTEMPTS,
     ApiError,
@@ -119,9 +120,11 @@ def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = ()) -> LocalBu
         if requirements.is_file()
         else []
     )
+    files = [LocalFile.of(f) for f in listing.files]
+    hashcache.save()
     return LocalBundle(
         root=Path(bundle),
-        files=[LocalFile.of(f) for f in listing.files],
+        files=files,
         metadata=load_metadata(bundle),
         dependencies=dependencies,
     )

@@ -27,6 +27,7 @@ import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 from docker.utils.build import exclude_paths
 
+from cmkit import hashcache
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.errors import CmkitError, InputError
 
@@ -266,6 +267,7 @@ class ImageBuilder:
         content = _hash(
             base_image.image_id, owner, json.dumps(sorted(self.labels.items())), *(_file_key(f) for f in files)
         )
+        hashcache.save()
         tag = f"{CODE_REPOSITORY}:{bundle_key}-{content}"
         existing = self._existing(tag, rebuild)
         if existing:
