@@ -369,7 +369,10 @@ def wait_for_status(server: Server, status: int) -> requests.Response:
 
 
 def test_503_while_loading_then_200_and_waiting_predictions_succeed(gated_bundle: Path, tmp_path: Path) -> None:
-    with serve(gated_bundle, tmp_path / "server.log", env={"CUSTOM_MODEL_WORKERS": "1"}, ready=False) as server:
+    # A waiting prediction holds its request thread: with the default single thread per worker the
+    # worker's next request (this ping) would wait for the load too. Two threads show both answers.
+    env = {"CUSTOM_MODEL_WORKERS": "1", "CUSTOM_MODEL_THREADS": "2"}
+    with serve(gated_bundle, tmp_path / "server.log", env=env, ready=False) as server:
         loading = wait_for_status(server, 503)
         assert loading.json() == {"message": "the model is loading"}
         row = {"sqft": [1500], "bedrooms": [3], "age_years": [10], "distance_km": [5.0]}

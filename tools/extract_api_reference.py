@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SEED = REPO.parent / "shared" / "seeds" / "000_86e9bcfdbd582f67.txt"
+# A copy of the seed kept in the repository, so the extraction can be checked anywhere.
+DEFAULT_SEED = REPO / "tools" / "reference" / "datarobot-custom-models-api.txt"
 DEFAULT_OUTPUT = REPO / "cmkit" / "emulator" / "api_reference.json"
 
 ROUTE = re.compile(r"^(GET|POST|PATCH|PUT|DELETE) (/api/v2/\S+)¶$")
