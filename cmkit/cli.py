@@ -280,7 +280,7 @@ def push_command(
     try:
         plan = plan_push(api, local, options, cache)
         # A dry run only reads: it plans against the live model when credentials exist.
-        result = PushResult(plan, dry_run=True) if dry_run else push(api, plan, options, events, cache)  # type: ignore[arg-type]
+        result = PushResult(plan, dry_run=True) if dry_run or api is None else push(api, plan, options, events, cache)
     finally:
         if api is not None:
             api.close()

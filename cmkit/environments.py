@@ -17,7 +17,6 @@ from cmkit.errors import InputError
 from cmkit.events import Events
 
 DIGEST_MARKER = "cmkit-digest:"
-POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -150,15 +149,14 @@ def push_environment(
         environment_id, str(version["id"]), created, up_to_date, "submitted", context_bytes=size
     )
     url = f"executionEnvironments/{environment_id}/versions/{version['id']}/"
-    status = str(api.get(url).get("buildStatus"))
-    deadline = time.monotonic() + timeout
-    while wait and status not in ("success", "failed"):
-        if time.monotonic() > deadline:
-            break
-        events.stage(f"environment build: {status}")
-        time.sleep(POLL_SECONDS)
-        status = str(api.get(url).get("buildStatus"))
-    result.build_status = status
+    state = api.poll(
+        url,
+        lambda build: not wait or build.get("buildStatus") in ("success", "failed"),
+        timeout,
+        "the environment build",
+        lambda build: events.stage(f"environment build: {build.get('buildStatus')}"),
+    )
+    status = result.build_status = str(state.get("buildStatus"))
     if status == "failed":
         log = api.get(url + "buildLog/")
         text = str(log.get("log") or "") + ("\n" + str(log["error"]) if log.get("error") else "")

@@ -49,7 +49,6 @@ from cmkit.metadata import API_TARGET_TYPES, ModelMetadata, load_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
 
 DIGEST_MARKER = "cmkit-digest:"
-POLL_SECONDS = 2.0
 
 
 class PushRefused(CmkitError):
@@ -60,10 +59,6 @@ class PushRefused(CmkitError):
         where = f"{first.file}:{first.line}" if first.line else first.file
         super().__init__(f"the bundle fails {len(findings)} check(s), first: {where}: [{first.rule}] {first.message}")
         self.findings = findings
-
-
-class RemoteFailure(CmkitError):
-    """The dependency build or the remote test failed (exit 1)."""
 
 
 # --- the local side ---------------------------------------------------------------------------
@@ -491,13 +486,14 @@ def _build_dependencies(
     result.build_status = state.get("buildStatus")
     if not options.wait:
         return
-    deadline = time.monotonic() + options.timeout
-    while result.build_status not in ("success", "failed"):
-        if time.monotonic() > deadline:
-            raise RemoteFailure(f"the dependency build did not finish within {options.timeout:g}s")
-        events.stage(f"dependency build: {result.build_status}")
-        time.sleep(POLL_SECONDS)
-        result.build_status = api.get(url).get("buildStatus")
+    state = api.poll(
+        url,
+        lambda build: build.get("buildStatus") in ("success", "failed"),
+        options.timeout,
+        "the dependency build",
+        lambda build: events.stage(f"dependency build: {build.get('buildStatus')}"),
+    )
+    result.build_status = state.get("buildStatus")
     if result.build_status == "failed":
         log = api.request("GET", url.replace("dependencyBuild/", "dependencyBuildLog/"), expected=(200,)).text
         result.build_log_tail = "\n".join(log.strip().splitlines()[-30:])
@@ -573,14 +569,12 @@ def _remote_test(
             resource = started() or ""
             if not resource:
                 raise
-    deadline = time.monotonic() + options.timeout
-    test = api.get(resource)
-    while test.get("overallStatus") in ("queued", "in_progress", "not_tested"):
-        if time.monotonic() > deadline:
-            raise RemoteFailure(f"the model test did not finish within {options.timeout:g}s")
-        time.sleep(POLL_SECONDS)
-        test = api.get(resource)
-    result.test = test
+    result.test = api.poll(
+        resource,
+        lambda test: test.get("overallStatus") not in ("queued", "in_progress", "not_tested"),
+        options.timeout,
+        "the model test",
+    )
 
 
 def push(

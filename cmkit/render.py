@@ -101,7 +101,7 @@ class ConsoleEvents(Events):
         console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
 
 
-def test_report(document: dict[str, object]) -> None:
+def test_report(document: dict[str, Any]) -> None:
     """The final table, from the API-shaped dict (so remote and local tests render alike)."""
     table = Table(title_justify="left", show_lines=False)
     table.add_column("check")
@@ -109,17 +109,17 @@ def test_report(document: dict[str, object]) -> None:
     table.add_column("status")
     table.add_column("message", overflow="fold")
     configuration = document.get("configuration") or {}
-    for name, entry in (document.get("testingStatus") or {}).items():  # type: ignore[union-attr]
+    for name, entry in (document.get("testingStatus") or {}).items():
         status = entry.get("status", "")
         style = _STATUS_STYLE.get(status, "")
-        table.add_row(name, str(configuration.get(name, "")), f"[{style}]{status}[/]", escape(entry.get("message", "")))  # type: ignore[union-attr]
+        table.add_row(name, str(configuration.get(name, "")), f"[{style}]{status}[/]", escape(entry.get("message", "")))
     console.print(table)
     overall = str(document.get("overallStatus"))
     console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
     details = document.get("details") or {}
-    for warning in details.get("warnings", []):  # type: ignore[union-attr]
+    for warning in details.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(str(warning))}", markup=True)
-    tail = details.get("logTail") if overall == "failed" else None  # type: ignore[union-attr]
+    tail = details.get("logTail") if overall == "failed" else None
     if tail:
         console.print("[dim]last server log lines:[/]", markup=True)
         console.print(escape(str(tail)), markup=True)

@@ -207,6 +207,27 @@ class DataRobotClient:
                 raise ApiError(f"gave up waiting for {status_url} after {timeout:g}s (last status {state})")
             time.sleep(poll)
 
+    def poll(
+        self,
+        path: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float,
+        what: str,
+        on_wait: Callable[[dict[str, Any]], None] | None = None,
+        interval: float = 2.0,
+    ) -> dict[str, Any]:
+        """GET `path` until `done(resource)`; an ApiError once `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        resource = dict(self.get(path))
+        while not done(resource):
+            if time.monotonic() > deadline:
+                raise ApiError(f"{what} did not finish within {timeout:g}s")
+            if on_wait is not None:
+                on_wait(resource)
+            time.sleep(interval)
+            resource = dict(self.get(path))
+        return resource
+
     def close(self) -> None:
         self.session.close()
 
