@@ -23,8 +23,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, WORK, Row, free_port, python_env, ratio, server_process, table, wrk
+from bench.common import REPO, WORK, Row, python_env, ratio, server_process, table, wrk
 from bench.server import PREFIX, cmkit_body
+from cmkit.runtime.base import free_port
 
 SAMPLE = REPO / "sample_models" / "regression_diabetes"
 TARGET = "progression"

@@ -29,7 +29,6 @@ from bench.common import (
     Row,
     drum_code_dir,
     drum_venv,
-    free_port,
     median_seconds,
     python_env,
     ratio,
@@ -38,6 +37,7 @@ from bench.common import (
     wrk,
 )
 from cmkit.checks.dataset import encode_payload
+from cmkit.runtime.base import free_port
 from cmkit.scaffold import init_bundle, make_spec
 
 PREFIX = "/bench/v1"

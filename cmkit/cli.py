@@ -140,18 +140,25 @@ def _test_options(func: F) -> F:
     return func
 
 
+def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    """Repeated `KEY=VALUE` flags (Docker labels) -> a dict."""
+    labels = {}
+    for value in values:
+        key, sep, label = value.partition("=")
+        if not sep or not key:
+            raise InputError(f"{flag} {value!r} is not KEY=VALUE")
+        labels[key] = label
+    return labels
+
+
 def _config(bundle: Path, **flags: Any) -> Any:
     from cmkit.testlocal import TestLocalConfig, parse_check_settings, parse_memory
 
     labels = flags.pop("class_labels", None)
     memory = flags.pop("maximum_memory", None)
     checks = flags.pop("check", ())
-    labels_flag = flags.pop("labels", ())
-    bad = [item for item in labels_flag if "=" not in item]
-    if bad:
-        raise InputError(f"bad --label '{bad[0]}'", hint="use KEY=VALUE")
     return TestLocalConfig(
-        labels=dict(item.split("=", 1) for item in labels_flag),
+        labels=_parse_labels(flags.pop("labels", ()), "--label"),
         bundle=bundle,
         class_labels=[label.strip() for label in labels.split(",") if label.strip()] if labels else None,
         maximum_memory=parse_memory(memory) if memory else None,
@@ -421,7 +428,7 @@ def emulator_command(
     """
     import logging
 
-    from cmkit.emulator.server import EmulatorOptions, parse_labels, run
+    from cmkit.emulator.server import EmulatorOptions, run
 
     logging.basicConfig(level=logging.WARNING, format="cmkit emulator: %(levelname)s: %(message)s")
     options = EmulatorOptions(
@@ -433,7 +440,7 @@ def emulator_command(
         fault_rate=fault_rate,
         fault_status=fault_status,
         fault_seed=fault_seed,
-        docker_labels=parse_labels(docker_labels),
+        docker_labels=_parse_labels(docker_labels, "--docker-label"),
         threads=threads,
     )
     run(options, on_ready=render.emit_json_line if as_json else render.emulator_ready, warn=render.warning_line)

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from docker.utils.build import exclude_paths
-
 from cmkit.api.client import DataRobotClient, create_with_lookup
 from cmkit.errors import InputError
 from cmkit.events import Events
-
-DIGEST_MARKER = "cmkit-digest:"
+from cmkit.push import DIGEST_MARKER
+from cmkit.runtime.images import docker_context_files
 
 
 @dataclass
@@ -45,9 +43,7 @@ def context_files(folder: Path) -> list[str]:
     """The docker context as `docker build` would send it (honouring .dockerignore)."""
     if not (folder / "Dockerfile").is_file():
         raise InputError("no Dockerfile in the environment folder", file=folder, hint="pass the docker context folder")
-    ignore = folder / ".dockerignore"
-    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
-    return sorted(p for p in exclude_paths(str(folder), patterns) if (folder / p).is_file())
+    return docker_context_files(folder)
 
 
 def context_digest(folder: Path, files: list[str]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,10 @@ from pathlib import Path
 
 import requests
 
+from cmkit.runtime.base import free_port
+
 VENV_BIN = Path(sys.executable).parent
 STARTUP_DEADLINE = 60.0  # a safety net for a server that never answers, not a speed requirement
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(port: int, prefix: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -53,16 +53,6 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("cmkit")) / "emulator"
 
 
-def parse_labels(values: Sequence[str]) -> dict[str, str]:
-    labels = {}
-    for value in values:
-        key, sep, label = value.partition("=")
-        if not sep or not key:
-            raise InputError(f"--docker-label {value!r} is not KEY=VALUE")
-        labels[key] = label
-    return labels
-
-
 def choose_runtime(name: str | None, data_dir: Path, labels: Mapping[str, str], warn: Callable[[str], None]) -> Runtime:
     """The runtime asked for; without a choice Docker when an engine answers, else processes."""
     if name == "process":

@@ -145,6 +145,13 @@ def _context(files: Mapping[str, bytes]) -> io.BytesIO:
     return buffer
 
 
+def docker_context_files(folder: Path) -> list[str]:
+    """The files of a docker context as `docker build` sends them (honouring .dockerignore), sorted."""
+    ignore = folder / ".dockerignore"
+    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
+    return sorted(p for p in exclude_paths(str(folder), patterns) if (folder / p).is_file())
+
+
 def base_image_arg(dockerfile: str) -> str | None:
     """The default of `ARG BASE_IMAGE=...` declared before the first FROM, if any."""
     for raw in dockerfile.splitlines():
@@ -339,14 +346,11 @@ class ImageBuilder:
         return tag
 
     def _context_hash(self, context_dir: Path, build_args: Mapping[str, str]) -> str:
-        dockerignore = context_dir / ".dockerignore"
-        patterns = dockerignore.read_text().splitlines() if dockerignore.is_file() else []
         content_args = sorted((k, v) for k, v in build_args.items() if "PROXY" not in k.upper())
         parts: list[bytes | str] = [json.dumps(content_args)]
-        for rel in sorted(exclude_paths(str(context_dir), patterns)):
+        for rel in docker_context_files(context_dir):
             path = context_dir / rel
-            if path.is_file():
-                parts += [rel, str(os.stat(path).st_mode & 0o777), path.read_bytes()]
+            parts += [rel, str(os.stat(path).st_mode & 0o777), path.read_bytes()]
         return _hash(*parts)
 
     def _image_id(self, ref: str) -> str | None:
