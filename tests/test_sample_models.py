@@ -121,7 +121,25 @@ def test_build_reproduces_the_committed_files(tmp_path: Path) -> None:
     written = bundle_files(tmp_path)
     assert len(written) > 80
     for path in written:
-        assert (tmp_path / path).read_bytes() == (REPO / path).read_bytes(), f"{path} is not reproduced"
+        if path.endswith("model.joblib"):
+            assert_same_model(tmp_path / path, REPO / path)
+        else:
+            assert (tmp_path / path).read_bytes() == (REPO / path).read_bytes(), f"{path} is not reproduced"
+
+
+def assert_same_model(built: Path, committed: Path) -> None:
+    """A refitted artifact predicts what the committed one does on its held-out data.
+
+    Not byte for byte: a fit's last bits depend on the CPU's floating-point kernels (BLAS), so
+    another machine's pickle differs at the 1e-12 level while the models are the same.
+    """
+    import joblib
+
+    data = pd.read_csv(committed.parent / "data" / "test.csv")
+    new, old = joblib.load(built), joblib.load(committed)
+    X = data[list(old.feature_names_in_)]
+    method = "predict_proba" if hasattr(old, "predict_proba") else "predict"
+    np.testing.assert_allclose(getattr(new, method)(X), getattr(old, method)(X), rtol=1e-9, atol=1e-12)
 
 
 # --- The good sample models, served ----------------------------------------------------------------
