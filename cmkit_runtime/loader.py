@@ -24,17 +24,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cmkit_runtime.formats import (
+    ARTIFACT,
+    CMKIT_HOOKS,
+    DRUM_HOOK_NAMES,
+    HOOK_FILE,
+    HOOK_MODULE,
+    SUPPORTED_ARTIFACTS,
+    artifacts_in,
+    format_of,
+)
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
-
-CMKIT_HOOKS = "cmkit-hooks"
-DRUM_HOOKS = "drum-hooks"
-ARTIFACT = "artifact"
-HOOK_MODULE = "custom"
-DRUM_HOOK_NAMES = ("init", "load_model", "transform", "score", "post_process")
-# Artifacts the runtime loads, and others DRUM's drop-in environments know, named in errors.
-SUPPORTED_ARTIFACTS = (".pkl", ".joblib")
-OTHER_ARTIFACTS = (".pth", ".h5", ".keras", ".onnx", ".xgb", ".jar", ".rds", ".pmml")
 
 
 class LoadError(Exception):
@@ -52,16 +53,12 @@ class LoadedModel:
 
 def detect(code_dir: Path) -> tuple[Any, str]:
     """Import custom.py (if any) and name the format its hooks make."""
-    if not (code_dir / f"{HOOK_MODULE}.py").is_file():
+    if not (code_dir / HOOK_FILE).is_file():
         return None, ARTIFACT
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
     module = importlib.import_module(HOOK_MODULE)
-    if callable(getattr(module, "score", None)):
-        return module, DRUM_HOOKS
-    if callable(getattr(module, "predict", None)):
-        return module, CMKIT_HOOKS
-    return module, ARTIFACT
+    return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
 
 
 def load(code_dir: Path, target: Target) -> LoadedModel:
@@ -189,8 +186,7 @@ def unmarshal(frame: pd.DataFrame, target: Target) -> Any:
 
 def find_artifact(code_dir: Path) -> Path:
     """The one loadable artifact at the top of the bundle, as DRUM finds it."""
-    files = sorted(p for p in code_dir.iterdir() if p.is_file())
-    found = [p for p in files if p.suffix.lower() in SUPPORTED_ARTIFACTS]
+    found, other = artifacts_in(code_dir)
     if len(found) > 1:
         raise LoadError(
             f"more than one model artifact in {code_dir}: {', '.join(p.name for p in found)}; keep one, "
@@ -198,10 +194,9 @@ def find_artifact(code_dir: Path) -> Path:
         )
     if found:
         return found[0]
-    others = [p.name for p in files if p.suffix.lower() in OTHER_ARTIFACTS]
-    if others:
+    if other:
         raise LoadError(
-            f"{others[0]}: this runtime loads {' and '.join(SUPPORTED_ARTIFACTS)} artifacts; load this one in "
+            f"{other[0].name}: this runtime loads {' and '.join(SUPPORTED_ARTIFACTS)} artifacts; load this one in "
             "custom.py's load_model() and predict with score()"
         )
     raise LoadError(

@@ -33,11 +33,9 @@ EXPECTED_FILES = [
     "README.md",
     "custom.py",
     "data/sample.csv",
-    "gunicorn.conf.py",
     "model-metadata.yaml",
     "model.json",
     "requirements.txt",
-    "server.py",
     "start_server.sh",
 ]
 TYPE_ARGS = {

@@ -28,7 +28,7 @@ from cmkit.metadata import load_metadata
 from cmkit.scaffold import init_bundle, make_spec
 from tests.conftest import REPO
 from tests.serving import Server, serve, start
-from tests.test_template_server import strict_json
+from tests.test_runtime_server import strict_json
 
 SAMPLES = REPO / "sample_models"
 BROKEN = SAMPLES / "broken"
@@ -98,7 +98,8 @@ def test_bundles_hold_only_generated_and_hand_written_files() -> None:
     "bundle", [SAMPLES / n for n in GOOD] + [BROKEN / n for n in BROKEN_NAMES], ids=lambda p: p.name
 )
 def test_every_sample_bundle_lints_clean_and_names_its_data(bundle: Path) -> None:
-    assert lint_bundle(bundle).findings == []
+    # Notes are allowed: most bundles here hold no start script, the environment provides it.
+    assert [f for f in lint_bundle(bundle).findings if f.severity != "note"] == []
     meta = load_metadata(bundle)
     assert meta is not None and meta.validation_input and (bundle / meta.validation_input).is_file()
 
