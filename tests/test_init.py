@@ -43,6 +43,7 @@ TYPE_ARGS = {
     "binary": ["--target-type", "binary", "--positive-class-label", "yes", "--negative-class-label", "no"],
     "multiclass": ["--target-type", "multiclass", "--class-labels", "low, medium,high,1"],
     "anomaly": ["--target-type", "anomaly"],
+    "textgeneration": ["--target-type", "textgeneration"],
 }
 
 
