@@ -289,7 +289,7 @@ def sample_fitted(sample: Sample) -> dict[str, RenderedFile]:
 class Broken:
     name: str
     target_type: str
-    keeps: tuple[str, ...] = ("model.json",)  # files of the rendered template kept beside BROKEN_COMMON
+    keeps: tuple[str, ...] = ()  # files of the rendered template kept beside BROKEN_COMMON
     own: tuple[str, ...] = ("custom.py",)  # hand-written files, never written here
 
 
@@ -299,11 +299,11 @@ BROKEN = (
     Broken("batch_dependent", "regression"),
     Broken("stateful", "regression"),
     Broken("null_crash", "regression"),
-    Broken("nan_output", "regression", keeps=()),
-    Broken("wrong_count", "regression", keeps=()),
-    Broken("bad_probabilities", "binary", keeps=()),
+    Broken("nan_output", "regression"),
+    Broken("wrong_count", "regression"),
+    Broken("bad_probabilities", "binary"),
     Broken("ignores_url_prefix", "regression", keeps=("custom.py", "model.json"), own=("start_server.sh",)),
-    Broken("exits_at_start", "regression", keeps=(), own=("start_server.sh",)),
+    Broken("exits_at_start", "regression", own=("start_server.sh",)),
     Broken("memory_hog", "regression"),
     Broken("slow_start", "regression"),
 )
