@@ -252,7 +252,7 @@ def _check_vendored_server(root: Path) -> list[Finding]:
             "vendored-server",
             "this bundle carries its own copy of cmkit's old model server, which no fix reaches; the environment "
             "now provides the runtime. Fix: rm server.py gunicorn.conf.py && printf '#!/bin/sh\\nexec "
-            "cmkit-runtime serve --code-dir \"$(dirname \"$0\")\"\\n' > start_server.sh",
+            'cmkit-runtime serve --code-dir "$(dirname "$0")"\\n\' > start_server.sh',
             1,
             severity="warning",
         )
