@@ -107,7 +107,7 @@ class BundleListing:
         return {f.path: f for f in self.files}
 
 
-def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:
+def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:  # type: ignore[type-arg]
     lines = list(BUILTIN_IGNORES) + list(extra)
     ignore_file = root / IGNORE_FILE
     if ignore_file.is_file():

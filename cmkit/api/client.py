@@ -236,7 +236,7 @@ def retry_after(error: ApiError, attempt: int) -> float:
     """How long to wait before retrying a create: the server's Retry-After, else backoff."""
     if error.retry_after is not None:
         return min(error.retry_after, MAX_RETRY_WAIT)
-    return min(0.2 * 2**attempt, MAX_RETRY_WAIT)
+    return min(0.2 * 2.0**attempt, MAX_RETRY_WAIT)
 
 
 def create_with_lookup(create: Callable[[], T], lookup: Callable[[], T | None], what: str, events: Events) -> T:

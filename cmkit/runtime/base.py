@@ -105,8 +105,10 @@ def signals_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, frame: received.append(number)) for sig in _DEFERRED}
+    received: list[signal.Signals] = []
+    previous = {
+        sig: signal.signal(sig, lambda number, frame: received.append(signal.Signals(number))) for sig in _DEFERRED
+    }
     try:
         yield
     finally:
