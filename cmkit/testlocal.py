@@ -122,6 +122,7 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         )
     if target_type is not None and target_type not in TARGET_TYPES:
         raise InputError(f"unsupported target type '{target_type}'", hint=f"use one of {', '.join(TARGET_TYPES)}")
+    _check_label_flags(config, target_type)
     resolved = replace(
         config,
         bundle=bundle,
@@ -136,6 +137,24 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
     )
     _validate(resolved)
     return resolved
+
+
+def _check_label_flags(config: TestLocalConfig, target_type: str | None) -> None:
+    """Labels given for a target type that has none are a usage error, not silently dropped."""
+    given = [
+        flag
+        for flag, value, types in (
+            ("--positive-class-label", config.positive_class_label, ("binary",)),
+            ("--negative-class-label", config.negative_class_label, ("binary",)),
+            ("--class-labels", config.class_labels, ("multiclass",)),
+        )
+        if value and target_type is not None and target_type not in types
+    ]
+    if given:
+        raise InputError(
+            f"{' and '.join(given)} do not apply to a {target_type} model",
+            hint="remove them, or pass the right --target-type",
+        )
 
 
 def _validate(config: TestLocalConfig) -> None:

@@ -50,10 +50,31 @@ def _json_column(series: pd.Series) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
+def _check_row_lengths(reader: Any, header: list[str], path: Path) -> None:
+    """Every row must have as many fields as the header: pandas would pad a short row with NaN."""
+    try:
+        for row in reader:
+            if row and len(row) != len(header):
+                raise InputError(
+                    f"this row has {len(row)} field(s), the header has {len(header)}",
+                    file=path,
+                    line=reader.line_num,
+                    hint="write one value per column; an empty value is nothing between two commas",
+                )
+    except csv.Error:
+        return  # quoting trouble or a huge field: pandas, which reads the file next, has the final word
+
+
 def _header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
+            reader = csv.reader(handle)
+            try:
+                header = next(reader, [])
+            except csv.Error as exc:
+                raise InputError(f"unreadable CSV header: {exc}", file=path, line=1) from exc
+            _check_row_lengths(reader, header, path)
+            return header
     except UnicodeDecodeError as exc:
         raise InputError("not a UTF-8 CSV file", file=path, hint="export the dataset as UTF-8 CSV") from exc
     except OSError as exc:
