@@ -151,6 +151,14 @@ def _test_options(func: F) -> F:
         click.option(
             "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects (CI cleanup)."
         ),
+        click.option(
+            "--env",
+            "env",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Pass a variable to the model server (repeatable; KEY alone: its value here). "
+            "Nothing else of this environment reaches the model but PATH, HOME, locale, proxies and CA bundles.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -169,6 +177,9 @@ def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 
 def _config(bundle: Path, **flags: Any) -> Any:
+    import os
+
+    from cmkit.runtime.modelenv import parse_env_flags
     from cmkit.testlocal import TestLocalConfig, parse_check_settings, parse_memory
 
     labels = flags.pop("class_labels", None)
@@ -176,6 +187,7 @@ def _config(bundle: Path, **flags: Any) -> Any:
     checks = flags.pop("check", ())
     return TestLocalConfig(
         labels=_parse_labels(flags.pop("labels", ()), "--label"),
+        server_environment=parse_env_flags(flags.pop("env", ()), os.environ),
         bundle=bundle,
         class_labels=[label.strip() for label in labels.split(",") if label.strip()] if labels else None,
         maximum_memory=parse_memory(memory) if memory else None,

@@ -221,7 +221,7 @@ def _choose_runtime(config: TestLocalConfig, events: Events, details: dict[str, 
 def _start_docker(
     client: Any, config: TestLocalConfig, spec: RunSpec, run_id: str, events: Events, details: dict[str, Any]
 ) -> Server:
-    from cmkit.runtime.docker import start_container
+    from cmkit.runtime.docker import ContainerStartFailed, start_container
     from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
 
     builder = ImageBuilder(client, BuildSettings.from_environment(config.ca_bundle), events.log, config.labels)
@@ -237,7 +237,11 @@ def _start_docker(
         details["durations"]["build"] = round(time.monotonic() - started, 3)
     details["image"] = image.to_dict()
     events.stage(f"starting {image.code.tag}")
-    server = start_container(client, image.code.image_id, spec, run_id)
+    try:
+        server = start_container(client, image.code.image_id, spec, run_id)
+    except ContainerStartFailed as exc:  # the container is already removed
+        builder.finish()
+        raise StartFailed(exc.message) from exc
     server.on_stop(builder.finish)
     return server
 
@@ -295,6 +299,23 @@ def _load_dataset(config: TestLocalConfig) -> Dataset | None:
     return load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
 
 
+def _report_leftovers(server: Server, details: dict[str, Any]) -> None:
+    """Say what escaped the server's process group, and above all what could not be ended."""
+    leftovers = server.leftovers()
+    if leftovers is None:
+        return
+    details["processes"] = leftovers
+    if leftovers["survived"]:
+        details.setdefault("warnings", []).append(
+            f"processes started by the server are still running after the run: {leftovers['survived']}"
+        )
+    elif not leftovers["tracked"]:
+        details.setdefault("warnings", []).append(
+            "processes that leave the server's process group cannot be found on this system; "
+            "check that nothing the server started is still running"
+        )
+
+
 def run_test_local(
     config: TestLocalConfig, events: Events | None = None, cancel: threading.Event | None = None
 ) -> TestReport:
@@ -335,6 +356,7 @@ def run_test_local(
     finally:
         if not config.keep:
             stop_server(server, client)
+    _report_leftovers(server, details)
     details["durations"]["total"] = round(time.monotonic() - started, 3)
     return TestReport(results, dict(config.checks), details, server if config.keep else None)
 

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from cmkit.runtime.modelenv import model_environment
+
 CONTAINER_PORT = 8080
 NETWORK_EGRESS = ("NONE", "PUBLIC")
 
@@ -25,8 +27,13 @@ class RunSpec:
     network_egress: str = "PUBLIC"
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def server_environment(self, port: int) -> dict[str, str]:
-        return {**self.environment, "PORT": str(port), "URL_PREFIX": self.url_prefix}
+    def contract_environment(self, port: int) -> dict[str, str]:
+        """The variables DataRobot's contract sets for every server."""
+        return {"PORT": str(port), "URL_PREFIX": self.url_prefix}
+
+    def server_environment(self, port: int, host: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The contract, the user's `environment` (--env) and the allowlisted `host` variables."""
+        return model_environment(self.contract_environment(port), self.environment, host or {})
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class Server(ABC):
     @abstractmethod
     def stop(self) -> None:
         """End the server and remove what the runtime created for it."""
+
+    def leftovers(self) -> dict[str, object] | None:
+        """After stop(): processes that had left the server's process group, and any still alive."""
+        return None
 
     @abstractmethod
     def describe(self) -> dict[str, object]:

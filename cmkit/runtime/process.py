@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cmkit.bundle import START_SCRIPT
 from cmkit.errors import InputError
+from cmkit.runtime import processtree
 from cmkit.runtime.base import ExitInfo, RunSpec, Server, free_port
 
 STOP_GRACE_SECONDS = 5.0
@@ -26,12 +27,16 @@ STOP_GRACE_SECONDS = 5.0
 class ProcessServer(Server):
     runtime = "process"
 
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, port: int, spec: RunSpec) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], log_path: Path, port: int, spec: RunSpec, marker: str = ""
+    ) -> None:
         self.process = process
         self.log_path = log_path
         self.base_url = f"http://127.0.0.1:{port}"
         self.url_prefix = spec.url_prefix
+        self.marker = marker  # CMKIT_SERVER_ID of every process the server starts
         self._stopped = False
+        self._leftovers: dict[str, object] | None = None
 
     def exit_info(self) -> ExitInfo | None:
         code = self.process.poll()
@@ -63,15 +68,26 @@ class ProcessServer(Server):
         if self._stopped:
             return
         self._stopped = True
+        # Processes that left the group (a daemonizing server) are found by their marker.
+        escaped = [pid for pid in processtree.marked_processes(self.marker) if _group_of(pid) != self.process.pid]
         # start_new_session made the script a process-group leader: end the whole tree.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
+        processtree.end_marked(self.marker, STOP_GRACE_SECONDS)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        self._leftovers = {
+            "tracked": processtree.can_track(),
+            "escaped": escaped,
+            "survived": processtree.marked_processes(self.marker),
+        }
+
+    def leftovers(self) -> dict[str, object] | None:
+        return self._leftovers
 
     def cleanup(self) -> None:
         with contextlib.suppress(OSError):
@@ -86,7 +102,10 @@ def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
     if not script.is_file():
         raise InputError(f"no {START_SCRIPT} in the bundle", file=bundle)
     port = free_port()
-    env = {**os.environ, **spec.server_environment(port)}
+    # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
+    env = spec.server_environment(port, host=os.environ)
+    marker = processtree.new_marker()
+    env[processtree.MARKER] = marker
     # The bundle's server runs from this Python environment (gunicorn, pandas...).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
@@ -100,4 +119,11 @@ def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return ProcessServer(process, Path(name), port, spec)
+    return ProcessServer(process, Path(name), port, spec, marker)
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
