@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cmkit.errors import InputError
@@ -81,6 +82,23 @@ def _header(path: Path) -> list[str]:
         raise InputError(f"cannot read: {exc.strerror}", file=path) from exc
 
 
+def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
+    """pandas reads 'inf' as a float that no JSON request body can carry: say where it is."""
+    numeric = features.select_dtypes(include="float")
+    if numeric.empty:
+        return
+    infinite = np.isinf(numeric.to_numpy())
+    if not infinite.any():
+        return
+    row, column = (int(i) for i in np.argwhere(infinite)[0])
+    raise InputError(
+        f"column {str(numeric.columns[column])!r}, data row {row + 1}: '{numeric.iat[row, column]}' "
+        "is not a finite number and cannot be sent as JSON",
+        file=path,
+        hint="leave the value empty (null) or write a finite number",
+    )
+
+
 def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
     """Read a CSV test dataset; the target column, if named, must exist and is removed."""
     csv_path = Path(path)
@@ -108,5 +126,6 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
             hint="fix --target-name or inferenceModel.targetName",
         )
     features = frame.drop(columns=[target_name]) if target_name else frame
+    _refuse_infinities(features, csv_path)
     columns = {str(name): _json_column(features[name]) for name in features.columns}
     return Dataset(path=csv_path, features=features, columns=columns, target_name=target_name)
