@@ -16,6 +16,7 @@ import pathspec
 
 from cmkit.errors import InputError
 from cmkit.hashcache import sha256_of
+from cmkit.textfiles import read_limited, stat_or_none
 
 IGNORE_FILE = ".cmkitignore"
 START_SCRIPT = "start_server.sh"
@@ -73,6 +74,7 @@ _SECRET_MARKERS = (
     (b"aws_secret_access_key", "AWS secret key"),
 )
 _HEAD_BYTES = 4096
+MAX_IGNORE_FILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,8 @@ class BundleListing:
 def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:
     lines = list(BUILTIN_IGNORES) + list(extra)
     ignore_file = root / IGNORE_FILE
-    if ignore_file.is_file():
-        lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    if stat_or_none(ignore_file) is not None:
+        lines += read_limited(ignore_file, MAX_IGNORE_FILE_BYTES).decode("utf-8", errors="replace").splitlines()
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 

@@ -250,6 +250,9 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: 
         render.console.print("stopping")
     finally:
         session.close()
+    leftovers = session.server.leftovers() or {}
+    if leftovers.get("survived"):
+        render.warning_line(f"processes started by the server are still running: {leftovers['survived']}")
     exit_info = session.server.exit_info()
     sys.exit(0 if exit_info is None or exit_info.exit_code in (0, None) else 1)
 

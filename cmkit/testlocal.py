@@ -309,7 +309,7 @@ def _report_leftovers(server: Server, details: dict[str, Any]) -> None:
         details.setdefault("warnings", []).append(
             f"processes started by the server are still running after the run: {leftovers['survived']}"
         )
-    elif not leftovers["tracked"]:
+    elif leftovers["tracking"] == "process-group":
         details.setdefault("warnings", []).append(
             "processes that leave the server's process group cannot be found on this system; "
             "check that nothing the server started is still running"

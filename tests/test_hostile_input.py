@@ -326,3 +326,16 @@ def test_redact_url() -> None:
     assert redact_url("https://u:p@ss@host:8/x?a=b@c") == "https://u:***@host:8/x?a=b@c"
     assert redact_url("https://u@host/x") == "https://u@host/x"
     assert redact_url("https://host/x?next=a:b@c") == "https://host/x?next=a:b@c"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["loop", "fifo"])
+def test_a_hostile_cmkitignore_is_exit_2(bundle: Path, kind: str) -> None:
+    ignore = bundle / ".cmkitignore"
+    if kind == "loop":
+        ignore.symlink_to(".cmkitignore")
+    else:
+        os.mkfifo(ignore)
+    result = cli("lint", bundle)
+    assert result.exit_code == 2
+    one_error_line(result, ".cmkitignore")

@@ -34,6 +34,13 @@ time.sleep(600)
 EOF
 """
 
+# The same daemon, which then replaces its environment: only a cgroup can still find it.
+SCRUBBED_DAEMON = DAEMON.replace(
+    'with open(sys.argv[1], "w") as out:\n    out.write(str(os.getpid()))\ntime.sleep(600)',
+    "code = \"import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(600)\"\n"
+    "os.execve(sys.executable, [sys.executable, '-c', code, sys.argv[1]], {})",
+)
+
 
 def make_bundle(root: Path, script: str) -> Path:
     root.mkdir(parents=True)
@@ -130,3 +137,40 @@ def test_a_daemonized_server_process_does_not_outlive_the_run(tmp_path: Path) ->
             os.kill(pid, 9)
     processes = document["details"]["processes"]  # type: ignore[index]
     assert pid in processes["escaped"] and processes["survived"] == []  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_a_daemon_with_a_fresh_environment_is_ended_by_the_cgroup_or_reported(tmp_path: Path) -> None:
+    assert SCRUBBED_DAEMON != DAEMON
+    bundle = make_bundle(tmp_path / "bundle", SCRUBBED_DAEMON + SERVE)
+    document = run_process(bundle)
+    pid = int((bundle / "daemon.pid").read_text())
+    processes = document["details"]["processes"]  # type: ignore[index]
+    try:
+        if processes["tracking"] == "cgroup":  # type: ignore[index]
+            assert not alive(pid) and processes["survived"] == []  # type: ignore[index]
+        else:  # the documented limit: it survives, and the report says so
+            assert alive(pid) and pid in processes["survived"]  # type: ignore[index]
+            assert any("still running" in w for w in document["details"]["warnings"])  # type: ignore[index]
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)
+
+
+@pytest.mark.slow
+def test_without_a_cgroup_the_marker_still_finds_the_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmkit.runtime import processtree
+    from cmkit.testlocal import TestLocalConfig, run_test_local
+
+    monkeypatch.setattr(processtree, "_own_cgroup_dir", lambda: None)  # as on a machine without cgroup2
+    bundle = make_bundle(tmp_path / "bundle", DAEMON + SERVE)
+    config = TestLocalConfig(bundle=bundle, runtime="process", url_prefix="/", startup_timeout=30)
+    details = run_test_local(config).to_dict()["details"]
+    pid = int((bundle / "daemon.pid").read_text())
+    try:
+        assert details["processes"]["tracking"] == "environment"
+        assert pid in details["processes"]["escaped"] and details["processes"]["survived"] == []
+        assert not alive(pid)
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)

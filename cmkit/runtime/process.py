@@ -28,13 +28,18 @@ class ProcessServer(Server):
     runtime = "process"
 
     def __init__(
-        self, process: subprocess.Popen[bytes], log_path: Path, port: int, spec: RunSpec, marker: str = ""
+        self,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        port: int,
+        spec: RunSpec,
+        tracker: processtree.ProcessTracker | None = None,
     ) -> None:
         self.process = process
         self.log_path = log_path
         self.base_url = f"http://127.0.0.1:{port}"
         self.url_prefix = spec.url_prefix
-        self.marker = marker  # CMKIT_SERVER_ID of every process the server starts
+        self.tracker = tracker or processtree.ProcessTracker()  # every process the server starts
         self._stopped = False
         self._leftovers: dict[str, object] | None = None
 
@@ -68,23 +73,20 @@ class ProcessServer(Server):
         if self._stopped:
             return
         self._stopped = True
-        # Processes that left the group (a daemonizing server) are found by their marker.
-        escaped = [pid for pid in processtree.marked_processes(self.marker) if _group_of(pid) != self.process.pid]
+        # Processes that left the group (a daemonizing server) are found by the tracker.
+        escaped = [pid for pid in self.tracker.members() if _group_of(pid) != self.process.pid]
         # start_new_session made the script a process-group leader: end the whole tree.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        processtree.end_marked(self.marker, STOP_GRACE_SECONDS)
+        self.tracker.end(STOP_GRACE_SECONDS)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        self._leftovers = {
-            "tracked": processtree.can_track(),
-            "escaped": escaped,
-            "survived": processtree.marked_processes(self.marker),
-        }
+        self._leftovers = {"tracking": self.tracker.method, "escaped": escaped, "survived": self.tracker.members()}
+        self.tracker.close()
 
     def leftovers(self) -> dict[str, object] | None:
         return self._leftovers
@@ -104,22 +106,40 @@ def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
     port = free_port()
     # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
     env = spec.server_environment(port, host=os.environ)
-    marker = processtree.new_marker()
-    env[processtree.MARKER] = marker
+    tracker = processtree.ProcessTracker()
+    env.update(tracker.environment())
+    command = tracker.command([str(script)]) if _directly_executable(script) else [str(script)]
     # The bundle's server runs from this Python environment (gunicorn, pandas...).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
     with os.fdopen(handle, "wb") as log:
-        process = subprocess.Popen(
-            [str(script)],
-            cwd=script.parent,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return ProcessServer(process, Path(name), port, spec, marker)
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=script.parent,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            tracker.close()
+            raise
+    return ProcessServer(process, Path(name), port, spec, tracker)
+
+
+def _directly_executable(script: Path) -> bool:
+    """Executable with a shebang: the cgroup wrapper's `exec` then behaves exactly as Popen's.
+
+    Anything else is started bare so that Popen reports the problem itself (a shell would run a
+    script without a shebang instead of failing as DataRobot does).
+    """
+    try:
+        with script.open("rb") as handle:
+            return os.access(script, os.X_OK) and handle.read(2) == b"#!"
+    except OSError:
+        return False
 
 
 def _group_of(pid: int) -> int | None:
