@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import time
 import zipfile
@@ -43,7 +44,18 @@ def context_files(folder: Path) -> list[str]:
     """The docker context as `docker build` would send it (honouring .dockerignore)."""
     if not (folder / "Dockerfile").is_file():
         raise InputError("no Dockerfile in the environment folder", file=folder, hint="pass the docker context folder")
-    return docker_context_files(folder)
+    try:
+        files = docker_context_files(folder)
+    except OSError as exc:  # an unreadable .dockerignore or folder
+        raise InputError(f"cannot read the docker context: {exc.strerror or exc}", file=exc.filename or folder) from exc
+    for name in files:
+        if not os.access(folder / name, os.R_OK):
+            raise InputError(
+                "cannot read this file of the docker context (permission denied)",
+                file=folder / name,
+                hint="make it readable (chmod u+r) or list it in .dockerignore",
+            )
+    return files
 
 
 def context_digest(folder: Path, files: list[str]) -> str:

@@ -203,6 +203,37 @@ def test_unreadable_files_and_folders_are_exit_2(bundle: Path, kind: str) -> Non
         target.chmod(0o755)
 
 
+def _run_without_permissions(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = _without_file_permissions([sys.executable, "-m", "cmkit", *map(str, args)])
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("name", "command"), [("requirements.txt", "deps"), ("model-metadata.yaml", "test-local")])
+def test_unreadable_inputs_of_deps_and_test_local(bundle: Path, name: str, command: str) -> None:
+    (bundle / name).chmod(0)
+    try:
+        for args in ([command, bundle, "--runtime", "process"] if command == "test-local" else [command, bundle],):
+            done = _run_without_permissions(*args)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.count("\n") == 1 and name in done.stderr and "Permission denied" in done.stderr
+    finally:
+        (bundle / name).chmod(0o644)
+
+
+def test_an_unreadable_docker_context_file_is_an_input_error(tmp_path: Path) -> None:
+    code = (
+        "import sys; from cmkit.environments import context_files; from pathlib import Path\n"
+        "try:\n    context_files(Path(sys.argv[1]))\nexcept Exception as exc:\n"
+        "    print(type(exc).__name__, exc)"
+    )
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "secret.txt").write_text("x")
+    (tmp_path / "secret.txt").chmod(0)
+    command = _without_file_permissions([sys.executable, "-c", code, str(tmp_path)])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("InputError") and "secret.txt" in done.stdout, done.stdout + done.stderr
+
+
 def test_a_binary_drconfig_is_exit_2(bundle: Path, no_config: Path) -> None:
     no_config.write_bytes(bytes(range(256)) * 4)
     for args in (("push", bundle), ("push", bundle, "--dry-run", "--environment-id", "e1")):

@@ -33,13 +33,13 @@ class ProcessServer(Server):
         log_path: Path,
         port: int,
         spec: RunSpec,
-        tracker: processtree.ProcessTracker | None = None,
+        tracker: processtree.ProcessTracker,
     ) -> None:
         self.process = process
         self.log_path = log_path
         self.base_url = f"http://127.0.0.1:{port}"
         self.url_prefix = spec.url_prefix
-        self.tracker = tracker or processtree.ProcessTracker()  # every process the server starts
+        self.tracker = tracker  # every process the server starts, wherever it goes
         self._stopped = False
         self._leftovers: dict[str, object] | None = None
 
