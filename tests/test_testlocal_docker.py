@@ -304,6 +304,11 @@ def test_failure_paths_leave_no_labelled_container(docker_client, tmp_path: Path
     slow = write_bundle(tmp_path / "slow", start_script="#!/bin/sh\nsleep 60\n")
     assert statuses(run(slow, startup_timeout=1))[LONG_RUNNING_SERVICE] == "failed"
     assert our_containers(docker_client) == []
+    broken_environment = tmp_path / "environment"
+    broken_environment.mkdir()
+    (broken_environment / "Dockerfile").write_text(f"FROM python:3.11-slim\nRUN echo {TEST_RUN_ID} && exit 3\n")
+    assert statuses(run(bundle, environment=broken_environment))[LONG_RUNNING_SERVICE] == "failed"
+    assert our_containers(docker_client) == []
 
 
 def test_env_flags_reach_the_container_and_host_secrets_do_not(
