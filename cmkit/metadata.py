@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from cmkit.errors import InputError
-from cmkit.safeyaml import check_yaml, read_yaml_text, yaml_error
+from cmkit.safeyaml import compose_yaml
 from cmkit.textfiles import stat_or_none
 
 METADATA_FILE = "model-metadata.yaml"
@@ -149,12 +149,7 @@ def load_metadata(bundle: str | Path) -> ModelMetadata | None:
     path = Path(bundle) / METADATA_FILE
     if stat_or_none(path) is None:
         return None
-    text = read_yaml_text(path)
-    check_yaml(text, path)  # size, depth and alias expansion are bounded before composing
-    try:
-        node = yaml.compose(text, Loader=yaml.BaseLoader)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, path) from exc
+    node = compose_yaml(path)  # size, depth and alias expansion are bounded before composing
     lines: dict[str, int] = {}
     data = _to_python(node, "", lines) if node is not None else {}
     if not isinstance(data, dict):

@@ -11,6 +11,7 @@ alias is expanded, and refuses the file before anything is built from it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,6 +23,11 @@ MAX_YAML_BYTES = 256 * 1024
 MAX_YAML_DEPTH = 64
 # Nodes (scalars, mappings, sequences) of the document with every alias expanded.
 MAX_YAML_NODES = 100_000
+
+# libyaml's parser when PyYAML was built with it: 40 times faster than the pure-Python one on
+# a file near the size cap (0.07 s instead of 3 s), with the same events and marks.
+BASE_LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _START_EVENTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _END_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
@@ -36,6 +42,8 @@ def yaml_error(exc: yaml.YAMLError, path: Path) -> InputError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
     line = mark.line + 1 if mark is not None else None
+    if "nesting depth" in str(problem):  # libyaml's own bound (1000), met before ours when it reads ahead
+        return InputError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=path, line=line, hint="flatten it")
     return InputError(
         f"invalid YAML: {problem}", file=path, line=line, hint="fix the indentation or quoting on that line"
     )
@@ -62,14 +70,14 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
             frame[1] = int(frame[1]) + count  # type: ignore[call-overload]
 
     try:
-        for event in yaml.parse(text, Loader=yaml.BaseLoader):
+        for event in yaml.parse(text, Loader=BASE_LOADER):
             if isinstance(event, _START_EVENTS):
                 if len(open_nodes) >= max_depth:
                     raise InputError(
                         f"nested more than {max_depth} levels deep",
                         file=path,
                         line=event.start_mark.line + 1,
-                        hint="flatten the structure",
+                        hint="flatten it",
                     )
                 add(1, event)
                 open_nodes.append([event.anchor, 0])
@@ -84,5 +92,25 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
             elif isinstance(event, yaml.AliasEvent):
                 # An undefined alias is left for the composer, which names it.
                 add(sizes.get(event.anchor, 1), event)
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, path) from exc
+
+
+def compose_yaml(path: Path) -> yaml.Node | None:
+    """A YAML file's node tree, every scalar a string (as DRUM's strictyaml reads it), within the limits."""
+    text = read_yaml_text(path)
+    check_yaml(text, path)
+    try:
+        return yaml.compose(text, Loader=BASE_LOADER)
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, path) from exc
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file as Python values (YAML 1.1 types, as DataRobot's client reads drconfig), within the limits."""
+    text = read_yaml_text(path)
+    check_yaml(text, path)
+    try:
+        return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise yaml_error(exc, path) from exc

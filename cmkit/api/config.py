@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from cmkit.errors import InputError
-from cmkit.safeyaml import check_yaml, read_yaml_text, yaml_error
+from cmkit.safeyaml import load_yaml
 from cmkit.textfiles import stat_or_none
 
 DEFAULT_CONFIG_FILE = Path("~/.config/datarobot/drconfig.yaml")
@@ -55,12 +53,7 @@ def _config_file(environ: Mapping[str, str]) -> Path:
 def _read_file(path: Path) -> dict[str, Any]:
     if stat_or_none(path) is None:
         return {}
-    text = read_yaml_text(path)
-    check_yaml(text, path)
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, path) from exc
+    data = load_yaml(path) or {}
     if not isinstance(data, dict):
         raise InputError("expected keys endpoint, token, ssl_verify", file=path)
     return data
