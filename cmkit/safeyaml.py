@@ -19,7 +19,7 @@ from cmkit.errors import InputError
 from cmkit.textfiles import read_utf8
 
 # Real model-metadata.yaml and drconfig.yaml files are a few hundred bytes to a few KB.
-MAX_YAML_BYTES = 256 * 1024
+MAX_YAML_BYTES = 64 * 1024
 MAX_YAML_DEPTH = 64
 # Nodes (scalars, mappings, sequences) of the document with every alias expanded.
 MAX_YAML_NODES = 100_000
