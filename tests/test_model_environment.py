@@ -174,3 +174,25 @@ def test_without_a_cgroup_the_marker_still_finds_the_daemon(tmp_path: Path, monk
     finally:
         if alive(pid):
             os.kill(pid, 9)
+
+
+def test_stale_empty_cgroups_of_earlier_runs_are_removed() -> None:
+    from cmkit.runtime import processtree
+
+    parent = processtree._own_cgroup_dir()
+    first = processtree.ProcessTracker()
+    try:
+        if first.cgroup is None:  # no writable cgroup2 here: the marker is the net
+            assert first.method in ("environment", "process-group")
+            return
+        stale, recent = parent / "cmkit-stale-test", parent / "cmkit-recent-test"  # type: ignore[operator]
+        stale.mkdir()
+        recent.mkdir()
+        os.utime(stale, (time.time() - 3600, time.time() - 3600))
+        second = processtree.ProcessTracker()
+        second.close()
+        assert not stale.exists(), "an hour-old empty cgroup must be removed"
+        assert recent.exists(), "a fresh one may be about to receive its process"
+        recent.rmdir()
+    finally:
+        first.close()

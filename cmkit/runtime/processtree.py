@@ -70,6 +70,21 @@ def _own_cgroup_dir() -> Path | None:
     return Path(mount) / relative.lstrip("/")
 
 
+# A cgroup this old and empty was left by a run that could not clean up (kill -9, --keep).
+STALE_CGROUP_SECONDS = 60.0
+
+
+def _remove_stale_cgroups(parent: Path) -> None:
+    """Remove empty cgroups of earlier runs; recent ones may be about to receive their process."""
+    with contextlib.suppress(OSError):
+        for path in parent.glob("cmkit-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > STALE_CGROUP_SECONDS and not (
+                    (path / "cgroup.procs").read_text().strip()
+                ):
+                    path.rmdir()
+
+
 def _signal_all(pids: Sequence[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -93,6 +108,7 @@ class ProcessTracker:
         parent = _own_cgroup_dir()
         if parent is None:
             return None
+        _remove_stale_cgroups(parent)
         path = parent / f"cmkit-{self.marker}"
         try:
             path.mkdir()
