@@ -34,6 +34,7 @@ _END_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def read_yaml_text(path: Path, max_bytes: int = MAX_YAML_BYTES) -> str:
+    """A YAML file's text: a regular UTF-8 file within the size cap."""
     return read_utf8(path, max_bytes)
 
 
@@ -52,8 +53,9 @@ def yaml_error(exc: yaml.YAMLError, path: Path) -> InputError:
 def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes: int = MAX_YAML_NODES) -> None:
     """Refuse a document nested deeper than `max_depth` or expanding past `max_nodes` nodes."""
     sizes: dict[str, int] = {}  # expanded size of each anchored node
-    # One frame per open collection: [anchor, expanded size so far].
-    open_nodes: list[list[object]] = []
+    # The open collections, outermost first: their anchors and their expanded sizes so far.
+    anchors: list[str | None] = []
+    counts: list[int] = []
     total = 0
 
     def add(count: int, event: yaml.Event) -> None:
@@ -66,13 +68,13 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
                 line=event.start_mark.line + 1,
                 hint="write the values out instead of nesting aliases",
             )
-        for frame in open_nodes:
-            frame[1] = int(frame[1]) + count  # type: ignore[call-overload]
+        for level in range(len(counts)):
+            counts[level] += count
 
     try:
         for event in yaml.parse(text, Loader=BASE_LOADER):
             if isinstance(event, _START_EVENTS):
-                if len(open_nodes) >= max_depth:
+                if len(counts) >= max_depth:
                     raise InputError(
                         f"nested more than {max_depth} levels deep",
                         file=path,
@@ -80,11 +82,12 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
                         hint="flatten it",
                     )
                 add(1, event)
-                open_nodes.append([event.anchor, 0])
+                anchors.append(event.anchor)
+                counts.append(0)
             elif isinstance(event, _END_EVENTS):
-                anchor, size = open_nodes.pop()
+                anchor, size = anchors.pop(), counts.pop()
                 if anchor is not None:
-                    sizes[str(anchor)] = 1 + int(size)  # type: ignore[call-overload]
+                    sizes[anchor] = 1 + size
             elif isinstance(event, yaml.ScalarEvent):
                 add(1, event)
                 if event.anchor is not None:
