@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cmkit.emulator import models
-from cmkit.emulator.validation import Limits
+from cmkit.emulator import validation
 from tests.emulator_support import FlaskEmulator
 
 MODEL = {"name": "m", "customModelType": "inference", "targetType": "Regression", "targetName": "y"}
@@ -221,7 +221,7 @@ def test_bad_docker_context_members_are_422_and_leave_nothing(emu: FlaskEmulator
 
 @pytest.mark.parametrize("pack", [zip_bytes, tar_gz_bytes])
 def test_docker_context_caps_are_413_and_leave_nothing(tmp_path: Path, pack: Any) -> None:
-    emu = FlaskEmulator(tmp_path / "data", limits=Limits(context_bytes=1024**2, context_members=50))
+    emu = FlaskEmulator(tmp_path / "data", limits=validation.Limits(context_bytes=1024**2, context_members=50))
     try:
         env_id = new_environment(emu)
         before = data_dir_entries(emu)
@@ -240,7 +240,7 @@ def test_docker_context_caps_are_413_and_leave_nothing(tmp_path: Path, pack: Any
 
 def test_default_context_caps_are_documented() -> None:
     docs = (Path(__file__).resolve().parent.parent / "docs" / "emulator.md").read_text()
-    limits = Limits()
+    limits = validation.Limits()
     for figure in (f"{limits.context_bytes:,}", f"{limits.context_members:,}", f"{limits.requirements_bytes:,}"):
         assert figure in docs
 
@@ -341,7 +341,7 @@ def _lock_free(emu: FlaskEmulator) -> bool:
 
 
 def test_requirements_over_the_cap_are_413(tmp_path: Path) -> None:
-    emu = FlaskEmulator(tmp_path / "data", limits=Limits(requirements_bytes=1200))
+    emu = FlaskEmulator(tmp_path / "data", limits=validation.Limits(requirements_bytes=1200))
     try:
         model_id = emu.model()
         big = b"six==1.16.0\n" * 101  # 1212 bytes
