@@ -179,12 +179,14 @@ class FlaskEmulator:
         assert response.status_code == 201, response.get_json()
         return str(response.get_json()["id"])
 
-    def version(self, model_id: str, files: dict[str, bytes], method: str = "POST", **fields: Any) -> Any:
+    def version(
+        self, model_id: str, files: dict[str, bytes], method: str = "POST", environment_id: str = "", **fields: Any
+    ) -> Any:
         import io
 
         data: list[tuple[str, Any]] = [("isMajorUpdate", "false")]
         if method == "POST":
-            data.append(("baseEnvironmentId", self.environment_id()))
+            data.append(("baseEnvironmentId", environment_id or self.environment_id()))
         data += [(k, str(v)) for k, v in fields.items()]
         for path, content in files.items():
             data.append(("file", (io.BytesIO(content), path.rsplit("/", 1)[-1])))

@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from cmkit.emulator import models
-from cmkit.emulator import validation
+from cmkit.emulator import models, validation
 from tests.emulator_support import FlaskEmulator
 
 MODEL = {"name": "m", "customModelType": "inference", "targetType": "Regression", "targetName": "y"}

@@ -45,6 +45,7 @@ def openapi_document(reference: Reference, implemented: Iterable[tuple[str, str]
         operation, schemas = _operation(spec)
         used |= schemas
         paths.setdefault(f"/{path}", {})[method.lower()] = operation
+    originals = {name: reference.schema(name) for name in {*OMITTED_WHEN_ABSENT, *NULLABLE_OBJECTS}}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -57,7 +58,7 @@ def openapi_document(reference: Reference, implemented: Iterable[tuple[str, str]
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": {name: _adjusted(name, reference.schema(name)) for name in sorted(used)},
+            "schemas": {name: _adjusted(reference.schema(name), originals) for name in sorted(used)},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
@@ -81,7 +82,7 @@ def _operation(spec: RouteSpec) -> tuple[dict[str, Any], set[str]]:
         operation["requestBody"] = {"required": True, "content": {media: {"schema": _ref(spec.body)}}}
     for status, schema, description in spec.responses:
         entry: dict[str, Any] = {"description": description}
-        if schema:
+        if schema and status != 204:  # 204 has no body, whatever schema the reference names
             schemas.add(schema)
             entry["content"] = {JSON: {"schema": _ref(schema)}}
         operation["responses"][str(status)] = entry
@@ -115,9 +116,24 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _adjusted(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """The reference's schema with the emulator's documented deviations applied."""
-    fixed = copy.deepcopy(schema)
+def _adjusted(schema: Any, originals: dict[str, Any]) -> Any:
+    """The reference's schema with the emulator's documented deviations applied.
+
+    The reference inlines its schemas (a list response holds a copy of the item's schema), so
+    each deviation applies wherever a copy of its schema appears.
+    """
+    if isinstance(schema, list):
+        return [_adjusted(item, originals) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    fixed = {key: _adjusted(value, originals) for key, value in schema.items()}
+    for name, original in originals.items():
+        if schema == original:
+            _deviate(name, fixed)
+    return fixed
+
+
+def _deviate(name: str, fixed: dict[str, Any]) -> None:
     omitted = OMITTED_WHEN_ABSENT.get(name, ())
     if omitted and "required" in fixed:
         fixed["required"] = [field for field in fixed["required"] if field not in omitted]
@@ -125,4 +141,3 @@ def _adjusted(name: str, schema: dict[str, Any]) -> dict[str, Any]:
         prop = fixed.get("properties", {}).get(field)
         if prop is not None:
             fixed["properties"][field] = {"anyOf": [prop, {"type": "null"}]}
-    return fixed
