@@ -8,7 +8,6 @@ and a conformance run (schemathesis, tests/test_emulator_conformance.py) can hol
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
