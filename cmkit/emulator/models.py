@@ -479,7 +479,8 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in resource.doc["items"]:
             source = emu.store.blobs.path(resource.internal["blobs"][item["id"]]["sha256"])
-            archive.write(source, item["filePath"])
+            # Checked again on the way out: a data dir from an older emulator may hold any path.
+            archive.write(source, check_file_path(item["filePath"]))
     spool.seek(0)
     return spool, f"model-{model_id}-{resource.doc['label']}.zip"
 
@@ -493,7 +494,7 @@ def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for item in version.doc["items"]:
-        destination = target.joinpath(*item["filePath"].split("/"))
+        destination = target.joinpath(*check_file_path(item["filePath"]).split("/"))
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(emu.store.blobs.path(version.internal["blobs"][item["id"]]["sha256"]), destination)
         with destination.open("rb") as handle:
