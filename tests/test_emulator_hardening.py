@@ -366,3 +366,18 @@ def test_empty_token_is_refused_at_start(tmp_path: Path, token: str) -> None:
     assert done.returncode == 2, done.stderr
     assert "--token must not be empty" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_client_file_names_are_kept_as_plain_names(emu: FlaskEmulator) -> None:
+    env_id = new_environment(emu)
+    context = {"docker_context": (io.BytesIO(zip_bytes({"Dockerfile": b"FROM scratch\n"})), "../../up.zip")}
+    version_id = emu.request("POST", f"executionEnvironments/{env_id}/versions/", data=context).get_json()["id"]
+    download = emu.request("GET", f"executionEnvironments/{env_id}/versions/{version_id}/download/")
+    assert download.headers["Content-Disposition"] == "attachment; filename=up.zip"
+    model_id = emu.model()
+    upload = [("isMajorUpdate", "false"), ("baseEnvironmentId", emu.environment_id())]
+    upload += [("file", (io.BytesIO(START), "../start\x01.sh")), ("filePath", "start_server.sh")]
+    from werkzeug.datastructures import MultiDict
+
+    version = emu.request("POST", f"customModels/{model_id}/versions/", data=MultiDict(upload)).get_json()
+    assert version["items"][0]["fileName"] == "start_server.sh"

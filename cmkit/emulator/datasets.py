@@ -13,10 +13,10 @@ from typing import Any
 
 from cmkit.emulator import service
 from cmkit.emulator.common import USER, new_id, now
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import HashingFile
-from cmkit.emulator.validation import check_file_path
+from cmkit.emulator.validation import file_name
 
 KIND = "dataset"
 
@@ -30,7 +30,7 @@ def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | 
     doc = {
         "datasetId": dataset_id,
         "versionId": version_id,
-        "name": _name(filename),
+        "name": file_name(filename, "data.csv"),
         "categories": [],
         "creationDate": now(),
         "createdBy": USER.username,
@@ -47,15 +47,6 @@ def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | 
     emu.store.insert(KIND, dataset_id, doc, internal={"sha256": blob.sha256, "statusId": status_id})
     emu.jobs.submit(f"dataset:{dataset_id}", lambda cancel: _ingest(emu, dataset_id, cancel), quick=True)
     return {"statusId": status_id, "catalogId": dataset_id, "catalogVersionId": version_id}
-
-
-def _name(filename: str | None) -> str:
-    """The upload's base name, unless it could not be a file name (tests copy the file under it)."""
-    name = Path((filename or "").replace("\\", "/")).name
-    try:
-        return check_file_path(name, "file") if name else "data.csv"
-    except ApiError:
-        return "data.csv"
 
 
 def _ingest(emu: Emulator, dataset_id: str, cancel: threading.Event) -> None:

@@ -23,7 +23,7 @@ from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
 from cmkit.emulator.store import HashingFile, Resource
-from cmkit.emulator.validation import Limits, check_file_path, check_ids, check_path_set, safe_id
+from cmkit.emulator.validation import Limits, check_file_path, check_ids, check_path_set, file_name, safe_id
 
 KIND = "environment"
 VERSION_KIND = "environmentVersion"
@@ -168,7 +168,7 @@ def create_version(
         "imageId": new_id(),
         "sourceDockerImageUri": None,
     }
-    internal = {"sha256": blob.sha256, "fileName": context_name or "context.zip", "error": ""}
+    internal = {"sha256": blob.sha256, "fileName": file_name(context_name, "context.zip"), "error": ""}
     with emu.store.transaction():
         if emu.store.get(VERSION_KIND, ident, include_deleted=True):  # a racing upload took the id
             raise ApiError(409, f"An environment version with the ID {ident} already exists")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 import shutil
 import tempfile
 import threading
@@ -20,7 +19,7 @@ from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
 from cmkit.emulator.store import Blob, HashingFile, Resource
-from cmkit.emulator.validation import Limits, check_file_path, check_path_set
+from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 
 KIND = "model"
@@ -277,12 +276,6 @@ def _check_uploads(uploads: list[Upload], limits: Limits) -> list[str]:
     return paths
 
 
-def _file_name(upload: Upload, path: str) -> str:
-    """The item's fileName: the upload's name unless it holds control characters."""
-    name = posixpath.basename(upload.file_name.replace("\\", "/")) if upload.file_name else ""
-    return name if name and not re.search(r"[\x00-\x1f\x7f]", name) else posixpath.basename(path)
-
-
 def _version_items(
     latest: Resource | None, blobs: dict[str, tuple[Upload, Blob]], files_to_delete: list[str], from_latest: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -311,7 +304,7 @@ def _version_items(
             item_blobs.pop(replaced["id"], None)
         item = {
             "id": new_id(),
-            "fileName": _file_name(upload, path),
+            "fileName": file_name(upload.file_name, posixpath.basename(path)),
             "filePath": path,
             "fileSource": "local",
             "created": created,

@@ -152,6 +152,16 @@ def check_file_path(raw: str, field: str = "filePath") -> str:
     return path
 
 
+def file_name(raw: str | None, default: str) -> str:
+    """A client's file name as the emulator keeps it (downloads, work files): its last component,
+    `default` when that is empty or could not name a file (control characters, too long).
+    """
+    name = posixpath.basename((raw or "").replace("\\", "/"))
+    if not name or name in (".", "..") or re.search(r"[\x00-\x1f\x7f]", name):
+        return default
+    return name if len(name.encode("utf-8", errors="surrogateescape")) <= MAX_COMPONENT_BYTES else default
+
+
 def check_path_set(paths: Iterable[str], field: str = "filePath") -> None:
     """422 when one path is a file and a folder at once (`a` and `a/b`)."""
     files = set(paths)
