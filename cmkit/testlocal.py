@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmkit.checks.predictions import Target
+from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import (
     ABORTED,
     CHECK_NAMES,
@@ -79,6 +80,7 @@ class TestLocalConfig:
     ca_bundle: Path | None = None
     server_environment: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    protocol: str | None = None  # predict_no_state or drum; None: detected (cmkit/checks/protocols.py)
 
 
 @dataclass
@@ -151,6 +153,8 @@ def _validate(config: TestLocalConfig) -> None:
         raise InputError(f"bad network egress '{config.network_egress}'", hint="use NONE or PUBLIC")
     if config.environment is not None and config.image is not None:
         raise InputError("give --environment or --image, not both")
+    if config.protocol is not None and config.protocol not in PROTOCOL_NAMES:
+        raise InputError(f"unknown protocol '{config.protocol}'", hint=f"use {' or '.join(PROTOCOL_NAMES)}")
     if config.runtime is not None and config.runtime not in RUNTIMES:
         raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
     target = config.target_type
@@ -313,8 +317,10 @@ def run_test_local(
             side_effects_rows=config.side_effects_rows,
             rtol=config.rtol,
             atol=config.atol,
+            protocol=config.protocol,
         )
         results = run_checks(server, dataset, target_of(config), options, events, cancel)
+        details["protocol"] = results[LONG_RUNNING_SERVICE].details.get("protocol")
         details["server"] = server.describe()
         exit_info = server.exit_info()
         details["exit"] = exit_info.to_dict() if exit_info else None
@@ -330,6 +336,7 @@ def run_test_local(
 class ServeSession:
     server: Server
     client: Any
+    protocol: dict[str, Any] | None = None  # what the server speaks (name, route, how it was found)
 
     def close(self) -> None:
         stop_server(self.server, self.client)
@@ -343,13 +350,14 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
     server, client = start_bundle(config, events, details, uuid.uuid4().hex[:12])
     session = ServeSession(server, client)
     try:
-        ready = wait_ready(server, startup_timeout)
+        ready = wait_ready(server, startup_timeout, protocol=config.protocol)
     except BaseException:
         session.close()
         raise
     if ready.status != "succeeded":
         session.close()
         raise StartFailed(ready.message)
+    session.protocol = ready.details.get("protocol")
     return session
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from cmkit.checks.protocols import Payload
 from cmkit.errors import InputError
 
 
@@ -38,8 +39,9 @@ class Dataset:
 
 
 def encode_payload(columns: dict[str, list[Any]]) -> bytes:
+    """A `predict_no_state` body that keeps its columns (cmkit/checks/protocols.py turns it into CSV for DRUM)."""
     # allow_nan=False: a NaN that slipped through would make the body invalid JSON.
-    return json.dumps({"X": columns}, allow_nan=False, separators=(",", ":")).encode()
+    return Payload(json.dumps({"X": columns}, allow_nan=False, separators=(",", ":")).encode(), columns)
 
 
 def _json_column(series: pd.Series) -> list[Any]:
