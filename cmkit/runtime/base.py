@@ -25,8 +25,19 @@ class RunSpec:
     network_egress: str = "PUBLIC"
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def server_environment(self, port: int, code_dir: str) -> dict[str, str]:
-        return {**self.environment, "PORT": str(port), "URL_PREFIX": self.url_prefix, "CODE_DIR": code_dir}
+    def server_environment(self, port: int, code_dir: str, host: str = "0.0.0.0") -> dict[str, str]:
+        """The variables DataRobot sets on a custom model's container (docs/runtime.md lists them).
+
+        PORT for servers that read it (cmkit's runtime), ADDRESS (`host:port`) for DRUM, which
+        reads only that; a local process listens on loopback.
+        """
+        return {
+            **self.environment,
+            "PORT": str(port),
+            "ADDRESS": f"{host}:{port}",
+            "URL_PREFIX": self.url_prefix,
+            "CODE_DIR": code_dir,
+        }
 
 
 def target_variables(target_type: str, labels: Sequence[str] = ()) -> dict[str, str]:

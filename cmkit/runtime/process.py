@@ -94,7 +94,7 @@ def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
     if not bundle.is_dir():
         raise InputError("not a bundle folder", file=bundle)
     port = free_port()
-    env = {**os.environ, **spec.server_environment(port, str(bundle))}
+    env = {**os.environ, **spec.server_environment(port, str(bundle), host="127.0.0.1")}
     # The bundle's server runs from this Python environment (cmkit-runtime, gunicorn, pandas...).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
