@@ -126,6 +126,14 @@ def _test_options(func: F) -> F:
         click.option("--class-labels", help="Multiclass labels, comma-separated, in the model's order."),
         click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
         click.option("--image", help="A ready environment image instead of --environment."),
+        click.option(
+            "--environment-id",
+            help="An execution environment on DataRobot: its docker context is downloaded and built "
+            "(push's endpoint and token; default: environmentID of model-metadata.yaml).",
+        ),
+        click.option("--environment-version-id", help="That environment's version (default: the latest built)."),
+        click.option("--token", help="API token for --environment-id (else DATAROBOT_API_TOKEN or drconfig.yaml)."),
+        click.option("--endpoint", help="DataRobot endpoint for --environment-id (else DATAROBOT_ENDPOINT)."),
         click.option("--runtime", type=click.Choice(["docker", "process"]), help="Default: Docker if it answers."),
         click.option(
             "--protocol",
