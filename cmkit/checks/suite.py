@@ -321,6 +321,9 @@ def run_checks(
         ctx.events.stage(f"waiting for GET {server.url_prefix}/ to answer 200")
         ready = _timed(wait_until_ready, ctx)
         ctx.events.check(LONG_RUNNING_SERVICE, ready)
+        protocol = ctx.client.protocol
+        if protocol is not None:
+            ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:
             results[LONG_RUNNING_SERVICE] = ready
             for name, _ in PREDICTION_CHECKS:
