@@ -173,7 +173,7 @@ def _validate(config: TestLocalConfig) -> None:
         if value is not None
     ]
     if len(given) > 1:
-        raise InputError(f"give one of {', '.join(given)}, not several")
+        raise InputError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'several'}")
     if config.environment_version_id is not None and config.environment_id is None:
         raise InputError("--environment-version-id needs --environment-id")
     if config.environment_id is not None and config.runtime == "process":
