@@ -143,7 +143,20 @@ def _test_options(func: F) -> F:
         click.option("--class-labels", help="Multiclass labels, comma-separated, in the model's order."),
         click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
         click.option("--image", help="A ready environment image instead of --environment."),
+        click.option(
+            "--environment-id",
+            help="An execution environment on DataRobot: its docker context is downloaded and built "
+            "(push's endpoint and token; default: environmentID of model-metadata.yaml).",
+        ),
+        click.option("--environment-version-id", help="That environment's version (default: the latest built)."),
+        click.option("--token", help="API token for --environment-id (else DATAROBOT_API_TOKEN or drconfig.yaml)."),
+        click.option("--endpoint", help="DataRobot endpoint for --environment-id (else DATAROBOT_ENDPOINT)."),
         click.option("--runtime", type=click.Choice(["docker", "process"]), help="Default: Docker if it answers."),
+        click.option(
+            "--protocol",
+            type=click.Choice(["predict_no_state", "drum"]),
+            help="The server's prediction protocol (default: detected; DRUM's server is 'drum').",
+        ),
         click.option("--maximum-memory", help="Hard memory limit, e.g. 512M (Docker)."),
         click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
@@ -241,7 +254,12 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: 
     config = _config(bundle, **flags)
     session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
     try:
-        info = {**session.server.describe(), "url": session.server.url + "/", "urlPrefix": session.server.url_prefix}
+        info = {
+            **session.server.describe(),
+            "url": session.server.url + "/",
+            "urlPrefix": session.server.url_prefix,
+            "protocol": session.protocol,
+        }
         if as_json:
             render.emit_json(info, one_line=True)
         render.serving(info)

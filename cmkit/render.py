@@ -117,6 +117,9 @@ def test_report(document: dict[str, Any]) -> None:
     overall = str(document.get("overallStatus"))
     console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
     details = document.get("details") or {}
+    protocol = details.get("protocol")
+    if protocol:
+        console.print(f"protocol: {escape(str(protocol['name']))} ({escape(str(protocol['how']))})", markup=True)
     for warning in details.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(str(warning))}", markup=True)
     tail = details.get("logTail") if overall == "failed" else None
@@ -129,6 +132,11 @@ def serving(info: dict[str, object]) -> None:
     console.print(
         f"[bold green]serving[/] {escape(str(info['url']))}  (URL_PREFIX={escape(str(info['urlPrefix']))})", markup=True
     )
+    protocol = info.get("protocol")
+    if isinstance(protocol, dict):
+        route = f"{info['url'].rstrip('/')}{protocol['route']}"  # type: ignore[union-attr]
+        body = "the dataset as CSV (text/csv)" if protocol["name"] == "drum" else '{"X": {column: [values]}}'
+        console.print(f"protocol: {protocol['name']}: POST {route} with {body}", markup=False)
     console.print(f"try: curl {info['url']}  — Ctrl-C to stop and clean up", markup=False)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmkit.checks.predictions import Target
+from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import (
     ABORTED,
     CHECK_NAMES,
@@ -79,6 +80,13 @@ class TestLocalConfig:
     ca_bundle: Path | None = None
     server_environment: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    protocol: str | None = None  # predict_no_state or drum; None: detected (cmkit/checks/protocols.py)
+    # An execution environment on DataRobot (cmkit/remoteenv.py), with push's configuration.
+    environment_id: str | None = None
+    environment_version_id: str | None = None
+    endpoint: str | None = None
+    token: str | None = field(default=None, repr=False)
+    environment_id_source: str | None = None  # set by resolve_config: "flag" or "model-metadata.yaml"
 
 
 @dataclass
@@ -124,8 +132,14 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
     if target_type is not None and target_type not in TARGET_TYPES:
         raise InputError(f"unsupported target type '{target_type}'", hint=f"use one of {', '.join(TARGET_TYPES)}")
     _check_label_flags(config, target_type)
+    environment_id, source = config.environment_id, "flag" if config.environment_id else None
+    if environment_id is None and config.environment is None and config.image is None and config.runtime != "process":
+        environment_id = meta.environment_id if meta else None  # DRUM's key, honoured like the flag
+        source = "model-metadata.yaml" if environment_id else None
     resolved = replace(
         config,
+        environment_id=environment_id,
+        environment_id_source=source,
         bundle=bundle,
         dataset=dataset,
         target_type=target_type,
@@ -168,8 +182,23 @@ def _validate(config: TestLocalConfig) -> None:
         raise InputError("longRunningService can only be 'fail' (as in the API)")
     if config.network_egress not in NETWORK_EGRESS:
         raise InputError(f"bad network egress '{config.network_egress}'", hint="use NONE or PUBLIC")
-    if config.environment is not None and config.image is not None:
-        raise InputError("give --environment or --image, not both")
+    given = [
+        flag
+        for flag, value in (
+            ("--environment", config.environment),
+            ("--image", config.image),
+            ("--environment-id", config.environment_id),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise InputError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'several'}")
+    if config.environment_version_id is not None and config.environment_id is None:
+        raise InputError("--environment-version-id needs --environment-id")
+    if config.environment_id is not None and config.runtime == "process":
+        raise InputError("--environment-id builds a docker context: it needs the Docker runtime, not --runtime process")
+    if config.protocol is not None and config.protocol not in PROTOCOL_NAMES:
+        raise InputError(f"unknown protocol '{config.protocol}'", hint=f"use {' or '.join(PROTOCOL_NAMES)}")
     if config.runtime is not None and config.runtime not in RUNTIMES:
         raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
     target = config.target_type
@@ -260,8 +289,43 @@ def _start_process(config: TestLocalConfig, spec: RunSpec, details: dict[str, An
         raise StartFailed(f"start_server.sh could not be started: {exc.strerror or exc}") from exc
 
 
+def fetch_remote_environment(config: TestLocalConfig, events: Events, details: dict[str, Any]) -> TestLocalConfig:
+    """`--environment-id` (or the metadata's `environmentID`): the version's docker context, as `--environment`.
+
+    The flag without credentials is an error; the metadata's key without them is a warning, and
+    the default environment is used.
+    """
+    if config.environment_id is None:
+        return config
+    from cmkit.api.client import DataRobotClient
+    from cmkit.api.config import load_api_config
+    from cmkit.remoteenv import fetch_environment
+
+    from_flag = config.environment_id_source != "model-metadata.yaml"
+    try:
+        api_config = load_api_config(config.endpoint, config.token)
+    except InputError as exc:
+        if from_flag:
+            raise
+        warning = (
+            f"model-metadata.yaml names environmentID {config.environment_id}, but {exc.message}: "
+            "using the default environment"
+        )
+        details.setdefault("warnings", []).append(warning)
+        events.stage(f"warning: {warning}")
+        return replace(config, environment_id=None, environment_version_id=None)
+    api = DataRobotClient(api_config)
+    try:
+        fetched = fetch_environment(api, config.environment_id, config.environment_version_id, events)
+    finally:
+        api.close()
+    details["environment"] = {**fetched.to_dict(), "source": config.environment_id_source or "flag"}
+    return replace(config, environment=fetched.context_dir)
+
+
 def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any], run_id: str) -> tuple[Server, Any]:
     """Build (Docker) and start a resolved config's bundle; returns the server and the Docker client."""
+    config = fetch_remote_environment(config, events, details)
     runtime, client = _choose_runtime(config, events, details)
     details["runtime"] = runtime
     spec = RunSpec(
@@ -354,8 +418,10 @@ def run_test_local(
             side_effects_rows=config.side_effects_rows,
             rtol=config.rtol,
             atol=config.atol,
+            protocol=config.protocol,
         )
         results = run_checks(server, dataset, target_of(config), options, events, cancel)
+        details["protocol"] = results[LONG_RUNNING_SERVICE].details.get("protocol")
         details["server"] = server.describe()
         exit_info = server.exit_info()
         details["exit"] = exit_info.to_dict() if exit_info else None
@@ -372,6 +438,7 @@ def run_test_local(
 class ServeSession:
     server: Server
     client: Any
+    protocol: dict[str, Any] | None = None  # what the server speaks (name, route, how it was found)
 
     def close(self) -> None:
         stop_server(self.server, self.client)
@@ -385,13 +452,14 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
     server, client = start_bundle(config, events, details, uuid.uuid4().hex[:12])
     session = ServeSession(server, client)
     try:
-        ready = wait_ready(server, startup_timeout)
+        ready = wait_ready(server, startup_timeout, protocol=config.protocol)
     except BaseException:
         session.close()
         raise
     if ready.status != "succeeded":
         session.close()
         raise StartFailed(ready.message)
+    session.protocol = ready.details.get("protocol")
     return session
 
 

@@ -76,7 +76,8 @@ LINEAR_SCORE = """\
 
 
     def score(data, model, **kwargs):
-        assert kwargs["target_type"] == "regression"
+        # DRUM passes its TargetType enum, cmkit's runtime the string: its value is the name either way.
+        assert getattr(kwargs["target_type"], "value", kwargs["target_type"]) == "regression"
         predictions = features(data, model) @ np.array(model["coef"]) + model["intercept"]
         return pd.DataFrame({"Predictions": predictions})
 """

@@ -1,4 +1,7 @@
-"""HTTP calls to a model server: readiness pings and `predict_no_state` requests.
+"""HTTP calls to a model server: readiness pings and prediction requests, in either protocol.
+
+Checks hand `predict()` a `predict_no_state` body; the server's protocol (cmkit/checks/protocols.py:
+detected at the first readiness answer, or forced) decides the route and the body sent.
 
 Built on urllib3's connection pool rather than requests: sideEffects sends up to thousands of
 single-row requests, and the client's own per-request cost competes with the server for the
@@ -10,15 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from cmkit.checks import protocols
+from cmkit.checks.protocols import Detected
+
 T = TypeVar("T")
 R = TypeVar("R")
-JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class ServerUnreachable(Exception):
@@ -32,8 +37,11 @@ class Answer:
 
 
 class ModelClient:
-    def __init__(self, url: str, timeout: float = 600.0, parallelism: int = 4) -> None:
-        parts = urlsplit(url.rstrip("/"))
+    def __init__(self, url: str, timeout: float = 600.0, parallelism: int = 4, protocol: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        if protocol is not None:
+            protocols.force(self.url, protocol)
+        parts = urlsplit(self.url)
         self.prefix = parts.path
         self.timeout = timeout
         self.parallelism = max(1, parallelism)
@@ -48,15 +56,44 @@ class ModelClient:
             response = self._pool.urlopen("GET", f"{self.prefix}/", retries=False, timeout=timeout)
         except HTTPError as exc:
             raise ServerUnreachable(exc.__class__.__name__) from exc
+        if response.status == 200 and protocols.known(self.url) is None:
+            self._detect(response.headers)
         return int(response.status)
 
+    @property
+    def protocol(self) -> Detected | None:
+        """The server's protocol once known (forced, or detected by a readiness answer)."""
+        return protocols.known(self.url)
+
+    def _detect(self, headers: Any) -> Detected:
+        found = protocols.from_headers(headers)
+        if found is None:
+            try:
+                response = self._pool.urlopen("GET", f"{self.prefix}/capabilities/", retries=False, timeout=5.0)
+                found = protocols.from_capabilities(int(response.status), response.data.decode("utf-8", "replace"))
+            except HTTPError:
+                found = protocols.from_capabilities(0, "")
+        return protocols.remember(self.url, found)
+
+    def _resolved(self) -> Detected:
+        known = protocols.known(self.url)
+        if known is not None:
+            return known
+        try:
+            response = self._pool.urlopen("GET", f"{self.prefix}/", retries=False, timeout=5.0)
+        except HTTPError:
+            return protocols.from_capabilities(0, "")  # unreachable: predict_no_state, not remembered
+        return self._detect(response.headers)
+
     def predict(self, body: bytes) -> Answer:
+        """POST one request; `body` is a `predict_no_state` body, sent in the server's protocol."""
+        protocol = self._resolved().protocol
         try:
             response = self._pool.urlopen(
                 "POST",
-                f"{self.prefix}/predict_no_state/",
-                body=body,
-                headers=JSON_HEADERS,
+                f"{self.prefix}{protocol.route}",
+                body=protocol.request_body(body),
+                headers={"Content-Type": protocol.content_type},
                 retries=False,
                 timeout=self.timeout,
             )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cmkit.checks import protocols
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.predictions import Target, Verdict, judge
 from cmkit.checks.results import (
@@ -59,6 +60,7 @@ class CheckOptions:
     atol: float = 1e-8
     parallelism: int = 8
     request_timeout: float = 600.0
+    protocol: str | None = None  # predict_no_state or drum; None: detected from the server's answers
 
 
 @dataclass
@@ -117,7 +119,9 @@ def wait_until_ready(ctx: Context) -> CheckResult:
             status, last = 0, f"connection failed ({exc})"
         if status == 200:
             seconds = time.monotonic() - started
-            return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", {"startupSeconds": round(seconds, 3)})
+            protocol = ctx.client.protocol
+            details = {"startupSeconds": round(seconds, 3), "protocol": protocol.to_dict() if protocol else None}
+            return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", details)
         if status not in (0, 503):
             last = f"HTTP {status}"
             wrong_since = wrong_since or time.monotonic()
@@ -138,11 +142,14 @@ def wait_until_ready(ctx: Context) -> CheckResult:
     )
 
 
-def wait_ready(server: Server, timeout: float, cancel: threading.Event | None = None) -> CheckResult:
-    """Wait for `GET {prefix}/` to answer 200, as longRunningService does."""
+def wait_ready(
+    server: Server, timeout: float, cancel: threading.Event | None = None, protocol: str | None = None
+) -> CheckResult:
+    """Wait for `GET {prefix}/` to answer 200, as longRunningService does; details name the protocol."""
+    protocols.forget(server.url)
     ctx = Context(
         server=server,
-        client=ModelClient(server.url),
+        client=ModelClient(server.url, protocol=protocol),
         dataset=None,
         target=Target("regression"),
         options=CheckOptions(startup_timeout=timeout),
@@ -153,6 +160,7 @@ def wait_ready(server: Server, timeout: float, cancel: threading.Event | None = 
         return wait_until_ready(ctx)
     finally:
         ctx.client.close()
+        protocols.forget(server.url)
 
 
 def still_answering(ctx: Context, ready: CheckResult) -> CheckResult:
@@ -296,9 +304,12 @@ def run_checks(
     cancel: threading.Event | None = None,
 ) -> dict[str, CheckResult]:
     """Run every check against `server`; returns one result per check name, in API order."""
+    protocols.forget(server.url)  # a port may be reused: what an earlier server spoke says nothing
     ctx = Context(
         server=server,
-        client=ModelClient(server.url, timeout=options.request_timeout, parallelism=options.parallelism),
+        client=ModelClient(
+            server.url, timeout=options.request_timeout, parallelism=options.parallelism, protocol=options.protocol
+        ),
         dataset=dataset,
         target=target,
         options=options,
@@ -310,6 +321,9 @@ def run_checks(
         ctx.events.stage(f"waiting for GET {server.url_prefix}/ to answer 200")
         ready = _timed(wait_until_ready, ctx)
         ctx.events.check(LONG_RUNNING_SERVICE, ready)
+        protocol = ctx.client.protocol
+        if protocol is not None:
+            ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:
             results[LONG_RUNNING_SERVICE] = ready
             for name, _ in PREDICTION_CHECKS:
@@ -335,4 +349,5 @@ def run_checks(
             results.setdefault(name, CheckResult(CANCELED, "canceled"))
     finally:
         ctx.client.close()
+        protocols.forget(server.url)
     return {name: results[name] for name in (LONG_RUNNING_SERVICE, ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS)}

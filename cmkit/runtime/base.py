@@ -28,13 +28,26 @@ class RunSpec:
     network_egress: str = "PUBLIC"
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def contract_environment(self, port: int, code_dir: str) -> dict[str, str]:
-        """The variables DataRobot's contract sets for every server: port, prefix, code dir, target."""
-        return {**self.contract, "PORT": str(port), "URL_PREFIX": self.url_prefix, "CODE_DIR": code_dir}
+    def contract_environment(self, port: int, code_dir: str, listen: str = "0.0.0.0") -> dict[str, str]:
+        """The variables DataRobot sets on a custom model's container (docs/parity.md lists them).
 
-    def server_environment(self, port: int, code_dir: str, host: Mapping[str, str] | None = None) -> dict[str, str]:
+        PORT for servers that read it (cmkit's runtime), ADDRESS (`listen:port`) for DRUM, which
+        reads only that; a local process listens on loopback. The target variables come from
+        `contract` (target_variables).
+        """
+        return {
+            **self.contract,
+            "PORT": str(port),
+            "ADDRESS": f"{listen}:{port}",
+            "URL_PREFIX": self.url_prefix,
+            "CODE_DIR": code_dir,
+        }
+
+    def server_environment(
+        self, port: int, code_dir: str, host: Mapping[str, str] | None = None, listen: str = "0.0.0.0"
+    ) -> dict[str, str]:
         """The contract, the user's `environment` (--env) and the allowlisted `host` variables."""
-        return model_environment(self.contract_environment(port, code_dir), self.environment, host or {})
+        return model_environment(self.contract_environment(port, code_dir, listen), self.environment, host or {})
 
 
 def target_variables(target_type: str, labels: Sequence[str] = ()) -> dict[str, str]:

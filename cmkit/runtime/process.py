@@ -113,7 +113,7 @@ def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
         raise InputError("not a bundle folder", file=bundle)
     port = free_port()
     # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
-    env = spec.server_environment(port, str(bundle), host=os.environ)
+    env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
     tracker = processtree.ProcessTracker()
     env.update(tracker.environment())
     command = server_command(bundle)

@@ -1,0 +1,179 @@
+"""The two prediction protocols a model server may speak, and how to tell which one it speaks.
+
+- `predict_no_state`, the seed's contract (cmkit's runtime): `POST {prefix}/predict_no_state/`
+  with `{"X": {column: [values]}}` as JSON.
+- `drum`, DRUM's prediction server (`drum server`, which DataRobot's drop-in environments
+  start): `POST {prefix}/predict/` with the dataset as CSV (`text/csv` body, read by DRUM with
+  `pandas.read_csv`, so a null travels as an empty field, and a one-column dataset's null as a
+  blank line, which DRUM reads back as NaN).
+
+Both answer `{"predictions": [...]}` in the same shapes (DRUM writes its prediction frame with
+`to_json(orient="records")`: numbers, or one object of label probabilities per row), so the
+checks judge both with the same rules. The checks build `predict_no_state` bodies; a protocol
+turns them into its own request, which is why no check knows which protocol is in use.
+
+Detection: DRUM puts an `X-Drum-Version` header on every answer and has `GET
+{prefix}/capabilities/`; a server with neither speaks `predict_no_state`. What was found (or
+forced with `--protocol`) is remembered per server URL, so every client of that server, in any
+check, uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PREDICT_NO_STATE = "predict_no_state"
+DRUM = "drum"
+PROTOCOL_NAMES = (PREDICT_NO_STATE, DRUM)
+DRUM_VERSION_HEADER = "X-Drum-Version"
+
+
+class Payload(bytes):
+    """A `predict_no_state` JSON body that keeps its columns, so other protocols need not parse it."""
+
+    columns: Mapping[str, list[Any]]
+
+    def __new__(cls, body: bytes, columns: Mapping[str, list[Any]]) -> Payload:
+        payload = super().__new__(cls, body)
+        payload.columns = columns
+        return payload
+
+
+def columns_of(body: bytes) -> Mapping[str, list[Any]]:
+    columns = getattr(body, "columns", None)
+    if columns is not None:
+        return columns  # type: ignore[no-any-return]
+    return json.loads(body)["X"]  # type: ignore[no-any-return]
+
+
+def _cell(value: Any) -> str:
+    """One CSV field as the csv module writes it (floats by their shortest exact repr)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if any(c in value for c in _SPECIAL):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+_SPECIAL = (",", '"', "\n", "\r")
+# The fields of each column, formatted once: nullValueImputation sends the same columns in every
+# request but one, and formatting 80,000 fields per request would cost more than DRUM's answer.
+# Keyed by the list's identity, the list kept alongside so that a reused id cannot match.
+_cells: dict[int, tuple[list[Any], list[str]]] = {}
+MAX_CACHED_COLUMNS = 4096
+
+
+def _column_cells(values: list[Any]) -> list[str]:
+    cached = _cells.get(id(values))
+    if cached is not None and cached[0] is values:
+        return cached[1]
+    cells = [_cell(value) for value in values]
+    if len(_cells) >= MAX_CACHED_COLUMNS:
+        _cells.clear()
+    _cells[id(values)] = (values, cells)
+    return cells
+
+
+def csv_body(columns: Mapping[str, list[Any]]) -> bytes:
+    """The columns as the CSV DRUM reads: a header, one line per row, None as an empty field."""
+    header = ",".join(_cell(str(name)) for name in columns)
+    if len(columns) == 1:  # a lone empty field is written quoted, as the csv module does
+        only = next(iter(columns.values()))
+        rows = ['""' if value is None else _cell(value) for value in only]
+    else:
+        rows = [",".join(row) for row in zip(*(_column_cells(v) for v in columns.values()), strict=True)]
+    return ("\n".join([header, *rows]) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    route: str  # under the URL prefix
+    content_type: str
+
+    def request_body(self, body: bytes) -> bytes:
+        """A check's `predict_no_state` body in this protocol's form."""
+        if self.name == DRUM:
+            return csv_body(columns_of(body))
+        return body
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "route": self.route}
+
+
+PROTOCOLS = {
+    PREDICT_NO_STATE: Protocol(PREDICT_NO_STATE, "/predict_no_state/", "application/json"),
+    DRUM: Protocol(DRUM, "/predict/", "text/csv; charset=utf-8"),
+}
+
+
+@dataclass(frozen=True)
+class Detected:
+    protocol: Protocol
+    how: str  # "forced", "X-Drum-Version header", "/capabilities/", "no DRUM marker"
+    drum_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        found = {**self.protocol.to_dict(), "how": self.how}
+        return {**found, "drumVersion": self.drum_version} if self.drum_version else found
+
+
+_known: dict[str, Detected] = {}
+_lock = threading.Lock()
+
+
+def _key(url: str) -> str:
+    return url.rstrip("/")
+
+
+def remember(url: str, detected: Detected) -> Detected:
+    """Record what `url` speaks; a forced protocol is never replaced by a detection."""
+    with _lock:
+        current = _known.get(_key(url))
+        if current is not None and current.how == "forced":
+            return current
+        _known[_key(url)] = detected
+        return detected
+
+
+def known(url: str) -> Detected | None:
+    with _lock:
+        return _known.get(_key(url))
+
+
+def force(url: str, name: str) -> Detected:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{name}' (use {' or '.join(PROTOCOL_NAMES)})")
+    with _lock:
+        detected = _known[_key(url)] = Detected(PROTOCOLS[name], "forced")
+        return detected
+
+
+def forget(url: str) -> None:
+    with _lock:
+        _known.pop(_key(url), None)
+
+
+def from_headers(headers: Mapping[str, str]) -> Detected | None:
+    version = headers.get(DRUM_VERSION_HEADER)
+    if version:
+        return Detected(PROTOCOLS[DRUM], f"{DRUM_VERSION_HEADER} header", version)
+    return None
+
+
+def from_capabilities(status: int, text: str) -> Detected:
+    """DRUM's `/capabilities/` answers an object naming its payload formats; others a 404."""
+    if status == 200:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "supported_payload_formats" in body:
+            return Detected(PROTOCOLS[DRUM], "/capabilities/")
+    return Detected(PROTOCOLS[PREDICT_NO_STATE], "no DRUM marker")

@@ -1,0 +1,72 @@
+"""The two prediction protocols: DRUM's CSV body read back as DRUM reads it, and detection rules.
+
+DRUM reads a `/predict/` body with `pandas.read_csv` (and, for a one-column frame, again with
+`skip_blank_lines=False`, so a blank line is a null): these tests read the CSV the same way. The
+protocols against real servers are judged in tests/test_dropin_environment.py (DRUM in Docker)
+and every test-local test (cmkit's runtime).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+
+from cmkit.checks import protocols
+from cmkit.checks.dataset import encode_payload
+from cmkit.checks.protocols import DRUM, PREDICT_NO_STATE, PROTOCOLS, csv_body
+
+
+def read_as_drum(body: bytes) -> pd.DataFrame:
+    frame = pd.read_csv(io.BytesIO(body))
+    if frame.shape[1] == 1:
+        frame = pd.read_csv(io.BytesIO(body), skip_blank_lines=False)
+    return frame
+
+
+def test_the_csv_body_carries_values_and_nulls_as_drum_reads_them() -> None:
+    columns = {"x": [1.5, None, 0.1 + 0.2], "city": ["Paris, France", None, 'say "hi"'], "n": [1, 2, None]}
+    frame = read_as_drum(PROTOCOLS[DRUM].request_body(encode_payload(columns)))
+    assert list(frame.columns) == ["x", "city", "n"] and len(frame) == 3
+    assert frame["x"][0] == 1.5 and frame["x"][2] == 0.1 + 0.2  # floats survive exactly
+    assert frame["city"][0] == "Paris, France" and frame["city"][2] == 'say "hi"'
+    assert frame.isna().sum().to_dict() == {"x": 1, "city": 1, "n": 1}
+
+
+def test_a_single_column_of_nulls_keeps_its_rows() -> None:
+    body = csv_body({"only": [None, None, None]})
+    frame = read_as_drum(body)
+    assert len(frame) == 3 and frame["only"].isna().all()
+
+
+def test_a_body_without_kept_columns_is_parsed() -> None:
+    raw = json.dumps({"X": {"a": [1, None]}}).encode()
+    assert csv_body(protocols.columns_of(raw)) == b'a\n1\n""\n'  # the csv module quotes a lone empty field
+
+
+def test_predict_no_state_sends_the_checks_body_unchanged() -> None:
+    body = encode_payload({"a": [1]})
+    assert PROTOCOLS[PREDICT_NO_STATE].request_body(body) == b'{"X":{"a":[1]}}'
+
+
+def test_detection_rules() -> None:
+    found = protocols.from_headers({"X-Drum-Version": "1.18.1"})
+    assert found is not None and found.protocol.name == DRUM and found.drum_version == "1.18.1"
+    assert protocols.from_headers({"Server": "gunicorn"}) is None
+    capabilities = json.dumps({"supported_payload_formats": {"csv": None}, "supported_methods": {}})
+    assert protocols.from_capabilities(200, capabilities).protocol.name == DRUM
+    assert protocols.from_capabilities(404, '{"message": "no route"}').protocol.name == PREDICT_NO_STATE
+    assert protocols.from_capabilities(200, "<html>").protocol.name == PREDICT_NO_STATE
+
+
+def test_a_forced_protocol_is_not_replaced_by_a_detection() -> None:
+    url = "http://127.0.0.1:9/prefix"
+    try:
+        protocols.force(url, PREDICT_NO_STATE)
+        protocols.remember(url, protocols.from_capabilities(200, '{"supported_payload_formats": {}}'))
+        known = protocols.known(url + "/")
+        assert known is not None and known.protocol.name == PREDICT_NO_STATE and known.how == "forced"
+    finally:
+        protocols.forget(url)
+    assert protocols.known(url) is None
