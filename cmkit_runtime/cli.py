@@ -66,6 +66,7 @@ def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any
         "control_socket_disable": True,
         "child_exit": child_exit,
         "worker_exit": worker_exit,
+        "on_reload": on_reload,
     }
     # Workers touch a heartbeat file every second; on a container's overlay filesystem that can
     # stall, so use memory-backed /dev/shm where there is one (not on macOS).
@@ -87,6 +88,19 @@ def worker_exit(server: Any, worker: Any) -> None:
     """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure."""
     with contextlib.suppress(OSError):
         os.remove(_marker(os.getppid(), worker.pid))
+
+
+def on_reload(server: Any) -> None:
+    """In the master on SIGHUP (cmkit's --watch after an edit), before it forks the new workers.
+
+    They inherit the next generation, which `/info/` reports. Importing the server module here
+    puts Flask, pandas and NumPy in the master, so every new worker forks with them loaded and
+    imports only the model: about 0.1 s instead of 0.5 s per reload on this machine. A server
+    that is never reloaded keeps a light master.
+    """
+    from cmkit_runtime.server import GENERATION
+
+    os.environ[GENERATION] = str(int(os.environ.get(GENERATION) or 0) + 1)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -48,6 +48,9 @@ except ImportError:  # pragma: no cover - exercised by a test that hides orjson
 APP_LOAD_ERROR = 4
 # Set by cli.py in the master: it halts the server when a worker dies while its loading marker exists.
 HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"
+# Set by cli.py's on_reload hook in the master before a SIGHUP forks new workers, which inherit it:
+# `/info/` tells a watcher (cmkit's --watch) that the worker answering is one of the new ones.
+GENERATION = "CMKIT_RUNTIME_GENERATION"
 
 log = logging.getLogger("cmkit_runtime")
 
@@ -135,6 +138,8 @@ class ModelHolder:
             "modelFormat": model.format if model else None,
             "hooks": list(model.hooks) if model else [],
             "artifact": model.artifact if model else None,
+            "generation": int(os.environ.get(GENERATION) or 0),
+            "masterPid": os.getppid(),
             **self.target.to_dict(),
         }
 

@@ -29,6 +29,7 @@ class ProcessServer(Server):
     def __init__(self, process: subprocess.Popen[bytes], log_path: Path, port: int, spec: RunSpec) -> None:
         self.process = process
         self.log_path = log_path
+        self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.url_prefix = spec.url_prefix
         self._stopped = False
@@ -89,11 +90,12 @@ def server_command(bundle: Path) -> list[str]:
     return [sys.executable, "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
 
 
-def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
+def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> ProcessServer:
+    """Start the bundle's server on `port` (default: a free one)."""
     bundle = Path(bundle).resolve()
     if not bundle.is_dir():
         raise InputError("not a bundle folder", file=bundle)
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, **spec.server_environment(port, str(bundle))}
     # The bundle's server runs from this Python environment (cmkit-runtime, gunicorn, pandas...).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
