@@ -24,6 +24,7 @@ when the watch ends (Ctrl-C).
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 import uuid
@@ -124,6 +125,8 @@ class BundleWatcher:
         self.stop = stop or threading.Event()
         self.state = snapshot(self.bundle)  # what the server has
         self._spec = ignore_spec(self.bundle)
+        self._bursts: queue.Queue[bool] = queue.Queue()  # one item per burst: touched the environment?
+        self._thread: threading.Thread | None = None
 
     def _relevant(self, _change: watchfiles.Change, path: str) -> bool:
         """Cheap first filter on raw events; the snapshot decides what really changed."""
@@ -152,7 +155,13 @@ class BundleWatcher:
     def files(self, paths: tuple[str, ...]) -> list[BundleFile]:
         return [self.state[path][1] for path in paths if path in self.state]
 
-    def __iter__(self) -> Iterator[Change]:
+    def start(self) -> None:
+        """Start watching now (in a thread), so that no save made from here on can be missed."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="cmkit-watch", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
         roots = [self.bundle, *([self.environment] if self.environment else [])]
         for events in watchfiles.watch(
             *roots,
@@ -160,12 +169,24 @@ class BundleWatcher:
             debounce=DEBOUNCE_MAX_MS,
             step=DEBOUNCE_STEP_MS,
             stop_event=self.stop,
-            yield_on_timeout=False,
-            raise_interrupt=True,
+            raise_interrupt=False,
         ):
             environment = self.environment is not None and any(
                 Path(path).is_relative_to(self.environment) for _, path in events
             )
+            self._bursts.put(environment)
+
+    def __iter__(self) -> Iterator[Change]:
+        """Each burst of saves that changed the file set, until `stop` is set (or Ctrl-C)."""
+        self.start()
+        while not self.stop.is_set():
+            try:
+                environment = self._bursts.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            with contextlib.suppress(queue.Empty):
+                while True:  # saves made during the last run: one change
+                    environment = self._bursts.get_nowait() or environment
             change = self.pending(environment)
             if change is not None:
                 yield change
@@ -345,6 +366,7 @@ class Watch:
         self.live = LiveServer(self.config, events, on_server or (lambda server: None))
         self.datasets = _DatasetCache()
         self.runs = 0
+        self.watcher.start()
 
     def _resolve(self, current: TestLocalConfig | None) -> TestLocalConfig:
         # The URL prefix stays the one the first run drew: a watched server keeps its URL.
@@ -415,6 +437,7 @@ class Watch:
                     continue
                 on_run(run)
         finally:
+            self.stop.set()
             self.live.close()
 
     # -- serve --------------------------------------------------------------------------------
@@ -433,6 +456,7 @@ class Watch:
                     continue
                 on_ready(self._serving(applied.action, change, applied.details, applied.start_error))
         finally:
+            self.stop.set()
             self.live.close()
 
     def _serving(
