@@ -39,7 +39,7 @@ from cmkit.bundle import IGNORE_FILE, BundleFile, ignore_spec, list_bundle
 from cmkit.checks.suite import wait_ready
 from cmkit.errors import CmkitError
 from cmkit.events import Events
-from cmkit.runtime.base import Server
+from cmkit.runtime.base import Server, free_port
 from cmkit.runtime.reload import (
     ContainerSync,
     SyncFailed,
@@ -226,11 +226,20 @@ class LiveServer:
 
     def start(self, details: dict[str, Any]) -> None:
         """Build and start (the first time, and after a rebuild: on the same port)."""
-        port = self.port
+        port = self.port or self._first_port()
         self.close()
         self.server, self.client = start_bundle(self.config, self.events, details, self.run_id, port)
         self._sync = ContainerSync(self.server) if self.server.runtime == "docker" else None
         self._on_started(self.server)
+
+    def _first_port(self) -> int | None:
+        """A local engine publishes on a port chosen here, which a restarted container keeps too
+        (left to the engine, `docker start` picks a new one). A remote engine picks its own."""
+        from cmkit.runtime.docker import engine_host
+
+        if self.config.network_egress == "NONE" or (self.config.runtime != "process" and engine_host()):
+            return None
+        return free_port()
 
     def prepare(self) -> None:
         """Lookups the first edit would otherwise wait for."""

@@ -67,6 +67,7 @@ def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any
         "child_exit": child_exit,
         "worker_exit": worker_exit,
         "on_reload": on_reload,
+        "post_fork": post_fork,
     }
     # Workers touch a heartbeat file every second; on a container's overlay filesystem that can
     # stall, so use memory-backed /dev/shm where there is one (not on macOS).
@@ -88,6 +89,13 @@ def worker_exit(server: Any, worker: Any) -> None:
     """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure."""
     with contextlib.suppress(OSError):
         os.remove(_marker(os.getppid(), worker.pid))
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In a new worker, first of all: its loading marker (the app creates it too, later), so that
+    `/info/`'s `workersLoading` counts a reload's new workers from the moment they exist."""
+    with contextlib.suppress(OSError), open(_marker(server.pid, worker.pid), "w"):
+        pass
 
 
 def on_reload(server: Any) -> None:

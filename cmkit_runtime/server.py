@@ -70,6 +70,20 @@ def loading_marker(master_pid: int, worker_pid: int) -> str:
     return os.path.join(tempfile.gettempdir(), f"cmkit-runtime-loading-{master_pid}-{worker_pid}")
 
 
+def workers_loading(master_pid: int) -> int:
+    """How many workers of this master are still loading their model (after a reload: the new ones)."""
+    prefix = os.path.basename(loading_marker(master_pid, 0))[:-1]
+    count = 0
+    with contextlib.suppress(OSError):
+        for name in os.listdir(tempfile.gettempdir()):
+            pid = name[len(prefix) :]
+            if name.startswith(prefix) and pid.isdigit():
+                with contextlib.suppress(OSError):  # a marker a killed worker left is not a loading worker
+                    os.kill(int(pid), 0)
+                    count += 1
+    return count
+
+
 class ModelHolder:
     """Loads the model in a background thread; requests wait on it or get 503."""
 
@@ -140,6 +154,7 @@ class ModelHolder:
             "artifact": model.artifact if model else None,
             "generation": int(os.environ.get(GENERATION) or 0),
             "masterPid": os.getppid(),
+            "workersLoading": workers_loading(os.getppid()) if os.environ.get(HOOKS_FLAG) == "1" else None,
             **self.target.to_dict(),
         }
 

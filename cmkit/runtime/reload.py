@@ -97,7 +97,10 @@ def wait_generation(server: Server, generation: int, timeout: float) -> bool:
         if server.exit_info() is not None:
             return False
         info = fetch_info(server, timeout=1.0)
-        if info and info.get("loaded") and int(info.get("generation") or 0) >= generation:
+        # Every new worker loaded: a straggler still importing custom.py while the next edit's
+        # files are unpacked (Docker removes a file, then writes it) could find none.
+        new = info is not None and int(info.get("generation") or 0) >= generation
+        if new and info.get("loaded") and not info.get("workersLoading"):  # type: ignore[union-attr]
             return True
         time.sleep(POLL_SECONDS)
     return False
