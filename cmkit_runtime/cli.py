@@ -19,7 +19,9 @@ only in the workers.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -86,9 +88,23 @@ def _marker(master_pid: int, worker_pid: int) -> str:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure."""
+    """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure.
+
+    Then it leaves without the interpreter's teardown, which frees pandas, NumPy and the model
+    object by object: 0.3 s of CPU per worker here, on every stop and every reload (where it
+    competes with the new workers' first requests). Exit handlers still run, output is flushed.
+    """
     with contextlib.suppress(OSError):
         os.remove(_marker(os.getppid(), worker.pid))
+    leaving = sys.exc_info()[1]  # gunicorn calls this hook while the worker's SystemExit propagates
+    if isinstance(leaving, SystemExit):
+        code = leaving.code if isinstance(leaving.code, int) else 1
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        logging.shutdown()
+        os._exit(code)
 
 
 def post_fork(server: Any, worker: Any) -> None:
