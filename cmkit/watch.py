@@ -103,6 +103,13 @@ class Change:
     def to_dict(self) -> dict[str, Any]:
         return {"changed": list(self.changed), "removed": list(self.removed), "environment": self.environment}
 
+    def then(self, later: Change) -> Change:
+        """This change followed by `later`, as one (a change that could not be run is carried over)."""
+        changed = (set(self.changed) - set(later.removed)) | set(later.changed)
+        removed = (set(self.removed) - set(later.changed)) | set(later.removed)
+        environment = self.environment or later.environment
+        return Change(tuple(sorted(changed)), tuple(sorted(removed)), environment, later.saved_at)
+
 
 Signature = tuple[int, int, int]  # size, mtime in ns, mode: a save changes at least one
 
@@ -438,12 +445,16 @@ class Watch:
         """Run the checks now and after every change until `stop` is set or Ctrl-C; then clean up."""
         try:
             on_run(self.first_run())
+            carried: Change | None = None
             for change in self.changes():
+                change = carried.then(change) if carried else change
                 try:
                     run = self.rerun(change)
                 except CmkitError as exc:  # broken metadata, an unreadable dataset: say so, go on watching
                     on_error(exc)
+                    carried = change  # not brought to the server yet: with the next change
                     continue
+                carried = None
                 on_run(run)
         finally:
             self.stop.set()
@@ -457,12 +468,16 @@ class Watch:
             details: dict[str, Any] = {"durations": {}}
             self.live.start(details)
             on_ready(self._serving(STARTED, None, details))
+            carried: Change | None = None
             for change in self.changes():
+                change = carried.then(change) if carried else change
                 try:
                     applied = self.apply(change)
                 except CmkitError as exc:
                     on_error(exc)
+                    carried = change
                     continue
+                carried = None
                 on_ready(self._serving(applied.action, change, applied.details, applied.start_error))
         finally:
             self.stop.set()

@@ -247,3 +247,11 @@ def test_docker_watch_break_fix_requirements_and_ctrl_c(docker_client, tmp_path:
     finally:
         watching.kill()
     assert docker_client.containers.list(all=True, filters={"label": label}) == []
+
+
+def test_a_change_that_could_not_run_is_carried_into_the_next() -> None:
+    first = Change(changed=("custom.py", "model-metadata.yaml"), removed=("old.pkl",))
+    later = Change(changed=("old.pkl",), removed=("custom.py",), saved_at=42.0)
+    merged = first.then(later)
+    assert merged.changed == ("model-metadata.yaml", "old.pkl") and merged.removed == ("custom.py",)
+    assert merged.saved_at == 42.0
