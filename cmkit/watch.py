@@ -222,20 +222,20 @@ class LiveServer:
         self.client: Any = None
         self._sync: ContainerSync | None = None
         self._on_started = on_started
+        self._port: int | None = None  # kept across new servers, so the URL stays
 
-    @property
-    def port(self) -> int | None:
-        if self.server is None:
-            return None
-        if self.server.runtime == "docker":
-            return self.server.published_port  # type: ignore[attr-defined, no-any-return]
-        return int(self.server.port)  # type: ignore[attr-defined]
+    def _port_of(self, server: Server) -> int | None:
+        if server.runtime == "docker":
+            return server.published_port  # type: ignore[attr-defined, no-any-return]
+        return int(server.port)  # type: ignore[attr-defined]
 
     def start(self, details: dict[str, Any]) -> None:
         """Build and start (the first time, and after a rebuild: on the same port)."""
-        port = self.port or self._first_port()
+        if self._port is None:
+            self._port = self._first_port()
         self.close()
-        self.server, self.client = start_bundle(self.config, self.events, details, self.run_id, port)
+        self.server, self.client = start_bundle(self.config, self.events, details, self.run_id, self._port)
+        self._port = self._port_of(self.server) or self._port
         self._sync = ContainerSync(self.server) if self.server.runtime == "docker" else None
         self._on_started(self.server)
 
