@@ -133,7 +133,14 @@ def statuses(document: dict[str, Any]) -> dict[str, str]:
 
 
 def edit(path: Path, text: str) -> None:
-    path.write_text(text)
+    """Save as many editors do (a new file renamed over the old): one event, never a half-written file.
+
+    A plain write truncates first; on a loaded machine the writer can be descheduled for longer
+    than the debounce between the truncation and the write, and the empty file would be a run.
+    """
+    draft = path.parent.parent / f".{path.name}.draft"
+    draft.write_text(text)
+    os.replace(draft, path)
 
 
 def break_fix_and_requirements(watching: Watching, bundle: Path, requirements: str) -> list[dict[str, Any]]:
@@ -166,7 +173,7 @@ def break_fix_and_requirements(watching: Watching, bundle: Path, requirements: s
     assert runs[-1]["overallStatus"] == "succeeded", runs[-1]["testingStatus"]
     assert runs[-1]["details"]["watch"]["action"] == "restarted"
 
-    (bundle / "requirements.txt").write_text(requirements)
+    edit(bundle / "requirements.txt", requirements)
     runs.append(watching.next())
     assert runs[-1]["details"]["watch"]["changed"] == ["requirements.txt"]
     assert runs[-1]["overallStatus"] == "succeeded", runs[-1]["testingStatus"]
