@@ -472,7 +472,7 @@ def test_a_worker_killed_during_its_load_stops_the_server(tmp_path: Path) -> Non
 
 
 def test_without_the_hooks_a_failed_load_still_stops_gunicorn(tmp_path: Path) -> None:
-    """The runtime's app under plain gunicorn (no cmkit-runtime hooks): the worker exits with the app-load-error code."""
+    """The runtime's app under plain gunicorn (no cmkit-runtime hooks): the worker exits with code 4."""
     bundle = failing_bundle(tmp_path, "raise RuntimeError('no model')")
     log = tmp_path / "server.log"
     bind = f"127.0.0.1:{free_port()}"
