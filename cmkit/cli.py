@@ -221,7 +221,8 @@ def _config(bundle: Path, **flags: Any) -> Any:
 @click.option("--atol", type=TOLERANCE, default=1e-8, show_default=True)
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
-def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags: Any) -> None:
+@click.option("--watch", is_flag=True, help="Keep the server up and rerun the checks after every save (Ctrl-C ends).")
+def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
     from cmkit.testlocal import junit_xml, run_test_local
     from cmkit.textfiles import check_writable
@@ -230,6 +231,8 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags:
     config = _config(bundle, **flags)
     if junit:
         check_writable(junit)  # before the run, not after minutes of it
+    if watch:
+        _watch_test_local(config, junit, as_json)
     report = run_test_local(config, render.ConsoleEvents(show_build_output=not as_json))
     document = report.to_dict()
     if junit:
@@ -242,16 +245,75 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags:
     sys.exit(1 if report.overall_status == "failed" else 0)
 
 
+def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:
+    """test-local --watch: one compact result per run (a JSON line each with --json), until Ctrl-C."""
+    from cmkit.testlocal import junit_xml
+    from cmkit.watch import Watch
+
+    last: list[str] = []
+
+    def on_run(run: Any) -> None:
+        document = run.to_dict()
+        if junit:
+            junit.write_text(junit_xml(run.report), encoding="utf-8")
+        if as_json:
+            render.emit_json_line(document)
+        render.watch_run(document)
+        last[:] = [run.overall_status]
+
+    watch = Watch(config, render.ConsoleEvents(show_build_output=not as_json))
+    render.watching(str(config.bundle))
+    try:
+        watch.test_local(on_run, render.watch_error)
+    except KeyboardInterrupt:
+        render.console.print("stopped watching; removed the server it started")
+    sys.exit(1 if last == ["failed"] else 0)
+
+
+def _watch_serve(config: Any, as_json: bool, startup_timeout: float) -> None:
+    """serve --watch: the server's logs as they come, and a line (JSON with --json) after each reload."""
+    import threading
+    from dataclasses import replace
+
+    from cmkit.watch import Watch
+
+    def stream_logs(server: Any) -> None:
+        def pump() -> None:
+            for line in server.follow_logs():
+                render.console.print(line, markup=False, highlight=False)
+
+        threading.Thread(target=pump, name="cmkit-logs", daemon=True).start()
+
+    def on_ready(document: dict[str, Any]) -> None:
+        if as_json:
+            render.emit_json_line(document)
+        render.watch_serving(document)
+
+    watch = Watch(
+        replace(config, startup_timeout=startup_timeout), render.ConsoleEvents(), on_server=stream_logs, serve_only=True
+    )
+    try:
+        watch.serve(on_ready, render.watch_error)
+    except KeyboardInterrupt:
+        render.console.print("stopping")
+    sys.exit(0)
+
+
 @command(main, "serve")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @_test_options
 @click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
-def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: Any) -> None:
+@click.option(
+    "--watch", is_flag=True, help="Bring every save to the running server (reload, or rebuild what needs it)."
+)
+def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up."""
     from cmkit.testlocal import serve_bundle
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
+    if watch:
+        _watch_serve(config, as_json, startup_timeout)
     session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
     try:
         info = {

@@ -222,3 +222,67 @@ def emulator_ready(info: dict[str, Any]) -> None:
 
 def warning_line(text: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(text)}", markup=True)
+
+
+# --- --watch ------------------------------------------------------------------------------------
+
+WATCH_LOG_LINES = 12  # of a failed run's server log: the traceback's tail
+
+
+def watching(bundle: str) -> None:
+    console.print(f"[bold cyan]>[/] watching {escape(bundle)} (Ctrl-C stops and removes the server)", markup=True)
+
+
+def _watch_headline(watch: dict[str, Any], durations: dict[str, Any]) -> str:
+    if watch.get("action") == "started":
+        return "started"
+    names = [*watch.get("changed", []), *(f"{path} (removed)" for path in watch.get("removed", []))]
+    if watch.get("environment"):
+        names.append("environment")
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in durations.items() if name != "total")
+    return f"{shown}: {watch.get('action')}" + (f" ({steps})" if steps else "")
+
+
+def watch_run(document: dict[str, Any]) -> None:
+    """test-local --watch: one line per check, the verdict and the time since the save."""
+    details = document.get("details") or {}
+    watch = details.get("watch") or {}
+    durations = details.get("durations") or {}
+    console.print(f"[bold]{escape(_watch_headline(watch, durations))}[/]", markup=True)
+    for name, entry in (document.get("testingStatus") or {}).items():
+        status = entry.get("status", "")
+        message = (entry.get("message") or "").splitlines()
+        style = _STATUS_STYLE.get(status, "")
+        console.print(f"  {name}: [{style}]{status}[/] {escape(message[0] if message else '')}", markup=True)
+    overall = str(document.get("overallStatus"))
+    since = watch.get("secondsSinceSave")
+    timing = f"{since:.2f}s after the save" if since is not None else f"in {durations.get('total', 0):.1f}s"
+    style = _STATUS_STYLE.get(overall, "")
+    console.print(f"[{style}]{overall}[/], {timing}", markup=True)
+    tail = details.get("logTail") if overall == "failed" else None
+    if tail:
+        console.print("[dim]last server log lines:[/]", markup=True)
+        console.print(escape("\n".join(str(tail).splitlines()[-WATCH_LOG_LINES:])), markup=True)
+
+
+def watch_serving(document: dict[str, Any]) -> None:
+    """serve --watch: where it serves after the start, and each reload's outcome."""
+    watch = document.get("watch") or {}
+    if watch.get("action") == "started" and document.get("ready"):
+        serving(document)
+        return
+    since = watch.get("secondsSinceSave")
+    timing = f", {since:.2f}s after the save" if since is not None else ""
+    headline = escape(_watch_headline(watch, watch.get("durations") or {}))
+    if document.get("ready"):
+        console.print(f"[green]{headline}[/]: serving {escape(str(document.get('url')))}{timing}", markup=True)
+    else:
+        message = str(document.get("message") or "the server is not answering")
+        console.print(f"[bold red]{headline}[/]: not serving{timing}", markup=True)
+        console.print(escape("\n".join(message.splitlines()[-WATCH_LOG_LINES:])), markup=True)
+
+
+def watch_error(error: Exception) -> None:
+    """A change that cannot be run (broken metadata, an unreadable dataset): watching goes on."""
+    error_line(f"{error} (still watching)")

@@ -249,7 +249,13 @@ def _choose_runtime(config: TestLocalConfig, events: Events, details: dict[str, 
 
 
 def _start_docker(
-    client: Any, config: TestLocalConfig, spec: RunSpec, run_id: str, events: Events, details: dict[str, Any]
+    client: Any,
+    config: TestLocalConfig,
+    spec: RunSpec,
+    run_id: str,
+    events: Events,
+    details: dict[str, Any],
+    port: int | None = None,
 ) -> Server:
     from cmkit.runtime.docker import ContainerStartFailed, start_container
     from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
@@ -268,7 +274,7 @@ def _start_docker(
     details["image"] = image.to_dict()
     events.stage(f"starting {image.code.tag}")
     try:
-        server = start_container(client, image.code.image_id, spec, run_id)
+        server = start_container(client, image.code.image_id, spec, run_id, host_port=port)
     except ContainerStartFailed as exc:  # the container is already removed
         builder.finish()
         raise StartFailed(exc.message) from exc
@@ -276,7 +282,7 @@ def _start_docker(
     return server
 
 
-def _start_process(config: TestLocalConfig, spec: RunSpec, details: dict[str, Any]) -> Server:
+def _start_process(config: TestLocalConfig, spec: RunSpec, details: dict[str, Any], port: int | None = None) -> Server:
     from cmkit.runtime.process import start_process
 
     if config.maximum_memory or config.network_egress == "NONE":
@@ -284,7 +290,7 @@ def _start_process(config: TestLocalConfig, spec: RunSpec, details: dict[str, An
             "the process runtime cannot enforce --maximum-memory or --network-egress NONE; use Docker for those"
         )
     try:
-        return start_process(config.bundle, spec)
+        return start_process(config.bundle, spec, port)
     except OSError as exc:
         raise StartFailed(f"start_server.sh could not be started: {exc.strerror or exc}") from exc
 
@@ -323,8 +329,13 @@ def fetch_remote_environment(config: TestLocalConfig, events: Events, details: d
     return replace(config, environment=fetched.context_dir)
 
 
-def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any], run_id: str) -> tuple[Server, Any]:
-    """Build (Docker) and start a resolved config's bundle; returns the server and the Docker client."""
+def start_bundle(
+    config: TestLocalConfig, events: Events, details: dict[str, Any], run_id: str, port: int | None = None
+) -> tuple[Server, Any]:
+    """Build (Docker) and start a resolved config's bundle; returns the server and the Docker client.
+
+    `port`: the host port to serve on (default: a free one), so a restarted server keeps its URL.
+    """
     config = fetch_remote_environment(config, events, details)
     runtime, client = _choose_runtime(config, events, details)
     details["runtime"] = runtime
@@ -338,8 +349,8 @@ def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any
     )
     try:
         if runtime == "docker":
-            return _start_docker(client, config, spec, run_id, events, details), client
-        return _start_process(config, spec, details), client
+            return _start_docker(client, config, spec, run_id, events, details, port), client
+        return _start_process(config, spec, details, port), client
     except BaseException:
         if client is not None:
             client.close()
@@ -410,28 +421,44 @@ def run_test_local(
         except BaseException:
             stop_server(server, client)
             raise
-    details["dataset"] = {"path": str(config.dataset), "rows": dataset.rows} if dataset else None
     try:
-        options = CheckOptions(
-            configuration=dict(config.checks),
-            startup_timeout=config.startup_timeout,
-            side_effects_rows=config.side_effects_rows,
-            rtol=config.rtol,
-            atol=config.atol,
-            protocol=config.protocol,
-        )
-        results = run_checks(server, dataset, target_of(config), options, events, cancel)
-        details["protocol"] = results[LONG_RUNNING_SERVICE].details.get("protocol")
-        details["server"] = server.describe()
-        exit_info = server.exit_info()
-        details["exit"] = exit_info.to_dict() if exit_info else None
-        details["logTail"] = server.logs(LOG_TAIL_LINES)
+        results = check_server(config, server, dataset, details, events, cancel)
     finally:
         if not config.keep:
             stop_server(server, client)
     _report_leftovers(server, details)
     details["durations"]["total"] = round(time.monotonic() - started, 3)
     return TestReport(results, dict(config.checks), details, server if config.keep else None)
+
+
+def check_options(config: TestLocalConfig) -> CheckOptions:
+    return CheckOptions(
+        configuration=dict(config.checks),
+        startup_timeout=config.startup_timeout,
+        side_effects_rows=config.side_effects_rows,
+        rtol=config.rtol,
+        atol=config.atol,
+        protocol=config.protocol,
+    )
+
+
+def check_server(
+    config: TestLocalConfig,
+    server: Server,
+    dataset: Dataset | None,
+    details: dict[str, Any],
+    events: Events,
+    cancel: threading.Event | None = None,
+) -> dict[str, CheckResult]:
+    """Run the checks against a started server; adds what the report tells about the server to `details`."""
+    details["dataset"] = {"path": str(config.dataset), "rows": dataset.rows} if dataset else None
+    results = run_checks(server, dataset, target_of(config), check_options(config), events, cancel)
+    details["protocol"] = results[LONG_RUNNING_SERVICE].details.get("protocol")
+    details["server"] = server.describe()
+    exit_info = server.exit_info()
+    details["exit"] = exit_info.to_dict() if exit_info else None
+    details["logTail"] = server.logs(LOG_TAIL_LINES)
+    return results
 
 
 @dataclass

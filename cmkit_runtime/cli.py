@@ -19,7 +19,9 @@ only in the workers.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -66,6 +68,8 @@ def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any
         "control_socket_disable": True,
         "child_exit": child_exit,
         "worker_exit": worker_exit,
+        "on_reload": on_reload,
+        "post_fork": post_fork,
     }
     # Workers touch a heartbeat file every second; on a container's overlay filesystem that can
     # stall, so use memory-backed /dev/shm where there is one (not on macOS).
@@ -84,9 +88,43 @@ def _marker(master_pid: int, worker_pid: int) -> str:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure."""
+    """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure.
+
+    Then it leaves without the interpreter's teardown, which frees pandas, NumPy and the model
+    object by object: 0.3 s of CPU per worker here, on every stop and every reload (where it
+    competes with the new workers' first requests). Exit handlers still run, output is flushed.
+    """
     with contextlib.suppress(OSError):
         os.remove(_marker(os.getppid(), worker.pid))
+    leaving = sys.exc_info()[1]  # gunicorn calls this hook while the worker's SystemExit propagates
+    if isinstance(leaving, SystemExit):
+        code = leaving.code if isinstance(leaving.code, int) else 1
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        logging.shutdown()
+        os._exit(code)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In a new worker, first of all: its loading marker (the app creates it too, later), so that
+    `/info/`'s `workersLoading` counts a reload's new workers from the moment they exist."""
+    with contextlib.suppress(OSError), open(_marker(server.pid, worker.pid), "w"):
+        pass
+
+
+def on_reload(server: Any) -> None:
+    """In the master on SIGHUP (cmkit's --watch after an edit), before it forks the new workers.
+
+    They inherit the next generation, which `/info/` reports. Importing the server module here
+    puts Flask, pandas and NumPy in the master, so every new worker forks with them loaded and
+    imports only the model: about 0.1 s instead of 0.5 s per reload on this machine. A server
+    that is never reloaded keeps a light master.
+    """
+    from cmkit_runtime.server import GENERATION
+
+    os.environ[GENERATION] = str(int(os.environ.get(GENERATION) or 0) + 1)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -63,7 +63,17 @@ class DockerServer(Server):
             self._forwarder = ExecForwarder(client, container.id, CONTAINER_PORT)
             self.base_url = f"http://127.0.0.1:{self._forwarder.local_port}"
         else:
+            self.refresh_address()
+
+    def refresh_address(self) -> None:
+        """Find the published port (again, after the container was restarted)."""
+        if self._forwarder is None:
             self.base_url = f"http://{engine_host() or '127.0.0.1'}:{self._published_port()}"
+
+    @property
+    def published_port(self) -> int | None:
+        """The engine's port for the server (None without a network)."""
+        return None if self._forwarder else int(self.base_url.rsplit(":", 1)[1])
 
     def _published_port(self) -> int:
         self.container.reload()
@@ -142,8 +152,14 @@ class DockerServer(Server):
         }
 
 
-def start_container(client: docker.DockerClient, image: str, spec: RunSpec, run_id: str) -> DockerServer:
-    """Start the image's `start_server.sh` with the spec's environment, limits and network policy."""
+def start_container(
+    client: docker.DockerClient, image: str, spec: RunSpec, run_id: str, host_port: int | None = None
+) -> DockerServer:
+    """Start the image's `start_server.sh` with the spec's environment, limits and network policy.
+
+    `host_port` asks for that port on the engine (a watched server keeps its URL across new
+    containers); by default the engine picks a free one.
+    """
     options: dict[str, Any] = {
         "environment": spec.server_environment(CONTAINER_PORT, CODE_DIR),
         "labels": {LABEL: "1", RUN_LABEL: run_id, **spec.labels},
@@ -155,7 +171,7 @@ def start_container(client: docker.DockerClient, image: str, spec: RunSpec, run_
         options["network_mode"] = "none"
     else:
         bind = "0.0.0.0" if engine_host() else "127.0.0.1"
-        options["ports"] = {f"{CONTAINER_PORT}/tcp": (bind, None)}
+        options["ports"] = {f"{CONTAINER_PORT}/tcp": (bind, host_port)}
     # Created and started in two steps (not containers.run): a start that fails, such as a
     # missing entrypoint, would otherwise leave the container behind in "Created" state.
     container = client.containers.create(image, **options)

@@ -37,6 +37,7 @@ class ProcessServer(Server):
     ) -> None:
         self.process = process
         self.log_path = log_path
+        self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.url_prefix = spec.url_prefix
         self.tracker = tracker  # every process the server starts, wherever it goes
@@ -107,11 +108,12 @@ def server_command(bundle: Path) -> list[str]:
     return [sys.executable, "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
 
 
-def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
+def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> ProcessServer:
+    """Start the bundle's server on `port` (default: a free one)."""
     bundle = Path(bundle).resolve()
     if not bundle.is_dir():
         raise InputError("not a bundle folder", file=bundle)
-    port = free_port()
+    port = port or free_port()
     # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
     env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
     tracker = processtree.ProcessTracker()

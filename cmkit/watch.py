@@ -1,0 +1,509 @@
+"""`--watch` for `test-local` and `serve`: one server stays up, and every save reaches it.
+
+The bundle's files are watched with watchfiles (inotify, FSEvents...), through the file set of
+`cmkit.bundle` (built-in ignores and `.cmkitignore`): a burst of saves is one change once
+nothing moved for `DEBOUNCE_STEP_MS`. What a change does depends on what it touches:
+
+- code, artifacts, data (anything else of the bundle): no image build. Docker: the changed and
+  removed files are brought into the running container (`cmkit.runtime.reload`); the process
+  runtime serves from the bundle folder itself. Then the model server reloads its workers
+  (SIGHUP to cmkit-runtime's master), or restarts when it cannot (it exited, or is not
+  cmkit-runtime).
+- `requirements.txt`: the dependency layer is rebuilt and a new container started (the process
+  runtime restarts its server: it serves from this Python environment and installs nothing).
+- the `--environment` folder: the environment is rebuilt and a new container started.
+- `model-metadata.yaml`: the checks' settings are read again; a new target type or labels need
+  new container variables, so a new container (or process).
+
+test-local then reruns the checks; each run's report has the shape of a single run's, plus
+`details.watch` (what changed, what was done, the seconds since the save). A broken edit is a
+failed run; the watch goes on, and the next good edit recovers. Everything started is removed
+when the watch ends (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import watchfiles
+
+from cmkit.bundle import IGNORE_FILE, BundleFile, ignore_spec, list_bundle
+from cmkit.checks.suite import wait_ready
+from cmkit.errors import CmkitError
+from cmkit.events import Events
+from cmkit.runtime.base import Server, free_port
+from cmkit.runtime.reload import (
+    ContainerSync,
+    SyncFailed,
+    fetch_info,
+    reloadable,
+    restart_container,
+    signal_reload,
+    wait_generation,
+)
+from cmkit.testlocal import (
+    LOG_TAIL_LINES,
+    StartFailed,
+    TestLocalConfig,
+    TestReport,
+    _all_aborted,
+    _load_dataset,
+    _target_variables,
+    check_server,
+    resolve_config,
+    start_bundle,
+    stop_server,
+)
+
+if TYPE_CHECKING:
+    from cmkit.checks.dataset import Dataset
+
+# A burst of saves (an editor's temp file, rename, chmod; a formatter after it) is one change
+# once nothing moved for this long; a steady stream is cut into changes every DEBOUNCE_MAX_MS.
+DEBOUNCE_STEP_MS = 50
+DEBOUNCE_MAX_MS = 1600
+REQUIREMENTS = "requirements.txt"
+METADATA = "model-metadata.yaml"
+
+STARTED = "started"
+RELOADED = "reloaded"  # new workers, same server process and container
+RESTARTED = "restarted"  # the server process started again (same container, or same port)
+DEPENDENCIES_REBUILT = "dependencies rebuilt"  # new dependency layer, new container
+ENVIRONMENT_REBUILT = "environment rebuilt"  # new environment image, new container
+NEW_SERVER = "new server"  # new container variables (target), or requirements in the process runtime
+
+
+@dataclass(frozen=True)
+class Change:
+    """One debounced burst of saves, as the bundle's file set sees it."""
+
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    environment: bool = False
+    saved_at: float = field(default_factory=time.time)  # wall clock of the newest save
+
+    def touches(self, path: str) -> bool:
+        return path in self.changed or path in self.removed
+
+    def describe(self) -> str:
+        names = [*self.changed, *(f"{path} (removed)" for path in self.removed)]
+        if self.environment:
+            names.append("the environment")
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        return shown or "nothing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changed": list(self.changed), "removed": list(self.removed), "environment": self.environment}
+
+    def then(self, later: Change) -> Change:
+        """This change followed by `later`, as one (a change that could not be run is carried over)."""
+        changed = (set(self.changed) - set(later.removed)) | set(later.changed)
+        removed = (set(self.removed) - set(later.changed)) | set(later.removed)
+        environment = self.environment or later.environment
+        return Change(tuple(sorted(changed)), tuple(sorted(removed)), environment, later.saved_at)
+
+
+Signature = tuple[int, int, int]  # size, mtime in ns, mode: a save changes at least one
+
+
+def snapshot(bundle: Path) -> dict[str, tuple[Signature, BundleFile]]:
+    files = {}
+    for file in list_bundle(bundle).files:
+        with contextlib.suppress(OSError):  # removed between the listing and the stat
+            stat = file.source.stat()
+            files[file.path] = ((stat.st_size, stat.st_mtime_ns, stat.st_mode), file)
+    return files
+
+
+class BundleWatcher:
+    """Yields a `Change` for each burst of saves that changes the bundle's file set."""
+
+    def __init__(self, bundle: Path, environment: Path | None = None, stop: threading.Event | None = None) -> None:
+        self.bundle = Path(bundle).resolve()
+        self.environment = Path(environment).resolve() if environment else None
+        self.stop = stop or threading.Event()
+        self.state = snapshot(self.bundle)  # what the server has
+        self._spec = ignore_spec(self.bundle)
+        self._bursts: queue.Queue[bool] = queue.Queue()  # one item per burst: touched the environment?
+        self._thread: threading.Thread | None = None
+
+    def _relevant(self, _change: watchfiles.Change, path: str) -> bool:
+        """Cheap first filter on raw events; the snapshot decides what really changed."""
+        target = Path(path)
+        if self.environment and target.is_relative_to(self.environment):
+            return "__pycache__" not in target.parts
+        try:
+            rel = target.relative_to(self.bundle).as_posix()
+        except ValueError:
+            return False
+        return rel == IGNORE_FILE or not (self._spec.match_file(rel) or self._spec.match_file(rel + "/"))
+
+    def pending(self, environment: bool = False) -> Change | None:
+        """The change between what the server has and the bundle now, if any."""
+        current = snapshot(self.bundle)
+        changed = tuple(sorted(p for p, (sig, _) in current.items() if p not in self.state or self.state[p][0] != sig))
+        removed = tuple(sorted(p for p in self.state if p not in current))
+        if not (changed or removed or environment):
+            return None
+        self.state = current
+        if IGNORE_FILE in changed or IGNORE_FILE in removed:
+            self._spec = ignore_spec(self.bundle)
+        mtimes = [current[p][0][1] / 1e9 for p in changed]
+        return Change(changed, removed, environment, max(mtimes) if mtimes else time.time())
+
+    def files(self, paths: tuple[str, ...]) -> list[BundleFile]:
+        return [self.state[path][1] for path in paths if path in self.state]
+
+    def start(self) -> None:
+        """Start watching now (in a thread), so that no save made from here on can be missed."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="cmkit-watch", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        roots = [self.bundle, *([self.environment] if self.environment else [])]
+        for events in watchfiles.watch(
+            *roots,
+            watch_filter=self._relevant,
+            debounce=DEBOUNCE_MAX_MS,
+            step=DEBOUNCE_STEP_MS,
+            stop_event=self.stop,
+            raise_interrupt=False,
+        ):
+            environment = self.environment is not None and any(
+                Path(path).is_relative_to(self.environment) for _, path in events
+            )
+            self._bursts.put(environment)
+
+    def __iter__(self) -> Iterator[Change]:
+        """Each burst of saves that changed the file set, until `stop` is set (or Ctrl-C)."""
+        self.start()
+        while not self.stop.is_set():
+            try:
+                environment = self._bursts.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            with contextlib.suppress(queue.Empty):
+                while True:  # saves made during the last run: one change
+                    environment = self._bursts.get_nowait() or environment
+            change = self.pending(environment)
+            if change is not None:
+                yield change
+
+
+# --- the server that stays up -------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    """What bringing a change to the server did."""
+
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)  # durations, image layers when built
+    start_error: str | None = None  # the image could not be built or the server not started
+
+
+class LiveServer:
+    """The one server a watch keeps up; reloaded after code edits, replaced after rebuilds."""
+
+    def __init__(self, config: TestLocalConfig, events: Events, on_started: Callable[[Server], None]) -> None:
+        self.config = config
+        self.events = events
+        self.run_id = uuid.uuid4().hex[:12]
+        self.server: Server | None = None
+        self.client: Any = None
+        self._sync: ContainerSync | None = None
+        self._on_started = on_started
+        self._port: int | None = None  # kept across new servers, so the URL stays
+
+    def _port_of(self, server: Server) -> int | None:
+        if server.runtime == "docker":
+            return server.published_port  # type: ignore[attr-defined, no-any-return]
+        return int(server.port)  # type: ignore[attr-defined]
+
+    def start(self, details: dict[str, Any]) -> None:
+        """Build and start (the first time, and after a rebuild: on the same port)."""
+        if self._port is None:
+            self._port = self._first_port()
+        self.close()
+        self.server, self.client = start_bundle(self.config, self.events, details, self.run_id, self._port)
+        self._port = self._port_of(self.server) or self._port
+        self._sync = ContainerSync(self.server) if self.server.runtime == "docker" else None
+        self._on_started(self.server)
+
+    def _first_port(self) -> int | None:
+        """A local engine publishes on a port chosen here, which a restarted container keeps too
+        (left to the engine, `docker start` picks a new one). A remote engine picks its own."""
+        from cmkit.runtime.docker import engine_host
+
+        if self.config.network_egress == "NONE" or (self.config.runtime != "process" and engine_host()):
+            return None
+        return free_port()
+
+    def prepare(self) -> None:
+        """Lookups the first edit would otherwise wait for."""
+        if self._sync is not None:
+            with contextlib.suppress(SyncFailed, CmkitError, OSError, ValueError):
+                self._sync.owner()
+
+    def apply(self, change: Change, files: list[BundleFile], config: TestLocalConfig) -> Applied:
+        rebuild = self._rebuild_reason(change, config) if self.server is not None else STARTED
+        self.config = config
+        details: dict[str, Any] = {"durations": {}}
+        if rebuild is not None:
+            try:
+                self.start(details)
+            except StartFailed as exc:
+                return Applied(rebuild, details, exc.message)
+            return Applied(rebuild, details)
+        assert self.server is not None
+        started = time.monotonic()
+        if self._sync is not None:
+            self._sync.apply(files, change.removed)
+            details["durations"]["sync"] = round(time.monotonic() - started, 3)
+        action = self._reload_or_restart(details)
+        details["durations"]["reload"] = round(time.monotonic() - started - details["durations"].get("sync", 0), 3)
+        return Applied(action, details)
+
+    def _rebuild_reason(self, change: Change, config: TestLocalConfig) -> str | None:
+        if change.environment and self.server is not None and self.server.runtime == "docker":
+            return ENVIRONMENT_REBUILT
+        if change.touches(REQUIREMENTS):
+            return DEPENDENCIES_REBUILT if self.server is not None and self.server.runtime == "docker" else NEW_SERVER
+        if _target_variables(config) != _target_variables(self.config):
+            return NEW_SERVER
+        return None
+
+    def _reload_or_restart(self, details: dict[str, Any]) -> str:
+        server = self.server
+        assert server is not None
+        info = fetch_info(server) if server.exit_info() is None else None
+        if reloadable(info):
+            assert info is not None
+            try:
+                reload = signal_reload(server, info)
+            except (OSError, CmkitError):
+                reload = None
+            if reload is not None:
+                ready = wait_generation(server, reload.generation, self.config.startup_timeout)
+                details["reloadedWorkers"] = ready
+                return RELOADED
+        if server.runtime == "docker":
+            restart_container(server)
+            self._on_started(server)
+        else:
+            self.start(details)
+        return RESTARTED
+
+    def close(self) -> None:
+        if self.server is not None:
+            stop_server(self.server, self.client)
+            self.server, self.client = None, None
+
+
+# --- test-local --watch -------------------------------------------------------------------------
+
+
+@dataclass
+class WatchRun:
+    """One run of the checks: the report and what led to it."""
+
+    number: int
+    action: str
+    change: Change | None
+    report: TestReport
+    seconds_since_save: float | None
+
+    @property
+    def overall_status(self) -> str:
+        return self.report.overall_status
+
+    def to_dict(self) -> dict[str, Any]:
+        document = self.report.to_dict()
+        document["details"]["watch"] = {
+            "run": self.number,
+            "action": self.action,
+            **(self.change.to_dict() if self.change else {"changed": [], "removed": [], "environment": False}),
+            "secondsSinceSave": self.seconds_since_save,
+        }
+        return document
+
+
+class _DatasetCache:
+    """The dataset, read again only when its file changed."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._dataset: Dataset | None = None
+
+    def get(self, config: TestLocalConfig) -> Dataset | None:
+        path = config.dataset
+        try:
+            stat = path.stat() if path else None
+        except OSError:
+            stat = None
+        key = (str(path), config.target_name, config.target_type, stat and (stat.st_size, stat.st_mtime_ns))
+        if key != self._key:
+            self._dataset, self._key = _load_dataset(config), key
+        return self._dataset
+
+
+def watch_config(config: TestLocalConfig) -> TestLocalConfig:
+    """What a watched server needs: bytecode is never cached, so an edit within a second still loads."""
+    return replace(config, keep=False, server_environment={"PYTHONDONTWRITEBYTECODE": "1", **config.server_environment})
+
+
+class Watch:
+    """The watch loop of test-local (with checks) and serve (without)."""
+
+    def __init__(
+        self,
+        config: TestLocalConfig,
+        events: Events,
+        stop: threading.Event | None = None,
+        on_server: Callable[[Server], None] | None = None,
+        serve_only: bool = False,
+    ) -> None:
+        """`on_server` is called with each server started (serve streams its logs); `serve_only`: no checks."""
+        self.requested = watch_config(config)
+        self.stop = stop or threading.Event()
+        self.events = events
+        self.serve_only = serve_only
+        self.config = self._resolve(None)
+        self.watcher = BundleWatcher(self.config.bundle, self.config.environment, self.stop)
+        self.live = LiveServer(self.config, events, on_server or (lambda server: None))
+        self.datasets = _DatasetCache()
+        self.runs = 0
+        self.watcher.start()
+
+    def _resolve(self, current: TestLocalConfig | None) -> TestLocalConfig:
+        # The URL prefix stays the one the first run drew: a watched server keeps its URL.
+        requested = self.requested if current is None else replace(self.requested, url_prefix=current.url_prefix)
+        return resolve_config(requested, require_target=not self.serve_only)
+
+    def changes(self) -> Iterator[Change]:
+        """Edits made while the first run was starting, then each burst of saves until stopped."""
+        first = self.watcher.pending()
+        if first is not None:
+            yield first
+        yield from self.watcher
+
+    def apply(self, change: Change) -> Applied:
+        config = self._resolve(self.config)  # model-metadata.yaml may have changed
+        self.config = config
+        try:
+            return self.live.apply(change, self.watcher.files(change.changed), config)
+        except SyncFailed as exc:
+            return Applied(RESTARTED, {}, f"the files could not be copied into the container: {exc}")
+
+    # -- test-local ---------------------------------------------------------------------------
+
+    def first_run(self) -> WatchRun:
+        details: dict[str, Any] = {"runId": self.live.run_id, "urlPrefix": self.config.url_prefix, "durations": {}}
+        started = time.monotonic()
+        try:
+            self.live.start(details)
+        except StartFailed as exc:
+            self.datasets.get(self.config)  # a bad dataset is the user's first problem (exit 2)
+            return self._report(STARTED, None, Applied(STARTED, details, exc.message), started)
+        return self._report(STARTED, None, Applied(STARTED, details), started)
+
+    def rerun(self, change: Change) -> WatchRun:
+        started = time.monotonic()
+        applied = self.apply(change)
+        return self._report(applied.action, change, applied, started)
+
+    def _report(self, action: str, change: Change | None, applied: Applied, started: float) -> WatchRun:
+        config = self.config
+        details = {"runId": self.live.run_id, "urlPrefix": config.url_prefix, **applied.details}
+        details.setdefault("durations", {})
+        dataset = self.datasets.get(config)
+        if applied.start_error is not None or self.live.server is None:
+            results = _all_aborted(applied.start_error or "the server is not running")
+            if self.live.server is not None:
+                details["logTail"] = self.live.server.logs(LOG_TAIL_LINES)
+        else:
+            checking = time.monotonic()
+            results = check_server(config, self.live.server, dataset, details, Events(), self.stop)
+            details["durations"]["checks"] = round(time.monotonic() - checking, 3)
+        details["durations"]["total"] = round(time.monotonic() - started, 3)
+        self.runs += 1
+        if self.runs == 1:
+            self.live.prepare()
+        since = round(time.time() - change.saved_at, 3) if change else None
+        return WatchRun(self.runs, action, change, TestReport(results, dict(config.checks), details), since)
+
+    def test_local(self, on_run: Callable[[WatchRun], None], on_error: Callable[[CmkitError], None]) -> None:
+        """Run the checks now and after every change until `stop` is set or Ctrl-C; then clean up."""
+        try:
+            on_run(self.first_run())
+            carried: Change | None = None
+            for change in self.changes():
+                change = carried.then(change) if carried else change
+                try:
+                    run = self.rerun(change)
+                except CmkitError as exc:  # broken metadata, an unreadable dataset: say so, go on watching
+                    on_error(exc)
+                    carried = change  # not brought to the server yet: with the next change
+                    continue
+                carried = None
+                on_run(run)
+        finally:
+            self.stop.set()
+            self.live.close()
+
+    # -- serve --------------------------------------------------------------------------------
+
+    def serve(self, on_ready: Callable[[dict[str, Any]], None], on_error: Callable[[CmkitError], None]) -> None:
+        """Start, then bring every change to the server, reporting when it answers again."""
+        try:
+            details: dict[str, Any] = {"durations": {}}
+            self.live.start(details)
+            on_ready(self._serving(STARTED, None, details))
+            carried: Change | None = None
+            for change in self.changes():
+                change = carried.then(change) if carried else change
+                try:
+                    applied = self.apply(change)
+                except CmkitError as exc:
+                    on_error(exc)
+                    carried = change
+                    continue
+                carried = None
+                on_ready(self._serving(applied.action, change, applied.details, applied.start_error))
+        finally:
+            self.stop.set()
+            self.live.close()
+
+    def _serving(
+        self, action: str, change: Change | None, details: dict[str, Any], error: str | None = None
+    ) -> dict[str, Any]:
+        server = self.live.server
+        message = error
+        if server is not None and error is None:
+            ready = wait_ready(server, self.config.startup_timeout, self.stop)
+            message = None if ready.status == "succeeded" else ready.message
+        document: dict[str, Any] = {
+            **(server.describe() if server else {}),
+            "url": f"{server.url}/" if server else None,
+            "urlPrefix": self.config.url_prefix,
+            "ready": message is None,
+            "message": message,
+            "watch": {
+                "action": action,
+                **(change.to_dict() if change else {}),
+                "secondsSinceSave": round(time.time() - change.saved_at, 3) if change else None,
+                "durations": details.get("durations", {}),
+            },
+        }
+        if details.get("image"):
+            document["image"] = details["image"]
+        return document
