@@ -165,6 +165,7 @@ _KIND_BITS = {float: _FLOAT, int: _INT, type(None): _NULL, bool: _BOOL}
 # Columns pandas makes float64: floats, floats and integers, and any of them with nulls.
 _FLOATISH_BITS = np.array([_FLOAT, _FLOAT | _INT, _FLOAT | _NULL, _INT | _NULL, _FLOAT | _INT | _NULL])
 _ALL_NUMERIC = frozenset({float, int, type(None)})
+MAX_INSERTED = 32  # columns of another dtype added one by one to a float block
 
 
 def build_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
@@ -211,22 +212,32 @@ def _frame(matrix: np.ndarray, names: list[str]) -> pd.DataFrame:
 
 
 def _mixed_frame(names: list[str], values: list[list[Any]], matrix: np.ndarray, kinds: np.ndarray) -> pd.DataFrame:
-    """Float, int64 and all-null columns: one block per dtype, put back in the request's order."""
+    """Float, int64 and all-null columns: one block per dtype, in the request's column order."""
     floatish = np.isin(kinds, _FLOATISH_BITS)
-    ints = kinds == _INT
-    nulls = kinds == _NULL
-    if not (floatish | ints | nulls).all():
+    if not (floatish | (kinds == _INT) | (kinds == _NULL)).all():
         raise ValueError("booleans among numbers: pandas makes such a column object")
-    parts = []
-    if floatish.any():
-        parts.append(_frame(matrix[floatish], [n for n, keep in zip(names, floatish, strict=True) if keep]))
-    if ints.any():
-        positions = np.flatnonzero(ints)
-        exact = np.array([values[i] for i in positions], dtype=np.int64)  # not through float64
-        parts.append(_frame(exact, [names[i] for i in positions]))
-    if nulls.any():
-        empty = np.full((int(nulls.sum()), matrix.shape[1]), None, dtype=object)
-        parts.append(_frame(empty, [n for n, keep in zip(names, nulls, strict=True) if keep]))
+    others = np.flatnonzero(~floatish)
+
+    def column(i: int) -> np.ndarray:
+        if kinds[i] == _NULL:
+            return np.full(matrix.shape[1], None, dtype=object)
+        return np.array(values[i], dtype=np.int64)  # exact, not through float64
+
+    kept = np.array(names, dtype=object)[floatish].tolist()
+    if len(others) <= MAX_INSERTED:
+        # The null check's request: every column a float but one. Inserting it costs nothing
+        # per value, where concatenating blocks and reordering copies the whole frame.
+        frame = _frame(matrix[floatish], kept)
+        for i in others:  # ascending, so each lands at its own position
+            # allow_duplicates: JSON keys are unique, and the check would hash every column name.
+            frame.insert(int(i), names[i], column(int(i)), allow_duplicates=True)
+        return frame
+    parts = [_frame(matrix[floatish], kept)] if floatish.any() else []
+    for kind in (_INT, _NULL):
+        positions = np.flatnonzero(kinds == kind)
+        if len(positions):
+            block = np.array([column(int(i)) for i in positions])
+            parts.append(_frame(block, [names[i] for i in positions]))
     frame = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
     return frame if list(frame.columns) == names else frame[names]
 
@@ -260,17 +271,23 @@ def parse_request(body: bytes) -> pd.DataFrame:
     columns = document["X"]
     if not isinstance(columns, dict) or not columns:
         raise BadRequest('"X" must be an object mapping each column name to a list of values')
+    # C-level passes over the columns: a request may have thousands of them.
+    if set(map(type, columns.values())) != {list} or len(set(map(len, columns.values()))) != 1:
+        _refuse_columns(columns)
+    if not next(iter(columns.values())):
+        raise BadRequest('"X" has no rows')
+    return build_frame(columns)
+
+
+def _refuse_columns(columns: dict[str, Any]) -> None:
+    """Say which column is not a list, or which lengths differ."""
     lengths: dict[int, str] = {}
     for name, values in columns.items():
         if not isinstance(values, list):
             raise BadRequest(f"column {name!r} must be a list of values, one per row")
         lengths.setdefault(len(values), name)
-    if len(lengths) > 1:
-        shown = ", ".join(f"{name!r} has {length}" for length, name in lengths.items())
-        raise BadRequest(f"columns must all have the same number of rows: {shown}")
-    if 0 in lengths:
-        raise BadRequest('"X" has no rows')
-    return build_frame(columns)
+    shown = ", ".join(f"{name!r} has {length}" for length, name in lengths.items())
+    raise BadRequest(f"columns must all have the same number of rows: {shown}")
 
 
 def _json(status: int, document: Any) -> Response:

@@ -77,3 +77,19 @@ def test_wide_numeric_request_is_one_block_with_the_null_column_as_pandas_makes_
     assert frame["x500"].dtype == object and frame["x500"].isna().all()
     assert frame["x499"].dtype == np.float64 and frame["x499"].tolist() == columns["x499"]
     assert frame.drop(columns="x500")._mgr.nblocks == 1
+
+
+def test_many_columns_of_each_numeric_kind_keep_their_order_and_dtypes() -> None:
+    rng = np.random.default_rng(1)
+    columns: dict[str, list[Any]] = {}
+    for i in range(120):
+        kind = i % 4
+        if kind == 0:
+            columns[f"f{i}"] = rng.normal(size=5).tolist()
+        elif kind == 1:
+            columns[f"i{i}"] = rng.integers(-(2**40), 2**40, size=5).tolist()
+        elif kind == 2:
+            columns[f"n{i}"] = [None] * 5
+        else:
+            columns[f"m{i}"] = [1, None, 2.5, 3, None]
+    same(build_frame(columns), frame_by_column(columns))
