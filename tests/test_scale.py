@@ -129,3 +129,12 @@ def test_one_failing_column_among_1000_is_found_sampled_or_not(tmp_path: Path) -
     assert "non-finite" in found["auto"]["x537"] or "NaN" in found["auto"]["x537"], found["auto"]["x537"]
     assert "49 predictions for 50 rows" in found["auto"]["x937"]
     assert "149 predictions for 150 rows" in found["all"]["x937"]
+
+
+def test_text_only_datasets_build_single_row_bodies(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("prompt,y\nhello,a\n,b\n")
+    dataset = load_dataset(tmp_path / "d.csv", "y")
+    assert [json.loads(body) for body in dataset.row_payloads([0, 1])] == [
+        {"X": {"prompt": ["hello"]}},
+        {"X": {"prompt": [None]}},
+    ]

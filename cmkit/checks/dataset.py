@@ -96,7 +96,7 @@ class Dataset:
         frame = self.features.iloc[list(indices)]
         # One conversion of the block to Python values (NaN stays a float, which orjson writes
         # as null), then the few columns that are not numbers made JSON-ready one by one.
-        matrix = frame.to_numpy(dtype=object)
+        matrix = frame.to_numpy(dtype=object, copy=bool(self._other_positions))  # written into below
         for position in self._other_positions:
             matrix[:, position] = _json_column(frame.iloc[:, position])
         names = self.names
