@@ -18,5 +18,5 @@ def test_bench_quick_run_completes(docker_client: object) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "| figure | cmkit | DRUM or floor | ratio | target |" in result.stdout
-    for figure in ("nullValueImputation", "single-row req/s", "edit loop", "sideEffects row-by-row", "peak RSS"):
+    for figure in ("nullValueImputation", "single-row req/s", "edit loop", "sideEffects row-by-row", "peak RSS", "columns"):
         assert figure in result.stdout, figure
