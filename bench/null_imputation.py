@@ -66,8 +66,9 @@ def build(columns: int, rows: int) -> tuple[Path, Path, Path]:
     return bundle, drum_code_dir(bundle, root / "drum"), features
 
 
-def run(quick: bool = False) -> list[Row]:
-    columns, rows, repeats = (8, 300, 1) if quick else (40, 2000, 5)
+def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
+    columns, rows, default_repeats = (8, 300, 1) if quick else (40, 2000, 5)
+    repeats = repeats or default_repeats
     bundle, drum_code, features = build(columns, rows)
     env = {**python_env(), "CUSTOM_MODEL_WORKERS": "1"}
     cmkit = [

@@ -8,29 +8,40 @@ four checks (two workers, as on the user's laptop) and reports its wall time and
 
 The floor is the model's own predict() time on the same payloads the checks send: the whole
 dataset (errorCheck), each column made null (nullValueImputation, the rows test-local reports
-it sent) and the sideEffects rows one at a time, called in-process on DataFrames built before
-the clock starts. Everything above the floor is cmkit's (JSON, HTTP, DataFrames, judging).
+it sent) and the sideEffects rows one at a time, called in-process on the DataFrames the
+runtime builds from those bodies, built before the clock starts. Everything above the floor is
+cmkit's (JSON, HTTP, DataFrames, judging). The machine is shared: the CPU seconds of cmkit and
+its servers are printed too, since a busy machine inflates wall times but not those.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import itertools
 import json
+import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import WORK, Row, python_env, ratio, table
+from cmkit.checks.dataset import load_dataset
+from cmkit.checks.sampling import null_check_rows, spread
 from cmkit.scaffold import init_bundle, make_spec
+from cmkit_runtime.server import parse_request
 
 SHAPES = ((1000, 1000, "< 20 s"), (100, 10_000, "< 60 s"), (100_000, 4, "< 3 s"))
 QUICK_SHAPES = ((200, 200, ""), (20, 2000, ""), (20_000, 4, ""))
@@ -65,14 +76,42 @@ def build(rows: int, columns: int) -> Path:
     return bundle
 
 
-def test_local(bundle: Path, extra: list[str] | None = None) -> tuple[float, dict[str, Any]]:
+def test_local(bundle: Path, extra: list[str] | None = None) -> tuple[float, dict[str, Any], float, float]:
+    """Wall time, the JSON report, the largest RSS of one model-server process (MiB) and the CPU
+    seconds of cmkit and its servers together (what a busy machine does not inflate)."""
+    before = _children_cpu()
     command = [sys.executable, "-m", "cmkit", "test-local", str(bundle), "--runtime", "process", "--json"]
     started = time.perf_counter()
-    result = subprocess.run(command + (extra or []), capture_output=True, text=True, env=python_env(), check=False)
+    process = subprocess.Popen(
+        command + (extra or []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env()
+    )
+    peak = [0.0]
+    watcher = threading.Thread(target=_watch_servers, args=(process.pid, peak), daemon=True)
+    watcher.start()
+    stdout, stderr = process.communicate()
     seconds = time.perf_counter() - started
-    if result.returncode not in (0, 1) or not result.stdout:
-        raise RuntimeError(f"test-local failed ({result.returncode}): {result.stderr[-2000:]}")
-    return seconds, json.loads(result.stdout)
+    if process.returncode not in (0, 1) or not stdout:
+        raise RuntimeError(f"test-local failed ({process.returncode}): {stderr[-2000:]}")
+    return seconds, json.loads(stdout), peak[0], _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _watch_servers(pid: int, peak: list[float]) -> None:
+    """Sample the RSS of every cmkit-runtime process under `pid` until it exits."""
+    try:
+        parent = psutil.Process(pid)
+        while parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE:
+            for child in parent.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if "cmkit-runtime" in " ".join(child.cmdline()):
+                        peak[0] = max(peak[0], child.memory_info().rss / 2**20)
+            time.sleep(0.05)
+    except psutil.Error:
+        return
 
 
 def _custom(bundle: Path) -> Any:
@@ -84,29 +123,22 @@ def _custom(bundle: Path) -> Any:
 
 
 def floor(bundle: Path, document: dict[str, Any]) -> float:
-    """Seconds the model's predict() takes on the payloads test-local sent (see the docstring)."""
+    """Seconds the model's predict() takes on the frames the runtime built from test-local's bodies."""
     custom = _custom(bundle)
     model = custom.load_model(str(bundle))
-    features = pd.read_csv(bundle / "data" / "sample.csv").drop(columns=["price"])
+    dataset = load_dataset(bundle / "data" / "sample.csv", "price")
     checks = document["details"]["checks"]
-    null_rows = checks["nullValueImputation"]["rowsSent"]
-    sample = features.iloc[np.linspace(0, len(features) - 1, null_rows).round().astype(int)].reset_index(drop=True)
-    side_rows = checks["sideEffects"]["rowsCompared"]
-    singles = [
-        features.iloc[[i]].reset_index(drop=True)
-        for i in np.linspace(0, len(features) - 1, side_rows).round().astype(int)
-    ]
+    selection = null_check_rows(dataset.features)
+    assert selection.rows == checks["nullValueImputation"]["rowsSent"]
+    encoded = dataset.encoded(selection.indices)
+    bodies: Iterator[bytes] = itertools.chain(
+        [dataset.payload()],
+        (encoded.with_null_column(name) for name in dataset.names),
+        dataset.row_payloads(spread(dataset.rows, checks["sideEffects"]["rowsCompared"])),
+    )
     total = 0.0
-    started = time.perf_counter()
-    custom.predict(model, features)
-    total += time.perf_counter() - started
-    for name in features.columns:
-        frame = sample.copy()
-        frame[name] = np.nan
-        started = time.perf_counter()
-        custom.predict(model, frame)
-        total += time.perf_counter() - started
-    for frame in singles:
+    for body in bodies:
+        frame = parse_request(body)  # built before the clock starts
         started = time.perf_counter()
         custom.predict(model, frame)
         total += time.perf_counter() - started
@@ -117,23 +149,26 @@ def run(quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     for n_rows, n_columns, target in QUICK_SHAPES if quick else SHAPES:
         bundle = build(n_rows, n_columns)
-        wall, document = test_local(bundle)
+        wall, document, server_rss, cpu = test_local(bundle)
         statuses = {name: check["status"] for name, check in document["testingStatus"].items()}
         if document["overallStatus"] != "succeeded":
             raise RuntimeError(f"{bundle.name}: {statuses}")
         nulls = document["details"]["checks"]["nullValueImputation"]
         rss = document["details"].get("peakRssMiB")
+        size = (bundle / "data" / "sample.csv").stat().st_size / 2**20
         model_seconds = floor(bundle, document)
         rows.append(
             Row(
                 f"all four checks, {n_rows:,} rows x {n_columns:,} columns, process runtime: wall time "
-                f"(null requests of {nulls['rowsSent']:,} rows; cmkit peak RSS {rss} MiB)",
-                f"{wall:.1f} s",
+                f"(null requests of {nulls['rowsSent']:,} rows; CSV {size:.0f} MiB, peak RSS cmkit {rss:.0f} MiB, "
+                f"largest server process {server_rss:.0f} MiB)",
+                f"{wall:.1f} s ({cpu:.1f} CPU s)",
                 f"{model_seconds:.2f} s (floor)",
                 ratio(wall, model_seconds) + " of floor",
                 target,
             )
         )
+        print(rows[-1].markdown(), file=sys.stderr, flush=True)  # a row as soon as it is measured
     return rows
 
 
