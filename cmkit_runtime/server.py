@@ -182,11 +182,30 @@ def build_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
     types = set(map(type, flat))
     if types <= _ALL_NUMERIC or types == {bool}:
         with contextlib.suppress(ValueError, TypeError, OverflowError):
-            return _numeric_frame(list(columns), values, flat, types)
+            return _numeric_frame(_columns_index(list(columns)), values, flat, types)
     return frame_by_column(columns)
 
 
-def _numeric_frame(names: list[str], values: list[list[Any]], flat: list[Any], types: set[type]) -> pd.DataFrame:
+_last_columns: tuple[list[str], pd.Index] | None = None
+
+
+def _columns_index(names: list[str]) -> pd.Index:
+    """The columns as a pandas Index, reused while requests keep the same columns.
+
+    The checks send thousands of requests with the same 10,000 names; inferring the Index's
+    dtype from them again each time cost a few milliseconds a request. An Index is immutable,
+    so frames may share one.
+    """
+    global _last_columns
+    last = _last_columns  # one read: another thread may replace it meanwhile
+    if last is not None and last[0] == names:
+        return last[1].copy()  # a new object (sharing the values): a model may set its .name
+    index = pd.Index(names)
+    _last_columns = (names, index)
+    return index.copy()
+
+
+def _numeric_frame(names: pd.Index, values: list[list[Any]], flat: list[Any], types: set[type]) -> pd.DataFrame:
     shape = (len(values), len(values[0]))
     if types == {bool}:
         return _frame(np.array(flat, dtype=bool).reshape(shape), names)
@@ -206,12 +225,12 @@ def _numeric_frame(names: list[str], values: list[list[Any]], flat: list[Any], t
     return _mixed_frame(names, values, matrix, kinds)
 
 
-def _frame(matrix: np.ndarray, names: list[str]) -> pd.DataFrame:
+def _frame(matrix: np.ndarray, names: pd.Index | list[str]) -> pd.DataFrame:
     # (columns, rows) transposed is a view: pandas stores it as one block without copying.
     return pd.DataFrame(matrix.T, columns=names, copy=False)
 
 
-def _mixed_frame(names: list[str], values: list[list[Any]], matrix: np.ndarray, kinds: np.ndarray) -> pd.DataFrame:
+def _mixed_frame(names: pd.Index, values: list[list[Any]], matrix: np.ndarray, kinds: np.ndarray) -> pd.DataFrame:
     """Float, int64 and all-null columns: one block per dtype, in the request's column order."""
     floatish = np.isin(kinds, _FLOATISH_BITS)
     if not (floatish | (kinds == _INT) | (kinds == _NULL)).all():
@@ -223,7 +242,7 @@ def _mixed_frame(names: list[str], values: list[list[Any]], matrix: np.ndarray, 
             return np.full(matrix.shape[1], None, dtype=object)
         return np.array(values[i], dtype=np.int64)  # exact, not through float64
 
-    kept = np.array(names, dtype=object)[floatish].tolist()
+    kept = names[floatish]
     if len(others) <= MAX_INSERTED:
         # The null check's request: every column a float but one. Inserting it costs nothing
         # per value, where concatenating blocks and reordering copies the whole frame.
@@ -237,9 +256,9 @@ def _mixed_frame(names: list[str], values: list[list[Any]], matrix: np.ndarray, 
         positions = np.flatnonzero(kinds == kind)
         if len(positions):
             block = np.array([column(int(i)) for i in positions])
-            parts.append(_frame(block, [names[i] for i in positions]))
+            parts.append(_frame(block, names[positions]))
     frame = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
-    return frame if list(frame.columns) == names else frame[names]
+    return frame if frame.columns.equals(names) else frame[names]
 
 
 def frame_by_column(columns: dict[str, list[Any]]) -> pd.DataFrame:
