@@ -138,3 +138,13 @@ def test_text_only_datasets_build_single_row_bodies(tmp_path: Path) -> None:
         {"X": {"prompt": ["hello"]}},
         {"X": {"prompt": [None]}},
     ]
+
+
+def test_null_rows_flag_refuses_a_bad_value_as_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cmkit.cli import main
+
+    result = CliRunner().invoke(main, ["test-local", str(tmp_path), "--null-rows", "0"])
+    assert result.exit_code == 2
+    assert "use auto, all or a positive number of rows" in result.output
