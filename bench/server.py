@@ -51,6 +51,7 @@ class Model:
     label: str
     bundle: Path
     features: pd.DataFrame
+    drum_format: bool = False  # the bundle is already a DRUM code dir: DRUM serves it as it is
 
 
 def template_model() -> Model:
@@ -71,7 +72,7 @@ def drum_hooks_model() -> Model:
     """The template model wrapped in DRUM hooks (score returning a Predictions column), no start script."""
     template = template_model()
     code = drum_code_dir(template.bundle, WORK / "server" / "drum-hooks")
-    return Model("DRUM hooks (template model)", code, template.features)
+    return Model("DRUM hooks (template model)", code, template.features, drum_format=True)
 
 
 def batch(features: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -127,7 +128,7 @@ def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
 
 def drum_side(model: Model, seconds: float, repeats: int) -> Side:
     venv = drum_venv()
-    code = drum_code_dir(model.bundle, WORK / "server" / "drum-code")
+    code = model.bundle if model.drum_format else drum_code_dir(model.bundle, WORK / "server" / "drum-code")
     port = free_port()
     command = [
         str(venv / "bin" / "drum"),

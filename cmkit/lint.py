@@ -123,7 +123,7 @@ def _check_start_script(root: Path) -> list[Finding]:
 
 def _check_requirements(root: Path) -> list[Finding]:
     path = root / REQUIREMENTS_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
     try:
         report = parse_requirements_text(read_text_file(path), source=str(path))
@@ -252,7 +252,7 @@ def _check_vendored_server(root: Path) -> list[Finding]:
             "vendored-server",
             "this bundle carries its own copy of cmkit's old model server, which no fix reaches; the environment "
             "now provides the runtime. Fix: rm server.py gunicorn.conf.py && printf '#!/bin/sh\\nexec "
-            "cmkit-runtime serve --code-dir \"$(dirname \"$0\")\"\\n' > start_server.sh",
+            'cmkit-runtime serve --code-dir "$(dirname "$0")"\\n\' > start_server.sh',
             1,
             severity="warning",
         )

@@ -44,7 +44,12 @@ DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
 TEMPLATE_SUFFIX = ".tmpl"
 # The target column of each template's sample data, before --target-name renames it.
-DEFAULT_TARGET_NAMES = {"regression": "price", "binary": "churned", "multiclass": "class", "textgeneration": "resultText"}
+DEFAULT_TARGET_NAMES = {
+    "regression": "price",
+    "binary": "churned",
+    "multiclass": "class",
+    "textgeneration": "resultText",
+}
 # Binary sample data is written with these labels, replaced by the chosen ones.
 TEMPLATE_POSITIVE, TEMPLATE_NEGATIVE = "1", "0"
 DEFAULT_POSITIVE, DEFAULT_NEGATIVE = "1", "0"

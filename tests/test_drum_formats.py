@@ -59,7 +59,7 @@ def _bundle(folder: Path, sample: Path, custom: str | None, labels: str = "") ->
     return folder
 
 
-LINEAR_SCORE = '''\
+LINEAR_SCORE = """\
     import json
     from pathlib import Path
 
@@ -79,7 +79,7 @@ LINEAR_SCORE = '''\
         assert kwargs["target_type"] == "regression"
         predictions = features(data, model) @ np.array(model["coef"]) + model["intercept"]
         return pd.DataFrame({"Predictions": predictions})
-'''
+"""
 
 
 def _coefficients(folder: Path) -> None:
@@ -113,7 +113,7 @@ def score_keeps_state(folder: Path) -> Path:
     custom = LINEAR_SCORE.replace(
         "    def score(data, model, **kwargs):\n",
         "    CALLS = [0]\n\n\n    def score(data, model, **kwargs):\n        CALLS[0] += 1  # state between calls\n",
-    ).replace("+ model[\"intercept\"]", "+ model[\"intercept\"] + CALLS[0]")
+    ).replace('+ model["intercept"]', '+ model["intercept"] + CALLS[0]')
     bundle = _bundle(folder, DIABETES, custom)
     (bundle / "requirements.txt").write_text("")
     _coefficients(bundle)
@@ -122,19 +122,17 @@ def score_keeps_state(folder: Path) -> Path:
 
 def bare_pipeline(folder: Path) -> Path:
     """One pickled scikit-learn pipeline and nothing else: DRUM's artifact path."""
-    bundle = _bundle(
-        folder, CANCER, None, labels="  positiveClassLabel: malignant\n  negativeClassLabel: benign\n"
-    )
+    bundle = _bundle(folder, CANCER, None, labels="  positiveClassLabel: malignant\n  negativeClassLabel: benign\n")
     with (bundle / "model.pkl").open("wb") as handle:
         pickle.dump(joblib.load(CANCER / "model.joblib"), handle)
     return bundle
 
 
-TRANSFORM = '''\
+TRANSFORM = """\
     def transform(data, model):
         # The classifier was fitted on millimetres without missing values; requests come in centimetres.
         return (data[list(model.feature_names_in_)] * 10.0).fillna(0.0)
-'''
+"""
 
 
 def transform_then_classifier(folder: Path) -> Path:

@@ -48,7 +48,7 @@ def test_bodies_carry_what_the_plain_encoding_carries(tmp_path: Path) -> None:
 
 def test_an_infinite_value_is_an_input_error_naming_the_column(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("a,b,y\n1,inf,0\n2,3,1\n")
-    with pytest.raises(InputError, match="column 'b' holds an infinite value"):
+    with pytest.raises(InputError, match="column 'b', data row 1: 'inf' is not a finite number"):
         load_dataset(tmp_path / "d.csv", "y")
 
 

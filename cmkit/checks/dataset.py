@@ -140,14 +140,52 @@ def _json_column(series: pd.Series) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
+def _check_row_lengths(reader: Any, header: list[str], path: Path) -> None:
+    """Every row must have as many fields as the header: pandas would pad a short row with NaN."""
+    try:
+        for row in reader:
+            if row and len(row) != len(header):
+                raise InputError(
+                    f"this row has {len(row)} field(s), the header has {len(header)}",
+                    file=path,
+                    line=reader.line_num,
+                    hint="write one value per column; an empty value is nothing between two commas",
+                )
+    except csv.Error:
+        return  # quoting trouble or a huge field: pandas, which reads the file next, has the final word
+
+
 def _header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
+            reader = csv.reader(handle)
+            try:
+                header = next(reader, [])
+            except csv.Error as exc:
+                raise InputError(f"unreadable CSV header: {exc}", file=path, line=1) from exc
+            _check_row_lengths(reader, header, path)
+            return header
     except UnicodeDecodeError as exc:
         raise InputError("not a UTF-8 CSV file", file=path, hint="export the dataset as UTF-8 CSV") from exc
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=path) from exc
+
+
+def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
+    """pandas reads 'inf' as a float that no JSON request body can carry: say where it is."""
+    numeric = features.select_dtypes(include="float")
+    if numeric.empty:
+        return
+    infinite = np.isinf(numeric.to_numpy())
+    if not infinite.any():
+        return
+    row, column = (int(i) for i in np.argwhere(infinite)[0])
+    raise InputError(
+        f"column {str(numeric.columns[column])!r}, data row {row + 1}: '{numeric.iat[row, column]}' "
+        "is not a finite number and cannot be sent as JSON",
+        file=path,
+        hint="leave the value empty (null) or write a finite number",
+    )
 
 
 def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
@@ -182,17 +220,3 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
     _refuse_infinities(features, csv_path)
     return Dataset(path=csv_path, features=features, target_name=target_name)
 
-
-def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
-    """JSON has no infinity: say which column holds one rather than send it as a null."""
-    numbers = features.select_dtypes("number")
-    if numbers.empty:
-        return
-    infinite = np.isinf(numbers.to_numpy(dtype=float)).any(axis=0)
-    if infinite.any():
-        name = numbers.columns[int(np.flatnonzero(infinite)[0])]
-        raise InputError(
-            f"column '{name}' holds an infinite value, which JSON cannot carry",
-            file=path,
-            hint="replace it with a number, or leave the cell empty for a missing value",
-        )
