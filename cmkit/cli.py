@@ -179,6 +179,15 @@ def _test_options(func: F) -> F:
     return func
 
 
+def _null_rows(value: str) -> str | int:
+    from cmkit.checks.sampling import parse_null_rows
+
+    try:
+        return parse_null_rows(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use auto, all or a positive number of rows") from None
+
+
 def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
     """Repeated `KEY=VALUE` flags (Docker labels) -> a dict."""
     labels = {}
@@ -217,6 +226,14 @@ def _config(bundle: Path, **flags: Any) -> Any:
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
 @click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
 @click.option("--side-effects-rows", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--null-rows",
+    default="auto",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _null_rows(value),
+    metavar="auto|all|N",
+    help="Rows in each nullValueImputation request: auto samples wide datasets, all sends every row.",
+)
 @click.option("--rtol", type=TOLERANCE, default=1e-5, show_default=True)
 @click.option("--atol", type=TOLERANCE, default=1e-8, show_default=True)
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")

@@ -7,6 +7,7 @@ configuration levels and defaults. `details` adds what only a local run can tell
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -73,6 +74,7 @@ class TestLocalConfig:
     url_prefix: str | None = None
     startup_timeout: float = 120.0
     side_effects_rows: int = 1000
+    null_rows: str | int = "auto"  # rows per null-column request (cmkit/checks/sampling.py)
     rtol: float = 1e-5
     atol: float = 1e-8
     keep: bool = False
@@ -428,6 +430,7 @@ def run_test_local(
             stop_server(server, client)
     _report_leftovers(server, details)
     details["durations"]["total"] = round(time.monotonic() - started, 3)
+    details["peakRssMiB"] = peak_rss_mib()
     return TestReport(results, dict(config.checks), details, server if config.keep else None)
 
 
@@ -436,6 +439,7 @@ def check_options(config: TestLocalConfig) -> CheckOptions:
         configuration=dict(config.checks),
         startup_timeout=config.startup_timeout,
         side_effects_rows=config.side_effects_rows,
+        null_rows=config.null_rows,
         rtol=config.rtol,
         atol=config.atol,
         protocol=config.protocol,
@@ -459,6 +463,15 @@ def check_server(
     details["exit"] = exit_info.to_dict() if exit_info else None
     details["logTail"] = server.logs(LOG_TAIL_LINES)
     return results
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (the dataset, its encoded bodies, the answers)."""
+    import resource
+
+    # Linux reports kilobytes, macOS bytes.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 @dataclass

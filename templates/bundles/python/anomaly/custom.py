@@ -42,7 +42,7 @@ def load_model(code_dir: str) -> dict[str, Any]:
     with open(Path(code_dir) / "model.json", encoding="utf-8") as handle:
         spec = json.load(handle)
     return {
-        "features": spec["features"],
+        "features": pd.Index(spec["features"]),  # an Index: wide requests are checked in one step
         "center": np.asarray(spec["center"], dtype=float),
         "scale": np.asarray(spec["scale"], dtype=float),
     }
@@ -50,10 +50,10 @@ def load_model(code_dir: str) -> dict[str, Any]:
 
 def predict(model: dict[str, Any], X: pd.DataFrame) -> np.ndarray:
     """The root-mean-square robust z-score of each row's sensors; a missing sensor counts as typical."""
-    missing = [name for name in model["features"] if name not in X.columns]
-    if missing:
-        raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-    if list(X.columns) != model["features"]:  # select and order the columns only when needed
+    if not X.columns.equals(model["features"]):  # select and order the columns only when needed
+        missing = model["features"].difference(X.columns, sort=False)
+        if len(missing):
+            raise ValueError(f"missing feature column(s): {', '.join(map(str, missing))}")
         X = X.reindex(columns=model["features"])
     values = X.to_numpy(dtype=float, na_value=np.nan)
     z = (values - model["center"]) / model["scale"]

@@ -43,7 +43,7 @@ def load_model(code_dir: str) -> dict[str, Any]:
     with open(Path(code_dir) / "model.json", encoding="utf-8") as handle:
         spec = json.load(handle)
     return {
-        "features": spec["features"],
+        "features": pd.Index(spec["features"]),  # an Index: wide requests are checked in one step
         "means": np.asarray(spec["means"], dtype=float),
         "coef": np.asarray(spec["coef"], dtype=float),
         "intercept": float(spec["intercept"]),
@@ -52,10 +52,10 @@ def load_model(code_dir: str) -> dict[str, Any]:
 
 def features_of(model: dict[str, Any], X: pd.DataFrame) -> np.ndarray:
     """The model's feature columns as floats, missing values replaced by the training means."""
-    missing = [name for name in model["features"] if name not in X.columns]
-    if missing:
-        raise ValueError(f"missing feature column(s): {', '.join(missing)}")
-    if list(X.columns) != model["features"]:  # select and order the columns only when needed
+    if not X.columns.equals(model["features"]):  # select and order the columns only when needed
+        missing = model["features"].difference(X.columns, sort=False)
+        if len(missing):
+            raise ValueError(f"missing feature column(s): {', '.join(map(str, missing))}")
         X = X.reindex(columns=model["features"])
     values = X.to_numpy(dtype=float, na_value=np.nan)
     return np.where(np.isnan(values), model["means"], values)
