@@ -513,3 +513,53 @@ def test_deleted_model_is_deleted(action: ActionClient, emulator: Emulator, bund
     assert deployments == []
     action.delete_custom_model_by_model_id(model_id)
     assert action.fetch_custom_model_by_git_id("model-gone") is None
+
+
+# -- what the emulator refuses in a test request -------------------------------------------------
+
+
+def test_bad_later_check_settings_are_refused(action: ActionClient, emulator: Emulator, bundle: Path) -> None:
+    env_id = str(emulator.info["environmentId"])
+    made = sync(action, env_id, bundle, "model-bad-settings", git_version("b1"), {"name": "bad settings"})
+    dataset_id = action.upload_dataset(bundle / "data" / "sample.csv")
+    base = {"customModelId": made["model"]["id"], "customModelVersionId": made["latest"]["id"], "datasetId": dataset_id}
+    cases = [
+        ({"configuration": {"performanceCheck": "sometimes"}}, 422, "configuration.performanceCheck"),
+        ({"configuration": {"speedCheck": "fail"}}, 422, "configuration.speedCheck"),
+        (
+            {"parameters": {"performanceCheck": {"numParallelUsers": 5}}},
+            422,
+            "parameters.performanceCheck.numParallelUsers",
+        ),
+        ({"parameters": {"stabilityCheck": {"passingRate": 95}}}, 422, "parameters.stabilityCheck.passingRate"),
+        ({"configuration": {"predictionVerificationCheck": "fail"}}, 422, "parameters.predictionVerificationCheck"),
+        (
+            {
+                "configuration": {"predictionVerificationCheck": "fail"},
+                "parameters": {"predictionVerificationCheck": {"datasetId": dataset_id, "predictionsColumn": "nope"}},
+            },
+            422,
+            "parameters.predictionVerificationCheck.predictionsColumn",
+        ),
+        (
+            {
+                "configuration": {"predictionVerificationCheck": "warn"},
+                "parameters": {"predictionVerificationCheck": {"datasetId": "0" * 24, "predictionsColumn": "x"}},
+            },
+            404,
+            None,
+        ),
+    ]
+    for extra, status, field in cases:
+        response = action.post("customModelTests/", json_body={**base, **extra})
+        assert response.status_code == status, (extra, response.text)
+        if field:
+            assert field in response.json()["errors"], response.json()
+    assert action.fetch_custom_model_tests(made["model"]["id"]) == []  # nothing was started
+
+
+def test_custom_model_deployments_is_an_empty_page(emulator: Emulator) -> None:
+    response = emulator.session().get(emulator.url("customModelDeployments/"), params={"limit": 5})
+    assert response.status_code == 200
+    assert response.json() == {"count": 0, "totalCount": 0, "next": None, "previous": None, "data": []}
+    assert emulator.session().get(emulator.url("customModelDeployments/"), params={"limit": "x"}).status_code == 422
