@@ -4,6 +4,12 @@ One home for their names, defaults and ranges: test-local's flags, push and the 
 read them from here. The ranges are those DataRobot's custom-models GitHub Action enforces
 before it sends a test (1-4 parallel users, 1-1800 s); rates are fractions in [0, 1] on the
 wire (the Action divides its percentages by 100).
+
+Defaults: the payload sizes (1-1000 rows) are the Action's; the 10 s per request is the limit
+DataRobot's docs give for a single prediction request of its performance check. DataRobot's
+public pages state no other default, so the rest are cmkit's choices, chosen strict
+(`matchingRate` 1.0: every row must match) or cheap enough for a laptop (100 stability
+requests, one user). docs/emulator.md lists them.
 """
 
 from __future__ import annotations
