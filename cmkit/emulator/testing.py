@@ -111,11 +111,14 @@ def _parameters(emu: Emulator, body: dict[str, Any], configuration: dict[str, An
         {f"configuration.{name}": "is not a check" for name in configuration if name not in DEFAULT_CONFIGURATION}
     )
     raw = body.get("parameters") or {}
-    try:
-        parsed = parse_parameters(raw if isinstance(raw, dict) else {"parameters": raw})
-    except ParameterError as exc:
-        errors.update({f"parameters.{name}": reason for name, reason in exc.errors.items()})
-        parsed = None
+    parsed = None
+    if not isinstance(raw, dict):
+        errors["parameters"] = "must be an object"
+    else:
+        try:
+            parsed = parse_parameters(raw)
+        except ParameterError as exc:
+            errors.update({f"parameters.{name}": reason for name, reason in exc.errors.items()})
     if errors:
         raise invalid("Invalid field data: " + "; ".join(f"{k} {v}" for k, v in list(errors.items())[:5]), errors)
     assert parsed is not None
@@ -133,7 +136,7 @@ def _parameters(emu: Emulator, body: dict[str, Any], configuration: dict[str, An
                 f"Column {verification.predictionsColumn!r} is not in dataset {verification.datasetId}",
                 {"parameters.predictionVerificationCheck.predictionsColumn": "not a column of the dataset"},
             )
-    return dict(raw) if isinstance(raw, dict) else {}
+    return dict(raw)
 
 
 def _header(path: Path) -> list[str]:
