@@ -199,6 +199,41 @@ def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
     return labels
 
 
+def _check_parameter_options(func: F) -> F:
+    """Settings of predictionVerificationCheck, performanceCheck and stabilityCheck (test-local, push)."""
+    options = [
+        click.option(
+            "--verification-dataset",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="CSV of expected predictions, row by row with the dataset (turns predictionVerificationCheck on).",
+        ),
+        click.option("--predictions-column", help="The expected predictions' column in --verification-dataset."),
+        click.option("--comparison-precision", type=click.FloatRange(min=0), help="Largest difference that matches."),
+        click.option("--matching-rate", type=click.FloatRange(0, 1), help="Fraction of rows that must match."),
+        click.option(
+            "--check-parameter",
+            "check_parameters",
+            multiple=True,
+            metavar="CHECK.NAME=VALUE",
+            help="A check's parameter by its API name, e.g. performanceCheck.maxResponseTime=5; repeatable.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
+    from cmkit.testlocal import parse_parameter_settings
+
+    return parse_parameter_settings(
+        flags.pop("check_parameters", ()),
+        flags.pop("predictions_column", None),
+        flags.pop("comparison_precision", None),
+        flags.pop("matching_rate", None),
+    )
+
+
 def _config(bundle: Path, **flags: Any) -> Any:
     import os
 
@@ -208,6 +243,8 @@ def _config(bundle: Path, **flags: Any) -> Any:
     labels = flags.pop("class_labels", None)
     memory = flags.pop("maximum_memory", None)
     checks = flags.pop("check", ())
+    if "check_parameters" in flags:
+        flags["parameters"] = _pop_parameters(flags)
     return TestLocalConfig(
         labels=_parse_labels(flags.pop("labels", ()), "--label"),
         server_environment=parse_env_flags(flags.pop("env", ()), os.environ),
@@ -224,6 +261,7 @@ def _config(bundle: Path, **flags: Any) -> Any:
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
+@_check_parameter_options
 @click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
 @click.option("--side-effects-rows", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option(
@@ -370,6 +408,7 @@ def _api_options(func: F) -> F:
 @click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="Run DataRobot's test on this CSV.")
 @click.option("--dataset-id", help="Run DataRobot's test on this existing dataset.")
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check of the remote test.")
+@_check_parameter_options
 @click.option("--allow-secret", multiple=True, metavar="PATH", help="Upload this file although it looks secret.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the dependency build and the test.")
 @click.option(
@@ -400,12 +439,20 @@ def push_command(
         raise InputError("give --dataset or --dataset-id, not both")
     if not Path(bundle).is_dir():
         raise InputError("not a bundle folder", file=bundle)
+    parameters = _pop_parameters(flags)
+    checks = parse_check_settings(check)
+    if flags.get("verification_dataset") is not None:
+        checks.setdefault("predictionVerificationCheck", "fail")
+    for name in ("performanceCheck", "stabilityCheck"):
+        if parameters.get(name):
+            checks.setdefault(name, "fail")
     options = PushOptions(
         bundle=bundle,
         major=not minor,
         dataset=dataset,
         dataset_id=dataset_id,
-        checks=parse_check_settings(check),
+        checks=checks,
+        parameters=parameters,
         wait=not no_wait,
         allow_secrets=allow_secret,
         **flags,

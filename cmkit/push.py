@@ -43,6 +43,7 @@ from cmkit.api.client import (
 )
 from cmkit.api.config import redact_url
 from cmkit.bundle import BundleFile, list_bundle
+from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events
 from cmkit.lint import Finding, lint_bundle
@@ -164,6 +165,10 @@ class PushOptions:
     dataset: Path | None = None
     dataset_id: str | None = None
     checks: dict[str, str] = field(default_factory=dict)
+    # The test's `parameters` ({check: {name: value}}, cmkit/checks/parameters.py); a
+    # verification CSV is uploaded and named as predictionVerificationCheck's datasetId.
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    verification_dataset: Path | None = None
     wait: bool = True
     timeout: float = 1800.0
     allow_secrets: tuple[str, ...] = ()
@@ -321,8 +326,9 @@ def _checked_dataset(path: Path) -> Path:
 
 
 def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOptions, cache: ManifestCache) -> PushPlan:
-    if options.dataset is not None:
-        _checked_dataset(options.dataset)
+    for dataset in (options.dataset, options.verification_dataset):
+        if dataset is not None:
+            _checked_dataset(dataset)
     metadata = local.metadata
     model_id = options.model_id or (metadata.model_id if metadata else None)
     model: dict[str, Any] | None = None
@@ -513,7 +519,19 @@ def _dataset_id(api: DataRobotClient, options: PushOptions, events: Events) -> s
     if options.dataset_id:
         return options.dataset_id
     assert options.dataset is not None
-    path = _checked_dataset(options.dataset)
+    return _upload_dataset(api, options.dataset, options, events)
+
+
+def _test_parameters(api: DataRobotClient, options: PushOptions, events: Events) -> dict[str, dict[str, Any]]:
+    parameters = {check: dict(values) for check, values in options.parameters.items()}
+    if options.verification_dataset is not None:
+        verification = parameters.setdefault(PREDICTION_VERIFICATION, {})
+        verification["datasetId"] = _upload_dataset(api, options.verification_dataset, options, events)
+    return parameters
+
+
+def _upload_dataset(api: DataRobotClient, path: Path, options: PushOptions, events: Events) -> str:
+    path = _checked_dataset(path)
     events.stage(f"uploading the dataset {path.name}")
 
     def upload() -> str:
@@ -545,6 +563,9 @@ def _remote_test(
     }
     if options.checks:
         body["configuration"] = dict(options.checks)
+    parameters = _test_parameters(api, options, events)
+    if parameters:
+        body["parameters"] = parameters
     events.stage("starting the model test")
 
     def tests() -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """`cmkit test-local`: build and run a bundle, then reproduce DataRobot's model-test checks.
 
 The report means the same as the API's `GET /customModelTests/{id}`: `overallStatus`, and a
-`testingStatus` entry `{status, message}` for each of the four checks, with the same
-configuration levels and defaults. `details` adds what only a local run can tell.
+`testingStatus` entry `{status, message}` for each of the seven checks, with the same
+configuration levels, parameters and defaults. `details` adds what only a local run can tell.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
 from cmkit.checks.predictions import Target
 from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import (
@@ -27,6 +28,9 @@ from cmkit.checks.results import (
     FAILED,
     LEVELS,
     LONG_RUNNING_SERVICE,
+    PERFORMANCE,
+    PREDICTION_VERIFICATION,
+    STABILITY,
     CheckResult,
     overall_status,
 )
@@ -47,6 +51,7 @@ from cmkit.runtime.base import (
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
+    from cmkit.checks.verification import ExpectedPredictions
 
 RUNTIMES = ("docker", "process")
 LOG_TAIL_LINES = 40
@@ -69,6 +74,9 @@ class TestLocalConfig:
     image: str | None = None
     runtime: str | None = None  # None: Docker when an engine answers, else the process runtime
     checks: dict[str, str] = field(default_factory=dict)
+    # The API's `parameters` object: {check: {name: value}} (see cmkit/checks/parameters.py).
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    verification_dataset: Path | None = None  # predictionVerificationCheck's expected predictions
     maximum_memory: int | None = None
     network_egress: str = "PUBLIC"
     url_prefix: str | None = None
@@ -149,13 +157,26 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         positive_class_label=config.positive_class_label or (meta.positive_class_label if meta else None),
         negative_class_label=config.negative_class_label or (meta.negative_class_label if meta else None),
         class_labels=config.class_labels or (meta.class_labels if meta else None),
-        checks={**DEFAULT_CONFIGURATION, **config.checks},
+        checks={**DEFAULT_CONFIGURATION, **_implied_levels(config), **config.checks},
         url_prefix=normalise_url_prefix(config.url_prefix) if config.url_prefix is not None else random_url_prefix(),
     )
     _validate(resolved)
     return resolved
 
 
+def _implied_levels(config: TestLocalConfig) -> dict[str, str]:
+    """Configuring one of the later checks turns it on (at `fail`), as ticking it in DataRobot does."""
+    implied = {name: "fail" for name in (PERFORMANCE, STABILITY) if config.parameters.get(name)}
+    if config.verification_dataset is not None:
+        implied[PREDICTION_VERIFICATION] = "fail"
+    return implied
+
+
+def check_parameters(config: TestLocalConfig) -> CheckParameters:
+    try:
+        return parse_parameters(config.parameters)
+    except ParameterError as exc:
+        raise InputError(f"bad check parameters: {exc}", hint="see `cmkit test-local --help`") from exc
 def _check_label_flags(config: TestLocalConfig, target_type: str | None) -> None:
     """Labels given for a target type that has none are a usage error, not silently dropped."""
     given = [
@@ -175,6 +196,7 @@ def _check_label_flags(config: TestLocalConfig, target_type: str | None) -> None
 
 
 def _validate(config: TestLocalConfig) -> None:
+    check_parameters(config)
     for name, level in config.checks.items():
         if name not in CHECK_NAMES or level not in LEVELS:
             raise InputError(
@@ -373,14 +395,20 @@ def stop_server(server: Server, client: Any) -> None:
             client.close()
 
 
-def _load_dataset(config: TestLocalConfig) -> Dataset | None:
+def _load_dataset(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
     if config.dataset is None:
-        return None
+        return None, None
     # Imported here: pandas takes a third of a second to import, and this runs on a thread
     # while the image builds and the server starts (see run_test_local).
     from cmkit.checks.dataset import load_dataset
+    from cmkit.checks.verification import load_expected
 
-    return load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
+    dataset = load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
+    expected = None
+    if config.verification_dataset is not None and config.checks.get(PREDICTION_VERIFICATION) != "skip":
+        column = (config.parameters.get(PREDICTION_VERIFICATION) or {}).get("predictionsColumn")
+        expected = load_expected(config.verification_dataset, column)
+    return dataset, expected
 
 
 def _report_leftovers(server: Server, details: dict[str, Any]) -> None:
@@ -419,12 +447,12 @@ def run_test_local(
             details["durations"]["total"] = round(time.monotonic() - started, 3)
             return TestReport(_all_aborted(exc.message), dict(config.checks), details)
         try:
-            dataset = loading.result()
+            dataset, expected = loading.result()
         except BaseException:
             stop_server(server, client)
             raise
     try:
-        results = check_server(config, server, dataset, details, events, cancel)
+        results = check_server(config, server, dataset, details, events, cancel, expected)
     finally:
         if not config.keep:
             stop_server(server, client)
@@ -434,7 +462,7 @@ def run_test_local(
     return TestReport(results, dict(config.checks), details, server if config.keep else None)
 
 
-def check_options(config: TestLocalConfig) -> CheckOptions:
+def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None = None) -> CheckOptions:
     return CheckOptions(
         configuration=dict(config.checks),
         startup_timeout=config.startup_timeout,
@@ -443,6 +471,8 @@ def check_options(config: TestLocalConfig) -> CheckOptions:
         rtol=config.rtol,
         atol=config.atol,
         protocol=config.protocol,
+        parameters=check_parameters(config),
+        expected=expected,
     )
 
 
@@ -453,10 +483,13 @@ def check_server(
     details: dict[str, Any],
     events: Events,
     cancel: threading.Event | None = None,
+    expected: ExpectedPredictions | None = None,
 ) -> dict[str, CheckResult]:
     """Run the checks against a started server; adds what the report tells about the server to `details`."""
     details["dataset"] = {"path": str(config.dataset), "rows": dataset.rows} if dataset else None
-    results = run_checks(server, dataset, target_of(config), check_options(config), events, cancel)
+    options = check_options(config, expected)
+    details["parameters"] = options.parameters.to_api()
+    results = run_checks(server, dataset, target_of(config), options, events, cancel)
     details["protocol"] = results[LONG_RUNNING_SERVICE].details.get("protocol")
     details["server"] = server.describe()
     exit_info = server.exit_info()
@@ -541,6 +574,43 @@ def parse_check_settings(values: Mapping[str, str] | list[str] | tuple[str, ...]
             )
         settings[name] = level
     return settings
+
+
+def parse_parameter_settings(
+    values: list[str] | tuple[str, ...],
+    predictions_column: str | None = None,
+    comparison_precision: float | None = None,
+    matching_rate: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """`CHECK.NAME=VALUE` strings (the `--check-parameter` flag) and the verification flags -> `parameters`."""
+    parameters: dict[str, dict[str, Any]] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        check, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise InputError(
+                f"bad --check-parameter '{value}'",
+                hint="use CHECK.NAME=VALUE, e.g. performanceCheck.maxResponseTime=5",
+            )
+        try:
+            number = float(text)
+            parsed: Any = int(number) if number.is_integer() and "." not in text else number
+        except ValueError:
+            parsed = text
+        parameters.setdefault(check, {})[name] = parsed
+    verification = {
+        "predictionsColumn": predictions_column,
+        "comparisonPrecision": comparison_precision,
+        "matchingRate": matching_rate,
+    }
+    for name, setting in verification.items():
+        if setting is not None:
+            parameters.setdefault(PREDICTION_VERIFICATION, {})[name] = setting
+    try:
+        parse_parameters(parameters)
+    except ParameterError as exc:
+        raise InputError(f"bad check parameters: {exc}") from exc
+    return parameters
 
 
 _MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}

@@ -65,6 +65,7 @@ from cmkit.testlocal import (
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
+    from cmkit.checks.verification import ExpectedPredictions
 
 # A burst of saves (an editor's temp file, rename, chmod; a formatter after it) is one change
 # once nothing moved for this long; a steady stream is cut into changes every DEBOUNCE_MAX_MS.
@@ -342,9 +343,10 @@ class _DatasetCache:
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
-        self._dataset: Dataset | None = None
+        self._loaded: tuple[Dataset | None, ExpectedPredictions | None] = (None, None)
 
-    def get(self, config: TestLocalConfig) -> Dataset | None:
+    def get(self, config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
+        """The dataset and predictionVerificationCheck's expected predictions."""
         path = config.dataset
         try:
             stat = path.stat() if path else None
@@ -352,8 +354,8 @@ class _DatasetCache:
             stat = None
         key = (str(path), config.target_name, config.target_type, stat and (stat.st_size, stat.st_mtime_ns))
         if key != self._key:
-            self._dataset, self._key = _load_dataset(config), key
-        return self._dataset
+            self._loaded, self._key = _load_dataset(config), key
+        return self._loaded
 
 
 def watch_config(config: TestLocalConfig) -> TestLocalConfig:
@@ -425,14 +427,14 @@ class Watch:
         config = self.config
         details = {"runId": self.live.run_id, "urlPrefix": config.url_prefix, **applied.details}
         details.setdefault("durations", {})
-        dataset = self.datasets.get(config)
+        dataset, expected = self.datasets.get(config)
         if applied.start_error is not None or self.live.server is None:
             results = _all_aborted(applied.start_error or "the server is not running")
             if self.live.server is not None:
                 details["logTail"] = self.live.server.logs(LOG_TAIL_LINES)
         else:
             checking = time.monotonic()
-            results = check_server(config, self.live.server, dataset, details, Events(), self.stop)
+            results = check_server(config, self.live.server, dataset, details, Events(), self.stop, expected)
             details["durations"]["checks"] = round(time.monotonic() - checking, 3)
         details["durations"]["total"] = round(time.monotonic() - started, 3)
         self.runs += 1

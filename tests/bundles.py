@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 
 APP = """
-import json, os, time
+import json, os, threading, time
 from flask import Flask, Response, request
 
 HERE = os.path.dirname(__file__)
@@ -32,6 +32,7 @@ if os.environ.get("EGRESS_TARGET"):
 print("model loaded", flush=True)
 app = Flask(__name__)
 calls = [0]
+lock = threading.Lock()
 
 
 @app.get(PREFIX + "/")
@@ -46,6 +47,8 @@ def value(x, mean):
         a = a - mean
     if BEHAVIOUR == "stateful":
         a = a + calls[0]
+    if BEHAVIOUR == "wrong_predictions" and b >= 5:  # a bug that only some rows reach
+        return 1.5 * a - 0.25 * b
     return 1.5 * a + 0.25 * b
 
 
@@ -53,7 +56,13 @@ def value(x, mean):
 def predict():
     X = request.get_json()["X"]
     rows = [dict(zip(X, values)) for values in zip(*X.values())]
-    calls[0] += 1
+    with lock:
+        calls[0] += 1
+        call = calls[0]
+    if BEHAVIOUR == "slow":
+        time.sleep(float(os.environ.get("TEST_SLOW_SECONDS", "1.5")))
+    if BEHAVIOUR == "flaky" and call % 5 == 0:  # one request in five, whatever the concurrency
+        return Response(json.dumps({{"message": "flaky: request " + str(call)}}), 500, mimetype="application/json")
     if BEHAVIOUR == "null_crash" and all(r["a"] is None for r in rows):
         return Response(json.dumps({{"message": "column a is entirely null"}}), 500, mimetype="application/json")
     present = [r["a"] for r in rows if r["a"] is not None]
@@ -117,3 +126,21 @@ def write_bundle(
             a = "" if nulls and i % 10 == 3 else f"{generator.uniform(-2, 2):.4f}"
             writer.writerow([a, generator.randint(0, 9), f"2024-01-{1 + i % 28:02d}", f"{generator.random():.3f}"])
     return root
+
+
+def expected_value(a: str, b: str) -> float:
+    """The good model's prediction for one row of the sample data (what app.py computes)."""
+    return 1.5 * (float(a) if a else 0.0) + 0.25 * float(b)
+
+
+def write_expected(root: Path, column: str = "expected") -> Path:
+    """data/expected.csv: the good model's predictions for data/sample.csv, one row each."""
+    with (root / "data" / "sample.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    path = root / "data" / "expected.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", column])
+        for index, row in enumerate(rows):
+            writer.writerow([index, f"{expected_value(row['a'], row['b']):.6f}"])
+    return path

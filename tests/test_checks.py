@@ -191,6 +191,9 @@ def test_metadata_gives_defaults_and_flags_override(tmp_path: Path) -> None:
         "longRunningService": "fail",
         "nullValueImputation": "warn",
         "sideEffects": "warn",
+        "predictionVerificationCheck": "skip",
+        "performanceCheck": "skip",
+        "stabilityCheck": "skip",
     }
     assert config.url_prefix and config.url_prefix.count("/") >= 2
     flagged = resolve_config(

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from cmkit.bundle import API_MAX_FILES
 from cmkit.cli import main
-from tests.bundles import write_bundle
+from tests.bundles import write_bundle, write_expected
 from tests.conftest import REPO, TEST_RUN_ID
 from tests.emulator_support import TOKEN, Emulator, seeded_environment_ready
 
@@ -199,7 +199,8 @@ def test_failing_remote_test_exits_1_with_the_reason(emulator: Emulator, tmp_pat
     assert result.exit_code == 1, result.output
     assert document["test"]["overallStatus"] == "failed"
     assert document["test"]["testingStatus"]["errorCheck"]["status"] == "failed"
-    assert "not valid JSON" in result.stderr
+    # The table wraps long messages inside their cell: read it as the words it shows.
+    assert "not valid JSON" in " ".join(result.stderr.replace("│", " ").split())
 
 
 def test_passing_remote_test_with_check_configuration(emulator: Emulator, tmp_path: Path) -> None:
@@ -211,6 +212,38 @@ def test_passing_remote_test_with_check_configuration(emulator: Emulator, tmp_pa
     assert document["test"]["overallStatus"] == "succeeded"
     assert document["test"]["testingStatus"]["sideEffects"]["status"] == "skipped"
     assert document["datasetId"]
+
+
+def test_push_runs_the_later_checks_remotely(emulator: Emulator, tmp_path: Path) -> None:
+    good = write_bundle(tmp_path / "expected-from")
+    expected = write_expected(good)
+    bundle = write_bundle(tmp_path / "bundle", "flaky")
+    result, document = push(
+        emulator,
+        bundle,
+        "--dataset",
+        str(bundle / "data" / "sample.csv"),
+        "--verification-dataset",
+        str(expected),
+        "--predictions-column",
+        "expected",
+        "--check",
+        "performanceCheck=warn",
+        "--check-parameter",
+        "stabilityCheck.numParallelUsers=4",
+        "--check-parameter",
+        "stabilityCheck.numPredictions=20",
+        "--check-parameter",
+        "stabilityCheck.maxPayloadSize=50",
+    )
+    # One request in five fails: stabilityCheck (implied at fail by its parameters) fails.
+    assert result.exit_code == 1, result.output
+    status = document["test"]["testingStatus"]
+    assert status["stabilityCheck"]["status"] == "failed", status
+    assert status["performanceCheck"]["status"] == "warning", status  # its requests fail too
+    assert status["predictionVerificationCheck"]["status"] in ("succeeded", "aborted"), status
+    sent = [t for t in api(emulator, "customModelTests/", customModelId=document["modelId"])["data"]]
+    assert sent[0]["testingStatus"]["stabilityCheck"]["status"] == "failed"
 
 
 @pytest.mark.parametrize("problem", ["secret", "outside-symlink", "too-many-files", "bad-requirement"])

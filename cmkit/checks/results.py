@@ -9,14 +9,31 @@ LONG_RUNNING_SERVICE = "longRunningService"
 ERROR_CHECK = "errorCheck"
 NULL_VALUE_IMPUTATION = "nullValueImputation"
 SIDE_EFFECTS = "sideEffects"
-CHECK_NAMES = (LONG_RUNNING_SERVICE, ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS)
+PREDICTION_VERIFICATION = "predictionVerificationCheck"
+PERFORMANCE = "performanceCheck"
+STABILITY = "stabilityCheck"
+# The seed's four, then the three the service also accepts (see cmkit/checks/parameters.py).
+CHECK_NAMES = (
+    LONG_RUNNING_SERVICE,
+    ERROR_CHECK,
+    NULL_VALUE_IMPUTATION,
+    SIDE_EFFECTS,
+    PREDICTION_VERIFICATION,
+    PERFORMANCE,
+    STABILITY,
+)
+SEED_CHECKS = CHECK_NAMES[:4]  # the reference's four
 
-# The API's defaults (see POST /customModelTests/ in the reference).
+# The API's defaults (see POST /customModelTests/ in the reference). The three later checks are
+# off unless asked for, as in DataRobot's test form (and the custom-models Action sends "skip").
 DEFAULT_CONFIGURATION = {
     ERROR_CHECK: "fail",
     LONG_RUNNING_SERVICE: "fail",
     NULL_VALUE_IMPUTATION: "warn",
     SIDE_EFFECTS: "warn",
+    PREDICTION_VERIFICATION: "skip",
+    PERFORMANCE: "skip",
+    STABILITY: "skip",
 }
 LEVELS = ("fail", "warn", "skip")
 

@@ -1,4 +1,4 @@
-"""The four model-test checks, run against one running server.
+"""The seven model-test checks, run against one running server.
 
 One server serves every check: the model is loaded once, whatever the number of columns or
 rows (DRUM's local validation starts a process per column).
@@ -17,23 +17,31 @@ import numpy as np
 
 from cmkit.checks import protocols
 from cmkit.checks.client import ModelClient, ServerUnreachable
+from cmkit.checks.parameters import CheckParameters
+from cmkit.checks.performance import performance_check
 from cmkit.checks.predictions import Target, Verdict, judge
 from cmkit.checks.results import (
     ABORTED,
     CANCELED,
+    CHECK_NAMES,
     DEFAULT_CONFIGURATION,
     ERROR_CHECK,
     FAILED,
     LONG_RUNNING_SERVICE,
     NULL_VALUE_IMPUTATION,
+    PERFORMANCE,
+    PREDICTION_VERIFICATION,
     SIDE_EFFECTS,
     SKIPPED,
+    STABILITY,
     SUCCEEDED,
     CheckResult,
     conclude,
 )
 from cmkit.checks.sampling import AUTO, null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
+from cmkit.checks.stability import stability_check
+from cmkit.checks.verification import ExpectedPredictions, prediction_verification
 from cmkit.events import Events
 from cmkit.runtime.base import Server
 
@@ -64,6 +72,8 @@ class CheckOptions:
     parallelism: int = 8
     request_timeout: float = 600.0
     protocol: str | None = None  # predict_no_state or drum; None: detected from the server's answers
+    parameters: CheckParameters = field(default_factory=CheckParameters)
+    expected: ExpectedPredictions | None = None  # predictionVerificationCheck's column
 
 
 @dataclass
@@ -311,6 +321,9 @@ PREDICTION_CHECKS: tuple[tuple[str, Callable[[Context], CheckResult]], ...] = (
     (ERROR_CHECK, error_check),
     (NULL_VALUE_IMPUTATION, null_value_imputation),
     (SIDE_EFFECTS, side_effects),
+    (PREDICTION_VERIFICATION, prediction_verification),
+    (PERFORMANCE, performance_check),
+    (STABILITY, stability_check),
 )
 
 
@@ -376,4 +389,4 @@ def run_checks(
     finally:
         ctx.client.close()
         protocols.forget(server.url)
-    return {name: results[name] for name in (LONG_RUNNING_SERVICE, ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS)}
+    return {name: results[name] for name in CHECK_NAMES}

@@ -323,7 +323,9 @@ def get_model(emu: Emulator, query: dict[str, Any], customModelId: str) -> Respo
 
 @api("PATCH", "customModels/{customModelId}/")
 def update_model(emu: Emulator, query: dict[str, Any], customModelId: str) -> Response:
-    return json_response(models.update(emu, customModelId, json_body("CustomModelUpdate")), 201)
+    # 200, as DataRobot's servers answer (the reference's table says 201): the custom-models
+    # Action accepts only 200, DataRobot's client any 2xx. See docs/emulator.md.
+    return json_response(models.update(emu, customModelId, json_body("CustomModelUpdate")), 200)
 
 
 @api("DELETE", "customModels/{customModelId}/")
@@ -435,6 +437,24 @@ def cancel_build(emu: Emulator, query: dict[str, Any], customModelId: str, custo
 @api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuildLog/")
 def get_build_log(emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str) -> Response:
     return json_response(models.build_log(emu, customModelId, customModelVersionId))
+
+
+# -- custom model deployments (DataRobot's deployment chapter) -----------------------------------
+
+
+@api("GET", "customModelDeployments/", documented=False)
+def list_custom_model_deployments(emu: Emulator, query: dict[str, Any]) -> Response:
+    """The emulator never deploys: always an empty page (clients list it before deleting a model)."""
+    return page([], {"offset": _int_arg("offset", 0), "limit": _int_arg("limit", 20)})
+
+
+def _int_arg(name: str, default: int) -> int:
+    value = request.args.get(name, "")
+    if not value:
+        return default
+    if not value.isdigit():
+        raise invalid(f"{name} must be a non-negative integer", {name: "must be a non-negative integer"})
+    return int(value)
 
 
 # -- custom model tests --------------------------------------------------------------------------

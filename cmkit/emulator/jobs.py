@@ -132,6 +132,8 @@ class ModelTestSpec:
     checks: Mapping[str, str]
     maximum_memory: int | None
     network_egress: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # the test's `parameters`
+    verification_dataset: Path | None = None  # predictionVerificationCheck's dataset, as a CSV
     # Variables the model server gets on top of the contract's: the emulator's marker, which
     # lets the next start find a server that outlived a killed emulator (leftovers.py).
     server_environment: Mapping[str, str] = field(default_factory=dict)
@@ -263,6 +265,8 @@ def run_test_local_report(
         environment=spec.environment if runtime == "docker" else None,
         runtime=runtime,
         checks=dict(spec.checks),
+        parameters={check: dict(values) for check, values in spec.parameters.items()},
+        verification_dataset=spec.verification_dataset,
         maximum_memory=spec.maximum_memory,
         network_egress=spec.network_egress,
         labels=dict(labels),

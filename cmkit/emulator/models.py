@@ -79,8 +79,11 @@ def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     with emu.store.transaction():
         # Checked and inserted in one transaction: two racing creates cannot both pass.
         if doc["userProvidedId"] and emu.store.find(KIND, "userProvidedId", doc["userProvidedId"]):
+            # DataRobot's own wording: clients (the custom-models Action) match this text to
+            # fall back to the existing model.
             raise invalid(
-                f"A custom model with userProvidedId {doc['userProvidedId']!r} already exists",
+                f"Cannot create a custom model with a user provided ID {doc['userProvidedId']}, "
+                "since a custom model with the same user provided ID already exists",
                 {"userProvidedId": "must be unique"},
             )
         emu.store.insert(KIND, doc["id"], doc)

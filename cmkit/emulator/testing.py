@@ -3,6 +3,10 @@
 The async status of a test ends COMPLETED (303 to the test) when the checks ran and passed or
 warned, ERROR when a check failed (DataRobot's client then reads the test itself), ABORTED when
 the test was cancelled or the emulator stopped during it.
+
+Besides the seed's four checks, `configuration` accepts the three the service also runs
+(predictionVerificationCheck, performanceCheck, stabilityCheck) and `parameters` their settings
+(cmkit/checks/parameters.py); the reference's request schema lists neither.
 """
 
 from __future__ import annotations
@@ -10,8 +14,12 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
+from cmkit.checks.parameters import ParameterError, parse_parameters
+from cmkit.checks.results import CHECK_NAMES, LEVELS, PREDICTION_VERIFICATION
+from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
 from cmkit.emulator import datasets, environments, leftovers, models, service
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
@@ -20,13 +28,17 @@ from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import Resource
 
 KIND = "customModelTest"
-CHECKS = ("errorCheck", "longRunningService", "nullValueImputation", "sideEffects")
-DEFAULT_CONFIGURATION = {
-    "errorCheck": "fail",
-    "longRunningService": "fail",
-    "nullValueImputation": "warn",
-    "sideEffects": "warn",
-}
+CHECKS = (
+    "errorCheck",
+    "longRunningService",
+    "nullValueImputation",
+    "sideEffects",
+    "predictionVerificationCheck",
+    "performanceCheck",
+    "stabilityCheck",
+)
+assert set(CHECKS) == set(CHECK_NAMES)
+DEFAULT_CONFIGURATION = {name: CHECK_DEFAULTS[name] for name in CHECKS}
 TERMINAL = ("succeeded", "failed", "warning", "canceled", "aborted", "skipped", "not_tested")
 STATUS_VALUES = (
     "not_tested",
@@ -56,6 +68,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     if env_version is None or environment is None:  # versions only name built environments: never
         raise invalid(f"The environment of version {version.id} is missing")
     configuration = {**DEFAULT_CONFIGURATION, **(body.get("configuration") or {})}
+    parameters = _parameters(emu, body, configuration)
     test_id = new_id()
     settings = {key: body.get(key, version.doc.get(key)) for key in SETTINGS}
     doc = {
@@ -81,10 +94,56 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
         running = [t for t in emu.store.list(KIND, model.id) if t.doc["overallStatus"] not in TERMINAL]
         if running:
             raise invalid(f"Testing is already in progress for custom model {model.id} (test {running[0].id})")
-        internal = {"statusId": status_id, "configuration": configuration}
+        internal = {"statusId": status_id, "configuration": configuration, "parameters": parameters}
         emu.store.insert(KIND, test_id, doc, parent=model.id, internal=internal)
     emu.jobs.submit(_job_key(test_id), lambda cancel: _run(emu, test_id, cancel))
     return status_id
+
+
+def _parameters(emu: Emulator, body: dict[str, Any], configuration: dict[str, Any]) -> dict[str, Any]:
+    """The later checks' levels and `parameters`, checked as the service would (422 otherwise)."""
+    errors = {
+        f"configuration.{name}": f"must be one of: {', '.join(LEVELS)}"
+        for name in ("predictionVerificationCheck", "performanceCheck", "stabilityCheck")
+        if configuration.get(name) not in LEVELS
+    }
+    errors.update(
+        {f"configuration.{name}": "is not a check" for name in configuration if name not in DEFAULT_CONFIGURATION}
+    )
+    raw = body.get("parameters") or {}
+    parsed = None
+    if not isinstance(raw, dict):
+        errors["parameters"] = "must be an object"
+    else:
+        try:
+            parsed = parse_parameters(raw)
+        except ParameterError as exc:
+            errors.update({f"parameters.{name}": reason for name, reason in exc.errors.items()})
+    if errors:
+        raise invalid("Invalid field data: " + "; ".join(f"{k} {v}" for k, v in list(errors.items())[:5]), errors)
+    assert parsed is not None
+    verification = parsed.verification
+    if configuration[PREDICTION_VERIFICATION] != "skip":
+        if not verification.datasetId or not verification.predictionsColumn:
+            raise invalid(
+                "predictionVerificationCheck needs parameters.predictionVerificationCheck.datasetId and "
+                "predictionsColumn",
+                {"parameters.predictionVerificationCheck": "datasetId and predictionsColumn are required"},
+            )
+        header = _header(datasets.csv_path(emu, verification.datasetId))  # 404 for an unknown dataset
+        if verification.predictionsColumn not in header:
+            raise invalid(
+                f"Column {verification.predictionsColumn!r} is not in dataset {verification.datasetId}",
+                {"parameters.predictionVerificationCheck.predictionsColumn": "not a column of the dataset"},
+            )
+    return dict(raw)
+
+
+def _header(path: Path) -> list[str]:
+    # test-local's reader; imported here because it loads pandas, which the emulator's start avoids.
+    from cmkit.checks.dataset import _header as read_header
+
+    return read_header(path)
 
 
 def _check(status: str, message: str = "") -> dict[str, str]:
@@ -142,6 +201,12 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     if doc["datasetId"]:
         dataset = workdir / datasets.get(emu, doc["datasetId"])["name"]
         shutil.copyfile(datasets.csv_path(emu, doc["datasetId"]), dataset)
+    parameters = test.internal.get("parameters") or {}
+    verification_id = (parameters.get(PREDICTION_VERIFICATION) or {}).get("datasetId")
+    verification = None
+    if verification_id and test.internal["configuration"].get(PREDICTION_VERIFICATION) != "skip":
+        verification = workdir / f"expected-{verification_id}.csv"
+        shutil.copyfile(datasets.csv_path(emu, verification_id), verification)
     return ModelTestSpec(
         bundle=models.materialize(emu, version, workdir / "bundle"),
         dataset=dataset,
@@ -152,6 +217,8 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
         class_labels=model.doc.get("classLabels"),
         environment=environments.context_dir(emu, doc["executionEnvironmentVersion"]["id"]),
         checks=test.internal["configuration"],
+        parameters=parameters,
+        verification_dataset=verification,
         maximum_memory=doc.get("maximumMemory"),
         network_egress=doc.get("networkEgressPolicy") or "PUBLIC",
         server_environment={leftovers.MARKER_ENV: leftovers.marker(emu, test_id)},
