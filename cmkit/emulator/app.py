@@ -606,3 +606,7 @@ def _admin_requests() -> Response:
     if not since.isdigit():
         raise invalid("since must be a sequence number", {"since": "must be a non-negative integer"})
     return json_response({"requests": journal.entries(int(since))})
+
+
+# The rest of the chapter lives in its own module; importing it registers its routes.
+from cmkit.emulator import chapter_routes  # noqa: E402, F401

@@ -201,6 +201,8 @@ def create_version(
     from_latest: bool,
 ) -> dict[str, Any]:
     """A new version: POST starts from no files, PATCH from the latest version's files."""
+    from cmkit.emulator import training  # training builds on this module
+
     _model(emu, model_id)
     paths = _check_uploads(uploads)
     blobs = {
@@ -231,6 +233,7 @@ def create_version(
             "gitModelVersion": fields.get("gitModelVersion"),
             "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
             **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
+            **training.version_data(emu, model, fields, latest),
         }
         emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal={"blobs": item_blobs})
         emu.store.update(KIND, model_id, {"updated": doc["created"]})
