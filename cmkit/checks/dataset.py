@@ -22,6 +22,7 @@ class Dataset:
     features: pd.DataFrame
     columns: dict[str, list[Any]]
     target_name: str | None
+    target: pd.Series | None = None  # the target column, for scoring (feature impact)
 
     @property
     def rows(self) -> int:
@@ -88,4 +89,5 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
         )
     features = frame.drop(columns=[target_name]) if target_name else frame
     columns = {str(name): _json_column(features[name]) for name in features.columns}
-    return Dataset(path=csv_path, features=features, columns=columns, target_name=target_name)
+    target = frame[target_name] if target_name else None
+    return Dataset(path=csv_path, features=features, columns=columns, target_name=target_name, target=target)
