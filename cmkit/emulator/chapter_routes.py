@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Response
 
-from cmkit.emulator import training
+from cmkit.emulator import featureimpact, training
 from cmkit.emulator.app import api, api_url, json_body, json_response
 from cmkit.emulator.service import Emulator
 
@@ -37,3 +37,36 @@ def version_with_training_data(emu: Emulator, query: dict[str, Any], customModel
     # The version exists already; its Location is where the assignment is followed.
     location = api_url(f"customModels/{customModelId}/versions/{version['id']}/")
     return json_response(version, 202, {"Location": location})
+
+
+# -- feature impact ------------------------------------------------------------------------------
+
+VERSION_IMPACT = "customModels/{customModelId}/versions/{customModelVersionId}/featureImpact/"
+IMAGE_IMPACT = "customInferenceImages/{imageId}/featureImpact/"
+
+
+@api("POST", VERSION_IMPACT)
+def start_feature_impact(
+    emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str
+) -> Response:
+    body = json_body("FeatureImpactCreatePayload")
+    status_id = featureimpact.start(emu, customModelId, customModelVersionId, body)
+    return _accepted({"statusId": status_id}, status_id)
+
+
+@api("GET", VERSION_IMPACT)
+def get_feature_impact(emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(featureimpact.get(emu, customModelId, customModelVersionId))
+
+
+@api("POST", IMAGE_IMPACT)
+def start_image_feature_impact(emu: Emulator, query: dict[str, Any], imageId: str) -> Response:
+    body = json_body("FeatureImpactCreatePayload")
+    model_id, version_id = featureimpact.version_for_image(emu, imageId)
+    status_id = featureimpact.start(emu, model_id, version_id, body)
+    return _accepted({"statusId": status_id}, status_id)
+
+
+@api("GET", IMAGE_IMPACT)
+def get_image_feature_impact(emu: Emulator, query: dict[str, Any], imageId: str) -> Response:
+    return json_response(featureimpact.get(emu, *featureimpact.version_for_image(emu, imageId)))

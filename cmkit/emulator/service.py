@@ -82,9 +82,10 @@ class Emulator:
 
     def start(self) -> None:
         """Recover from an earlier run, then make sure the seeded environment exists."""
-        from cmkit.emulator import datasets, environments, models, testing
+        from cmkit.emulator import datasets, environments, featureimpact, models, testing
 
-        for recover in (environments.recover, models.recover, testing.recover, datasets.recover):
+        recovers = (environments.recover, models.recover, testing.recover, datasets.recover, featureimpact.recover)
+        for recover in recovers:
             recover(self)
         recover_statuses(self)
         environments.seed(self)
