@@ -536,6 +536,7 @@ def _register_admin(app: Flask) -> None:
     app.add_url_rule(f"{ADMIN_PREFIX}info", "admin info", _admin_info, methods=["GET"])
     app.add_url_rule(f"{ADMIN_PREFIX}faults", "admin faults", _admin_faults, methods=["GET", "PUT", "POST", "DELETE"])
     app.add_url_rule(f"{ADMIN_PREFIX}requests", "admin requests", _admin_requests, methods=["GET", "DELETE"])
+    chapter_routes.register_admin(app)
 
 
 def _faults() -> tuple[FaultInjector, Journal]:
@@ -609,4 +610,4 @@ def _admin_requests() -> Response:
 
 
 # The rest of the chapter lives in its own module; importing it registers its routes.
-from cmkit.emulator import chapter_routes  # noqa: E402, F401
+from cmkit.emulator import chapter_routes  # noqa: E402

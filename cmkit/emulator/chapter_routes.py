@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Flask, Response, request
 
-from cmkit.emulator import featureimpact, training
-from cmkit.emulator.app import api, api_url, json_body, json_response
+from cmkit.emulator import (
+    conversions,
+    copies,
+    environment_admin,
+    featureimpact,
+    repositories,
+    training,
+)
+from cmkit.emulator.app import ADMIN_PREFIX, _emu, api, api_url, json_body, json_response, no_content, page
+from cmkit.emulator.common import truthy
+from cmkit.emulator.errors import invalid
 from cmkit.emulator.service import Emulator
 
 
@@ -70,3 +79,135 @@ def start_image_feature_impact(emu: Emulator, query: dict[str, Any], imageId: st
 @api("GET", IMAGE_IMPACT)
 def get_image_feature_impact(emu: Emulator, query: dict[str, Any], imageId: str) -> Response:
     return json_response(featureimpact.get(emu, *featureimpact.version_for_image(emu, imageId)))
+
+
+# -- copies and templates ------------------------------------------------------------------------
+
+
+@api("POST", "customModels/fromCustomModel/")
+def copy_model(emu: Emulator, query: dict[str, Any]) -> Response:
+    return json_response(copies.copy_model(emu, json_body("CustomModelCopy")["customModelId"]), 201)
+
+
+@api("POST", "customModels/fromModelTemplate/")
+def model_from_template(emu: Emulator, query: dict[str, Any]) -> Response:
+    return json_response(copies.from_template(emu, json_body("CustomModelCreateFromTemplatePayload")), 201)
+
+
+@api("GET", "customTemplates/", documented=False)
+def list_templates(emu: Emulator, query: dict[str, Any]) -> Response:
+    return page(copies.list_templates(emu, request.args.get("search")), _paging())
+
+
+@api("GET", "customTemplates/{templateId}/", documented=False)
+def get_template(emu: Emulator, query: dict[str, Any], templateId: str) -> Response:
+    return json_response(copies.get_template(emu, templateId))
+
+
+def _paging() -> dict[str, int]:
+    """offset/limit of a route outside the reference (defaults 0 and 20, as documented routes)."""
+    values = {}
+    for name, default in (("offset", 0), ("limit", 20)):
+        raw = request.args.get(name, str(default))
+        if not raw.isdigit():
+            raise invalid(f"{name} must be a non-negative integer", {name: "must be a non-negative integer"})
+        values[name] = int(raw)
+    return values
+
+
+# -- versions from repositories ------------------------------------------------------------------
+
+FROM_REPOSITORY = "customModels/{customModelId}/versions/fromRepository/"
+
+
+@api("POST", FROM_REPOSITORY)
+def version_from_repository(emu: Emulator, query: dict[str, Any], customModelId: str) -> Response:
+    body = json_body("CustomModelVersionCreateFromRepository")
+    return _accepted({}, repositories.create_version(emu, customModelId, body, from_latest=False))
+
+
+@api("PATCH", FROM_REPOSITORY)
+def version_from_repository_over_latest(emu: Emulator, query: dict[str, Any], customModelId: str) -> Response:
+    body = json_body("CustomModelVersionCreateFromRepository")
+    return _accepted({}, repositories.create_version(emu, customModelId, body, from_latest=True))
+
+
+def register_admin(app: Flask) -> None:
+    app.add_url_rule(f"{ADMIN_PREFIX}repositories", "admin repositories", _admin_repositories, methods=["GET", "POST"])
+
+
+def _admin_repositories() -> Response:
+    emu = _emu()
+    if request.method == "GET":
+        return json_response({"data": repositories.list_repositories(emu)})
+    return json_response(repositories.register(emu, json_body()), 201)
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+CONVERSIONS = "customModels/{customModelId}/versions/{customModelVersionId}/conversions/"
+
+
+@api("POST", CONVERSIONS)
+def start_conversion(emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str) -> Response:
+    body = conversions.start_conversion(emu, customModelId, customModelVersionId, json_body("ConversionCreateQuery"))
+    return _accepted(body, body["statusId"])
+
+
+@api("GET", CONVERSIONS)
+def list_conversions(emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str) -> Response:
+    latest = truthy(query.get("isLatest", False))
+    return page(conversions.list_conversions(emu, customModelId, customModelVersionId, latest), query)
+
+
+@api("GET", CONVERSIONS + "{conversionId}/")
+def get_conversion(
+    emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str, conversionId: str
+) -> Response:
+    return json_response(conversions.get_conversion(emu, customModelId, customModelVersionId, conversionId))
+
+
+@api("DELETE", CONVERSIONS + "{conversionId}/")
+def stop_conversion(
+    emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str, conversionId: str
+) -> Response:
+    conversions.stop_conversion(emu, customModelId, customModelVersionId, conversionId)
+    return no_content()
+
+
+# -- prediction explanations initialisation ------------------------------------------------------
+
+
+@api("POST", "customModels/predictionExplanationsInitialization/")
+def initialize_explanations(emu: Emulator, query: dict[str, Any]) -> Response:
+    body = json_body("CustomModelPredictionExplanations")
+    status_id = conversions.initialize_explanations(emu, body["customModelId"], body["customModelVersionId"], body)
+    return _accepted({}, status_id)
+
+
+@api("POST", "customModels/{customModelId}/versions/{customModelVersionId}/predictionExplanationsInitialization/")
+def initialize_version_explanations(
+    emu: Emulator, query: dict[str, Any], customModelId: str, customModelVersionId: str
+) -> Response:
+    return _accepted({}, conversions.initialize_explanations(emu, customModelId, customModelVersionId))
+
+
+# -- execution environments: sharing and permanent deletion --------------------------------------
+
+
+@api("GET", "executionEnvironments/{environmentId}/accessControl/")
+def get_environment_access(emu: Emulator, query: dict[str, Any], environmentId: str) -> Response:
+    found = environment_admin.access_list(emu, environmentId, query.get("username"), query.get("userId"))
+    return page(found, query)
+
+
+@api("PATCH", "executionEnvironments/{environmentId}/accessControl/")
+def share_environment(emu: Emulator, query: dict[str, Any], environmentId: str) -> Response:
+    environment_admin.share(emu, environmentId, json_body("SharingUpdateOrRemoveWithGrant"))
+    return no_content()
+
+
+@api("POST", "executionEnvironmentsPermadelete/")
+def permadelete_environments(emu: Emulator, query: dict[str, Any]) -> Response:
+    environment_admin.permadelete(emu, json_body("ExecutionEnvironmentPermadelete")["executionEnvironmentIds"])
+    return no_content()
