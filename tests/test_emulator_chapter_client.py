@@ -87,7 +87,9 @@ def test_version_level_training_data(
     first = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env_id, folder_path=folder)
     assert first.training_data is None
     dataset = dr.Dataset.create_from_file(file_path=str(bundles["regression"] / "data" / "train.csv"))
-    second = dr.CustomModelVersion.create_from_previous(model.id, base_environment_id=env_id, training_dataset_id=dataset.id)
+    second = dr.CustomModelVersion.create_from_previous(
+        model.id, base_environment_id=env_id, training_dataset_id=dataset.id
+    )
     assert second.training_data.dataset_id == dataset.id and not second.training_data.assignment_in_progress
     third = dr.CustomModelVersion.create_from_previous(model.id, base_environment_id=env_id, is_major_update=False)
     assert third.training_data.dataset_id == dataset.id  # inherited (keepTrainingHoldoutData defaults to true)
