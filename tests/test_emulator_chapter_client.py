@@ -120,3 +120,22 @@ def test_feature_impact_on_the_docker_runtime(
         assert top_two(version) == {"x2", "x7"}
     finally:
         running.stop()
+
+
+def test_copy_templates_and_sharing_through_the_client(
+    client: dr.rest.RESTClientObject, emulator: Emulator, bundles: dict[str, Path]
+) -> None:
+    model = model_for("binary", "to-copy")
+    env_id = emulator.info["environmentId"]
+    dr.CustomModelVersion.create_clean(model.id, base_environment_id=env_id, folder_path=str(bundles["binary"]))
+    copy = dr.CustomInferenceModel.copy_custom_model(model.id)
+    model.refresh()
+    assert copy.id != model.id and copy.target_type == model.target_type
+    assert copy.positive_class_label == "yes" and copy.latest_version.label == "v1.0"
+    assert {i.file_path for i in copy.latest_version.items} == {i.file_path for i in model.latest_version.items}
+    templates = dr.models.custom_templates.CustomTemplate.list()
+    assert {t.template_sub_type for t in templates} == {"Regression", "Binary", "Multiclass", "Anomaly"}
+    environment = dr.ExecutionEnvironment.get(env_id)
+    environment.share([dr.SharingAccess("ana@example.com", dr.enums.SHARING_ROLE.CONSUMER, can_share=False)])
+    roles = {access.username: access.role for access in environment.get_access_list()}
+    assert roles["ana@example.com"] == "CONSUMER" and "OWNER" in roles.values()
