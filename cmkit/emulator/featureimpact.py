@@ -28,10 +28,12 @@ from cmkit.emulator.store import Resource
 KIND = "featureImpact"
 SCORED = ("Regression", "Binary", "Multiclass")
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "ERROR"
+CANCELLED = "cancelled: a computation with another rowCount replaced it, or the emulator stopped"
 
 
-def _job_key(version_id: str) -> str:
-    return f"feature-impact:{version_id}"
+def _job_key(version_id: str, status_id: str) -> str:
+    # One key per computation: a superseded job ending must not unregister its successor.
+    return f"feature-impact:{version_id}:{status_id}"
 
 
 def _scored_model(model: Resource) -> None:
@@ -84,13 +86,16 @@ def start(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -
             )
         doc = {"status": RUNNING, "message": "", "started": now(), "result": None}
         internal = {"statusId": status_id, "rowCount": row_count, "datasetId": dataset_id}
+        superseded = existing.internal["statusId"] if existing else None
         if existing:
             existing.doc, existing.internal = doc, internal
             emu.store.save(existing)
         else:
             emu.store.insert(KIND, version_id, doc, parent=model_id, internal=internal)
-    emu.jobs.cancel(_job_key(version_id))  # a computation with another rowCount is superseded
-    emu.jobs.submit(_job_key(version_id), lambda cancel: _run(emu, model_id, version_id, status_id, cancel))
+    if superseded:  # a computation with another rowCount still running is replaced
+        emu.jobs.cancel(_job_key(version_id, superseded))
+    key = _job_key(version_id, status_id)
+    emu.jobs.submit(key, lambda cancel: _run(emu, model_id, version_id, status_id, cancel))
     return status_id
 
 
@@ -107,7 +112,7 @@ def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: 
         result = emu.runtime.feature_impact(spec, record.internal["rowCount"], log, cancel)
     except Exception as exc:  # every failure is the job's, recorded with its reason
         cancelled = cancel.is_set() or isinstance(exc, JobCancelled)
-        message = service.INTERRUPTED if cancelled else f"Feature impact failed: {exc}"
+        message = CANCELLED if cancelled else f"Feature impact failed: {exc}"
         log(f"error: {message}")
         _record(emu, version_id, status_id, {"status": FAILED, "message": message})
         service.set_status(emu, status_id, "ABORTED" if cancelled else "ERROR", message)
