@@ -56,6 +56,8 @@ def list_repositories(emu: Emulator) -> list[dict[str, Any]]:
 
 
 def _commit(path: str, ref: str | None) -> str:
+    if ref is not None and (not ref.strip() or ref.startswith("-")):
+        raise invalid(f"ref {ref!r} is not a branch, tag or commit", {"ref": "not a git reference"})
     done = _git(path, "rev-parse", "--verify", "--quiet", f"{ref or 'HEAD'}^{{commit}}")
     if done.returncode != 0:
         raise invalid(f"ref {ref or 'HEAD'!r} names no commit of the repository", {"ref": "no such commit"})
