@@ -109,7 +109,7 @@ def run(quick: bool = False) -> list[Row]:
             "`test-local --runtime process --feature-impact`, diabetes 442 rows, cold: wall time",
             f"{whole:.2f} s",
             f"{without:.2f} s (same command without --feature-impact)",
-            f"+{whole - without:.2f} s",
+            f"{whole - without:+.2f} s",
             "< 10 s",
         ),
         Row("feature impact ranking (top 4)", ", ".join(ranking[:4]), "", "", ""),
