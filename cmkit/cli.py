@@ -182,13 +182,14 @@ def _config(bundle: Path, **flags: Any) -> Any:
 @click.option(
     "--feature-impact-rows",
     type=click.IntRange(10, 100_000),
-    help="Rows sampled for feature impact (default: up to 2500, as DataRobot).",
+    help="Rows sampled for feature impact (implies --feature-impact; default: up to 2500, as DataRobot).",
 )
 def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags: Any) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
     from cmkit.testlocal import junit_xml, run_test_local
 
     _interrupt_on_sigterm()
+    flags["feature_impact"] = flags["feature_impact"] or flags["feature_impact_rows"] is not None
     config = _config(bundle, **flags)
     report = run_test_local(config, render.ConsoleEvents(show_build_output=not as_json))
     document = report.to_dict()

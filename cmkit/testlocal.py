@@ -169,6 +169,11 @@ def _validate(config: TestLocalConfig) -> None:
         )
     if target == "multiclass" and len(config.class_labels or []) < 2:
         raise InputError("multiclass models need 2 or more class labels", hint="pass --class-labels a,b,c")
+    if config.feature_impact and target == "anomaly":
+        raise InputError(
+            "feature impact scores predictions against a target: anomaly models have none",
+            hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
+        )
 
 
 def target_of(config: TestLocalConfig) -> Target:

@@ -117,3 +117,27 @@ def test_test_local_feature_impact_json(target: str, tmp_path: Path) -> None:
     assert impact["metric"] == ("RMSE" if target == "regression" else "LogLoss") and impact["rowCount"] == 200
     printed = subprocess.run(command, capture_output=True, text=True)
     assert printed.returncode == 0 and "feature impact (" in printed.stderr and " x2 " in printed.stderr
+
+
+def test_anomaly_models_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    from cmkit.scaffold import init_bundle, make_spec
+
+    bundle = tmp_path / "anomaly"
+    init_bundle(bundle, make_spec("anomaly", "anomaly"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cmkit",
+            "test-local",
+            str(bundle),
+            "--runtime",
+            "process",
+            "--feature-impact-rows",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "anomaly models have none" in done.stderr and "Traceback" not in done.stderr
