@@ -353,3 +353,37 @@ def test_permanent_deletion_of_environments(emulator: Emulator, api: requests.Se
     assert api.post(url, json={"executionEnvironmentIds": [ident]}).status_code == 404  # gone for good
     again = api.post(emulator.url("executionEnvironments/"), json={"name": "reborn", "environmentId": ident})
     assert again.status_code == 201  # the id is free again
+
+
+def test_a_stop_during_feature_impact_is_recorded_and_it_can_run_again(tmp_path: Path, bundle: Path) -> None:
+    first = Emulator(tmp_path / "data").start()
+    try:
+        api = first.session()
+        model = create_model(api, first)
+        hanging = {**bundle_files(bundle), "start_server.sh": b"#!/bin/sh\nexec sleep 600\n"}
+        version = create_version(api, first, model["id"], hanging, baseEnvironmentId=first.info["environmentId"])
+        version_id = version.json()["id"]
+        good = dataset_id(first, api, (bundle / "data" / "train.csv").read_bytes())
+        finished(
+            api,
+            api.patch(first.url(f"customModels/{model['id']}/trainingData/"), json={"datasetId": good}).headers[
+                "Location"
+            ],
+        )
+        url = first.url(f"customModels/{model['id']}/versions/{version_id}/featureImpact/")
+        status_url = api.post(url, json={}).headers["Location"]
+        wait_for(lambda: api.get(status_url, allow_redirects=False).json()["status"] == "RUNNING")
+        assert api.get(url).status_code == 422  # in progress
+    finally:
+        assert first.stop() == 0
+    second = Emulator(tmp_path / "data").start()
+    try:
+        api = second.session()
+        status = api.get(second.url(status_url.split("/api/v2/", 1)[1]), allow_redirects=False).json()
+        assert status["status"] in ("ABORTED", "ERROR") and "stopped" in status["message"]
+        url = second.url(f"customModels/{model['id']}/versions/{version_id}/featureImpact/")
+        gone = api.get(url)
+        assert gone.status_code == 404 and "stopped" in gone.json()["message"]
+        assert api.post(url, json={}).status_code == 202  # can be started again
+    finally:
+        second.stop()
