@@ -29,8 +29,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         running.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(emulator: Emulator) -> dr.rest.RESTClientObject:
+    # Per test: dr.Client sets the client's global, which the Docker test points elsewhere.
     return dr.Client(endpoint=emulator.endpoint, token=TOKEN)
 
 
