@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Comparison 2: the `cmkit init` template's server vs `drum server`, on the same model code.
+"""Comparison 2: cmkit's model runtime vs `drum server`, on the same model code.
 
 Both sides run one worker process with the same `load_model`/`predict` code (DRUM through its
-`custom.py` hooks). Single-row requests come from 8 concurrent keep-alive clients (wrk); each
+`custom.py` hooks). A third model is that DRUM-hook `custom.py` itself, served by both: the
+runtime loading DRUM's format against DRUM. Single-row requests come from 8 concurrent keep-alive clients (wrk); each
 side gets its native route and format (cmkit: JSON on `predict_no_state/`, DRUM: CSV on
 `predict/`). Then the latency of one 10,000-row batch, median of repeats.
 """
@@ -38,6 +39,7 @@ from bench.common import (
 )
 from cmkit.checks.dataset import encode_payload
 from cmkit.runtime.base import free_port
+from cmkit.runtime.process import server_command
 from cmkit.scaffold import init_bundle, make_spec
 
 PREFIX = "/bench/v1"
@@ -49,6 +51,7 @@ class Model:
     label: str
     bundle: Path
     features: pd.DataFrame
+    drum_format: bool = False  # the bundle is already a DRUM code dir: DRUM serves it as it is
 
 
 def template_model() -> Model:
@@ -63,6 +66,13 @@ def sklearn_model() -> Model:
     bundle = REPO / "sample_models" / "regression_diabetes"
     data = pd.read_csv(bundle / "data" / "test.csv")
     return Model("sklearn sample (diabetes)", bundle, data.drop(columns=["progression"]))
+
+
+def drum_hooks_model() -> Model:
+    """The template model wrapped in DRUM hooks (score returning a Predictions column), no start script."""
+    template = template_model()
+    code = drum_code_dir(template.bundle, WORK / "server" / "drum-hooks")
+    return Model("DRUM hooks (template model)", code, template.features, drum_format=True)
 
 
 def batch(features: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -99,10 +109,12 @@ def _measure(url: str, single: bytes, big: bytes, content_type: str, seconds: fl
 
 def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
     port = free_port()
+    # TARGET_TYPE as DataRobot sets it: the DRUM-hook code dir has no model-metadata.yaml.
     env = {**python_env(), "PORT": str(port), "URL_PREFIX": PREFIX, "CUSTOM_MODEL_WORKERS": "1"}
+    env["TARGET_TYPE"] = "regression"
     url = f"http://127.0.0.1:{port}{PREFIX}"
     with server_process(
-        [str(model.bundle / "start_server.sh")], env, url + "/", cwd=model.bundle, log=WORK / "server" / "cmkit.log"
+        server_command(model.bundle), env, url + "/", cwd=model.bundle, log=WORK / "server" / "cmkit.log"
     ):
         return _measure(
             f"{url}/predict_no_state/",
@@ -116,7 +128,7 @@ def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
 
 def drum_side(model: Model, seconds: float, repeats: int) -> Side:
     venv = drum_venv()
-    code = drum_code_dir(model.bundle, WORK / "server" / "drum-code")
+    code = model.bundle if model.drum_format else drum_code_dir(model.bundle, WORK / "server" / "drum-code")
     port = free_port()
     command = [
         str(venv / "bin" / "drum"),
@@ -146,7 +158,9 @@ def predict_seconds(model: Model) -> float:
     """The model's own time for one row (load_model once, then predict), in this process."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"bench_custom_{model.bundle.name}", model.bundle / "custom.py")
+    hooks = model.bundle / "bundle_custom.py"  # the DRUM-hook dir keeps the model's own custom.py there
+    source = hooks if hooks.is_file() else model.bundle / "custom.py"
+    spec = importlib.util.spec_from_file_location(f"bench_custom_{model.bundle.name}", source)
     assert spec and spec.loader
     custom = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(custom)
@@ -207,7 +221,7 @@ def compare(model: Model, seconds: float, repeats: int) -> tuple[list[Row], Side
 def run(quick: bool = False) -> list[Row]:
     seconds, repeats = (3.0, 3) if quick else (15.0, 7)
     rows: list[Row] = []
-    for model in (template_model(), sklearn_model()):
+    for model in (template_model(), sklearn_model(), drum_hooks_model()):
         rows += compare(model, seconds, repeats)[0]
     return rows
 

@@ -17,6 +17,7 @@ import click
 
 from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
+from cmkit.metadata import TARGET_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,7 +119,7 @@ def _interrupt_on_sigterm() -> None:
 def _test_options(func: F) -> F:
     """Options shared by `test-local` and `serve`: what to run and how."""
     options = [
-        click.option("--target-type", type=click.Choice(["regression", "binary", "multiclass", "anomaly"])),
+        click.option("--target-type", type=click.Choice(TARGET_TYPES)),
         click.option("--target-name", help="Target column, removed from the dataset before predicting."),
         click.option("--positive-class-label"),
         click.option("--negative-class-label"),
@@ -350,7 +351,7 @@ def env_push_command(
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--target-type",
-    type=click.Choice(["regression", "binary", "multiclass", "anomaly"]),
+    type=click.Choice(TARGET_TYPES),
     help="What the model predicts (prompted for when stdin is a terminal).",
 )
 @click.option("--template", default="python", show_default=True, help="Bundle template in templates/bundles/.")
@@ -376,7 +377,7 @@ def init_command(
     from pathlib import Path
 
     from cmkit.errors import InputError
-    from cmkit.scaffold import TARGET_TYPES, init_bundle, make_spec, parse_class_labels
+    from cmkit.scaffold import init_bundle, make_spec, parse_class_labels
 
     if target_type is None:
         if not sys.stdin.isatty():

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cmkit.api.client import DataRobotClient, create_with_lookup
-from cmkit.errors import InputError
+from cmkit.envcontext import context_digest, context_files, zip_context
 from cmkit.events import Events
 from cmkit.push import DIGEST_MARKER
-from cmkit.runtime.images import docker_context_files
 
 
 @dataclass
@@ -37,29 +33,6 @@ class EnvironmentPushResult:
             "buildLogTail": self.build_log_tail,
             "contextBytes": self.context_bytes,
         }
-
-
-def context_files(folder: Path) -> list[str]:
-    """The docker context as `docker build` would send it (honouring .dockerignore)."""
-    if not (folder / "Dockerfile").is_file():
-        raise InputError("no Dockerfile in the environment folder", file=folder, hint="pass the docker context folder")
-    return docker_context_files(folder)
-
-
-def context_digest(folder: Path, files: list[str]) -> str:
-    digest = hashlib.sha256()
-    for name in files:
-        digest.update(f"{name}\0{hashlib.sha256((folder / name).read_bytes()).hexdigest()}\n".encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def zip_context(folder: Path, files: list[str]) -> IO[bytes]:
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in files:
-            archive.write(folder / name, name)
-    spool.seek(0)
-    return spool
 
 
 def _find_environment(api: DataRobotClient, name: str) -> dict[str, Any] | None:
@@ -95,7 +68,7 @@ def push_environment(
     events = events or Events()
     folder = Path(folder)
     files = context_files(folder)
-    digest = context_digest(folder, files)
+    digest = context_digest(files)
     name = name or folder.resolve().name
     created = False
     if environment_id:
@@ -119,7 +92,7 @@ def push_environment(
         version, up_to_date, size = existing, True, 0
     else:
         known = {v["id"] for v in _versions(api, environment_id)}
-        with zip_context(folder, files) as archive:
+        with zip_context(files) as archive:
             size = archive.seek(0, 2)
             events.stage(f"uploading the docker context ({len(files)} files, {size} bytes)")
 

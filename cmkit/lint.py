@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 from collections.abc import Iterable
@@ -19,6 +20,15 @@ from cmkit.bundle import (
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE, load_metadata, validate_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+from cmkit_runtime.formats import (
+    ARTIFACT,
+    CMKIT_HOOKS,
+    DRUM_HOOKS,
+    HOOK_FILE,
+    SUPPORTED_ARTIFACTS,
+    artifacts_in,
+    format_of,
+)
 
 
 @dataclass(frozen=True)
@@ -67,14 +77,7 @@ class LintReport:
 def _check_start_script(root: Path) -> list[Finding]:
     script = root / START_SCRIPT
     if not script.exists() and not script.is_symlink():
-        return [
-            Finding(
-                START_SCRIPT,
-                "start-script-missing",
-                "no start_server.sh at the bundle root; "
-                "DataRobot runs it to start the model server (cmkit init writes one)",
-            )
-        ]
+        return _check_model_without_script(root)
     mode = os.lstat(script).st_mode
     if not stat.S_ISREG(mode):
         return [
@@ -182,6 +185,80 @@ def _check_files(listing: BundleListing) -> list[Finding]:
     return findings
 
 
+def defined_names(source: str, filename: str) -> set[str]:
+    """Top-level functions and imported names of a module, read without running it."""
+    tree = ast.parse(source, filename)
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            names |= {alias.asname or alias.name for alias in node.names}
+    return names
+
+
+def _hook_names(root: Path) -> tuple[set[str] | None, list[Finding]]:
+    """The names custom.py defines (None without one), or a finding when it does not parse."""
+    path = root / HOOK_FILE
+    if not path.is_file():
+        return None, []
+    try:
+        return defined_names(path.read_text(encoding="utf-8"), HOOK_FILE), []
+    except SyntaxError as exc:
+        return set(), [Finding(HOOK_FILE, "hooks-syntax", f"custom.py does not parse: {exc.msg}", exc.lineno)]
+    except (UnicodeDecodeError, ValueError):
+        return set(), [Finding(HOOK_FILE, "hooks-syntax", "custom.py is not UTF-8 Python source", 1)]
+
+
+def _check_model_without_script(root: Path) -> list[Finding]:
+    """Without start_server.sh the environment's runtime serves the bundle: it needs hooks or an artifact."""
+    names, findings = _hook_names(root)
+    if findings:
+        return findings
+    model_format = format_of(names or ())
+    loadable, _ = artifacts_in(root)
+    if model_format != ARTIFACT or (names is not None and "load_model" in names) or len(loadable) == 1:
+        what = {CMKIT_HOOKS: "cmkit hooks", DRUM_HOOKS: "DRUM hooks"}.get(model_format, "an artifact")
+        return [
+            Finding(
+                START_SCRIPT,
+                "start-script-provided",
+                f"no start_server.sh: the model ({what}) is served by the environment's start script, so the "
+                "environment must provide one (cmkit's python3 environment and DataRobot's drop-in ones do)",
+                severity="note",
+            )
+        ]
+    reason = f"more than one artifact ({', '.join(p.name for p in loadable)})" if loadable else "no model"
+    return [
+        Finding(
+            START_SCRIPT,
+            "start-script-missing",
+            f"no start_server.sh and {reason}: add custom.py with load_model() and predict() (cmkit) or score() "
+            f"(DRUM), or one {' or '.join(SUPPORTED_ARTIFACTS)} artifact (cmkit init writes a working bundle)",
+        )
+    ]
+
+
+VENDORED_SERVER_MARK = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"  # in every server.py `cmkit init` wrote before 0.2
+
+
+def _check_vendored_server(root: Path) -> list[Finding]:
+    server = root / "server.py"
+    if not (server.is_file() and (root / "gunicorn.conf.py").is_file()):
+        return []
+    if VENDORED_SERVER_MARK not in server.read_text(encoding="utf-8", errors="replace"):
+        return []
+    return [
+        Finding(
+            "server.py",
+            "vendored-server",
+            "this bundle carries its own copy of cmkit's old model server, which no fix reaches; the environment "
+            "now provides the runtime. Fix: rm server.py gunicorn.conf.py && printf '#!/bin/sh\\nexec "
+            'cmkit-runtime serve --code-dir "$(dirname "$0")"\\n\' > start_server.sh',
+            1,
+            severity="warning",
+        )
+    ]
+
+
 def lint_bundle(bundle: str | Path) -> LintReport:
     root = Path(bundle)
     if not root.is_dir():
@@ -189,6 +266,7 @@ def lint_bundle(bundle: str | Path) -> LintReport:
     listing = list_bundle(root)
     report = LintReport(bundle=str(root), files=len(listing.files), bytes=listing.total_bytes)
     report.findings += _check_start_script(root)
+    report.findings += _check_vendored_server(root)
     report.findings += _check_requirements(root)
     report.findings += _check_metadata(root)
     report.findings += _check_files(listing)

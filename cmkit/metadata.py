@@ -16,9 +16,10 @@ import yaml
 from cmkit.errors import InputError
 
 METADATA_FILE = "model-metadata.yaml"
-TARGET_TYPES = ("regression", "binary", "multiclass", "anomaly")
+TARGET_TYPES = ("regression", "binary", "multiclass", "anomaly", "textgeneration")
 # The API spells target types capitalised.
-API_TARGET_TYPES = {t: t.capitalize() for t in TARGET_TYPES}
+# The API spells them capitalised, and TextGeneration in camel case.
+API_TARGET_TYPES = {t: t.capitalize() for t in TARGET_TYPES} | {"textgeneration": "TextGeneration"}
 TOP_LEVEL_KEYS = {
     "name",
     "type",

@@ -44,7 +44,12 @@ DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
 TEMPLATE_SUFFIX = ".tmpl"
 # The target column of each template's sample data, before --target-name renames it.
-DEFAULT_TARGET_NAMES = {"regression": "price", "binary": "churned", "multiclass": "class"}
+DEFAULT_TARGET_NAMES = {
+    "regression": "price",
+    "binary": "churned",
+    "multiclass": "class",
+    "textgeneration": "resultText",
+}
 # Binary sample data is written with these labels, replaced by the chosen ones.
 TEMPLATE_POSITIVE, TEMPLATE_NEGATIVE = "1", "0"
 DEFAULT_POSITIVE, DEFAULT_NEGATIVE = "1", "0"
@@ -274,8 +279,16 @@ def multiclass_example(spec: BundleSpec) -> tuple[bytes, bytes]:
 def _example_request(sample: bytes, spec: BundleSpec) -> str:
     """`{"X": ...}` for the first row of the sample data, without the target: the README's curl example."""
     header, first = list(csv.reader(io.StringIO(sample.decode("utf-8"))))[:2]
-    columns = {name: [float(value)] for name, value in zip(header, first, strict=True) if name != spec.target_name}
+    columns = {name: [_value(value)] for name, value in zip(header, first, strict=True) if name != spec.target_name}
     return json.dumps({"X": columns}, ensure_ascii=False)
+
+
+def _value(text: str) -> float | str:
+    """A CSV cell as JSON carries it: a number when it reads as one, else the text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
@@ -284,6 +297,7 @@ def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
         "binary": f"return the probability of the positive class ({spec.positive_class_label!r}) per row.",
         "multiclass": "return a probability matrix, one column per class label in the declared order.",
         "anomaly": "return one anomaly score per row, higher meaning more anomalous.",
+        "textgeneration": "return one string per row.",
     }
     if spec.target_type == "anomaly":
         data_note, sample_note = "no target column: anomaly models learn without one", ""

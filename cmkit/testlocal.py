@@ -41,6 +41,7 @@ from cmkit.runtime.base import (
     normalise_url_prefix,
     random_url_prefix,
     signals_deferred,
+    target_variables,
 )
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any
     details["runtime"] = runtime
     spec = RunSpec(
         url_prefix=str(config.url_prefix),
-        environment=config.server_environment,
+        environment={**_target_variables(config), **config.server_environment},
         maximum_memory=config.maximum_memory,
         network_egress=config.network_egress,
         labels=config.labels,
@@ -269,6 +270,11 @@ def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any
         if client is not None:
             client.close()
         raise
+
+
+def _target_variables(config: TestLocalConfig) -> dict[str, str]:
+    """DataRobot's target variables for the container, from the resolved flags and metadata."""
+    return target_variables(config.target_type, target_of(config).labels) if config.target_type else {}
 
 
 def stop_server(server: Server, client: Any) -> None:

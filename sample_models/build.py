@@ -14,14 +14,14 @@ Written here:
 - `sample_models/{regression_diabetes,binary_breast_cancer,multiclass_iris}/`: scikit-learn
   pipelines (imputer, scaler, linear model) trained on data sets that scikit-learn ships, as
   `model.joblib`; a held-out `data/test.csv` with the target column; `model-metadata.yaml`;
-  pinned `requirements.txt`; and the template's `server.py`, `gunicorn.conf.py`, `start_server.sh`
-  and `.cmkitignore`,
-  rendered through `cmkit.scaffold` so that they never drift from the template.
+  pinned `requirements.txt`; and the template's two-line `start_server.sh` (which hands over to
+  the environment's model runtime) and `.cmkitignore`, rendered through `cmkit.scaffold` so that
+  they never drift from the template.
 - `sample_models/broken/<name>/`: every file of each broken bundle except its hand-written ones
-  (listed in BROKEN as `own`): template files, metadata, sample data, and for the bundles that
-  need a server without the template's checks, copies of `broken/_shared/`.
+  (listed in BROKEN as `own`): metadata, sample data, and the template files it keeps.
 
 Hand-written and never touched: the sample models' `custom.py` and each broken bundle's `own` files.
+No bundle here holds a model server: the environment's runtime (`cmkit_runtime`) serves them all.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import argparse
 import io
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +43,11 @@ from cmkit.scaffold import RenderedFile, make_spec, render_bundle, render_metada
 TEMPLATE = REPO / "templates" / "bundles" / "python"
 SAMPLES = REPO / "sample_models"
 BROKEN_DIR = SAMPLES / "broken"
-SHARED = BROKEN_DIR / "_shared"
 # The versions the joblib artifacts are built with, pinned in the sample models' requirements.txt
 # (and equal to the dev extra's, so that `--runtime process` can serve them from the dev venv).
 PINS = {"scikit-learn": "1.9.1", "joblib": "1.6.0", "scipy": "1.17.1", "threadpoolctl": "3.8.0"}
 # What the sample models take from the template, byte for byte.
-TEMPLATE_SERVER_FILES = ("server.py", "gunicorn.conf.py", "start_server.sh", ".cmkitignore")
+TEMPLATE_FILES = ("start_server.sh", ".cmkitignore")
 SEED = 20240611
 
 
@@ -246,7 +244,7 @@ def sample_derived(sample: Sample) -> dict[str, RenderedFile]:
     """The files of a sample model that need no training: template copies, metadata, requirements."""
     spec = _sample_spec(sample, _sample_labels(sample))
     rendered = {f.path: f for f in render_bundle(spec)}
-    files = {name: rendered[name] for name in TEMPLATE_SERVER_FILES}
+    files = {name: rendered[name] for name in TEMPLATE_FILES}
     files["model-metadata.yaml"] = RenderedFile("model-metadata.yaml", render_metadata(spec, TEST_DATA).encode())
     files["requirements.txt"] = RenderedFile("requirements.txt", _requirements())
     return files
@@ -291,67 +289,31 @@ def sample_fitted(sample: Sample) -> dict[str, RenderedFile]:
 class Broken:
     name: str
     target_type: str
-    server: str  # "template": the template's server; "raw": broken/_shared/; "none": no server files
-    own: tuple[str, ...] = ()  # hand-written files, never written here
-    patch: Callable[[str], str] | None = None  # applied to the template's start_server.sh
+    keeps: tuple[str, ...] = ()  # files of the rendered template kept beside BROKEN_COMMON
+    own: tuple[str, ...] = ("custom.py",)  # hand-written files, never written here
 
 
-def _patch(anchor: str, replacement: str) -> Callable[[str], str]:
-    def apply(script: str) -> str:
-        if anchor not in script:
-            raise SystemExit(f"build.py: the template's start_server.sh no longer holds {anchor!r}; update BROKEN")
-        return script.replace(anchor, replacement, 1)
-
-    return apply
-
-
+# No broken bundle carries a server or (but for the two whose fault is in it) a start script:
+# the environment's runtime serves them, as it serves every bundle.
 BROKEN = (
-    Broken("batch_dependent", "regression", "template", own=("custom.py",)),
-    Broken("stateful", "regression", "template", own=("custom.py",)),
-    Broken("null_crash", "regression", "template", own=("custom.py",)),
-    Broken("nan_output", "regression", "raw", own=("custom.py",)),
-    Broken("wrong_count", "regression", "raw", own=("custom.py",)),
-    Broken("bad_probabilities", "binary", "raw", own=("custom.py",)),
-    Broken(
-        "ignores_url_prefix",
-        "regression",
-        "template",
-        patch=_patch(
-            "prefix=${URL_PREFIX:-}\n",
-            "# BROKEN on purpose: URL_PREFIX is ignored, the routes stay at / and /predict_no_state/.\nprefix=''\n",
-        ),
-    ),
-    Broken("exits_at_start", "regression", "none", own=("start_server.sh",)),
-    Broken(
-        "memory_hog",
-        "regression",
-        "template",
-        own=("custom.py",),
-        # One worker is enough to show the limit, and spares a laptop running it without one.
-        patch=_patch("workers=${CUSTOM_MODEL_WORKERS:-}\n", "workers=${CUSTOM_MODEL_WORKERS:-1}\n"),
-    ),
-    Broken("slow_start", "regression", "template", own=("custom.py",)),
+    Broken("batch_dependent", "regression"),
+    Broken("stateful", "regression"),
+    Broken("null_crash", "regression"),
+    Broken("nan_output", "regression"),
+    Broken("wrong_count", "regression"),
+    Broken("bad_probabilities", "binary"),
+    Broken("ignores_url_prefix", "regression", keeps=("custom.py", "model.json"), own=("start_server.sh",)),
+    Broken("exits_at_start", "regression", own=("start_server.sh",)),
+    Broken("memory_hog", "regression"),
+    Broken("slow_start", "regression"),
 )
-# Files of the rendered template that each kind of broken bundle keeps.
-BROKEN_KEEPS = {
-    "template": ("server.py", "gunicorn.conf.py", "start_server.sh", "custom.py", "model.json"),
-    "raw": ("model.json",),
-    "none": (),
-}
 BROKEN_COMMON = ("model-metadata.yaml", "data/sample.csv", "requirements.txt", ".cmkitignore")
 
 
 def broken_derived(broken: Broken) -> dict[str, RenderedFile]:
     spec = make_spec(broken.target_type, broken.name)
     rendered = {f.path: f for f in render_bundle(spec)}
-    files = {name: rendered[name] for name in (*BROKEN_COMMON, *BROKEN_KEEPS[broken.server])}
-    if broken.server == "raw":
-        files["raw_server.py"] = RenderedFile("raw_server.py", (SHARED / "raw_server.py").read_bytes())
-        start = (SHARED / "raw_start_server.sh").read_bytes()
-        files["start_server.sh"] = RenderedFile("start_server.sh", start, executable=True)
-    if broken.patch is not None:
-        script = broken.patch(files["start_server.sh"].content.decode())
-        files["start_server.sh"] = RenderedFile("start_server.sh", script.encode(), executable=True)
+    files = {name: rendered[name] for name in (*BROKEN_COMMON, *broken.keeps)}
     return {path: file for path, file in files.items() if path not in broken.own}
 
 

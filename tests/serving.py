@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from cmkit.runtime.base import free_port
+from cmkit.runtime.process import server_command
 
 VENV_BIN = Path(sys.executable).parent
 STARTUP_DEADLINE = 60.0  # a safety net for a server that never answers, not a speed requirement
@@ -92,7 +93,7 @@ def start(
     bundle = bundle.resolve()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(bundle / "start_server.sh")],
+            server_command(bundle),
             cwd=bundle,
             env=server_env(port, prefix, env),
             stdin=subprocess.DEVNULL,

@@ -33,11 +33,9 @@ EXPECTED_FILES = [
     "README.md",
     "custom.py",
     "data/sample.csv",
-    "gunicorn.conf.py",
     "model-metadata.yaml",
     "model.json",
     "requirements.txt",
-    "server.py",
     "start_server.sh",
 ]
 TYPE_ARGS = {
@@ -45,6 +43,7 @@ TYPE_ARGS = {
     "binary": ["--target-type", "binary", "--positive-class-label", "yes", "--negative-class-label", "no"],
     "multiclass": ["--target-type", "multiclass", "--class-labels", "low, medium,high,1"],
     "anomaly": ["--target-type", "anomaly"],
+    "textgeneration": ["--target-type", "textgeneration"],
 }
 
 

@@ -47,9 +47,35 @@ def test_good_bundle_passes(bundle: Path) -> None:
     assert report.files == 5
 
 
-def test_missing_start_script(bundle: Path) -> None:
+def test_without_a_start_script_hooks_or_an_artifact_are_enough(bundle: Path) -> None:
+    # The environment's runtime serves the bundle: a note, not an error.
     (bundle / "start_server.sh").unlink()
+    assert rules(bundle) == [("start-script-provided", "start_server.sh", None)]
+    assert lint_bundle(bundle).ok and "cmkit hooks" in lint_bundle(bundle).findings[0].message
+    (bundle / "custom.py").write_text("from helpers import score\n")  # DRUM hooks, imported
+    assert "DRUM hooks" in lint_bundle(bundle).findings[0].message
+    (bundle / "custom.py").unlink()
+    (bundle / "model.pkl").write_bytes(b"\x80\x04N.")
+    assert rules(bundle) == [("start-script-provided", "start_server.sh", None)]
+
+
+def test_without_a_start_script_no_model_is_an_error(bundle: Path) -> None:
+    (bundle / "start_server.sh").unlink()
+    (bundle / "custom.py").write_text("def helper():\n    return 1\n")
     assert rules(bundle) == [("start-script-missing", "start_server.sh", None)]
+    (bundle / "a.pkl").write_bytes(b"")
+    (bundle / "b.joblib").write_bytes(b"")
+    assert "more than one artifact (a.pkl, b.joblib)" in lint_bundle(bundle).findings[0].message
+    (bundle / "custom.py").write_text("def predict(model, X:\n")
+    assert rules(bundle) == [("hooks-syntax", "custom.py", 1)]
+
+
+def test_a_vendored_old_server_is_a_warning_with_the_fix(bundle: Path) -> None:
+    (bundle / "server.py").write_text('HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"\n')
+    (bundle / "gunicorn.conf.py").write_text("")
+    (finding,) = lint_bundle(bundle).findings
+    assert (finding.rule, finding.severity) == ("vendored-server", "warning")
+    assert "rm server.py gunicorn.conf.py" in finding.message
 
 
 def test_start_script_is_a_folder(bundle: Path) -> None:
@@ -104,7 +130,7 @@ def test_broken_yaml_names_the_line(bundle: Path) -> None:
     [
         ("type: inference\ntargetType: regression\n", "missing 'name'"),
         ("name: m\ntype: inference\n", "missing 'targetType'"),
-        ("name: m\ntargetType: textgeneration\n", "not supported"),
+        ("name: m\ntargetType: transform\n", "not supported"),
         ("name: m\ntype: training\ntargetType: regression\n", "type 'training'"),
         (
             "name: m\ntargetType: binary\ninferenceModel:\n  positiveClassLabel: yes\n",

@@ -28,7 +28,7 @@ from cmkit.metadata import load_metadata
 from cmkit.scaffold import init_bundle, make_spec
 from tests.conftest import REPO
 from tests.serving import Server, serve, start
-from tests.test_template_server import strict_json
+from tests.test_runtime_server import strict_json
 
 SAMPLES = REPO / "sample_models"
 BROKEN = SAMPLES / "broken"
@@ -98,7 +98,8 @@ def test_bundles_hold_only_generated_and_hand_written_files() -> None:
     "bundle", [SAMPLES / n for n in GOOD] + [BROKEN / n for n in BROKEN_NAMES], ids=lambda p: p.name
 )
 def test_every_sample_bundle_lints_clean_and_names_its_data(bundle: Path) -> None:
-    assert lint_bundle(bundle).findings == []
+    # Notes are allowed: most bundles here hold no start script, the environment provides it.
+    assert [f for f in lint_bundle(bundle).findings if f.severity != "note"] == []
     meta = load_metadata(bundle)
     assert meta is not None and meta.validation_input and (bundle / meta.validation_input).is_file()
 
@@ -119,9 +120,27 @@ def test_build_reproduces_the_committed_files(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     written = bundle_files(tmp_path)
-    assert len(written) > 80
+    assert set(build.derived_files()) <= set(written)
     for path in written:
-        assert (tmp_path / path).read_bytes() == (REPO / path).read_bytes(), f"{path} is not reproduced"
+        if path.endswith("model.joblib"):
+            assert_same_model(tmp_path / path, REPO / path)
+        else:
+            assert (tmp_path / path).read_bytes() == (REPO / path).read_bytes(), f"{path} is not reproduced"
+
+
+def assert_same_model(built: Path, committed: Path) -> None:
+    """A refitted artifact predicts what the committed one does on its held-out data.
+
+    Not byte for byte: a fit's last bits depend on the CPU's floating-point kernels (BLAS), so
+    another machine's pickle differs at the 1e-12 level while the models are the same.
+    """
+    import joblib
+
+    data = pd.read_csv(committed.parent / "data" / "test.csv")
+    new, old = joblib.load(built), joblib.load(committed)
+    X = data[list(old.feature_names_in_)]
+    method = "predict_proba" if hasattr(old, "predict_proba") else "predict"
+    np.testing.assert_allclose(getattr(new, method)(X), getattr(old, method)(X), rtol=1e-9, atol=1e-12)
 
 
 # --- The good sample models, served ----------------------------------------------------------------
@@ -194,33 +213,23 @@ def test_exits_at_start_exits_3_saying_why(tmp_path: Path) -> None:
     assert "exits_at_start: refusing to start" in server.log()
 
 
+# The runtime refuses to send what JSON or the contract cannot carry: these three answer 500 with
+# the reason (errorCheck fails on it). The checks' own rules for such answers on the wire (a bare
+# NaN token, a short list, probabilities off 1) are tested against raw servers in test_checks.py.
 @pytest.mark.slow
-def test_nan_output_sends_a_bare_nan_token(tmp_path: Path) -> None:
-    with serve(BROKEN / "nan_output", tmp_path / "server.log") as server:
-        response = server.predict(broken_rows("nan_output"))
-        assert response.status_code == 200
-        assert response.text.startswith('{"predictions": [NaN, ')
-        with pytest.raises(AssertionError, match="non-standard JSON token NaN"):
-            strict_json(response)
-
-
-@pytest.mark.slow
-def test_wrong_count_returns_one_prediction_fewer(tmp_path: Path) -> None:
-    with serve(BROKEN / "wrong_count", tmp_path / "server.log") as server:
-        rows = broken_rows("wrong_count")
-        response = server.predict(rows)
-        assert response.status_code == 200
-        assert len(strict_json(response)["predictions"]) == len(rows["sqft"]) - 1
-
-
-@pytest.mark.slow
-def test_bad_probabilities_do_not_sum_to_1(tmp_path: Path) -> None:
-    with serve(BROKEN / "bad_probabilities", tmp_path / "server.log") as server:
-        predictions = strict_json(server.predict(broken_rows("bad_probabilities")))["predictions"]
-        assert all(set(p) == {"1", "0"} for p in predictions)
-        # Every row gives both classes the positive-class probability: the sums range far from 1.
-        sums = [p["1"] + p["0"] for p in predictions]
-        assert min(sums) < 0.8 and max(sums) > 1.2
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("nan_output", "predict() returned a non-finite value (NaN or infinity) for row 0"),
+        ("wrong_count", "predict() returned 19 predictions for 20 rows"),
+        ("bad_probabilities", "the class probabilities of row 0 sum to 1.4, not 1"),
+    ],
+)
+def test_wire_faults_are_refused_with_the_reason(tmp_path: Path, name: str, reason: str) -> None:
+    with serve(BROKEN / name, tmp_path / "server.log") as server:
+        response = server.predict(broken_rows(name, 20))
+        assert response.status_code == 500
+        assert reason in strict_json(response)["message"]
 
 
 @pytest.mark.slow
@@ -316,7 +325,7 @@ def test_memory_hog_cannot_start_under_a_limit_a_normal_model_fits_in(tmp_path: 
 
 
 @pytest.mark.slow
-def test_raw_server_bundles_stop_on_sigterm(tmp_path: Path) -> None:
+def test_broken_bundles_stop_on_sigterm(tmp_path: Path) -> None:
     with serve(BROKEN / "wrong_count", tmp_path / "server.log") as server:
         started = time.monotonic()
         server.process.terminate()

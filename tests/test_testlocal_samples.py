@@ -21,9 +21,9 @@ BROKEN = {
     "batch_dependent": (SIDE_EFFECTS, "warning", "rows differ when predicted alone"),
     "stateful": (SIDE_EFFECTS, "warning", "rows differ when predicted alone"),
     "null_crash": (NULL_VALUE_IMPUTATION, "warning", "columns fail when entirely null"),
-    "nan_output": (ERROR_CHECK, "failed", "not valid JSON"),
+    "nan_output": (ERROR_CHECK, "failed", "non-finite value (NaN or infinity)"),
     "wrong_count": (ERROR_CHECK, "failed", "predictions for"),
-    "bad_probabilities": (ERROR_CHECK, "failed", "probabilities sum to"),
+    "bad_probabilities": (ERROR_CHECK, "failed", "sum to 1.4, not 1"),
     "ignores_url_prefix": (LONG_RUNNING_SERVICE, "failed", "does the server mount its routes under URL_PREFIX"),
     "exits_at_start": (LONG_RUNNING_SERVICE, "failed", "exited with code 3"),
 }
@@ -53,7 +53,7 @@ def test_good_sample_models_succeed(sample: str, runtime: str, request: pytest.F
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("target", ["regression", "binary", "multiclass", "anomaly"])
+@pytest.mark.parametrize("target", ["regression", "binary", "multiclass", "anomaly", "textgeneration"])
 def test_init_templates_succeed(target: str, runtime: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     labels = ("setosa", "versicolor", "virginica") if target == "multiclass" else ()
     bundle = tmp_path / f"{target}-model"

@@ -110,7 +110,23 @@ def _check_probabilities(value: Any, labels: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"expected a string, got {json.dumps(value)[:60]}"
+    return None
+
+
+def _check_row(value: Any, target: Target) -> str | None:
+    if target.is_classification:
+        return _check_probabilities(value, target.labels)
+    if target.type == "textgeneration":
+        return _check_text(value)
+    return _check_number(value)
+
+
 def _values(predictions: list[Any], target: Target) -> np.ndarray:
+    if target.type == "textgeneration":
+        return np.array(predictions, dtype=object)
     if target.is_classification:
         by_label = [{str(k): float(v) for k, v in row.items()} for row in predictions]
         return np.array([[row[label] for label in target.labels] for row in by_label], dtype=float)
@@ -132,7 +148,7 @@ def judge(status: int, text: str, rows: int, target: Target) -> Verdict:
         return Verdict(error=f"{len(predictions)} predictions for {rows} rows")
     problems = []
     for index, value in enumerate(predictions):
-        reason = _check_probabilities(value, target.labels) if target.is_classification else _check_number(value)
+        reason = _check_row(value, target)
         if reason:
             problems.append(RowProblem(index, reason))
     if problems:

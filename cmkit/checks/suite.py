@@ -211,11 +211,20 @@ def _sample_rows(rows: int, limit: int) -> list[int]:
     return sorted(set(np.linspace(0, rows - 1, count).round().astype(int).tolist()))
 
 
+def _same(alone: Any, batch: Any, ctx: Context) -> bool:
+    """Numbers within the tolerances; text exactly."""
+    if ctx.target.type == "textgeneration":
+        return bool(alone == batch)
+    return bool(np.allclose(alone, batch, rtol=ctx.options.rtol, atol=ctx.options.atol))
+
+
 def _format(values: np.ndarray, target: Target) -> str:
     if target.is_classification:
         return (
             "{" + ", ".join(f"{label}: {value:.6g}" for label, value in zip(target.labels, values, strict=True)) + "}"
         )
+    if target.type == "textgeneration":
+        return repr(str(values))[:60]
     return f"{float(values):.9g}"
 
 
@@ -242,7 +251,7 @@ def side_effects(ctx: Context) -> CheckResult:
         expected = batch_values[index]
         if verdict.values is None:
             mismatches.append({"row": index, "batch": _format(expected, ctx.target), "alone": verdict.summary()})
-        elif not np.allclose(verdict.values[0], expected, rtol=ctx.options.rtol, atol=ctx.options.atol):
+        elif not _same(verdict.values[0], expected, ctx):
             mismatches.append(
                 {"row": index, "batch": _format(expected, ctx.target), "alone": _format(verdict.values[0], ctx.target)}
             )

@@ -7,7 +7,6 @@ and model tests use as their environment.
 
 from __future__ import annotations
 
-import io
 import shutil
 import tarfile
 import threading
@@ -20,6 +19,7 @@ from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
 from cmkit.emulator.store import HashingFile, Resource
+from cmkit.envcontext import context_files, zip_context
 
 KIND = "environment"
 VERSION_KIND = "environmentVersion"
@@ -282,16 +282,6 @@ def _extract_zip(archive: Path, target: Path) -> None:
         raise ValueError(f"not a valid zip archive ({exc})") from None
 
 
-def zip_folder(folder: Path) -> bytes:
-    """A folder as a zip, the way DataRobot's client uploads a context folder."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                bundle.write(path, path.relative_to(folder).as_posix())
-    return buffer.getvalue()
-
-
 # -- the seeded environment ----------------------------------------------------------------------
 
 
@@ -322,7 +312,8 @@ def seed(emu: Emulator) -> None:
         )
         emu.store.set_meta(SEED_META_KEY, env_id)
     upload = emu.store.blobs.new_upload()
-    upload.write(zip_folder(folder))
+    with zip_context(context_files(folder)) as archive:  # with the runtime, as `cmkit env push` uploads it
+        upload.write(archive.read())
     create_version(emu, env_id, {"label": "python3", "description": f"from {folder}"}, upload, "python3.zip", False)
 
 

@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 CONTAINER_PORT = 8080
@@ -25,8 +25,23 @@ class RunSpec:
     network_egress: str = "PUBLIC"
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def server_environment(self, port: int) -> dict[str, str]:
-        return {**self.environment, "PORT": str(port), "URL_PREFIX": self.url_prefix}
+    def server_environment(self, port: int, code_dir: str) -> dict[str, str]:
+        return {**self.environment, "PORT": str(port), "URL_PREFIX": self.url_prefix, "CODE_DIR": code_dir}
+
+
+def target_variables(target_type: str, labels: Sequence[str] = ()) -> dict[str, str]:
+    """What DataRobot sets on a custom model's container for its target, in the forms DRUM reads.
+
+    Binary labels go in POSITIVE_CLASS_LABEL and NEGATIVE_CLASS_LABEL; multiclass labels in
+    CLASS_LABELS, separated by spaces as DRUM splits them. Labels holding white space cannot
+    travel that way: the variable is left out and the runtime reads model-metadata.yaml.
+    """
+    variables = {"TARGET_TYPE": target_type}
+    if target_type == "binary" and len(labels) == 2:
+        variables["POSITIVE_CLASS_LABEL"], variables["NEGATIVE_CLASS_LABEL"] = labels
+    elif target_type == "multiclass" and labels and all(label.split() == [label] for label in labels):
+        variables["CLASS_LABELS"] = " ".join(labels)
+    return variables
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from docker.errors import APIError, DockerException, NotFound
 from cmkit.errors import DockerUnavailable
 from cmkit.runtime.base import CONTAINER_PORT, ExitInfo, RunSpec, Server
 from cmkit.runtime.forward import ExecForwarder
+from cmkit.runtime.images import CODE_DIR
 
 LABEL = "cmkit"
 RUN_LABEL = "cmkit.run"
@@ -140,7 +141,7 @@ class DockerServer(Server):
 def start_container(client: docker.DockerClient, image: str, spec: RunSpec, run_id: str) -> DockerServer:
     """Start the image's `start_server.sh` with the spec's environment, limits and network policy."""
     options: dict[str, Any] = {
-        "environment": spec.server_environment(CONTAINER_PORT),
+        "environment": spec.server_environment(CONTAINER_PORT, CODE_DIR),
         "labels": {LABEL: "1", RUN_LABEL: run_id, **spec.labels},
         "detach": True,
     }

@@ -25,10 +25,10 @@ from typing import IO, Any
 
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
-from docker.utils.build import exclude_paths
 
 from cmkit import hashcache
 from cmkit.bundle import BundleFile, list_bundle
+from cmkit.envcontext import ContextFile, context_files, tar_context
 from cmkit.errors import CmkitError, InputError
 
 LABEL = "cmkit"
@@ -145,13 +145,6 @@ def _context(files: Mapping[str, bytes]) -> io.BytesIO:
     return buffer
 
 
-def docker_context_files(folder: Path) -> list[str]:
-    """The files of a docker context as `docker build` sends them (honouring .dockerignore), sorted."""
-    ignore = folder / ".dockerignore"
-    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
-    return sorted(p for p in exclude_paths(str(folder), patterns) if (folder / p).is_file())
-
-
 def base_image_arg(dockerfile: str) -> str | None:
     """The default of `ARG BASE_IMAGE=...` declared before the first FROM, if any."""
     for raw in dockerfile.splitlines():
@@ -205,19 +198,22 @@ class ImageBuilder:
                 "warning: the environment's Dockerfile has no 'ARG BASE_IMAGE=...' before FROM, so the "
                 "host CA bundle cannot be added under it; pip may fail behind a TLS-inspecting proxy"
             )
-        tag = f"cmkit-env:{self._context_hash(context_dir, build_args)}"
+        files = context_files(context_dir)
+        tag = f"cmkit-env:{self._context_hash(files, build_args)}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
         self.on_log(f"building environment {context_dir} as {tag}")
-        log = self._build(
-            "environment",
-            tag,
-            path=str(context_dir),
-            buildargs=build_args,
-            nocache=rebuild,
-            labels={**self.labels, KIND_LABEL: "env"},
-        )
+        with tar_context(files) as context:
+            log = self._build(
+                "environment",
+                tag,
+                fileobj=context,
+                custom_context=True,
+                buildargs=build_args,
+                nocache=rebuild,
+                labels={**self.labels, KIND_LABEL: "env"},
+            )
         return self._built(tag, log)
 
     def dependencies(self, base: BuiltImage | str, requirements: str | None, rebuild: bool = False) -> BuiltImage:
@@ -345,12 +341,11 @@ class ImageBuilder:
         )
         return tag
 
-    def _context_hash(self, context_dir: Path, build_args: Mapping[str, str]) -> str:
+    def _context_hash(self, files: list[ContextFile], build_args: Mapping[str, str]) -> str:
         content_args = sorted((k, v) for k, v in build_args.items() if "PROXY" not in k.upper())
         parts: list[bytes | str] = [json.dumps(content_args)]
-        for rel in docker_context_files(context_dir):
-            path = context_dir / rel
-            parts += [rel, str(os.stat(path).st_mode & 0o777), path.read_bytes()]
+        for file in files:
+            parts += [file.path, str(file.mode), file.source.read_bytes()]
         return _hash(*parts)
 
     def _image_id(self, ref: str) -> str | None:

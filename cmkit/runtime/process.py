@@ -81,19 +81,27 @@ class ProcessServer(Server):
         return {"runtime": self.runtime, "pid": self.process.pid, "url": self.url}
 
 
+def server_command(bundle: Path) -> list[str]:
+    """The bundle's start_server.sh, else the runtime installed with cmkit, as an environment provides it."""
+    script = bundle / START_SCRIPT
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
+
+
 def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
-    script = Path(bundle).resolve() / START_SCRIPT
-    if not script.is_file():
-        raise InputError(f"no {START_SCRIPT} in the bundle", file=bundle)
+    bundle = Path(bundle).resolve()
+    if not bundle.is_dir():
+        raise InputError("not a bundle folder", file=bundle)
     port = free_port()
-    env = {**os.environ, **spec.server_environment(port)}
-    # The bundle's server runs from this Python environment (gunicorn, pandas...).
+    env = {**os.environ, **spec.server_environment(port, str(bundle))}
+    # The bundle's server runs from this Python environment (cmkit-runtime, gunicorn, pandas...).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
     with os.fdopen(handle, "wb") as log:
         process = subprocess.Popen(
-            [str(script)],
-            cwd=script.parent,
+            server_command(bundle),
+            cwd=bundle,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -1,34 +1,17 @@
 """BROKEN on purpose (cmkit test-local: errorCheck): class probabilities that do not sum to 1.
 
-A binary model (labels "1" and "0", as in model-metadata.yaml) that gives both classes the
-positive-class probability. Served by raw_server.py (no template checks); predict_json()
-returns the wire predictions as they are.
+A binary model (labels "1" and "0", as in model-metadata.yaml) that gives both classes the same
+probability, 0.7.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
-from typing import Any
+import pandas as pd
 
 
-def load_model(code_dir: str) -> dict[str, Any]:
-    with open(Path(code_dir) / "model.json", encoding="utf-8") as handle:
-        return json.load(handle)
+def load_model(code_dir: str) -> None:
+    return None
 
 
-def scores(model: dict[str, Any], columns: dict[str, list[Any]]) -> list[float]:
-    """The linear part of the template's model, row by row (missing values take the means)."""
-    rows = len(next(iter(columns.values())))
-    features = list(zip(model["features"], model["means"], model["coef"], strict=True))
-    return [
-        model["intercept"]
-        + sum(c * (m if columns[name][i] is None else float(columns[name][i])) for name, m, c in features)
-        for i in range(rows)
-    ]
-
-
-def predict_json(model: dict[str, Any], columns: dict[str, list[Any]]) -> list[dict[str, float]]:
-    probabilities = [0.5 * (1.0 + math.tanh(0.5 * score)) for score in scores(model, columns)]
-    return [{"1": p, "0": p} for p in probabilities]  # the bug: the negative class should get 1 - p
+def predict(model: None, X: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"1": [0.7] * len(X), "0": [0.7] * len(X)})  # the bug: "0" should get 0.3

@@ -1,34 +1,20 @@
-"""BROKEN on purpose (cmkit test-local: errorCheck): answers with a NaN, which JSON cannot carry.
+"""BROKEN on purpose (cmkit test-local: errorCheck): the first prediction is NaN.
 
-Served by raw_server.py (no template checks), which writes Python's float('nan') as the bare
-token NaN: the body is not valid JSON. predict_json() returns the wire predictions as they are.
+JSON cannot carry a NaN: the runtime refuses to send one and answers 500 with the reason, so
+errorCheck fails on the first request.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
-from typing import Any
+import numpy as np
+import pandas as pd
 
 
-def load_model(code_dir: str) -> dict[str, Any]:
-    with open(Path(code_dir) / "model.json", encoding="utf-8") as handle:
-        return json.load(handle)
+def load_model(code_dir: str) -> None:
+    return None
 
 
-def scores(model: dict[str, Any], columns: dict[str, list[Any]]) -> list[float]:
-    """The linear part of the template's model, row by row (missing values take the means)."""
-    rows = len(next(iter(columns.values())))
-    features = list(zip(model["features"], model["means"], model["coef"], strict=True))
-    return [
-        model["intercept"]
-        + sum(c * (m if columns[name][i] is None else float(columns[name][i])) for name, m, c in features)
-        for i in range(rows)
-    ]
-
-
-def predict_json(model: dict[str, Any], columns: dict[str, list[Any]]) -> list[float]:
-    predictions = scores(model, columns)
-    predictions[0] = math.nan  # the bug
+def predict(model: None, X: pd.DataFrame) -> np.ndarray:
+    predictions = np.zeros(len(X))
+    predictions[0] = np.nan  # the bug
     return predictions

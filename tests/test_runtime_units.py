@@ -1,33 +1,28 @@
-"""The template server's request parsing and JSON writing, with orjson and with the stdlib fallback."""
+"""The runtime's request parsing and JSON writing, with orjson and with the stdlib fallback."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from cmkit_runtime.outputs import BadPredictions, format_predictions
+from cmkit_runtime.target import Target
 from tests.conftest import REPO
-
-SERVER = REPO / "templates" / "bundles" / "python" / "common" / "server.py"
 
 
 def load_server(hide_orjson: bool) -> ModuleType:
+    """A fresh import of the runtime's server module, with or without orjson importable."""
     saved = sys.modules.get("orjson")
     if hide_orjson:
         sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
     try:
-        spec = importlib.util.spec_from_file_location(f"template_server_{hide_orjson}", SERVER)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
+        return importlib.reload(importlib.import_module("cmkit_runtime.server"))
     finally:
         if hide_orjson:
             if saved is None:
@@ -67,16 +62,18 @@ def test_bad_json_is_a_bad_request(server: ModuleType, body: bytes) -> None:
 def test_output_is_strict_json_and_takes_arrays(server: ModuleType) -> None:
     import json
 
-    target = server.Target("regression")
-    predictions = server.format_predictions(np.array([1.0, 2.5]), target, 2)
+    target = Target("regression")
+    predictions = format_predictions(np.array([1.0, 2.5]), target, 2)
     assert json.loads(server.dumps({"predictions": predictions})) == {"predictions": [1.0, 2.5]}
-    binary = server.Target("binary", ("yes", "no"))
-    rows = server.format_predictions(np.array([0.25]), binary, 1)
+    binary = Target("binary", ("yes", "no"))
+    rows = format_predictions(np.array([0.25]), binary, 1)
     assert json.loads(server.dumps({"predictions": rows})) == {"predictions": [{"yes": 0.25, "no": 0.75}]}
-    with pytest.raises(server.BadPredictions):
-        server.format_predictions(np.array([np.nan]), target, 1)
+    with pytest.raises(BadPredictions):
+        format_predictions(np.array([np.nan]), target, 1)
 
 
-def test_the_server_file_is_the_bundles(tmp_path: Path) -> None:
-    # The unit tests above load the template's file; bundles get exactly that file.
-    assert (REPO / "sample_models" / "regression_diabetes" / "server.py").read_bytes() == SERVER.read_bytes()
+def test_no_bundle_in_the_repository_carries_a_server() -> None:
+    # The runtime is the only server: templates and sample bundles hold the model alone.
+    bundles = [REPO / "templates" / "bundles", REPO / "sample_models"]
+    copies = [p for root in bundles for name in ("server.py", "gunicorn.conf.py") for p in root.rglob(name)]
+    assert copies == []

@@ -1,4 +1,4 @@
-"""The template's server, run for real: `cmkit init`, then its start_server.sh under gunicorn, over HTTP.
+"""The model runtime, run for real: `cmkit init`, then its start_server.sh (cmkit-runtime serve), over HTTP.
 
 Every server here is a real process group on a free port with a URL_PREFIX holding slashes;
 tests/serving.py stops each one (SIGTERM, then SIGKILL to the group) whatever happens.
@@ -241,7 +241,7 @@ def predict(model, X):
 SWITCHBOARD_ENV = {
     "regression": {},
     "binary": {"TARGET_TYPE": "binary", "POSITIVE_CLASS_LABEL": "yes", "NEGATIVE_CLASS_LABEL": "no"},
-    "multiclass": {"TARGET_TYPE": "multiclass", "CLASS_LABELS": "a, b,c"},
+    "multiclass": {"TARGET_TYPE": "multiclass", "CLASS_LABELS": "a b\tc"},  # white space, as DRUM splits it
 }
 
 
@@ -297,7 +297,7 @@ def test_model_exceptions_are_logged_with_a_traceback(switchboard: dict[str, Ser
     while "ValueError: boom from the model" not in server.log() and time.monotonic() < deadline:
         time.sleep(0.05)
     log = server.log()
-    assert "predict failed" in log and "Traceback (most recent call last)" in log
+    assert "predict() failed" in log and "Traceback (most recent call last)" in log
     assert "ValueError: boom from the model" in log
 
 
@@ -431,7 +431,7 @@ def test_sigterm_during_a_slow_load_stops_within_5_seconds(gated_bundle: Path, t
 
 
 def loading_markers(server: Server) -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(f"model-server-loading-{server.process.pid}-*"))
+    return list(Path(tempfile.gettempdir()).glob(f"cmkit-runtime-loading-{server.process.pid}-*"))
 
 
 def failing_bundle(root: Path, load_body: str) -> Path:
@@ -455,7 +455,7 @@ def test_a_model_that_cannot_load_stops_the_server_with_code_4(tmp_path: Path, w
     code, server = run_to_exit(bundle, tmp_path / "server.log", {"CUSTOM_MODEL_WORKERS": workers})
     log = server.log()
     assert code == 4, log  # whatever the number of workers failing at once
-    assert "load_model failed; stopping the server" in log
+    assert "the model failed to load; stopping the server" in log
     assert "FileNotFoundError: model.joblib is missing" in log and "Traceback" in log
     assert "died while loading the model" in log and "HaltServer" not in log
     assert loading_markers(server) == []
@@ -472,15 +472,18 @@ def test_a_worker_killed_during_its_load_stops_the_server(tmp_path: Path) -> Non
 
 
 def test_without_the_hooks_a_failed_load_still_stops_gunicorn(tmp_path: Path) -> None:
-    """gunicorn started by hand with other settings: the worker exits with the app-load-error code itself."""
+    """The runtime's app under plain gunicorn (no cmkit-runtime hooks): the worker exits with code 4."""
     bundle = failing_bundle(tmp_path, "raise RuntimeError('no model')")
-    log, settings = tmp_path / "server.log", tmp_path / "other.conf.py"
-    settings.write_text("workers = 1\n")  # replaces the bundle's gunicorn.conf.py, which gunicorn reads from cwd
+    log = tmp_path / "server.log"
     bind = f"127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "gunicorn", "-c", str(settings), "--bind", bind, "--no-control-socket"]
-    command.append("server:create_app()")
+    command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", bind, "--no-control-socket"]
+    command.append("cmkit_runtime.server:create_app()")
+    env = {**os.environ, "CODE_DIR": str(bundle)}
+    env.pop("MODEL_SERVER_HALTS_ON_LOAD_FAILURE", None)
     with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=bundle, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=bundle, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         assert process.wait(timeout=60) == 4
     finally:
@@ -520,13 +523,14 @@ def test_bad_worker_settings_exit_2_with_a_message(tmp_path: Path, variable: str
         assert server.process.wait(timeout=30) == 2
     finally:
         server.stop()
-    assert "must be positive integers" in server.log()
+    assert f"{variable} must be a positive integer" in server.log()
 
 
-def test_no_flask_development_server_in_the_template() -> None:
+def test_no_flask_development_server_in_the_template_or_runtime() -> None:
     from tests.conftest import REPO
 
-    for path in (REPO / "templates/bundles").rglob("*"):
+    for path in [*(REPO / "templates/bundles").rglob("*"), *(REPO / "cmkit_runtime").rglob("*")]:
         if path.is_file() and path.suffix in (".py", ".sh", ".tmpl"):
-            text = path.read_text()
+            # The runtime's one .run() is gunicorn's application (cmkit_runtime/cli.py), never Flask's.
+            text = path.read_text().replace("Runtime().run()", "", 1 if path.name == "cli.py" else 0)
             assert ".run(" not in text and "werkzeug.serving" not in text and "flask run" not in text, path

@@ -1,0 +1,108 @@
+"""An execution environment's docker context, as cmkit builds it and uploads it.
+
+The model runtime (`cmkit_runtime`) has one copy of its source: the package installed with
+cmkit. An environment whose Dockerfile copies `cmkit_runtime/` and whose folder does not hold
+one gets that package's source added to its context, for `test-local`'s builds, for `cmkit env
+push` (so the uploaded context is self-contained, as DataRobot needs) and for the emulator's
+seeded environment. The content hash of the context, and so the environment image's tag,
+covers the runtime: a runtime change rebuilds the environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from docker.utils.build import exclude_paths
+
+import cmkit_runtime
+from cmkit.errors import InputError
+
+RUNTIME_PACKAGE = "cmkit_runtime"
+RUNTIME_DIR = Path(cmkit_runtime.__file__).resolve().parent
+# `COPY cmkit_runtime ...` or `ADD cmkit_runtime/ ...` (with or without flags) asks for the runtime.
+_ASKS_FOR_RUNTIME = re.compile(rf"^\s*(COPY|ADD)\s+(--\S+\s+)*\.?/?{RUNTIME_PACKAGE}/?\s", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    path: str  # inside the context, with "/"
+    source: Path
+
+    @property
+    def mode(self) -> int:
+        return os.stat(self.source).st_mode & 0o777
+
+
+def docker_context_files(folder: Path) -> list[str]:
+    """The files of a docker context as `docker build` sends them (honouring .dockerignore), sorted."""
+    ignore = folder / ".dockerignore"
+    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
+    return sorted(p for p in exclude_paths(str(folder), patterns) if (folder / p).is_file())
+
+
+def wants_runtime(folder: Path) -> bool:
+    """Whether the Dockerfile copies cmkit_runtime/ that the folder itself does not hold."""
+    dockerfile = folder / "Dockerfile"
+    if (folder / RUNTIME_PACKAGE).exists() or not dockerfile.is_file():
+        return False
+    return bool(_ASKS_FOR_RUNTIME.search(dockerfile.read_text(encoding="utf-8", errors="replace")))
+
+
+def runtime_files() -> list[ContextFile]:
+    """The runtime's source files, as they are installed with cmkit."""
+    return [
+        ContextFile(f"{RUNTIME_PACKAGE}/{path.relative_to(RUNTIME_DIR).as_posix()}", path)
+        for path in sorted(RUNTIME_DIR.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed")
+    ]
+
+
+def context_files(folder: Path) -> list[ContextFile]:
+    """Everything the environment's docker context holds, the runtime included where asked for."""
+    folder = Path(folder)
+    if not (folder / "Dockerfile").is_file():
+        raise InputError("no Dockerfile in the environment folder", file=folder, hint="pass the docker context folder")
+    files = [ContextFile(rel, folder / rel) for rel in docker_context_files(folder)]
+    if wants_runtime(folder):
+        files += runtime_files()
+    return files
+
+
+def context_digest(files: list[ContextFile]) -> str:
+    digest = hashlib.sha256()
+    for file in files:
+        content = hashlib.sha256(file.source.read_bytes()).hexdigest()
+        digest.update(f"{file.path}\0{file.mode:o}\0{content}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def zip_context(files: list[ContextFile]) -> IO[bytes]:
+    """The context as a zip, spooled to disk (the upload DataRobot takes)."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in files:
+            archive.write(file.source, file.path)
+    spool.seek(0)
+    return spool
+
+
+def tar_context(files: list[ContextFile]) -> IO[bytes]:
+    """The context as a tar, spooled to disk (what `docker build` takes)."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
+    with tarfile.open(fileobj=spool, mode="w") as archive:
+        for file in files:
+            info = archive.gettarinfo(str(file.source), arcname=file.path)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with file.source.open("rb") as handle:
+                archive.addfile(info, handle)
+    spool.seek(0)
+    return spool

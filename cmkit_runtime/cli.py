@@ -1,0 +1,155 @@
+"""`cmkit-runtime serve`: start the model server, configured as DataRobot configures a container.
+
+    PORT                     port to listen on, on all interfaces (default 8080)
+    ADDRESS                  host:port to listen on (DRUM's variable); PORT wins when both are set
+    URL_PREFIX               path the routes are mounted under; may contain "/" or be empty
+    CODE_DIR                 the bundle (default: --code-dir, else the current directory)
+    CUSTOM_MODEL_WORKERS     worker processes, each loading its own copy of the model
+                             (default: the number of CPUs, at least 1)
+    CUSTOM_MODEL_THREADS     request threads per worker (default 1: predictions are CPU-bound and
+                             hold Python's GIL, so more threads only add contention)
+    CUSTOM_MODEL_ACCESS_LOG  1 logs every request to stdout (default off: it costs throughput)
+    CUSTOM_MODEL_LOAD_WAIT   seconds a prediction arriving during the model load waits (default 60)
+
+It runs gunicorn in this process (its custom-application API), so SIGTERM from `docker stop`
+reaches the master directly. The master stays light: Flask, pandas and the model are imported
+only in the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cmkit_runtime import __version__
+
+APP_LOAD_ERROR = 4  # gunicorn's "application failed to load" exit code
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A setting the server cannot start with."""
+
+
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"{name} must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+def bind_address(environ: Mapping[str, str]) -> str:
+    if environ.get("PORT"):
+        return f"0.0.0.0:{environ['PORT']}"
+    return environ.get("ADDRESS") or "0.0.0.0:8080"
+
+
+def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any]:
+    """gunicorn's settings for this environment (every value checked here, not by gunicorn)."""
+    options: dict[str, Any] = {
+        "bind": bind_address(environ),
+        "chdir": code_dir,
+        "workers": _positive(environ, "CUSTOM_MODEL_WORKERS", os.cpu_count() or 1),
+        # gthread workers keep idle keep-alive connections in a poller instead of tying up a thread.
+        "worker_class": "gthread",
+        "threads": _positive(environ, "CUSTOM_MODEL_THREADS", 1),
+        "keepalive": 60,
+        # In-flight requests may finish, and the server still stops well within 5 s of SIGTERM.
+        "graceful_timeout": 3,
+        "errorlog": "-",
+        "accesslog": "-" if environ.get("CUSTOM_MODEL_ACCESS_LOG") == "1" else None,
+        # The control socket would be shared by every server of a user.
+        "control_socket_disable": True,
+        "child_exit": child_exit,
+        "worker_exit": worker_exit,
+    }
+    # Workers touch a heartbeat file every second; on a container's overlay filesystem that can
+    # stall, so use memory-backed /dev/shm where there is one (not on macOS).
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        options["worker_tmp_dir"] = "/dev/shm"
+    return options
+
+
+_halting = False
+
+
+def _marker(master_pid: int, worker_pid: int) -> str:
+    from cmkit_runtime.server import loading_marker
+
+    return loading_marker(master_pid, worker_pid)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure."""
+    with contextlib.suppress(OSError):
+        os.remove(_marker(os.getppid(), worker.pid))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, after any worker exits: halt once if it died while loading the model.
+
+    Whatever killed it (an exception in the load, logged by the worker, or a signal such as the
+    out-of-memory killer's SIGKILL, which gunicorn alone would answer with a new worker, forever).
+    """
+    global _halting
+    from gunicorn.errors import HaltServer
+
+    marker = _marker(server.pid, worker.pid)
+    if not os.path.exists(marker):
+        return
+    with contextlib.suppress(OSError):
+        os.remove(marker)
+    if not _halting:  # later workers dying during the halt must not raise it again
+        _halting = True
+        raise HaltServer(
+            f"worker {worker.pid} died while loading the model (an error in the load, logged above, "
+            "or a kill such as the out-of-memory killer's)",
+            APP_LOAD_ERROR,
+        )
+
+
+def serve(code_dir: str, environ: Mapping[str, str]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from cmkit_runtime.server import HOOKS_FLAG
+
+    options = gunicorn_options(environ, code_dir)
+    # URL_PREFIX is normalised and CODE_DIR set for the workers, which read their environment.
+    os.environ["CODE_DIR"] = code_dir
+    os.environ[HOOKS_FLAG] = "1"
+
+    class Runtime(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from cmkit_runtime.server import create_app
+
+            return create_app(code_dir)
+
+    Runtime().run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cmkit-runtime", description="cmkit's model server")
+    parser.add_argument("--version", action="version", version=f"cmkit-runtime {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the model in a bundle folder")
+    serve_parser.add_argument("--code-dir", help="the bundle (default: $CODE_DIR, else the current directory)")
+    args = parser.parse_args(argv)
+    code_dir = os.path.abspath(args.code_dir or os.environ.get("CODE_DIR") or os.getcwd())
+    if not os.path.isdir(code_dir):
+        print(f"cmkit-runtime: {code_dir} is not a folder; pass the bundle with --code-dir", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        serve(code_dir, os.environ)
+    except UsageError as exc:
+        print(f"cmkit-runtime: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0

@@ -1,0 +1,39 @@
+"""The model formats the runtime loads, and the rule that tells them apart.
+
+Light on purpose (standard library only): `cmkit lint` applies the same rule statically, to the
+names custom.py defines, without importing the model or pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+CMKIT_HOOKS = "cmkit-hooks"
+DRUM_HOOKS = "drum-hooks"
+ARTIFACT = "artifact"
+HOOK_MODULE = "custom"
+HOOK_FILE = f"{HOOK_MODULE}.py"
+CMKIT_HOOK_NAMES = ("load_model", "predict")
+DRUM_HOOK_NAMES = ("init", "load_model", "transform", "score", "post_process")
+# Artifacts the runtime loads, and others DataRobot's drop-in environments know (named in errors).
+SUPPORTED_ARTIFACTS = (".pkl", ".joblib")
+OTHER_ARTIFACTS = (".pth", ".h5", ".keras", ".onnx", ".xgb", ".jar", ".rds", ".pmml")
+
+
+def format_of(defined: Iterable[str]) -> str:
+    """`score` makes DRUM hooks; else `predict` makes cmkit hooks; else the artifact path."""
+    names = set(defined)
+    if "score" in names:
+        return DRUM_HOOKS
+    if "predict" in names:
+        return CMKIT_HOOKS
+    return ARTIFACT
+
+
+def artifacts_in(code_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Top-level files of the bundle: (loadable artifacts, artifacts of other frameworks), as DRUM looks."""
+    files = sorted(p for p in code_dir.iterdir() if p.is_file())
+    loadable = [p for p in files if p.suffix.lower() in SUPPORTED_ARTIFACTS]
+    others = [p for p in files if p.suffix.lower() in OTHER_ARTIFACTS]
+    return loadable, others

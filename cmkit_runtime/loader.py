@@ -1,0 +1,216 @@
+"""Load the model in a bundle, whatever its format, into one `predict(frame)` callable.
+
+The format is decided once, when the model loads, from what `custom.py` defines:
+
+1. `predict` (and no `score`): cmkit hooks, `load_model(code_dir)` then `predict(model, X)`.
+2. `score`: DRUM hooks, with DRUM's order and meaning: `init(code_dir=...)`, `load_model(code_dir)`
+   (else the artifact), then per request `transform(data, model)`, `score(data, model, **kwargs)`
+   returning a DataFrame, `post_process(predictions, model)`. Every hook is optional.
+3. Neither: DRUM's built-in path for an artifact: the one `.pkl` or `.joblib` file at the top of the
+   bundle (or what `load_model` returns), with `transform` and `post_process` hooks if defined,
+   predicting through `predict` / `predict_proba` (classes mapped to labels through `classes_`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cmkit_runtime.formats import (
+    ARTIFACT,
+    CMKIT_HOOKS,
+    DRUM_HOOK_NAMES,
+    HOOK_FILE,
+    HOOK_MODULE,
+    SUPPORTED_ARTIFACTS,
+    artifacts_in,
+    format_of,
+)
+from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
+from cmkit_runtime.target import Target
+
+
+class LoadError(Exception):
+    """The bundle holds no model this runtime can load; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    format: str
+    hooks: tuple[str, ...]
+    artifact: str | None
+    predict: Callable[[pd.DataFrame], Any]  # a request's frame -> raw output for format_predictions
+    source: str  # what produces the output, for messages: "predict()", "score()"...
+
+
+def detect(code_dir: Path) -> tuple[Any, str]:
+    """Import custom.py (if any) and name the format its hooks make."""
+    if not (code_dir / HOOK_FILE).is_file():
+        return None, ARTIFACT
+    if str(code_dir) not in sys.path:
+        sys.path.insert(0, str(code_dir))
+    module = importlib.import_module(HOOK_MODULE)
+    return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
+
+
+def load(code_dir: Path, target: Target) -> LoadedModel:
+    module, model_format = detect(code_dir)
+    if model_format == CMKIT_HOOKS:
+        return _cmkit(module, code_dir)
+    return _drum(module, code_dir, target, model_format)
+
+
+def _cmkit(module: Any, code_dir: Path) -> LoadedModel:
+    load_model = getattr(module, "load_model", None)
+    model = load_model(str(code_dir)) if callable(load_model) else None
+    hooks = tuple(name for name in ("load_model", "predict") if callable(getattr(module, name, None)))
+    predict = module.predict
+    return LoadedModel(CMKIT_HOOKS, hooks, None, lambda frame: predict(model, frame), "predict()")
+
+
+def _hook(module: Any, name: str) -> Callable[..., Any] | None:
+    hook = getattr(module, name, None) if module is not None else None
+    return hook if callable(hook) else None
+
+
+def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> LoadedModel:
+    hooks = tuple(name for name in DRUM_HOOK_NAMES if _hook(module, name))
+    init, load_model = _hook(module, "init"), _hook(module, "load_model")
+    if init:
+        init(code_dir=str(code_dir))
+    artifact: Path | None = None
+    if load_model:
+        model = load_model(str(code_dir))
+    else:
+        artifact = find_artifact(code_dir)
+        model = load_artifact(artifact)
+    score = _hook(module, "score")
+    scorer = _score_hook(score, model, target) if score else artifact_predictor(model, target)
+    transform, post_process = _hook(module, "transform"), _hook(module, "post_process")
+
+    def predict(frame: pd.DataFrame) -> Any:
+        data = frame
+        if transform:
+            data = _frame_from_hook(transform(frame, model), "transform")
+            if len(data) != len(frame):
+                raise BadPredictions(f"transform() returned {len(data)} rows for {len(frame)}")
+        predictions = marshal(scorer(data), target)
+        if post_process:
+            predictions = _frame_from_hook(post_process(predictions, model), "post_process")
+        return unmarshal(predictions, target)
+
+    source = "post_process()" if post_process else "score()" if score else f"the {type(model).__name__} artifact"
+    return LoadedModel(model_format, hooks, artifact.name if artifact else None, predict, source)
+
+
+def _frame_from_hook(value: Any, hook: str) -> pd.DataFrame:
+    if isinstance(value, pd.DataFrame):
+        return value
+    if isinstance(value, np.ndarray):
+        return pd.DataFrame(value)
+    raise BadPredictions(f"{hook}() must return a DataFrame, not {type(value).__name__}")
+
+
+def score_kwargs(target: Target) -> dict[str, Any]:
+    """The keyword arguments DRUM passes to `score`."""
+    kwargs: dict[str, Any] = {"target_type": target.type}
+    if target.type == "binary":
+        kwargs["positive_class_label"], kwargs["negative_class_label"] = target.labels
+    elif target.type == "multiclass":
+        kwargs["class_labels"] = list(target.labels)
+    return kwargs
+
+
+def _score_hook(score: Callable[..., Any], model: Any, target: Target) -> Callable[[pd.DataFrame], Any]:
+    kwargs = score_kwargs(target)
+
+    def run(data: pd.DataFrame) -> Any:
+        result = score(data, model, **kwargs)
+        if not isinstance(result, pd.DataFrame):
+            raise BadPredictions(f"score() must return a DataFrame, not {type(result).__name__}")
+        return result
+
+    return run
+
+
+def artifact_predictor(model: Any, target: Target) -> Callable[[pd.DataFrame], Any]:
+    """DRUM's built-in predictor for scikit-learn-style objects."""
+    if target.is_classification:
+        if not callable(getattr(model, "predict_proba", None)):
+            raise LoadError(f"a {target.type} model needs predict_proba(); {type(model).__name__} has none")
+        classes = [str(c) for c in getattr(model, "classes_", [])] or _default_order(target)
+        return lambda data: pd.DataFrame(np.asarray(model.predict_proba(data)), columns=classes)
+    if not callable(getattr(model, "predict", None)):
+        raise LoadError(f"the artifact's {type(model).__name__} has no predict(); add a score() hook in custom.py")
+    return lambda data: model.predict(data)
+
+
+def _default_order(target: Target) -> list[str]:
+    # Without classes_, probabilities are read in scikit-learn's order for binary models
+    # ([negative, positive]) and in the declared order for multiclass ones.
+    return [target.labels[1], target.labels[0]] if target.type == "binary" else list(target.labels)
+
+
+def marshal(raw: Any, target: Target) -> pd.DataFrame:
+    """Output as DRUM hands it to post_process: a Predictions column, or one column per label."""
+    if target.is_classification:
+        frame = raw if isinstance(raw, pd.DataFrame) else pd.DataFrame(np.asarray(raw))
+        if frame.shape[1] > len(target.labels):  # DRUM sets extra output columns aside
+            frame = frame[[c for c in frame.columns if any(same_label(c, label) for label in target.labels)]]
+        positions = order_by_labels(list(frame.columns), target.labels)
+        if positions is None:
+            raise BadPredictions(
+                f"the model's columns {[str(c) for c in frame.columns]} are not the class labels {list(target.labels)}"
+            )
+        return frame.iloc[:, positions].set_axis(list(target.labels), axis=1)
+    if isinstance(raw, pd.DataFrame):
+        column = single_column(raw, target)
+    else:
+        column = np.asarray(raw)
+        if column.ndim == 2 and column.shape[1] == 1:
+            column = column[:, 0]
+    return pd.DataFrame({PREDICTIONS_COLUMN: column})
+
+
+def unmarshal(frame: pd.DataFrame, target: Target) -> Any:
+    return frame if target.is_classification else single_column(frame, target)
+
+
+def find_artifact(code_dir: Path) -> Path:
+    """The one loadable artifact at the top of the bundle, as DRUM finds it."""
+    found, other = artifacts_in(code_dir)
+    if len(found) > 1:
+        raise LoadError(
+            f"more than one model artifact in {code_dir}: {', '.join(p.name for p in found)}; keep one, "
+            "or load them yourself in custom.py's load_model()"
+        )
+    if found:
+        return found[0]
+    if other:
+        raise LoadError(
+            f"{other[0].name}: this runtime loads {' and '.join(SUPPORTED_ARTIFACTS)} artifacts; load this one in "
+            "custom.py's load_model() and predict with score()"
+        )
+    raise LoadError(
+        f"no model in {code_dir}: add custom.py with load_model() and predict() (cmkit) or score() (DRUM), "
+        f"or one {' or '.join(SUPPORTED_ARTIFACTS)} artifact"
+    )
+
+
+def load_artifact(path: Path) -> Any:
+    if path.suffix.lower() == ".joblib":
+        try:
+            import joblib
+        except ImportError:
+            raise LoadError(f"{path.name} needs joblib: add joblib (or scikit-learn) to requirements.txt") from None
+        return joblib.load(path)
+    with path.open("rb") as handle:
+        return pickle.load(handle)  # the bundle's own artifact, loaded as DRUM loads it

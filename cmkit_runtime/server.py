@@ -1,0 +1,278 @@
+"""The model server's WSGI app: one copy per gunicorn worker (`cmkit-runtime serve` starts them).
+
+Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
+
+- `GET  $URL_PREFIX/`: 200 with an empty body once the model is loaded, 503 while it loads.
+- `POST $URL_PREFIX/predict_no_state/`: body `{"X": {"column": [value, ...], ...}}` (JSON null is
+  a missing value). Answers `{"predictions": [...]}` (see outputs.py). 422 for a malformed
+  request, 500 when the model raises or returns something unusable, each with `{"message": ...}`.
+- `GET  $URL_PREFIX/info/`: the runtime's version, the model format and hooks found, the target.
+
+Each worker loads the model in a background thread, so the port answers 503 during a slow load
+instead of refusing connections; predictions that arrive meanwhile wait for the load, up to
+CUSTOM_MODEL_LOAD_WAIT seconds (default 60). When the load fails the worker logs the traceback
+and exits, and the whole server stops with exit code 4 (see cli.py, which also catches a worker
+killed during its load, e.g. for lack of memory): a model that cannot load must not leave a
+server up that never gets ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from flask import Flask, Response, request
+
+from cmkit_runtime import __version__, loader
+from cmkit_runtime.outputs import BadPredictions, format_predictions
+from cmkit_runtime.target import Target
+
+try:  # orjson parses and writes JSON several times faster; the environment image ships it
+    import orjson
+except ImportError:  # pragma: no cover - exercised by a test that hides orjson
+    orjson = None
+
+# gunicorn's exit code for "the application could not be loaded": its master halts instead of
+# starting a new worker (which would fail the same way, forever).
+APP_LOAD_ERROR = 4
+# Set by cli.py in the master: it halts the server when a worker dies while its loading marker exists.
+HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"
+
+log = logging.getLogger("cmkit_runtime")
+
+
+class BadRequest(Exception):
+    """The request cannot be turned into a DataFrame (HTTP 422)."""
+
+
+def normalise_prefix(raw: str) -> str:
+    """URL_PREFIX as "" or "/a/b": the routes live at prefix + "/" and prefix + "/predict_no_state/"."""
+    stripped = raw.strip("/")
+    return f"/{stripped}" if stripped else ""
+
+
+def loading_marker(master_pid: int, worker_pid: int) -> str:
+    """The file that exists while a worker loads its model; the master's hook looks for it."""
+    return os.path.join(tempfile.gettempdir(), f"cmkit-runtime-loading-{master_pid}-{worker_pid}")
+
+
+class ModelHolder:
+    """Loads the model in a background thread; requests wait on it or get 503."""
+
+    def __init__(self, code_dir: Path, target: Target) -> None:
+        self.code_dir = code_dir
+        self.target = target
+        self.model: loader.LoadedModel | None = None
+        self._loaded = threading.Event()
+        self._marker: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._loaded.wait(seconds)
+
+    def start(self) -> None:
+        self._marker = self._create_marker()
+        # A daemon thread: a worker told to stop during a slow load must not wait for it.
+        threading.Thread(target=self._load, name="load_model", daemon=True).start()
+
+    @staticmethod
+    def _create_marker() -> str | None:
+        if os.environ.get(HOOKS_FLAG) != "1":
+            return None
+        path = loading_marker(os.getppid(), os.getpid())
+        try:
+            with open(path, "w"):
+                pass
+        except OSError:
+            return None
+        return path
+
+    def _fail(self) -> None:
+        log.exception("the model failed to load; stopping the server")
+        for handler in log.handlers:
+            handler.flush()
+        # With a marker, the master's hook halts the server (once, however many workers fail);
+        # without, gunicorn's own app-load-error code does. os._exit: the worker must go now,
+        # and this is not the main thread.
+        os._exit(1 if self._marker else APP_LOAD_ERROR)
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            model = loader.load(self.code_dir, self.target)
+        except BaseException:
+            self._fail()
+        self.model = model
+        if self._marker:
+            with contextlib.suppress(OSError):
+                os.remove(self._marker)
+        # Logged before the worker reports ready, so that a 200 implies the lines are written.
+        artifact = f", artifact {model.artifact}" if model.artifact else ""
+        log.info("model format %s (hooks: %s%s)", model.format, ", ".join(model.hooks) or "none", artifact)
+        log.info("model loaded in %.2fs", time.perf_counter() - started)
+        self._loaded.set()
+
+    def info(self) -> dict[str, Any]:
+        model = self.model
+        return {
+            "runtime": "cmkit-runtime",
+            "runtimeVersion": __version__,
+            "loaded": self.loaded,
+            "modelFormat": model.format if model else None,
+            "hooks": list(model.hooks) if model else [],
+            "artifact": model.artifact if model else None,
+            **self.target.to_dict(),
+        }
+
+
+def loads(body: bytes) -> Any:
+    return orjson.loads(body) if orjson is not None else json.loads(body)
+
+
+def dumps(document: Any) -> bytes:
+    """Strict JSON (NaN and infinity were refused earlier); numpy arrays and scalars allowed."""
+    if orjson is not None:
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    return json.dumps(document, allow_nan=False, default=_plain).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def build_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """The request's columns as a DataFrame, with the dtypes pandas would infer from the lists.
+
+    Columns that NumPy reads as plain numbers (no nulls, no strings) are converted first: pandas
+    then skips its per-value inference, which is most of a request's cost for small models.
+    """
+    arrays: dict[str, Any] = {}
+    for name, values in columns.items():
+        array = np.array(values)
+        arrays[name] = array if array.dtype.kind in "biuf" and array.ndim == 1 else values
+    kinds = {a.dtype for a in arrays.values() if isinstance(a, np.ndarray)}
+    # copy=False: the arrays and lists are this request's own, pandas need not copy them again.
+    if len(kinds) == 1 and all(isinstance(a, np.ndarray) for a in arrays.values()):
+        # One shared numeric dtype: a single 2-D block, as pandas would store it anyway.
+        return pd.DataFrame(np.column_stack(list(arrays.values())), columns=list(arrays), copy=False)
+    return pd.DataFrame(arrays, copy=False)
+
+
+def parse_request(body: bytes) -> pd.DataFrame:
+    """`{"X": {column: [values]}}` -> a DataFrame with the columns in the order given."""
+    try:
+        document = loads(body)
+    except ValueError:  # includes UnicodeDecodeError and orjson's JSONDecodeError
+        raise BadRequest('the body is not JSON; send {"X": {"column": [value, ...], ...}}') from None
+    if not isinstance(document, dict) or "X" not in document:
+        raise BadRequest('the body has no "X"; send {"X": {"column": [value, ...], ...}}')
+    columns = document["X"]
+    if not isinstance(columns, dict) or not columns:
+        raise BadRequest('"X" must be an object mapping each column name to a list of values')
+    lengths: dict[int, str] = {}
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise BadRequest(f"column {name!r} must be a list of values, one per row")
+        lengths.setdefault(len(values), name)
+    if len(lengths) > 1:
+        shown = ", ".join(f"{name!r} has {length}" for length, name in lengths.items())
+        raise BadRequest(f"columns must all have the same number of rows: {shown}")
+    if 0 in lengths:
+        raise BadRequest('"X" has no rows')
+    return build_frame(columns)
+
+
+def _json(status: int, document: Any) -> Response:
+    return Response(dumps(document), status=status, mimetype="application/json")
+
+
+def _configure_logging() -> None:
+    # Under gunicorn, log through its error log (stderr, its format and level); the author's
+    # own loggers go to stderr at INFO.
+    gunicorn_log = logging.getLogger("gunicorn.error")
+    if gunicorn_log.handlers and not log.handlers:
+        log.handlers = list(gunicorn_log.handlers)
+        log.setLevel(gunicorn_log.level)
+        log.propagate = False
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+        )
+
+
+def code_dir_from(environ: Mapping[str, str]) -> Path:
+    """Where the bundle is: CODE_DIR as DataRobot sets it, else the current directory."""
+    return Path(environ.get("CODE_DIR") or os.getcwd()).resolve()
+
+
+def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """The WSGI app of one worker: routes under URL_PREFIX, and the model loading in the background."""
+    environ = os.environ if environ is None else environ
+    _configure_logging()
+    folder = Path(code_dir).resolve() if code_dir is not None else code_dir_from(environ)
+    target = Target.from_sources(folder, environ)
+    prefix = normalise_prefix(environ.get("URL_PREFIX", ""))
+    load_wait = float(environ.get("CUSTOM_MODEL_LOAD_WAIT") or 60)
+    holder = ModelHolder(folder, target)
+
+    app = Flask(__name__)
+
+    def ping() -> Response:
+        if holder.loaded:
+            return Response(status=200)
+        return _json(503, {"message": "the model is loading"})
+
+    def info() -> Response:
+        return _json(200, holder.info())
+
+    def predict_no_state() -> Response:
+        if not holder.wait(load_wait) or holder.model is None:
+            return _json(503, {"message": f"the model is still loading after {load_wait:g}s; retry later"})
+        try:
+            frame = parse_request(request.get_data())
+        except BadRequest as exc:
+            return _json(422, {"message": str(exc)})
+        model = holder.model
+        try:
+            predictions = format_predictions(model.predict(frame), target, len(frame), model.source)
+        except BadPredictions as exc:
+            log.error("%s", exc)
+            return _json(500, {"message": str(exc)})
+        except Exception as exc:
+            log.exception("%s failed", model.source)
+            return _json(500, {"message": f"{model.source} raised {type(exc).__name__}: {exc}"})
+        return _json(200, {"predictions": predictions})
+
+    app.add_url_rule(f"{prefix}/", "ping", ping, methods=["GET"])
+    app.add_url_rule(f"{prefix}/info/", "info", info, methods=["GET"])
+    app.add_url_rule(f"{prefix}/predict_no_state/", "predict_no_state", predict_no_state, methods=["POST"])
+
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> Response:
+        return _json(404, {"message": f"no such route; the model serves {prefix}/ and {prefix}/predict_no_state/"})
+
+    @app.errorhandler(405)
+    def wrong_method(_error: Exception) -> Response:
+        return _json(405, {"message": f"use GET {prefix}/ and POST {prefix}/predict_no_state/"})
+
+    log.info("cmkit-runtime %s serving a %s model from %s at %s/", __version__, target.type, folder, prefix)
+    holder.start()
+    return app
