@@ -22,7 +22,7 @@ from cmkit.emulator.common import new_id, now
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.models import Upload
 from cmkit.emulator.service import Emulator
-from cmkit.metadata import TARGET_TYPES
+from cmkit.metadata import API_TARGET_TYPES, TARGET_TYPES
 from cmkit.paths import templates_dir
 
 # Labels for the template models that need them (cmkit init's own defaults for binary).
@@ -74,7 +74,7 @@ class BundleTemplate:
 
     @property
     def api_target_type(self) -> str:
-        return self.target_type.capitalize()
+        return API_TARGET_TYPES[self.target_type]
 
     @property
     def name(self) -> str:
