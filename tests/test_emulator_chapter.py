@@ -201,7 +201,8 @@ def test_copy_has_every_version_and_file(emulator: Emulator, api: requests.Sessi
 
 def test_models_from_templates(emulator: Emulator, api: requests.Session) -> None:
     listed = api.get(emulator.url("customTemplates/")).json()
-    assert {t["templateSubType"] for t in listed["data"]} == {"Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration"}
+    subtypes = {t["templateSubType"] for t in listed["data"]}
+    assert subtypes == {"Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration"}
     template = next(t for t in listed["data"] if t["templateSubType"] == "Binary")
     assert api.get(emulator.url(f"customTemplates/{template['id']}/")).json() == template
     url = emulator.url("customModels/fromModelTemplate/")
