@@ -277,12 +277,19 @@ def _config(bundle: Path, **flags: Any) -> Any:
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
 @click.option("--watch", is_flag=True, help="Keep the server up and rerun the checks after every save (Ctrl-C ends).")
+@click.option("--feature-impact", is_flag=True, help="Also rank features by permutation impact (RMSE / log loss).")
+@click.option(
+    "--feature-impact-rows",
+    type=click.IntRange(10, 100_000),
+    help="Rows sampled for feature impact (implies --feature-impact; default: up to 2500, as DataRobot).",
+)
 def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
     from cmkit.testlocal import junit_xml, run_test_local
     from cmkit.textfiles import check_writable
 
     _interrupt_on_sigterm()
+    flags["feature_impact"] = flags["feature_impact"] or flags["feature_impact_rows"] is not None
     config = _config(bundle, **flags)
     if junit:
         check_writable(junit)  # before the run, not after minutes of it
@@ -295,9 +302,12 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     if as_json:
         render.emit_json(document)
     render.test_report(document)
+    if report.feature_impact is not None:
+        render.feature_impact(report.feature_impact)
     if report.server is not None:
         render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
-    sys.exit(1 if report.overall_status == "failed" else 0)
+    impact_failed = (report.feature_impact or {}).get("status") == "failed"
+    sys.exit(1 if report.overall_status == "failed" or impact_failed else 0)
 
 
 def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:

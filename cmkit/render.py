@@ -128,6 +128,30 @@ def test_report(document: dict[str, Any]) -> None:
         console.print(escape(str(tail)), markup=True)
 
 
+def feature_impact(document: dict[str, Any]) -> None:
+    """The ranking of `test-local --feature-impact`, most impactful feature first."""
+    status = str(document.get("status"))
+    if status != "succeeded":
+        console.print(
+            f"feature impact: [{_STATUS_STYLE.get(status, '')}]{status}[/] {escape(str(document.get('message')))}"
+        )
+        return
+    table = Table(title=f"feature impact ({document['metric']}, {document['rowsUsed']} rows)", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("feature")
+    table.add_column("normalized", justify="right")
+    table.add_column(f"{document['metric']} increase", justify="right")
+    for position, item in enumerate(document["featureImpacts"], start=1):
+        table.add_row(
+            str(position),
+            escape(item["featureName"]),
+            f"{item['impactNormalized']:.3f}",
+            f"{item['impactUnnormalized']:.6g}",
+        )
+    console.print(table)
+    console.print(f"baseline {document['metric']} {document['baselineScore']:.6g}, {document['seconds']:.2f} s")
+
+
 def serving(info: dict[str, object]) -> None:
     console.print(
         f"[bold green]serving[/] {escape(str(info['url']))}  (URL_PREFIX={escape(str(info['urlPrefix']))})", markup=True

@@ -25,6 +25,7 @@ from cmkit.checks.results import (
     ABORTED,
     CHECK_NAMES,
     DEFAULT_CONFIGURATION,
+    ERROR_CHECK,
     FAILED,
     LEVELS,
     LONG_RUNNING_SERVICE,
@@ -52,6 +53,7 @@ from cmkit.runtime.base import (
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
     from cmkit.checks.verification import ExpectedPredictions
+    from cmkit.featureimpact import FeatureImpactResult
 
 RUNTIMES = ("docker", "process")
 LOG_TAIL_LINES = 40
@@ -97,6 +99,8 @@ class TestLocalConfig:
     endpoint: str | None = None
     token: str | None = field(default=None, repr=False)
     environment_id_source: str | None = None  # set by resolve_config: "flag" or "model-metadata.yaml"
+    feature_impact: bool = False  # also compute permutation feature impact on the same server
+    feature_impact_rows: int | None = None
 
 
 @dataclass
@@ -107,6 +111,8 @@ class TestReport:
     configuration: dict[str, str]
     details: dict[str, Any] = field(default_factory=dict)
     server: Server | None = None  # still running when `keep` was asked
+    # {"status": succeeded|failed|skipped, "message", + the FeatureImpactResult} when asked for
+    feature_impact: dict[str, Any] | None = None
 
     @property
     def overall_status(self) -> str:
@@ -114,12 +120,15 @@ class TestReport:
 
     def to_dict(self) -> dict[str, Any]:
         checks = {name: {**r.details, "seconds": r.seconds} for name, r in self.results.items()}
-        return {
+        document = {
             "overallStatus": self.overall_status,
             "testingStatus": {name: r.to_api() for name, r in self.results.items()},
             "configuration": dict(self.configuration),
             "details": {**self.details, "checks": checks},
         }
+        if self.feature_impact is not None:
+            document["featureImpact"] = self.feature_impact
+        return document
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -233,6 +242,11 @@ def _validate(config: TestLocalConfig) -> None:
         )
     if target == "multiclass" and len(config.class_labels or []) < 2:
         raise InputError("multiclass models need 2 or more class labels", hint="pass --class-labels a,b,c")
+    if config.feature_impact and target == "anomaly":
+        raise InputError(
+            "feature impact scores predictions against a target: anomaly models have none",
+            hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
+        )
 
 
 def target_of(config: TestLocalConfig) -> Target:
@@ -453,13 +467,72 @@ def run_test_local(
             raise
     try:
         results = check_server(config, server, dataset, details, events, cancel, expected)
+        impact = _feature_impact(config, server, dataset, results, events, cancel) if config.feature_impact else None
     finally:
         if not config.keep:
             stop_server(server, client)
     _report_leftovers(server, details)
     details["durations"]["total"] = round(time.monotonic() - started, 3)
     details["peakRssMiB"] = peak_rss_mib()
-    return TestReport(results, dict(config.checks), details, server if config.keep else None)
+    return TestReport(results, dict(config.checks), details, server if config.keep else None, impact)
+
+
+def _feature_impact(
+    config: TestLocalConfig,
+    server: Server,
+    dataset: Dataset | None,
+    results: dict[str, CheckResult],
+    events: Events,
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    """Feature impact on the server the checks used, when the model predicted the dataset."""
+    from cmkit.featureimpact import FeatureImpactFailed, FeatureImpactOptions, check_dataset, compute
+
+    if dataset is None:
+        return {"status": "skipped", "message": "no dataset"}
+    blocking = [name for name in (LONG_RUNNING_SERVICE, ERROR_CHECK) if results[name].status in (FAILED, ABORTED)]
+    if blocking:
+        return {"status": "skipped", "message": f"not run: {blocking[0]} {results[blocking[0]].status}"}
+    target = target_of(config)
+    check_dataset(dataset, target)  # bad input is exit 2, as for the checks
+    try:
+        result = compute(server.url, dataset, target, FeatureImpactOptions(config.feature_impact_rows), events, cancel)
+    except FeatureImpactFailed as exc:
+        return {"status": "failed", "message": exc.message}
+    return {"status": "succeeded", "message": "", **result.to_dict()}
+
+
+def run_feature_impact(
+    config: TestLocalConfig, events: Events | None = None, cancel: threading.Event | None = None
+) -> FeatureImpactResult:
+    """Start a bundle, compute feature impact on `config.dataset` through it, stop it.
+
+    The emulator's featureImpact jobs run this; FeatureImpactFailed when the server does not
+    start or the model fails on the data.
+    """
+    from cmkit.checks.dataset import load_dataset
+    from cmkit.featureimpact import FeatureImpactFailed, FeatureImpactOptions, check_dataset, compute
+
+    events = events or Events()
+    config = resolve_config(config)
+    if config.dataset is None:
+        raise InputError("feature impact needs a dataset", hint="pass --dataset")
+    target = target_of(config)
+    dataset = load_dataset(config.dataset, config.target_name)
+    check_dataset(dataset, target)
+    details: dict[str, Any] = {"durations": {}}
+    try:
+        server, client = start_bundle(config, events, details, uuid.uuid4().hex[:12])
+    except StartFailed as exc:
+        raise FeatureImpactFailed(exc.message) from exc
+    try:
+        ready = wait_ready(server, config.startup_timeout, cancel)
+        if ready.status != "succeeded":
+            raise FeatureImpactFailed(f"the model server did not start: {ready.message}\n{server.logs(LOG_TAIL_LINES)}")
+        options = FeatureImpactOptions(config.feature_impact_rows)
+        return compute(server.url, dataset, target, options, events, cancel)
+    finally:
+        stop_server(server, client)
 
 
 def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None = None) -> CheckOptions:

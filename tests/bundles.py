@@ -144,3 +144,52 @@ def write_expected(root: Path, column: str = "expected") -> Path:
         for index, row in enumerate(rows):
             writer.writerow([index, f"{expected_value(row['a'], row['b']):.6f}"])
     return path
+
+
+# A model whose prediction depends on x2 and x7 only, out of ten columns x0..x9: feature impact
+# must rank those two first. Written over `cmkit init`'s template (its real server).
+TWO_OF_TEN = '''"""Depends on x2 and x7 only (tests/bundles.py: write_two_of_ten)."""
+import numpy as np
+
+
+def load_model(code_dir):
+    return None
+
+
+def predict(model, X):
+    x2 = X["x2"].astype(float).fillna(0.0).to_numpy()
+    x7 = X["x7"].astype(float).fillna(0.0).to_numpy()
+    score = 3.0 * x2 - 2.0 * x7
+    if "{target}" == "regression":
+        return score
+    return 1.0 / (1.0 + np.exp(-score))
+'''
+
+
+def write_two_of_ten(root: Path, target: str = "regression", rows: int = 300) -> Path:
+    """A bundle (regression, or binary with labels yes/no) and its data/train.csv (target `y`)."""
+    import math
+
+    from cmkit.scaffold import init_bundle, make_spec
+
+    labels = {"positive_class_label": "yes", "negative_class_label": "no"} if target == "binary" else {}
+    init_bundle(root, make_spec(target, f"two-of-ten-{target}", target_name="y", **labels))
+    (root / "custom.py").write_text(TWO_OF_TEN.replace("{target}", target))
+    (root / "model.json").unlink(missing_ok=True)
+    generator = random.Random(12)
+    names = [f"x{i}" for i in range(10)]
+    with (root / "data" / "train.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*names, "y"])
+        for _ in range(rows):
+            values = [generator.gauss(0, 1) for _ in names]
+            score = 3.0 * values[2] - 2.0 * values[7]
+            if target == "regression":
+                y: object = round(score + generator.gauss(0, 0.1), 6)
+            else:
+                y = "yes" if generator.random() < 1 / (1 + math.exp(-score)) else "no"
+            writer.writerow([f"{v:.6f}" for v in values] + [y])
+    metadata = root / "model-metadata.yaml"
+    text = metadata.read_text()
+    metadata.write_text(text.replace("input: data/sample.csv", "input: data/train.csv"))
+    return root

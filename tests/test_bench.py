@@ -18,6 +18,14 @@ def test_bench_quick_run_completes(docker_client: object) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "| figure | cmkit | DRUM or floor | ratio | target |" in result.stdout
-    figures = ("nullValueImputation", "single-row req/s", "edit loop", "sideEffects row-by-row", "peak RSS", "columns")
+    figures = (
+        "nullValueImputation",
+        "single-row req/s",
+        "edit loop",
+        "sideEffects row-by-row",
+        "peak RSS",
+        "columns",
+        "feature impact",
+    )
     for figure in figures:
         assert figure in result.stdout, figure

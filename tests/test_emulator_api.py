@@ -127,13 +127,6 @@ def test_unknown_routes_and_ids_are_404_json(emulator: Emulator, api: requests.S
         assert response.json()["message"]
 
 
-def test_reference_routes_the_emulator_does_not_emulate_are_501(emulator: Emulator, api: requests.Session) -> None:
-    response = api.post(emulator.url("customModels/fromCustomModel/"), json={"customModelId": "x"})
-    assert response.status_code == 501 and "does not implement" in response.json()["message"]
-    feature_impact = api.get(emulator.url("customInferenceImages/abc/featureImpact/"))
-    assert feature_impact.status_code == 501
-
-
 def test_wrong_method_is_405_json(emulator: Emulator, api: requests.Session) -> None:
     response = api.put(emulator.url("customModels/"))
     assert response.status_code == 405 and response.headers["Content-Type"] == JSON_TYPE

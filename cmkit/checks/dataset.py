@@ -62,6 +62,7 @@ class Dataset:
     path: Path
     features: pd.DataFrame
     target_name: str | None
+    target: pd.Series | None = None  # the target column, for scoring (feature impact)
     _selections: dict[tuple[int, ...] | None, EncodedRows] = field(default_factory=dict, repr=False)
 
     @property
@@ -233,5 +234,6 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
     # one take per dtype, not one per column.
     features = (frame.drop(columns=[target_name]) if target_name else frame).copy()
     _refuse_infinities(features, csv_path)
-    return Dataset(path=csv_path, features=features, target_name=target_name)
+    target = frame[target_name] if target_name else None
+    return Dataset(path=csv_path, features=features, target_name=target_name, target=target)
 

@@ -577,6 +577,7 @@ def _register_admin(app: Flask) -> None:
     app.add_url_rule(f"{ADMIN_PREFIX}info", "admin info", _admin_info, methods=["GET"])
     app.add_url_rule(f"{ADMIN_PREFIX}faults", "admin faults", _admin_faults, methods=["GET", "PUT", "POST", "DELETE"])
     app.add_url_rule(f"{ADMIN_PREFIX}requests", "admin requests", _admin_requests, methods=["GET", "DELETE"])
+    chapter_routes.register_admin(app)
     app.add_url_rule(f"{ADMIN_PREFIX}openapi.json", "admin openapi", _admin_openapi, methods=["GET"])
 
 
@@ -643,3 +644,7 @@ def _admin_requests() -> Response:
     if not since.isdigit():
         raise invalid("since must be a sequence number", {"since": "must be a non-negative integer"})
     return json_response({"requests": journal.entries(int(since))})
+
+
+# The rest of the chapter lives in its own module; importing it registers its routes.
+from cmkit.emulator import chapter_routes  # noqa: E402

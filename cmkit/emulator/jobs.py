@@ -154,6 +154,12 @@ class Runtime(ABC):
         """A model test with cmkit's test-local engine: the report's dict (overallStatus...)."""
         return run_test_local_report(spec, self.name, self.labels(), log, cancel)
 
+    def feature_impact(
+        self, spec: ModelTestSpec, row_count: int | None, log: LogSink, cancel: threading.Event
+    ) -> dict[str, Any]:
+        """Permutation feature impact of a version, served as its model tests are."""
+        return run_feature_impact(spec, row_count, self.name, self.labels(), log, cancel)
+
     def labels(self) -> dict[str, str]:
         return {}
 
@@ -252,9 +258,41 @@ def run_test_local_report(
     spec: ModelTestSpec, runtime: str, labels: Mapping[str, str], log: LogSink, cancel: threading.Event
 ) -> dict[str, Any]:
     """Run cmkit's test-local engine on a stored version; its report as a dict."""
-    from cmkit.testlocal import TestLocalConfig, run_test_local
+    from cmkit.testlocal import run_test_local
 
-    config = TestLocalConfig(
+    return run_test_local(_test_local_config(spec, runtime, labels), LogEvents(log), cancel).to_dict()
+
+
+def run_feature_impact(
+    spec: ModelTestSpec,
+    row_count: int | None,
+    runtime: str,
+    labels: Mapping[str, str],
+    log: LogSink,
+    cancel: threading.Event,
+) -> dict[str, Any]:
+    """Permutation feature impact of a stored version on `spec.dataset`: the API's document.
+
+    JobFailed when the server does not start or the model fails on the data.
+    """
+    from dataclasses import replace
+
+    from cmkit.errors import CmkitError
+    from cmkit.testlocal import run_feature_impact as run
+
+    config = replace(_test_local_config(spec, runtime, labels), feature_impact_rows=row_count)
+    try:
+        result = run(config, LogEvents(log), cancel)
+    except CmkitError as exc:
+        raise JobFailed(exc.message) from exc
+    log(f"feature impact: baseline {result.metric} {result.baseline:.6g}, {result.rows} rows, {result.seconds:.2f} s")
+    return result.to_api()
+
+
+def _test_local_config(spec: ModelTestSpec, runtime: str, labels: Mapping[str, str]) -> Any:
+    from cmkit.testlocal import TestLocalConfig
+
+    return TestLocalConfig(
         bundle=spec.bundle,
         dataset=spec.dataset,
         target_type=spec.target_type.lower(),
@@ -272,4 +310,3 @@ def run_test_local_report(
         labels=dict(labels),
         server_environment=dict(spec.server_environment),
     )
-    return run_test_local(config, LogEvents(log), cancel).to_dict()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
-from cmkit.emulator import environments
+from cmkit.emulator import environments, sharing
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
@@ -205,6 +205,8 @@ def create_version(
     from_latest: bool,
 ) -> dict[str, Any]:
     """A new version: POST starts from no files, PATCH from the latest version's files."""
+    from cmkit.emulator import training  # training builds on this module
+
     _model(emu, model_id)
     paths = _check_uploads(uploads, emu.settings.limits)
     blobs = {
@@ -238,6 +240,7 @@ def create_version(
             "gitModelVersion": fields.get("gitModelVersion"),
             "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
             **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
+            **training.version_data(emu, model, fields, latest),
         }
         emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal={"blobs": item_blobs})
         emu.store.update(KIND, model_id, {"updated": doc["created"]})
@@ -618,29 +621,8 @@ def recover(emu: Emulator) -> None:
 
 
 def access_list(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
-    model = _model(emu, model_id)
-    return list(model.internal.get("access") or [_owner()])
-
-
-def _owner() -> dict[str, Any]:
-    return {"userId": USER.id, "username": USER.username, "role": "OWNER", "canShare": True}
+    return sharing.entries(_model(emu, model_id))
 
 
 def share(emu: Emulator, model_id: str, body: dict[str, Any]) -> None:
-    with emu.store.transaction():
-        model = _model(emu, model_id)
-        entries = {e["username"]: e for e in model.internal.get("access") or [_owner()]}
-        for change in body["data"]:
-            if change.get("role") is None:
-                entries.pop(change["username"], None)
-                continue
-            current = entries.get(change["username"], {"userId": new_id(), "username": change["username"]})
-            entries[change["username"]] = {
-                **current,
-                "role": change["role"],
-                "canShare": change.get("canShare", change["role"] == "OWNER"),
-            }
-        if not any(e["role"] == "OWNER" for e in entries.values()):
-            raise ApiError(409, "The request would leave the custom model without an owner")
-        model.internal["access"] = list(entries.values())
-        emu.store.save(model)
+    sharing.apply(emu, KIND, model_id, body["data"], "Custom model")

@@ -90,10 +90,11 @@ class Emulator:
 
     def start(self) -> None:
         """Recover from an earlier run, then make sure the seeded environment exists."""
-        from cmkit.emulator import datasets, environments, leftovers, models, testing
+        from cmkit.emulator import datasets, environments, featureimpact, leftovers, models, testing
 
         leftovers.clean(self)
-        for recover in (environments.recover, models.recover, testing.recover, datasets.recover):
+        recovers = (environments.recover, models.recover, testing.recover, datasets.recover, featureimpact.recover)
+        for recover in recovers:
             recover(self)
         recover_statuses(self)
         environments.seed(self)

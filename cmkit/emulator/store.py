@@ -178,6 +178,11 @@ class Store:
         with self.transaction():
             self._db.execute("UPDATE resources SET deleted = 1 WHERE kind = ? AND id = ?", (kind, ident))
 
+    def purge(self, kind: str, ident: str) -> None:
+        """Hard delete (permanent deletion): the row is gone and the id may be used again."""
+        with self.transaction():
+            self._db.execute("DELETE FROM resources WHERE kind = ? AND id = ?", (kind, ident))
+
     def find(self, kind: str, field_name: str, value: Any) -> Resource | None:
         """The first live resource whose doc has `field_name == value`."""
         with self._lock:

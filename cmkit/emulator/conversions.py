@@ -1,0 +1,154 @@
+"""Stored jobs the emulator records but cannot compute: version conversions and prediction
+explanation initialisation. Their statuses say exactly what happened.
+
+- **Conversions** turn a SAS program of a version into a JAR in DataRobot. The request is
+  checked (`mainProgramItemId` must be an item of the version) and recorded; the job ends at once
+  with `conversionSucceeded: false` and a `logMessage` saying the emulator has no SAS converter,
+  and its async status is `ERROR` with that message. `DELETE` of a conversion that is no longer
+  running is 422 ("The given conversion is not active"), as the reference says.
+- **Prediction explanation initialisation** (the model-level form, deprecated, and the version
+  form) needs a structured inference model with training data (422 otherwise, "not valid for
+  prediction explanations"). It is recorded and its status ends `COMPLETED` without a
+  redirect: nothing downstream in the emulator reads it (prediction explanations are computed by
+  deployments, outside this chapter), and the emulator does not compute their baseline.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from cmkit.emulator import environments, models, service, training
+from cmkit.emulator.common import new_id, now, shape
+from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.store import Resource
+
+KIND = "conversion"
+EXPLANATIONS_KIND = "predictionExplanationsInitialization"
+NO_CONVERTER = (
+    "The cmkit emulator has no SAS-to-JAR converter: the conversion was recorded but not performed "
+    "(DataRobot's conversion service is not emulated)"
+)
+EXPLAINED = ("Regression", "Binary")
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+
+def start_conversion(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -> dict[str, str]:
+    version = models.find_version(emu, model_id, version_id)
+    item_ids = {item["id"] for item in version.doc["items"]}
+    if body["mainProgramItemId"] not in item_ids:
+        raise invalid(
+            f"mainProgramItemId {body['mainProgramItemId']} is not an item of version {version_id}",
+            {"mainProgramItemId": "not an item of this version"},
+        )
+    conversion_id = new_id()
+    doc = {
+        "id": conversion_id,
+        "customModelVersionId": version_id,
+        "created": now(),
+        "mainProgramItemId": body["mainProgramItemId"],
+        "conversionInProgress": True,
+        "conversionSucceeded": None,
+        "logMessage": None,
+        "shouldStop": False,
+    }
+    status_id = service.create_status(emu, f"Conversion of custom model version {version_id}", "conversion")
+    emu.store.insert(KIND, conversion_id, doc, parent=version_id, internal={"statusId": status_id, "model": model_id})
+    emu.jobs.submit(
+        f"conversion:{conversion_id}", lambda cancel: _convert(emu, conversion_id, status_id, cancel), quick=True
+    )
+    return {"conversionId": conversion_id, "statusId": status_id}
+
+
+def _convert(emu: Emulator, conversion_id: str, status_id: str, cancel: threading.Event) -> None:
+    emu.store.update(
+        KIND, conversion_id, {"conversionInProgress": False, "conversionSucceeded": False, "logMessage": NO_CONVERTER}
+    )
+    service.set_status(emu, status_id, "ERROR", NO_CONVERTER)
+
+
+def _conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> Resource:
+    models.find_version(emu, model_id, version_id)
+    conversion = emu.store.get(KIND, conversion_id)
+    if conversion is None or conversion.parent != version_id:
+        raise not_found("Custom model conversion", conversion_id)
+    return conversion
+
+
+def get_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> dict[str, Any]:
+    return _shape(emu, _conversion(emu, model_id, version_id, conversion_id))
+
+
+def _shape(emu: Emulator, conversion: Resource) -> dict[str, Any]:
+    return shape(dict(conversion.doc), emu.reference.schema("ConversionResponse"))
+
+
+def list_conversions(emu: Emulator, model_id: str, version_id: str, latest_only: bool) -> list[dict[str, Any]]:
+    """Newest first: the model's conversions, or (isLatest) the version's latest alone."""
+    models.find_version(emu, model_id, version_id)
+    if latest_only:
+        found = emu.store.list(KIND, version_id)[-1:]
+    else:
+        version_ids = {v.id for v in emu.store.list(models.VERSION_KIND, model_id)}
+        found = [c for c in emu.store.list(KIND) if c.parent in version_ids]
+    return [_shape(emu, c) for c in reversed(found)]
+
+
+def stop_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> None:
+    with emu.store.transaction():
+        conversion = _conversion(emu, model_id, version_id, conversion_id)
+        if not conversion.doc["conversionInProgress"]:
+            raise invalid(f"The given conversion is not active (conversion {conversion_id})")
+        conversion.doc["shouldStop"] = True
+        emu.store.save(conversion)
+
+
+# -- prediction explanation initialisation -------------------------------------------------------
+
+
+def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any] | None = None) -> str:
+    """Record an initialisation; the status id (which ends COMPLETED, see the module's doc)."""
+    model = models.find_model(emu, model_id)
+    version = models.find_version(emu, model_id, version_id)
+    if model.doc["customModelType"] != "inference" or model.doc["targetType"] not in EXPLAINED:
+        raise invalid(
+            f"Specified custom model is not valid for prediction explanations: a {model.doc['targetType']} "
+            f"model (they need an inference model of type {' or '.join(EXPLAINED)})"
+        )
+    training.require_not_in_progress(model)
+    dataset_id = training.dataset_for(model, version)
+    if dataset_id is None:
+        raise invalid("Specified custom model is not valid for prediction explanations: no training data is assigned")
+    env_id, env_version_id = _environment(emu, version, body or {})
+    status_id = service.create_status(emu, f"Prediction explanations initialization of {version_id}", "explanations")
+    doc = {
+        "customModelId": model_id,
+        "customModelVersionId": version_id,
+        "environmentId": env_id,
+        "environmentVersionId": env_version_id,
+        "datasetId": dataset_id,
+        "created": now(),
+    }
+    emu.store.insert(EXPLANATIONS_KIND, new_id(), doc, parent=version_id, internal={"statusId": status_id})
+    service.set_status(emu, status_id, "COMPLETED", "Recorded; the emulator does not compute explanation baselines")
+    return status_id
+
+
+def _environment(emu: Emulator, version: Resource, body: dict[str, Any]) -> tuple[str, str]:
+    """The environment to use: the request's (its latest built version by default), else the version's."""
+    env_id = body.get("environmentId")
+    env_version_id = body.get("environmentVersionId")
+    if env_version_id:
+        found = environments.find_version(emu, env_version_id)
+        if found is None or (env_id and found.parent != env_id):
+            raise invalid(f"Environment version {env_version_id} not found", {"environmentVersionId": "not found"})
+        return str(found.parent), env_version_id
+    if env_id:
+        built = environments.latest_successful(emu, env_id)
+        if built is None:
+            raise invalid(f"Environment {env_id} has no successfully built version", {"environmentId": "not built"})
+        return env_id, built.id
+    return version.doc["baseEnvironmentId"], version.doc["baseEnvironmentVersionId"]

@@ -1,0 +1,181 @@
+"""New custom models from existing ones (`fromCustomModel/`) and from templates (`fromModelTemplate/`).
+
+A copy carries the model's metadata and every version, in order, with the same numbers, files
+(the same blobs: "associates the new versions with files owned by the custom model"),
+environments, settings and training data; it gets new ids, a fresh access list, and no
+`userProvidedId` (which must stay unique).
+
+The templates are cmkit's own: every target type of every folder of `templates/bundles/`, listed
+by `GET customTemplates/` (DataRobot's template catalogue, outside this chapter) with stable ids.
+A model made from one has a first version holding the bundle `cmkit init` writes for it, on the
+seeded environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from cmkit.emulator import environments, models
+from cmkit.emulator.common import new_id, now
+from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.models import Upload
+from cmkit.emulator.service import Emulator
+from cmkit.metadata import API_TARGET_TYPES, TARGET_TYPES
+from cmkit.paths import templates_dir
+
+# Labels for the template models that need them (cmkit init's own defaults for binary).
+TEMPLATE_CLASS_LABELS = ("setosa", "versicolor", "virginica")
+
+
+def upload_bytes(emu: Emulator, path: str, content: bytes) -> Upload:
+    """An in-memory file as the version upload code takes it (hashed into the staging folder)."""
+    staged = emu.store.blobs.new_upload()
+    staged.write(content)
+    return Upload(path, path.rsplit("/", 1)[-1], staged)
+
+
+# -- copies --------------------------------------------------------------------------------------
+
+
+def copy_model(emu: Emulator, source_id: str) -> dict[str, Any]:
+    with emu.store.transaction():
+        source = models.find_model(emu, source_id)
+        model_id = new_id()
+        created = now()
+        doc = {**source.doc, "id": model_id, "created": created, "updated": created, "userProvidedId": None}
+        emu.store.insert(models.KIND, model_id, doc)
+        for version in emu.store.list(models.VERSION_KIND, source_id):
+            _copy_version(emu, version.doc, version.internal, model_id)
+    return models.get(emu, model_id)
+
+
+def _copy_version(emu: Emulator, doc: dict[str, Any], internal: dict[str, Any], model_id: str) -> None:
+    version_id = new_id()
+    items, blobs = [], {}
+    for item in doc["items"]:
+        copied = {**item, "id": new_id()}
+        copied["storagePath"] = f"{item['workspaceId']}/{copied['id']}"
+        items.append(copied)
+        blobs[copied["id"]] = internal["blobs"][item["id"]]
+    copied_doc = {**doc, "id": version_id, "customModelId": model_id, "items": items}
+    emu.store.insert(models.VERSION_KIND, version_id, copied_doc, parent=model_id, internal={"blobs": blobs})
+
+
+# -- templates -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleTemplate:
+    id: str
+    template: str  # the folder of templates/bundles/
+    target_type: str  # as cmkit spells it: regression, binary...
+
+    @property
+    def api_target_type(self) -> str:
+        return API_TARGET_TYPES[self.target_type]
+
+    @property
+    def name(self) -> str:
+        return f"cmkit {self.template} {self.target_type} model"
+
+
+def bundle_templates() -> list[BundleTemplate]:
+    root = templates_dir() / "bundles"
+    found = []
+    for folder in sorted(p for p in root.iterdir() if (p / "common").is_dir()):
+        for target in TARGET_TYPES:
+            if (folder / target).is_dir():
+                ident = hashlib.sha256(f"cmkit-template:{folder.name}/{target}".encode()).hexdigest()[:24]
+                found.append(BundleTemplate(ident, folder.name, target))
+    return found
+
+
+def _template(template_id: str) -> BundleTemplate:
+    for template in bundle_templates():
+        if template.id == template_id:
+            return template
+    raise invalid(
+        f"Invalid template data: no template {template_id} (GET customTemplates/ lists them)",
+        {"templateId": "unknown template"},
+    )
+
+
+def _spec(template: BundleTemplate) -> Any:
+    from cmkit.scaffold import make_spec
+
+    labels = TEMPLATE_CLASS_LABELS if template.target_type == "multiclass" else ()
+    return make_spec(template.target_type, template.name.replace(" ", "-"), class_labels=labels)
+
+
+def render_template(emu: Emulator, template: BundleTemplate) -> dict[str, Any]:
+    """The catalogue entry, shaped as DataRobot's client reads `customTemplates/`."""
+    from cmkit.scaffold import render_bundle
+
+    env_id = environments.seeded_environment_id(emu) or ""
+    built = environments.latest_successful(emu, env_id) if env_id else None
+    files = render_bundle(_spec(template), template.template)
+    return {
+        "id": template.id,
+        "name": template.name,
+        "description": f"The bundle `cmkit init --template {template.template} --target-type "
+        f"{template.target_type}` writes: a working {template.target_type} model served by gunicorn",
+        "enabled": True,
+        "isHidden": False,
+        "templateType": "customModel",
+        "templateSubType": template.api_target_type,
+        "defaultEnvironment": {"environmentId": env_id, "environmentVersionId": built.id if built else ""},
+        "defaultResourceBundleId": None,
+        "items": [{"id": hashlib.sha256(f.path.encode()).hexdigest()[:24], "name": f.path} for f in files],
+        "templateMetadata": {"readme": None, "tags": ["cmkit", template.target_type], "source": None},
+    }
+
+
+def list_templates(emu: Emulator, search: str | None) -> list[dict[str, Any]]:
+    found = [render_template(emu, t) for t in bundle_templates()]
+    return [t for t in found if not search or search.lower() in f"{t['name']} {t['description']}".lower()]
+
+
+def get_template(emu: Emulator, template_id: str) -> dict[str, Any]:
+    for template in bundle_templates():
+        if template.id == template_id:
+            return render_template(emu, template)
+    raise not_found("Custom template", template_id)
+
+
+def from_template(emu: Emulator, body: dict[str, Any]) -> dict[str, str]:
+    """A model and its first version from a template: `{customModelId, customModelVersionId}`."""
+    from cmkit.scaffold import render_bundle
+
+    template = _template(body["templateId"])
+    env_id = environments.seeded_environment_id(emu)
+    if env_id is None or environments.latest_successful(emu, env_id) is None:
+        raise invalid("The seeded environment has not been built yet: retry once it has")
+    spec = _spec(template)
+    model = models.create(
+        emu,
+        {
+            "customModelType": "inference",
+            "name": template.name,
+            "description": f"Made from template {template.id}",
+            "language": "python",
+            "targetType": template.api_target_type,
+            "targetName": spec.target_name,
+            "positiveClassLabel": spec.positive_class_label,
+            "negativeClassLabel": spec.negative_class_label,
+            "classLabels": list(spec.class_labels) or None,
+            "resourceBundleId": body["resourceBundleId"],
+        },
+    )
+    # The reference's template `modelType` knows only NIM models ("nimModel") and "invalid".
+    emu.store.update(
+        models.KIND,
+        model["id"],
+        {"template": {"templateId": template.id, "modelType": "invalid"}},
+        secretConfigId=body["secretConfigId"],
+    )
+    uploads = [upload_bytes(emu, f.path, f.content) for f in render_bundle(spec, template.template)]
+    fields = {"isMajorUpdate": "true", "baseEnvironmentId": env_id, "resourceBundleId": body["resourceBundleId"]}
+    version = models.create_version(emu, model["id"], fields, uploads, from_latest=False)
+    return {"customModelId": model["id"], "customModelVersionId": version["id"]}

@@ -1,0 +1,176 @@
+"""Feature impact of custom model versions, computed for real in the background.
+
+`POST .../versions/{vid}/featureImpact/` (and the deprecated `customInferenceImages/{imageId}/`
+form, whose image is a version on its environment version) starts a job that serves the version
+exactly as its model tests do (Docker or process runtime) and runs cmkit's permutation impact
+(`cmkit.featureimpact`) on the version's training data: the version's own, else its model's.
+One result per version; a new `rowCount` computes it again.
+
+As the reference says: 422 when the model is not an inference model with a target, when no
+training data is assigned (or its assignment is in progress), or `rowCount` exceeds the training
+data's rows; 404 on `POST` when the same computation was already submitted (with its `jobId`);
+`GET` is 404 before any result and 422 while the job runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from typing import Any
+
+from cmkit.emulator import datasets, environments, models, service, testing, training
+from cmkit.emulator.common import now
+from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.store import Resource
+
+KIND = "featureImpact"
+SCORED = ("Regression", "Binary", "Multiclass")
+RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "ERROR"
+CANCELLED = "cancelled: a computation with another rowCount replaced it, or the emulator stopped"
+
+
+def _job_key(version_id: str, status_id: str) -> str:
+    # One key per computation: a superseded job ending must not unregister its successor.
+    return f"feature-impact:{version_id}:{status_id}"
+
+
+def _scored_model(model: Resource) -> None:
+    if model.doc["customModelType"] != "inference" or model.doc["targetType"] not in SCORED:
+        raise invalid(
+            f"Custom model {model.id} is a {model.doc['customModelType']} {model.doc['targetType']} model: "
+            f"feature impact needs an inference model of type {', '.join(SCORED)}"
+        )
+
+
+def _training_rows(emu: Emulator, model: Resource, version: Resource) -> tuple[str, int]:
+    training.require_not_in_progress(model)
+    dataset_id = training.dataset_for(model, version)
+    if dataset_id is None:
+        raise invalid(
+            f"Training data is not assigned to custom model {model.id} or its version {version.id}",
+            {"trainingData": "assign training data first"},
+        )
+    entry = datasets.get(emu, dataset_id)
+    return dataset_id, int(entry.get("rowCount") or 0)
+
+
+def version_for_image(emu: Emulator, image_id: str) -> tuple[str, str]:
+    """(model id, version id) of a custom inference image: a version on its environment version."""
+    for version in emu.store.list(models.VERSION_KIND):
+        if testing._image_id(version.id, version.doc["baseEnvironmentVersionId"]) == image_id:
+            return str(version.parent), version.id
+    raise not_found("Custom inference image", image_id)
+
+
+def start(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -> str:
+    """Submit the computation; the status id to poll."""
+    model = models.find_model(emu, model_id)
+    version = models.find_version(emu, model_id, version_id)
+    _scored_model(model)
+    dataset_id, rows = _training_rows(emu, model, version)
+    row_count = body.get("rowCount")
+    if row_count is not None and row_count > rows:
+        raise invalid(
+            f"rowCount {row_count} exceeds the {rows} rows of the training data (dataset {dataset_id})",
+            {"rowCount": f"must be at most {rows}"},
+        )
+    status_id = service.create_status(emu, f"Feature impact of custom model version {version_id}", "featureImpact")
+    with emu.store.transaction():
+        existing = emu.store.get(KIND, version_id)
+        if existing and existing.doc["status"] != FAILED and existing.internal["rowCount"] == row_count:
+            job_id = existing.internal["statusId"]
+            raise ApiError(
+                404, f"Feature impact of version {version_id} was already submitted (jobId {job_id})", {"jobId": job_id}
+            )
+        doc = {"status": RUNNING, "message": "", "started": now(), "result": None}
+        internal = {"statusId": status_id, "rowCount": row_count, "datasetId": dataset_id}
+        superseded = existing.internal["statusId"] if existing else None
+        if existing:
+            existing.doc, existing.internal = doc, internal
+            emu.store.save(existing)
+        else:
+            emu.store.insert(KIND, version_id, doc, parent=model_id, internal=internal)
+    if superseded:  # a computation with another rowCount still running is replaced
+        emu.jobs.cancel(_job_key(version_id, superseded))
+    key = _job_key(version_id, status_id)
+    emu.jobs.submit(key, lambda cancel: _run(emu, model_id, version_id, status_id, cancel))
+    return status_id
+
+
+def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: threading.Event) -> None:
+    log = emu.logs.writer(KIND, version_id)
+    record = emu.store.get(KIND, version_id)
+    if record is None or record.internal["statusId"] != status_id:
+        return
+    service.set_status(emu, status_id, "RUNNING")
+    workdir = emu.dir("featureImpact", status_id)
+    try:
+        spec = _spec(emu, model_id, version_id, record.internal["datasetId"], workdir)
+        log(f"feature impact of {model_id}/{version_id} with the {emu.runtime.name} runtime")
+        result = emu.runtime.feature_impact(spec, record.internal["rowCount"], log, cancel)
+    except Exception as exc:  # every failure is the job's, recorded with its reason
+        cancelled = cancel.is_set() or isinstance(exc, JobCancelled)
+        message = CANCELLED if cancelled else f"Feature impact failed: {exc}"
+        log(f"error: {message}")
+        _record(emu, version_id, status_id, {"status": FAILED, "message": message})
+        service.set_status(emu, status_id, "ABORTED" if cancelled else "ERROR", message)
+        return
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if _record(emu, version_id, status_id, {"status": COMPLETED, "result": result, "completed": now()}):
+        location = f"customModels/{model_id}/versions/{version_id}/featureImpact/"
+        service.set_status(emu, status_id, "COMPLETED", location=location)
+
+
+def _record(emu: Emulator, version_id: str, status_id: str, doc: dict[str, Any]) -> bool:
+    """Store the outcome unless a newer computation replaced this one meanwhile."""
+    with emu.store.transaction():
+        record = emu.store.get(KIND, version_id)
+        if record is None or record.internal["statusId"] != status_id:
+            return False
+        record.doc.update(doc)
+        emu.store.save(record)
+        return True
+
+
+def _spec(emu: Emulator, model_id: str, version_id: str, dataset_id: str, workdir: Any) -> ModelTestSpec:
+    model = models.find_model(emu, model_id)
+    version = models.find_version(emu, model_id, version_id)
+    dataset = workdir / datasets.get(emu, dataset_id)["name"]
+    shutil.copyfile(datasets.csv_path(emu, dataset_id), dataset)
+    return ModelTestSpec(
+        bundle=models.materialize(emu, version, workdir / "bundle"),
+        dataset=dataset,
+        target_type=model.doc["targetType"],
+        target_name=model.doc.get("targetName"),
+        positive_class_label=model.doc.get("positiveClassLabel"),
+        negative_class_label=model.doc.get("negativeClassLabel"),
+        class_labels=model.doc.get("classLabels"),
+        environment=environments.context_dir(emu, version.doc["baseEnvironmentVersionId"]),
+        checks={},
+        maximum_memory=version.doc.get("maximumMemory"),
+        network_egress=version.doc.get("networkEgressPolicy") or "PUBLIC",
+    )
+
+
+def get(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
+    model = models.find_model(emu, model_id)
+    version = models.find_version(emu, model_id, version_id)
+    _scored_model(model)
+    record = emu.store.get(KIND, version_id)
+    if record is None:
+        _training_rows(emu, model, version)  # 422 without training data, as the reference says
+        raise not_found("Feature impact data of custom model version", version_id)
+    if record.doc["status"] == RUNNING:
+        raise invalid(f"The feature impact job of version {version_id} is in progress")
+    if record.doc["status"] == FAILED:
+        raise ApiError(404, f"No feature impact data for version {version_id}: {record.doc['message']}")
+    return dict(record.doc["result"])
+
+
+def recover(emu: Emulator) -> None:
+    for record in emu.store.list(KIND):
+        if record.doc["status"] == RUNNING:
+            emu.store.update(KIND, record.id, {"status": FAILED, "message": service.INTERRUPTED})
