@@ -72,12 +72,11 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
 
     PATHS are requirements files or bundle folders (default: the current folder).
     """
-    from cmkit.requirements import parse_requirements_file
+    from cmkit.requirements import deps_document, parse_requirements_file
 
     reports = [parse_requirements_file(p) for p in (paths or (".",))]
     if as_json:
-        documents = [{"file": r.source, **r.to_dict()} for r in reports]
-        render.emit_json(reports[0].to_dict() if len(reports) == 1 else {"files": documents})
+        render.emit_json(deps_document(reports))
     else:
         for report in reports:
             render.deps_report(report)
@@ -93,13 +92,12 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
 )
 def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> None:
     """Check bundles statically (no Docker): start script, requirements, metadata, files."""
-    from cmkit.lint import bundles_of_files, lint_bundle
+    from cmkit.lint import bundles_of_files, lint_bundle, lint_document
 
     bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
     reports = [lint_bundle(b) for b in bundles]
     if as_json:
-        single = len(reports) == 1 and not from_files
-        render.emit_json(reports[0].to_dict() if single else {"bundles": [r.to_dict() for r in reports]})
+        render.emit_json(lint_document(reports))
     else:
         for report in reports:
             render.lint_report(report)
