@@ -183,7 +183,8 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags:
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
-    report = run_test_local(config, render.ConsoleEvents(show_build_output=not as_json))
+    with render.ConsoleEvents(show_build_output=not as_json) as events:
+        report = run_test_local(config, events)
     document = report.to_dict()
     if junit:
         junit.write_text(junit_xml(report), encoding="utf-8")
@@ -205,7 +206,8 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: 
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
-    session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
+    with render.ConsoleEvents() as events:
+        session = serve_bundle(config, events, startup_timeout)
     try:
         info = {**session.server.describe(), "url": session.server.url + "/", "urlPrefix": session.server.url_prefix}
         if as_json:
@@ -274,7 +276,6 @@ def push_command(
         allow_secrets=allow_secret,
         **flags,
     )
-    events = render.ConsoleEvents()
     local = prepare_bundle(bundle, allow_secret)
     try:
         api = DataRobotClient(load_api_config(endpoint, token))
@@ -286,7 +287,11 @@ def push_command(
     try:
         plan = plan_push(api, local, options, cache)
         # A dry run only reads: it plans against the live model when credentials exist.
-        result = PushResult(plan, dry_run=True) if dry_run or api is None else push(api, plan, options, events, cache)
+        if dry_run or api is None:
+            result = PushResult(plan, dry_run=True)
+        else:
+            with render.ConsoleEvents() as events:
+                result = push(api, plan, options, events, cache)
     finally:
         if api is not None:
             api.close()
@@ -326,7 +331,8 @@ def env_push_command(
 
     api = DataRobotClient(load_api_config(endpoint, token))
     try:
-        result = push_environment(api, folder, name, environment_id, not no_wait, timeout, render.ConsoleEvents())
+        with render.ConsoleEvents() as events:
+            result = push_environment(api, folder, name, environment_id, not no_wait, timeout, events)
     finally:
         api.close()
     if as_json:
