@@ -341,6 +341,42 @@ def env_push_command(
     sys.exit(1 if result.build_status == "failed" else 0)
 
 
+@command(main, "prune")
+@click.option("--older-than", metavar="DURATION", help="Only objects created more than this ago (30m, 12h, 7d).")
+@click.option("--all", "everything", is_flag=True, help="Also running containers and the layer cache.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only objects also carrying this label (repeatable)."
+)
+def prune_command(
+    older_than: str | None, everything: bool, dry_run: bool, labels: tuple[str, ...], as_json: bool
+) -> None:
+    """Remove the Docker objects cmkit left behind (label cmkit=1): containers, images, build leftovers.
+
+    By default: stopped containers, untagged build leftovers and code images. --all adds running
+    containers (--keep, serve) and the environment and dependency images (the layer cache).
+    """
+    from cmkit.prune import PruneOptions, parse_duration, prune
+    from cmkit.runtime.docker import docker_client
+
+    options = PruneOptions(
+        older_than=parse_duration(older_than) if older_than else None,
+        everything=everything,
+        dry_run=dry_run,
+        labels=_parse_labels(labels, "--label"),
+    )
+    client = docker_client()
+    try:
+        result = prune(client, options)
+    finally:
+        client.close()
+    document = result.to_dict()
+    if as_json:
+        render.emit_json(document)
+    render.prune_result(document)
+    sys.exit(1 if result.failed else 0)
+
+
 @command(main, "init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
 @click.option(

@@ -250,6 +250,32 @@ def push_result(document: dict[str, Any]) -> None:
     )
 
 
+def prune_result(document: dict[str, Any]) -> None:
+    dry_run = document["dryRun"]
+    if document["objects"]:
+        table = Table(title_justify="left")
+        for column in ("action", "kind", "name", "id", "created", "size", "why"):
+            table.add_column(column, overflow="fold")
+        for item in document["objects"]:
+            size = _human_bytes(item["bytes"]) if item["bytes"] is not None else ""
+            action = item["action"] + (f" ({item['reason']})" if item["reason"] else "")
+            table.add_row(
+                action,
+                item["kind"],
+                item["name"],
+                item["id"].removeprefix("sha256:")[:12],
+                item["created"],
+                size,
+                item["why"],
+            )
+        console.print(table)
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} {document['containers']} container(s) and {document['images']} image(s); kept {document['kept']}",
+        markup=False,
+    )
+
+
 def environment_result(document: dict[str, Any]) -> None:
     if document.get("buildLogTail"):
         console.print("[bold red]environment build failed[/]; last log lines:", markup=True)
