@@ -24,7 +24,7 @@ from cmkit.errors import InputError
 from cmkit.runtime.images import CODE_REPOSITORY, LABEL, created_at
 
 STOPPED = ("created", "exited", "dead")
-CACHE_REPOSITORIES = ("cmkit-env", "cmkit-deps", "cmkit-base")
+CACHE_REPOSITORIES = ("cmkit-deps", "cmkit-env", "cmkit-base")  # child to parent
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -173,7 +173,15 @@ def _images(
             continue
         chosen.append(Pruned("image", image["Id"], ",".join(tags) or "<none>", created, why, int(image.get("Size", 0))))
     # Children before their parents: a code image before the dependency image it is built on.
-    return sorted(chosen, key=lambda item: item.created, reverse=True)
+    # The engine's list gives whole seconds, so ties are broken by the layer order.
+    return sorted(chosen, key=lambda item: (-int(item.created), _layer_rank(item.name)))
+
+
+def _layer_rank(tags: str) -> int:
+    for rank, repository in enumerate((CODE_REPOSITORY, *CACHE_REPOSITORIES)):
+        if tags.startswith(f"{repository}:"):
+            return rank
+    return 0 if tags == "<none>" else len(CACHE_REPOSITORIES) + 1
 
 
 def _images_in_use(client: DockerClient, removed: set[str]) -> dict[str, str]:

@@ -171,7 +171,7 @@ def _columns(unit: str) -> list[ProgressColumn]:
         sizes = DownloadColumn(binary_units=True)
         return [description, BarColumn(), sizes, TransferSpeedColumn(), TimeRemainingColumn()]
     if unit == STEPS:
-        steps = TextColumn("step {task.completed:.0f}/{task.total:.0f}")
+        steps = TextColumn("{task.completed:.0f}/{task.total:.0f} steps")
         return [SpinnerColumn(), description, BarColumn(), steps, TimeElapsedColumn()]
     return [SpinnerColumn(), description, TimeElapsedColumn()]
 
@@ -251,25 +251,22 @@ def push_result(document: dict[str, Any]) -> None:
 
 
 def prune_result(document: dict[str, Any]) -> None:
-    dry_run = document["dryRun"]
     if document["objects"]:
         table = Table(title_justify="left")
-        for column in ("action", "kind", "name", "id", "created", "size", "why"):
-            table.add_column(column, overflow="fold")
+        table.add_column("action", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("name", overflow="fold")
+        table.add_column("id", no_wrap=True)
+        table.add_column("created", no_wrap=True)
+        table.add_column("size", justify="right", no_wrap=True)
+        table.add_column("why")
         for item in document["objects"]:
             size = _human_bytes(item["bytes"]) if item["bytes"] is not None else ""
-            action = item["action"] + (f" ({item['reason']})" if item["reason"] else "")
-            table.add_row(
-                action,
-                item["kind"],
-                item["name"],
-                item["id"].removeprefix("sha256:")[:12],
-                item["created"],
-                size,
-                item["why"],
-            )
+            action = item["action"] + (f": {item['reason']}" if item["reason"] else "")
+            ident = item["id"].removeprefix("sha256:")[:12]
+            table.add_row(escape(action), item["kind"], escape(item["name"]), ident, item["created"], size, item["why"])
         console.print(table)
-    verb = "would remove" if dry_run else "removed"
+    verb = "would remove" if document["dryRun"] else "removed"
     console.print(
         f"{verb} {document['containers']} container(s) and {document['images']} image(s); kept {document['kept']}",
         markup=False,

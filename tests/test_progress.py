@@ -161,7 +161,7 @@ def test_terminal_build_bar_counts_steps_and_goes_away(terminal: Terminal) -> No
     stream.close()
     raw = terminal.raw()
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert "building" in text and "step 2/3" in text and BAR in text
+    assert "building" in text and "2/3 steps" in text and BAR in text
     assert "starting cmkit-code:abc" in text and "dependency build: processing" in text
     assert raw.count("\x1b[?25l") == raw.count("\x1b[?25h") == 2  # each bar hides the cursor and gives it back
 
@@ -220,3 +220,26 @@ def test_push_draws_a_bar_on_a_terminal(emulator: Emulator, tmp_path: Path, term
     assert json.loads(process.stdout)["filesUploaded"] >= 1  # stdout stays one JSON document
     assert BAR in text and "uploading" in text and "MiB" in text
     assert "  uploading: " not in text
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_test_local_draws_a_build_bar_on_a_terminal(docker_client: object, tmp_path: Path, terminal: Terminal) -> None:
+    from tests.conftest import TEST_LABEL, TEST_RUN_ID
+
+    bundle = write_bundle(tmp_path / "bundle")  # a fresh folder's code layer is always built
+    (bundle / "app.py").write_text((bundle / "app.py").read_text() + f"# {TEST_RUN_ID} {tmp_path.name}\n")
+    environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    environment.pop("NO_COLOR", None)
+    process = subprocess.run(
+        [sys.executable, "-m", "cmkit", "test-local", str(bundle), "--json", "--label", f"{TEST_LABEL}={TEST_RUN_ID}"],
+        stdout=subprocess.PIPE,
+        stderr=terminal.slave,
+        env=environment,
+        timeout=900,
+    )
+    os.close(terminal.slave)
+    text = terminal.text()
+    assert process.returncode == 0, text
+    assert json.loads(process.stdout)["details"]["image"]["code"]["cached"] is False
+    assert "building" in text and BAR in text and re.search(r"\d/\d steps", text)
