@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from cmkit.cli import main
 from cmkit.errors import InputError
 from cmkit.prune import PruneOptions, parse_duration, prune
-from cmkit.runtime.images import CODE_IMAGES_KEPT, ImageBuilder, created_at, same_owner
+from cmkit.runtime.images import CODE_IMAGES_KEPT, ImageBuilder, created_at
 from tests.bundles import write_bundle
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 
@@ -42,15 +42,6 @@ def test_bad_durations_are_input_errors(text: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_duration(text)
     assert caught.value.exit_code == 2 and "30m" in (caught.value.hint or "")
-
-
-def test_owner_is_told_by_cmkit_labels_not_by_inherited_ones() -> None:
-    owner = {"cmkit": "1", "cmkit.test-run": "a"}
-    assert same_owner({"cmkit": "1", "cmkit.test-run": "a", "cmkit.image": "deps", "maintainer": "x"}, owner)
-    assert not same_owner({"cmkit": "1", "cmkit.test-run": "b"}, owner)
-    assert not same_owner({"cmkit": "1"}, owner)
-    # A session's image is not in the plain owner's scope, so a plain run never evicts it.
-    assert not same_owner({"cmkit": "1", "cmkit.test-run": "a"}, {"cmkit": "1"})
 
 
 def test_creation_times_from_both_engine_formats() -> None:
@@ -123,12 +114,15 @@ def test_code_images_are_keyed_by_content_not_by_folder(docker_client: Any, tmp_
 def test_building_evicts_the_owners_oldest_code_images_only(docker_client: Any, tmp_path: Path) -> None:
     labels = own_labels()
     bundle = write_bundle(tmp_path / "bundle")
+    # The base was built by someone else: its labels (another session's) are inherited by
+    # every code image on it, and must not hide whose code images these are.
+    base = build(docker_client, None, {**labels, "cmkit.other-session": "x"}, labels[PRUNE_LABEL])
     builder = ImageBuilder(docker_client, labels=labels)
-    other = ImageBuilder(docker_client, labels={**labels, "cmkit.other-owner": "1"}).code(BASE, bundle)
+    other = ImageBuilder(docker_client, labels={**labels, "cmkit.other-owner": "1"}).code(base, bundle)
     built = []
     for edit in range(CODE_IMAGES_KEPT + 2):
         (bundle / "app.py").write_text((bundle / "app.py").read_text() + f"# edit {edit}\n")
-        built.append(builder.code(BASE, bundle))
+        built.append(builder.code(base, bundle))
         builder.finish()
         if edit == 0:  # a kept server still runs on the oldest: it must survive eviction
             holder = docker_client.containers.run(

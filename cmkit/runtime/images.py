@@ -264,9 +264,9 @@ class ImageBuilder:
         One COPY step, the fastest build Docker's legacy builder does (each extra instruction
         costs a container): the image inherits WORKDIR and labels from its base, and gets a
         LABEL step only for the builder's labels the base lacks. Tagged
-        `cmkit-code:<content>`, never by the folder: the same files on the same dependencies
-        are one image wherever they sit (a CI checkout, a temporary copy). Building one evicts
-        the owner's older code images beyond `CODE_IMAGES_KEPT` (see `_evict_code_images`).
+        `cmkit-code:<owner>-<content>`, never by the folder: the same files on the same
+        dependencies are one image wherever they sit (a CI checkout, a temporary copy).
+        Building one evicts the owner's older code images beyond `CODE_IMAGES_KEPT`.
         """
         base_image = self._resolve(base)
         files = list_bundle(bundle_dir).files
@@ -275,7 +275,7 @@ class ImageBuilder:
             base_image.image_id, owner, json.dumps(sorted(self.labels.items())), *(_file_key(f) for f in files)
         )
         hashcache.save()
-        tag = f"{CODE_REPOSITORY}:{content}"
+        tag = f"{CODE_REPOSITORY}:{self._owner()}-{content}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
@@ -296,18 +296,26 @@ class ImageBuilder:
         self._background.append(evicting)
         return self._built(tag, log)
 
+    def _owner(self) -> str:
+        """The builder's labels as a tag prefix: whose code images these are.
+
+        In the tag, not in a label: images inherit their base's labels (a dependency image
+        another session built carries that session's), so labels cannot tell owners apart.
+        """
+        return _hash(json.dumps(sorted(self.labels.items())))[:12]
+
     def _evict_code_images(self, keep: str) -> None:
         """Keep the owner's `CODE_IMAGES_KEPT` newest code images; remove older unused ones.
 
-        The owner is the set of cmkit labels the builder puts on what it makes (`cmkit=1`, plus
-        `--label`s such as a test session's or the emulator's), so a run never evicts another
-        owner's cache. An image a container still uses is left to `cmkit prune`.
+        The owner is the builder's labels (`cmkit=1`, plus `--label`s such as a CI job's, a
+        test session's or the emulator's), so a run never evicts another owner's cache. An
+        image a container still uses is left to `cmkit prune`.
         """
-        selector = [f"{key}={value}" for key, value in self.labels.items()]
+        prefix = f"{CODE_REPOSITORY}:{self._owner()}-"
         mine = [
             image
-            for image in self.client.images.list(name=CODE_REPOSITORY, filters={"label": selector})
-            if same_owner(image.labels or {}, self.labels)
+            for image in self.client.images.list(name=CODE_REPOSITORY)
+            if any(tag.startswith(prefix) for tag in image.tags)
         ]
         mine.sort(key=lambda image: created_at(image.attrs), reverse=True)
         for image in mine[CODE_IMAGES_KEPT:]:
@@ -424,18 +432,6 @@ class ImageBuilder:
                     self.client.images.remove(image.id, noprune=False)
             except (ImageNotFound, APIError):
                 pass  # in use by another image or container, or already gone
-
-
-def same_owner(image_labels: Mapping[str, str], owner: Mapping[str, str]) -> bool:
-    """Whether an image was made under exactly these labels (as far as cmkit's own go).
-
-    Images inherit their base's labels, so an image may carry more than its builder set;
-    what tells owners apart is the `cmkit.*` labels (a test session's, the emulator's).
-    """
-    if any(image_labels.get(key) != value for key, value in owner.items()):
-        return False
-    own = {key for key in image_labels if key.startswith(f"{LABEL}.") and key != KIND_LABEL}
-    return own <= set(owner)
 
 
 def created_at(attrs: Mapping[str, Any]) -> float:
