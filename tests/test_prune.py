@@ -55,6 +55,25 @@ def test_cli_bad_duration_exits_2_before_touching_docker() -> None:
     assert result.exit_code == 2 and "bad duration 'soon'" in result.stderr and "Traceback" not in result.output
 
 
+def test_cli_without_an_engine_exits_3(unused_tcp_port: int) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["prune", "--json", "--label", f"{PRUNE_LABEL}=none"],
+        env={"DOCKER_HOST": f"tcp://127.0.0.1:{unused_tcp_port}"},
+    )
+    assert result.exit_code == 3, result.output
+    assert "no Docker engine answers" in json.loads(result.stdout)["error"]["message"]
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # bound then closed: nothing listens there afterwards
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 # --- real Docker ----------------------------------------------------------------------------------
 
 
