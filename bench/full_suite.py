@@ -66,6 +66,8 @@ def test_local(data: Path, runtime: str, side_effects_rows: int) -> tuple[float,
         "cmkit",
         "test-local",
         str(bundle),
+        "--env",  # the host's environment no longer reaches the model
+        "CUSTOM_MODEL_WORKERS=1",
         "--runtime",
         runtime,
         "--json",

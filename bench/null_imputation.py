@@ -76,6 +76,8 @@ def run(quick: bool = False) -> list[Row]:
         "cmkit",
         "test-local",
         str(bundle),
+        "--env",  # the host's environment no longer reaches the model
+        "CUSTOM_MODEL_WORKERS=1",
         "--runtime",
         "process",
         "--dataset",

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pathspec
 
+from cmkit.errors import InputError
 from cmkit.hashcache import sha256_of
+from cmkit.textfiles import read_limited, stat_or_none
 
 IGNORE_FILE = ".cmkitignore"
 START_SCRIPT = "start_server.sh"
@@ -72,6 +74,7 @@ _SECRET_MARKERS = (
     (b"aws_secret_access_key", "AWS secret key"),
 )
 _HEAD_BYTES = 4096
+MAX_IGNORE_FILE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,11 @@ class BundleListing:
         return {f.path: f for f in self.files}
 
 
-def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:
+def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:  # type: ignore[type-arg]
     lines = list(BUILTIN_IGNORES) + list(extra)
     ignore_file = root / IGNORE_FILE
-    if ignore_file.is_file():
-        lines += ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    if stat_or_none(ignore_file) is not None:
+        lines += read_limited(ignore_file, MAX_IGNORE_FILE_BYTES).decode("utf-8", errors="replace").splitlines()
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
@@ -121,6 +124,32 @@ def _inside(root: Path, target: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _entries(directory: Path, prefix: str) -> list[os.DirEntry[str]]:
+    """A folder's entries by name; InputError when it cannot be read (permissions)."""
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read this folder of the bundle: {exc.strerror or exc}",
+            file=directory,
+            hint=f"make it readable (chmod u+rx) or list '{prefix or './'}' in {IGNORE_FILE}",
+        ) from exc
+
+
+def _link_problem(base: Path, path: Path, rel: str) -> LinkProblem | None:
+    """Why a symlink cannot be shipped (broken, a loop, leaving the bundle), or None."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return LinkProblem(rel, os.readlink(path), "broken symlink")
+    except (OSError, RuntimeError):  # ELOOP (RuntimeError before Python 3.13)
+        return LinkProblem(rel, os.readlink(path), "broken symlink (a symlink loop)")
+    if not _inside(base, target):
+        return LinkProblem(rel, str(target), "symlink points outside the bundle")
+    return None
 
 
 def list_bundle(root: str | Path, extra_ignores: Iterable[str] = ()) -> BundleListing:
@@ -135,25 +164,30 @@ def list_bundle(root: str | Path, extra_ignores: Iterable[str] = ()) -> BundleLi
         if real in visited:  # a symlink loop or a second link to the same folder
             return
         visited.add(real)
-        with os.scandir(directory) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                rel = f"{prefix}{entry.name}"
+        for entry in _entries(directory, prefix):
+            rel = f"{prefix}{entry.name}"
+            path = Path(entry.path)
+            try:
                 is_dir = entry.is_dir(follow_symlinks=True)
-                if spec.match_file(rel + "/" if is_dir else rel):
+            except OSError:  # a symlink loop: reported below unless ignored
+                is_dir = False
+            if spec.match_file(rel + "/" if is_dir else rel):
+                continue
+            if entry.is_symlink():
+                problem = _link_problem(base, path, rel)
+                if problem is not None:
+                    listing.link_problems.append(problem)
                     continue
-                path = Path(entry.path)
-                if entry.is_symlink():
-                    target = path.resolve()
-                    if not target.exists():
-                        listing.link_problems.append(LinkProblem(rel, os.readlink(path), "broken symlink"))
-                        continue
-                    if not _inside(base, target):
-                        listing.link_problems.append(LinkProblem(rel, str(target), "symlink points outside the bundle"))
-                        continue
-                if is_dir:
-                    walk(path, rel + "/")
-                elif entry.is_file(follow_symlinks=True):
-                    listing.files.append(BundleFile(rel, path, entry.stat(follow_symlinks=True).st_size))
+            if is_dir:
+                walk(path, rel + "/")
+            elif entry.is_file(follow_symlinks=True):
+                if not os.access(path, os.R_OK):
+                    raise InputError(
+                        "cannot read this file of the bundle (permission denied)",
+                        file=directory / entry.name,
+                        hint=f"make it readable (chmod u+r) or list '{rel}' in {IGNORE_FILE}",
+                    )
+                listing.files.append(BundleFile(rel, path, entry.stat(follow_symlinks=True).st_size))
 
     walk(base, "")
     return listing

@@ -8,6 +8,7 @@ required and is missing). Errors are one line; `--debug` shows the traceback.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,22 @@ from cmkit.errors import CmkitError, InputError
 from cmkit.metadata import TARGET_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is a real number: click lets 'nan' and 'inf' through FloatRange."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SECONDS = FiniteFloat(min=0, min_open=True)
+TOLERANCE = FiniteFloat(min=0)
 
 
 def _fail(exc: BaseException, as_json: bool, code: int, hint: str = "") -> None:
@@ -133,6 +150,14 @@ def _test_options(func: F) -> F:
         click.option(
             "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects (CI cleanup)."
         ),
+        click.option(
+            "--env",
+            "env",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Pass a variable to the model server (repeatable; KEY alone: its value here). "
+            "Nothing else of this environment reaches the model but PATH, HOME, locale, proxies and CA bundles.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -151,6 +176,9 @@ def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 
 def _config(bundle: Path, **flags: Any) -> Any:
+    import os
+
+    from cmkit.runtime.modelenv import parse_env_flags
     from cmkit.testlocal import TestLocalConfig, parse_check_settings, parse_memory
 
     labels = flags.pop("class_labels", None)
@@ -158,6 +186,7 @@ def _config(bundle: Path, **flags: Any) -> Any:
     checks = flags.pop("check", ())
     return TestLocalConfig(
         labels=_parse_labels(flags.pop("labels", ()), "--label"),
+        server_environment=parse_env_flags(flags.pop("env", ()), os.environ),
         bundle=bundle,
         class_labels=[label.strip() for label in labels.split(",") if label.strip()] if labels else None,
         maximum_memory=parse_memory(memory) if memory else None,
@@ -171,18 +200,21 @@ def _config(bundle: Path, **flags: Any) -> Any:
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
-@click.option("--startup-timeout", type=float, default=120.0, show_default=True)
+@click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
 @click.option("--side-effects-rows", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--rtol", type=float, default=1e-5, show_default=True)
-@click.option("--atol", type=float, default=1e-8, show_default=True)
+@click.option("--rtol", type=TOLERANCE, default=1e-5, show_default=True)
+@click.option("--atol", type=TOLERANCE, default=1e-8, show_default=True)
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
 def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags: Any) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
     from cmkit.testlocal import junit_xml, run_test_local
+    from cmkit.textfiles import check_writable
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
+    if junit:
+        check_writable(junit)  # before the run, not after minutes of it
     with render.ConsoleEvents(show_build_output=not as_json) as events:
         report = run_test_local(config, events)
     document = report.to_dict()
@@ -199,7 +231,7 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, **flags:
 @command(main, "serve")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @_test_options
-@click.option("--startup-timeout", type=float, default=120.0, show_default=True)
+@click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
 def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: Any) -> None:
     """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up."""
     from cmkit.testlocal import serve_bundle
@@ -219,6 +251,9 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, **flags: 
         render.console.print("stopping")
     finally:
         session.close()
+    leftovers = session.server.leftovers() or {}
+    if leftovers.get("survived"):
+        render.warning_line(f"processes started by the server are still running: {leftovers['survived']}")
     exit_info = session.server.exit_info()
     sys.exit(0 if exit_info is None or exit_info.exit_code in (0, None) else 1)
 
@@ -240,7 +275,9 @@ def _api_options(func: F) -> F:
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check of the remote test.")
 @click.option("--allow-secret", multiple=True, metavar="PATH", help="Upload this file although it looks secret.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the dependency build and the test.")
-@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds to wait for builds and tests.")
+@click.option(
+    "--timeout", type=SECONDS, default=1800.0, show_default=True, help="Seconds to wait for builds and tests."
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be created and uploaded; send nothing.")
 def push_command(
     bundle: Path,
@@ -258,7 +295,7 @@ def push_command(
 ) -> None:
     """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test."""
     from cmkit.api.client import DataRobotClient
-    from cmkit.api.config import load_api_config
+    from cmkit.api.config import MissingCredentials, load_api_config
     from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push
     from cmkit.testlocal import parse_check_settings
 
@@ -279,7 +316,7 @@ def push_command(
     local = prepare_bundle(bundle, allow_secret)
     try:
         api = DataRobotClient(load_api_config(endpoint, token))
-    except InputError:
+    except MissingCredentials:
         if not dry_run:
             raise
         api = None  # a dry run without credentials plans as if the model did not exist yet
@@ -313,7 +350,7 @@ def env_group() -> None:
 @click.option("--name", help="Environment name (default: the folder's name).")
 @click.option("--environment-id", help="Add a version to this environment.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the image build.")
-@click.option("--timeout", type=float, default=1800.0, show_default=True)
+@click.option("--timeout", type=SECONDS, default=1800.0, show_default=True)
 def env_push_command(
     folder: Path,
     endpoint: str | None,

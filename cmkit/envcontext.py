@@ -70,7 +70,18 @@ def context_files(folder: Path) -> list[ContextFile]:
     folder = Path(folder)
     if not (folder / "Dockerfile").is_file():
         raise InputError("no Dockerfile in the environment folder", file=folder, hint="pass the docker context folder")
-    files = [ContextFile(rel, folder / rel) for rel in docker_context_files(folder)]
+    try:
+        listed = docker_context_files(folder)
+    except OSError as exc:  # an unreadable .dockerignore or folder
+        raise InputError(f"cannot read the docker context: {exc.strerror or exc}", file=exc.filename or folder) from exc
+    for name in listed:
+        if not os.access(folder / name, os.R_OK):
+            raise InputError(
+                "cannot read this file of the docker context (permission denied)",
+                file=folder / name,
+                hint="make it readable (chmod u+r) or list it in .dockerignore",
+            )
+    files = [ContextFile(rel, folder / rel) for rel in listed]
     if wants_runtime(folder):
         files += runtime_files()
     return files

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmkit.api.client import DataRobotClient, create_with_lookup
+from cmkit.api.client import DataRobotClient, Part, create_with_lookup
 from cmkit.envcontext import context_digest, context_files, zip_context
 from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.push import DIGEST_MARKER
@@ -98,7 +98,7 @@ def push_environment(
 
             def upload() -> dict[str, Any]:
                 archive.seek(0)
-                parts = [
+                parts: list[Part] = [
                     ("label", time.strftime("cmkit-%Y%m%d-%H%M%S")),
                     ("description", f"{DIGEST_MARKER} {digest}"),
                     ("docker_context", ("context.zip", archive, "application/zip")),

@@ -128,7 +128,7 @@ def _check_start_script(root: Path) -> list[Finding]:
 
 def _check_requirements(root: Path) -> list[Finding]:
     path = root / REQUIREMENTS_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
     try:
         report = parse_requirements_text(read_text_file(path), source=str(path))

@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 from cmkit.errors import InputError
+from cmkit.safeyaml import compose_yaml
+from cmkit.textfiles import stat_or_none
 
 METADATA_FILE = "model-metadata.yaml"
 TARGET_TYPES = ("regression", "binary", "multiclass", "anomaly", "textgeneration")
@@ -146,23 +148,9 @@ def _to_python(node: yaml.Node, path: str, lines: dict[str, int]) -> Any:
 def load_metadata(bundle: str | Path) -> ModelMetadata | None:
     """Read `model-metadata.yaml` from a bundle; None when absent, InputError when unreadable."""
     path = Path(bundle) / METADATA_FILE
-    if not path.is_file():
+    if stat_or_none(path) is None:
         return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError("not valid UTF-8", file=path, hint="save the file as UTF-8") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.BaseLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(
-            f"invalid YAML: {problem}",
-            file=path,
-            line=mark.line + 1 if mark else None,
-            hint="fix the indentation or quoting on that line",
-        ) from exc
+    node = compose_yaml(path)  # size, depth and alias expansion are bounded before composing
     lines: dict[str, int] = {}
     data = _to_python(node, "", lines) if node is not None else {}
     if not isinstance(data, dict):

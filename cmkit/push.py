@@ -41,6 +41,7 @@ from cmkit.api.client import (
     create_with_lookup,
     retry_after,
 )
+from cmkit.api.config import redact_url
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, status_waiter, upload_progress
@@ -312,7 +313,16 @@ def _diff(
     return "patch", upload, delete, f"{len(upload)} changed or new file(s), {len(delete)} removed"
 
 
+def _checked_dataset(path: Path) -> Path:
+    """The --dataset file, refused before anything is sent (a dry run included) if it cannot be uploaded."""
+    if not path.is_file():
+        raise InputError("dataset not found or not a regular file", file=path, hint="check the --dataset path")
+    return path
+
+
 def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOptions, cache: ManifestCache) -> PushPlan:
+    if options.dataset is not None:
+        _checked_dataset(options.dataset)
     metadata = local.metadata
     model_id = options.model_id or (metadata.model_id if metadata else None)
     model: dict[str, Any] | None = None
@@ -498,9 +508,7 @@ def _dataset_id(api: DataRobotClient, options: PushOptions, events: Events) -> s
     if options.dataset_id:
         return options.dataset_id
     assert options.dataset is not None
-    path = options.dataset
-    if not path.is_file():
-        raise InputError("dataset not found", file=path)
+    path = _checked_dataset(options.dataset)
     events.stage(f"uploading the dataset {path.name}")
 
     def upload() -> str:
@@ -585,7 +593,7 @@ def push(
     result = PushResult(plan)
     model, result.created_model = _ensure_model(api, plan, events)
     result.model_id = model["id"]
-    result.model_url = f"{api.config.app_url}/registry/custom-model-workshop/{model['id']}"
+    result.model_url = f"{redact_url(api.config.app_url)}/registry/custom-model-workshop/{model['id']}"
     if plan.action == "up-to-date" and not result.created_model:
         events.stage(f"up to date: {plan.latest['label'] if plan.latest else ''}")
         result.version = plan.latest

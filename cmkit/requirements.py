@@ -10,6 +10,7 @@ structure and explains everything that does not.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,14 @@ from packaging.version import InvalidVersion, Version
 from pip_requirements_parser import InstallRequirement, RequirementsFile
 
 from cmkit.errors import InputError
+from cmkit.textfiles import read_utf8, stat_or_none
 
 REQUIREMENTS_FILE = "requirements.txt"
 # The operators the API's constraintType enum allows.
 API_OPERATORS = ("<", "<=", "==", ">=", ">")
+# Real requirements files are a few KB; the cap keeps `cmkit deps /dev/zero` and pasted logs
+# from taking minutes (pip's parser is slow on huge inputs).
+MAX_REQUIREMENTS_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -280,32 +285,19 @@ def parse_requirements_text(text: str, source: str = REQUIREMENTS_FILE) -> Depen
 def resolve_requirements_path(path: str | Path) -> Path:
     """A requirements file, or `requirements.txt` inside a bundle folder."""
     candidate = Path(path)
-    if candidate.is_dir():
-        candidate = candidate / REQUIREMENTS_FILE
-        if not candidate.is_file():
-            raise InputError("no requirements.txt in this folder", file=path, hint="pass the file itself or create one")
-        return candidate
-    if not candidate.exists():
+    info = stat_or_none(candidate)
+    if info is None:
         raise InputError("no such file or folder", file=path, hint="check the path")
+    if stat.S_ISDIR(info.st_mode):
+        candidate = candidate / REQUIREMENTS_FILE
+        if stat_or_none(candidate) is None:
+            raise InputError("no requirements.txt in this folder", file=path, hint="pass the file itself or create one")
     return candidate
 
 
 def read_text_file(path: Path) -> str:
-    """Read a UTF-8 text file, turning undecodable bytes into an input error naming the spot."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=path) from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-            file=path,
-            line=line,
-            hint="save the file as UTF-8",
-        ) from exc
+    """A requirements file's text: a regular UTF-8 file up to MAX_REQUIREMENTS_BYTES, else InputError."""
+    return read_utf8(path, MAX_REQUIREMENTS_BYTES)
 
 
 def parse_requirements_file(path: str | Path) -> DependencyReport:

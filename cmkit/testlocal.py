@@ -123,6 +123,7 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         )
     if target_type is not None and target_type not in TARGET_TYPES:
         raise InputError(f"unsupported target type '{target_type}'", hint=f"use one of {', '.join(TARGET_TYPES)}")
+    _check_label_flags(config, target_type)
     resolved = replace(
         config,
         bundle=bundle,
@@ -137,6 +138,24 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
     )
     _validate(resolved)
     return resolved
+
+
+def _check_label_flags(config: TestLocalConfig, target_type: str | None) -> None:
+    """Labels given for a target type that has none are a usage error, not silently dropped."""
+    given = [
+        flag
+        for flag, value, types in (
+            ("--positive-class-label", config.positive_class_label, ("binary",)),
+            ("--negative-class-label", config.negative_class_label, ("binary",)),
+            ("--class-labels", config.class_labels, ("multiclass",)),
+        )
+        if value and target_type is not None and target_type not in types
+    ]
+    if given:
+        raise InputError(
+            f"{' and '.join(given)} do not apply to a {target_type} model",
+            hint="remove them, or pass the right --target-type",
+        )
 
 
 def _validate(config: TestLocalConfig) -> None:
@@ -203,7 +222,7 @@ def _choose_runtime(config: TestLocalConfig, events: Events, details: dict[str, 
 def _start_docker(
     client: Any, config: TestLocalConfig, spec: RunSpec, run_id: str, events: Events, details: dict[str, Any]
 ) -> Server:
-    from cmkit.runtime.docker import start_container
+    from cmkit.runtime.docker import ContainerStartFailed, start_container
     from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
 
     settings = BuildSettings.from_environment(config.ca_bundle)
@@ -220,7 +239,11 @@ def _start_docker(
         details["durations"]["build"] = round(time.monotonic() - started, 3)
     details["image"] = image.to_dict()
     events.stage(f"starting {image.code.tag}")
-    server = start_container(client, image.code.image_id, spec, run_id)
+    try:
+        server = start_container(client, image.code.image_id, spec, run_id)
+    except ContainerStartFailed as exc:  # the container is already removed
+        builder.finish()
+        raise StartFailed(exc.message) from exc
     server.on_stop(builder.finish)
     return server
 
@@ -244,7 +267,8 @@ def start_bundle(config: TestLocalConfig, events: Events, details: dict[str, Any
     details["runtime"] = runtime
     spec = RunSpec(
         url_prefix=str(config.url_prefix),
-        environment={**_target_variables(config), **config.server_environment},
+        environment=config.server_environment,
+        contract=_target_variables(config),
         maximum_memory=config.maximum_memory,
         network_egress=config.network_egress,
         labels=config.labels,
@@ -281,6 +305,23 @@ def _load_dataset(config: TestLocalConfig) -> Dataset | None:
     from cmkit.checks.dataset import load_dataset
 
     return load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
+
+
+def _report_leftovers(server: Server, details: dict[str, Any]) -> None:
+    """Say what escaped the server's process group, and above all what could not be ended."""
+    leftovers = server.leftovers()
+    if leftovers is None:
+        return
+    details["processes"] = leftovers
+    if leftovers["survived"]:
+        details.setdefault("warnings", []).append(
+            f"processes started by the server are still running after the run: {leftovers['survived']}"
+        )
+    elif leftovers["tracking"] == "process-group":
+        details.setdefault("warnings", []).append(
+            "processes that leave the server's process group cannot be found on this system; "
+            "check that nothing the server started is still running"
+        )
 
 
 def run_test_local(
@@ -323,6 +364,7 @@ def run_test_local(
     finally:
         if not config.keep:
             stop_server(server, client)
+    _report_leftovers(server, details)
     details["durations"]["total"] = round(time.monotonic() - started, 3)
     return TestReport(results, dict(config.checks), details, server if config.keep else None)
 

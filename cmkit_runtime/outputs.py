@@ -122,7 +122,7 @@ def _texts(raw: Any, rows: int, source: str) -> list[str]:
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     _check_rows(values, rows, source)
-    texts = values.tolist()
+    texts: list[str] = values.tolist()
     for row, value in enumerate(texts):
         if not isinstance(value, str):
             raise BadPredictions(f"{source} must return one string per row (textgeneration); row {row} is {value!r}")

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from cmkit_runtime import __version__, loader
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
 
+orjson: ModuleType | None
 try:  # orjson parses and writes JSON several times faster; the environment image ships it
     import orjson
 except ImportError:  # pragma: no cover - exercised by a test that hides orjson
@@ -146,7 +148,8 @@ def loads(body: bytes) -> Any:
 def dumps(document: Any) -> bytes:
     """Strict JSON (NaN and infinity were refused earlier); numpy arrays and scalars allowed."""
     if orjson is not None:
-        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        written: bytes = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        return written
     return json.dumps(document, allow_nan=False, default=_plain).encode()
 
 

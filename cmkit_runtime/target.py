@@ -48,7 +48,8 @@ class Target:
     @classmethod
     def from_sources(cls, code_dir: Path, environ: Mapping[str, str]) -> Target:
         meta = read_metadata(code_dir / METADATA_FILE)
-        model = meta.get("inferenceModel") if isinstance(meta.get("inferenceModel"), dict) else {}
+        found = meta.get("inferenceModel")
+        model: dict[str, Any] = found if isinstance(found, dict) else {}
         name = model.get("targetName") if isinstance(model.get("targetName"), str) else None
         target_type = (environ.get("TARGET_TYPE") or str(meta.get("targetType") or "")).lower()
         if target_type not in TARGET_TYPES:

@@ -129,3 +129,75 @@ def upload_files(files: dict[str, bytes]) -> list[tuple[str, tuple[str | None, b
         parts.append(("file", (path.rsplit("/", 1)[-1], content)))
         parts.append(("filePath", (None, path.encode())))
     return parts
+
+
+# -- in-process: the Flask test client (fast tier) ----------------------------------------------
+
+
+class FlaskEmulator:
+    """The emulator's Flask app on a real data dir and the process runtime, without a socket."""
+
+    def __init__(self, data_dir: Path, **settings: Any) -> None:
+        from cmkit.emulator.app import create_app
+        from cmkit.emulator.faults import FaultInjector, Journal
+        from cmkit.emulator.jobs import ProcessRuntime
+        from cmkit.emulator.service import Emulator as Core
+        from cmkit.emulator.service import EmulatorSettings
+        from cmkit.paths import default_environment_dir
+
+        self.data_dir = data_dir
+        self.core = Core(
+            EmulatorSettings(data_dir, (TOKEN,), seed_environment=default_environment_dir(), **settings),
+            ProcessRuntime(),
+        )
+        self.core.start()
+        self.injector = FaultInjector()
+        self.app = create_app(self.core, self.injector, Journal())
+        self.client = self.app.test_client()
+        self.headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`path` relative to /api/v2/ (or absolute when it starts with /)."""
+        url = path if path.startswith("/") else f"/api/v2/{path}"
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(url, method=method, headers=headers, **kwargs)
+
+    def environment_id(self) -> str:
+        """The seeded environment, once its (process runtime: instant) build is recorded."""
+        env_id = str(self.core.store.meta("seedEnvironmentId"))
+
+        def built() -> bool:
+            latest = self.request("GET", f"executionEnvironments/{env_id}/").get_json().get("latestVersion")
+            return bool(latest and latest["buildStatus"] == "success")
+
+        wait_for(built, 30)
+        return env_id
+
+    def model(self, **fields: Any) -> str:
+        body = {"name": "m", "customModelType": "inference", "targetType": "Regression", "targetName": "y", **fields}
+        response = self.request("POST", "customModels/", json=body)
+        assert response.status_code == 201, response.get_json()
+        return str(response.get_json()["id"])
+
+    def version(
+        self, model_id: str, files: dict[str, bytes], method: str = "POST", environment_id: str = "", **fields: Any
+    ) -> Any:
+        import io
+
+        data: list[tuple[str, Any]] = [("isMajorUpdate", "false")]
+        if method == "POST":
+            data.append(("baseEnvironmentId", environment_id or self.environment_id()))
+        data += [(k, str(v)) for k, v in fields.items()]
+        for path, content in files.items():
+            data.append(("file", (io.BytesIO(content), path.rsplit("/", 1)[-1])))
+            data.append(("filePath", path))
+        return self.request(method, f"customModels/{model_id}/versions/", data=_multidict(data))
+
+    def close(self) -> None:
+        self.core.stop()
+
+
+def _multidict(pairs: list[tuple[str, Any]]) -> Any:
+    from werkzeug.datastructures import MultiDict
+
+    return MultiDict(pairs)

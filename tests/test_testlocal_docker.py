@@ -20,7 +20,7 @@ from cmkit.checks.results import ERROR_CHECK, LONG_RUNNING_SERVICE, SIDE_EFFECTS
 from cmkit.events import RecordingEvents
 from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
 from cmkit.testlocal import TestLocalConfig, run_test_local
-from tests.bundles import write_bundle
+from tests.bundles import START, write_bundle
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -280,3 +280,55 @@ def test_cli_json_and_missing_engine_exit_code(docker_client, tmp_path: Path) ->
         timeout=60,
     )
     assert missing.returncode == 3 and "no Docker engine answers" in missing.stderr
+
+
+def test_a_container_that_cannot_start_is_removed(docker_client, tmp_path: Path) -> None:
+    # No start_server.sh and an environment without one (cmkit's python3 provides one, so a bare
+    # environment here): the engine creates the container, then fails to start its entrypoint.
+    # It used to stay behind in "Created" state, one per run.
+    bundle = write_bundle(tmp_path)
+    (bundle / "start_server.sh").unlink()
+    bare = tmp_path / "bare-environment"
+    bare.mkdir()
+    dockerfile = 'FROM python:3.11-slim\nWORKDIR /opt/code\nENTRYPOINT ["/opt/code/start_server.sh"]\n'
+    (bare / "Dockerfile").write_text(dockerfile)
+    for _ in range(2):
+        document = run(bundle, environment=bare)
+        assert statuses(document)[LONG_RUNNING_SERVICE] == "failed"
+        assert "could not start" in document["testingStatus"][LONG_RUNNING_SERVICE]["message"]  # type: ignore[index]
+        assert our_containers(docker_client) == []
+
+
+def test_failure_paths_leave_no_labelled_container(docker_client, tmp_path: Path) -> None:
+    """Every way a run can end badly: bad dataset, server that exits, timeout, crash in the checks."""
+    bundle = write_bundle(tmp_path)
+    (tmp_path / "short.csv").write_text("a,b,when,y\n1,2\n")
+    with pytest.raises(Exception, match="field"):
+        run(bundle, dataset=tmp_path / "short.csv")
+    assert our_containers(docker_client) == []
+    slow = write_bundle(tmp_path / "slow", start_script="#!/bin/sh\nsleep 60\n")
+    assert statuses(run(slow, startup_timeout=1))[LONG_RUNNING_SERVICE] == "failed"
+    assert our_containers(docker_client) == []
+    broken_environment = tmp_path / "environment"
+    broken_environment.mkdir()
+    (broken_environment / "Dockerfile").write_text(f"FROM python:3.11-slim\nRUN echo {TEST_RUN_ID} && exit 3\n")
+    assert statuses(run(bundle, environment=broken_environment))[LONG_RUNNING_SERVICE] == "failed"
+    assert our_containers(docker_client) == []
+
+
+def test_env_flags_reach_the_container_and_host_secrets_do_not(
+    docker_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = write_bundle(tmp_path, start_script=START.replace("exec ", "env | sort\nexec ", 1))
+    monkeypatch.setenv("DATAROBOT_API_TOKEN", "host-secret-token-123")
+    monkeypatch.setenv("FROM_HOST", "host-value")
+    command = [sys.executable, "-m", "cmkit", "test-local", str(bundle), "--runtime", "docker", "--json"]
+    command += ["--label", f"{TEST_LABEL}={TEST_RUN_ID}", "--url-prefix", "/"]
+    command += ["--env", "GREETING=hello world", "--env", "FROM_HOST", "--env", "NOT_SET_ANYWHERE"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    log = json.loads(done.stdout)["details"]["logTail"]
+    assert "GREETING=hello world" in log and "FROM_HOST=host-value" in log
+    assert "NOT_SET_ANYWHERE" not in log
+    assert "host-secret-token-123" not in done.stdout + done.stderr
+    assert our_containers(docker_client) == []

@@ -21,7 +21,7 @@ from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 from urllib3.util.retry import Retry
 
 from cmkit import __version__
-from cmkit.api.config import ApiConfig
+from cmkit.api.config import ApiConfig, redact_url
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events
 
@@ -137,9 +137,8 @@ class DataRobotClient:
             )
         except requests.RequestException as exc:
             # `from None`: the original exception's text may quote request headers.
-            raise ApiError(
-                f"{method} {path}: cannot reach {self.config.endpoint} ({self._redact(exc.__class__.__name__)})"
-            ) from None
+            reason = self._redact(exc.__class__.__name__)
+            raise ApiError(f"{method} {path}: cannot reach {redact_url(self.config.endpoint)} ({reason})") from None
         if response.status_code not in expected:
             raise ApiError(
                 f"{method} {path}: HTTP {response.status_code}: {self._redact(_message(response))}",
@@ -236,7 +235,7 @@ def retry_after(error: ApiError, attempt: int) -> float:
     """How long to wait before retrying a create: the server's Retry-After, else backoff."""
     if error.retry_after is not None:
         return min(error.retry_after, MAX_RETRY_WAIT)
-    return min(0.2 * 2**attempt, MAX_RETRY_WAIT)
+    return min(0.2 * 2.0**attempt, MAX_RETRY_WAIT)
 
 
 def create_with_lookup(create: Callable[[], T], lookup: Callable[[], T | None], what: str, events: Events) -> T:

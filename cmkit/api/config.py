@@ -8,19 +8,27 @@ reprs, messages or tracebacks.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from cmkit.errors import InputError
+from cmkit.safeyaml import load_yaml
+from cmkit.textfiles import stat_or_none
 
 DEFAULT_CONFIG_FILE = Path("~/.config/datarobot/drconfig.yaml")
 API_PATH = "/api/v2"
+# The user-info part of an authority: everything up to the last "@" before the path.
+_PASSWORD_IN_URL = re.compile(r"//([^/:@]*):[^/]*@")
+
+
+class MissingCredentials(InputError):
+    """No endpoint or token anywhere: a dry run can still plan; a broken configuration cannot."""
 
 
 @dataclass(frozen=True)
@@ -43,16 +51,31 @@ def _config_file(environ: Mapping[str, str]) -> Path:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if stat_or_none(path) is None:
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError("invalid YAML", file=path, line=mark.line + 1 if mark else None) from exc
+    data = load_yaml(path) or {}
     if not isinstance(data, dict):
         raise InputError("expected keys endpoint, token, ssl_verify", file=path)
     return data
+
+
+def _number(data: Mapping[str, Any], key: str, default: float, path: Path) -> float:
+    value = data.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise InputError(f"{key} must be a positive number, not {value!r}", file=path)
+    return number
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in it replaced by '***' (`user:password@host` is valid in URLs).
+
+    A regular expression rather than urlsplit: it must also mask URLs that do not parse.
+    """
+    return _PASSWORD_IN_URL.sub(r"//\1:***@", url, count=1)
 
 
 def _ssl_verify(value: Any, source: str) -> bool | str:
@@ -70,9 +93,15 @@ def _ssl_verify(value: Any, source: str) -> bool | str:
 
 def normalise_endpoint(endpoint: str) -> str:
     endpoint = endpoint.strip().rstrip("/")
-    parsed = urlsplit(endpoint)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InputError(f"endpoint '{endpoint}' is not an http(s) URL", hint="e.g. https://app.datarobot.com/api/v2")
+    shown = redact_url(endpoint)
+    hint = "e.g. https://app.datarobot.com/api/v2"
+    try:
+        parsed = urlsplit(endpoint)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise InputError(f"endpoint '{shown}' is not a valid URL: {exc}", hint=hint) from exc
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError(f"endpoint '{shown}' is not an http(s) URL", hint=hint)
     return endpoint if parsed.path.endswith(API_PATH) else endpoint + API_PATH
 
 
@@ -86,7 +115,7 @@ def load_api_config(
     token = token or env.get("DATAROBOT_API_TOKEN") or data.get("token")
     if not endpoint or not token:
         missing = " and ".join(n for n, v in (("endpoint", endpoint), ("token", token)) if not v)
-        raise InputError(
+        raise MissingCredentials(
             f"no DataRobot {missing} configured",
             hint=f"pass --endpoint/--token, set DATAROBOT_ENDPOINT/DATAROBOT_API_TOKEN, or write them to {path}",
         )
@@ -96,6 +125,6 @@ def load_api_config(
         endpoint=normalise_endpoint(str(endpoint)),
         token=str(token),
         ssl_verify=_ssl_verify(verify, verify_source),
-        connect_timeout=float(data.get("connect_timeout", 6.05)),
-        max_retries=int(data.get("max_retries", 6)),
+        connect_timeout=_number(data, "connect_timeout", 6.05, path),
+        max_retries=int(_number(data, "max_retries", 6, path)),
     )

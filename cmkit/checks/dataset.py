@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cmkit.errors import InputError
@@ -50,14 +51,52 @@ def _json_column(series: pd.Series) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
+def _check_row_lengths(reader: Any, header: list[str], path: Path) -> None:
+    """Every row must have as many fields as the header: pandas would pad a short row with NaN."""
+    try:
+        for row in reader:
+            if row and len(row) != len(header):
+                raise InputError(
+                    f"this row has {len(row)} field(s), the header has {len(header)}",
+                    file=path,
+                    line=reader.line_num,
+                    hint="write one value per column; an empty value is nothing between two commas",
+                )
+    except csv.Error:
+        return  # quoting trouble or a huge field: pandas, which reads the file next, has the final word
+
+
 def _header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
+            reader = csv.reader(handle)
+            try:
+                header = next(reader, [])
+            except csv.Error as exc:
+                raise InputError(f"unreadable CSV header: {exc}", file=path, line=1) from exc
+            _check_row_lengths(reader, header, path)
+            return header
     except UnicodeDecodeError as exc:
         raise InputError("not a UTF-8 CSV file", file=path, hint="export the dataset as UTF-8 CSV") from exc
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=path) from exc
+
+
+def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
+    """pandas reads 'inf' as a float that no JSON request body can carry: say where it is."""
+    numeric = features.select_dtypes(include="float")
+    if numeric.empty:
+        return
+    infinite = np.isinf(numeric.to_numpy())
+    if not infinite.any():
+        return
+    row, column = (int(i) for i in np.argwhere(infinite)[0])
+    raise InputError(
+        f"column {str(numeric.columns[column])!r}, data row {row + 1}: '{numeric.iat[row, column]}' "
+        "is not a finite number and cannot be sent as JSON",
+        file=path,
+        hint="leave the value empty (null) or write a finite number",
+    )
 
 
 def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
@@ -87,5 +126,6 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
             hint="fix --target-name or inferenceModel.targetName",
         )
     features = frame.drop(columns=[target_name]) if target_name else frame
+    _refuse_infinities(features, csv_path)
     columns = {str(name): _json_column(features[name]) for name in features.columns}
     return Dataset(path=csv_path, features=features, columns=columns, target_name=target_name)

@@ -18,16 +18,25 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Request, Response, current_app, request, send_file
+from jsonschema import Draft7Validator
 from werkzeug.exceptions import HTTPException
 
 from cmkit.bundle import API_MAX_FILES
 from cmkit.emulator import datasets, environments, models, service, testing
 from cmkit.emulator.errors import ApiError, invalid
-from cmkit.emulator.faults import ACTIONS, FaultInjector, FaultMiddleware, Journal
+from cmkit.emulator.faults import RULE_SCHEMA, SETTINGS_SCHEMA, FaultInjector, FaultMiddleware, Journal
 from cmkit.emulator.models import Upload
+from cmkit.emulator.openapi import openapi_document
 from cmkit.emulator.reference import API_PREFIX
 from cmkit.emulator.service import Emulator
-from cmkit.emulator.validation import check_body, check_query, coerce_form
+from cmkit.emulator.validation import (
+    check_body,
+    check_query,
+    check_schema,
+    coerce_form,
+    is_id,
+    parse_json_object,
+)
 
 LOG = logging.getLogger("cmkit.emulator")
 ADMIN_PREFIX = "/__emulator__/"
@@ -94,7 +103,9 @@ def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flas
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
-    app.wsgi_app = FaultMiddleware(app.wsgi_app, injector, journal)  # type: ignore[method-assign]
+    app.wsgi_app = FaultMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, injector, journal, lambda environ: _token_ok(emu, environ.get("HTTP_AUTHORIZATION", ""))
+    )
     return app
 
 
@@ -103,6 +114,9 @@ def _register(app: Flask, emu: Emulator, handler: Handler) -> None:
     rule = API_PREFIX + re.sub(r"{(\w+)}", r"<\1>", handler.path)
 
     def view(**path_params: str) -> Response:
+        for name, value in path_params.items():
+            if not is_id(value):  # no such resource can exist; and ids never reach a path
+                raise ApiError(404, f"No resource has the {name} {value[:100]!r}")
         query = check_query(spec, request.args) if spec else {}
         return handler.view(emu, query, **path_params)
 
@@ -134,13 +148,16 @@ def _emu() -> Emulator:
 
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(doc), status=status, headers=headers)
+    # allow_nan=False: NaN and Infinity are not JSON, and clients choke on them.
+    response = Response(json.dumps(doc, allow_nan=False), status=status, headers=headers)
     response.headers["Content-Type"] = JSON  # exactly: no charset suffix
     return response
 
 
 def no_content() -> Response:
-    return Response(status=204)
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type (Flask's default is text/html)
+    return response
 
 
 def api_url(path: str) -> str:
@@ -172,16 +189,12 @@ def page(items: list[Any], query: dict[str, Any]) -> Response:
 
 
 def json_body(schema: str | None = None) -> dict[str, Any]:
-    """The JSON body (an empty body counts as `{}`), checked against a reference schema."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        body: Any = {}
-    else:
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise ApiError(422, f"The request body is not valid JSON: {exc}") from None
-    return check_body(_emu().reference, schema, body) if schema else body
+    """The JSON object body (an empty body counts as `{}`), checked against a reference schema.
+
+    A PATCH body may only hold the fields its schema lists (the writable fields).
+    """
+    body = parse_json_object(request.get_data(cache=True))
+    return check_body(_emu().reference, schema, body, writable=request.method == "PATCH") if schema else body
 
 
 def form_fields(schema: str, files: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -191,14 +204,22 @@ def form_fields(schema: str, files: tuple[str, ...] = ()) -> dict[str, Any]:
     return check_body(_emu().reference, schema, fields)
 
 
+def _token_ok(emu: Emulator, header: str) -> bool:
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    # An empty token never passes, whatever the settings hold (`--token ""` is refused at start).
+    return (
+        scheme.lower() in ("bearer", "token")
+        and bool(token)
+        and any(t and hmac.compare_digest(token.encode(), t.encode()) for t in emu.settings.tokens)
+    )
+
+
 def _authenticate() -> Response | None:
     path = request.path
     if not (path.startswith(API_PREFIX) or path.startswith(ADMIN_PREFIX)):
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    tokens = _emu().settings.tokens
-    ok = scheme.lower() in ("bearer", "token") and any(hmac.compare_digest(token.strip(), t) for t in tokens)
-    if not ok:
+    if not _token_ok(_emu(), request.headers.get("Authorization", "")):
         message = "Missing or invalid API token: send 'Authorization: Bearer <token>' or 'Token <token>'"
         return json_response({"message": message}, 401, {"WWW-Authenticate": 'Bearer realm="cmkit emulator"'})
     return None
@@ -536,6 +557,13 @@ def _register_admin(app: Flask) -> None:
     app.add_url_rule(f"{ADMIN_PREFIX}info", "admin info", _admin_info, methods=["GET"])
     app.add_url_rule(f"{ADMIN_PREFIX}faults", "admin faults", _admin_faults, methods=["GET", "PUT", "POST", "DELETE"])
     app.add_url_rule(f"{ADMIN_PREFIX}requests", "admin requests", _admin_requests, methods=["GET", "DELETE"])
+    app.add_url_rule(f"{ADMIN_PREFIX}openapi.json", "admin openapi", _admin_openapi, methods=["GET"])
+
+
+def _admin_openapi() -> Response:
+    """The emulator's own OpenAPI document: the reference's schemas, for the routes it implements."""
+    implemented = [(h.method, h.path) for h in ROUTES if h.documented]
+    return json_response(openapi_document(_emu().reference, implemented, server=api_url("")))
 
 
 def _faults() -> tuple[FaultInjector, Journal]:
@@ -564,22 +592,15 @@ def _admin_faults() -> Response:
         return json_response(injector.settings())
     body = json_body()
     if request.method == "PUT":
-        rate = body.get("rate")
-        if rate is not None and (not isinstance(rate, int | float) or not 0 <= rate <= 1):
-            raise invalid("rate must be a number from 0 to 1", {"rate": "must be between 0 and 1"})
-        injector.configure(rate=rate, status=_status(body.get("status")), retry_after=body.get("retryAfter", ...))
+        check_schema(_SETTINGS_VALIDATOR, body)
+        injector.configure(rate=body.get("rate"), status=body.get("status"), retry_after=body.get("retryAfter", ...))
         return json_response(injector.settings())
-    action = body.get("action", "status")
-    count = body.get("count", 1)
-    if action not in ACTIONS:
-        raise invalid(f"action must be one of {', '.join(ACTIONS)}", {"action": "unknown"})
-    if not isinstance(count, int) or count < 1:
-        raise invalid("count must be a positive integer", {"count": "must be at least 1"})
+    check_schema(_RULE_VALIDATOR, body)
     try:
         rule = injector.add_rule(
-            action=action,
-            status=_status(body.get("status")) or 503,
-            count=count,
+            action=body.get("action", "status"),
+            status=body.get("status") or 503,
+            count=body.get("count", 1),
             method=body.get("method"),
             path=body.get("path"),
             retry_after=body.get("retryAfter", 1),
@@ -589,12 +610,8 @@ def _admin_faults() -> Response:
     return json_response(rule.to_dict(), 201)
 
 
-def _status(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or not 100 <= value <= 599:
-        raise invalid("status must be an HTTP status code", {"status": "must be from 100 to 599"})
-    return value
+_RULE_VALIDATOR = Draft7Validator(RULE_SCHEMA)
+_SETTINGS_VALIDATOR = Draft7Validator(SETTINGS_SCHEMA)
 
 
 def _admin_requests() -> Response:

@@ -16,6 +16,7 @@ from cmkit.emulator.common import USER, new_id, now
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import HashingFile
+from cmkit.emulator.validation import file_name
 
 KIND = "dataset"
 
@@ -29,7 +30,7 @@ def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | 
     doc = {
         "datasetId": dataset_id,
         "versionId": version_id,
-        "name": Path(filename or "data.csv").name,
+        "name": file_name(filename, "data.csv"),
         "categories": [],
         "creationDate": now(),
         "createdBy": USER.username,

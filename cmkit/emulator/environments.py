@@ -7,11 +7,14 @@ and model tests use as their environment.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
+import tempfile
 import threading
 import zipfile
-from pathlib import Path, PurePosixPath
+import zlib
+from pathlib import Path
 from typing import Any
 
 from cmkit.emulator.common import USER, new_id, now, shape
@@ -19,6 +22,7 @@ from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
 from cmkit.emulator.store import HashingFile, Resource
+from cmkit.emulator.validation import Limits, check_file_path, check_ids, check_path_set, file_name, safe_id
 from cmkit.envcontext import context_files, zip_context
 
 KIND = "environment"
@@ -32,9 +36,8 @@ SEED_NAME = "[cmkit] Python 3.11"
 
 
 def create(emu: Emulator, body: dict[str, Any]) -> str:
+    check_ids(body, ["environmentId"])  # ids name folders and URLs: nothing but an id passes
     ident = body.get("environmentId") or new_id()
-    if emu.store.get(KIND, ident, include_deleted=True):
-        raise ApiError(409, f"An environment with the ID {ident} already exists")
     doc = {
         "id": ident,
         "name": body["name"],
@@ -47,7 +50,10 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
         "deploymentsCount": 0,
         "requiredMetadataKeys": body.get("requiredMetadataKeys", []),
     }
-    emu.store.insert(KIND, ident, doc)
+    with emu.store.transaction():
+        if emu.store.get(KIND, ident, include_deleted=True):
+            raise ApiError(409, f"An environment with the ID {ident} already exists")
+        emu.store.insert(KIND, ident, doc)
     return ident
 
 
@@ -113,6 +119,7 @@ def create_version(
 ) -> str:
     """Store and extract the docker context, then build it in the background; the version id."""
     _environment(emu, env_id)
+    check_ids(fields, ["environmentVersionId"])  # it names the context's folder: ids only
     ident = fields.get("environmentVersionId") or new_id()
     if emu.store.get(VERSION_KIND, ident, include_deleted=True):
         raise ApiError(409, f"An environment version with the ID {ident} already exists")
@@ -127,13 +134,25 @@ def create_version(
         )
     if context is None:
         raise invalid("A docker context is required", {"dockerContext": "is required"})
-    blob = emu.store.blobs.ingest(context)
-    context_dir = emu.dir("environments", ident) / "context"
+    # Unpacked in a staging folder and moved into place only once whole and valid: a refused
+    # context leaves nothing behind, neither files nor a blob.
+    staging = Path(tempfile.mkdtemp(prefix="context-", dir=emu.dir("tmp")))
     try:
-        extract_context(emu.store.blobs.path(blob.sha256), context_dir)
-    except ValueError as exc:
-        shutil.rmtree(context_dir.parent, ignore_errors=True)
-        raise invalid(f"Invalid docker context: {exc}", {"dockerContext": str(exc)}) from None
+        context.flush()
+        try:
+            extract_context(context.path, staging / "context", emu.settings.limits)
+        except ValueError as exc:
+            raise invalid(f"Invalid docker context: {exc}", {"dockerContext": str(exc)}) from None
+        except OSError as exc:
+            reason = f"it could not be unpacked ({exc.strerror or exc})"
+            raise invalid(f"Invalid docker context: {reason}", {"dockerContext": reason}) from None
+        blob = emu.store.blobs.ingest(context)
+        folder = emu.dir("environments", safe_id(ident))
+        shutil.rmtree(folder / "context", ignore_errors=True)
+        os.replace(staging / "context", folder / "context")
+    finally:
+        context.close()
+        shutil.rmtree(staging, ignore_errors=True)
     doc = {
         "id": ident,
         "environmentId": env_id,
@@ -149,8 +168,11 @@ def create_version(
         "imageId": new_id(),
         "sourceDockerImageUri": None,
     }
-    internal = {"sha256": blob.sha256, "fileName": context_name or "context.zip", "error": ""}
-    emu.store.insert(VERSION_KIND, ident, doc, parent=env_id, internal=internal)
+    internal = {"sha256": blob.sha256, "fileName": file_name(context_name, "context.zip"), "error": ""}
+    with emu.store.transaction():
+        if emu.store.get(VERSION_KIND, ident, include_deleted=True):  # a racing upload took the id
+            raise ApiError(409, f"An environment version with the ID {ident} already exists")
+        emu.store.insert(VERSION_KIND, ident, doc, parent=env_id, internal=internal)
     submit_build(emu, ident)
     return ident
 
@@ -180,7 +202,7 @@ def _build(emu: Emulator, version_id: str, cancel: threading.Event) -> None:
 
 
 def context_dir(emu: Emulator, version_id: str) -> Path:
-    return emu.dir("environments", version_id) / "context"
+    return emu.dir("environments", safe_id(version_id)) / "context"
 
 
 def _version(emu: Emulator, env_id: str, version_id: str) -> Resource:
@@ -244,31 +266,58 @@ def recover(emu: Emulator) -> None:
 # -- the docker context archive ------------------------------------------------------------------
 
 
-def extract_context(archive: Path, target: Path) -> None:
-    """Unpack a zip or tar(.gz) docker context; ValueError when it is neither or lacks a Dockerfile."""
-    target.mkdir(parents=True, exist_ok=True)
+class ContextTooLarge(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(413, f"Invalid docker context: {message}", {"dockerContext": message})
+
+
+def extract_context(archive: Path, target: Path, limits: Limits | None = None) -> None:
+    """Unpack a zip or tar(.gz) docker context into `target`.
+
+    Every member's path, the member count and the extracted size are checked before anything
+    is written: ApiError 422 for a bad path, 413 past a cap; ValueError when the archive is
+    neither format or lacks a top-level Dockerfile.
+    """
+    limits = limits or Limits()
     with archive.open("rb") as handle:
         magic = handle.read(4)
     if magic.startswith(b"PK"):
-        _extract_zip(archive, target)
+        _extract_zip(archive, target, limits)
     else:
-        try:
-            with tarfile.open(archive, mode="r:*") as bundle:
-                bundle.extractall(target, filter="data")  # refuses absolute paths, .. and outside links
-        except (tarfile.TarError, OSError) as exc:
-            raise ValueError(f"not a zip or tar.gz archive ({exc})") from None
+        _extract_tar(archive, target, limits)
     if not (target / "Dockerfile").is_file():
         raise ValueError("the archive has no top-level Dockerfile")
 
 
-def _extract_zip(archive: Path, target: Path) -> None:
+def _check_members(members: list[tuple[str, bool, int]], limits: Limits) -> None:
+    """(name, is_dir, size) of every member: paths as for model files, then the caps."""
+    if len(members) > limits.context_members:
+        raise ContextTooLarge(f"it holds more than {limits.context_members} files and folders")
+    files, folders, total = [], set(), 0
+    for name, is_dir, size in members:
+        path = check_file_path(name.rstrip("/") if is_dir else name, "dockerContext")
+        if is_dir:
+            folders.add(path)
+        else:
+            files.append(path)
+            total += size
+    if total > limits.context_bytes:
+        raise ContextTooLarge(f"it unpacks to more than {limits.context_bytes} bytes")
+    clash = folders.intersection(files)
+    if clash:
+        raise invalid(f"Invalid docker context: {min(clash)!r} is a file and a folder", {"dockerContext": "clash"})
+    check_path_set(files, "dockerContext")
+
+
+def _extract_zip(archive: Path, target: Path, limits: Limits) -> None:
     try:
         with zipfile.ZipFile(archive) as bundle:
-            for member in bundle.infolist():
-                name = PurePosixPath(member.filename)
-                if name.is_absolute() or ".." in name.parts:
-                    raise ValueError(f"unsafe path in the archive: {member.filename}")
-                destination = target.joinpath(*name.parts)
+            infos = bundle.infolist()
+            # zipfile never yields more than a member's declared size, so the sum is a true bound.
+            _check_members([(i.filename, i.is_dir(), i.file_size) for i in infos], limits)
+            target.mkdir(parents=True, exist_ok=True)
+            for member in infos:
+                destination = target.joinpath(*check_file_path(member.filename.rstrip("/")).split("/"))
                 if member.is_dir():
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
@@ -278,8 +327,26 @@ def _extract_zip(archive: Path, target: Path) -> None:
                 mode = (member.external_attr >> 16) & 0o777
                 if mode:
                     destination.chmod(mode | 0o600)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise ValueError(f"not a valid zip archive ({exc})") from None
+
+
+def _extract_tar(archive: Path, target: Path, limits: Limits) -> None:
+    try:
+        with tarfile.open(archive, mode="r:*") as bundle:
+            members: list[tuple[str, bool, int]] = []
+            total = 0
+            for member in bundle:  # read lazily: stop at a cap, not after a bomb is read through
+                size = member.size if member.isfile() else 0
+                members.append((member.name, member.isdir(), size))
+                total += size
+                if len(members) > limits.context_members or total > limits.context_bytes:
+                    break
+            _check_members(members, limits)
+            target.mkdir(parents=True, exist_ok=True)
+            bundle.extractall(target, filter="data")  # refuses absolute paths, .. and outside links
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ValueError(f"not a zip or tar.gz archive ({exc})") from None
 
 
 # -- the seeded environment ----------------------------------------------------------------------

@@ -29,6 +29,32 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 API_PREFIX = "/api/v2/"
 JOURNAL_SIZE = 100_000
 ACTIONS = ("status", "drop")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_STATUS = {"type": "integer", "minimum": 100, "maximum": 599}
+_RETRY_AFTER = {"type": ["integer", "null"], "minimum": 0, "maximum": 86400}
+# The admin bodies, checked before anything changes: a rule holding `"method": 5` once turned
+# every later API request into a 500.
+RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "action": {"enum": list(ACTIONS)},
+        "count": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "status": _STATUS,
+        "retryAfter": _RETRY_AFTER,
+        "method": {"type": ["string", "null"], "enum": [*METHODS, *(m.lower() for m in METHODS), None]},
+        "path": {"type": ["string", "null"], "maxLength": 1000},
+    },
+}
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "status": {**_STATUS, "type": ["integer", "null"]},
+        "retryAfter": _RETRY_AFTER,
+    },
+}
 
 
 @dataclass
@@ -172,10 +198,19 @@ def _fault_response(fault: Fault, start_response: Callable[..., Any]) -> list[by
 class FaultMiddleware:
     """Journal every API request and inject faults before the application runs."""
 
-    def __init__(self, app: WSGIApp, injector: FaultInjector, journal: Journal) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        injector: FaultInjector,
+        journal: Journal,
+        authorized: Callable[[dict[str, Any]], bool] = lambda environ: True,
+    ) -> None:
         self.app = app
         self.injector = injector
         self.journal = journal
+        # Faults apply after authentication: a client without the token gets its 401 and
+        # cannot use up the rules another client set.
+        self.authorized = authorized
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -188,7 +223,7 @@ class FaultMiddleware:
             entry["status"] = int(status.split()[0])
             return start_response(status, headers, exc_info)
 
-        fault = self.injector.decide(method, path)
+        fault = self.injector.decide(method, path) if self.authorized(environ) else None
         if fault is not None and fault.action == "drop":
             drop_connection()
         if fault is not None:

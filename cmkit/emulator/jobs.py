@@ -132,6 +132,9 @@ class ModelTestSpec:
     checks: Mapping[str, str]
     maximum_memory: int | None
     network_egress: str
+    # Variables the model server gets on top of the contract's: the emulator's marker, which
+    # lets the next start find a server that outlived a killed emulator (leftovers.py).
+    server_environment: Mapping[str, str] = field(default_factory=dict)
 
 
 class Runtime(ABC):
@@ -217,10 +220,14 @@ class DockerRuntime(Runtime):
         log(f"dependency image {built.tag} ({built.image_id})")
 
 
+def data_dir_digest(data_dir: Path) -> str:
+    """A short name for a data directory, in labels and markers of what its emulator starts."""
+    return hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+
+
 def labels_for(data_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     """Labels on every Docker object this emulator creates: cmkit's, its data dir's, the caller's."""
-    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
-    return {"cmkit": "1", "cmkit.emulator": digest, **extra}
+    return {"cmkit": "1", "cmkit.emulator": data_dir_digest(data_dir), **extra}
 
 
 class LogEvents(Events):
@@ -259,5 +266,6 @@ def run_test_local_report(
         maximum_memory=spec.maximum_memory,
         network_egress=spec.network_egress,
         labels=dict(labels),
+        server_environment=dict(spec.server_environment),
     )
     return run_test_local(config, LogEvents(log), cancel).to_dict()

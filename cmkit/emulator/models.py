@@ -19,6 +19,7 @@ from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import INTERRUPTED, Emulator
 from cmkit.emulator.store import Blob, HashingFile, Resource
+from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 
 KIND = "model"
@@ -202,16 +203,19 @@ def create_version(
 ) -> dict[str, Any]:
     """A new version: POST starts from no files, PATCH from the latest version's files."""
     _model(emu, model_id)
-    paths = _check_uploads(uploads)
+    paths = _check_uploads(uploads, emu.settings.limits)
     blobs = {
         path: (upload, emu.store.blobs.ingest(upload.content)) for path, upload in zip(paths, uploads, strict=True)
     }
+    # Parsed before the transaction: a long requirements.txt must not hold up every request.
+    uploaded_requirements = _uploaded_dependencies(emu, blobs)
     with emu.store.transaction():
         # Numbering, inheritance and the file set are decided inside one transaction, so
         # concurrent creations get distinct, gap-free numbers and each sees its true predecessor.
         model = _model(emu, model_id)
         latest = emu.store.latest(VERSION_KIND, model_id)
         items, item_blobs = _version_items(latest, blobs, fields.get("filesToDelete") or [], from_latest)
+        check_path_set(item["filePath"] for item in items)  # carried-over files count too
         env_id, env_version_id = _environment_for(emu, fields, latest)
         major, minor = _next_number(latest, fields["isMajorUpdate"])
         inherited = latest.doc if latest else model.doc
@@ -227,7 +231,7 @@ def create_version(
             "baseEnvironmentId": env_id,
             "baseEnvironmentVersionId": env_version_id,
             "items": items,
-            "dependencies": _dependencies(emu, items, item_blobs),
+            "dependencies": _dependencies(items, item_blobs, uploaded_requirements, latest),
             "gitModelVersion": fields.get("gitModelVersion"),
             "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
             **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
@@ -253,26 +257,23 @@ def _metadata_values(raw: Any) -> list[dict[str, Any]] | None:
     return values
 
 
-def _check_uploads(uploads: list[Upload]) -> list[str]:
-    paths = []
+def _check_uploads(uploads: list[Upload], limits: Limits) -> list[str]:
+    paths: list[str] = []
     for upload in uploads:
-        path = _clean_path(upload.file_path)
+        path = check_file_path(upload.file_path)
         if path in paths:
             raise invalid(f"filePath {path!r} is given twice", {"filePath": f"duplicate path {path}"})
         if upload.content.size > API_MAX_FILE_BYTES:
             raise ApiError(413, f"{path} is larger than the {API_MAX_FILE_BYTES} bytes a file may hold")
+        if path == REQUIREMENTS_FILE and upload.content.size > limits.requirements_bytes:
+            raise ApiError(
+                413,
+                f"{REQUIREMENTS_FILE} is larger than the {limits.requirements_bytes} bytes the emulator accepts",
+                {"file": f"{REQUIREMENTS_FILE} over {limits.requirements_bytes} bytes"},
+            )
         paths.append(path)
+    check_path_set(paths)
     return paths
-
-
-def _clean_path(raw: str) -> str:
-    text = raw.replace("\\", "/").strip()
-    if not text or text.startswith("/"):
-        raise invalid(f"filePath {raw!r} must be a relative path", {"filePath": "must be a relative path"})
-    path = posixpath.normpath(text)
-    if path == "." or path.startswith("../") or path == "..":
-        raise invalid(f"filePath {raw!r} leaves the model folder", {"filePath": "must stay inside the model"})
-    return path
 
 
 def _version_items(
@@ -303,7 +304,7 @@ def _version_items(
             item_blobs.pop(replaced["id"], None)
         item = {
             "id": new_id(),
-            "fileName": posixpath.basename(upload.file_name or path) or posixpath.basename(path),
+            "fileName": file_name(upload.file_name, posixpath.basename(path)),
             "filePath": path,
             "fileSource": "local",
             "created": created,
@@ -376,13 +377,37 @@ def _require_built(version: Resource) -> None:
         )
 
 
-def _dependencies(emu: Emulator, items: list[dict[str, Any]], item_blobs: dict[str, Any]) -> list[dict[str, Any]]:
-    """requirements.txt parsed by cmkit: the list only when every line is valid, else empty."""
-    text = requirements_text(emu, items, item_blobs)
-    if text is None:
-        return []
+def _uploaded_dependencies(emu: Emulator, blobs: dict[str, tuple[Upload, Blob]]) -> tuple[str, list[Any]] | None:
+    """(sha256, dependencies) of an uploaded requirements.txt, parsed by cmkit; None without one.
+
+    The list only when every line is valid, else empty ("if the version has a valid
+    requirements.txt file").
+    """
+    if REQUIREMENTS_FILE not in blobs:
+        return None
+    blob = blobs[REQUIREMENTS_FILE][1]
+    try:
+        text = emu.store.blobs.read_text(blob.sha256)
+    except UnicodeDecodeError:
+        return blob.sha256, []
     report = parse_requirements_text(text)
-    return [d.to_api() for d in report.dependencies] if report.ok else []
+    return blob.sha256, [d.to_api() for d in report.dependencies] if report.ok else []
+
+
+def _dependencies(
+    items: list[dict[str, Any]],
+    item_blobs: dict[str, Any],
+    uploaded: tuple[str, list[Any]] | None,
+    latest: Resource | None,
+) -> list[Any]:
+    """The version's dependencies: from the uploaded requirements.txt, or the predecessor's."""
+    for item in items:
+        if item["filePath"] == REQUIREMENTS_FILE:
+            if uploaded and item_blobs[item["id"]]["sha256"] == uploaded[0]:
+                return uploaded[1]
+            # Carried over unchanged from the latest version, which parsed this very file.
+            return list(latest.doc.get("dependencies") or []) if latest else []
+    return []
 
 
 def requirements_text(emu: Emulator, items: list[dict[str, Any]], item_blobs: dict[str, Any]) -> str | None:
@@ -447,7 +472,8 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in resource.doc["items"]:
             source = emu.store.blobs.path(resource.internal["blobs"][item["id"]]["sha256"])
-            archive.write(source, item["filePath"])
+            # Checked again on the way out: a data dir from an older emulator may hold any path.
+            archive.write(source, check_file_path(item["filePath"]))
     spool.seek(0)
     return spool, f"model-{model_id}-{resource.doc['label']}.zip"
 
@@ -461,7 +487,7 @@ def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for item in version.doc["items"]:
-        destination = target.joinpath(*item["filePath"].split("/"))
+        destination = target.joinpath(*check_file_path(item["filePath"]).split("/"))
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(emu.store.blobs.path(version.internal["blobs"][item["id"]]["sha256"]), destination)
         with destination.open("rb") as handle:

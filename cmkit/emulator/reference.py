@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, FormatChecker
 
 API_PREFIX = "/api/v2/"
 
@@ -37,6 +38,8 @@ class RouteSpec:
     body: str | None = None
     body_format: str | None = None
     statuses: frozenset[int] = field(default_factory=frozenset)
+    # (status, response schema name or None, description), in the reference's order
+    responses: tuple[tuple[int, str | None, str], ...] = ()
 
     def documents(self, status: int) -> bool:
         return status in self.statuses
@@ -59,7 +62,20 @@ class Reference:
 
     @functools.cache  # noqa: B019 - one Reference lives for the whole process
     def validator(self, name: str) -> Draft7Validator:
-        return Draft7Validator(self.schemas[name])
+        return Draft7Validator(self.schemas[name], format_checker=FORMATS)
+
+
+# jsonschema checks `format: uri` only with an optional RFC 3987 package installed; the
+# reference's uri fields (commitUrl...) are absolute URLs, which this is enough to tell.
+FORMATS = FormatChecker(formats=())
+
+
+@FORMATS.checks("uri", raises=ValueError)
+def _is_uri(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return bool(parts.scheme and (parts.netloc or parts.path)) and not any(c.isspace() for c in value)
 
 
 def _nullable_enums(schema: Any) -> Any:
@@ -105,6 +121,7 @@ def _route_spec(route: dict[str, Any]) -> RouteSpec:
         body=route["body"],
         body_format=route["bodyFormat"],
         statuses=frozenset(r["status"] for r in route["responses"]),
+        responses=tuple((r["status"], r.get("schema"), r.get("description") or "") for r in route["responses"]),
     )
 
 

@@ -74,6 +74,9 @@ def choose_runtime(name: str | None, data_dir: Path, labels: Mapping[str, str], 
 
 def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], warn: Callable[[str], None]) -> None:
     """Serve until SIGTERM/SIGINT; `on_ready` gets {endpoint, token, dataDir, runtime, environmentId}."""
+    if any(not token.strip() for token in options.tokens):
+        # Refused before anything starts: an empty token would accept any `Bearer ` header.
+        raise InputError("--token must not be empty", hint="pass a secret token, or none to get a random one")
     data_dir = (options.data_dir or default_data_dir()).resolve()
     tokens = tuple(options.tokens) or (secrets.token_urlsafe(24),)
     runtime = choose_runtime(options.runtime, data_dir, options.docker_labels, warn)

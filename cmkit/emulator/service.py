@@ -16,9 +16,10 @@ from typing import Any
 
 from cmkit.emulator.common import new_id, now
 from cmkit.emulator.errors import not_found
-from cmkit.emulator.jobs import JobRunner, Runtime
+from cmkit.emulator.jobs import JobRunner, Runtime, data_dir_digest
 from cmkit.emulator.reference import Reference, load_reference
 from cmkit.emulator.store import Store
+from cmkit.emulator.validation import Limits, safe_id
 
 LOG = logging.getLogger("cmkit.emulator")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -34,7 +35,13 @@ class EmulatorSettings:
     tokens: tuple[str, ...]
     seed_environment: Path | None = None  # a docker context folder to seed at first start
     job_workers: int = 8
+    limits: Limits = field(default_factory=Limits)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.tokens or not all(token.strip() for token in self.tokens):
+            # An empty token would let any `Bearer`/`Token` header in.
+            raise ValueError("every emulator token must be non-empty")
 
 
 class LogStore:
@@ -44,7 +51,7 @@ class LogStore:
         self.folder = folder
 
     def path(self, kind: str, ident: str) -> Path:
-        return self.folder / f"{kind}-{ident}.log"
+        return self.folder / f"{kind}-{safe_id(ident)}.log"
 
     def writer(self, kind: str, ident: str) -> Any:
         path = self.path(kind, ident)
@@ -79,11 +86,13 @@ class Emulator:
         self.store = Store(settings.data_dir)
         self.logs = LogStore(self.store.path("logs"))
         self.jobs = JobRunner(settings.job_workers)
+        self.digest = data_dir_digest(settings.data_dir)
 
     def start(self) -> None:
         """Recover from an earlier run, then make sure the seeded environment exists."""
-        from cmkit.emulator import datasets, environments, models, testing
+        from cmkit.emulator import datasets, environments, leftovers, models, testing
 
+        leftovers.clean(self)
         for recover in (environments.recover, models.recover, testing.recover, datasets.recover):
             recover(self)
         recover_statuses(self)

@@ -12,7 +12,7 @@ import shutil
 import threading
 from typing import Any
 
-from cmkit.emulator import datasets, environments, models, service
+from cmkit.emulator import datasets, environments, leftovers, models, service
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
@@ -113,6 +113,7 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
     try:
         spec = _spec(emu, test)
         log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.runtime.name} runtime")
+        leftovers.record(emu, test_id, emu.runtime.name)
         report = emu.runtime.run_test(spec, log, cancel)
     except JobCancelled:
         report = _ended_report("aborted", service.INTERRUPTED)
@@ -123,6 +124,7 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
         log(f"error: {exc}")
         report = _ended_report("failed", f"The test could not run: {exc}", first="longRunningService")
     finally:
+        leftovers.forget(emu, test_id)
         shutil.rmtree(emu.dir("tests", test_id), ignore_errors=True)
     if cancel.is_set():
         # A DELETE already recorded "canceled" (and _record will leave it); otherwise the
@@ -152,6 +154,7 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
         checks=test.internal["configuration"],
         maximum_memory=doc.get("maximumMemory"),
         network_egress=doc.get("networkEgressPolicy") or "PUBLIC",
+        server_environment={leftovers.MARKER_ENV: leftovers.marker(emu, test_id)},
     )
 
 

@@ -1,16 +1,31 @@
-"""Request validation against the seed: query parameter tables and named JSON schemas.
+"""Request validation: the seed's query tables and named JSON schemas, and the emulator's own rules.
 
 Errors become `ApiError(422, {"message", "errors": {field: reason}})`, except query errors on
 routes whose reference documents a 400 and no 422 (e.g. `tail/`'s "invalid number of lines").
+
+Every route (those of other modules included) should take its ids, JSON bodies, file paths and
+writable fields through the helpers here, so each rule has one home:
+
+- `is_id` / `check_ids`: ids are 24 hex digits, as the server makes them; nothing else ever
+  reaches a filesystem path;
+- `parse_json`: strict JSON (no NaN/Infinity, bounded nesting) that must be an object;
+- `check_body(..., writable=True)`: PATCH bodies hold only the fields the reference lists;
+- `check_file_path` / `check_path_set`: upload paths (relative, no `..`, NUL, newline, long
+  components, file/folder clashes), for model files and docker-context members alike;
+- `Limits`: the sizes and counts the emulator caps (docs/emulator.md, "Limits").
 """
 
 from __future__ import annotations
 
 import json
+import math
+import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import ValidationError
+from jsonschema import Draft7Validator, ValidationError
 
 from cmkit.emulator.errors import ApiError
 from cmkit.emulator.reference import QueryParam, Reference, RouteSpec
@@ -20,6 +35,143 @@ from cmkit.emulator.reference import QueryParam, Reference, RouteSpec
 PAGINATION_DEFAULTS = {"offset": 0, "limit": 20}
 PAGINATION_MINIMUM = 0
 MAX_MESSAGE_ERRORS = 5
+ID_PATTERN = re.compile(r"[0-9a-f]{24}")
+# Deeper JSON than any request of the reference needs; far below Python's recursion limit, so
+# neither the parser nor jsonschema can overflow the stack.
+MAX_JSON_DEPTH = 64
+MAX_PATH_BYTES = 4096
+MAX_COMPONENT_BYTES = 255
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one request may make the emulator store or unpack (docs/emulator.md)."""
+
+    context_bytes: int = 2 * 1024**3  # a docker context, extracted
+    context_members: int = 10_000  # files and folders in a docker context
+    requirements_bytes: int = 1024**2  # a version's requirements.txt
+
+
+# -- ids -----------------------------------------------------------------------------------------
+
+
+def is_id(value: Any) -> bool:
+    """An id as the server makes them (24 hex digits, like DataRobot's ObjectIds)."""
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+def check_ids(body: Mapping[str, Any], names: Iterable[str]) -> None:
+    """422 when a field meant to hold an id holds anything else (a path, a header break...)."""
+    bad = [name for name in names if body.get(name) is not None and not is_id(body[name])]
+    errors = {name: "must be a 24-digit hexadecimal id" for name in bad}
+    if errors:
+        raise ApiError(422, _summary("Invalid field data", errors), errors)
+
+
+def safe_id(value: str) -> str:
+    """An id about to become part of a file name: anything but a server-made id is a bug."""
+    if not is_id(value):
+        raise ValueError(f"refusing to build a path from {value!r}: not an id")
+    return value
+
+
+# -- strict JSON ---------------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 parses as infinity
+        raise ValueError(f"{text[:40]} is out of range")
+    return number
+
+
+def parse_json(raw: bytes | str, what: str = "The request body") -> Any:
+    """Strict JSON: NaN and Infinity refused, nesting bounded; ApiError 422 otherwise."""
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ApiError(422, f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    except ValueError as exc:
+        raise ApiError(422, f"{what} is not valid JSON: {exc}") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ApiError(422, f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, without recursion (the value may be deep enough to overflow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def parse_json_object(raw: bytes | str, what: str = "The request body") -> dict[str, Any]:
+    """Strict JSON that must be an object; an empty body counts as `{}`."""
+    if not raw.strip():
+        return {}
+    value = parse_json(raw, what)
+    if not isinstance(value, dict):
+        raise ApiError(422, f"{what} must be a JSON object", {"body": "must be a JSON object"})
+    return value
+
+
+# -- file paths ----------------------------------------------------------------------------------
+
+
+def check_file_path(raw: str, field: str = "filePath") -> str:
+    """A relative path inside the model (or context), normalised; 422 naming the problem."""
+
+    def refuse(reason: str) -> ApiError:
+        return ApiError(422, f"{field} {raw[:300]!r} {reason}", {field: reason})
+
+    if any(c in raw for c in "\x00\n\r"):
+        raise refuse("must not hold NUL bytes or line breaks")
+    text = raw.replace("\\", "/").strip()
+    if not text or text.startswith("/") or re.match(r"[A-Za-z]:/", text):
+        raise refuse("must be a relative path")
+    path = posixpath.normpath(text)
+    if path in (".", "..") or path.startswith("../"):
+        raise refuse("leaves the model folder")
+    encoded = path.encode("utf-8", errors="surrogateescape")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise refuse(f"is longer than {MAX_PATH_BYTES} bytes")
+    if any(len(part.encode("utf-8", errors="surrogateescape")) > MAX_COMPONENT_BYTES for part in path.split("/")):
+        raise refuse(f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
+    return path
+
+
+def file_name(raw: str | None, default: str) -> str:
+    """A client's file name as the emulator keeps it (downloads, work files): its last component,
+    `default` when that is empty or could not name a file (control characters, too long).
+    """
+    name = posixpath.basename((raw or "").replace("\\", "/"))
+    if not name or name in (".", "..") or re.search(r"[\x00-\x1f\x7f]", name):
+        return default
+    return name if len(name.encode("utf-8", errors="surrogateescape")) <= MAX_COMPONENT_BYTES else default
+
+
+def check_path_set(paths: Iterable[str], field: str = "filePath") -> None:
+    """422 when one path is a file and a folder at once (`a` and `a/b`)."""
+    files = set(paths)
+    for path in sorted(files):
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in files:
+                reason = f"{parent!r} is a file, so {path!r} cannot be inside it"
+                raise ApiError(422, f"{field} clash: {reason}", {field: reason})
+            parent = posixpath.dirname(parent)
 
 
 def check_query(spec: RouteSpec, args: Mapping[str, str]) -> dict[str, Any]:
@@ -66,12 +218,29 @@ def _query_value(param: QueryParam, raw: str) -> Any:
     return raw
 
 
-def check_body(reference: Reference, schema_name: str, body: Any) -> dict[str, Any]:
-    """The body, unchanged, when the named schema accepts it; 422 listing every problem otherwise."""
+def check_body(reference: Reference, schema_name: str, body: Any, writable: bool = False) -> dict[str, Any]:
+    """The body, unchanged, when the named schema accepts it; 422 listing every problem otherwise.
+
+    `writable`: the schema is a PATCH body, whose properties are the only fields a client may
+    change; any other field is refused rather than stored.
+    """
     if not isinstance(body, dict):
         raise ApiError(422, "The request body must be a JSON object", {"body": "must be a JSON object"})
     errors: dict[str, str] = {}
-    for error in sorted(reference.validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path)):
+    if writable:
+        allowed = reference.schema(schema_name).get("properties", {})
+        for name in body:
+            if name not in allowed:
+                errors[str(name)[:100]] = "is not a field this request can change"
+    return check_schema(reference.validator(schema_name), body, errors)
+
+
+def check_schema(validator: Draft7Validator, body: Any, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    """The body when `validator` accepts it (and `errors` is empty); 422 listing every problem."""
+    errors = dict(errors or {})
+    if not isinstance(body, dict):
+        raise ApiError(422, "The request body must be a JSON object", {"body": "must be a JSON object"})
+    for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
         for name, reason in _describe(error):
             errors.setdefault(name, reason)
     if errors:
@@ -129,15 +298,18 @@ def _coerce(types: set[str], raw: str) -> Any:
             pass
     if "number" in types:
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
             pass
+        else:
+            if math.isfinite(number):  # "nan"/"inf" stay text: the schema refuses them
+                return number
     if "boolean" in types and raw.lower() in ("true", "false"):
         return raw.lower() == "true"
     if types & {"object", "array"} and "string" not in types:
         try:
-            return json.loads(raw)
-        except ValueError:
+            return parse_json(raw, "A multipart field")
+        except ApiError:
             pass
     return raw
 
@@ -160,6 +332,8 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
         "exclusiveMaximum": lambda: f"must be less than {value}",
         "maxItems": lambda: f"must hold at most {value} items",
         "minItems": lambda: f"must hold at least {value} items",
+        "format": lambda: f"must be a valid {value}",
+        "additionalProperties": lambda: "holds a field this request does not accept",
         "oneOf": lambda: "must be " + " or ".join(_type_words(o.get("type", "value")) for o in value),
     }
     describe = reasons.get(str(error.validator))

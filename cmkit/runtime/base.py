@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cmkit.runtime.modelenv import model_environment
+
 CONTAINER_PORT = 8080
 NETWORK_EGRESS = ("NONE", "PUBLIC")
 
@@ -20,13 +22,19 @@ class RunSpec:
     """How to start a bundle's server, whatever the runtime."""
 
     url_prefix: str
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)  # the user's --env
+    contract: Mapping[str, str] = field(default_factory=dict)  # DataRobot's target variables (target_variables)
     maximum_memory: int | None = None
     network_egress: str = "PUBLIC"
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def server_environment(self, port: int, code_dir: str) -> dict[str, str]:
-        return {**self.environment, "PORT": str(port), "URL_PREFIX": self.url_prefix, "CODE_DIR": code_dir}
+    def contract_environment(self, port: int, code_dir: str) -> dict[str, str]:
+        """The variables DataRobot's contract sets for every server: port, prefix, code dir, target."""
+        return {**self.contract, "PORT": str(port), "URL_PREFIX": self.url_prefix, "CODE_DIR": code_dir}
+
+    def server_environment(self, port: int, code_dir: str, host: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The contract, the user's `environment` (--env) and the allowlisted `host` variables."""
+        return model_environment(self.contract_environment(port, code_dir), self.environment, host or {})
 
 
 def target_variables(target_type: str, labels: Sequence[str] = ()) -> dict[str, str]:
@@ -90,6 +98,10 @@ class Server(ABC):
     def stop(self) -> None:
         """End the server and remove what the runtime created for it."""
 
+    def leftovers(self) -> dict[str, object] | None:
+        """After stop(): processes that had left the server's process group, and any still alive."""
+        return None
+
     @abstractmethod
     def describe(self) -> dict[str, object]:
         """Identifiers for reports (container id, pid...)."""
@@ -105,8 +117,10 @@ def signals_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, frame: received.append(number)) for sig in _DEFERRED}
+    received: list[signal.Signals] = []
+    previous = {
+        sig: signal.signal(sig, lambda number, frame: received.append(signal.Signals(number))) for sig in _DEFERRED
+    }
     try:
         yield
     finally:

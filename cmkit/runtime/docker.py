@@ -12,13 +12,17 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
-from cmkit.errors import DockerUnavailable
+from cmkit.errors import CmkitError, DockerUnavailable
 from cmkit.runtime.base import CONTAINER_PORT, ExitInfo, RunSpec, Server
 from cmkit.runtime.forward import ExecForwarder
 from cmkit.runtime.images import CODE_DIR
 
 LABEL = "cmkit"
 RUN_LABEL = "cmkit.run"
+
+
+class ContainerStartFailed(CmkitError):
+    """The engine created the container but could not start it (its entrypoint is missing...)."""
 
 
 def docker_client(timeout: int = 120) -> docker.DockerClient:
@@ -143,7 +147,6 @@ def start_container(client: docker.DockerClient, image: str, spec: RunSpec, run_
     options: dict[str, Any] = {
         "environment": spec.server_environment(CONTAINER_PORT, CODE_DIR),
         "labels": {LABEL: "1", RUN_LABEL: run_id, **spec.labels},
-        "detach": True,
     }
     if spec.maximum_memory:
         # memswap == mem: a hard limit with no swap, as DataRobot enforces it.
@@ -153,8 +156,14 @@ def start_container(client: docker.DockerClient, image: str, spec: RunSpec, run_
     else:
         bind = "0.0.0.0" if engine_host() else "127.0.0.1"
         options["ports"] = {f"{CONTAINER_PORT}/tcp": (bind, None)}
-    container = client.containers.run(image, **options)
+    # Created and started in two steps (not containers.run): a start that fails, such as a
+    # missing entrypoint, would otherwise leave the container behind in "Created" state.
+    container = client.containers.create(image, **options)
     try:
+        try:
+            container.start()
+        except APIError as exc:
+            raise ContainerStartFailed(f"the container could not start: {exc.explanation or exc}") from exc
         return DockerServer(client, container, spec)
     except BaseException:
         with contextlib.suppress(DockerException):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cmkit.bundle import START_SCRIPT
 from cmkit.errors import InputError
+from cmkit.runtime import processtree
 from cmkit.runtime.base import ExitInfo, RunSpec, Server, free_port
 
 STOP_GRACE_SECONDS = 5.0
@@ -26,12 +27,21 @@ STOP_GRACE_SECONDS = 5.0
 class ProcessServer(Server):
     runtime = "process"
 
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, port: int, spec: RunSpec) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        port: int,
+        spec: RunSpec,
+        tracker: processtree.ProcessTracker,
+    ) -> None:
         self.process = process
         self.log_path = log_path
         self.base_url = f"http://127.0.0.1:{port}"
         self.url_prefix = spec.url_prefix
+        self.tracker = tracker  # every process the server starts, wherever it goes
         self._stopped = False
+        self._leftovers: dict[str, object] | None = None
 
     def exit_info(self) -> ExitInfo | None:
         code = self.process.poll()
@@ -63,15 +73,23 @@ class ProcessServer(Server):
         if self._stopped:
             return
         self._stopped = True
+        # Processes that left the group (a daemonizing server) are found by the tracker.
+        escaped = [pid for pid in self.tracker.members() if _group_of(pid) != self.process.pid]
         # start_new_session made the script a process-group leader: end the whole tree.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
+        self.tracker.end(STOP_GRACE_SECONDS)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        self._leftovers = {"tracking": self.tracker.method, "escaped": escaped, "survived": self.tracker.members()}
+        self.tracker.close()
+
+    def leftovers(self) -> dict[str, object] | None:
+        return self._leftovers
 
     def cleanup(self) -> None:
         with contextlib.suppress(OSError):
@@ -94,18 +112,49 @@ def start_process(bundle: Path, spec: RunSpec) -> ProcessServer:
     if not bundle.is_dir():
         raise InputError("not a bundle folder", file=bundle)
     port = free_port()
-    env = {**os.environ, **spec.server_environment(port, str(bundle))}
+    # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
+    env = spec.server_environment(port, str(bundle), host=os.environ)
+    tracker = processtree.ProcessTracker()
+    env.update(tracker.environment())
+    command = server_command(bundle)
+    script = bundle / START_SCRIPT
+    if not script.is_file() or _directly_executable(script):
+        command = tracker.command(command)
     # The bundle's server runs from this Python environment (cmkit-runtime, gunicorn, pandas...).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
     with os.fdopen(handle, "wb") as log:
-        process = subprocess.Popen(
-            server_command(bundle),
-            cwd=bundle,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return ProcessServer(process, Path(name), port, spec)
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=bundle,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            tracker.close()
+            raise
+    return ProcessServer(process, Path(name), port, spec, tracker)
+
+
+def _directly_executable(script: Path) -> bool:
+    """Executable with a shebang: the cgroup wrapper's `exec` then behaves exactly as Popen's.
+
+    Anything else is started bare so that Popen reports the problem itself (a shell would run a
+    script without a shebang instead of failing as DataRobot does).
+    """
+    try:
+        with script.open("rb") as handle:
+            return os.access(script, os.X_OK) and handle.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
