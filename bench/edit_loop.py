@@ -88,7 +88,8 @@ def run(quick: bool = False) -> list[Row]:
     ours, floors = [], []
     for i in range(repeats):
         custom = path / "custom.py"
-        custom.write_text(custom.read_text() + f"\n# edit {i}\n")
+        # Unique per run: code images are keyed by content, so an edit an earlier run made is cached.
+        custom.write_text(custom.read_text() + f"\n# edit {i} {time.time_ns()}\n")
         seconds, document = test_local(path)
         assert document["overallStatus"] == "succeeded", document["testingStatus"]
         image = document["details"]["image"]  # type: ignore[index]

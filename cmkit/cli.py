@@ -89,12 +89,11 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
 
     PATHS are requirements files or bundle folders (default: the current folder).
     """
-    from cmkit.requirements import parse_requirements_file
+    from cmkit.requirements import deps_document, parse_requirements_file
 
     reports = [parse_requirements_file(p) for p in (paths or (".",))]
     if as_json:
-        documents = [{"file": r.source, **r.to_dict()} for r in reports]
-        render.emit_json(reports[0].to_dict() if len(reports) == 1 else {"files": documents})
+        render.emit_json(deps_document(reports))
     else:
         for report in reports:
             render.deps_report(report)
@@ -110,13 +109,12 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
 )
 def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> None:
     """Check bundles statically (no Docker): start script, requirements, metadata, files."""
-    from cmkit.lint import bundles_of_files, lint_bundle
+    from cmkit.lint import bundles_of_files, lint_bundle, lint_document
 
     bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
     reports = [lint_bundle(b) for b in bundles]
     if as_json:
-        single = len(reports) == 1 and not from_files
-        render.emit_json(reports[0].to_dict() if single else {"bundles": [r.to_dict() for r in reports]})
+        render.emit_json(lint_document(reports))
     else:
         for report in reports:
             render.lint_report(report)
@@ -295,7 +293,8 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
         check_writable(junit)  # before the run, not after minutes of it
     if watch:
         _watch_test_local(config, junit, as_json)
-    report = run_test_local(config, render.ConsoleEvents(show_build_output=not as_json))
+    with render.ConsoleEvents(show_build_output=not as_json) as events:
+        report = run_test_local(config, events)
     document = report.to_dict()
     if junit:
         junit.write_text(junit_xml(report), encoding="utf-8")
@@ -379,7 +378,8 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     config = _config(bundle, **flags)
     if watch:
         _watch_serve(config, as_json, startup_timeout)
-    session = serve_bundle(config, render.ConsoleEvents(), startup_timeout)
+    with render.ConsoleEvents() as events:
+        session = serve_bundle(config, events, startup_timeout)
     try:
         info = {
             **session.server.describe(),
@@ -467,7 +467,6 @@ def push_command(
         allow_secrets=allow_secret,
         **flags,
     )
-    events = render.ConsoleEvents()
     local = prepare_bundle(bundle, allow_secret)
     try:
         api = DataRobotClient(load_api_config(endpoint, token))
@@ -479,7 +478,11 @@ def push_command(
     try:
         plan = plan_push(api, local, options, cache)
         # A dry run only reads: it plans against the live model when credentials exist.
-        result = PushResult(plan, dry_run=True) if dry_run or api is None else push(api, plan, options, events, cache)
+        if dry_run or api is None:
+            result = PushResult(plan, dry_run=True)
+        else:
+            with render.ConsoleEvents() as events:
+                result = push(api, plan, options, events, cache)
     finally:
         if api is not None:
             api.close()
@@ -519,13 +522,50 @@ def env_push_command(
 
     api = DataRobotClient(load_api_config(endpoint, token))
     try:
-        result = push_environment(api, folder, name, environment_id, not no_wait, timeout, render.ConsoleEvents())
+        with render.ConsoleEvents() as events:
+            result = push_environment(api, folder, name, environment_id, not no_wait, timeout, events)
     finally:
         api.close()
     if as_json:
         render.emit_json(result.to_dict())
     render.environment_result(result.to_dict())
     sys.exit(1 if result.build_status == "failed" else 0)
+
+
+@command(main, "prune")
+@click.option("--older-than", metavar="DURATION", help="Only objects created more than this ago (30m, 12h, 7d).")
+@click.option("--all", "everything", is_flag=True, help="Also running containers and the layer cache.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only objects also carrying this label (repeatable)."
+)
+def prune_command(
+    older_than: str | None, everything: bool, dry_run: bool, labels: tuple[str, ...], as_json: bool
+) -> None:
+    """Remove the Docker objects cmkit left behind (label cmkit=1): containers, images, build leftovers.
+
+    By default: stopped containers, untagged build leftovers and code images. --all adds running
+    containers (--keep, serve) and the environment and dependency images (the layer cache).
+    """
+    from cmkit.prune import PruneOptions, parse_duration, prune
+    from cmkit.runtime.docker import docker_client
+
+    options = PruneOptions(
+        older_than=parse_duration(older_than) if older_than else None,
+        everything=everything,
+        dry_run=dry_run,
+        labels=_parse_labels(labels, "--label"),
+    )
+    client = docker_client()
+    try:
+        result = prune(client, options)
+    finally:
+        client.close()
+    document = result.to_dict()
+    if as_json:
+        render.emit_json(document)
+    render.prune_result(document)
+    sys.exit(1 if result.failed else 0)
 
 
 @command(main, "init")

@@ -9,7 +9,7 @@ from typing import Any
 
 from cmkit.api.client import DataRobotClient, Part, create_with_lookup
 from cmkit.envcontext import context_digest, context_files, zip_context
-from cmkit.events import Events
+from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.push import DIGEST_MARKER
 
 
@@ -103,8 +103,9 @@ def push_environment(
                     ("description", f"{DIGEST_MARKER} {digest}"),
                     ("docker_context", ("context.zip", archive, "application/zip")),
                 ]
+                sent = upload_progress(events, "uploading", size)
                 response = api.upload(
-                    "POST", f"executionEnvironments/{environment_id}/versions/", parts, expected=(202,)
+                    "POST", f"executionEnvironments/{environment_id}/versions/", parts, sent, expected=(202,)
                 )
                 return dict(response.json())
 
@@ -123,7 +124,7 @@ def push_environment(
         lambda build: not wait or build.get("buildStatus") in ("success", "failed"),
         timeout,
         "the environment build",
-        lambda build: events.stage(f"environment build: {build.get('buildStatus')}"),
+        status_waiter(events, "environment build"),
     )
     status = result.build_status = str(state.get("buildStatus"))
     if status == "failed":

@@ -74,6 +74,11 @@ class LintReport:
         }
 
 
+def lint_document(reports: list[LintReport]) -> dict[str, object]:
+    """`cmkit lint --json`: one shape whatever the number of bundles (and with `--from-files`)."""
+    return {"ok": all(r.ok for r in reports), "bundles": [r.to_dict() for r in reports]}
+
+
 def _check_start_script(root: Path) -> list[Finding]:
     script = root / START_SCRIPT
     if not script.exists() and not script.is_symlink():

@@ -45,7 +45,7 @@ from cmkit.api.config import redact_url
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.errors import CmkitError, InputError
-from cmkit.events import Events
+from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.lint import Finding, lint_bundle
 from cmkit.metadata import API_TARGET_TYPES, ModelMetadata, load_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
@@ -432,12 +432,7 @@ def _upload_version(
     total = plan.upload_bytes
 
     def create() -> dict[str, Any]:
-        done = [0]
-
-        def progress(chunk: int) -> None:
-            done[0] += chunk
-            events.progress("uploading", min(done[0], total), total)
-
+        progress = upload_progress(events, "uploading", total)
         with _opened(plan.upload) as handles:
             response = api.upload(method, path, _version_parts(plan, options, handles), progress, expected=(201,))
         return dict(response.json())
@@ -507,7 +502,7 @@ def _build_dependencies(
         lambda build: build.get("buildStatus") in ("success", "failed"),
         options.timeout,
         "the dependency build",
-        lambda build: events.stage(f"dependency build: {build.get('buildStatus')}"),
+        status_waiter(events, "dependency build"),
     )
     result.build_status = state.get("buildStatus")
     if result.build_status == "failed":
@@ -536,9 +531,9 @@ def _upload_dataset(api: DataRobotClient, path: Path, options: PushOptions, even
 
     def upload() -> str:
         with path.open("rb") as handle:
-            response = api.upload(
-                "POST", "datasets/fromFile/", [("file", (path.name, handle, "text/csv"))], expected=(202,)
-            )
+            parts = [("file", (path.name, handle, "text/csv"))]
+            sent = upload_progress(events, f"uploading {path.name}", path.stat().st_size)
+            response = api.upload("POST", "datasets/fromFile/", parts, sent, expected=(202,))
         resource = api.wait_status(response.headers["Location"], options.timeout)
         dataset = api.get(resource)
         return str(dataset.get("datasetId") or dataset["id"])

@@ -11,9 +11,21 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from cmkit.events import Events
+from cmkit.events import BYTES, STEPS, WAITING, Events
 from cmkit.lint import LintReport
 from cmkit.requirements import DependencyReport
 from cmkit.scaffold import InitResult
@@ -82,23 +94,86 @@ _STATUS_STYLE = {
 
 
 class ConsoleEvents(Events):
-    """Progress of test-local/serve on stderr."""
+    """Progress of test-local, serve and push on stderr.
 
-    def __init__(self, show_build_output: bool = True) -> None:
+    On a terminal, progress events drive rich bars (bytes with speed and time left for uploads,
+    steps and time elapsed for builds, a spinner for polled remote builds); otherwise they are
+    plain lines at 0/25/50/75/100 %, which CI logs keep readable. A stage ends the bars open.
+    Use as a context manager so a bar never outlives the command.
+    """
+
+    def __init__(self, show_build_output: bool = True, out: Console | None = None) -> None:
         self.show_build_output = show_build_output
+        self.console = out or console
+        self._bars: dict[str, tuple[Progress, TaskID]] = {}
+        self._printed: dict[str, int] = {}
+
+    def __enter__(self) -> ConsoleEvents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for bar, _ in self._bars.values():
+            bar.stop()
+        self._bars.clear()
+        self._printed.clear()
 
     def stage(self, text: str) -> None:
-        console.print(f"[bold cyan]>[/] {escape(text)}", markup=True)
+        self.close()
+        self.console.print(f"[bold cyan]>[/] {escape(text)}", markup=True)
 
     def log(self, line: str) -> None:
         if self.show_build_output:
-            console.print(f"  [dim]{escape(line)}[/]", markup=True)
+            self.console.print(f"  [dim]{escape(line)}[/]", markup=True)
 
     def check(self, name: str, result: object) -> None:
+        self.close()
         status = str(getattr(result, "status", ""))
         style = _STATUS_STYLE.get(status, "")
         first = str(getattr(result, "message", "")).splitlines()[0:1]
-        console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
+        self.console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
+
+    def progress(self, label: str, done: int, total: int, unit: str = BYTES) -> None:
+        if self.console.is_terminal:
+            bar, task = self._bar(label, unit, total or None)
+            bar.update(task, completed=done, total=total or None)
+        else:
+            self._plain(label, done, total, unit)
+
+    def _bar(self, label: str, unit: str, total: int | None) -> tuple[Progress, TaskID]:
+        if label not in self._bars:
+            self.close()  # one live display at a time: uploads and builds never overlap
+            bar = Progress(*_columns(unit), console=self.console, transient=unit != BYTES)
+            self._bars[label] = (bar, bar.add_task(label, total=total))
+            bar.start()
+        return self._bars[label]
+
+    def _plain(self, label: str, done: int, total: int, unit: str) -> None:
+        if unit == WAITING or total <= 0:
+            return  # the stage line said what is awaited; ticks would only repeat it
+        if unit == STEPS:
+            if not self.show_build_output:  # else the build's own "Step N/M" lines say it
+                self.console.print(f"  {escape(label)}: step {done + 1}/{total}", markup=True)
+            return
+        quarter = done * 4 // total
+        if self._printed.get(label, -1) < quarter:
+            self._printed[label] = quarter
+            self.console.print(
+                f"  {escape(label)}: {_human_bytes(done)} of {_human_bytes(total)} ({quarter * 25}%)", markup=True
+            )
+
+
+def _columns(unit: str) -> list[ProgressColumn]:
+    description = TextColumn("[bold cyan]{task.description}")
+    if unit == BYTES:
+        sizes = DownloadColumn(binary_units=True)
+        return [description, BarColumn(), sizes, TransferSpeedColumn(), TimeRemainingColumn()]
+    if unit == STEPS:
+        steps = TextColumn("{task.completed:.0f}/{task.total:.0f} steps")
+        return [SpinnerColumn(), description, BarColumn(), steps, TimeElapsedColumn()]
+    return [SpinnerColumn(), description, TimeElapsedColumn()]
 
 
 def test_report(document: dict[str, Any]) -> None:
@@ -203,6 +278,29 @@ def push_result(document: dict[str, Any]) -> None:
     console.print(
         f"model {document['modelId']} version {document['versionId']} ({document.get('versionLabel')}): {verdict}; "
         f"build {document.get('buildStatus') or 'not needed'}; {document['modelUrl']}",
+        markup=False,
+    )
+
+
+def prune_result(document: dict[str, Any]) -> None:
+    if document["objects"]:
+        table = Table(title_justify="left")
+        table.add_column("action", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("name", overflow="fold")
+        table.add_column("id", no_wrap=True)
+        table.add_column("created", no_wrap=True)
+        table.add_column("size", justify="right", no_wrap=True)
+        table.add_column("why")
+        for item in document["objects"]:
+            size = _human_bytes(item["bytes"]) if item["bytes"] is not None else ""
+            action = item["action"] + (f": {item['reason']}" if item["reason"] else "")
+            ident = item["id"].removeprefix("sha256:")[:12]
+            table.add_row(escape(action), item["kind"], escape(item["name"]), ident, item["created"], size, item["why"])
+        console.print(table)
+    verb = "would remove" if document["dryRun"] else "removed"
+    console.print(
+        f"{verb} {document['containers']} container(s) and {document['images']} image(s); kept {document['kept']}",
         markup=False,
     )
 

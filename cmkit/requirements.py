@@ -90,6 +90,14 @@ class DependencyReport:
         }
 
 
+def deps_document(reports: list[DependencyReport]) -> dict[str, object]:
+    """`cmkit deps --json`: one shape whatever the number of files, so CI scripts never branch."""
+    return {
+        "ok": all(r.ok for r in reports),
+        "files": [{"file": r.source, "ok": r.ok, **r.to_dict()} for r in reports],
+    }
+
+
 class _Unmappable(Exception):
     """A requirement that pip accepts but the API's structure cannot express."""
 

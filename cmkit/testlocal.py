@@ -37,7 +37,7 @@ from cmkit.checks.results import (
 )
 from cmkit.checks.suite import CheckOptions, run_checks, wait_ready
 from cmkit.errors import CmkitError, DockerUnavailable, InputError
-from cmkit.events import Events
+from cmkit.events import Events, build_log
 from cmkit.metadata import TARGET_TYPES, load_metadata
 from cmkit.paths import default_environment_dir
 from cmkit.runtime.base import (
@@ -298,7 +298,8 @@ def _start_docker(
     from cmkit.runtime.docker import ContainerStartFailed, start_container
     from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
 
-    builder = ImageBuilder(client, BuildSettings.from_environment(config.ca_bundle), events.log, config.labels)
+    settings = BuildSettings.from_environment(config.ca_bundle)
+    builder = ImageBuilder(client, settings, build_log(events, "building"), config.labels)
     events.stage("building the image (environment, dependencies, code)")
     started = time.monotonic()
     try:

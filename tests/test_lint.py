@@ -261,7 +261,9 @@ def test_cli_json_and_exit_codes(bundle: Path) -> None:
     (bundle / "start_server.sh").chmod(0o644)
     bad = runner.invoke(main, ["lint", str(bundle), "--json"])
     assert bad.exit_code == 1
-    finding = json.loads(bad.stdout)["findings"][0]
+    document = json.loads(bad.stdout)
+    assert document["ok"] is False and [b["bundle"] for b in document["bundles"]] == [str(bundle)]
+    finding = document["bundles"][0]["findings"][0]
     assert finding == {
         "file": "start_server.sh",
         "line": 1,
@@ -271,6 +273,18 @@ def test_cli_json_and_exit_codes(bundle: Path) -> None:
     }
     human = runner.invoke(main, ["lint", str(bundle)])
     assert "[start-script-not-executable]" in human.stderr
+
+
+def test_cli_json_shape_does_not_depend_on_the_number_of_bundles(bundle: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "start_server.sh").write_text("no shebang\n")
+    one = json.loads(CliRunner().invoke(main, ["lint", str(bundle), "--json"]).stdout)
+    two = json.loads(CliRunner().invoke(main, ["lint", str(bundle), str(other), "--json"]).stdout)
+    assert set(one) == set(two) == {"ok", "bundles"}
+    assert (one["ok"], two["ok"]) == (True, False)
+    assert two["bundles"][0] == one["bundles"][0]
+    assert set(two["bundles"][1]) == set(one["bundles"][0])
 
 
 def test_cli_missing_bundle_is_bad_input(tmp_path: Path) -> None:

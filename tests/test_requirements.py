@@ -172,19 +172,27 @@ def test_cli_json_document_and_exit_codes(tmp_path: Path) -> None:
     good.write_text("numpy==2.0\n")
     result = runner.invoke(main, ["deps", str(good), "--json"])
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {
+    good_entry = {
+        "file": str(good.resolve()),
+        "ok": True,
         "dependencies": [
             {"packageName": "numpy", "constraints": [c("==", "2.0")], "line": "numpy==2.0", "lineNumber": 1}
         ],
         "errors": [],
     }
+    assert json.loads(result.stdout) == {"ok": True, "files": [good_entry]}
     bad = tmp_path / "bad.txt"
     bad.write_text("numpy==2.0\nfoo!=1\n")
     result = runner.invoke(main, ["deps", str(bad), "--json"])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    assert [d["packageName"] for d in document["dependencies"]] == ["numpy"]
-    assert document["errors"][0]["lineNumber"] == 2
+    assert document["ok"] is False
+    assert [d["packageName"] for d in document["files"][0]["dependencies"]] == ["numpy"]
+    assert document["files"][0]["errors"][0]["lineNumber"] == 2
+    # A second path changes the number of entries, never the shape (CI scripts read .files[]).
+    both = json.loads(runner.invoke(main, ["deps", str(good), str(bad), "--json"]).stdout)
+    assert set(both) == {"ok", "files"} and both["ok"] is False
+    assert both["files"][0] == good_entry and both["files"][1] == document["files"][0]
 
 
 def test_cli_input_error_is_one_line_without_traceback(tmp_path: Path) -> None:

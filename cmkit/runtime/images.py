@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +41,9 @@ PIP_SETTINGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 PROXY_SETTINGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 CA_SETTINGS = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 HASH_LENGTH = 20
+# Code images kept per owner: an edit loop that goes back a few steps stays warm, and runs on
+# fresh folders (CI checkouts, temporary copies) no longer pile up one image each.
+CODE_IMAGES_KEPT = 4
 
 
 class BuildFailed(CmkitError):
@@ -258,24 +262,27 @@ class ImageBuilder:
         """The bundle's files (as `list_bundle` sees them) copied to /opt/code.
 
         One COPY step, the fastest build Docker's legacy builder does (each extra instruction
-        costs a container): the image inherits WORKDIR and the `cmkit` label from its base, and
-        gets a LABEL step only when the caller asked for extra labels. Tagged
-        `cmkit-code:<bundle>-<content>`; building a new one removes the bundle's previous one,
-        so an edit loop does not pile up images.
+        costs a container): the image inherits WORKDIR and labels from its base, and gets a
+        LABEL step only for the builder's labels the base lacks. Tagged
+        `cmkit-code:<owner>-<content>`, never by the folder: the same files on the same
+        dependencies are one image wherever they sit (a CI checkout, a temporary copy).
+        Building one evicts the owner's older code images beyond `CODE_IMAGES_KEPT`.
         """
         base_image = self._resolve(base)
         files = list_bundle(bundle_dir).files
         owner = base_image.user or "root"
-        bundle_key = _hash(str(Path(bundle_dir).resolve()))[:12]
         content = _hash(
             base_image.image_id, owner, json.dumps(sorted(self.labels.items())), *(_file_key(f) for f in files)
         )
         hashcache.save()
-        tag = f"{CODE_REPOSITORY}:{bundle_key}-{content}"
+        tag = f"{CODE_REPOSITORY}:{self._owner()}-{content}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
-        extra = {key: value for key, value in self.labels.items() if key != LABEL}
+        # Labels the base already carries (an environment or dependency image this builder
+        # made) are inherited; a ready `--image` gets them here, so prune and eviction see it.
+        inherited = self.client.images.get(base_image.image_id).labels or {}
+        extra = {key: value for key, value in self.labels.items() if inherited.get(key) != value}
         label_line = "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in extra.items()) + "\n"
         dockerfile = f"FROM {base_image.image_id}\nCOPY --chown={owner} code/ {CODE_DIR}/\n" + (
             label_line if extra else ""
@@ -283,20 +290,40 @@ class ImageBuilder:
         self.on_log(f"copying {len(files)} files into {tag}")
         with _code_context(dockerfile, files) as context:
             log = self._build("code", tag, fileobj=context, custom_context=True, nocache=rebuild)
-        # Removing the previous image deletes its layers: done meanwhile, not on the edit loop's path.
-        pruning = threading.Thread(
-            target=self._prune_code_images, args=(f"{CODE_REPOSITORY}:{bundle_key}-", tag), daemon=True
-        )
-        pruning.start()
-        self._background.append(pruning)
+        # Removing images deletes their layers: done meanwhile, not on the edit loop's path.
+        evicting = threading.Thread(target=self._evict_code_images, args=(tag,), daemon=True)
+        evicting.start()
+        self._background.append(evicting)
         return self._built(tag, log)
 
-    def _prune_code_images(self, prefix: str, keep: str) -> None:
-        for image in self.client.images.list(name=CODE_REPOSITORY):
+    def _owner(self) -> str:
+        """The builder's labels as a tag prefix: whose code images these are.
+
+        In the tag, not in a label: images inherit their base's labels (a dependency image
+        another session built carries that session's), so labels cannot tell owners apart.
+        """
+        return _hash(json.dumps(sorted(self.labels.items())))[:12]
+
+    def _evict_code_images(self, keep: str) -> None:
+        """Keep the owner's `CODE_IMAGES_KEPT` newest code images; remove older unused ones.
+
+        The owner is the builder's labels (`cmkit=1`, plus `--label`s such as a CI job's, a
+        test session's or the emulator's), so a run never evicts another owner's cache. An
+        image a container still uses is left to `cmkit prune`.
+        """
+        prefix = f"{CODE_REPOSITORY}:{self._owner()}-"
+        mine = [
+            image
+            for image in self.client.images.list(name=CODE_REPOSITORY)
+            if any(tag.startswith(prefix) for tag in image.tags)
+        ]
+        mine.sort(key=lambda image: created_at(image.attrs), reverse=True)
+        for image in mine[CODE_IMAGES_KEPT:]:
+            if keep in image.tags:
+                continue
             for old in image.tags:
-                if old.startswith(prefix) and old != keep:
-                    with contextlib.suppress(ImageNotFound, APIError):  # in use by a kept container
-                        self.client.images.remove(old)
+                with contextlib.suppress(ImageNotFound, APIError):  # in use by a container
+                    self.client.images.remove(old)
 
     def model(
         self,
@@ -405,6 +432,19 @@ class ImageBuilder:
                     self.client.images.remove(image.id, noprune=False)
             except (ImageNotFound, APIError):
                 pass  # in use by another image or container, or already gone
+
+
+def created_at(attrs: Mapping[str, Any]) -> float:
+    """An image's or container's creation time (Unix seconds) from the engine's attributes."""
+    created = attrs.get("Created")
+    if isinstance(created, (int, float)):  # container lists give seconds
+        return float(created)
+    # "2026-12-01T10:15:32.123456789Z": nanoseconds (to a variable number of digits) are below
+    # what datetime parses, and below what any caller needs.
+    text = str(created or "1970-01-01T00:00:00Z")
+    seconds, _, fraction = text.rstrip("Z").partition(".")
+    stamp = datetime.fromisoformat(seconds).replace(tzinfo=timezone.utc).timestamp()
+    return stamp + (float(f"0.{fraction[:6]}") if fraction.isdigit() else 0.0)
 
 
 def _has_requirements(text: str) -> bool:

@@ -1,0 +1,226 @@
+"""`cmkit prune`: remove the Docker objects cmkit made and left behind, and nothing else.
+
+Everything cmkit creates carries the label `cmkit=1` (containers, images, build containers
+inherit it), so that label is the whole selection; `labels` narrows it further (a CI job's own
+`--label`, a test session's). By default prune removes what is cheap to make again: stopped
+containers (crashed runs, interrupted builds), build leftovers (untagged images) and code
+images (one COPY step to rebuild). `everything` adds running containers (`--keep` and `serve`
+sessions) and the layer cache: environment, dependency and CA-trust images. Images a container
+still uses are kept and say so; nothing is forced.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from docker import DockerClient
+from docker.errors import APIError, NotFound
+
+from cmkit.errors import InputError
+from cmkit.runtime.images import CODE_REPOSITORY, LABEL, created_at
+
+STOPPED = ("created", "exited", "dead")
+CACHE_REPOSITORIES = ("cmkit-deps", "cmkit-env", "cmkit-base")  # child to parent
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h`, `7d`, `1w`, `1h30m` -> seconds."""
+    cleaned = text.strip().lower()
+    parts = _DURATION_PART.findall(cleaned)
+    if not cleaned or "".join(number + unit for number, unit in parts) != cleaned:
+        raise InputError(f"bad duration '{text}'", hint="use e.g. 30m, 12h, 7d or 1h30m")
+    return sum(float(number) * _SECONDS[unit] for number, unit in parts)
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    older_than: float | None = None  # seconds; None: whatever the age
+    everything: bool = False  # --all: running containers and the layer cache too
+    dry_run: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)  # only objects carrying these too
+
+
+@dataclass
+class Pruned:
+    """One object prune selected, and what became of it."""
+
+    kind: str  # "container" or "image"
+    id: str
+    name: str  # the container's name, the image's tags
+    created: float
+    why: str  # why it was selected
+    size: int | None = None  # images: bytes as `docker images` shows them, shared layers included
+    removed: bool = False
+    kept: str = ""  # why it is still there (in use), empty when removed or in a dry run
+    error: str = ""  # an engine error other than "in use"
+
+    def to_dict(self, dry_run: bool) -> dict[str, Any]:
+        action = "kept" if self.kept or self.error else ("would remove" if dry_run else "removed")
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "name": self.name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created)),
+            "why": self.why,
+            "bytes": self.size,
+            "action": action,
+            "reason": self.kept or self.error,
+        }
+
+
+@dataclass
+class PruneResult:
+    options: PruneOptions
+    objects: list[Pruned] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """An engine error (not an object in use, which is expected and reported)."""
+        return any(item.error for item in self.objects)
+
+    def done(self) -> list[Pruned]:
+        return [item for item in self.objects if not (item.kept or item.error)]
+
+    def to_dict(self) -> dict[str, Any]:
+        done = self.done()
+        return {
+            "dryRun": self.options.dry_run,
+            "all": self.options.everything,
+            "olderThanSeconds": self.options.older_than,
+            "labels": {LABEL: "1", **self.options.labels},
+            "objects": [item.to_dict(self.options.dry_run) for item in self.objects],
+            "containers": sum(item.kind == "container" for item in done),
+            "images": sum(item.kind == "image" for item in done),
+            "kept": sum(bool(item.kept or item.error) for item in self.objects),
+        }
+
+
+def prune(client: DockerClient, options: PruneOptions, now: float | None = None) -> PruneResult:
+    """Select cmkit's objects by label and age, then remove them (containers first)."""
+    now = time.time() if now is None else now
+    selector = {"label": [f"{key}={value}" for key, value in {LABEL: "1", **options.labels}.items()]}
+    cutoff = None if options.older_than is None else now - options.older_than
+    result = PruneResult(options)
+    containers = _containers(client, selector, options, cutoff)
+    images = _images(client, selector, options, cutoff)
+    result.objects = containers + images
+    removed_containers = set()
+    for item in containers:
+        if not options.dry_run:
+            _remove(item, _container_remover(client, item))
+        if not (item.kept or item.error):
+            removed_containers.add(item.id)
+    in_use = _images_in_use(client, removed_containers)
+    for item in images:
+        user = in_use.get(item.id)
+        if user:
+            item.kept = f"in use by container {user}"
+        elif not options.dry_run:
+            _remove(item, _image_remover(client, item))
+    return result
+
+
+def _old_enough(created: float, cutoff: float | None) -> bool:
+    return cutoff is None or created < cutoff
+
+
+def _containers(
+    client: DockerClient, selector: dict[str, list[str]], options: PruneOptions, cutoff: float | None
+) -> list[Pruned]:
+    chosen = []
+    for container in client.api.containers(all=True, filters=selector):
+        created = created_at(container)
+        running = container.get("State") not in STOPPED
+        if (running and not options.everything) or not _old_enough(created, cutoff):
+            continue
+        name = ",".join(n.lstrip("/") for n in container.get("Names") or []) or container["Id"][:12]
+        why = "running container (--all)" if running else f"{container.get('State')} container"
+        chosen.append(Pruned("container", container["Id"], name, created, why))
+    return chosen
+
+
+def _image_why(tags: list[str], everything: bool) -> str | None:
+    repositories = {tag.rpartition(":")[0] for tag in tags}
+    if not tags:
+        return "build leftover (untagged)"
+    if repositories <= {CODE_REPOSITORY}:
+        return "code image"
+    if everything:
+        return "layer cache (--all)" if repositories & set(CACHE_REPOSITORIES) else "cmkit image (--all)"
+    return None
+
+
+def _images(
+    client: DockerClient, selector: dict[str, list[str]], options: PruneOptions, cutoff: float | None
+) -> list[Pruned]:
+    chosen = []
+    # Untagged images with children are the layers of kept images (the legacy builder's
+    # intermediates), not leftovers: the engine's `dangling` filter leaves them out.
+    leftovers = {image["Id"] for image in client.api.images(filters={**selector, "dangling": True})}
+    for image in client.api.images(filters=selector):
+        tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+        if not tags and image["Id"] not in leftovers:
+            continue
+        why = _image_why(tags, options.everything)
+        created = created_at(image)
+        if why is None or not _old_enough(created, cutoff):
+            continue
+        chosen.append(Pruned("image", image["Id"], ",".join(tags) or "<none>", created, why, int(image.get("Size", 0))))
+    # Children before their parents: a code image before the dependency image it is built on.
+    # The engine's list gives whole seconds, so ties are broken by the layer order.
+    return sorted(chosen, key=lambda item: (-int(item.created), _layer_rank(item.name)))
+
+
+def _layer_rank(tags: str) -> int:
+    for rank, repository in enumerate((CODE_REPOSITORY, *CACHE_REPOSITORIES)):
+        if tags.startswith(f"{repository}:"):
+            return rank
+    return 0 if tags == "<none>" else len(CACHE_REPOSITORIES) + 1
+
+
+def _images_in_use(client: DockerClient, removed: set[str]) -> dict[str, str]:
+    """Image id -> a container (of anyone) that keeps it, among those prune leaves."""
+    users: dict[str, str] = {}
+    for container in client.api.containers(all=True):
+        if container["Id"] not in removed:
+            users.setdefault(str(container.get("ImageID")), container["Id"][:12])
+    return users
+
+
+def _container_remover(client: DockerClient, item: Pruned) -> Callable[[], None]:
+    # Running ones are selected only under --all, which asks for them to go.
+    return lambda: client.api.remove_container(item.id, force=item.why.startswith("running"))
+
+
+def _image_remover(client: DockerClient, item: Pruned) -> Callable[[], None]:
+    def remove() -> None:
+        # Untag each name (removing an image by id fails while it has several); the last one
+        # deletes it, with the untagged parents only it used.
+        for tag in item.name.split(",") if item.name != "<none>" else [item.id]:
+            client.api.remove_image(tag)
+
+    return remove
+
+
+def _remove(item: Pruned, action: Callable[[], None]) -> None:
+    try:
+        action()
+        item.removed = True
+    except NotFound:
+        item.removed = True  # gone meanwhile (another prune, the run that made it)
+    except APIError as exc:
+        if exc.status_code == 409:  # conflict: in use, or a parent of an image that is kept
+            item.kept = _first_line(exc.explanation or str(exc))
+        else:
+            item.error = _first_line(exc.explanation or str(exc))
+
+
+def _first_line(text: str | bytes) -> str:
+    value = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return value.strip().splitlines()[0] if value.strip() else "error"
