@@ -46,8 +46,9 @@ from cmkit.bundle import BundleFile, list_bundle
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events
 from cmkit.lint import Finding, lint_bundle
-from cmkit.metadata import API_TARGET_TYPES, ModelMetadata, load_metadata
+from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+from cmkit.target import API_TARGET_TYPES
 
 DIGEST_MARKER = "cmkit-digest:"
 

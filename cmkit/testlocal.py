@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmkit.checks.predictions import Target
 from cmkit.checks.results import (
     ABORTED,
     CHECK_NAMES,
@@ -31,7 +30,7 @@ from cmkit.checks.results import (
 from cmkit.checks.suite import CheckOptions, run_checks, wait_ready
 from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events
-from cmkit.metadata import TARGET_TYPES, load_metadata
+from cmkit.metadata import load_metadata
 from cmkit.paths import default_environment_dir
 from cmkit.runtime.base import (
     NETWORK_EGRESS,
@@ -42,6 +41,8 @@ from cmkit.runtime.base import (
     signals_deferred,
     target_variables,
 )
+from cmkit.target import TargetSpec, require_target_type
+from cmkit_runtime.target import Target
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
@@ -121,41 +122,24 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         raise InputError(
             "no target type", file=bundle, hint="pass --target-type or set targetType in model-metadata.yaml"
         )
-    if target_type is not None and target_type not in TARGET_TYPES:
-        raise InputError(f"unsupported target type '{target_type}'", hint=f"use one of {', '.join(TARGET_TYPES)}")
-    _check_label_flags(config, target_type)
+    if target_type is not None:
+        require_target_type(target_type)
+    # The metadata's labels belong to its own target type: a --target-type that differs drops them.
+    labels_from = meta if meta and meta.target_type == target_type else None
     resolved = replace(
         config,
         bundle=bundle,
         dataset=dataset,
         target_type=target_type,
         target_name=config.target_name or (meta.target_name if meta else None),
-        positive_class_label=config.positive_class_label or (meta.positive_class_label if meta else None),
-        negative_class_label=config.negative_class_label or (meta.negative_class_label if meta else None),
-        class_labels=config.class_labels or (meta.class_labels if meta else None),
+        positive_class_label=config.positive_class_label or (labels_from.positive_class_label if labels_from else None),
+        negative_class_label=config.negative_class_label or (labels_from.negative_class_label if labels_from else None),
+        class_labels=config.class_labels or (labels_from.class_labels if labels_from else None),
         checks={**DEFAULT_CONFIGURATION, **config.checks},
         url_prefix=normalise_url_prefix(config.url_prefix) if config.url_prefix is not None else random_url_prefix(),
     )
     _validate(resolved)
     return resolved
-
-
-def _check_label_flags(config: TestLocalConfig, target_type: str | None) -> None:
-    """Labels given for a target type that has none are a usage error, not silently dropped."""
-    given = [
-        flag
-        for flag, value, types in (
-            ("--positive-class-label", config.positive_class_label, ("binary",)),
-            ("--negative-class-label", config.negative_class_label, ("binary",)),
-            ("--class-labels", config.class_labels, ("multiclass",)),
-        )
-        if value and target_type is not None and target_type not in types
-    ]
-    if given:
-        raise InputError(
-            f"{' and '.join(given)} do not apply to a {target_type} model",
-            hint="remove them, or pass the right --target-type",
-        )
 
 
 def _validate(config: TestLocalConfig) -> None:
@@ -172,22 +156,18 @@ def _validate(config: TestLocalConfig) -> None:
         raise InputError("give --environment or --image, not both")
     if config.runtime is not None and config.runtime not in RUNTIMES:
         raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
-    target = config.target_type
-    if target == "binary" and not (config.positive_class_label and config.negative_class_label):
-        raise InputError(
-            "binary models need both class labels",
-            hint="pass --positive-class-label and --negative-class-label, or set them in model-metadata.yaml",
-        )
-    if target == "multiclass" and len(config.class_labels or []) < 2:
-        raise InputError("multiclass models need 2 or more class labels", hint="pass --class-labels a,b,c")
+    if config.target_type is not None:
+        target_spec(config).validate(hint="pass the flags, or set the labels in model-metadata.yaml")
+
+
+def target_spec(config: TestLocalConfig) -> TargetSpec:
+    return TargetSpec(
+        str(config.target_type), config.positive_class_label, config.negative_class_label, config.class_labels
+    )
 
 
 def target_of(config: TestLocalConfig) -> Target:
-    if config.target_type == "binary":
-        return Target("binary", (str(config.positive_class_label), str(config.negative_class_label)))
-    if config.target_type == "multiclass":
-        return Target("multiclass", tuple(str(label) for label in config.class_labels or ()))
-    return Target(str(config.target_type))
+    return target_spec(config).target(config.target_name)
 
 
 # --- running ------------------------------------------------------------------------------------
