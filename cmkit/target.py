@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from cmkit.errors import InputError
 from cmkit_runtime.target import TARGET_TYPES, Target
 
+__all__ = ["API_TARGET_TYPES", "FLAGS", "TARGET_TYPES", "Problem", "Target", "TargetSpec", "require_target_type"]
+
 # The API spells target types capitalised, and TextGeneration in camel case.
 API_TARGET_TYPES = {t: t.capitalize() for t in TARGET_TYPES} | {"textgeneration": "TextGeneration"}
 # How the command line names each field.

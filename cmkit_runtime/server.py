@@ -175,8 +175,10 @@ def build_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
     # copy=False: the arrays and lists are this request's own, pandas need not copy them again.
     if len(kinds) == 1 and all(isinstance(a, np.ndarray) for a in arrays.values()):
         # One shared numeric dtype: a single 2-D block, as pandas would store it anyway.
-        return pd.DataFrame(np.column_stack(list(arrays.values())), columns=list(arrays), copy=False)
-    return pd.DataFrame(arrays, copy=False)
+        block: pd.DataFrame = pd.DataFrame(np.column_stack(list(arrays.values())), columns=list(arrays), copy=False)
+        return block
+    frame: pd.DataFrame = pd.DataFrame(arrays, copy=False)
+    return frame
 
 
 def parse_request(body: bytes) -> pd.DataFrame:

@@ -130,7 +130,7 @@ def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
     doc = dict(resource.doc)
     latest = emu.store.latest(VERSION_KIND, resource.id)
     doc["latestVersion"] = render_version(emu, latest, latest.id) if latest else None
-    return shape(doc, emu.reference.schema("CustomModelResponse"))
+    return dict(shape(doc, emu.reference.schema("CustomModelResponse")))
 
 
 def get(emu: Emulator, model_id: str) -> dict[str, Any]:
@@ -420,7 +420,7 @@ def _version(emu: Emulator, model_id: str, version_id: str) -> Resource:
 
 def render_version(emu: Emulator, resource: Resource, latest_id: str) -> dict[str, Any]:
     doc = {**resource.doc, "isFrozen": resource.id != latest_id}
-    return shape(doc, emu.reference.schema("CustomModelVersionResponse"))
+    return dict(shape(doc, emu.reference.schema("CustomModelVersionResponse")))
 
 
 def get_version(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
