@@ -310,7 +310,6 @@ def push_command(
         dataset_id=dataset_id,
         checks=parse_check_settings(check),
         wait=not no_wait,
-        allow_secrets=allow_secret,
         **flags,
     )
     events = render.ConsoleEvents()

@@ -167,7 +167,6 @@ class PushOptions:
     checks: dict[str, str] = field(default_factory=dict)
     wait: bool = True
     timeout: float = 1800.0
-    allow_secrets: tuple[str, ...] = ()
 
 
 @dataclass

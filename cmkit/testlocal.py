@@ -17,6 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docker.errors import DockerException
+from docker.utils import parse_bytes
+
 from cmkit.checks.results import (
     ABORTED,
     CHECK_NAMES,
@@ -415,16 +418,14 @@ def parse_check_settings(values: Mapping[str, str] | list[str] | tuple[str, ...]
     return settings
 
 
-_MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def parse_memory(text: str) -> int:
-    """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes (binary units, as Docker reads them)."""
-    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
-    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned and cleaned[-1] in "KMGT" else (cleaned, "")
+    """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes, in binary units, read as Docker reads them."""
+    cleaned = text.strip().lower().removesuffix("ib").removesuffix("i")  # 512MiB and 512Mi as 512M
     try:
-        value = int(float(number) * _MEMORY_UNITS[unit])
-    except ValueError as exc:
+        value = int(parse_bytes(cleaned)) if cleaned else 0
+    except DockerException as exc:
         raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G") from exc
     if value <= 0:
         raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G")
