@@ -18,7 +18,7 @@ import click
 
 from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
-from cmkit.metadata import TARGET_TYPES
+from cmkit.target import TARGET_TYPES, parse_label_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -247,7 +247,7 @@ def _config(bundle: Path, **flags: Any) -> Any:
         labels=_parse_labels(flags.pop("labels", ()), "--label"),
         server_environment=parse_env_flags(flags.pop("env", ()), os.environ),
         bundle=bundle,
-        class_labels=[label.strip() for label in labels.split(",") if label.strip()] if labels else None,
+        class_labels=list(parse_label_list(labels) or ()) or None,
         maximum_memory=parse_memory(memory) if memory else None,
         checks=parse_check_settings(checks),
         **flags,
@@ -464,7 +464,6 @@ def push_command(
         checks=checks,
         parameters=parameters,
         wait=not no_wait,
-        allow_secrets=allow_secret,
         **flags,
     )
     local = prepare_bundle(bundle, allow_secret)
@@ -598,7 +597,7 @@ def init_command(
     from pathlib import Path
 
     from cmkit.errors import InputError
-    from cmkit.scaffold import init_bundle, make_spec, parse_class_labels
+    from cmkit.scaffold import init_bundle, make_spec
 
     if target_type is None:
         if not sys.stdin.isatty():
@@ -610,7 +609,7 @@ def init_command(
         target_name=target_name,
         positive_class_label=positive_class_label,
         negative_class_label=negative_class_label,
-        class_labels=parse_class_labels(class_labels),
+        class_labels=parse_label_list(class_labels) or (),
     )
     result = init_bundle(directory, spec, template=template, force=force)
     if as_json:

@@ -112,7 +112,8 @@ def _truth(dataset: Dataset, target: Target, rows: np.ndarray) -> np.ndarray:
     values = dataset.target.to_numpy()[rows]
     if not target.is_classification:
         try:
-            return values.astype(float)
+            numbers: np.ndarray = values.astype(float)
+            return numbers
         except (TypeError, ValueError) as exc:
             raise InputError(
                 f"the target column '{dataset.target_name}' is not numeric", file=dataset.path, line=1

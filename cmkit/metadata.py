@@ -15,13 +15,11 @@ import yaml
 
 from cmkit.errors import InputError
 from cmkit.safeyaml import compose_yaml
+from cmkit.target import METADATA_FIELDS, TARGET_TYPES, TargetSpec
 from cmkit.textfiles import stat_or_none
 
 METADATA_FILE = "model-metadata.yaml"
-TARGET_TYPES = ("regression", "binary", "multiclass", "anomaly", "textgeneration")
 # The API spells target types capitalised.
-# The API spells them capitalised, and TextGeneration in camel case.
-API_TARGET_TYPES = {t: t.capitalize() for t in TARGET_TYPES} | {"textgeneration": "TextGeneration"}
 TOP_LEVEL_KEYS = {
     "name",
     "type",
@@ -173,26 +171,14 @@ def _check_keys(meta: ModelMetadata, section: str, allowed: set[str]) -> list[Me
 
 
 def _check_labels(meta: ModelMetadata) -> list[MetadataProblem]:
-    target = meta.target_type
+    if meta.target_type not in TARGET_TYPES:  # reported on its own; the label rules depend on it
+        return []
     line = meta.line_of("inferenceModel") or meta.line_of("targetType")
-    positive, negative = meta.positive_class_label, meta.negative_class_label
     labels = meta._get("inferenceModel", "classLabels")
-    problems: list[MetadataProblem] = []
-    if target == "binary":
-        if not positive or not negative:
-            problems.append(
-                MetadataProblem("binary models need inferenceModel.positiveClassLabel and negativeClassLabel", line)
-            )
-        elif positive == negative:
-            problems.append(MetadataProblem("the two class labels must differ", line))
-    elif target == "multiclass":
-        if not isinstance(labels, list) or len(labels) < 2:
-            problems.append(MetadataProblem("multiclass models need inferenceModel.classLabels (2 or more)", line))
-        elif len(set(map(str, labels))) != len(labels):
-            problems.append(MetadataProblem("inferenceModel.classLabels has duplicates", line))
-    elif target in ("regression", "anomaly") and (positive or negative or labels):
-        problems.append(MetadataProblem(f"{target} models take no class labels; remove them", line))
-    return problems
+    if labels is not None and not isinstance(labels, list):
+        return [MetadataProblem("inferenceModel.classLabels must be a list of labels", line)]
+    spec = TargetSpec(str(meta.target_type), meta.positive_class_label, meta.negative_class_label, labels)
+    return [MetadataProblem(problem.text(METADATA_FIELDS), line) for problem in spec.problems()]
 
 
 def validate_metadata(meta: ModelMetadata, bundle: Path | None = None) -> list[MetadataProblem]:

@@ -47,8 +47,9 @@ from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.lint import Finding, lint_bundle
-from cmkit.metadata import API_TARGET_TYPES, ModelMetadata, load_metadata
+from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+from cmkit.target import API_TARGET_TYPES
 
 DIGEST_MARKER = "cmkit-digest:"
 
@@ -171,7 +172,6 @@ class PushOptions:
     verification_dataset: Path | None = None
     wait: bool = True
     timeout: float = 1800.0
-    allow_secrets: tuple[str, ...] = ()
 
 
 @dataclass

@@ -233,7 +233,7 @@ def serving(info: dict[str, object]) -> None:
     )
     protocol = info.get("protocol")
     if isinstance(protocol, dict):
-        route = f"{info['url'].rstrip('/')}{protocol['route']}"  # type: ignore[union-attr]
+        route = f"{str(info['url']).rstrip('/')}{protocol['route']}"
         body = "the dataset as CSV (text/csv)" if protocol["name"] == "drum" else '{"X": {column: [values]}}'
         console.print(f"protocol: {protocol['name']}: POST {route} with {body}", markup=False)
     console.print(f"try: curl {info['url']}  — Ctrl-C to stop and clean up", markup=False)

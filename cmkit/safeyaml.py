@@ -65,7 +65,7 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
             raise InputError(
                 f"the document expands past {max_nodes} nodes (aliases like '*name' repeat what they point at)",
                 file=path,
-                line=event.start_mark.line + 1,
+                line=_line(event),
                 hint="write the values out instead of nesting aliases",
             )
         for level in range(len(counts)):
@@ -78,7 +78,7 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
                     raise InputError(
                         f"nested more than {max_depth} levels deep",
                         file=path,
-                        line=event.start_mark.line + 1,
+                        line=_line(event),
                         hint="flatten it",
                     )
                 add(1, event)
@@ -94,7 +94,7 @@ def check_yaml(text: str, path: Path, max_depth: int = MAX_YAML_DEPTH, max_nodes
                     sizes[event.anchor] = 1
             elif isinstance(event, yaml.AliasEvent):
                 # An undefined alias is left for the composer, which names it.
-                add(sizes.get(event.anchor, 1), event)
+                add(sizes.get(event.anchor or "", 1), event)
     except yaml.YAMLError as exc:
         raise yaml_error(exc, path) from exc
 
@@ -117,3 +117,8 @@ def load_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise yaml_error(exc, path) from exc
+
+
+def _line(event: yaml.Event) -> int | None:
+    """The 1-based line an event starts on (PyYAML's marks count from 0)."""
+    return event.start_mark.line + 1 if event.start_mark is not None else None

@@ -37,8 +37,9 @@ import yaml
 
 from cmkit.bundle import START_SCRIPT
 from cmkit.errors import InputError
-from cmkit.metadata import METADATA_FILE, TARGET_TYPES
+from cmkit.metadata import METADATA_FILE
 from cmkit.paths import templates_dir as shipped_templates
+from cmkit.target import TargetSpec, require_target_type
 
 DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
@@ -103,13 +104,6 @@ def _check_text(value: str, what: str, flag: str) -> str:
     return value
 
 
-def parse_class_labels(text: str | None) -> tuple[str, ...]:
-    """`--class-labels a,b,c` -> ("a", "b", "c"), spaces around each label dropped."""
-    if text is None:
-        return ()
-    return tuple(label.strip() for label in text.split(","))
-
-
 def make_spec(
     target_type: str,
     name: str,
@@ -120,50 +114,25 @@ def make_spec(
     class_labels: Sequence[str] = (),
 ) -> BundleSpec:
     """Validate a combination of options; each bad one is an InputError naming the fix."""
-    if target_type not in TARGET_TYPES:
-        raise InputError(f"unknown target type {target_type!r}", hint=f"use one of {', '.join(TARGET_TYPES)}")
+    require_target_type(target_type)
     _check_text(name, "the model name", "--name")
-    labels = tuple(class_labels)
-    binary_flags = positive_class_label is not None or negative_class_label is not None
-    if target_type in ("regression", "anomaly") and (binary_flags or labels):
-        raise InputError(
-            f"{target_type} models take no class labels",
-            hint="drop --positive-class-label, --negative-class-label and --class-labels",
-        )
     if target_type == "anomaly" and target_name is not None:
         raise InputError("anomaly models have no target", hint="drop --target-name")
-    if target_type == "binary" and labels:
-        raise InputError(
-            "binary models take --positive-class-label and --negative-class-label, not --class-labels",
-            hint="e.g. --positive-class-label yes --negative-class-label no",
-        )
-    if target_type == "multiclass" and binary_flags:
-        raise InputError(
-            "multiclass models take --class-labels, not --positive-class-label/--negative-class-label",
-            hint="e.g. --class-labels cat,dog,bird",
-        )
-    positive = negative = None
-    if target_type == "binary":
-        positive = positive_class_label or DEFAULT_POSITIVE
-        negative = negative_class_label or DEFAULT_NEGATIVE
-        _check_text(positive, "the positive class label", "--positive-class-label")
-        _check_text(negative, "the negative class label", "--negative-class-label")
-        if positive == negative:
-            raise InputError(
-                f"the positive and negative class labels are both {positive!r}",
-                hint="pass two different labels, e.g. --positive-class-label yes --negative-class-label no",
-            )
-    if target_type == "multiclass":
-        if len(labels) < 2:
-            raise InputError(
-                "multiclass models need 2 or more class labels",
-                hint="pass them in order, e.g. --class-labels cat,dog,bird",
-            )
-        for label in labels:
-            _check_text(label, "the class label", "--class-labels")
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise InputError(f"--class-labels repeats {', '.join(map(repr, duplicates))}", hint="list each label once")
+    positive, negative = positive_class_label, negative_class_label
+    if target_type == "binary" and not class_labels:
+        # The API's defaults for a binary model's labels.
+        positive = DEFAULT_POSITIVE if positive is None else positive
+        negative = DEFAULT_NEGATIVE if negative is None else negative
+    spec = TargetSpec(target_type, positive, negative, tuple(class_labels) or None)
+    spec.validate(hint="run cmkit init --help for the options of each target type")
+    labels = tuple(class_labels) if target_type == "multiclass" else ()
+    for label, what, flag in (
+        (positive, "the positive class label", "--positive-class-label"),
+        (negative, "the negative class label", "--negative-class-label"),
+        *((label, "the class label", "--class-labels") for label in labels),
+    ):
+        if label is not None:
+            _check_text(label, what, flag)
     if target_type != "anomaly":
         target_name = _check_text(target_name or DEFAULT_TARGET_NAMES[target_type], "the target name", "--target-name")
     return BundleSpec(target_type, name, target_name, positive, negative, labels)

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docker.errors import DockerException
+from docker.utils import parse_bytes
+
 from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
-from cmkit.checks.predictions import Target
 from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import (
     ABORTED,
@@ -38,7 +40,7 @@ from cmkit.checks.results import (
 from cmkit.checks.suite import CheckOptions, run_checks, wait_ready
 from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events, build_log
-from cmkit.metadata import TARGET_TYPES, load_metadata
+from cmkit.metadata import load_metadata
 from cmkit.paths import default_environment_dir
 from cmkit.runtime.base import (
     NETWORK_EGRESS,
@@ -49,6 +51,8 @@ from cmkit.runtime.base import (
     signals_deferred,
     target_variables,
 )
+from cmkit.target import TargetSpec, require_target_type
+from cmkit_runtime.target import Target
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
@@ -148,9 +152,10 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         raise InputError(
             "no target type", file=bundle, hint="pass --target-type or set targetType in model-metadata.yaml"
         )
-    if target_type is not None and target_type not in TARGET_TYPES:
-        raise InputError(f"unsupported target type '{target_type}'", hint=f"use one of {', '.join(TARGET_TYPES)}")
-    _check_label_flags(config, target_type)
+    if target_type is not None:
+        require_target_type(target_type)
+    # The metadata's labels belong to its own target type: a --target-type that differs drops them.
+    labels_from = meta if meta and meta.target_type == target_type else None
     environment_id, source = config.environment_id, "flag" if config.environment_id else None
     if environment_id is None and config.environment is None and config.image is None and config.runtime != "process":
         environment_id = meta.environment_id if meta else None  # DRUM's key, honoured like the flag
@@ -163,9 +168,9 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         dataset=dataset,
         target_type=target_type,
         target_name=config.target_name or (meta.target_name if meta else None),
-        positive_class_label=config.positive_class_label or (meta.positive_class_label if meta else None),
-        negative_class_label=config.negative_class_label or (meta.negative_class_label if meta else None),
-        class_labels=config.class_labels or (meta.class_labels if meta else None),
+        positive_class_label=config.positive_class_label or (labels_from.positive_class_label if labels_from else None),
+        negative_class_label=config.negative_class_label or (labels_from.negative_class_label if labels_from else None),
+        class_labels=config.class_labels or (labels_from.class_labels if labels_from else None),
         checks={**DEFAULT_CONFIGURATION, **_implied_levels(config), **config.checks},
         url_prefix=normalise_url_prefix(config.url_prefix) if config.url_prefix is not None else random_url_prefix(),
     )
@@ -186,22 +191,6 @@ def check_parameters(config: TestLocalConfig) -> CheckParameters:
         return parse_parameters(config.parameters)
     except ParameterError as exc:
         raise InputError(f"bad check parameters: {exc}", hint="see `cmkit test-local --help`") from exc
-def _check_label_flags(config: TestLocalConfig, target_type: str | None) -> None:
-    """Labels given for a target type that has none are a usage error, not silently dropped."""
-    given = [
-        flag
-        for flag, value, types in (
-            ("--positive-class-label", config.positive_class_label, ("binary",)),
-            ("--negative-class-label", config.negative_class_label, ("binary",)),
-            ("--class-labels", config.class_labels, ("multiclass",)),
-        )
-        if value and target_type is not None and target_type not in types
-    ]
-    if given:
-        raise InputError(
-            f"{' and '.join(given)} do not apply to a {target_type} model",
-            hint="remove them, or pass the right --target-type",
-        )
 
 
 def _validate(config: TestLocalConfig) -> None:
@@ -234,27 +223,23 @@ def _validate(config: TestLocalConfig) -> None:
         raise InputError(f"unknown protocol '{config.protocol}'", hint=f"use {' or '.join(PROTOCOL_NAMES)}")
     if config.runtime is not None and config.runtime not in RUNTIMES:
         raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
-    target = config.target_type
-    if target == "binary" and not (config.positive_class_label and config.negative_class_label):
-        raise InputError(
-            "binary models need both class labels",
-            hint="pass --positive-class-label and --negative-class-label, or set them in model-metadata.yaml",
-        )
-    if target == "multiclass" and len(config.class_labels or []) < 2:
-        raise InputError("multiclass models need 2 or more class labels", hint="pass --class-labels a,b,c")
-    if config.feature_impact and target == "anomaly":
+    if config.target_type is not None:
+        target_spec(config).validate(hint="pass the flags, or set the labels in model-metadata.yaml")
+    if config.feature_impact and config.target_type == "anomaly":
         raise InputError(
             "feature impact scores predictions against a target: anomaly models have none",
             hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
         )
 
 
+def target_spec(config: TestLocalConfig) -> TargetSpec:
+    return TargetSpec(
+        str(config.target_type), config.positive_class_label, config.negative_class_label, config.class_labels
+    )
+
+
 def target_of(config: TestLocalConfig) -> Target:
-    if config.target_type == "binary":
-        return Target("binary", (str(config.positive_class_label), str(config.negative_class_label)))
-    if config.target_type == "multiclass":
-        return Target("multiclass", tuple(str(label) for label in config.class_labels or ()))
-    return Target(str(config.target_type))
+    return target_spec(config).target(config.target_name)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -687,16 +672,12 @@ def parse_parameter_settings(
     return parameters
 
 
-_MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
 def parse_memory(text: str) -> int:
-    """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes (binary units, as Docker reads them)."""
-    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
-    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned and cleaned[-1] in "KMGT" else (cleaned, "")
+    """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes, in binary units, read as Docker reads them."""
+    cleaned = text.strip().lower().removesuffix("ib").removesuffix("i")  # 512MiB and 512Mi as 512M
     try:
-        value = int(float(number) * _MEMORY_UNITS[unit])
-    except ValueError as exc:
+        value = int(parse_bytes(cleaned)) if cleaned else 0
+    except DockerException as exc:
         raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G") from exc
     if value <= 0:
         raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G")

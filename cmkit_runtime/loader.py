@@ -115,7 +115,8 @@ def _frame_from_hook(value: Any, hook: str) -> pd.DataFrame:
     if isinstance(value, pd.DataFrame):
         return value
     if isinstance(value, np.ndarray):
-        return pd.DataFrame(value)
+        frame: pd.DataFrame = pd.DataFrame(value)
+        return frame
     raise BadPredictions(f"{hook}() must return a DataFrame, not {type(value).__name__}")
 
 
@@ -170,14 +171,16 @@ def marshal(raw: Any, target: Target) -> pd.DataFrame:
             raise BadPredictions(
                 f"the model's columns {[str(c) for c in frame.columns]} are not the class labels {list(target.labels)}"
             )
-        return frame.iloc[:, positions].set_axis(list(target.labels), axis=1)
+        ordered: pd.DataFrame = frame.iloc[:, positions].set_axis(list(target.labels), axis=1)
+        return ordered
     if isinstance(raw, pd.DataFrame):
         column = single_column(raw, target)
     else:
         column = np.asarray(raw)
         if column.ndim == 2 and column.shape[1] == 1:
             column = column[:, 0]
-    return pd.DataFrame({PREDICTIONS_COLUMN: column})
+    predictions: pd.DataFrame = pd.DataFrame({PREDICTIONS_COLUMN: column})
+    return predictions
 
 
 def unmarshal(frame: pd.DataFrame, target: Target) -> Any:

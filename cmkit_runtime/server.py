@@ -222,10 +222,12 @@ def _columns_index(names: list[str]) -> pd.Index:
     global _last_columns
     last = _last_columns  # one read: another thread may replace it meanwhile
     if last is not None and last[0] == names:
-        return last[1].copy()  # a new object (sharing the values): a model may set its .name
+        shared: pd.Index = last[1].copy()  # a new object (sharing the values): a model may set its .name
+        return shared
     index = pd.Index(names)
     _last_columns = (names, index)
-    return index.copy()
+    fresh: pd.Index = index.copy()
+    return fresh
 
 
 def _numeric_frame(names: pd.Index, values: list[list[Any]], flat: list[Any], types: set[type]) -> pd.DataFrame:
@@ -250,7 +252,8 @@ def _numeric_frame(names: pd.Index, values: list[list[Any]], flat: list[Any], ty
 
 def _frame(matrix: np.ndarray, names: pd.Index | list[str]) -> pd.DataFrame:
     # (columns, rows) transposed is a view: pandas stores it as one block without copying.
-    return pd.DataFrame(matrix.T, columns=names, copy=False)
+    frame: pd.DataFrame = pd.DataFrame(matrix.T, columns=names, copy=False)
+    return frame
 
 
 def _mixed_frame(names: pd.Index, values: list[list[Any]], matrix: np.ndarray, kinds: np.ndarray) -> pd.DataFrame:
@@ -272,7 +275,7 @@ def _mixed_frame(names: pd.Index, values: list[list[Any]], matrix: np.ndarray, k
         frame = _frame(matrix[floatish], kept)
         for i in others:  # ascending, so each lands at its own position
             # allow_duplicates: JSON keys are unique, and the check would hash every column name.
-            frame.insert(int(i), names[i], column(int(i)), allow_duplicates=True)
+            frame.insert(int(i), names[int(i)], column(int(i)), allow_duplicates=True)
         return frame
     parts = [_frame(matrix[floatish], kept)] if floatish.any() else []
     for kind in (_INT, _NULL):
@@ -298,8 +301,10 @@ def frame_by_column(columns: dict[str, list[Any]]) -> pd.DataFrame:
     # copy=False: the arrays and lists are this request's own, pandas need not copy them again.
     if len(kinds) == 1 and all(isinstance(a, np.ndarray) for a in arrays.values()):
         # One shared numeric dtype: a single 2-D block, as pandas would store it anyway.
-        return pd.DataFrame(np.column_stack(list(arrays.values())), columns=list(arrays), copy=False)
-    return pd.DataFrame(arrays, copy=False)
+        block: pd.DataFrame = pd.DataFrame(np.column_stack(list(arrays.values())), columns=list(arrays), copy=False)
+        return block
+    frame: pd.DataFrame = pd.DataFrame(arrays, copy=False)
+    return frame
 
 
 def parse_request(body: bytes) -> pd.DataFrame:

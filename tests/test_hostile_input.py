@@ -17,6 +17,7 @@ from cmkit.checks.dataset import load_dataset
 from cmkit.cli import main
 from cmkit.errors import InputError
 from cmkit.lint import lint_bundle
+from cmkit.runtime.base import free_port
 
 METADATA = """name: house-prices
 type: inference
@@ -341,11 +342,13 @@ def test_usage_errors_of_a_dry_run(bundle: Path, no_config: Path, args: list[str
 
 
 def test_a_password_in_the_endpoint_is_masked(bundle: Path, no_config: Path) -> None:
-    endpoint = "http://alice:s3cr3t-pw@127.0.0.1:9/api/v2"
+    # The connection error is what shows the endpoint; one quick retry, not seconds of backoff.
+    no_config.write_text("max_retries: 1\n")
+    endpoint = f"http://alice:s3cr3t-pw@127.0.0.1:{free_port()}/api/v2"
     for args in (
         ["push", bundle, "--endpoint", endpoint, "--token", "t0k3n", "--environment-id", "e1"],
         ["push", bundle, "--endpoint", endpoint.replace("http", "ftp"), "--token", "t0k3n"],
-        ["push", bundle, "--endpoint", endpoint.replace("127.0.0.1:9", "[::1"), "--token", "t0k3n"],
+        ["push", bundle, "--endpoint", endpoint.split("@")[0] + "@[::1", "--token", "t0k3n"],
     ):
         result = cli(*args)
         assert result.exit_code in (1, 2)

@@ -8,7 +8,6 @@ create that happened, so callers look before re-creating (see `cmkit.push`), the
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from urllib.parse import urljoin
 import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
+from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from cmkit import __version__
@@ -64,11 +64,10 @@ def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    try:  # seconds or an HTTP date, as urllib3's own retries read it
+        return float(Retry().parse_retry_after(value))
+    except InvalidHeader:
+        return None
 
 
 def _message(response: requests.Response) -> str:

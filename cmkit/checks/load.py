@@ -129,4 +129,4 @@ def summary(run: LoadRun) -> dict[str, Any]:
 def describe_latency(figures: dict[str, float | None]) -> str:
     if figures["p50"] is None:
         return "no answers"
-    return ", ".join(f"{name} {figures[name]:.0f} ms" for name in ("p50", "p95", "p99", "max"))  # type: ignore[str-format]
+    return ", ".join(f"{name} {figures[name]:.0f} ms" for name in ("p50", "p95", "p99", "max"))

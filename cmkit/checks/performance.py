@@ -36,7 +36,7 @@ def payload_sizes(rows: int) -> list[int]:
 
 
 def build_requests(dataset: Dataset) -> list[Request]:
-    requests = []
+    requests: list[Request] = []
     for size in payload_sizes(dataset.rows):
         body = encode_payload({name: values[:size] for name, values in dataset.columns.items()})
         requests.extend(Request(size, body) for _ in range(REQUESTS_PER_SIZE))

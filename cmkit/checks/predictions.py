@@ -15,18 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from cmkit_runtime.target import Target
+
+__all__ = ["Target", "Verdict", "judge", "strict_json"]  # Target is the runtime's: one description of a target
+
 PROBABILITY_TOLERANCE = 1e-6
 MAX_REPORTED_ROWS = 5
-
-
-@dataclass(frozen=True)
-class Target:
-    type: str
-    labels: tuple[str, ...] = ()
-
-    @property
-    def is_classification(self) -> bool:
-        return self.type in ("binary", "multiclass")
 
 
 @dataclass(frozen=True)

@@ -133,8 +133,11 @@ def wait_until_ready(ctx: Context) -> CheckResult:
         if status == 200:
             seconds = time.monotonic() - started
             protocol = ctx.client.protocol
-            details = {"startupSeconds": round(seconds, 3), "protocol": protocol.to_dict() if protocol else None}
-            return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", details)
+            ready: dict[str, object] = {
+                "startupSeconds": round(seconds, 3),
+                "protocol": protocol.to_dict() if protocol else None,
+            }
+            return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", ready)
         if status not in (0, 503):
             last = f"HTTP {status}"
             wrong_since = wrong_since or time.monotonic()

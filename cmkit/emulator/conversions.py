@@ -83,7 +83,7 @@ def get_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id:
 
 
 def _shape(emu: Emulator, conversion: Resource) -> dict[str, Any]:
-    return shape(dict(conversion.doc), emu.reference.schema("ConversionResponse"))
+    return dict(shape(dict(conversion.doc), emu.reference.schema("ConversionResponse")))
 
 
 def list_conversions(emu: Emulator, model_id: str, version_id: str, latest_only: bool) -> list[dict[str, Any]]:

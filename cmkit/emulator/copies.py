@@ -22,8 +22,8 @@ from cmkit.emulator.common import new_id, now
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.models import Upload
 from cmkit.emulator.service import Emulator
-from cmkit.metadata import API_TARGET_TYPES, TARGET_TYPES
 from cmkit.paths import templates_dir
+from cmkit.target import API_TARGET_TYPES, TARGET_TYPES
 
 # Labels for the template models that need them (cmkit init's own defaults for binary).
 TEMPLATE_CLASS_LABELS = ("setosa", "versicolor", "virginica")

@@ -75,7 +75,7 @@ def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
         doc["latestVersion"] = render_version(emu, latest)
     if successful:
         doc["latestSuccessfulVersion"] = render_version(emu, successful[-1])
-    return shape(doc, emu.reference.schema("ExecutionEnvironmentResponse"))
+    return dict(shape(doc, emu.reference.schema("ExecutionEnvironmentResponse")))
 
 
 def get(emu: Emulator, ident: str) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def latest_successful(emu: Emulator, env_id: str) -> Resource | None:
 
 
 def render_version(emu: Emulator, resource: Resource) -> dict[str, Any]:
-    return shape(dict(resource.doc), emu.reference.schema("ExecutionEnvironmentVersionResponse"))
+    return dict(shape(dict(resource.doc), emu.reference.schema("ExecutionEnvironmentVersionResponse")))
 
 
 def get_version(emu: Emulator, env_id: str, version_id: str) -> dict[str, Any]:

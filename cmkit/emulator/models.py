@@ -21,6 +21,7 @@ from cmkit.emulator.service import INTERRUPTED, Emulator
 from cmkit.emulator.store import Blob, HashingFile, Resource
 from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
+from cmkit.target import API_FIELDS, TargetSpec
 
 KIND = "model"
 VERSION_KIND = "version"
@@ -111,25 +112,14 @@ def _check_target(doc: dict[str, Any]) -> None:
     target_type = doc["targetType"]
     errors: dict[str, str] = {}
     if doc["customModelType"] == "inference" and target_type in NEEDS_TARGET_NAME and not doc.get("targetName"):
-        errors["targetName"] = f"is required for {target_type} models"
-    if target_type == "Binary":
-        positive, negative = doc.get("positiveClassLabel"), doc.get("negativeClassLabel")
-        if positive is None or negative is None:
-            errors["positiveClassLabel"] = "positiveClassLabel and negativeClassLabel are required for Binary models"
-        elif positive == negative:
-            errors["negativeClassLabel"] = "must differ from positiveClassLabel"
-    elif doc.get("positiveClassLabel") is not None or doc.get("negativeClassLabel") is not None:
-        errors["positiveClassLabel"] = "class labels apply to Binary models only"
-    labels = doc.get("classLabels")
-    if target_type == "Multiclass":
-        if not labels or len(labels) < 2:
-            errors["classLabels"] = "Multiclass models need at least 2 class labels"
-        elif len(set(labels)) != len(labels):
-            errors["classLabels"] = "must be unique"
-    elif labels:
-        errors["classLabels"] = "apply to Multiclass models only"
+        errors["targetName"] = f"targetName is required for {target_type} models"
+    spec = TargetSpec(
+        target_type.lower(), doc.get("positiveClassLabel"), doc.get("negativeClassLabel"), doc.get("classLabels")
+    )
+    for problem in spec.problems():
+        errors[problem.field] = problem.text(API_FIELDS)
     if errors:
-        raise invalid("Invalid target settings: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
+        raise invalid("Invalid target settings: " + "; ".join(errors.values()), errors)
 
 
 def _model(emu: Emulator, model_id: str) -> Resource:
@@ -143,7 +133,7 @@ def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
     doc = dict(resource.doc)
     latest = emu.store.latest(VERSION_KIND, resource.id)
     doc["latestVersion"] = render_version(emu, latest, latest.id) if latest else None
-    return shape(doc, emu.reference.schema("CustomModelResponse"))
+    return dict(shape(doc, emu.reference.schema("CustomModelResponse")))
 
 
 def get(emu: Emulator, model_id: str) -> dict[str, Any]:
@@ -436,7 +426,7 @@ def _version(emu: Emulator, model_id: str, version_id: str) -> Resource:
 
 def render_version(emu: Emulator, resource: Resource, latest_id: str) -> dict[str, Any]:
     doc = {**resource.doc, "isFrozen": resource.id != latest_id}
-    return shape(doc, emu.reference.schema("CustomModelVersionResponse"))
+    return dict(shape(doc, emu.reference.schema("CustomModelVersionResponse")))
 
 
 def get_version(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:

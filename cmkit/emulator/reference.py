@@ -58,7 +58,8 @@ class Reference:
         return self.routes[(method.upper(), path)]
 
     def schema(self, name: str) -> dict[str, Any]:
-        return self.schemas[name]
+        schema: dict[str, Any] = self.schemas[name]
+        return schema
 
     @functools.cache  # noqa: B019 - one Reference lives for the whole process
     def validator(self, name: str) -> Draft7Validator:

@@ -95,7 +95,7 @@ def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], wa
     except BaseException:
         emu.stop()
         raise
-    port = server.effective_port  # type: ignore[union-attr]
+    port = server.effective_port
     _stop_on_signals()
     on_ready(
         {
@@ -115,7 +115,7 @@ def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], wa
 
 def _listen(app: Any, options: EmulatorOptions) -> Any:
     try:
-        return waitress.create_server(
+        return waitress.create_server(  # type: ignore[attr-defined]  # public API, absent from the stubs
             app,
             host=options.host,
             port=options.port,

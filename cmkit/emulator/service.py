@@ -36,7 +36,6 @@ class EmulatorSettings:
     seed_environment: Path | None = None  # a docker context folder to seed at first start
     job_workers: int = 8
     limits: Limits = field(default_factory=Limits)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.tokens or not all(token.strip() for token in self.tokens):

@@ -300,7 +300,7 @@ def _test(emu: Emulator, test_id: str) -> Resource:
 
 
 def render(emu: Emulator, test: Resource) -> dict[str, Any]:
-    return shape(dict(test.doc), emu.reference.schema("CustomModelTestsResponse"))
+    return dict(shape(dict(test.doc), emu.reference.schema("CustomModelTestsResponse")))
 
 
 def get(emu: Emulator, test_id: str) -> dict[str, Any]:

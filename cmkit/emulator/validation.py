@@ -318,9 +318,10 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
     """(field, reason) pairs in words a user can act on, without echoing huge values back."""
     where = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "required":
-        missing = [p for p in error.validator_value if isinstance(error.instance, dict) and p not in error.instance]
+        required: Any = error.validator_value
+        missing = [p for p in required if isinstance(error.instance, dict) and p not in error.instance]
         return [(_join(where, name), "is required") for name in missing]
-    value = error.validator_value
+    value: Any = error.validator_value
     reasons: dict[str, Callable[[], str]] = {
         "maxLength": lambda: f"must be at most {value} characters long",
         "minLength": lambda: f"must be at least {value} characters long",

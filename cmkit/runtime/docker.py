@@ -102,7 +102,7 @@ class DockerServer(Server):
         if info is not None and info.oom_killed:
             return True
         with contextlib.suppress(APIError):
-            events = self.client.api.events(
+            events = self.client.api.events(  # type: ignore[call-overload]
                 since=self._started,
                 until=time.time(),  # a float: an integer in the future would block until then
                 filters={"container": self.container.id, "event": "oom"},

@@ -70,7 +70,8 @@ class ExecForwarder:
         except docker.errors.APIError:
             client_socket.close()
             return
-        raw: socket.socket = getattr(tunnel, "_sock", tunnel)
+        # The docker SDK hands back a SocketIO wrapping the connection: talk to the socket itself.
+        raw: socket.socket = getattr(tunnel, "_sock", tunnel)  # type: ignore[arg-type]
         with self._lock:
             self._connections.update((client_socket, raw))
         threading.Thread(target=self._downstream, args=(tunnel, client_socket), daemon=True).start()
@@ -83,7 +84,7 @@ class ExecForwarder:
 
     def _downstream(self, tunnel: Any, client_socket: socket.socket) -> None:
         try:
-            for _stream, data in frames_iter(tunnel, tty=False):
+            for _stream, data in frames_iter(tunnel, tty=False):  # type: ignore[no-untyped-call]
                 client_socket.sendall(data)
         except OSError:
             pass

@@ -428,7 +428,7 @@ class ImageBuilder:
         for image_id in reversed(list(image_ids)):
             try:
                 image = self.client.images.get(image_id)
-                if not image.tags:
+                if not image.tags and image.id:
                     self.client.images.remove(image.id, noprune=False)
             except (ImageNotFound, APIError):
                 pass  # in use by another image or container, or already gone

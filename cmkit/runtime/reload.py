@@ -63,7 +63,7 @@ def fetch_info(server: Server, timeout: float = 2.0) -> dict[str, Any] | None:
 
 def reloadable(info: dict[str, Any] | None) -> bool:
     """Whether the server is a cmkit-runtime that counts its reloads."""
-    return bool(info) and info.get("runtime") == "cmkit-runtime" and isinstance(info.get("generation"), int)
+    return info is not None and info.get("runtime") == "cmkit-runtime" and isinstance(info.get("generation"), int)
 
 
 @dataclass
