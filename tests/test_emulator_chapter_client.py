@@ -135,7 +135,8 @@ def test_copy_templates_and_sharing_through_the_client(
     assert copy.positive_class_label == "yes" and copy.latest_version.label == "v1.0"
     assert {i.file_path for i in copy.latest_version.items} == {i.file_path for i in model.latest_version.items}
     templates = dr.models.custom_templates.CustomTemplate.list()
-    assert {t.template_sub_type for t in templates} == {"Regression", "Binary", "Multiclass", "Anomaly"}
+    subtypes = {t.template_sub_type for t in templates}
+    assert subtypes == {"Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration"}
     environment = dr.ExecutionEnvironment.get(env_id)
     environment.share([dr.SharingAccess("ana@example.com", dr.enums.SHARING_ROLE.CONSUMER, can_share=False)])
     roles = {access.username: access.role for access in environment.get_access_list()}
