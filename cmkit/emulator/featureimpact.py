@@ -18,7 +18,7 @@ import shutil
 import threading
 from typing import Any
 
-from cmkit.emulator import datasets, environments, models, service, testing, training
+from cmkit.emulator import datasets, models, service, testing, training
 from cmkit.emulator.common import now
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
@@ -138,17 +138,14 @@ def _record(emu: Emulator, version_id: str, status_id: str, doc: dict[str, Any])
 def _spec(emu: Emulator, model_id: str, version_id: str, dataset_id: str, workdir: Any) -> ModelTestSpec:
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
-    dataset = workdir / datasets.get(emu, dataset_id)["name"]
-    shutil.copyfile(datasets.csv_path(emu, dataset_id), dataset)
-    return ModelTestSpec(
-        bundle=models.materialize(emu, version, workdir / "bundle"),
+    dataset = testing.copy_dataset(emu, dataset_id, workdir / datasets.get(emu, dataset_id)["name"])
+    return testing.model_spec(
+        emu,
+        model,
+        version,
+        workdir,
+        version.doc["baseEnvironmentVersionId"],
         dataset=dataset,
-        target_type=model.doc["targetType"],
-        target_name=model.doc.get("targetName"),
-        positive_class_label=model.doc.get("positiveClassLabel"),
-        negative_class_label=model.doc.get("negativeClassLabel"),
-        class_labels=model.doc.get("classLabels"),
-        environment=environments.context_dir(emu, version.doc["baseEnvironmentVersionId"]),
         checks={},
         maximum_memory=version.doc.get("maximumMemory"),
         network_egress=version.doc.get("networkEgressPolicy") or "PUBLIC",

@@ -192,6 +192,28 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
     _record(emu, test_id, report, log)
 
 
+def copy_dataset(emu: Emulator, dataset_id: str, target: Path) -> Path:
+    """A stored dataset's CSV copied where a run reads it."""
+    shutil.copyfile(datasets.csv_path(emu, dataset_id), target)
+    return target
+
+
+def model_spec(
+    emu: Emulator, model: Resource, version: Resource, workdir: Path, environment_version_id: str, **run: Any
+) -> ModelTestSpec:
+    """What a run of a model version needs from the model: its files and target settings (tests, feature impact)."""
+    return ModelTestSpec(
+        bundle=models.materialize(emu, version, workdir / "bundle"),
+        target_type=model.doc["targetType"],
+        target_name=model.doc.get("targetName"),
+        positive_class_label=model.doc.get("positiveClassLabel"),
+        negative_class_label=model.doc.get("negativeClassLabel"),
+        class_labels=model.doc.get("classLabels"),
+        environment=environments.context_dir(emu, environment_version_id),
+        **run,
+    )
+
+
 def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     doc, test_id = test.doc, test.id
     model = models.find_model(emu, doc["customModel"]["id"])
@@ -199,23 +221,19 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     workdir = emu.dir("tests", test_id)
     dataset = None
     if doc["datasetId"]:
-        dataset = workdir / datasets.get(emu, doc["datasetId"])["name"]
-        shutil.copyfile(datasets.csv_path(emu, doc["datasetId"]), dataset)
+        dataset = copy_dataset(emu, doc["datasetId"], workdir / datasets.get(emu, doc["datasetId"])["name"])
     parameters = test.internal.get("parameters") or {}
     verification_id = (parameters.get(PREDICTION_VERIFICATION) or {}).get("datasetId")
     verification = None
     if verification_id and test.internal["configuration"].get(PREDICTION_VERIFICATION) != "skip":
-        verification = workdir / f"expected-{verification_id}.csv"
-        shutil.copyfile(datasets.csv_path(emu, verification_id), verification)
-    return ModelTestSpec(
-        bundle=models.materialize(emu, version, workdir / "bundle"),
+        verification = copy_dataset(emu, verification_id, workdir / f"expected-{verification_id}.csv")
+    return model_spec(
+        emu,
+        model,
+        version,
+        workdir,
+        doc["executionEnvironmentVersion"]["id"],
         dataset=dataset,
-        target_type=model.doc["targetType"],
-        target_name=model.doc.get("targetName"),
-        positive_class_label=model.doc.get("positiveClassLabel"),
-        negative_class_label=model.doc.get("negativeClassLabel"),
-        class_labels=model.doc.get("classLabels"),
-        environment=environments.context_dir(emu, doc["executionEnvironmentVersion"]["id"]),
         checks=test.internal["configuration"],
         parameters=parameters,
         verification_dataset=verification,
