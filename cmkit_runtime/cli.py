@@ -69,6 +69,7 @@ def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any
         "child_exit": child_exit,
         "worker_exit": worker_exit,
         "on_reload": on_reload,
+        "on_exit": on_exit,
         "post_fork": post_fork,
     }
     # Workers touch a heartbeat file every second; on a container's overlay filesystem that can
@@ -105,6 +106,21 @@ def worker_exit(server: Any, worker: Any) -> None:
                 stream.flush()
         logging.shutdown()
         os._exit(code)
+
+
+def on_exit(server: Any) -> None:
+    """In the master, as it exits: no loading marker of its workers outlives it.
+
+    A worker killed during its load (SIGKILL after the graceful timeout) leaves its marker to
+    child_exit, and a master that stops may exit before it reaps every such worker.
+    """
+    prefix = os.path.basename(_marker(server.pid, 0))[:-1]
+    folder = os.path.dirname(_marker(server.pid, 0))
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if name.startswith(prefix):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -67,6 +67,14 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"server not ready after {deadline}s:\n{self.log()}")
 
+    def wait_loaded(self, workers: int, deadline: float = STARTUP_DEADLINE) -> None:
+        """Until every worker has loaded its model: a 200 from one says nothing of the others."""
+        end = time.monotonic() + deadline
+        while self.log().count("model loaded in ") < workers:
+            if time.monotonic() > end or self.process.poll() is not None:
+                raise AssertionError(f"{workers} workers did not all load:\n{self.log()}")
+            time.sleep(0.05)
+
     def stop(self) -> int:
         """SIGTERM the server's process group, wait, then SIGKILL what is left of it."""
         with contextlib.suppress(ProcessLookupError):

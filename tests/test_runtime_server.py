@@ -75,6 +75,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     root = tmp_path_factory.mktemp("served")
     bundle = make_bundle(root, request.param)
     with serve(bundle, root / "server.log", env={"CUSTOM_MODEL_WORKERS": "2"}) as server:
+        server.wait_loaded(2)  # the tests' requests may reach either worker
         yield Served(server, bundle, request.param)
 
 
