@@ -238,7 +238,9 @@ def test_docker_watch_break_fix_requirements_and_ctrl_c(docker_client, tmp_path:
     label = f"{TEST_LABEL}={TEST_RUN_ID}"
     watching = Watching(["test-local", str(bundle), "--runtime", "docker", "--label", label])
     try:
-        runs = break_fix_and_requirements(watching, bundle, f"six==1.16.0  # {TEST_RUN_ID}\n")
+        # Its own text: test_testlocal_docker builds "six==1.16.0  # <run id>" on the same environment
+        # in this session, and that layer would be cached here.
+        runs = break_fix_and_requirements(watching, bundle, f"six==1.16.0  # {TEST_RUN_ID} watched\n")
         rebuilt = runs[-1]["details"]
         assert rebuilt["watch"]["action"] == "dependencies rebuilt"
         layers = rebuilt["image"]
