@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from flask import Flask
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from tests.emulator_support import TOKEN, FlaskEmulator
+from tests.emulator_support import TOKEN, Emulator, FlaskEmulator
 
 BASE = "http://emulator.test/"
 
@@ -112,3 +113,22 @@ class InProcessEmulator:
 
     def stop(self) -> None:
         self.flask.close()
+
+
+Emulated = Emulator | InProcessEmulator
+# Parametrize a module's `emulator` fixture (see `start`): in-process, and in the slow tier also a
+# real `cmkit emulator` subprocess over HTTP.
+END_TO_END = pytest.mark.parametrize(
+    "emulator", ["in-process", pytest.param("subprocess", marks=pytest.mark.slow)], indirect=True
+)
+# What only a served emulator has: its own process (its memory, signals, real model servers' time).
+SUBPROCESS_ONLY = pytest.mark.parametrize(
+    "emulator", [pytest.param("subprocess", marks=pytest.mark.slow)], indirect=True
+)
+
+
+def start(request: pytest.FixtureRequest, data_dir: Path) -> Emulated:
+    """The emulator a test asked for through END_TO_END / SUBPROCESS_ONLY; in-process by default."""
+    if getattr(request, "param", "in-process") == "subprocess":
+        return Emulator(data_dir).start()
+    return InProcessEmulator(data_dir)

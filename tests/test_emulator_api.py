@@ -28,18 +28,8 @@ from jsonschema import Draft7Validator
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from cmkit.emulator.reference import load_reference
-from tests.emulator_support import TOKEN, Emulator, upload_files, wait_for
-from tests.flask_transport import InProcessEmulator
-
-Emulated = Emulator | InProcessEmulator
-# Run the test in-process and, in the slow tier, against a real `cmkit emulator` subprocess.
-END_TO_END = pytest.mark.parametrize(
-    "emulator", ["in-process", pytest.param("subprocess", marks=pytest.mark.slow)], indirect=True
-)
-# What only a served emulator has: its own process (memory while a body streams to disk).
-SUBPROCESS_ONLY = pytest.mark.parametrize(
-    "emulator", [pytest.param("subprocess", marks=pytest.mark.slow)], indirect=True
-)
+from tests.emulator_support import TOKEN, upload_files, wait_for
+from tests.flask_transport import END_TO_END, SUBPROCESS_ONLY, Emulated, start
 
 # Typed `object` in the reference, yet their descriptions say they can be empty: a model without
 # versions has no latest version ("if this field is empty, the model is not ready for use"), and
@@ -66,12 +56,7 @@ def assert_conforms(document: Any, schema_name: str) -> None:
 
 @pytest.fixture(scope="module")
 def emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulated]:
-    data_dir = tmp_path_factory.mktemp("emulator")
-    running: Emulated
-    if getattr(request, "param", "in-process") == "subprocess":
-        running = Emulator(data_dir).start()
-    else:
-        running = InProcessEmulator(data_dir)
+    running = start(request, tmp_path_factory.mktemp("emulator"))
     yield running
     running.stop()
 
