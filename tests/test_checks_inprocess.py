@@ -17,9 +17,15 @@ import pytest
 from cmkit.checks.dataset import load_dataset
 from cmkit.checks.parameters import CheckParameters, StabilityParameters
 from cmkit.checks.predictions import Target
-from cmkit.checks.results import CHECK_NAMES, DEFAULT_CONFIGURATION, NULL_VALUE_IMPUTATION, SIDE_EFFECTS
+from cmkit.checks.results import (
+    CHECK_NAMES,
+    DEFAULT_CONFIGURATION,
+    NULL_VALUE_IMPUTATION,
+    PREDICTION_VERIFICATION,
+    SIDE_EFFECTS,
+)
 from cmkit.checks.suite import CheckOptions, run_checks
-from cmkit.checks.verification import load_expected
+from cmkit.checks.verification import ExpectedPredictions, load_expected
 from cmkit.events import RecordingEvents
 from cmkit.runtime.base import ExitInfo, Server
 from cmkit_runtime.server import create_app
@@ -87,16 +93,35 @@ def checks(bundle: Path, options: CheckOptions) -> dict[str, str]:
     return {name: result.status for name, result in results.items()}
 
 
-def test_a_good_model_passes_all_seven_checks(good: Path, tmp_path: Path) -> None:
-    expected = tmp_path / "expected.csv"
-    lines = (good / "data" / "train.csv").read_text().splitlines()
+def expected_column(bundle: Path, path: Path, wrong_rows: int = 0, drop_rows: int = 0) -> ExpectedPredictions:
+    """The model's true predictions for train.csv, the first `wrong_rows` of them off by one."""
+    lines = (bundle / "data" / "train.csv").read_text().splitlines()
     header = lines[0].split(",")
-    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
-    expected.write_text("expected\n" + "".join(f"{3 * float(r['x2']) - 2 * float(r['x7'])}\n" for r in rows))
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1 : len(lines) - drop_rows]]
+    values = [3 * float(r["x2"]) - 2 * float(r["x7"]) + (1.0 if i < wrong_rows else 0.0) for i, r in enumerate(rows)]
+    path.write_text("expected\n" + "".join(f"{v}\n" for v in values))
+    return load_expected(path, "expected")
+
+
+def test_a_good_model_passes_all_seven_checks(good: Path, tmp_path: Path) -> None:
     options = every_check()
-    options.expected = load_expected(expected, "expected")
+    options.expected = expected_column(good, tmp_path / "expected.csv")
     statuses = checks(good, options)
     assert statuses == {name: "succeeded" for name in CHECK_NAMES}
+
+
+def test_verification_fails_on_mismatching_rows_unless_the_rate_allows_them(good: Path, tmp_path: Path) -> None:
+    options = every_check(performanceCheck="skip", stabilityCheck="skip")
+    options.expected = expected_column(good, tmp_path / "expected.csv", wrong_rows=3)
+    assert checks(good, options)[PREDICTION_VERIFICATION] == "failed"
+    options.parameters.verification.matchingRate = 0.9  # 57 of 60 rows match
+    assert checks(good, options)[PREDICTION_VERIFICATION] == "succeeded"
+
+
+def test_verification_needs_a_row_for_each_test_row(good: Path, tmp_path: Path) -> None:
+    options = every_check(performanceCheck="skip", stabilityCheck="skip")
+    options.expected = expected_column(good, tmp_path / "expected.csv", drop_rows=1)
+    assert checks(good, options)[PREDICTION_VERIFICATION] == "failed"
 
 
 def test_default_levels_skip_the_later_checks(good: Path) -> None:
