@@ -47,7 +47,8 @@ def test_env_push_creates_then_is_up_to_date_then_adds_a_version(api: DataRobotC
     first = push_environment(api, folder, events=events)
     assert first.created_environment and not first.up_to_date and first.build_status == "success"
     assert first.context_bytes > 0 and any("creating execution environment 'team-env'" in e for e in events.lines)
-    assert events.progressed and events.progressed[-1][1] == events.progressed[-1][2] == first.context_bytes
+    uploaded = [done for label, done, total, _ in events.progressed if label == "uploading" and done == total]
+    assert uploaded and uploaded[-1] == first.context_bytes
 
     again = push_environment(api, folder)
     assert again.up_to_date and not again.created_environment
@@ -102,3 +103,20 @@ def test_the_emulators_environments_directly(emulator: FlaskEmulator) -> None:
         emulated.get(core, env_id)
     assert getattr(gone.value, "status", None) == 404
     assert emulated.latest_successful(core, seeded or "") is not None
+
+
+def test_env_push_retries_a_refused_upload_after_looking_for_it(api: DataRobotClient, tmp_path: Path) -> None:
+    rule = {
+        "count": 1,
+        "status": 503,
+        "method": "POST",
+        "path": "executionEnvironments/[^/]+/versions/$",
+        "retryAfter": 0,
+    }
+    api.request("POST", api.config.app_url + "/__emulator__/faults", json=rule, expected=(201,))
+    events = RecordingEvents()
+    result = push_environment(api, context(tmp_path / "retried"), wait=False, events=events)
+    assert not result.up_to_date and result.created_environment
+    assert any("uploading the environment: " in line and "retrying" in line for line in events.lines)
+    versions = list(api.pages(f"executionEnvironments/{result.environment_id}/versions/"))
+    assert [v["id"] for v in versions] == [result.version_id]  # one version, not two
