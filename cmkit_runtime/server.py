@@ -22,6 +22,7 @@ server up that never gets ready.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -147,6 +148,12 @@ class ModelHolder:
         artifact = f", artifact {model.artifact}" if model.artifact else ""
         log.info("model format %s (hooks: %s%s)", model.format, ", ".join(model.hooks) or "none", artifact)
         log.info("model loaded in %.2fs", time.perf_counter() - started)
+        # What is alive now (the imports, the model) lives as long as the worker: moved out of
+        # the collector's reach, a request's collections scan only what the request made. A
+        # 10,000-column JSON body makes 10,000 lists, enough to trigger full collections that
+        # walked every loaded object: about 10 of the 18 ms its parsing took.
+        gc.collect()
+        gc.freeze()
         self._loaded.set()
 
     def info(self) -> dict[str, Any]:
@@ -350,10 +357,9 @@ def parse_columnar(body: bytes) -> pd.DataFrame:
     if not isinstance(document, dict) or not {"columns", "rows", "values"} <= document.keys():
         raise BadRequest(f"send {COLUMNAR_SHAPE}")
     names, rows, flat = document["columns"], document["rows"], document["values"]
-    if not isinstance(names, list) or not names or set(map(type, names)) != {str}:
-        raise BadRequest('"columns" must be a non-empty list of column names')
-    if len(set(names)) != len(names):
-        raise BadRequest('"columns" names a column twice')
+    last = _last_columns
+    if last is None or last[0] != names:  # the names of the previous request were checked already
+        _check_names(names)
     if type(rows) is not int or rows < 1:
         raise BadRequest('"rows" must be a positive number of rows')
     if not isinstance(flat, list) or len(flat) != rows * len(names):
@@ -363,6 +369,13 @@ def parse_columnar(body: bytes) -> pd.DataFrame:
         return {name: flat[i * rows : (i + 1) * rows] for i, name in enumerate(names)}
 
     return _flat_frame(names, rows, flat, columns)
+
+
+def _check_names(names: Any) -> None:
+    if not isinstance(names, list) or not names or set(map(type, names)) != {str}:
+        raise BadRequest('"columns" must be a non-empty list of column names')
+    if len(set(names)) != len(names):
+        raise BadRequest('"columns" names a column twice')
 
 
 def _refuse_columns(columns: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,26 @@ class EncodedRows:
     def body(self) -> bytes:
         return _body(self.pieces)
 
-    def with_null_column(self, name: str) -> bytes:
+    def with_null_column(self, name: str) -> Payload:
+        """The body with `name` entirely null; its columnar twin is built only if the server takes it."""
         pieces = list(self.pieces)
         pieces[self._position[name]] = _key(name) + self._nulls
-        return _body(pieces)
+        return Payload(_body(pieces), columnar=partial(self.columnar_with_null_column, name))
+
+    @cached_property
+    def _values(self) -> list[bytes]:
+        """Each column's values alone: its piece without the key and the brackets."""
+        return [piece[len(_key(name)) + 1 : -1] for name, piece in zip(self.names, self.pieces, strict=True)]
+
+    @cached_property
+    def _columnar_head(self) -> bytes:
+        return b'{"columns":' + orjson.dumps(self.names) + b',"rows":' + str(self.rows).encode() + b',"values":['
+
+    def columnar_with_null_column(self, name: str) -> bytes:
+        """cmkit-runtime's columnar body (cmkit_runtime/wire.py) with `name` entirely null."""
+        values = list(self._values)
+        values[self._position[name]] = self._nulls[1:-1]
+        return self._columnar_head + b",".join(values) + b"]}"
 
 
 @dataclass

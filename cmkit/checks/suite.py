@@ -222,9 +222,13 @@ def null_value_imputation(ctx: Context) -> CheckResult:
         return name, judge(answer.status, answer.text, encoded.rows, ctx.target)
 
     failing = [(name, verdict.summary()) for name, verdict in ctx.client.map(try_column, names) if not verdict.ok]
+    detected = ctx.client.protocol
     details = {
         "columns": len(names),
         "rowsSent": encoded.rows,
+        # What the requests were: "columnar" when cmkit-runtime offers its own body form, else
+        # DataRobot's JSON (or DRUM's CSV). The model receives the same DataFrame either way.
+        "bodies": detected.sent_as(encoded.with_null_column(names[0])) if detected else "json",
         "rowsInDataset": dataset.rows,
         "rowSelection": "sample" if selection.sampled else "all",
         "failingColumns": [{"column": c, "reason": r} for c, r in failing],
