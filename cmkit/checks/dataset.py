@@ -9,7 +9,6 @@ those pieces joined; the body with a column made null swaps that one piece for a
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,12 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-try:
-    import orjson
-except ImportError:  # optional: the standard library's json is used instead
-    orjson = None  # type: ignore[assignment]
-
-from cmkit.checks.protocols import Payload
+from cmkit.checks.protocols import Payload, encode_payload
 from cmkit.errors import InputError
 
 
@@ -128,20 +122,6 @@ class Dataset:
 
     def row_payload(self, index: int) -> bytes:
         return self.row_payloads([index])[0]
-
-
-def encode_payload(columns: dict[str, list[Any]]) -> bytes:
-    """A `predict_no_state` body that keeps its columns (cmkit/checks/protocols.py turns it into CSV for DRUM)."""
-    return Payload(_dumps({"X": columns}), columns)
-
-
-def _dumps(document: Any) -> bytes:
-    # orjson (installed with the dev extra, as in the environment) is several times faster on
-    # the thousands of values a nullValueImputation request holds; it writes a stray NaN as null,
-    # where json's allow_nan=False raises: either way the body stays valid JSON.
-    if orjson is not None:
-        return orjson.dumps(document)
-    return json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _body(pieces: list[bytes]) -> bytes:

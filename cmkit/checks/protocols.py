@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cmkit_runtime import wire
 
 PREDICT_NO_STATE = "predict_no_state"
@@ -57,6 +59,11 @@ class Payload(bytes):
         payload.columns = columns
         payload.columnar = columnar
         return payload
+
+
+def encode_payload(columns: dict[str, list[Any]]) -> Payload:
+    """A `predict_no_state` body that keeps its columns (a protocol may turn them into CSV)."""
+    return Payload(orjson.dumps({"X": columns}), columns)
 
 
 def columns_of(body: bytes) -> Mapping[str, list[Any]]:
