@@ -22,7 +22,7 @@ from jsonschema import Draft7Validator
 from werkzeug.exceptions import HTTPException
 
 from cmkit.bundle import API_MAX_FILES
-from cmkit.emulator import datasets, environments, models, service, testing
+from cmkit.emulator import datasets, environments, models, status, testing
 from cmkit.emulator.errors import ApiError, invalid
 from cmkit.emulator.faults import RULE_SCHEMA, SETTINGS_SCHEMA, FaultInjector, FaultMiddleware, Journal
 from cmkit.emulator.models import Upload
@@ -270,7 +270,7 @@ def ping(emu: Emulator, query: dict[str, Any]) -> Response:
 
 @api("GET", "status/{statusId}/", documented=False)
 def get_status(emu: Emulator, query: dict[str, Any], statusId: str) -> Response:
-    doc, location = service.get_status(emu, statusId)
+    doc, location = status.get_status(emu, statusId)
     if location:
         return json_response(doc, 303, {"Location": api_url(location)})
     return json_response(doc)

@@ -20,7 +20,8 @@ from typing import Any
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
-from cmkit.emulator.service import INTERRUPTED, Emulator
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED
 from cmkit.emulator.store import HashingFile, Resource
 from cmkit.emulator.validation import Limits, check_file_path, check_ids, check_path_set, file_name, safe_id
 from cmkit.envcontext import context_files, zip_context

@@ -17,7 +17,8 @@ from cmkit.emulator import environments, sharing
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ApiError, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
-from cmkit.emulator.service import INTERRUPTED, Emulator
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED
 from cmkit.emulator.store import Blob, HashingFile, Resource
 from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
