@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from cmkit.api.client import ApiError, DataRobotClient
 from cmkit.api.config import ApiConfig
 from cmkit.errors import InputError
 from cmkit.events import Events
+from cmkit.paths import cache_dir
 
 CHUNK = 1 << 20
 
@@ -54,8 +53,7 @@ class FetchedEnvironment:
 
 
 def cache_root() -> Path:
-    root = os.environ.get("CMKIT_CACHE_DIR") or platformdirs.user_cache_dir("cmkit")
-    return Path(root) / "environments"
+    return cache_dir() / "environments"
 
 
 def _refused(exc: ApiError, what: str, config: ApiConfig) -> InputError:
