@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,13 +28,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from cmkit.api.client import (
-    MAX_ATTEMPTS,
     ApiError,
     DataRobotClient,
     JobFailed,
     Part,
+    call_with_retries,
     create_with_lookup,
-    retry_after,
 )
 from cmkit.api.config import redact_url
 from cmkit.bundle import BundleFile, list_bundle
@@ -455,16 +453,18 @@ def _describe_version(
 ) -> None:
     description = f"{DIGEST_MARKER} {digest}"
     url = f"customModels/{model_id}/versions/{version['id']}/"
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            api.request("PATCH", url, json={"description": description}, expected=(200,))
-            version["description"] = description
-            return
-        except ApiError as exc:
-            if not exc.retryable:
-                raise
-            time.sleep(retry_after(exc, attempt))
-    events.stage("warning: could not record the bundle digest on the version; the next push uploads every file")
+    try:  # the same PATCH again is harmless: nothing to look up between attempts
+        call_with_retries(
+            lambda: api.request("PATCH", url, json={"description": description}, expected=(200,)),
+            "recording the bundle digest",
+            events,
+        )
+    except ApiError as exc:
+        if not exc.retryable:
+            raise
+        events.stage("warning: could not record the bundle digest on the version; the next push uploads every file")
+        return
+    version["description"] = description
 
 
 def _build_dependencies(

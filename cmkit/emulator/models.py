@@ -7,11 +7,11 @@ import posixpath
 import shutil
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from cmkit.archives import write_zip
 from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
 from cmkit.emulator import environments, sharing
 from cmkit.emulator.common import USER, new_id, now, shape
@@ -466,13 +466,13 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
     else:
         resource = _version(emu, model_id, version_id)
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024, dir=str(emu.dir("tmp")))  # noqa: SIM115
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in resource.doc["items"]:
-            source = emu.store.blobs.path(resource.internal["blobs"][item["id"]]["sha256"])
-            # Checked again on the way out: a data dir from an older emulator may hold any path.
-            archive.write(source, check_file_path(item["filePath"]))
-    spool.seek(0)
-    return spool, f"model-{model_id}-{resource.doc['label']}.zip"
+    blobs = resource.internal["blobs"]
+    # Paths are checked again on the way out: a data dir from an older emulator may hold any path.
+    members = (
+        (emu.store.blobs.path(blobs[item["id"]]["sha256"]), check_file_path(item["filePath"]))
+        for item in resource.doc["items"]
+    )
+    return write_zip(members, spool), f"model-{model_id}-{resource.doc['label']}.zip"
 
 
 def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
