@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cmkit.emulator.common import USER, new_id, now, shape
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
@@ -53,7 +53,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     }
     with emu.store.transaction():
         if emu.store.get(KIND, ident, include_deleted=True):
-            raise ApiError(409, f"An environment with the ID {ident} already exists")
+            raise ErrorResponse(409, f"An environment with the ID {ident} already exists")
         emu.store.insert(KIND, ident, doc)
     return ident
 
@@ -123,7 +123,7 @@ def create_version(
     check_ids(fields, ["environmentVersionId"])  # it names the context's folder: ids only
     ident = fields.get("environmentVersionId") or new_id()
     if emu.store.get(VERSION_KIND, ident, include_deleted=True):
-        raise ApiError(409, f"An environment version with the ID {ident} already exists")
+        raise ErrorResponse(409, f"An environment version with the ID {ident} already exists")
     if image_upload:
         raise invalid(
             "The emulator cannot load pre-built images; upload a docker context instead",
@@ -172,7 +172,7 @@ def create_version(
     internal = {"sha256": blob.sha256, "fileName": file_name(context_name, "context.zip"), "error": ""}
     with emu.store.transaction():
         if emu.store.get(VERSION_KIND, ident, include_deleted=True):  # a racing upload took the id
-            raise ApiError(409, f"An environment version with the ID {ident} already exists")
+            raise ErrorResponse(409, f"An environment version with the ID {ident} already exists")
         emu.store.insert(VERSION_KIND, ident, doc, parent=env_id, internal=internal)
     submit_build(emu, ident)
     return ident
@@ -267,7 +267,7 @@ def recover(emu: Emulator) -> None:
 # -- the docker context archive ------------------------------------------------------------------
 
 
-class ContextTooLarge(ApiError):
+class ContextTooLarge(ErrorResponse):
     def __init__(self, message: str) -> None:
         super().__init__(413, f"Invalid docker context: {message}", {"dockerContext": message})
 
@@ -276,7 +276,7 @@ def extract_context(archive: Path, target: Path, limits: Limits | None = None) -
     """Unpack a zip or tar(.gz) docker context into `target`.
 
     Every member's path, the member count and the extracted size are checked before anything
-    is written: ApiError 422 for a bad path, 413 past a cap; ValueError when the archive is
+    is written: ErrorResponse 422 for a bad path, 413 past a cap; ValueError when the archive is
     neither format or lacks a top-level Dockerfile.
     """
     limits = limits or Limits()

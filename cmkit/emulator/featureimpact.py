@@ -20,7 +20,7 @@ from typing import Any
 
 from cmkit.emulator import datasets, models, testing, training
 from cmkit.emulator.common import now
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
@@ -82,7 +82,7 @@ def start(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -
         existing = emu.store.get(KIND, version_id)
         if existing and existing.doc["status"] != FAILED and existing.internal["rowCount"] == row_count:
             job_id = existing.internal["statusId"]
-            raise ApiError(
+            raise ErrorResponse(
                 404, f"Feature impact of version {version_id} was already submitted (jobId {job_id})", {"jobId": job_id}
             )
         doc = {"status": RUNNING, "message": "", "started": now(), "result": None}
@@ -164,7 +164,7 @@ def get(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
     if record.doc["status"] == RUNNING:
         raise invalid(f"The feature impact job of version {version_id} is in progress")
     if record.doc["status"] == FAILED:
-        raise ApiError(404, f"No feature impact data for version {version_id}: {record.doc['message']}")
+        raise ErrorResponse(404, f"No feature impact data for version {version_id}: {record.doc['message']}")
     return dict(record.doc["result"])
 
 

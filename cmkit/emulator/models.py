@@ -15,7 +15,7 @@ from cmkit.archives import write_zip
 from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
 from cmkit.emulator import environments, sharing
 from cmkit.emulator.common import USER, new_id, now, shape
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
@@ -261,9 +261,9 @@ def _check_uploads(uploads: list[Upload], limits: Limits) -> list[str]:
         if path in paths:
             raise invalid(f"filePath {path!r} is given twice", {"filePath": f"duplicate path {path}"})
         if upload.content.size > API_MAX_FILE_BYTES:
-            raise ApiError(413, f"{path} is larger than the {API_MAX_FILE_BYTES} bytes a file may hold")
+            raise ErrorResponse(413, f"{path} is larger than the {API_MAX_FILE_BYTES} bytes a file may hold")
         if path == REQUIREMENTS_FILE and upload.content.size > limits.requirements_bytes:
-            raise ApiError(
+            raise ErrorResponse(
                 413,
                 f"{REQUIREMENTS_FILE} is larger than the {limits.requirements_bytes} bytes the emulator accepts",
                 {"file": f"{REQUIREMENTS_FILE} over {limits.requirements_bytes} bytes"},
@@ -593,7 +593,8 @@ def cancel_build(emu: Emulator, model_id: str, version_id: str) -> None:
     with emu.store.transaction():
         build = _existing_build(emu, model_id, version_id)
         if build.doc["buildStatus"] in BUILD_FINAL:
-            raise ApiError(409, f"The dependency build of {version_id} has already ended ({build.doc['buildStatus']})")
+            ended = build.doc["buildStatus"]
+            raise ErrorResponse(409, f"The dependency build of {version_id} has already ended ({ended})")
         # As if never started (a new POST starts afresh); the job sees its token gone and stops.
         build.internal["token"] = None
         build.deleted = True

@@ -22,7 +22,7 @@ from cmkit.checks.results import CHECK_NAMES, LEVELS, PREDICTION_VERIFICATION
 from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
 from cmkit.emulator import datasets, environments, leftovers, models
 from cmkit.emulator.common import USER, new_id, now, shape
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
@@ -335,7 +335,7 @@ def cancel(emu: Emulator, test_id: str) -> None:
     with emu.store.transaction():
         test = _test(emu, test_id)
         if test.doc["overallStatus"] in TERMINAL:
-            raise ApiError(409, f"Test {test_id} has already ended ({test.doc['overallStatus']})")
+            raise ErrorResponse(409, f"Test {test_id} has already ended ({test.doc['overallStatus']})")
         report = _ended_report("canceled", "The test was cancelled")
         test.doc.update(
             overallStatus="canceled",

@@ -25,7 +25,7 @@ from typing import Any
 
 from cmkit.emulator import datasets, models
 from cmkit.emulator.common import now
-from cmkit.emulator.errors import ApiError, invalid
+from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
@@ -204,4 +204,4 @@ def dataset_for(model: Resource, version: Resource) -> str | None:
 
 def require_not_in_progress(model: Resource) -> None:
     if model.doc.get("trainingDataAssignmentInProgress"):
-        raise ApiError(422, f"Training data assignment of custom model {model.id} is in progress")
+        raise ErrorResponse(422, f"Training data assignment of custom model {model.id} is in progress")
