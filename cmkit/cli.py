@@ -576,9 +576,7 @@ def prune_command(
 @click.option("--target-name", help="Target column name (default: the sample data's).")
 @click.option("--positive-class-label", help='Binary: the positive class (default "1").')
 @click.option("--negative-class-label", help='Binary: the negative class (default "0").')
-@click.option(
-    "--class-labels", type=LABEL_LIST, help="Multiclass: the labels in order, comma-separated (2 or more)."
-)
+@click.option("--class-labels", type=LABEL_LIST, help="Multiclass: the labels in order, comma-separated (2 or more).")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder, overwriting the template's files.")
 def init_command(
     directory: str,
