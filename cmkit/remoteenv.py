@@ -117,7 +117,8 @@ def _download(api: DataRobotClient, path: str, target: Path) -> str:
 
 
 def _extract(archive: Path, sha: str) -> Path:
-    from cmkit.emulator.environments import extract_context  # the one safe unpacker of docker contexts
+    from cmkit.emulator.contexts import extract_context  # the one safe unpacker of docker contexts
+    from cmkit.emulator.errors import ErrorResponse
 
     folder = cache_root() / sha[:24]
     context = folder / "context"
@@ -130,6 +131,8 @@ def _extract(archive: Path, sha: str) -> Path:
         staging.rename(folder)  # atomic: a concurrent run sees all of the context or none
     except ValueError as exc:
         raise InputError(f"the downloaded docker context is unusable: {exc}") from None
+    except ErrorResponse as exc:  # a path or size the unpacker refuses, as the emulator refuses uploads
+        raise InputError(f"the downloaded docker context is unusable: {exc.message}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return context
