@@ -18,7 +18,8 @@ import click
 
 from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
-from cmkit.target import TARGET_TYPES, parse_label_list
+from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
+from cmkit.target import TARGET_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -138,7 +139,9 @@ def _test_options(func: F) -> F:
         click.option("--target-name", help="Target column, removed from the dataset before predicting."),
         click.option("--positive-class-label"),
         click.option("--negative-class-label"),
-        click.option("--class-labels", help="Multiclass labels, comma-separated, in the model's order."),
+        click.option(
+            "--class-labels", type=LABEL_LIST, help="Multiclass labels, comma-separated, in the model's order."
+        ),
         click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
         click.option("--image", help="A ready environment image instead of --environment."),
         click.option(
@@ -155,19 +158,25 @@ def _test_options(func: F) -> F:
             type=click.Choice(["predict_no_state", "drum"]),
             help="The server's prediction protocol (default: detected; DRUM's server is 'drum').",
         ),
-        click.option("--maximum-memory", help="Hard memory limit, e.g. 512M (Docker)."),
+        click.option("--maximum-memory", type=MEMORY_SIZE, help="Hard memory limit, e.g. 512M (Docker)."),
         click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
         click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA bundle for builds."),
         click.option(
-            "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects (CI cleanup)."
+            "--label",
+            "labels",
+            multiple=True,
+            type=KEY_VALUE,
+            callback=merge,
+            help="Extra label on Docker objects (CI cleanup).",
         ),
         click.option(
             "--env",
             "env",
             multiple=True,
-            metavar="KEY=VALUE",
+            type=ENV_VAR,
+            callback=merge,
             help="Pass a variable to the model server (repeatable; KEY alone: its value here). "
             "Nothing else of this environment reaches the model but PATH, HOME, locale, proxies and CA bundles.",
         ),
@@ -184,17 +193,6 @@ def _null_rows(value: str) -> str | int:
         return parse_null_rows(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: use auto, all or a positive number of rows") from None
-
-
-def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    """Repeated `KEY=VALUE` flags (Docker labels) -> a dict."""
-    labels = {}
-    for value in values:
-        key, sep, label = value.partition("=")
-        if not sep or not key:
-            raise InputError(f"{flag} {value!r} is not KEY=VALUE")
-        labels[key] = label
-    return labels
 
 
 def _check_parameter_options(func: F) -> F:
@@ -233,22 +231,16 @@ def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config(bundle: Path, **flags: Any) -> Any:
-    import os
-
-    from cmkit.runtime.modelenv import parse_env_flags
-    from cmkit.testlocal import TestLocalConfig, parse_check_settings, parse_memory
+    from cmkit.testlocal import TestLocalConfig, parse_check_settings
 
     labels = flags.pop("class_labels", None)
-    memory = flags.pop("maximum_memory", None)
     checks = flags.pop("check", ())
     if "check_parameters" in flags:
         flags["parameters"] = _pop_parameters(flags)
     return TestLocalConfig(
-        labels=_parse_labels(flags.pop("labels", ()), "--label"),
-        server_environment=parse_env_flags(flags.pop("env", ()), os.environ),
+        server_environment=flags.pop("env"),
         bundle=bundle,
-        class_labels=list(parse_label_list(labels) or ()) or None,
-        maximum_memory=parse_memory(memory) if memory else None,
+        class_labels=list(labels or ()) or None,
         checks=parse_check_settings(checks),
         **flags,
     )
@@ -536,10 +528,15 @@ def env_push_command(
 @click.option("--all", "everything", is_flag=True, help="Also running containers and the layer cache.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option(
-    "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only objects also carrying this label (repeatable)."
+    "--label",
+    "labels",
+    multiple=True,
+    type=KEY_VALUE,
+    callback=merge,
+    help="Only objects also carrying this label (repeatable).",
 )
 def prune_command(
-    older_than: str | None, everything: bool, dry_run: bool, labels: tuple[str, ...], as_json: bool
+    older_than: str | None, everything: bool, dry_run: bool, labels: dict[str, str], as_json: bool
 ) -> None:
     """Remove the Docker objects cmkit left behind (label cmkit=1): containers, images, build leftovers.
 
@@ -553,7 +550,7 @@ def prune_command(
         older_than=parse_duration(older_than) if older_than else None,
         everything=everything,
         dry_run=dry_run,
-        labels=_parse_labels(labels, "--label"),
+        labels=labels,
     )
     client = docker_client()
     try:
@@ -579,7 +576,7 @@ def prune_command(
 @click.option("--target-name", help="Target column name (default: the sample data's).")
 @click.option("--positive-class-label", help='Binary: the positive class (default "1").')
 @click.option("--negative-class-label", help='Binary: the negative class (default "0").')
-@click.option("--class-labels", help="Multiclass: the labels in order, comma-separated (2 or more).")
+@click.option("--class-labels", type=LABEL_LIST, help="Multiclass: the labels in order, comma-separated (2 or more).")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder, overwriting the template's files.")
 def init_command(
     directory: str,
@@ -589,7 +586,7 @@ def init_command(
     target_name: str | None,
     positive_class_label: str | None,
     negative_class_label: str | None,
-    class_labels: str | None,
+    class_labels: tuple[str, ...] | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -609,7 +606,7 @@ def init_command(
         target_name=target_name,
         positive_class_label=positive_class_label,
         negative_class_label=negative_class_label,
-        class_labels=parse_label_list(class_labels) or (),
+        class_labels=class_labels or (),
     )
     result = init_bundle(directory, spec, template=template, force=force)
     if as_json:
@@ -636,7 +633,12 @@ def init_command(
 @click.option("--fault-status", default=503, show_default=True, type=click.IntRange(400, 599), help="Their status.")
 @click.option("--fault-seed", type=int, help="Seed the fault dice, for reproducible runs.")
 @click.option(
-    "--docker-label", "docker_labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects."
+    "--docker-label",
+    "docker_labels",
+    multiple=True,
+    type=KEY_VALUE,
+    callback=merge,
+    help="Extra label on Docker objects.",
 )
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256), help="Request worker threads.")
 def emulator_command(
@@ -648,7 +650,7 @@ def emulator_command(
     fault_rate: float,
     fault_status: int,
     fault_seed: int | None,
-    docker_labels: tuple[str, ...],
+    docker_labels: dict[str, str],
     threads: int,
     as_json: bool,
 ) -> None:
@@ -671,7 +673,7 @@ def emulator_command(
         fault_rate=fault_rate,
         fault_status=fault_status,
         fault_seed=fault_seed,
-        docker_labels=_parse_labels(docker_labels, "--docker-label"),
+        docker_labels=docker_labels,
         threads=threads,
     )
     run(options, on_ready=render.emit_json_line if as_json else render.emulator_ready, warn=render.warning_line)

@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any
 
+from rich import filesize
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -240,12 +241,9 @@ def serving(info: dict[str, object]) -> None:
 
 
 def _human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
+    """Binary units, as the upload bars show them (rich's DownloadColumn(binary_units=True))."""
+    unit, suffix = filesize.pick_unit_and_suffix(count, ["B", "KiB", "MiB", "GiB", "TiB"], 1024)
+    return f"{count} B" if unit == 1 else f"{count / unit:.1f} {suffix}"
 
 
 def push_result(document: dict[str, Any]) -> None:

@@ -18,9 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docker.errors import DockerException
-from docker.utils import parse_bytes
-
 from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
 from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import (
@@ -670,15 +667,3 @@ def parse_parameter_settings(
     except ParameterError as exc:
         raise InputError(f"bad check parameters: {exc}") from exc
     return parameters
-
-
-def parse_memory(text: str) -> int:
-    """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes, in binary units, read as Docker reads them."""
-    cleaned = text.strip().lower().removesuffix("ib").removesuffix("i")  # 512MiB and 512Mi as 512M
-    try:
-        value = int(parse_bytes(cleaned)) if cleaned else 0
-    except DockerException as exc:
-        raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G") from exc
-    if value <= 0:
-        raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G")
-    return value

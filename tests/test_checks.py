@@ -14,12 +14,12 @@ from cmkit.checks.predictions import Target, judge, strict_json
 from cmkit.checks.results import CheckResult, conclude, overall_status
 from cmkit.checks.suite import _sample_rows
 from cmkit.errors import InputError
+from cmkit.params import parse_memory
 from cmkit.testlocal import (
     TestLocalConfig,
     TestReport,
     junit_xml,
     parse_check_settings,
-    parse_memory,
     resolve_config,
 )
 
