@@ -12,13 +12,13 @@ import pytest
 from cmkit.checks.dataset import load_dataset
 from cmkit.checks.predictions import Target, judge, strict_json
 from cmkit.checks.results import CheckResult, conclude, overall_status
+from cmkit.checks.settings import parse_check_settings
 from cmkit.checks.suite import _sample_rows
 from cmkit.errors import InputError
+from cmkit.junit import junit_xml
 from cmkit.testlocal import (
     TestLocalConfig,
     TestReport,
-    junit_xml,
-    parse_check_settings,
     parse_memory,
     resolve_config,
 )
