@@ -491,16 +491,10 @@ def env_push_command(
     as_json: bool,
 ) -> None:
     """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version."""
-    from cmkit.api.client import DataRobotClient
-    from cmkit.api.config import load_api_config
-    from cmkit.environments import push_environment
+    from cmkit.environments import push_environment_folder
 
-    api = DataRobotClient(load_api_config(endpoint, token))
-    try:
-        with render.ConsoleEvents() as events:
-            result = push_environment(api, folder, name, environment_id, not no_wait, timeout, events)
-    finally:
-        api.close()
+    with render.ConsoleEvents() as events:
+        result = push_environment_folder(folder, endpoint, token, name, environment_id, not no_wait, timeout, events)
     document = result.to_dict()
     _finish(as_json, document, lambda: render.environment_result(document), result.build_status == "failed")
 
@@ -520,8 +514,7 @@ def prune_command(
     By default: stopped containers, untagged build leftovers and code images. --all adds running
     containers (--keep, serve) and the environment and dependency images (the layer cache).
     """
-    from cmkit.prune import PruneOptions, parse_duration, prune
-    from cmkit.runtime.docker import docker_client
+    from cmkit.prune import PruneOptions, parse_duration, prune_engine
 
     options = PruneOptions(
         older_than=parse_duration(older_than) if older_than else None,
@@ -529,11 +522,7 @@ def prune_command(
         dry_run=dry_run,
         labels=_parse_labels(labels, "--label"),
     )
-    client = docker_client()
-    try:
-        result = prune(client, options)
-    finally:
-        client.close()
+    result = prune_engine(options)
     document = result.to_dict()
     _finish(as_json, document, lambda: render.prune_result(document), result.failed)
 
