@@ -491,10 +491,14 @@ def env_push_command(
     as_json: bool,
 ) -> None:
     """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version."""
-    from cmkit.environments import push_environment_folder
+    from cmkit.api.connect import with_client
+    from cmkit.environments import push_environment
 
     with render.ConsoleEvents() as events:
-        result = push_environment_folder(folder, endpoint, token, name, environment_id, not no_wait, timeout, events)
+        wait = not no_wait
+        result = with_client(
+            endpoint, token, lambda api: push_environment(api, folder, name, environment_id, wait, timeout, events)
+        )
     document = result.to_dict()
     _finish(as_json, document, lambda: render.environment_result(document), result.build_status == "failed")
 

@@ -132,23 +132,3 @@ def push_environment(
         text = str(log.get("log") or "") + ("\n" + str(log["error"]) if log.get("error") else "")
         result.build_log_tail = "\n".join(text.strip().splitlines()[-30:])
     return result
-
-
-def push_environment_folder(
-    folder: Path,
-    endpoint: str | None = None,
-    token: str | None = None,
-    name: str | None = None,
-    environment_id: str | None = None,
-    wait: bool = True,
-    timeout: float = 1800.0,
-    events: Events | None = None,
-) -> EnvironmentPushResult:
-    """`cmkit env push`: `push_environment` through an API client that lives for this call only."""
-    from cmkit.api.config import load_api_config
-
-    api = DataRobotClient(load_api_config(endpoint, token))
-    try:
-        return push_environment(api, folder, name, environment_id, wait, timeout, events)
-    finally:
-        api.close()
