@@ -360,7 +360,7 @@ def start_bundle(config: TestLocalConfig, events: Events, run_id: str, port: int
     spec = RunSpec(
         url_prefix=str(config.url_prefix),
         environment=config.server_environment,
-        contract=_target_variables(config),
+        contract=contract_variables(config),
         maximum_memory=config.maximum_memory,
         network_egress=config.network_egress,
         labels=config.labels,
@@ -422,12 +422,13 @@ def _since(began: float) -> float:
     return round(time.monotonic() - began, 3)
 
 
-def _target_variables(config: TestLocalConfig) -> dict[str, str]:
+def contract_variables(config: TestLocalConfig) -> dict[str, str]:
     """DataRobot's target variables for the container, from the resolved flags and metadata."""
     return target_variables(config.target_type, target_of(config).labels) if config.target_type else {}
 
 
-def _load_dataset(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
+def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
+    """The config's dataset and predictionVerificationCheck's expected predictions (None when not given)."""
     if config.dataset is None:
         return None, None
     # Imported here: pandas takes a third of a second to import, and this runs on a thread
@@ -480,7 +481,7 @@ def run_test_local(
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmkit-dataset") as pool:
         # The dataset loads while the image builds and the server starts: both wait on I/O.
-        loading = pool.submit(_load_dataset, config)
+        loading = pool.submit(load_datasets, config)
         try:
             started = start_bundle(config, events, run_id)
         except StartFailed as exc:

@@ -57,9 +57,9 @@ from cmkit.testlocal import (
     StartInfo,
     TestLocalConfig,
     TestReport,
-    _load_dataset,
-    _target_variables,
     check_server,
+    contract_variables,
+    load_datasets,
     resolve_config,
     start_bundle,
 )
@@ -289,7 +289,7 @@ class LiveServer:
             return ENVIRONMENT_REBUILT
         if change.touches(REQUIREMENTS):
             return DEPENDENCIES_REBUILT if self.server is not None and self.server.runtime == "docker" else NEW_SERVER
-        if _target_variables(config) != _target_variables(self.config):
+        if contract_variables(config) != contract_variables(self.config):
             return NEW_SERVER
         return None
 
@@ -362,7 +362,7 @@ class _DatasetCache:
             stat = None
         key = (str(path), config.target_name, config.target_type, stat and (stat.st_size, stat.st_mtime_ns))
         if key != self._key:
-            self._loaded, self._key = _load_dataset(config), key
+            self._loaded, self._key = load_datasets(config), key
         return self._loaded
 
 
