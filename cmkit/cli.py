@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -46,6 +46,18 @@ def _fail(exc: BaseException, as_json: bool, code: int, hint: str = "") -> None:
         details = exc.to_dict() if isinstance(exc, CmkitError) else {"message": str(exc)}
         render.emit_json({"error": details})
     sys.exit(code)
+
+
+def _finish(
+    as_json: bool, document: Any, show: Callable[[], None], failed: bool, show_with_json: bool = True
+) -> NoReturn:
+    """Every command's tail: the JSON document on stdout (--json), the human rendering on stderr
+    (with --json too, unless `show_with_json` is off), then exit 1 if the checked thing failed."""
+    if as_json:
+        render.emit_json(document)
+    if show_with_json or not as_json:
+        show()
+    sys.exit(1 if failed else 0)
 
 
 def command(group: click.Group, name: str | None = None, **settings: Any) -> Callable[[F], F]:
@@ -93,12 +105,12 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     from cmkit.requirements import deps_document, parse_requirements_file
 
     reports = [parse_requirements_file(p) for p in (paths or (".",))]
-    if as_json:
-        render.emit_json(deps_document(reports))
-    else:
+
+    def show() -> None:
         for report in reports:
             render.deps_report(report)
-    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+    _finish(as_json, deps_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
 @command(main, "lint")
@@ -114,12 +126,12 @@ def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> Non
 
     bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
     reports = [lint_bundle(b) for b in bundles]
-    if as_json:
-        render.emit_json(lint_document(reports))
-    else:
+
+    def show() -> None:
         for report in reports:
             render.lint_report(report)
-    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+    _finish(as_json, lint_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -220,7 +232,7 @@ def _check_parameter_options(func: F) -> F:
 
 
 def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
-    from cmkit.testlocal import parse_parameter_settings
+    from cmkit.checks.settings import parse_parameter_settings
 
     return parse_parameter_settings(
         flags.pop("check_parameters", ()),
@@ -231,7 +243,8 @@ def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config(bundle: Path, **flags: Any) -> Any:
-    from cmkit.testlocal import TestLocalConfig, parse_check_settings
+    from cmkit.checks.settings import parse_check_settings
+    from cmkit.testlocal import TestLocalConfig
 
     labels = flags.pop("class_labels", None)
     checks = flags.pop("check", ())
@@ -275,7 +288,8 @@ def _config(bundle: Path, **flags: Any) -> Any:
 )
 def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
-    from cmkit.testlocal import junit_xml, run_test_local
+    from cmkit.junit import junit_xml
+    from cmkit.testlocal import run_test_local
     from cmkit.textfiles import check_writable
 
     _interrupt_on_sigterm()
@@ -290,20 +304,21 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     document = report.to_dict()
     if junit:
         junit.write_text(junit_xml(report), encoding="utf-8")
-    if as_json:
-        render.emit_json(document)
-    render.test_report(document)
-    if report.feature_impact is not None:
-        render.feature_impact(report.feature_impact)
-    if report.server is not None:
-        render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
+
+    def show() -> None:
+        render.test_report(document)
+        if report.feature_impact is not None:
+            render.feature_impact(report.feature_impact)
+        if report.server is not None:
+            render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
+
     impact_failed = (report.feature_impact or {}).get("status") == "failed"
-    sys.exit(1 if report.overall_status == "failed" or impact_failed else 0)
+    _finish(as_json, document, show, report.overall_status == "failed" or impact_failed)
 
 
 def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:
     """test-local --watch: one compact result per run (a JSON line each with --json), until Ctrl-C."""
-    from cmkit.testlocal import junit_xml
+    from cmkit.junit import junit_xml
     from cmkit.watch import Watch
 
     last: list[str] = []
@@ -364,7 +379,7 @@ def _watch_serve(config: Any, as_json: bool, startup_timeout: float) -> None:
 )
 def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up."""
-    from cmkit.testlocal import serve_bundle
+    from cmkit.serve import serve_bundle
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
@@ -373,12 +388,7 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     with render.ConsoleEvents() as events:
         session = serve_bundle(config, events, startup_timeout)
     try:
-        info = {
-            **session.server.describe(),
-            "url": session.server.url + "/",
-            "urlPrefix": session.server.url_prefix,
-            "protocol": session.protocol,
-        }
+        info = session.to_dict()
         if as_json:
             render.emit_json(info, one_line=True)
         render.serving(info)
@@ -388,11 +398,10 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
         render.console.print("stopping")
     finally:
         session.close()
-    leftovers = session.server.leftovers() or {}
-    if leftovers.get("survived"):
-        render.warning_line(f"processes started by the server are still running: {leftovers['survived']}")
-    exit_info = session.server.exit_info()
-    sys.exit(0 if exit_info is None or exit_info.exit_code in (0, None) else 1)
+    survivors = session.survivors()
+    if survivors:
+        render.warning_line(f"processes started by the server are still running: {survivors}")
+    sys.exit(1 if session.failed else 0)
 
 
 def _api_options(func: F) -> F:
@@ -432,56 +441,23 @@ def push_command(
     **flags: Any,
 ) -> None:
     """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test."""
-    from cmkit.api.client import DataRobotClient
-    from cmkit.api.config import MissingCredentials, load_api_config
-    from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push
-    from cmkit.testlocal import parse_check_settings
+    from cmkit.checks.settings import parse_check_settings
+    from cmkit.push import PushOptions, push_bundle
 
-    if dataset and dataset_id:
-        raise InputError("give --dataset or --dataset-id, not both")
-    if not Path(bundle).is_dir():
-        raise InputError("not a bundle folder", file=bundle)
-    parameters = _pop_parameters(flags)
-    checks = parse_check_settings(check)
-    if flags.get("verification_dataset") is not None:
-        checks.setdefault("predictionVerificationCheck", "fail")
-    for name in ("performanceCheck", "stabilityCheck"):
-        if parameters.get(name):
-            checks.setdefault(name, "fail")
     options = PushOptions(
         bundle=bundle,
         major=not minor,
         dataset=dataset,
         dataset_id=dataset_id,
-        checks=checks,
-        parameters=parameters,
+        checks=parse_check_settings(check),
+        parameters=_pop_parameters(flags),
         wait=not no_wait,
         **flags,
     )
-    local = prepare_bundle(bundle, allow_secret)
-    try:
-        api = DataRobotClient(load_api_config(endpoint, token))
-    except MissingCredentials:
-        if not dry_run:
-            raise
-        api = None  # a dry run without credentials plans as if the model did not exist yet
-    cache = ManifestCache()
-    try:
-        plan = plan_push(api, local, options, cache)
-        # A dry run only reads: it plans against the live model when credentials exist.
-        if dry_run or api is None:
-            result = PushResult(plan, dry_run=True)
-        else:
-            with render.ConsoleEvents() as events:
-                result = push(api, plan, options, events, cache)
-    finally:
-        if api is not None:
-            api.close()
+    with render.ConsoleEvents() as events:
+        result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
     document = result.to_dict()
-    if as_json:
-        render.emit_json(document)
-    render.push_result(document)
-    sys.exit(1 if result.failed else 0)
+    _finish(as_json, document, lambda: render.push_result(document), result.failed)
 
 
 @main.group("env")
@@ -507,20 +483,16 @@ def env_push_command(
     as_json: bool,
 ) -> None:
     """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version."""
-    from cmkit.api.client import DataRobotClient
-    from cmkit.api.config import load_api_config
+    from cmkit.api.connect import with_client
     from cmkit.environments import push_environment
 
-    api = DataRobotClient(load_api_config(endpoint, token))
-    try:
-        with render.ConsoleEvents() as events:
-            result = push_environment(api, folder, name, environment_id, not no_wait, timeout, events)
-    finally:
-        api.close()
-    if as_json:
-        render.emit_json(result.to_dict())
-    render.environment_result(result.to_dict())
-    sys.exit(1 if result.build_status == "failed" else 0)
+    with render.ConsoleEvents() as events:
+        wait = not no_wait
+        result = with_client(
+            endpoint, token, lambda api: push_environment(api, folder, name, environment_id, wait, timeout, events)
+        )
+    document = result.to_dict()
+    _finish(as_json, document, lambda: render.environment_result(document), result.build_status == "failed")
 
 
 @command(main, "prune")
@@ -543,8 +515,7 @@ def prune_command(
     By default: stopped containers, untagged build leftovers and code images. --all adds running
     containers (--keep, serve) and the environment and dependency images (the layer cache).
     """
-    from cmkit.prune import PruneOptions, parse_duration, prune
-    from cmkit.runtime.docker import docker_client
+    from cmkit.prune import PruneOptions, parse_duration, prune_engine
 
     options = PruneOptions(
         older_than=parse_duration(older_than) if older_than else None,
@@ -552,16 +523,9 @@ def prune_command(
         dry_run=dry_run,
         labels=labels,
     )
-    client = docker_client()
-    try:
-        result = prune(client, options)
-    finally:
-        client.close()
+    result = prune_engine(options)
     document = result.to_dict()
-    if as_json:
-        render.emit_json(document)
-    render.prune_result(document)
-    sys.exit(1 if result.failed else 0)
+    _finish(as_json, document, lambda: render.prune_result(document), result.failed)
 
 
 @command(main, "init")
@@ -593,7 +557,6 @@ def init_command(
     """Write a new model bundle into DIRECTORY: server, example model, metadata, sample data."""
     from pathlib import Path
 
-    from cmkit.errors import InputError
     from cmkit.scaffold import init_bundle, make_spec
 
     if target_type is None:
@@ -609,10 +572,7 @@ def init_command(
         class_labels=class_labels or (),
     )
     result = init_bundle(directory, spec, template=template, force=force)
-    if as_json:
-        render.emit_json(result.to_dict())
-    else:
-        render.init_result(result)
+    _finish(as_json, result.to_dict(), lambda: render.init_result(result), False, show_with_json=False)
 
 
 @command(main, "emulator")

@@ -23,7 +23,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,9 +35,10 @@ from cmkit.api.client import (
     call_with_retries,
     create_with_lookup,
 )
-from cmkit.api.config import redact_url
+from cmkit.api.config import MissingCredentials, load_api_config, redact_url
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.checks.results import PREDICTION_VERIFICATION
+from cmkit.checks.settings import implied_levels
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.hashcache import HashCache
@@ -631,3 +632,46 @@ def push(
     if (options.dataset or options.dataset_id) and result.build_status != "failed":
         _remote_test(api, model["id"], result.version, result, options, events)
     return result
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def push_bundle(
+    options: PushOptions,
+    allow_secrets: tuple[str, ...] = (),
+    endpoint: str | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
+    events: Events | None = None,
+) -> PushResult:
+    """All of `cmkit push`: refuse a bad bundle, plan against the live model, carry the plan out.
+
+    A dry run only reads: it plans against the live model when credentials exist, and as if the
+    model did not exist yet when they do not. The API client lives for this call only.
+    """
+    if options.dataset and options.dataset_id:
+        raise InputError("give --dataset or --dataset-id, not both")
+    if not Path(options.bundle).is_dir():
+        raise InputError("not a bundle folder", file=options.bundle)
+    options = _with_implied_levels(options)
+    local = prepare_bundle(options.bundle, allow_secrets)
+    try:
+        api: DataRobotClient | None = DataRobotClient(load_api_config(endpoint, token))
+    except MissingCredentials:
+        if not dry_run:
+            raise
+        api = None
+    cache = ManifestCache()
+    with contextlib.closing(api) if api is not None else contextlib.nullcontext():
+        plan = plan_push(api, local, options, cache)
+        if dry_run or api is None:
+            return PushResult(plan, dry_run=True)
+        return push(api, plan, options, events, cache)
+
+
+def _with_implied_levels(options: PushOptions) -> PushOptions:
+    """The checks a configured check turns on (test-local's rule), unless the user set their level."""
+    implied = implied_levels(options.parameters, options.verification_dataset is not None)
+    added = {name: level for name, level in implied.items() if name not in options.checks}
+    return replace(options, checks={**options.checks, **added}) if added else options

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cmkit.checks.parameters import ParameterError, parse_parameters
-from cmkit.checks.results import CHECK_NAMES, LEVELS, PREDICTION_VERIFICATION
+from cmkit.checks.results import CHECK_NAMES, FAILED, LEVELS, PREDICTION_VERIFICATION, CheckResult, not_started
 from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
 from cmkit.emulator import datasets, environments, leftovers, models
 from cmkit.emulator.common import USER, new_id, now, shape
@@ -179,10 +179,10 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
         report = _ended_report("aborted", INTERRUPTED)
     except JobFailed as exc:
         log(f"error: {exc}")
-        report = _ended_report("failed", str(exc), first="longRunningService")
+        report = _not_started_report(str(exc))
     except Exception as exc:  # an engine error is the test's failure, reported on the test
         log(f"error: {exc}")
-        report = _ended_report("failed", f"The test could not run: {exc}", first="longRunningService")
+        report = _not_started_report(f"The test could not run: {exc}")
     finally:
         leftovers.forget(emu, test_id)
         shutil.rmtree(emu.dir("tests", test_id), ignore_errors=True)
@@ -244,16 +244,15 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     )
 
 
-def _ended_report(overall: str, message: str, first: str | None = None) -> dict[str, Any]:
-    """A report for a test that did not get to run its checks."""
-    others = "aborted" if overall == "failed" else overall
-    return {
-        "overallStatus": overall,
-        "testingStatus": {
-            name: _check(overall if name == first else others, message if name == (first or name) else "")
-            for name in CHECKS
-        },
-    }
+def _ended_report(overall: str, message: str) -> dict[str, Any]:
+    """A report for a test that was stopped before its checks ended: every check `overall`."""
+    return {"overallStatus": overall, "testingStatus": {name: _check(overall, message) for name in CHECKS}}
+
+
+def _not_started_report(message: str) -> dict[str, Any]:
+    """A report for a test whose model never got to run: test-local's rule (`results.not_started`)."""
+    results = not_started(CheckResult(FAILED, message))
+    return {"overallStatus": FAILED, "testingStatus": {name: results[name].to_api() for name in CHECKS}}
 
 
 def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> None:
