@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
-from docker.errors import DockerException
-from docker.utils import parse_bytes
 
 from cmkit.errors import InputError
 from cmkit.runtime.modelenv import parse_env_flags
@@ -26,6 +24,10 @@ MEMORY_HINT = "use e.g. 512M or 2G"
 
 def parse_memory(text: str) -> int:
     """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes, in binary units, read as Docker reads them."""
+    # Imported here: every command loads this module, and the docker SDK costs 0.1 s to import.
+    from docker.errors import DockerException
+    from docker.utils import parse_bytes
+
     cleaned = text.strip().lower().removesuffix("ib").removesuffix("i")  # 512MiB and 512Mi as 512M
     try:
         value = int(parse_bytes(cleaned)) if cleaned else 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import filesize
 from rich.console import Console
@@ -27,9 +27,11 @@ from rich.progress import (
 from rich.table import Table
 
 from cmkit.events import BYTES, STEPS, WAITING, Events
-from cmkit.lint import LintReport
-from cmkit.requirements import DependencyReport
-from cmkit.scaffold import InitResult
+
+if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
+    from cmkit.lint import LintReport
+    from cmkit.requirements import DependencyReport
+    from cmkit.scaffold import InitResult
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
