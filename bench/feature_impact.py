@@ -29,7 +29,8 @@ from cmkit.checks.client import ModelClient
 from cmkit.checks.dataset import load_dataset
 from cmkit.checks.predictions import Target
 from cmkit.featureimpact import compute
-from cmkit.testlocal import TestLocalConfig, serve_bundle
+from cmkit.serve import serve_bundle
+from cmkit.testlocal import TestLocalConfig
 
 BUNDLE = REPO / "sample_models" / "regression_diabetes"
 TARGET = "progression"

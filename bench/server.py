@@ -37,7 +37,7 @@ from bench.common import (
     table,
     wrk,
 )
-from cmkit.checks.dataset import encode_payload
+from cmkit.checks.protocols import encode_payload
 from cmkit.runtime.base import free_port
 from cmkit.runtime.process import server_command
 from cmkit.scaffold import init_bundle, make_spec

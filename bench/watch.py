@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import WORK, Row, python_env, ratio, table
 from bench.edit_loop import floor
-from cmkit.checks.suite import wait_ready
+from cmkit.checks.readiness import wait_ready
 from cmkit.runtime.base import RunSpec
 from cmkit.runtime.docker import start_container
 from cmkit.runtime.reload import fetch_info, signal_reload, wait_generation

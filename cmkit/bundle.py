@@ -15,7 +15,7 @@ from pathlib import Path
 import pathspec
 
 from cmkit.errors import InputError
-from cmkit.hashcache import sha256_of
+from cmkit.hashcache import HashCache, file_sha256
 from cmkit.textfiles import read_limited, stat_or_none
 
 IGNORE_FILE = ".cmkitignore"
@@ -85,8 +85,9 @@ class BundleFile:
     source: Path
     size: int
 
-    def sha256(self) -> str:
-        return sha256_of(self.source)
+    def sha256(self, hashes: HashCache | None = None) -> str:
+        """The content hash; `hashes` remembers large files' hashes across runs."""
+        return hashes.sha256_of(self.source) if hashes else file_sha256(self.source)
 
 
 @dataclass(frozen=True)

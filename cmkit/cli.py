@@ -12,13 +12,14 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
-from cmkit.target import TARGET_TYPES, parse_label_list
+from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
+from cmkit.target import TARGET_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +46,18 @@ def _fail(exc: BaseException, as_json: bool, code: int, hint: str = "") -> None:
         details = exc.to_dict() if isinstance(exc, CmkitError) else {"message": str(exc)}
         render.emit_json({"error": details})
     sys.exit(code)
+
+
+def _finish(
+    as_json: bool, document: Any, show: Callable[[], None], failed: bool, show_with_json: bool = True
+) -> NoReturn:
+    """Every command's tail: the JSON document on stdout (--json), the human rendering on stderr
+    (with --json too, unless `show_with_json` is off), then exit 1 if the checked thing failed."""
+    if as_json:
+        render.emit_json(document)
+    if show_with_json or not as_json:
+        show()
+    sys.exit(1 if failed else 0)
 
 
 def command(group: click.Group, name: str | None = None, **settings: Any) -> Callable[[F], F]:
@@ -92,12 +105,12 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     from cmkit.requirements import deps_document, parse_requirements_file
 
     reports = [parse_requirements_file(p) for p in (paths or (".",))]
-    if as_json:
-        render.emit_json(deps_document(reports))
-    else:
+
+    def show() -> None:
         for report in reports:
             render.deps_report(report)
-    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+    _finish(as_json, deps_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
 @command(main, "lint")
@@ -113,12 +126,12 @@ def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> Non
 
     bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
     reports = [lint_bundle(b) for b in bundles]
-    if as_json:
-        render.emit_json(lint_document(reports))
-    else:
+
+    def show() -> None:
         for report in reports:
             render.lint_report(report)
-    sys.exit(0 if all(r.ok for r in reports) else 1)
+
+    _finish(as_json, lint_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -138,7 +151,9 @@ def _test_options(func: F) -> F:
         click.option("--target-name", help="Target column, removed from the dataset before predicting."),
         click.option("--positive-class-label"),
         click.option("--negative-class-label"),
-        click.option("--class-labels", help="Multiclass labels, comma-separated, in the model's order."),
+        click.option(
+            "--class-labels", type=LABEL_LIST, help="Multiclass labels, comma-separated, in the model's order."
+        ),
         click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
         click.option("--image", help="A ready environment image instead of --environment."),
         click.option(
@@ -155,19 +170,25 @@ def _test_options(func: F) -> F:
             type=click.Choice(["predict_no_state", "drum"]),
             help="The server's prediction protocol (default: detected; DRUM's server is 'drum').",
         ),
-        click.option("--maximum-memory", help="Hard memory limit, e.g. 512M (Docker)."),
+        click.option("--maximum-memory", type=MEMORY_SIZE, help="Hard memory limit, e.g. 512M (Docker)."),
         click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
         click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA bundle for builds."),
         click.option(
-            "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects (CI cleanup)."
+            "--label",
+            "labels",
+            multiple=True,
+            type=KEY_VALUE,
+            callback=merge,
+            help="Extra label on Docker objects (CI cleanup).",
         ),
         click.option(
             "--env",
             "env",
             multiple=True,
-            metavar="KEY=VALUE",
+            type=ENV_VAR,
+            callback=merge,
             help="Pass a variable to the model server (repeatable; KEY alone: its value here). "
             "Nothing else of this environment reaches the model but PATH, HOME, locale, proxies and CA bundles.",
         ),
@@ -184,17 +205,6 @@ def _null_rows(value: str) -> str | int:
         return parse_null_rows(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: use auto, all or a positive number of rows") from None
-
-
-def _parse_labels(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    """Repeated `KEY=VALUE` flags (Docker labels) -> a dict."""
-    labels = {}
-    for value in values:
-        key, sep, label = value.partition("=")
-        if not sep or not key:
-            raise InputError(f"{flag} {value!r} is not KEY=VALUE")
-        labels[key] = label
-    return labels
 
 
 def _check_parameter_options(func: F) -> F:
@@ -222,7 +232,7 @@ def _check_parameter_options(func: F) -> F:
 
 
 def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
-    from cmkit.testlocal import parse_parameter_settings
+    from cmkit.checks.settings import parse_parameter_settings
 
     return parse_parameter_settings(
         flags.pop("check_parameters", ()),
@@ -233,22 +243,17 @@ def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config(bundle: Path, **flags: Any) -> Any:
-    import os
-
-    from cmkit.runtime.modelenv import parse_env_flags
-    from cmkit.testlocal import TestLocalConfig, parse_check_settings, parse_memory
+    from cmkit.checks.settings import parse_check_settings
+    from cmkit.testlocal import TestLocalConfig
 
     labels = flags.pop("class_labels", None)
-    memory = flags.pop("maximum_memory", None)
     checks = flags.pop("check", ())
     if "check_parameters" in flags:
         flags["parameters"] = _pop_parameters(flags)
     return TestLocalConfig(
-        labels=_parse_labels(flags.pop("labels", ()), "--label"),
-        server_environment=parse_env_flags(flags.pop("env", ()), os.environ),
+        server_environment=flags.pop("env"),
         bundle=bundle,
-        class_labels=list(parse_label_list(labels) or ()) or None,
-        maximum_memory=parse_memory(memory) if memory else None,
+        class_labels=list(labels or ()) or None,
         checks=parse_check_settings(checks),
         **flags,
     )
@@ -283,7 +288,8 @@ def _config(bundle: Path, **flags: Any) -> Any:
 )
 def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
-    from cmkit.testlocal import junit_xml, run_test_local
+    from cmkit.junit import junit_xml
+    from cmkit.testlocal import run_test_local
     from cmkit.textfiles import check_writable
 
     _interrupt_on_sigterm()
@@ -298,20 +304,21 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     document = report.to_dict()
     if junit:
         junit.write_text(junit_xml(report), encoding="utf-8")
-    if as_json:
-        render.emit_json(document)
-    render.test_report(document)
-    if report.feature_impact is not None:
-        render.feature_impact(report.feature_impact)
-    if report.server is not None:
-        render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
+
+    def show() -> None:
+        render.test_report(document)
+        if report.feature_impact is not None:
+            render.feature_impact(report.feature_impact)
+        if report.server is not None:
+            render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
+
     impact_failed = (report.feature_impact or {}).get("status") == "failed"
-    sys.exit(1 if report.overall_status == "failed" or impact_failed else 0)
+    _finish(as_json, document, show, report.overall_status == "failed" or impact_failed)
 
 
 def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:
     """test-local --watch: one compact result per run (a JSON line each with --json), until Ctrl-C."""
-    from cmkit.testlocal import junit_xml
+    from cmkit.junit import junit_xml
     from cmkit.watch import Watch
 
     last: list[str] = []
@@ -372,7 +379,7 @@ def _watch_serve(config: Any, as_json: bool, startup_timeout: float) -> None:
 )
 def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bool, **flags: Any) -> None:
     """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up."""
-    from cmkit.testlocal import serve_bundle
+    from cmkit.serve import serve_bundle
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
@@ -381,12 +388,7 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     with render.ConsoleEvents() as events:
         session = serve_bundle(config, events, startup_timeout)
     try:
-        info = {
-            **session.server.describe(),
-            "url": session.server.url + "/",
-            "urlPrefix": session.server.url_prefix,
-            "protocol": session.protocol,
-        }
+        info = session.to_dict()
         if as_json:
             render.emit_json(info, one_line=True)
         render.serving(info)
@@ -396,11 +398,10 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
         render.console.print("stopping")
     finally:
         session.close()
-    leftovers = session.server.leftovers() or {}
-    if leftovers.get("survived"):
-        render.warning_line(f"processes started by the server are still running: {leftovers['survived']}")
-    exit_info = session.server.exit_info()
-    sys.exit(0 if exit_info is None or exit_info.exit_code in (0, None) else 1)
+    survivors = session.survivors()
+    if survivors:
+        render.warning_line(f"processes started by the server are still running: {survivors}")
+    sys.exit(1 if session.failed else 0)
 
 
 def _api_options(func: F) -> F:
@@ -440,56 +441,23 @@ def push_command(
     **flags: Any,
 ) -> None:
     """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test."""
-    from cmkit.api.client import DataRobotClient
-    from cmkit.api.config import MissingCredentials, load_api_config
-    from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push
-    from cmkit.testlocal import parse_check_settings
+    from cmkit.checks.settings import parse_check_settings
+    from cmkit.push import PushOptions, push_bundle
 
-    if dataset and dataset_id:
-        raise InputError("give --dataset or --dataset-id, not both")
-    if not Path(bundle).is_dir():
-        raise InputError("not a bundle folder", file=bundle)
-    parameters = _pop_parameters(flags)
-    checks = parse_check_settings(check)
-    if flags.get("verification_dataset") is not None:
-        checks.setdefault("predictionVerificationCheck", "fail")
-    for name in ("performanceCheck", "stabilityCheck"):
-        if parameters.get(name):
-            checks.setdefault(name, "fail")
     options = PushOptions(
         bundle=bundle,
         major=not minor,
         dataset=dataset,
         dataset_id=dataset_id,
-        checks=checks,
-        parameters=parameters,
+        checks=parse_check_settings(check),
+        parameters=_pop_parameters(flags),
         wait=not no_wait,
         **flags,
     )
-    local = prepare_bundle(bundle, allow_secret)
-    try:
-        api = DataRobotClient(load_api_config(endpoint, token))
-    except MissingCredentials:
-        if not dry_run:
-            raise
-        api = None  # a dry run without credentials plans as if the model did not exist yet
-    cache = ManifestCache()
-    try:
-        plan = plan_push(api, local, options, cache)
-        # A dry run only reads: it plans against the live model when credentials exist.
-        if dry_run or api is None:
-            result = PushResult(plan, dry_run=True)
-        else:
-            with render.ConsoleEvents() as events:
-                result = push(api, plan, options, events, cache)
-    finally:
-        if api is not None:
-            api.close()
+    with render.ConsoleEvents() as events:
+        result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
     document = result.to_dict()
-    if as_json:
-        render.emit_json(document)
-    render.push_result(document)
-    sys.exit(1 if result.failed else 0)
+    _finish(as_json, document, lambda: render.push_result(document), result.failed)
 
 
 @main.group("env")
@@ -515,20 +483,16 @@ def env_push_command(
     as_json: bool,
 ) -> None:
     """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version."""
-    from cmkit.api.client import DataRobotClient
-    from cmkit.api.config import load_api_config
+    from cmkit.api.connect import with_client
     from cmkit.environments import push_environment
 
-    api = DataRobotClient(load_api_config(endpoint, token))
-    try:
-        with render.ConsoleEvents() as events:
-            result = push_environment(api, folder, name, environment_id, not no_wait, timeout, events)
-    finally:
-        api.close()
-    if as_json:
-        render.emit_json(result.to_dict())
-    render.environment_result(result.to_dict())
-    sys.exit(1 if result.build_status == "failed" else 0)
+    with render.ConsoleEvents() as events:
+        wait = not no_wait
+        result = with_client(
+            endpoint, token, lambda api: push_environment(api, folder, name, environment_id, wait, timeout, events)
+        )
+    document = result.to_dict()
+    _finish(as_json, document, lambda: render.environment_result(document), result.build_status == "failed")
 
 
 @command(main, "prune")
@@ -536,35 +500,32 @@ def env_push_command(
 @click.option("--all", "everything", is_flag=True, help="Also running containers and the layer cache.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option(
-    "--label", "labels", multiple=True, metavar="KEY=VALUE", help="Only objects also carrying this label (repeatable)."
+    "--label",
+    "labels",
+    multiple=True,
+    type=KEY_VALUE,
+    callback=merge,
+    help="Only objects also carrying this label (repeatable).",
 )
 def prune_command(
-    older_than: str | None, everything: bool, dry_run: bool, labels: tuple[str, ...], as_json: bool
+    older_than: str | None, everything: bool, dry_run: bool, labels: dict[str, str], as_json: bool
 ) -> None:
     """Remove the Docker objects cmkit left behind (label cmkit=1): containers, images, build leftovers.
 
     By default: stopped containers, untagged build leftovers and code images. --all adds running
     containers (--keep, serve) and the environment and dependency images (the layer cache).
     """
-    from cmkit.prune import PruneOptions, parse_duration, prune
-    from cmkit.runtime.docker import docker_client
+    from cmkit.prune import PruneOptions, parse_duration, prune_engine
 
     options = PruneOptions(
         older_than=parse_duration(older_than) if older_than else None,
         everything=everything,
         dry_run=dry_run,
-        labels=_parse_labels(labels, "--label"),
+        labels=labels,
     )
-    client = docker_client()
-    try:
-        result = prune(client, options)
-    finally:
-        client.close()
+    result = prune_engine(options)
     document = result.to_dict()
-    if as_json:
-        render.emit_json(document)
-    render.prune_result(document)
-    sys.exit(1 if result.failed else 0)
+    _finish(as_json, document, lambda: render.prune_result(document), result.failed)
 
 
 @command(main, "init")
@@ -579,7 +540,7 @@ def prune_command(
 @click.option("--target-name", help="Target column name (default: the sample data's).")
 @click.option("--positive-class-label", help='Binary: the positive class (default "1").')
 @click.option("--negative-class-label", help='Binary: the negative class (default "0").')
-@click.option("--class-labels", help="Multiclass: the labels in order, comma-separated (2 or more).")
+@click.option("--class-labels", type=LABEL_LIST, help="Multiclass: the labels in order, comma-separated (2 or more).")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder, overwriting the template's files.")
 def init_command(
     directory: str,
@@ -589,14 +550,13 @@ def init_command(
     target_name: str | None,
     positive_class_label: str | None,
     negative_class_label: str | None,
-    class_labels: str | None,
+    class_labels: tuple[str, ...] | None,
     force: bool,
     as_json: bool,
 ) -> None:
     """Write a new model bundle into DIRECTORY: server, example model, metadata, sample data."""
     from pathlib import Path
 
-    from cmkit.errors import InputError
     from cmkit.scaffold import init_bundle, make_spec
 
     if target_type is None:
@@ -609,13 +569,10 @@ def init_command(
         target_name=target_name,
         positive_class_label=positive_class_label,
         negative_class_label=negative_class_label,
-        class_labels=parse_label_list(class_labels) or (),
+        class_labels=class_labels or (),
     )
     result = init_bundle(directory, spec, template=template, force=force)
-    if as_json:
-        render.emit_json(result.to_dict())
-    else:
-        render.init_result(result)
+    _finish(as_json, result.to_dict(), lambda: render.init_result(result), False, show_with_json=False)
 
 
 @command(main, "emulator")
@@ -636,7 +593,12 @@ def init_command(
 @click.option("--fault-status", default=503, show_default=True, type=click.IntRange(400, 599), help="Their status.")
 @click.option("--fault-seed", type=int, help="Seed the fault dice, for reproducible runs.")
 @click.option(
-    "--docker-label", "docker_labels", multiple=True, metavar="KEY=VALUE", help="Extra label on Docker objects."
+    "--docker-label",
+    "docker_labels",
+    multiple=True,
+    type=KEY_VALUE,
+    callback=merge,
+    help="Extra label on Docker objects.",
 )
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256), help="Request worker threads.")
 def emulator_command(
@@ -648,7 +610,7 @@ def emulator_command(
     fault_rate: float,
     fault_status: int,
     fault_seed: int | None,
-    docker_labels: tuple[str, ...],
+    docker_labels: dict[str, str],
     threads: int,
     as_json: bool,
 ) -> None:
@@ -671,7 +633,7 @@ def emulator_command(
         fault_rate=fault_rate,
         fault_status=fault_status,
         fault_seed=fault_seed,
-        docker_labels=_parse_labels(docker_labels, "--docker-label"),
+        docker_labels=docker_labels,
         threads=threads,
     )
     run(options, on_ready=render.emit_json_line if as_json else render.emulator_ready, warn=render.warning_line)

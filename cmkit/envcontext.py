@@ -15,7 +15,6 @@ import os
 import re
 import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,6 +22,7 @@ from typing import IO
 from docker.utils.build import exclude_paths
 
 import cmkit_runtime
+from cmkit.archives import write_zip
 from cmkit.errors import InputError
 
 RUNTIME_PACKAGE = "cmkit_runtime"
@@ -98,11 +98,7 @@ def context_digest(files: list[ContextFile]) -> str:
 def zip_context(files: list[ContextFile]) -> IO[bytes]:
     """The context as a zip, spooled to disk (the upload DataRobot takes)."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in files:
-            archive.write(file.source, file.path)
-    spool.seek(0)
-    return spool
+    return write_zip(((file.source, file.path) for file in files), spool)
 
 
 def tar_context(files: list[ContextFile]) -> IO[bytes]:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cmkit.checks.client import ModelClient
-from cmkit.checks.dataset import encode_payload
 from cmkit.checks.predictions import Target, judge
+from cmkit.checks.protocols import encode_payload
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events
 

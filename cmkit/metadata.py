@@ -2,7 +2,9 @@
 
 DRUM parses the file with strictyaml, where every scalar is a string (a label `1` stays "1").
 We get the same by composing with PyYAML's BaseLoader, and keep each key's line number so that
-findings can point at it.
+findings can point at it. The file's shape is declared once, as a JSON schema (`SCHEMA`, read by
+jsonschema); each schema error becomes a finding at the line of the key it is about. The target
+and label rules are `cmkit.target.TargetSpec`'s, called after the schema.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from cmkit.errors import InputError
 from cmkit.safeyaml import compose_yaml
@@ -19,29 +22,104 @@ from cmkit.target import METADATA_FIELDS, TARGET_TYPES, TargetSpec
 from cmkit.textfiles import stat_or_none
 
 METADATA_FILE = "model-metadata.yaml"
-# The API spells target types capitalised.
-TOP_LEVEL_KEYS = {
-    "name",
-    "type",
-    "targetType",
-    "environmentID",
-    "modelID",
-    "inferenceModel",
-    "validation",
-    "description",
-    "language",
-    "majorVersion",
-    "runtimeParameterDefinitions",
-    "userCredentialSpecifications",
+UNKNOWN_KEY = "unknown key '{path}' (ignored by DataRobot)"
+
+
+def _keys(*names: str, section: str = "") -> dict[str, Any]:
+    """`propertyNames` allowing `names`: one warning per other key, at its own line."""
+    path = f"{section}.{{value}}" if section else "{value}"
+    return {"enum": list(names), "x-messages": {"enum": UNKNOWN_KEY.replace("{path}", path)}, "x-severity": "warning"}
+
+
+def _mapping(section: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "x-messages": {"type": f"'{section}' must be a mapping"},
+        "propertyNames": _keys(*properties, section=section),
+        "properties": properties,
+    }
+
+
+_TARGET_TYPES = ", ".join(TARGET_TYPES)
+# The file's rules as DRUM and the API apply them. Every scalar is a string (strictyaml's view,
+# see `load_metadata`); "x-messages" holds each keyword's message ({value}: the value found),
+# "x-severity" a rule that only warns. Target types are matched without case, as the API does.
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "allOf": [
+        {"required": ["name"], "x-messages": {"required": "missing 'name'"}},
+        {"required": ["targetType"], "x-messages": {"required": f"missing 'targetType' (one of {_TARGET_TYPES})"}},
+    ],
+    "propertyNames": _keys(
+        "name",
+        "type",
+        "targetType",
+        "environmentID",
+        "modelID",
+        "inferenceModel",
+        "validation",
+        "description",
+        "language",
+        "majorVersion",
+        "runtimeParameterDefinitions",
+        "userCredentialSpecifications",
+    ),
+    "properties": {
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "x-messages": {"type": "missing 'name'", "minLength": "missing 'name'"},
+        },
+        "type": {
+            "if": {"type": "string", "minLength": 1},
+            "then": {
+                "const": "inference",
+                "x-messages": {"const": "type '{value}' is not supported: cmkit handles 'inference'"},
+            },
+        },
+        "targetType": {
+            "type": "string",
+            "minLength": 1,
+            "pattern": f"(?i)^({'|'.join(TARGET_TYPES)})$",
+            "x-messages": {
+                "type": f"missing 'targetType' (one of {_TARGET_TYPES})",
+                "minLength": f"missing 'targetType' (one of {_TARGET_TYPES})",
+                "pattern": f"targetType '{{value}}' is not supported; use one of {_TARGET_TYPES}",
+            },
+        },
+        "inferenceModel": _mapping(
+            "inferenceModel",
+            {
+                "targetName": {},
+                "positiveClassLabel": {},
+                "negativeClassLabel": {},
+                "classLabels": {
+                    "type": "array",
+                    "x-messages": {"type": "inferenceModel.classLabels must be a list of labels"},
+                },
+                "predictionThreshold": {
+                    "format": "probability",
+                    "x-messages": {"format": "predictionThreshold must be a number between 0 and 1"},
+                },
+            },
+        ),
+        "validation": _mapping("validation", {"input": {}, "targetName": {}}),
+    },
 }
-INFERENCE_KEYS = {
-    "targetName",
-    "positiveClassLabel",
-    "negativeClassLabel",
-    "classLabels",
-    "predictionThreshold",
-}
-VALIDATION_KEYS = {"input", "targetName"}
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("probability")
+def _is_probability(value: object) -> bool:
+    try:
+        number = float(value)  # type: ignore[arg-type]  # anything else fails below
+    except (TypeError, ValueError):
+        return False
+    return 0.0 <= number <= 1.0
+
+
+_VALIDATOR = Draft202012Validator(SCHEMA, format_checker=_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -156,18 +234,22 @@ def load_metadata(bundle: str | Path) -> ModelMetadata | None:
     return ModelMetadata(path=path, data=data, lines=lines)
 
 
-def _check_keys(meta: ModelMetadata, section: str, allowed: set[str]) -> list[MetadataProblem]:
-    node = meta.data.get(section) if section else meta.data
-    if node is None:
-        return []
-    if not isinstance(node, dict):
-        return [MetadataProblem(f"'{section}' must be a mapping", meta.line_of(section))]
-    prefix = f"{section}." if section else ""
-    return [
-        MetadataProblem(f"unknown key '{prefix}{key}' (ignored by DataRobot)", meta.line_of(prefix + key), "warning")
-        for key in node
-        if key not in allowed
-    ]
+def schema_problems(meta: ModelMetadata) -> list[MetadataProblem]:
+    """`SCHEMA`'s findings, each with its message and the line of the key it is about."""
+    problems = [_problem(meta, error) for error in _VALIDATOR.iter_errors(meta.data)]
+    return sorted(problems, key=lambda problem: problem.line or 0)  # in the file's order
+
+
+def _problem(meta: ModelMetadata, error: ValidationError) -> MetadataProblem:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    template = schema.get("x-messages", {}).get(error.validator)
+    message = template.format(value=error.instance) if template else error.message  # a rule without one
+    keys = [part for part in error.absolute_path if isinstance(part, str)]  # a list item: its key's line
+    severity = str(schema.get("x-severity", "error"))
+    if severity == "warning" and isinstance(error.instance, str):
+        keys.append(error.instance)  # an unknown key (propertyNames): its own line
+    line = meta.line_of(*keys) if keys and error.validator != "required" else 1
+    return MetadataProblem(message, line, severity)
 
 
 def _check_labels(meta: ModelMetadata) -> list[MetadataProblem]:
@@ -176,44 +258,19 @@ def _check_labels(meta: ModelMetadata) -> list[MetadataProblem]:
     line = meta.line_of("inferenceModel") or meta.line_of("targetType")
     labels = meta._get("inferenceModel", "classLabels")
     if labels is not None and not isinstance(labels, list):
-        return [MetadataProblem("inferenceModel.classLabels must be a list of labels", line)]
+        return []  # SCHEMA reports it; the label rules need a list
     spec = TargetSpec(str(meta.target_type), meta.positive_class_label, meta.negative_class_label, labels)
     return [MetadataProblem(problem.text(METADATA_FIELDS), line) for problem in spec.problems()]
 
 
 def validate_metadata(meta: ModelMetadata, bundle: Path | None = None) -> list[MetadataProblem]:
-    """Check the file against DRUM's keys and what the API accepts for inference models."""
-    problems = _check_keys(meta, "", TOP_LEVEL_KEYS)
-    problems += _check_keys(meta, "inferenceModel", INFERENCE_KEYS)
-    problems += _check_keys(meta, "validation", VALIDATION_KEYS)
-    if not meta.name:
-        problems.append(MetadataProblem("missing 'name'", 1))
-    kind = _as_str(meta.data.get("type"))
-    if kind is not None and kind != "inference":
-        problems.append(
-            MetadataProblem(f"type '{kind}' is not supported: cmkit handles 'inference'", meta.line_of("type"))
-        )
-    target = meta.target_type
-    if target is None:
-        problems.append(MetadataProblem(f"missing 'targetType' (one of {', '.join(TARGET_TYPES)})", 1))
-    elif target not in TARGET_TYPES:
-        problems.append(
-            MetadataProblem(
-                f"targetType '{meta.data.get('targetType')}' is not supported; use one of {', '.join(TARGET_TYPES)}",
-                meta.line_of("targetType"),
-            )
-        )
+    """Check the file against DRUM's keys and what the API accepts for inference models.
+
+    The shape is `SCHEMA`'s; the target and label rules are `TargetSpec`'s; whether
+    validation.input exists needs the bundle, so it is checked here.
+    """
+    problems = schema_problems(meta)
     problems += _check_labels(meta)
-    raw_threshold = meta._get("inferenceModel", "predictionThreshold")
-    if raw_threshold is not None:
-        threshold = meta.prediction_threshold
-        if threshold is None or not 0.0 <= threshold <= 1.0:
-            problems.append(
-                MetadataProblem(
-                    "predictionThreshold must be a number between 0 and 1",
-                    meta.line_of("inferenceModel", "predictionThreshold"),
-                )
-            )
     dataset = meta.validation_input
     if dataset and bundle is not None and not (bundle / dataset).is_file():
         problems.append(

@@ -1,8 +1,11 @@
-"""Where cmkit's shipped files live, in a source checkout and in an installed wheel."""
+"""Where cmkit's shipped files live (a source checkout or an installed wheel), and its cache folder."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import platformdirs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -17,3 +20,8 @@ def templates_dir() -> Path:
 
 def default_environment_dir() -> Path:
     return templates_dir() / "environments" / "python3"
+
+
+def cache_dir() -> Path:
+    """cmkit's cache folder: `$CMKIT_CACHE_DIR` (CI keeps it with its other caches), else the user's."""
+    return Path(os.environ.get("CMKIT_CACHE_DIR") or platformdirs.user_cache_dir("cmkit"))

@@ -224,3 +224,14 @@ def _remove(item: Pruned, action: Callable[[], None]) -> None:
 def _first_line(text: str | bytes) -> str:
     value = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
     return value.strip().splitlines()[0] if value.strip() else "error"
+
+
+def prune_engine(options: PruneOptions) -> PruneResult:
+    """`cmkit prune` on the engine of DOCKER_HOST (or the local socket), through a client for this call only."""
+    from cmkit.runtime.docker import docker_client
+
+    client = docker_client()
+    try:
+        return prune(client, options)
+    finally:
+        client.close()

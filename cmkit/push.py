@@ -20,34 +20,31 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-import platformdirs
-
-from cmkit import hashcache
 from cmkit.api.client import (
-    MAX_ATTEMPTS,
     ApiError,
     DataRobotClient,
     JobFailed,
     Part,
+    call_with_retries,
     create_with_lookup,
-    retry_after,
 )
-from cmkit.api.config import redact_url
+from cmkit.api.config import MissingCredentials, load_api_config, redact_url
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.checks.results import PREDICTION_VERIFICATION
+from cmkit.checks.settings import implied_levels
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, status_waiter, upload_progress
+from cmkit.hashcache import HashCache
 from cmkit.lint import Finding, lint_bundle
 from cmkit.metadata import ModelMetadata, load_metadata
+from cmkit.paths import cache_dir
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
 from cmkit.target import API_TARGET_TYPES
 
@@ -75,8 +72,8 @@ class LocalFile:
     sha256: str
 
     @classmethod
-    def of(cls, file: BundleFile) -> LocalFile:
-        return cls(file.path, file.source, file.size, file.sha256())
+    def of(cls, file: BundleFile, hashes: HashCache) -> LocalFile:
+        return cls(file.path, file.source, file.size, file.sha256(hashes))
 
 
 @dataclass
@@ -104,8 +101,12 @@ def manifest_digest(manifest: dict[str, str]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = ()) -> LocalBundle:
-    """Everything `lint` and `deps` check must pass before anything is sent."""
+def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = (), hashes: HashCache | None = None) -> LocalBundle:
+    """Everything `lint` and `deps` check must pass before anything is sent.
+
+    Every file is hashed here (through `hashes`, the user's hash cache by default), and the
+    cache is saved once the last file is.
+    """
     report = lint_bundle(bundle)
     allowed = set(allow_secrets)
     blocking = [f for f in report.errors if not (f.rule == "secret-file" and f.file in allowed)]
@@ -118,8 +119,9 @@ def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = ()) -> LocalBu
         if requirements.is_file()
         else []
     )
-    files = [LocalFile.of(f) for f in listing.files]
-    hashcache.save()
+    hashes = hashes or HashCache()
+    files = [LocalFile.of(f, hashes) for f in listing.files]
+    hashes.save()
     return LocalBundle(
         root=Path(bundle),
         files=files,
@@ -132,9 +134,7 @@ class ManifestCache:
     """Per-file hashes of versions this machine pushed, keyed by their digest."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        # CMKIT_CACHE_DIR lets CI keep the cache with its other caches (and tests isolate it).
-        root = os.environ.get("CMKIT_CACHE_DIR") or platformdirs.user_cache_dir("cmkit")
-        self.folder = folder or Path(root) / "push-manifests"
+        self.folder = folder or cache_dir() / "push-manifests"
 
     def _path(self, digest: str) -> Path:
         return self.folder / (digest.replace(":", "-") + ".json")
@@ -454,16 +454,18 @@ def _describe_version(
 ) -> None:
     description = f"{DIGEST_MARKER} {digest}"
     url = f"customModels/{model_id}/versions/{version['id']}/"
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            api.request("PATCH", url, json={"description": description}, expected=(200,))
-            version["description"] = description
-            return
-        except ApiError as exc:
-            if not exc.retryable:
-                raise
-            time.sleep(retry_after(exc, attempt))
-    events.stage("warning: could not record the bundle digest on the version; the next push uploads every file")
+    try:  # the same PATCH again is harmless: nothing to look up between attempts
+        call_with_retries(
+            lambda: api.request("PATCH", url, json={"description": description}, expected=(200,)),
+            "recording the bundle digest",
+            events,
+        )
+    except ApiError as exc:
+        if not exc.retryable:
+            raise
+        events.stage("warning: could not record the bundle digest on the version; the next push uploads every file")
+        return
+    version["description"] = description
 
 
 def _build_dependencies(
@@ -630,3 +632,46 @@ def push(
     if (options.dataset or options.dataset_id) and result.build_status != "failed":
         _remote_test(api, model["id"], result.version, result, options, events)
     return result
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def push_bundle(
+    options: PushOptions,
+    allow_secrets: tuple[str, ...] = (),
+    endpoint: str | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
+    events: Events | None = None,
+) -> PushResult:
+    """All of `cmkit push`: refuse a bad bundle, plan against the live model, carry the plan out.
+
+    A dry run only reads: it plans against the live model when credentials exist, and as if the
+    model did not exist yet when they do not. The API client lives for this call only.
+    """
+    if options.dataset and options.dataset_id:
+        raise InputError("give --dataset or --dataset-id, not both")
+    if not Path(options.bundle).is_dir():
+        raise InputError("not a bundle folder", file=options.bundle)
+    options = _with_implied_levels(options)
+    local = prepare_bundle(options.bundle, allow_secrets)
+    try:
+        api: DataRobotClient | None = DataRobotClient(load_api_config(endpoint, token))
+    except MissingCredentials:
+        if not dry_run:
+            raise
+        api = None
+    cache = ManifestCache()
+    with contextlib.closing(api) if api is not None else contextlib.nullcontext():
+        plan = plan_push(api, local, options, cache)
+        if dry_run or api is None:
+            return PushResult(plan, dry_run=True)
+        return push(api, plan, options, events, cache)
+
+
+def _with_implied_levels(options: PushOptions) -> PushOptions:
+    """The checks a configured check turns on (test-local's rule), unless the user set their level."""
+    implied = implied_levels(options.parameters, options.verification_dataset is not None)
+    added = {name: level for name, level in implied.items() if name not in options.checks}
+    return replace(options, checks={**options.checks, **added}) if added else options

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from cmkit.api.client import ApiError, DataRobotClient
 from cmkit.api.config import ApiConfig
 from cmkit.errors import InputError
 from cmkit.events import Events
+from cmkit.paths import cache_dir
 
 CHUNK = 1 << 20
 
@@ -54,8 +53,7 @@ class FetchedEnvironment:
 
 
 def cache_root() -> Path:
-    root = os.environ.get("CMKIT_CACHE_DIR") or platformdirs.user_cache_dir("cmkit")
-    return Path(root) / "environments"
+    return cache_dir() / "environments"
 
 
 def _refused(exc: ApiError, what: str, config: ApiConfig) -> InputError:
@@ -119,7 +117,8 @@ def _download(api: DataRobotClient, path: str, target: Path) -> str:
 
 
 def _extract(archive: Path, sha: str) -> Path:
-    from cmkit.emulator.environments import extract_context  # the one safe unpacker of docker contexts
+    from cmkit.emulator.contexts import extract_context  # the one safe unpacker of docker contexts
+    from cmkit.emulator.errors import ErrorResponse
 
     folder = cache_root() / sha[:24]
     context = folder / "context"
@@ -132,6 +131,8 @@ def _extract(archive: Path, sha: str) -> Path:
         staging.rename(folder)  # atomic: a concurrent run sees all of the context or none
     except ValueError as exc:
         raise InputError(f"the downloaded docker context is unusable: {exc}") from None
+    except ErrorResponse as exc:  # a path or size the unpacker refuses, as the emulator refuses uploads
+        raise InputError(f"the downloaded docker context is unusable: {exc.message}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return context

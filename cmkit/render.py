@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich import filesize
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -26,9 +27,11 @@ from rich.progress import (
 from rich.table import Table
 
 from cmkit.events import BYTES, STEPS, WAITING, Events
-from cmkit.lint import LintReport
-from cmkit.requirements import DependencyReport
-from cmkit.scaffold import InitResult
+
+if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
+    from cmkit.lint import LintReport
+    from cmkit.requirements import DependencyReport
+    from cmkit.scaffold import InitResult
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -240,12 +243,9 @@ def serving(info: dict[str, object]) -> None:
 
 
 def _human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
+    """Binary units, as the upload bars show them (rich's DownloadColumn(binary_units=True))."""
+    unit, suffix = filesize.pick_unit_and_suffix(count, ["B", "KiB", "MiB", "GiB", "TiB"], 1024)
+    return f"{count} B" if unit == 1 else f"{count / unit:.1f} {suffix}"
 
 
 def push_result(document: dict[str, Any]) -> None:

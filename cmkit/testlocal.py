@@ -11,33 +11,27 @@ import sys
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docker.errors import DockerException
-from docker.utils import parse_bytes
-
 from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
 from cmkit.checks.protocols import PROTOCOL_NAMES
+from cmkit.checks.readiness import wait_ready
 from cmkit.checks.results import (
     ABORTED,
-    CHECK_NAMES,
     DEFAULT_CONFIGURATION,
     ERROR_CHECK,
     FAILED,
-    LEVELS,
     LONG_RUNNING_SERVICE,
-    PERFORMANCE,
     PREDICTION_VERIFICATION,
-    STABILITY,
     CheckResult,
+    not_started,
     overall_status,
 )
-from cmkit.checks.suite import CheckOptions, run_checks, wait_ready
+from cmkit.checks.settings import implied_levels, validate_levels
+from cmkit.checks.suite import CheckOptions, run_checks
 from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events, build_log
 from cmkit.metadata import load_metadata
@@ -48,13 +42,14 @@ from cmkit.runtime.base import (
     Server,
     normalise_url_prefix,
     random_url_prefix,
-    signals_deferred,
     target_variables,
 )
 from cmkit.target import TargetSpec, require_target_type
 from cmkit_runtime.target import Target
 
 if TYPE_CHECKING:
+    from docker import DockerClient
+
     from cmkit.checks.dataset import Dataset
     from cmkit.checks.verification import ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactResult
@@ -171,19 +166,15 @@ def resolve_config(config: TestLocalConfig, require_target: bool = True) -> Test
         positive_class_label=config.positive_class_label or (labels_from.positive_class_label if labels_from else None),
         negative_class_label=config.negative_class_label or (labels_from.negative_class_label if labels_from else None),
         class_labels=config.class_labels or (labels_from.class_labels if labels_from else None),
-        checks={**DEFAULT_CONFIGURATION, **_implied_levels(config), **config.checks},
+        checks={
+            **DEFAULT_CONFIGURATION,
+            **implied_levels(config.parameters, config.verification_dataset is not None),
+            **config.checks,
+        },
         url_prefix=normalise_url_prefix(config.url_prefix) if config.url_prefix is not None else random_url_prefix(),
     )
     _validate(resolved)
     return resolved
-
-
-def _implied_levels(config: TestLocalConfig) -> dict[str, str]:
-    """Configuring one of the later checks turns it on (at `fail`), as ticking it in DataRobot does."""
-    implied = {name: "fail" for name in (PERFORMANCE, STABILITY) if config.parameters.get(name)}
-    if config.verification_dataset is not None:
-        implied[PREDICTION_VERIFICATION] = "fail"
-    return implied
 
 
 def check_parameters(config: TestLocalConfig) -> CheckParameters:
@@ -195,13 +186,7 @@ def check_parameters(config: TestLocalConfig) -> CheckParameters:
 
 def _validate(config: TestLocalConfig) -> None:
     check_parameters(config)
-    for name, level in config.checks.items():
-        if name not in CHECK_NAMES or level not in LEVELS:
-            raise InputError(
-                f"bad check setting '{name}={level}'", hint=f"use NAME=fail|warn|skip, NAME in {CHECK_NAMES}"
-            )
-    if config.checks[LONG_RUNNING_SERVICE] != "fail":
-        raise InputError("longRunningService can only be 'fail' (as in the API)")
+    validate_levels(config.checks)
     if config.network_egress not in NETWORK_EGRESS:
         raise InputError(f"bad network egress '{config.network_egress}'", hint="use NONE or PUBLIC")
     given = [
@@ -245,88 +230,68 @@ def target_of(config: TestLocalConfig) -> Target:
 # --- running ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StartInfo:
+    """What starting a bundle found out, whether or not its server started (the report's details)."""
+
+    runtime: str | None = None
+    environment: dict[str, Any] | None = None  # the DataRobot environment version fetched (--environment-id)
+    image: dict[str, Any] | None = None  # the three layers (Docker)
+    build_seconds: float | None = None  # Docker: building the image, cached layers included
+    build_log_tail: str | None = None  # the build's last lines when it failed
+    warnings: tuple[str, ...] = ()
+
+    def durations(self) -> dict[str, float]:
+        return {} if self.build_seconds is None else {"build": self.build_seconds}
+
+    def to_details(self) -> dict[str, Any]:
+        """The report's `details` entries for the start (durations apart: the run adds its own)."""
+        entries = {
+            "environment": self.environment,
+            "runtime": self.runtime,
+            "buildLogTail": self.build_log_tail,
+            "image": self.image,
+            "warnings": list(self.warnings) or None,
+        }
+        return {key: value for key, value in entries.items() if value is not None}
+
+
+@dataclass
 class StartFailed(CmkitError):
-    """The image could not be built or the server not started: longRunningService fails."""
+    """The image could not be built or the server not started: longRunningService fails.
+
+    `start` holds what was found out before the failure (runtime, warnings, build time, the
+    build log's tail), which the report still shows.
+    """
+
+    start: StartInfo = field(default_factory=StartInfo, repr=False)
 
 
-def _all_aborted(message: str) -> dict[str, CheckResult]:
-    results = {LONG_RUNNING_SERVICE: CheckResult(FAILED, message)}
-    results.update({name: CheckResult(ABORTED, f"not run: {LONG_RUNNING_SERVICE} failed") for name in CHECK_NAMES[1:]})
-    return {name: results[name] for name in CHECK_NAMES}
+@dataclass
+class StartedBundle:
+    """A started server and what starting it found out. `server.stop()` removes all of it."""
+
+    server: Server
+    start: StartInfo
 
 
-def _choose_runtime(config: TestLocalConfig, events: Events, details: dict[str, Any]) -> tuple[str, Any]:
-    from cmkit.runtime.docker import docker_client
+@dataclass(frozen=True)
+class RemoteEnvironment:
+    """The config after `--environment-id` (its context as `environment`), and what the report says."""
 
-    if config.runtime == "process":
-        return "process", None
-    try:
-        return "docker", docker_client()
-    except DockerUnavailable:
-        if config.runtime == "docker" or config.image or config.environment:
-            raise
-        warning = "no Docker engine answers: running start_server.sh as a local process instead"
-        details.setdefault("warnings", []).append(warning)
-        events.stage(f"warning: {warning}")
-        return "process", None
+    config: TestLocalConfig
+    environment: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
 
-def _start_docker(
-    client: Any,
-    config: TestLocalConfig,
-    spec: RunSpec,
-    run_id: str,
-    events: Events,
-    details: dict[str, Any],
-    port: int | None = None,
-) -> Server:
-    from cmkit.runtime.docker import ContainerStartFailed, start_container
-    from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
-
-    settings = BuildSettings.from_environment(config.ca_bundle)
-    builder = ImageBuilder(client, settings, build_log(events, "building"), config.labels)
-    events.stage("building the image (environment, dependencies, code)")
-    started = time.monotonic()
-    try:
-        environment = None if config.image else (config.environment or default_environment_dir())
-        image = builder.model(config.bundle, environment=environment, image=config.image, rebuild=config.rebuild)
-    except BuildFailed as exc:
-        details["buildLogTail"] = "\n".join(exc.log[-LOG_TAIL_LINES:])
-        raise StartFailed(f"{exc.message}\n" + "\n".join(exc.log[-10:])) from exc
-    finally:
-        details["durations"]["build"] = round(time.monotonic() - started, 3)
-    details["image"] = image.to_dict()
-    events.stage(f"starting {image.code.tag}")
-    try:
-        server = start_container(client, image.code.image_id, spec, run_id, host_port=port)
-    except ContainerStartFailed as exc:  # the container is already removed
-        builder.finish()
-        raise StartFailed(exc.message) from exc
-    server.on_stop(builder.finish)
-    return server
-
-
-def _start_process(config: TestLocalConfig, spec: RunSpec, details: dict[str, Any], port: int | None = None) -> Server:
-    from cmkit.runtime.process import start_process
-
-    if config.maximum_memory or config.network_egress == "NONE":
-        details.setdefault("warnings", []).append(
-            "the process runtime cannot enforce --maximum-memory or --network-egress NONE; use Docker for those"
-        )
-    try:
-        return start_process(config.bundle, spec, port)
-    except OSError as exc:
-        raise StartFailed(f"start_server.sh could not be started: {exc.strerror or exc}") from exc
-
-
-def fetch_remote_environment(config: TestLocalConfig, events: Events, details: dict[str, Any]) -> TestLocalConfig:
+def fetch_remote_environment(config: TestLocalConfig, events: Events) -> RemoteEnvironment:
     """`--environment-id` (or the metadata's `environmentID`): the version's docker context, as `--environment`.
 
     The flag without credentials is an error; the metadata's key without them is a warning, and
     the default environment is used.
     """
     if config.environment_id is None:
-        return config
+        return RemoteEnvironment(config)
     from cmkit.api.client import DataRobotClient
     from cmkit.api.config import load_api_config
     from cmkit.remoteenv import fetch_environment
@@ -341,61 +306,126 @@ def fetch_remote_environment(config: TestLocalConfig, events: Events, details: d
             f"model-metadata.yaml names environmentID {config.environment_id}, but {exc.message}: "
             "using the default environment"
         )
-        details.setdefault("warnings", []).append(warning)
         events.stage(f"warning: {warning}")
-        return replace(config, environment_id=None, environment_version_id=None)
+        return RemoteEnvironment(replace(config, environment_id=None, environment_version_id=None), None, (warning,))
     api = DataRobotClient(api_config)
     try:
         fetched = fetch_environment(api, config.environment_id, config.environment_version_id, events)
     finally:
         api.close()
-    details["environment"] = {**fetched.to_dict(), "source": config.environment_id_source or "flag"}
-    return replace(config, environment=fetched.context_dir)
+    environment = {**fetched.to_dict(), "source": config.environment_id_source or "flag"}
+    return RemoteEnvironment(replace(config, environment=fetched.context_dir), environment)
 
 
-def start_bundle(
-    config: TestLocalConfig, events: Events, details: dict[str, Any], run_id: str, port: int | None = None
-) -> tuple[Server, Any]:
-    """Build (Docker) and start a resolved config's bundle; returns the server and the Docker client.
+@dataclass
+class RuntimeChoice:
+    name: str
+    client: DockerClient | None  # Docker: the client the server will own
+    warnings: tuple[str, ...] = ()
+
+
+def _choose_runtime(config: TestLocalConfig, events: Events) -> RuntimeChoice:
+    from cmkit.runtime.docker import docker_client
+
+    if config.runtime == "process":
+        return RuntimeChoice("process", None, _process_warnings(config))
+    try:
+        return RuntimeChoice("docker", docker_client())
+    except DockerUnavailable:
+        if config.runtime == "docker" or config.image or config.environment:
+            raise
+        warning = "no Docker engine answers: running start_server.sh as a local process instead"
+        events.stage(f"warning: {warning}")
+        return RuntimeChoice("process", None, (warning, *_process_warnings(config)))
+
+
+def _process_warnings(config: TestLocalConfig) -> tuple[str, ...]:
+    if config.maximum_memory or config.network_egress == "NONE":
+        return ("the process runtime cannot enforce --maximum-memory or --network-egress NONE; use Docker for those",)
+    return ()
+
+
+def start_bundle(config: TestLocalConfig, events: Events, run_id: str, port: int | None = None) -> StartedBundle:
+    """Build (Docker) and start a resolved config's bundle; StartFailed when it cannot.
 
     `port`: the host port to serve on (default: a free one), so a restarted server keeps its URL.
     """
-    config = fetch_remote_environment(config, events, details)
-    runtime, client = _choose_runtime(config, events, details)
-    details["runtime"] = runtime
+    remote = fetch_remote_environment(config, events)
+    config = remote.config
+    runtime = _choose_runtime(config, events)
+    start = StartInfo(runtime.name, remote.environment, warnings=(*remote.warnings, *runtime.warnings))
     spec = RunSpec(
         url_prefix=str(config.url_prefix),
         environment=config.server_environment,
-        contract=_target_variables(config),
+        contract=contract_variables(config),
         maximum_memory=config.maximum_memory,
         network_egress=config.network_egress,
         labels=config.labels,
     )
+    if runtime.client is None:
+        return StartedBundle(_start_process(config, spec, start, port), start)
+    return _start_docker(runtime.client, config, spec, run_id, events, start, port)
+
+
+def _start_docker(
+    client: DockerClient,
+    config: TestLocalConfig,
+    spec: RunSpec,
+    run_id: str,
+    events: Events,
+    start: StartInfo,
+    port: int | None,
+) -> StartedBundle:
+    """Build the image and start its container; the server returned owns `client`, which is closed otherwise."""
+    from cmkit.runtime.docker import ContainerStartFailed, start_container
+    from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
+
     try:
-        if runtime == "docker":
-            return _start_docker(client, config, spec, run_id, events, details, port), client
-        return _start_process(config, spec, details, port), client
+        builder = ImageBuilder(
+            client, BuildSettings.from_environment(config.ca_bundle), build_log(events, "building"), config.labels
+        )
+        events.stage("building the image (environment, dependencies, code)")
+        began = time.monotonic()
+        try:
+            environment = None if config.image else (config.environment or default_environment_dir())
+            image = builder.model(config.bundle, environment=environment, image=config.image, rebuild=config.rebuild)
+        except BuildFailed as exc:
+            failed = replace(start, build_seconds=_since(began), build_log_tail="\n".join(exc.log[-LOG_TAIL_LINES:]))
+            raise StartFailed(f"{exc.message}\n" + "\n".join(exc.log[-10:]), start=failed) from exc
+        start = replace(start, build_seconds=_since(began), image=image.to_dict())
+        events.stage(f"starting {image.code.tag}")
+        try:
+            server = start_container(client, image.code.image_id, spec, run_id, host_port=port)
+        except ContainerStartFailed as exc:  # the container is already removed
+            builder.finish()
+            raise StartFailed(exc.message, start=start) from exc
     except BaseException:
-        if client is not None:
-            client.close()
+        client.close()
         raise
+    server.on_stop(builder.finish)
+    return StartedBundle(server, start)
 
 
-def _target_variables(config: TestLocalConfig) -> dict[str, str]:
+def _start_process(config: TestLocalConfig, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
+    from cmkit.runtime.process import start_process
+
+    try:
+        return start_process(config.bundle, spec, port)
+    except OSError as exc:
+        raise StartFailed(f"start_server.sh could not be started: {exc.strerror or exc}", start=start) from exc
+
+
+def _since(began: float) -> float:
+    return round(time.monotonic() - began, 3)
+
+
+def contract_variables(config: TestLocalConfig) -> dict[str, str]:
     """DataRobot's target variables for the container, from the resolved flags and metadata."""
     return target_variables(config.target_type, target_of(config).labels) if config.target_type else {}
 
 
-def stop_server(server: Server, client: Any) -> None:
-    with signals_deferred():
-        server.stop()
-        if hasattr(server, "cleanup"):
-            server.cleanup()
-        if client is not None:
-            client.close()
-
-
-def _load_dataset(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
+def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
+    """The config's dataset and predictionVerificationCheck's expected predictions (None when not given)."""
     if config.dataset is None:
         return None, None
     # Imported here: pandas takes a third of a second to import, and this runs on a thread
@@ -411,21 +441,31 @@ def _load_dataset(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPred
     return dataset, expected
 
 
-def _report_leftovers(server: Server, details: dict[str, Any]) -> None:
-    """Say what escaped the server's process group, and above all what could not be ended."""
-    leftovers = server.leftovers()
-    if leftovers is None:
-        return
-    details["processes"] = leftovers
-    if leftovers["survived"]:
-        details.setdefault("warnings", []).append(
-            f"processes started by the server are still running after the run: {leftovers['survived']}"
-        )
-    elif leftovers["tracking"] == "process-group":
-        details.setdefault("warnings", []).append(
-            "processes that leave the server's process group cannot be found on this system; "
-            "check that nothing the server started is still running"
-        )
+@dataclass(frozen=True)
+class Leftovers:
+    """What escaped the server's process group, and above all what could not be ended (after stop)."""
+
+    processes: dict[str, object] | None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, server: Server) -> Leftovers:
+        leftovers = server.leftovers()
+        if leftovers is None:
+            return cls(None)
+        if leftovers["survived"]:
+            warning = f"processes started by the server are still running after the run: {leftovers['survived']}"
+        elif leftovers["tracking"] == "process-group":
+            warning = (
+                "processes that leave the server's process group cannot be found on this system; "
+                "check that nothing the server started is still running"
+            )
+        else:
+            return cls(leftovers)
+        return cls(leftovers, (warning,))
+
+    def to_details(self) -> dict[str, Any]:
+        return {} if self.processes is None else {"processes": self.processes}
 
 
 def run_test_local(
@@ -435,32 +475,47 @@ def run_test_local(
     events = events or Events()
     config = resolve_config(config)
     run_id = uuid.uuid4().hex[:12]
-    details: dict[str, Any] = {"runId": run_id, "urlPrefix": config.url_prefix, "durations": {}}
-    started = time.monotonic()
+    began = time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmkit-dataset") as pool:
         # The dataset loads while the image builds and the server starts: both wait on I/O.
-        loading = pool.submit(_load_dataset, config)
+        loading = pool.submit(load_datasets, config)
         try:
-            server, client = start_bundle(config, events, details, run_id)
+            started = start_bundle(config, events, run_id)
         except StartFailed as exc:
             loading.result()  # a bad dataset is the user's first problem (exit 2)
-            details["durations"]["total"] = round(time.monotonic() - started, 3)
-            return TestReport(_all_aborted(exc.message), dict(config.checks), details)
+            results = not_started(CheckResult(FAILED, exc.message))
+            details = _run_details(run_id, config, exc.start, began)
+            return TestReport(results, dict(config.checks), details)
         try:
             dataset, expected = loading.result()
         except BaseException:
-            stop_server(server, client)
+            started.server.stop()
             raise
+    server = started.server
     try:
-        results = check_server(config, server, dataset, details, events, cancel, expected)
-        impact = _feature_impact(config, server, dataset, results, events, cancel) if config.feature_impact else None
+        checked = check_server(config, server, dataset, events, cancel, expected)
+        impact = (
+            _feature_impact(config, server, dataset, checked.results, events, cancel) if config.feature_impact else None
+        )
     finally:
         if not config.keep:
-            stop_server(server, client)
-    _report_leftovers(server, details)
-    details["durations"]["total"] = round(time.monotonic() - started, 3)
-    details["peakRssMiB"] = peak_rss_mib()
-    return TestReport(results, dict(config.checks), details, server if config.keep else None, impact)
+            server.stop()
+    leftovers = Leftovers.of(server)
+    details = {
+        **_run_details(run_id, config, started.start, began),
+        **checked.to_details(),
+        **leftovers.to_details(),
+        "peakRssMiB": peak_rss_mib(),
+    }
+    if leftovers.warnings:
+        details["warnings"] = [*details.get("warnings", ()), *leftovers.warnings]
+    return TestReport(checked.results, dict(config.checks), details, server if config.keep else None, impact)
+
+
+def _run_details(run_id: str, config: TestLocalConfig, start: StartInfo, began: float) -> dict[str, Any]:
+    """The report's details of a run up to its checks: ids, durations and what starting found."""
+    durations = {**start.durations(), "total": _since(began)}
+    return {"runId": run_id, "urlPrefix": config.url_prefix, "durations": durations, **start.to_details()}
 
 
 def _feature_impact(
@@ -506,9 +561,8 @@ def run_feature_impact(
     target = target_of(config)
     dataset = load_dataset(config.dataset, config.target_name)
     check_dataset(dataset, target)
-    details: dict[str, Any] = {"durations": {}}
     try:
-        server, client = start_bundle(config, events, details, uuid.uuid4().hex[:12])
+        server = start_bundle(config, events, uuid.uuid4().hex[:12]).server
     except StartFailed as exc:
         raise FeatureImpactFailed(exc.message) from exc
     try:
@@ -518,7 +572,7 @@ def run_feature_impact(
         options = FeatureImpactOptions(config.feature_impact_rows)
         return compute(server.url, dataset, target, options, events, cancel)
     finally:
-        stop_server(server, client)
+        server.stop()
 
 
 def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None = None) -> CheckOptions:
@@ -535,26 +589,48 @@ def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None 
     )
 
 
+@dataclass
+class ServerChecks:
+    """The checks' results against one server, and what the report tells about that server."""
+
+    results: dict[str, CheckResult]
+    dataset: dict[str, Any] | None
+    parameters: dict[str, Any]
+    server: dict[str, object]
+    exit: dict[str, object] | None
+    log_tail: str
+
+    def to_details(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "parameters": self.parameters,
+            "protocol": self.results[LONG_RUNNING_SERVICE].details.get("protocol"),
+            "server": self.server,
+            "exit": self.exit,
+            "logTail": self.log_tail,
+        }
+
+
 def check_server(
     config: TestLocalConfig,
     server: Server,
     dataset: Dataset | None,
-    details: dict[str, Any],
     events: Events,
     cancel: threading.Event | None = None,
     expected: ExpectedPredictions | None = None,
-) -> dict[str, CheckResult]:
-    """Run the checks against a started server; adds what the report tells about the server to `details`."""
-    details["dataset"] = {"path": str(config.dataset), "rows": dataset.rows} if dataset else None
+) -> ServerChecks:
+    """Run the checks against a started server."""
     options = check_options(config, expected)
-    details["parameters"] = options.parameters.to_api()
     results = run_checks(server, dataset, target_of(config), options, events, cancel)
-    details["protocol"] = results[LONG_RUNNING_SERVICE].details.get("protocol")
-    details["server"] = server.describe()
     exit_info = server.exit_info()
-    details["exit"] = exit_info.to_dict() if exit_info else None
-    details["logTail"] = server.logs(LOG_TAIL_LINES)
-    return results
+    return ServerChecks(
+        results,
+        dataset={"path": str(config.dataset), "rows": dataset.rows} if dataset else None,
+        parameters=options.parameters.to_api(),
+        server=server.describe(),
+        exit=exit_info.to_dict() if exit_info else None,
+        log_tail=server.logs(LOG_TAIL_LINES),
+    )
 
 
 def peak_rss_mib() -> float:
@@ -564,121 +640,3 @@ def peak_rss_mib() -> float:
     # Linux reports kilobytes, macOS bytes.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
-
-
-@dataclass
-class ServeSession:
-    server: Server
-    client: Any
-    protocol: dict[str, Any] | None = None  # what the server speaks (name, route, how it was found)
-
-    def close(self) -> None:
-        stop_server(self.server, self.client)
-
-
-def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_timeout: float = 120.0) -> ServeSession:
-    """Build and start a bundle for interactive use; returns once it answers 200 (or raises)."""
-    events = events or Events()
-    config = resolve_config(config, require_target=False)
-    details: dict[str, Any] = {"durations": {}}
-    server, client = start_bundle(config, events, details, uuid.uuid4().hex[:12])
-    session = ServeSession(server, client)
-    try:
-        ready = wait_ready(server, startup_timeout, protocol=config.protocol)
-    except BaseException:
-        session.close()
-        raise
-    if ready.status != "succeeded":
-        session.close()
-        raise StartFailed(ready.message)
-    session.protocol = ready.details.get("protocol")
-    return session
-
-
-# --- JUnit --------------------------------------------------------------------------------------
-
-
-def junit_xml(report: TestReport, name: str = "cmkit test-local") -> str:
-    """One testcase per check; failed -> <failure>, warning -> <system-out>, skipped/aborted -> <skipped>."""
-    suite = ET.Element("testsuite", name=name, tests=str(len(report.results)))
-    failures = skipped = 0
-    for check, result in report.results.items():
-        case = ET.SubElement(suite, "testcase", classname="cmkit.test_local", name=check, time=f"{result.seconds:.3f}")
-        if result.status == FAILED:
-            failures += 1
-            ET.SubElement(
-                case, "failure", message=result.message.splitlines()[0] if result.message else "failed"
-            ).text = result.message
-        elif result.status in ("skipped", ABORTED, "canceled"):
-            skipped += 1
-            ET.SubElement(case, "skipped", message=f"{result.status}: {result.message}")
-        elif result.message:
-            ET.SubElement(case, "system-out").text = f"{result.status}: {result.message}"
-    suite.set("failures", str(failures))
-    suite.set("skipped", str(skipped))
-    suite.set("errors", "0")
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
-
-
-def parse_check_settings(values: Mapping[str, str] | list[str] | tuple[str, ...]) -> dict[str, str]:
-    """`NAME=LEVEL` strings (the `--check` flag) -> {name: level}."""
-    if isinstance(values, Mapping):
-        return dict(values)
-    settings = {}
-    for value in values:
-        name, sep, level = value.partition("=")
-        if not sep or name not in CHECK_NAMES or level not in LEVELS:
-            raise InputError(
-                f"bad --check '{value}'", hint=f"use NAME=fail|warn|skip with NAME in {', '.join(CHECK_NAMES)}"
-            )
-        settings[name] = level
-    return settings
-
-
-def parse_parameter_settings(
-    values: list[str] | tuple[str, ...],
-    predictions_column: str | None = None,
-    comparison_precision: float | None = None,
-    matching_rate: float | None = None,
-) -> dict[str, dict[str, Any]]:
-    """`CHECK.NAME=VALUE` strings (the `--check-parameter` flag) and the verification flags -> `parameters`."""
-    parameters: dict[str, dict[str, Any]] = {}
-    for value in values:
-        key, sep, text = value.partition("=")
-        check, dot, name = key.partition(".")
-        if not sep or not dot or not name:
-            raise InputError(
-                f"bad --check-parameter '{value}'",
-                hint="use CHECK.NAME=VALUE, e.g. performanceCheck.maxResponseTime=5",
-            )
-        try:
-            number = float(text)
-            parsed: Any = int(number) if number.is_integer() and "." not in text else number
-        except ValueError:
-            parsed = text
-        parameters.setdefault(check, {})[name] = parsed
-    verification = {
-        "predictionsColumn": predictions_column,
-        "comparisonPrecision": comparison_precision,
-        "matchingRate": matching_rate,
-    }
-    for name, setting in verification.items():
-        if setting is not None:
-            parameters.setdefault(PREDICTION_VERIFICATION, {})[name] = setting
-    try:
-        parse_parameters(parameters)
-    except ParameterError as exc:
-        raise InputError(f"bad check parameters: {exc}") from exc
-    return parameters
-
-
-def parse_memory(text: str) -> int:
-    """`512M`, `1G`, `1.5Gi` or plain bytes -> bytes, in binary units, read as Docker reads them."""
-    cleaned = text.strip().lower().removesuffix("ib").removesuffix("i")  # 512MiB and 512Mi as 512M
-    try:
-        value = int(parse_bytes(cleaned)) if cleaned else 0
-    except DockerException as exc:
-        raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G") from exc
-    if value <= 0:
-        raise InputError(f"bad memory size '{text}'", hint="use e.g. 512M or 2G")
-    return value

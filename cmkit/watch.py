@@ -36,10 +36,12 @@ from typing import TYPE_CHECKING, Any
 import watchfiles
 
 from cmkit.bundle import IGNORE_FILE, BundleFile, ignore_spec, list_bundle
-from cmkit.checks.suite import wait_ready
+from cmkit.checks.readiness import wait_ready
+from cmkit.checks.results import FAILED, CheckResult, not_started
 from cmkit.errors import CmkitError
 from cmkit.events import Events
 from cmkit.runtime.base import Server, free_port
+from cmkit.runtime.docker import DockerServer
 from cmkit.runtime.reload import (
     ContainerSync,
     SyncFailed,
@@ -52,15 +54,14 @@ from cmkit.runtime.reload import (
 from cmkit.testlocal import (
     LOG_TAIL_LINES,
     StartFailed,
+    StartInfo,
     TestLocalConfig,
     TestReport,
-    _all_aborted,
-    _load_dataset,
-    _target_variables,
     check_server,
+    contract_variables,
+    load_datasets,
     resolve_config,
     start_bundle,
-    stop_server,
 )
 
 if TYPE_CHECKING:
@@ -208,8 +209,18 @@ class Applied:
     """What bringing a change to the server did."""
 
     action: str
-    details: dict[str, Any] = field(default_factory=dict)  # durations, image layers when built
+    start: StartInfo | None = None  # a server was started (or failed to): what starting it found
+    durations: dict[str, float] = field(default_factory=dict)  # sync, reload
+    reloaded_workers: bool | None = None  # reloaded: whether the new workers answered in time
     start_error: str | None = None  # the image could not be built or the server not started
+
+    def to_details(self) -> dict[str, Any]:
+        """The report's `details` entries for this change (the run adds ids, checks and its total)."""
+        start = self.start or StartInfo()
+        details: dict[str, Any] = {"durations": {**start.durations(), **self.durations}, **start.to_details()}
+        if self.reloaded_workers is not None:
+            details["reloadedWorkers"] = self.reloaded_workers
+        return details
 
 
 class LiveServer:
@@ -220,25 +231,21 @@ class LiveServer:
         self.events = events
         self.run_id = uuid.uuid4().hex[:12]
         self.server: Server | None = None
-        self.client: Any = None
         self._sync: ContainerSync | None = None
         self._on_started = on_started
         self._port: int | None = None  # kept across new servers, so the URL stays
 
-    def _port_of(self, server: Server) -> int | None:
-        if server.runtime == "docker":
-            return server.published_port  # type: ignore[attr-defined, no-any-return]
-        return int(server.port)  # type: ignore[attr-defined]
-
-    def start(self, details: dict[str, Any]) -> None:
-        """Build and start (the first time, and after a rebuild: on the same port)."""
+    def start(self) -> StartInfo:
+        """Build and start (the first time, and after a rebuild: on the same port); StartFailed if it cannot."""
         if self._port is None:
             self._port = self._first_port()
         self.close()
-        self.server, self.client = start_bundle(self.config, self.events, details, self.run_id, self._port)
-        self._port = self._port_of(self.server) or self._port
-        self._sync = ContainerSync(self.server) if self.server.runtime == "docker" else None
+        started = start_bundle(self.config, self.events, self.run_id, self._port)
+        self.server = started.server
+        self._port = self.server.host_port or self._port
+        self._sync = ContainerSync(self.server) if isinstance(self.server, DockerServer) else None
         self._on_started(self.server)
+        return started.start
 
     def _first_port(self) -> int | None:
         """A local engine publishes on a port chosen here, which a restarted container keeps too
@@ -258,32 +265,35 @@ class LiveServer:
     def apply(self, change: Change, files: list[BundleFile], config: TestLocalConfig) -> Applied:
         rebuild = self._rebuild_reason(change, config) if self.server is not None else STARTED
         self.config = config
-        details: dict[str, Any] = {"durations": {}}
         if rebuild is not None:
-            try:
-                self.start(details)
-            except StartFailed as exc:
-                return Applied(rebuild, details, exc.message)
-            return Applied(rebuild, details)
+            return self.started(rebuild)
         assert self.server is not None
-        started = time.monotonic()
+        began = time.monotonic()
+        durations: dict[str, float] = {}
         if self._sync is not None:
             self._sync.apply(files, change.removed)
-            details["durations"]["sync"] = round(time.monotonic() - started, 3)
-        action = self._reload_or_restart(details)
-        details["durations"]["reload"] = round(time.monotonic() - started - details["durations"].get("sync", 0), 3)
-        return Applied(action, details)
+            durations["sync"] = round(time.monotonic() - began, 3)
+        applied = self._reload_or_restart()
+        durations["reload"] = round(time.monotonic() - began - durations.get("sync", 0), 3)
+        return replace(applied, durations=durations)
+
+    def started(self, action: str) -> Applied:
+        """Start a new server; a failure to start is the applied change's outcome, not an error."""
+        try:
+            return Applied(action, self.start())
+        except StartFailed as exc:
+            return Applied(action, exc.start, start_error=exc.message)
 
     def _rebuild_reason(self, change: Change, config: TestLocalConfig) -> str | None:
         if change.environment and self.server is not None and self.server.runtime == "docker":
             return ENVIRONMENT_REBUILT
         if change.touches(REQUIREMENTS):
             return DEPENDENCIES_REBUILT if self.server is not None and self.server.runtime == "docker" else NEW_SERVER
-        if _target_variables(config) != _target_variables(self.config):
+        if contract_variables(config) != contract_variables(self.config):
             return NEW_SERVER
         return None
 
-    def _reload_or_restart(self, details: dict[str, Any]) -> str:
+    def _reload_or_restart(self) -> Applied:
         server = self.server
         assert server is not None
         info = fetch_info(server) if server.exit_info() is None else None
@@ -295,19 +305,17 @@ class LiveServer:
                 reload = None
             if reload is not None:
                 ready = wait_generation(server, reload.generation, self.config.startup_timeout)
-                details["reloadedWorkers"] = ready
-                return RELOADED
-        if server.runtime == "docker":
+                return Applied(RELOADED, reloaded_workers=ready)
+        if isinstance(server, DockerServer):
             restart_container(server)
             self._on_started(server)
-        else:
-            self.start(details)
-        return RESTARTED
+            return Applied(RESTARTED)
+        return Applied(RESTARTED, self.start())
 
     def close(self) -> None:
         if self.server is not None:
-            stop_server(self.server, self.client)
-            self.server, self.client = None, None
+            self.server.stop()
+            self.server = None
 
 
 # --- test-local --watch -------------------------------------------------------------------------
@@ -354,7 +362,7 @@ class _DatasetCache:
             stat = None
         key = (str(path), config.target_name, config.target_type, stat and (stat.st_size, stat.st_mtime_ns))
         if key != self._key:
-            self._loaded, self._key = _load_dataset(config), key
+            self._loaded, self._key = load_datasets(config), key
         return self._loaded
 
 
@@ -404,19 +412,16 @@ class Watch:
         try:
             return self.live.apply(change, self.watcher.files(change.changed), config)
         except SyncFailed as exc:
-            return Applied(RESTARTED, {}, f"the files could not be copied into the container: {exc}")
+            return Applied(RESTARTED, start_error=f"the files could not be copied into the container: {exc}")
 
     # -- test-local ---------------------------------------------------------------------------
 
     def first_run(self) -> WatchRun:
-        details: dict[str, Any] = {"runId": self.live.run_id, "urlPrefix": self.config.url_prefix, "durations": {}}
-        started = time.monotonic()
-        try:
-            self.live.start(details)
-        except StartFailed as exc:
+        began = time.monotonic()
+        applied = self.live.started(STARTED)
+        if applied.start_error is not None:
             self.datasets.get(self.config)  # a bad dataset is the user's first problem (exit 2)
-            return self._report(STARTED, None, Applied(STARTED, details, exc.message), started)
-        return self._report(STARTED, None, Applied(STARTED, details), started)
+        return self._report(STARTED, None, applied, began)
 
     def rerun(self, change: Change) -> WatchRun:
         started = time.monotonic()
@@ -425,16 +430,17 @@ class Watch:
 
     def _report(self, action: str, change: Change | None, applied: Applied, started: float) -> WatchRun:
         config = self.config
-        details = {"runId": self.live.run_id, "urlPrefix": config.url_prefix, **applied.details}
-        details.setdefault("durations", {})
+        details = {"runId": self.live.run_id, "urlPrefix": config.url_prefix, **applied.to_details()}
         dataset, expected = self.datasets.get(config)
         if applied.start_error is not None or self.live.server is None:
-            results = _all_aborted(applied.start_error or "the server is not running")
+            results = not_started(CheckResult(FAILED, applied.start_error or "the server is not running"))
             if self.live.server is not None:
                 details["logTail"] = self.live.server.logs(LOG_TAIL_LINES)
         else:
             checking = time.monotonic()
-            results = check_server(config, self.live.server, dataset, details, Events(), self.stop, expected)
+            checked = check_server(config, self.live.server, dataset, Events(), self.stop, expected)
+            results = checked.results
+            details.update(checked.to_details())
             details["durations"]["checks"] = round(time.monotonic() - checking, 3)
         details["durations"]["total"] = round(time.monotonic() - started, 3)
         self.runs += 1
@@ -467,9 +473,7 @@ class Watch:
     def serve(self, on_ready: Callable[[dict[str, Any]], None], on_error: Callable[[CmkitError], None]) -> None:
         """Start, then bring every change to the server, reporting when it answers again."""
         try:
-            details: dict[str, Any] = {"durations": {}}
-            self.live.start(details)
-            on_ready(self._serving(STARTED, None, details))
+            on_ready(self._serving(None, Applied(STARTED, self.live.start())))
             carried: Change | None = None
             for change in self.changes():
                 change = carried.then(change) if carried else change
@@ -480,17 +484,15 @@ class Watch:
                     carried = change
                     continue
                 carried = None
-                on_ready(self._serving(applied.action, change, applied.details, applied.start_error))
+                on_ready(self._serving(change, applied))
         finally:
             self.stop.set()
             self.live.close()
 
-    def _serving(
-        self, action: str, change: Change | None, details: dict[str, Any], error: str | None = None
-    ) -> dict[str, Any]:
+    def _serving(self, change: Change | None, applied: Applied) -> dict[str, Any]:
         server = self.live.server
-        message = error
-        if server is not None and error is None:
+        message = applied.start_error
+        if server is not None and message is None:
             ready = wait_ready(server, self.config.startup_timeout, self.stop)
             message = None if ready.status == "succeeded" else ready.message
         document: dict[str, Any] = {
@@ -500,12 +502,12 @@ class Watch:
             "ready": message is None,
             "message": message,
             "watch": {
-                "action": action,
+                "action": applied.action,
                 **(change.to_dict() if change else {}),
                 "secondsSinceSave": round(time.time() - change.saved_at, 3) if change else None,
-                "durations": details.get("durations", {}),
+                "durations": applied.to_details()["durations"],
             },
         }
-        if details.get("image"):
-            document["image"] = details["image"]
+        if applied.start is not None and applied.start.image:
+            document["image"] = applied.start.image
         return document

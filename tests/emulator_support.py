@@ -138,6 +138,7 @@ class FlaskEmulator:
     """The emulator's Flask app on a real data dir and the process runtime, without a socket."""
 
     def __init__(self, data_dir: Path, **settings: Any) -> None:
+        from cmkit.emulator import startup
         from cmkit.emulator.app import create_app
         from cmkit.emulator.faults import FaultInjector, Journal
         from cmkit.emulator.jobs import ProcessRuntime
@@ -150,7 +151,7 @@ class FlaskEmulator:
             EmulatorSettings(data_dir, (TOKEN,), seed_environment=default_environment_dir(), **settings),
             ProcessRuntime(),
         )
-        self.core.start()
+        startup.start(self.core)
         self.injector = FaultInjector()
         self.app = create_app(self.core, self.injector, Journal())
         self.client = self.app.test_client()

@@ -11,15 +11,15 @@ import pytest
 
 from cmkit.checks.dataset import load_dataset
 from cmkit.checks.predictions import Target, judge, strict_json
-from cmkit.checks.results import CheckResult, conclude, overall_status
+from cmkit.checks.results import CHECK_NAMES, LONG_RUNNING_SERVICE, CheckResult, conclude, not_started, overall_status
+from cmkit.checks.settings import parse_check_settings
 from cmkit.checks.suite import _sample_rows
 from cmkit.errors import InputError
+from cmkit.junit import junit_xml
+from cmkit.params import parse_memory
 from cmkit.testlocal import (
     TestLocalConfig,
     TestReport,
-    junit_xml,
-    parse_check_settings,
-    parse_memory,
     resolve_config,
 )
 
@@ -259,3 +259,17 @@ def test_report_shape_and_junit() -> None:
     failure = tree.find("testcase[@name='errorCheck']/failure")
     assert failure is not None and failure.get("message") == "HTTP 500: boom"
     assert math.isclose(float(tree.find("testcase[@name='longRunningService']").get("time")), 1.0)  # type: ignore[union-attr]
+
+
+def test_a_server_that_never_started_reports_the_same_everywhere() -> None:
+    from cmkit.emulator.testing import _not_started_report
+
+    results = not_started(CheckResult("failed", "the image could not be built"))
+    assert list(results) == list(CHECK_NAMES)
+    assert results[LONG_RUNNING_SERVICE].to_api() == {"status": "failed", "message": "the image could not be built"}
+    others = {results[name].to_api()["status"] for name in CHECK_NAMES if name != LONG_RUNNING_SERVICE}
+    assert others == {"aborted"} and overall_status(results) == "failed"
+    # The emulator's test of a model that never started is test-local's report, in the API's order.
+    emulated = _not_started_report("the image could not be built")
+    assert emulated["overallStatus"] == "failed"
+    assert emulated["testingStatus"] == {name: result.to_api() for name, result in results.items()}

@@ -20,7 +20,8 @@ from cmkit.checks.parameters import CheckParameters, ParameterError, parse_param
 from cmkit.checks.performance import payload_sizes
 from cmkit.checks.results import CHECK_NAMES, PERFORMANCE, PREDICTION_VERIFICATION, STABILITY
 from cmkit.cli import main
-from cmkit.testlocal import TestLocalConfig, TestReport, junit_xml, run_test_local
+from cmkit.junit import junit_xml
+from cmkit.testlocal import TestLocalConfig, TestReport, run_test_local
 from tests.bundles import write_bundle, write_expected
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 

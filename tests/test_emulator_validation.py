@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cmkit.emulator.errors import ApiError
+from cmkit.emulator.errors import ErrorResponse
 from cmkit.emulator.reference import load_reference
 from cmkit.emulator.validation import check_body, check_query, coerce_form
 from tests.conftest import REPO
@@ -41,16 +41,16 @@ def test_query_defaults_types_enums_and_ranges() -> None:
         "orderBy": "-updated",
     }
     for bad in ({"limit": "x"}, {"offset": "-1"}, {"orderBy": "name"}, {"isDeployed": "yes"}):
-        with pytest.raises(ApiError) as raised:
+        with pytest.raises(ErrorResponse) as raised:
             check_query(models, bad)
         assert raised.value.status == 422 and set(raised.value.errors or {}) == set(bad)
     tail = reference.route("GET", "customModelTests/{customModelTestId}/tail/")
     assert check_query(tail, {}) == {"lines": 100}
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(ErrorResponse) as raised:
         check_query(tail, {"lines": "1001"})
     assert raised.value.status == 400  # the reference documents 400 for this route, not 422
     tests = reference.route("GET", "customModelTests/")
-    with pytest.raises(ApiError):
+    with pytest.raises(ErrorResponse):
         check_query(tests, {})  # customModelId is required and has no default
 
 
@@ -77,7 +77,7 @@ def test_multipart_fields_are_typed_from_the_schema() -> None:
         "gitModelVersion": {"refName": "main"},
         "keepTrainingHoldoutData": False,
     }
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(ErrorResponse) as raised:
         check_body(reference, "CustomModelVersionCreateFromLatest", fields)
     assert "gitModelVersion.commitUrl" in (raised.value.errors or {})
 
@@ -86,5 +86,5 @@ def test_null_passes_enums_that_allow_null() -> None:
     reference = load_reference()
     body = {"data": [{"username": "someone", "role": None}]}
     assert check_body(reference, "SharingUpdateOrRemoveWithGrant", body) == body
-    with pytest.raises(ApiError):
+    with pytest.raises(ErrorResponse):
         check_body(reference, "SharingUpdateOrRemoveWithGrant", {"data": [{"username": "x", "role": "KING"}]})

@@ -14,8 +14,7 @@ import json
 import pandas as pd
 
 from cmkit.checks import protocols
-from cmkit.checks.dataset import encode_payload
-from cmkit.checks.protocols import DRUM, PREDICT_NO_STATE, PROTOCOLS, csv_body
+from cmkit.checks.protocols import DRUM, PREDICT_NO_STATE, PROTOCOLS, csv_body, encode_payload
 
 
 def read_as_drum(body: bytes) -> pd.DataFrame:
@@ -70,3 +69,22 @@ def test_a_forced_protocol_is_not_replaced_by_a_detection() -> None:
     finally:
         protocols.forget(url)
     assert protocols.known(url) is None
+
+
+def test_columnar_bodies_only_for_cmkit_runtime_and_only_for_bodies_that_have_a_twin() -> None:
+    from dataclasses import replace
+
+    from cmkit_runtime import wire
+
+    info = json.dumps({"runtime": "cmkit-runtime", "requestFormats": [wire.JSON, wire.COLUMNAR]})
+    assert protocols.offers_columnar(200, info)
+    assert not protocols.offers_columnar(200, json.dumps({"runtime": "cmkit-runtime"}))  # runtime 0.2
+    assert not protocols.offers_columnar(404, info) and not protocols.offers_columnar(200, "<html>")
+    plain = protocols.from_capabilities(404, "")
+    columnar = replace(plain, columnar=True)
+    twin = protocols.Payload(b'{"X":{"a":[null]}}', columnar=lambda: b'{"columns":["a"],"rows":1,"values":[null]}')
+    assert columnar.request(twin) == (b'{"columns":["a"],"rows":1,"values":[null]}', wire.COLUMNAR)
+    assert columnar.sent_as(encode_payload({"a": [1]})) == "json"  # no twin: DataRobot's JSON
+    assert plain.request(twin) == (b'{"X":{"a":[null]}}', "application/json")
+    assert columnar.to_dict()["columnar"] is True and "columnar" not in plain.to_dict()
+    assert protocols.Detected(PROTOCOLS[DRUM], "forced").sent_as(twin) == "csv"

@@ -116,15 +116,15 @@ def test_the_metadata_environment_id_without_credentials_warns_and_keeps_the_def
     meta.write_text(meta.read_text() + "environmentID: 5e8c889607389fe0f466c72d\n")
     config = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker"))
     assert (config.environment_id, config.environment_id_source) == ("5e8c889607389fe0f466c72d", "model-metadata.yaml")
-    details: dict[str, Any] = {}
-    resolved = fetch_remote_environment(config, Events(), details)
-    assert resolved.environment is None and resolved.environment_id is None
-    assert "environmentID 5e8c889607389fe0f466c72d" in details["warnings"][0]
-    assert "using the default environment" in details["warnings"][0]
+    remote = fetch_remote_environment(config, Events())
+    resolved = remote.config
+    assert resolved.environment is None and resolved.environment_id is None and remote.environment is None
+    assert "environmentID 5e8c889607389fe0f466c72d" in remote.warnings[0]
+    assert "using the default environment" in remote.warnings[0]
     # The flag without credentials is the user's error, not a warning.
     flagged = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", environment_id="abc"))
     with pytest.raises(Exception, match="no DataRobot endpoint and token configured"):
-        fetch_remote_environment(flagged, Events(), {})
+        fetch_remote_environment(flagged, Events())
 
 
 def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emulator, tmp_path: Path) -> None:
@@ -132,8 +132,8 @@ def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emula
     meta = bundle / "model-metadata.yaml"
     meta.write_text(meta.read_text() + f"environmentID: {emulator.info['environmentId']}\n")
     config = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", endpoint=emulator.endpoint, token=TOKEN))
-    details: dict[str, Any] = {}
-    resolved = fetch_remote_environment(config, Events(), details)
+    remote = fetch_remote_environment(config, Events())
+    resolved = remote.config
     assert resolved.environment is not None and (resolved.environment / "Dockerfile").is_file()
-    assert details["environment"]["source"] == "model-metadata.yaml"
-    assert details["environment"]["environmentId"] == emulator.info["environmentId"]
+    assert remote.environment is not None and remote.environment["source"] == "model-metadata.yaml"
+    assert remote.environment["environmentId"] == emulator.info["environmentId"]

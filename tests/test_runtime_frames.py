@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmkit_runtime.server import build_frame, frame_by_column, parse_request
+from cmkit_runtime.server import BadRequest, build_frame, frame_by_column, parse_columnar, parse_request
 
 VALUES = {
     "float": st.floats(allow_nan=False, allow_infinity=False, width=64),
@@ -49,6 +49,37 @@ def same(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
 @given(payloads())
 def test_build_frame_equals_the_column_by_column_frame(columns: dict[str, list[Any]]) -> None:
     same(build_frame(columns), frame_by_column(columns))
+
+
+def columnar(columns: dict[str, list[Any]]) -> bytes:
+    """The columns in the runtime's columnar form (cmkit_runtime/wire.py)."""
+    rows = len(next(iter(columns.values())))
+    flat = [value for values in columns.values() for value in values]
+    return json.dumps({"columns": list(columns), "rows": rows, "values": flat}).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads())
+def test_the_columnar_body_gives_the_frame_of_its_json_twin(columns: dict[str, list[Any]]) -> None:
+    same(parse_columnar(columnar(columns)), parse_request(json.dumps({"X": columns}).encode()))
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"{", "not JSON"),
+        (b'{"X": {"a": [1]}}', '"columns"'),
+        (b'{"columns": [], "rows": 1, "values": []}', "non-empty list"),
+        (b'{"columns": ["a", 1], "rows": 1, "values": [1, 2]}', "non-empty list of column names"),
+        (b'{"columns": ["a", "a"], "rows": 1, "values": [1, 2]}', "twice"),
+        (b'{"columns": ["a"], "rows": 0, "values": []}', "positive"),
+        (b'{"columns": ["a"], "rows": true, "values": [1]}', "positive"),
+        (b'{"columns": ["a", "b"], "rows": 2, "values": [1, 2, 3]}', "2 values for each of the 2 columns"),
+    ],
+)
+def test_a_malformed_columnar_body_is_refused_with_the_reason(body: bytes, says: str) -> None:
+    with pytest.raises(BadRequest, match=says):
+        parse_columnar(body)
 
 
 @pytest.mark.parametrize(

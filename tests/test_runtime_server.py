@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from cmkit.scaffold import init_bundle, make_spec
+from cmkit_runtime import wire
 from tests.serving import Server, free_port, serve, start
 from tests.test_init import import_custom
 
@@ -134,6 +135,23 @@ def test_single_rows_and_null_columns(served: Served) -> None:
     response = served.server.predict(nulls)
     assert response.status_code == 200, response.text
     assert len(strict_json(response)["predictions"]) == 2
+
+
+def test_the_columnar_body_predicts_what_its_json_twin_does(served: Served) -> None:
+    """The runtime's own body form (cmkit_runtime/wire.py), as /info/ offers it."""
+    info = strict_json(requests.get(served.server.url("/info/"), timeout=10))
+    assert info["requestFormats"] == [wire.JSON, wire.COLUMNAR]
+    columns = sample_columns(served.bundle)
+    columns[next(iter(columns))] = [None] * len(next(iter(columns.values())))  # the null check's request
+    rows = len(next(iter(columns.values())))
+    flat = [value for values in columns.values() for value in values]
+    body = json.dumps({"columns": list(columns), "rows": rows, "values": flat})
+    headers = {"Content-Type": wire.COLUMNAR}
+    answer = requests.post(served.server.url("/predict_no_state/"), data=body, headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert strict_json(answer) == strict_json(served.server.predict(columns))
+    refused = requests.post(served.server.url("/predict_no_state/"), data=b"{}", headers=headers, timeout=10)
+    assert refused.status_code == 422 and '"rows": N' in strict_json(refused)["message"]
 
 
 def test_each_worker_loads_the_model_once(served: Served) -> None:

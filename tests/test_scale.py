@@ -15,12 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmkit.checks.dataset import encode_payload, load_dataset
+from cmkit.checks.dataset import load_dataset
+from cmkit.checks.protocols import PREDICT_NO_STATE as PNS
+from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS
 from cmkit.checks.sampling import MIN_NULL_ROWS, null_check_rows, null_row_limit, parse_null_rows
 from cmkit.errors import InputError
 from cmkit.scaffold import init_bundle, make_spec
 from cmkit.testlocal import TestLocalConfig, run_test_local
+from cmkit_runtime.server import parse_columnar, parse_request
 
 
 def mixed_csv(path: Path) -> Path:
@@ -42,6 +45,11 @@ def test_bodies_carry_what_the_plain_encoding_carries(tmp_path: Path) -> None:
     assert [json.loads(body) for body in bodies] == [
         {"X": {key: [values[i]] for key, values in columns.items()}} for i in (3, 1)
     ]
+    # Each null-column body's columnar twin (cmkit_runtime/wire.py) gives the runtime the same frame.
+    for name in columns:
+        body = dataset.with_null_column(name, [0, 2])
+        assert body.columnar is not None
+        pd.testing.assert_frame_equal(parse_columnar(body.columnar()), parse_request(bytes(body)))
     # Integers stay integers and floats floats on the wire, as the runtime's dtypes depend on it.
     assert b'"i":[3,4,-7,0]' in dataset.payload() and b'"f":[1.5,null,2.25,' in dataset.payload()
 
@@ -104,8 +112,10 @@ def wide_bundle(tmp_path: Path, rows: int, columns: int) -> Path:
     return bundle
 
 
-def faults(bundle: Path, null_rows: str | int) -> dict[str, Any]:
-    config = TestLocalConfig(bundle=bundle, runtime="process", startup_timeout=60, null_rows=null_rows)
+def faults(bundle: Path, null_rows: str | int, protocol: str | None = None) -> dict[str, Any]:
+    config = TestLocalConfig(
+        bundle=bundle, runtime="process", startup_timeout=60, null_rows=null_rows, protocol=protocol
+    )
     document = run_test_local(config).to_dict()
     statuses = {name: entry["status"] for name, entry in document["testingStatus"].items()}
     assert statuses[ERROR_CHECK] == "succeeded" and statuses[SIDE_EFFECTS] == "succeeded", statuses
@@ -117,13 +127,18 @@ def faults(bundle: Path, null_rows: str | int) -> dict[str, Any]:
 def test_one_failing_column_among_1000_is_found_sampled_or_not(tmp_path: Path) -> None:
     bundle = wide_bundle(tmp_path, rows=150, columns=1000)
     found = {}
-    for setting in ("auto", "all"):
-        document = faults(bundle, setting)
+    # The runtime's columnar bodies (the default against cmkit-runtime), sampled or not, and
+    # DataRobot's JSON bodies (the protocol forced): the same columns fail for the same reasons.
+    for setting, protocol, bodies in (("auto", None, "columnar"), ("all", None, "columnar"), ("auto", PNS, "json")):
+        document = faults(bundle, setting, protocol)
         details = document["details"]["checks"][NULL_VALUE_IMPUTATION]
-        found[setting] = {entry["column"]: entry["reason"] for entry in details["failingColumns"]}
+        found[setting, bodies] = {entry["column"]: entry["reason"] for entry in details["failingColumns"]}
         assert details["rowSelection"] == ("sample" if setting == "auto" else "all")
         assert details["rowsSent"] == (50 if setting == "auto" else 150)
+        assert details["bodies"] == bodies
         assert document["details"]["peakRssMiB"] > 0
+    assert found["auto", "columnar"] == found["auto", "json"]
+    found = {setting: reasons for (setting, bodies), reasons in found.items() if bodies == "columnar"}
     assert found["auto"].keys() == found["all"].keys() == {"x137", "x537", "x937"}
     assert "x137 is required" in found["auto"]["x137"]
     assert "non-finite" in found["auto"]["x537"] or "NaN" in found["auto"]["x537"], found["auto"]["x537"]

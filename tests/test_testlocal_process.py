@@ -102,6 +102,33 @@ def test_start_script_that_cannot_run(tmp_path: Path) -> None:
     (bundle / "start_server.sh").chmod(0o644)
     document = run(bundle)
     assert "could not be started: Permission denied" in document["testingStatus"][LONG_RUNNING_SERVICE]["message"]  # type: ignore[index]
+    # Every other check is aborted, and the report still says what the start found out.
+    others = {entry["status"] for name, entry in document["testingStatus"].items() if name != LONG_RUNNING_SERVICE}  # type: ignore[union-attr]
+    assert others == {"aborted"}
+    details = document["details"]
+    assert details["runtime"] == "process" and set(details["durations"]) == {"total"}  # type: ignore[index]
+    assert {"runId", "urlPrefix"} <= set(details) and "image" not in details and "server" not in details  # type: ignore[operator]
+
+
+def test_stop_is_the_whole_clean_up_and_keeps_the_log_text(tmp_path: Path) -> None:
+    from cmkit.checks.readiness import wait_ready
+    from cmkit.events import Events
+    from cmkit.runtime.process import ProcessServer
+    from cmkit.testlocal import resolve_config, start_bundle
+
+    config = resolve_config(TestLocalConfig(bundle=write_bundle(tmp_path), runtime="process", maximum_memory=2**30))
+    started = start_bundle(config, Events(), "stop-test")
+    server = started.server
+    assert isinstance(server, ProcessServer) and server.host_port == server.port
+    assert started.start.runtime == "process" and any("--maximum-memory" in w for w in started.start.warnings)
+    try:
+        assert wait_ready(server, 30).status == "succeeded"
+    finally:
+        server.stop()
+    assert not server.log_path.exists(), "the server's log file is the run's: stop() removes it"
+    assert server.logs(None), "its text stays readable for the report"
+    server.stop()  # idempotent
+    assert server.exit_info() is not None and server.leftovers() is not None
 
 
 def test_no_dataset_skips_prediction_checks(tmp_path: Path) -> None:

@@ -192,18 +192,20 @@ class DataRobotClient:
 
     def wait_status(self, status_url: str, timeout: float, poll: float = 1.0) -> str:
         """Follow an async job's `status/` URL until it redirects (303) to the result: its Location."""
-        deadline = time.monotonic() + timeout
-        while True:
-            response = self.request("GET", status_url, expected=(200, 303))
+
+        def redirected(response: requests.Response) -> bool:
             if response.status_code == 303:
-                return response.headers["Location"]
+                return True
             body = response.json()
             state = str(body.get("status", "")).upper()
             if state in ("ERROR", "ABORTED", "EXPIRED"):
                 raise JobFailed(f"the job at {status_url} ended {state}: {body.get('message', '')}", status=200)
-            if time.monotonic() > deadline:
-                raise ApiError(f"gave up waiting for {status_url} after {timeout:g}s (last status {state})")
-            time.sleep(poll)
+            return False
+
+        def fetch() -> requests.Response:
+            return self.request("GET", status_url, expected=(200, 303))
+
+        return poll_until(fetch, redirected, timeout, f"the job at {status_url}", poll).headers["Location"]
 
     def poll(
         self,
@@ -215,16 +217,7 @@ class DataRobotClient:
         interval: float = 2.0,
     ) -> dict[str, Any]:
         """GET `path` until `done(resource)`; an ApiError once `timeout` seconds have passed."""
-        deadline = time.monotonic() + timeout
-        resource = dict(self.get(path))
-        while not done(resource):
-            if time.monotonic() > deadline:
-                raise ApiError(f"{what} did not finish within {timeout:g}s")
-            if on_wait is not None:
-                on_wait(resource)
-            time.sleep(interval)
-            resource = dict(self.get(path))
-        return resource
+        return poll_until(lambda: dict(self.get(path)), done, timeout, what, interval, on_wait)
 
     def close(self) -> None:
         self.session.close()
@@ -237,17 +230,49 @@ def retry_after(error: ApiError, attempt: int) -> float:
     return min(0.2 * 2.0**attempt, MAX_RETRY_WAIT)
 
 
+def poll_until(
+    fetch: Callable[[], T],
+    done: Callable[[T], bool],
+    timeout: float,
+    what: str,
+    interval: float,
+    on_wait: Callable[[T], None] | None = None,
+) -> T:
+    """The one poll loop: `fetch()` until `done(value)`; an ApiError once `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise ApiError(f"{what} did not finish within {timeout:g}s")
+        if on_wait is not None:
+            on_wait(value)
+        time.sleep(interval)
+        value = fetch()
+    return value
+
+
 def create_with_lookup(create: Callable[[], T], lookup: Callable[[], T | None], what: str, events: Events) -> T:
     """Create something; after a failure, look for it before creating it again."""
+    return call_with_retries(create, what, events, lookup)
+
+
+def call_with_retries(
+    call: Callable[[], T], what: str, events: Events, lookup: Callable[[], T | None] | None = None
+) -> T:
+    """The one retry loop for calls urllib3 does not retry (POST, PATCH).
+
+    A retryable ApiError waits (the server's Retry-After, else backoff) and calls again, up to
+    MAX_ATTEMPTS; before each new attempt `lookup` looks for what a lost answer may have created.
+    """
     last: ApiError | None = None
     for attempt in range(MAX_ATTEMPTS):
-        if attempt:
+        if attempt and lookup is not None:
             found = lookup()
             if found is not None:
                 events.stage(f"{what}: the earlier attempt had succeeded")
                 return found
         try:
-            return create()
+            return call()
         except ApiError as exc:
             if not exc.retryable:
                 raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -68,12 +68,18 @@ class ModelClient:
     def _detect(self, headers: Any) -> Detected:
         found = protocols.from_headers(headers)
         if found is None:
-            try:
-                response = self._pool.urlopen("GET", f"{self.prefix}/capabilities/", retries=False, timeout=5.0)
-                found = protocols.from_capabilities(int(response.status), response.data.decode("utf-8", "replace"))
-            except HTTPError:
-                found = protocols.from_capabilities(0, "")
+            found = protocols.from_capabilities(*self._get("/capabilities/"))
+            if protocols.offers_columnar(*self._get("/info/")):
+                found = replace(found, columnar=True)
         return protocols.remember(self.url, found)
+
+    def _get(self, route: str) -> tuple[int, str]:
+        """Status and text of `GET {url}{route}`; (0, "") when there is no answer."""
+        try:
+            response = self._pool.urlopen("GET", f"{self.prefix}{route}", retries=False, timeout=5.0)
+        except HTTPError:
+            return 0, ""
+        return int(response.status), response.data.decode("utf-8", "replace")
 
     def _resolved(self) -> Detected:
         known = protocols.known(self.url)
@@ -87,13 +93,14 @@ class ModelClient:
 
     def predict(self, body: bytes) -> Answer:
         """POST one request; `body` is a `predict_no_state` body, sent in the server's protocol."""
-        protocol = self._resolved().protocol
+        detected = self._resolved()
+        sent, content_type = detected.request(body)
         try:
             response = self._pool.urlopen(
                 "POST",
-                f"{self.prefix}{protocol.route}",
-                body=protocol.request_body(body),
-                headers={"Content-Type": protocol.content_type},
+                f"{self.prefix}{detected.protocol.route}",
+                body=sent,
+                headers={"Content-Type": content_type},
                 retries=False,
                 timeout=self.timeout,
             )

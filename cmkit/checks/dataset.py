@@ -9,11 +9,10 @@ those pieces joined; the body with a column made null swaps that one piece for a
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-try:
-    import orjson
-except ImportError:  # optional: the standard library's json is used instead
-    orjson = None  # type: ignore[assignment]
-
-from cmkit.checks.protocols import Payload
+from cmkit.checks.protocols import Payload, encode_payload
 from cmkit.errors import InputError
 
 
@@ -49,10 +43,26 @@ class EncodedRows:
     def body(self) -> bytes:
         return _body(self.pieces)
 
-    def with_null_column(self, name: str) -> bytes:
+    def with_null_column(self, name: str) -> Payload:
+        """The body with `name` entirely null; its columnar twin is built only if the server takes it."""
         pieces = list(self.pieces)
         pieces[self._position[name]] = _key(name) + self._nulls
-        return _body(pieces)
+        return Payload(_body(pieces), columnar=partial(self.columnar_with_null_column, name))
+
+    @cached_property
+    def _values(self) -> list[bytes]:
+        """Each column's values alone: its piece without the key and the brackets."""
+        return [piece[len(_key(name)) + 1 : -1] for name, piece in zip(self.names, self.pieces, strict=True)]
+
+    @cached_property
+    def _columnar_head(self) -> bytes:
+        return b'{"columns":' + orjson.dumps(self.names) + b',"rows":' + str(self.rows).encode() + b',"values":['
+
+    def columnar_with_null_column(self, name: str) -> bytes:
+        """cmkit-runtime's columnar body (cmkit_runtime/wire.py) with `name` entirely null."""
+        values = list(self._values)
+        values[self._position[name]] = self._nulls[1:-1]
+        return self._columnar_head + b",".join(values) + b"]}"
 
 
 @dataclass
@@ -112,20 +122,6 @@ class Dataset:
 
     def row_payload(self, index: int) -> bytes:
         return self.row_payloads([index])[0]
-
-
-def encode_payload(columns: dict[str, list[Any]]) -> bytes:
-    """A `predict_no_state` body that keeps its columns (cmkit/checks/protocols.py turns it into CSV for DRUM)."""
-    return Payload(_dumps({"X": columns}), columns)
-
-
-def _dumps(document: Any) -> bytes:
-    # orjson (installed with the dev extra, as in the environment) is several times faster on
-    # the thousands of values a nullValueImputation request holds; it writes a stray NaN as null,
-    # where json's allow_nan=False raises: either way the body stays valid JSON.
-    if orjson is not None:
-        return orjson.dumps(document)
-    return json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _body(pieces: list[bytes]) -> bytes:

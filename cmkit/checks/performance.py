@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cmkit.checks.dataset import encode_payload
 from cmkit.checks.load import Outcome, Request, describe_latency, latency, run_load, summary
 from cmkit.checks.memory import PeakMemory
+from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import PERFORMANCE, CheckResult, conclude
 
 if TYPE_CHECKING:

@@ -13,7 +13,10 @@ checks judge both with the same rules. The checks build `predict_no_state` bodie
 turns them into its own request, which is why no check knows which protocol is in use.
 
 Detection: DRUM puts an `X-Drum-Version` header on every answer and has `GET
-{prefix}/capabilities/`; a server with neither speaks `predict_no_state`. What was found (or
+{prefix}/capabilities/`; a server with neither speaks `predict_no_state`. Of those, cmkit's
+runtime also reads a columnar body (cmkit_runtime/wire.py) when its `GET {prefix}/info/` says
+so: the null-value check's requests, which would otherwise cost a JSON list per column each,
+use it; every other request stays DataRobot's JSON. What was found (or
 forced with `--protocol`) is remembered per server URL, so every client of that server, in any
 check, uses it.
 """
@@ -22,9 +25,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
+
+from cmkit_runtime import wire
 
 PREDICT_NO_STATE = "predict_no_state"
 DRUM = "drum"
@@ -33,14 +40,30 @@ DRUM_VERSION_HEADER = "X-Drum-Version"
 
 
 class Payload(bytes):
-    """A `predict_no_state` JSON body that keeps its columns, so other protocols need not parse it."""
+    """A `predict_no_state` JSON body that keeps its columns, so other protocols need not parse it.
 
-    columns: Mapping[str, list[Any]]
+    `columnar`, when given, builds the same request in cmkit-runtime's columnar form
+    (cmkit_runtime/wire.py), sent instead when the server offers it.
+    """
 
-    def __new__(cls, body: bytes, columns: Mapping[str, list[Any]]) -> Payload:
+    columns: Mapping[str, list[Any]] | None
+    columnar: Callable[[], bytes] | None
+
+    def __new__(
+        cls,
+        body: bytes,
+        columns: Mapping[str, list[Any]] | None = None,
+        columnar: Callable[[], bytes] | None = None,
+    ) -> Payload:
         payload = super().__new__(cls, body)
         payload.columns = columns
+        payload.columnar = columnar
         return payload
+
+
+def encode_payload(columns: dict[str, list[Any]]) -> Payload:
+    """A `predict_no_state` body that keeps its columns (a protocol may turn them into CSV)."""
+    return Payload(orjson.dumps({"X": columns}), columns)
 
 
 def columns_of(body: bytes) -> Mapping[str, list[Any]]:
@@ -118,9 +141,24 @@ class Detected:
     protocol: Protocol
     how: str  # "forced", "X-Drum-Version header", "/capabilities/", "no DRUM marker"
     drum_version: str | None = None
+    columnar: bool = False  # the server's /info/ offers cmkit-runtime's columnar body
+
+    def sent_as(self, body: bytes) -> str:
+        """The form `body` travels in to this server: "csv" (DRUM), "columnar" or "json"."""
+        if self.protocol.name == DRUM:
+            return "csv"
+        return "columnar" if self.columnar and getattr(body, "columnar", None) is not None else "json"
+
+    def request(self, body: bytes) -> tuple[bytes, str]:
+        """A check's `predict_no_state` body as this server takes it, and its Content-Type."""
+        if self.sent_as(body) == "columnar":
+            return body.columnar(), wire.COLUMNAR  # type: ignore[attr-defined]
+        return self.protocol.request_body(body), self.protocol.content_type
 
     def to_dict(self) -> dict[str, Any]:
-        found = {**self.protocol.to_dict(), "how": self.how}
+        found: dict[str, Any] = {**self.protocol.to_dict(), "how": self.how}
+        if self.columnar:
+            found["columnar"] = True
         return {**found, "drumVersion": self.drum_version} if self.drum_version else found
 
 
@@ -165,6 +203,17 @@ def from_headers(headers: Mapping[str, str]) -> Detected | None:
     if version:
         return Detected(PROTOCOLS[DRUM], f"{DRUM_VERSION_HEADER} header", version)
     return None
+
+
+def offers_columnar(status: int, text: str) -> bool:
+    """cmkit-runtime's `/info/` lists the request bodies it reads; other servers have no such route."""
+    if status != 200:
+        return False
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(info, dict) and wire.COLUMNAR in (info.get("requestFormats") or ())
 
 
 def from_capabilities(status: int, text: str) -> Detected:

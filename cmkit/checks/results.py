@@ -64,6 +64,14 @@ def conclude(level: str, problem: str | None, success: str, details: dict[str, A
     return CheckResult(FAILED if level == "fail" else WARNING, problem, details or {})
 
 
+def not_started(ready: CheckResult) -> dict[str, CheckResult]:
+    """What every check reports when the server never became ready: `ready` for longRunningService
+    (failed, with why), the others aborted. The rule for test-local, --watch and the emulator's tests."""
+    results = {name: CheckResult(ABORTED, f"not run: {LONG_RUNNING_SERVICE} failed") for name in CHECK_NAMES}
+    results[LONG_RUNNING_SERVICE] = ready
+    return results
+
+
 def overall_status(results: dict[str, CheckResult]) -> str:
     statuses = {r.status for r in results.values()}
     if FAILED in statuses:

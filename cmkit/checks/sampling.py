@@ -14,9 +14,12 @@ the dataset. `--null-rows all` sends every row; `--null-rows N` caps the rows at
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+# NumPy and pandas are imported where used: the CLI parses --null-rows with this module, and
+# importing them then (0.7 s) would delay the server's start instead of overlapping with it.
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUEST_BUDGET = 100_000  # values in one null-column request
 CHECK_BUDGET = 50_000_000  # values over all of them (columns x rows x columns)
@@ -26,6 +29,8 @@ AUTO, ALL = "auto", "all"
 
 def spread(rows: int, limit: int) -> list[int]:
     """Up to `limit` row indices spread evenly over `rows` rows, the first and last included."""
+    import numpy as np
+
     count = max(1, min(rows, limit))
     return sorted(set(np.linspace(0, rows - 1, count).round().astype(int).tolist()))
 
@@ -55,6 +60,8 @@ def null_check_rows(features: pd.DataFrame, setting: str | int = AUTO) -> RowSel
     limit = null_row_limit(rows, columns, setting)
     if rows <= limit:
         return RowSelection(None, rows)
+    import numpy as np
+
     missing = features.isna().sum(axis=1).to_numpy()
     # Rows with the most missing values first (stable: earlier rows win ties), a quarter at most.
     with_nulls = [int(i) for i in np.argsort(-missing, kind="stable")[: limit // 4] if missing[i] > 0]

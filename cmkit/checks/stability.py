@@ -15,9 +15,9 @@ import random
 from typing import TYPE_CHECKING
 
 from cmkit.checks.client import ServerUnreachable
-from cmkit.checks.dataset import encode_payload
 from cmkit.checks.load import Request, describe_latency, run_load, summary
 from cmkit.checks.memory import PeakMemory
+from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import STABILITY, CheckResult, conclude
 
 if TYPE_CHECKING:

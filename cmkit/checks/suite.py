@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import protocols
+from cmkit.checks import protocols, readiness
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.parameters import CheckParameters
 from cmkit.checks.performance import performance_check
 from cmkit.checks.predictions import Target, Verdict, judge
+from cmkit.checks.readiness import Canceled
 from cmkit.checks.results import (
     ABORTED,
     CANCELED,
@@ -37,6 +38,7 @@ from cmkit.checks.results import (
     SUCCEEDED,
     CheckResult,
     conclude,
+    not_started,
 )
 from cmkit.checks.sampling import AUTO, null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
@@ -48,17 +50,7 @@ from cmkit.runtime.base import Server
 if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the critical path
     from cmkit.checks.dataset import Dataset
 
-POLL_SECONDS = 0.02  # the server's first 200 is detected within this (it counts in the edit loop)
-OOM_CHECK_SECONDS = 1.0
-# A server that keeps answering something other than 200/503 on the readiness route is up but
-# wrong (typically it ignores URL_PREFIX): give up on it after this long instead of the full timeout.
-WRONG_ANSWER_GRACE_SECONDS = 5.0
-LOG_TAIL_LINES = 30
 MAX_LISTED = 5
-
-
-class Canceled(Exception):
-    """The run was canceled (Ctrl-C, or DELETE of a test in the emulator)."""
 
 
 @dataclass
@@ -95,88 +87,14 @@ class Context:
             raise Canceled()
 
     def death_note(self, check_oom: bool = True) -> str | None:
-        """If the server has exited or was OOM-killed: how, with the last lines of its log."""
-        info = self.server.exit_info()
-        if info is not None:
-            what = info.describe()
-        elif check_oom and self.server.oom_killed():
-            what = "was killed for exceeding its memory limit (OOM)"
-        else:
-            return None
-        tail = self.server.logs(LOG_TAIL_LINES).strip()
-        return f"the server {what}" + (f"; last log lines:\n{tail}" if tail else "")
+        return readiness.death_note(self.server, check_oom)
 
 
 # --- longRunningService -------------------------------------------------------------------------
 
 
 def wait_until_ready(ctx: Context) -> CheckResult:
-    started = time.monotonic()
-    deadline = started + ctx.options.startup_timeout
-    wrong_since: float | None = None
-    last = "no answer"
-    next_oom_check = started + OOM_CHECK_SECONDS
-    while time.monotonic() < deadline:
-        ctx.raise_if_canceled()
-        check_oom = time.monotonic() >= next_oom_check
-        if check_oom:
-            next_oom_check = time.monotonic() + OOM_CHECK_SECONDS
-        death = ctx.death_note(check_oom)
-        if death:
-            info = ctx.server.exit_info()
-            details = {"exit": info.to_dict() if info else None, "oomKilled": check_oom and ctx.server.oom_killed()}
-            return CheckResult(FAILED, f"the server did not start: {death}", details)
-        try:
-            status = ctx.client.ping(timeout=5.0)
-        except ServerUnreachable as exc:
-            status, last = 0, f"connection failed ({exc})"
-        if status == 200:
-            seconds = time.monotonic() - started
-            protocol = ctx.client.protocol
-            ready: dict[str, object] = {
-                "startupSeconds": round(seconds, 3),
-                "protocol": protocol.to_dict() if protocol else None,
-            }
-            return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", ready)
-        if status not in (0, 503):
-            last = f"HTTP {status}"
-            wrong_since = wrong_since or time.monotonic()
-            if time.monotonic() - wrong_since > WRONG_ANSWER_GRACE_SECONDS:
-                return CheckResult(
-                    FAILED,
-                    f"GET {ctx.server.url_prefix}/ keeps answering {last} instead of 200: does the server mount "
-                    "its routes under URL_PREFIX?",
-                )
-        elif status == 503:
-            wrong_since, last = None, "HTTP 503 (loading)"
-        time.sleep(POLL_SECONDS)
-    tail = ctx.server.logs(LOG_TAIL_LINES).strip()
-    return CheckResult(
-        FAILED,
-        f"GET {ctx.server.url_prefix}/ did not answer 200 within {ctx.options.startup_timeout:g}s "
-        f"(last: {last})" + (f"; last log lines:\n{tail}" if tail else ""),
-    )
-
-
-def wait_ready(
-    server: Server, timeout: float, cancel: threading.Event | None = None, protocol: str | None = None
-) -> CheckResult:
-    """Wait for `GET {prefix}/` to answer 200, as longRunningService does; details name the protocol."""
-    protocols.forget(server.url)
-    ctx = Context(
-        server=server,
-        client=ModelClient(server.url, protocol=protocol),
-        dataset=None,
-        target=Target("regression"),
-        options=CheckOptions(startup_timeout=timeout),
-        events=Events(),
-        cancel=cancel or threading.Event(),
-    )
-    try:
-        return wait_until_ready(ctx)
-    finally:
-        ctx.client.close()
-        protocols.forget(server.url)
+    return readiness.wait_until_ready(ctx.server, ctx.client, ctx.options.startup_timeout, ctx.cancel)
 
 
 def still_answering(ctx: Context, ready: CheckResult) -> CheckResult:
@@ -222,9 +140,13 @@ def null_value_imputation(ctx: Context) -> CheckResult:
         return name, judge(answer.status, answer.text, encoded.rows, ctx.target)
 
     failing = [(name, verdict.summary()) for name, verdict in ctx.client.map(try_column, names) if not verdict.ok]
+    detected = ctx.client.protocol
     details = {
         "columns": len(names),
         "rowsSent": encoded.rows,
+        # What the requests were: "columnar" when cmkit-runtime offers its own body form, else
+        # DataRobot's JSON (or DRUM's CSV). The model receives the same DataFrame either way.
+        "bodies": detected.sent_as(encoded.with_null_column(names[0])) if detected else "json",
         "rowsInDataset": dataset.rows,
         "rowSelection": "sample" if selection.sampled else "all",
         "failingColumns": [{"column": c, "reason": r} for c, r in failing],
@@ -367,10 +289,7 @@ def run_checks(
         if protocol is not None:
             ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:
-            results[LONG_RUNNING_SERVICE] = ready
-            for name, _ in PREDICTION_CHECKS:
-                results[name] = CheckResult(ABORTED, f"not run: {LONG_RUNNING_SERVICE} failed")
-            return results
+            return not_started(ready)
         for name, check in PREDICTION_CHECKS:
             ctx.raise_if_canceled()
             if ctx.level(name) == "skip":

@@ -22,8 +22,8 @@ from jsonschema import Draft7Validator
 from werkzeug.exceptions import HTTPException
 
 from cmkit.bundle import API_MAX_FILES
-from cmkit.emulator import datasets, environments, models, service, testing
-from cmkit.emulator.errors import ApiError, invalid
+from cmkit.emulator import datasets, environments, models, status, testing
+from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.faults import RULE_SCHEMA, SETTINGS_SCHEMA, FaultInjector, FaultMiddleware, Journal
 from cmkit.emulator.models import Upload
 from cmkit.emulator.openapi import openapi_document
@@ -100,7 +100,7 @@ def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flas
     _register_unimplemented(app, emu)
     _register_admin(app)
     app.before_request(_authenticate)
-    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(ErrorResponse, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     app.wsgi_app = FaultMiddleware(  # type: ignore[method-assign]
@@ -116,7 +116,7 @@ def _register(app: Flask, emu: Emulator, handler: Handler) -> None:
     def view(**path_params: str) -> Response:
         for name, value in path_params.items():
             if not is_id(value):  # no such resource can exist; and ids never reach a path
-                raise ApiError(404, f"No resource has the {name} {value[:100]!r}")
+                raise ErrorResponse(404, f"No resource has the {name} {value[:100]!r}")
         query = check_query(spec, request.args) if spec else {}
         return handler.view(emu, query, **path_params)
 
@@ -225,7 +225,7 @@ def _authenticate() -> Response | None:
     return None
 
 
-def _api_error(exc: ApiError) -> Response:
+def _api_error(exc: ErrorResponse) -> Response:
     return json_response(exc.body(), exc.status, exc.headers)
 
 
@@ -270,7 +270,7 @@ def ping(emu: Emulator, query: dict[str, Any]) -> Response:
 
 @api("GET", "status/{statusId}/", documented=False)
 def get_status(emu: Emulator, query: dict[str, Any], statusId: str) -> Response:
-    doc, location = service.get_status(emu, statusId)
+    doc, location = status.get_status(emu, statusId)
     if location:
         return json_response(doc, 303, {"Location": api_url(location)})
     return json_response(doc)

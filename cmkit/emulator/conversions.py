@@ -18,10 +18,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cmkit.emulator import environments, models, service, training
+from cmkit.emulator import environments, models, training
 from cmkit.emulator.common import new_id, now, shape
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
 
 KIND = "conversion"
@@ -55,7 +56,7 @@ def start_conversion(emu: Emulator, model_id: str, version_id: str, body: dict[s
         "logMessage": None,
         "shouldStop": False,
     }
-    status_id = service.create_status(emu, f"Conversion of custom model version {version_id}", "conversion")
+    status_id = create_status(emu, f"Conversion of custom model version {version_id}", "conversion")
     emu.store.insert(KIND, conversion_id, doc, parent=version_id, internal={"statusId": status_id, "model": model_id})
     emu.jobs.submit(
         f"conversion:{conversion_id}", lambda cancel: _convert(emu, conversion_id, status_id, cancel), quick=True
@@ -67,7 +68,7 @@ def _convert(emu: Emulator, conversion_id: str, status_id: str, cancel: threadin
     emu.store.update(
         KIND, conversion_id, {"conversionInProgress": False, "conversionSucceeded": False, "logMessage": NO_CONVERTER}
     )
-    service.set_status(emu, status_id, "ERROR", NO_CONVERTER)
+    set_status(emu, status_id, "ERROR", NO_CONVERTER)
 
 
 def _conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> Resource:
@@ -123,7 +124,7 @@ def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body:
     if dataset_id is None:
         raise invalid("Specified custom model is not valid for prediction explanations: no training data is assigned")
     env_id, env_version_id = _environment(emu, version, body or {})
-    status_id = service.create_status(emu, f"Prediction explanations initialization of {version_id}", "explanations")
+    status_id = create_status(emu, f"Prediction explanations initialization of {version_id}", "explanations")
     doc = {
         "customModelId": model_id,
         "customModelVersionId": version_id,
@@ -133,7 +134,7 @@ def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body:
         "created": now(),
     }
     emu.store.insert(EXPLANATIONS_KIND, new_id(), doc, parent=version_id, internal={"statusId": status_id})
-    service.set_status(emu, status_id, "COMPLETED", "Recorded; the emulator does not compute explanation baselines")
+    set_status(emu, status_id, "COMPLETED", "Recorded; the emulator does not compute explanation baselines")
     return status_id
 
 

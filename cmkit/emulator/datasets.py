@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cmkit.emulator import service
 from cmkit.emulator.common import USER, new_id, now
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import HashingFile
 from cmkit.emulator.validation import file_name
 
@@ -43,7 +43,7 @@ def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | 
         "processingState": "RUNNING",
         "error": "",
     }
-    status_id = service.create_status(emu, f"Dataset {doc['name']} ingestion", "dataset")
+    status_id = create_status(emu, f"Dataset {doc['name']} ingestion", "dataset")
     emu.store.insert(KIND, dataset_id, doc, internal={"sha256": blob.sha256, "statusId": status_id})
     emu.jobs.submit(f"dataset:{dataset_id}", lambda cancel: _ingest(emu, dataset_id, cancel), quick=True)
     return {"statusId": status_id, "catalogId": dataset_id, "catalogVersionId": version_id}
@@ -54,16 +54,16 @@ def _ingest(emu: Emulator, dataset_id: str, cancel: threading.Event) -> None:
     if resource is None:
         return
     status_id = resource.internal["statusId"]
-    service.set_status(emu, status_id, "RUNNING")
+    set_status(emu, status_id, "RUNNING")
     try:
         rows = _count_rows(emu.store.blobs.path(resource.internal["sha256"]))
     except (ValueError, UnicodeDecodeError, csv.Error) as exc:
         message = f"The file is not a readable CSV: {exc}"
         emu.store.update(KIND, dataset_id, {"processingState": "ERROR", "error": message})
-        service.set_status(emu, status_id, "ERROR", message)
+        set_status(emu, status_id, "ERROR", message)
         return
     emu.store.update(KIND, dataset_id, {"processingState": "COMPLETED", "rowCount": rows})
-    service.set_status(emu, status_id, "COMPLETED", location=f"datasets/{dataset_id}/")
+    set_status(emu, status_id, "COMPLETED", location=f"datasets/{dataset_id}/")
 
 
 def _count_rows(path: Path) -> int:
@@ -96,4 +96,4 @@ def csv_path(emu: Emulator, dataset_id: str) -> Path:
 def recover(emu: Emulator) -> None:
     for resource in emu.store.list(KIND):
         if resource.doc["processingState"] == "RUNNING":
-            emu.store.update(KIND, resource.id, {"processingState": "ERROR", "error": service.INTERRUPTED})
+            emu.store.update(KIND, resource.id, {"processingState": "ERROR", "error": INTERRUPTED})

@@ -13,7 +13,7 @@ import shutil
 from typing import Any
 
 from cmkit.emulator import environments, sharing
-from cmkit.emulator.errors import ApiError, not_found
+from cmkit.emulator.errors import ErrorResponse, not_found
 from cmkit.emulator.service import Emulator
 
 
@@ -33,10 +33,10 @@ def permadelete(emu: Emulator, env_ids: list[str]) -> None:
         found = {ident: emu.store.get(environments.KIND, ident, include_deleted=True) for ident in env_ids}
         missing = [ident for ident, env in found.items() if env is None]
         if missing:
-            raise ApiError(404, f"Execution environment(s) not found: {', '.join(missing)}")
+            raise ErrorResponse(404, f"Execution environment(s) not found: {', '.join(missing)}")
         live = [ident for ident, env in found.items() if env is not None and not env.deleted]
         if live:
-            raise ApiError(409, f"Execution environment(s) not deleted yet (DELETE them first): {', '.join(live)}")
+            raise ErrorResponse(409, f"Execution environment(s) not deleted yet (DELETE them first): {', '.join(live)}")
         versions = [v for ident in env_ids for v in emu.store.list(environments.VERSION_KIND, ident, True)]
         for version in versions:
             emu.store.purge(environments.VERSION_KIND, version.id)

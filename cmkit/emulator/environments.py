@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import tarfile
 import tempfile
 import threading
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 from cmkit.emulator.common import USER, new_id, now, shape
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.contexts import extract_context
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
-from cmkit.emulator.service import INTERRUPTED, Emulator
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED
 from cmkit.emulator.store import HashingFile, Resource
-from cmkit.emulator.validation import Limits, check_file_path, check_ids, check_path_set, file_name, safe_id
+from cmkit.emulator.validation import check_ids, file_name, safe_id
 from cmkit.envcontext import context_files, zip_context
 
 KIND = "environment"
@@ -52,7 +51,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     }
     with emu.store.transaction():
         if emu.store.get(KIND, ident, include_deleted=True):
-            raise ApiError(409, f"An environment with the ID {ident} already exists")
+            raise ErrorResponse(409, f"An environment with the ID {ident} already exists")
         emu.store.insert(KIND, ident, doc)
     return ident
 
@@ -122,7 +121,7 @@ def create_version(
     check_ids(fields, ["environmentVersionId"])  # it names the context's folder: ids only
     ident = fields.get("environmentVersionId") or new_id()
     if emu.store.get(VERSION_KIND, ident, include_deleted=True):
-        raise ApiError(409, f"An environment version with the ID {ident} already exists")
+        raise ErrorResponse(409, f"An environment version with the ID {ident} already exists")
     if image_upload:
         raise invalid(
             "The emulator cannot load pre-built images; upload a docker context instead",
@@ -171,7 +170,7 @@ def create_version(
     internal = {"sha256": blob.sha256, "fileName": file_name(context_name, "context.zip"), "error": ""}
     with emu.store.transaction():
         if emu.store.get(VERSION_KIND, ident, include_deleted=True):  # a racing upload took the id
-            raise ApiError(409, f"An environment version with the ID {ident} already exists")
+            raise ErrorResponse(409, f"An environment version with the ID {ident} already exists")
         emu.store.insert(VERSION_KIND, ident, doc, parent=env_id, internal=internal)
     submit_build(emu, ident)
     return ident
@@ -262,91 +261,6 @@ def recover(emu: Emulator) -> None:
             emu.logs.writer(VERSION_KIND, resource.id)(f"error: {INTERRUPTED}")
             emu.store.update(VERSION_KIND, resource.id, {"buildStatus": "failed"}, error=INTERRUPTED)
 
-
-# -- the docker context archive ------------------------------------------------------------------
-
-
-class ContextTooLarge(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(413, f"Invalid docker context: {message}", {"dockerContext": message})
-
-
-def extract_context(archive: Path, target: Path, limits: Limits | None = None) -> None:
-    """Unpack a zip or tar(.gz) docker context into `target`.
-
-    Every member's path, the member count and the extracted size are checked before anything
-    is written: ApiError 422 for a bad path, 413 past a cap; ValueError when the archive is
-    neither format or lacks a top-level Dockerfile.
-    """
-    limits = limits or Limits()
-    with archive.open("rb") as handle:
-        magic = handle.read(4)
-    if magic.startswith(b"PK"):
-        _extract_zip(archive, target, limits)
-    else:
-        _extract_tar(archive, target, limits)
-    if not (target / "Dockerfile").is_file():
-        raise ValueError("the archive has no top-level Dockerfile")
-
-
-def _check_members(members: list[tuple[str, bool, int]], limits: Limits) -> None:
-    """(name, is_dir, size) of every member: paths as for model files, then the caps."""
-    if len(members) > limits.context_members:
-        raise ContextTooLarge(f"it holds more than {limits.context_members} files and folders")
-    files, folders, total = [], set(), 0
-    for name, is_dir, size in members:
-        path = check_file_path(name.rstrip("/") if is_dir else name, "dockerContext")
-        if is_dir:
-            folders.add(path)
-        else:
-            files.append(path)
-            total += size
-    if total > limits.context_bytes:
-        raise ContextTooLarge(f"it unpacks to more than {limits.context_bytes} bytes")
-    clash = folders.intersection(files)
-    if clash:
-        raise invalid(f"Invalid docker context: {min(clash)!r} is a file and a folder", {"dockerContext": "clash"})
-    check_path_set(files, "dockerContext")
-
-
-def _extract_zip(archive: Path, target: Path, limits: Limits) -> None:
-    try:
-        with zipfile.ZipFile(archive) as bundle:
-            infos = bundle.infolist()
-            # zipfile never yields more than a member's declared size, so the sum is a true bound.
-            _check_members([(i.filename, i.is_dir(), i.file_size) for i in infos], limits)
-            target.mkdir(parents=True, exist_ok=True)
-            for member in infos:
-                destination = target.joinpath(*check_file_path(member.filename.rstrip("/")).split("/"))
-                if member.is_dir():
-                    destination.mkdir(parents=True, exist_ok=True)
-                    continue
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with bundle.open(member) as source, destination.open("wb") as out:
-                    shutil.copyfileobj(source, out)
-                mode = (member.external_attr >> 16) & 0o777
-                if mode:
-                    destination.chmod(mode | 0o600)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
-        raise ValueError(f"not a valid zip archive ({exc})") from None
-
-
-def _extract_tar(archive: Path, target: Path, limits: Limits) -> None:
-    try:
-        with tarfile.open(archive, mode="r:*") as bundle:
-            members: list[tuple[str, bool, int]] = []
-            total = 0
-            for member in bundle:  # read lazily: stop at a cap, not after a bomb is read through
-                size = member.size if member.isfile() else 0
-                members.append((member.name, member.isdir(), size))
-                total += size
-                if len(members) > limits.context_members or total > limits.context_bytes:
-                    break
-            _check_members(members, limits)
-            target.mkdir(parents=True, exist_ok=True)
-            bundle.extractall(target, filter="data")  # refuses absolute paths, .. and outside links
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ValueError(f"not a zip or tar.gz archive ({exc})") from None
 
 
 # -- the seeded environment ----------------------------------------------------------------------

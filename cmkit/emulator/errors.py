@@ -1,4 +1,8 @@
-"""The one exception emulator code raises to answer a request with an API error."""
+"""The one exception emulator code raises to answer a request with an API error response.
+
+Named `ErrorResponse`, not `ApiError`: that is the client's error (`cmkit.api.client.ApiError`),
+what cmkit raises when an API (DataRobot's or the emulator's) answers with one of these.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 
-class ApiError(Exception):
+class ErrorResponse(Exception):
     """An error response: `status` with the JSON body `{"message", "errors"?}` DataRobot sends."""
 
     def __init__(
@@ -29,9 +33,9 @@ class ApiError(Exception):
         return body
 
 
-def not_found(what: str, ident: str) -> ApiError:
-    return ApiError(404, f"{what} {ident} not found")
+def not_found(what: str, ident: str) -> ErrorResponse:
+    return ErrorResponse(404, f"{what} {ident} not found")
 
 
-def invalid(message: str, errors: Mapping[str, Any] | None = None) -> ApiError:
-    return ApiError(422, message, errors)
+def invalid(message: str, errors: Mapping[str, Any] | None = None) -> ErrorResponse:
+    return ErrorResponse(422, message, errors)

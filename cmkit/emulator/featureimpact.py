@@ -18,11 +18,12 @@ import shutil
 import threading
 from typing import Any
 
-from cmkit.emulator import datasets, models, service, testing, training
+from cmkit.emulator import datasets, models, testing, training
 from cmkit.emulator.common import now
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import Resource
 
 KIND = "featureImpact"
@@ -76,12 +77,12 @@ def start(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -
             f"rowCount {row_count} exceeds the {rows} rows of the training data (dataset {dataset_id})",
             {"rowCount": f"must be at most {rows}"},
         )
-    status_id = service.create_status(emu, f"Feature impact of custom model version {version_id}", "featureImpact")
+    status_id = create_status(emu, f"Feature impact of custom model version {version_id}", "featureImpact")
     with emu.store.transaction():
         existing = emu.store.get(KIND, version_id)
         if existing and existing.doc["status"] != FAILED and existing.internal["rowCount"] == row_count:
             job_id = existing.internal["statusId"]
-            raise ApiError(
+            raise ErrorResponse(
                 404, f"Feature impact of version {version_id} was already submitted (jobId {job_id})", {"jobId": job_id}
             )
         doc = {"status": RUNNING, "message": "", "started": now(), "result": None}
@@ -104,7 +105,7 @@ def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: 
     record = emu.store.get(KIND, version_id)
     if record is None or record.internal["statusId"] != status_id:
         return
-    service.set_status(emu, status_id, "RUNNING")
+    set_status(emu, status_id, "RUNNING")
     workdir = emu.dir("featureImpact", status_id)
     try:
         spec = _spec(emu, model_id, version_id, record.internal["datasetId"], workdir)
@@ -115,13 +116,13 @@ def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: 
         message = CANCELLED if cancelled else f"Feature impact failed: {exc}"
         log(f"error: {message}")
         _record(emu, version_id, status_id, {"status": FAILED, "message": message})
-        service.set_status(emu, status_id, "ABORTED" if cancelled else "ERROR", message)
+        set_status(emu, status_id, "ABORTED" if cancelled else "ERROR", message)
         return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if _record(emu, version_id, status_id, {"status": COMPLETED, "result": result, "completed": now()}):
         location = f"customModels/{model_id}/versions/{version_id}/featureImpact/"
-        service.set_status(emu, status_id, "COMPLETED", location=location)
+        set_status(emu, status_id, "COMPLETED", location=location)
 
 
 def _record(emu: Emulator, version_id: str, status_id: str, doc: dict[str, Any]) -> bool:
@@ -163,11 +164,11 @@ def get(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
     if record.doc["status"] == RUNNING:
         raise invalid(f"The feature impact job of version {version_id} is in progress")
     if record.doc["status"] == FAILED:
-        raise ApiError(404, f"No feature impact data for version {version_id}: {record.doc['message']}")
+        raise ErrorResponse(404, f"No feature impact data for version {version_id}: {record.doc['message']}")
     return dict(record.doc["result"])
 
 
 def recover(emu: Emulator) -> None:
     for record in emu.store.list(KIND):
         if record.doc["status"] == RUNNING:
-            emu.store.update(KIND, record.id, {"status": FAILED, "message": service.INTERRUPTED})
+            emu.store.update(KIND, record.id, {"status": FAILED, "message": INTERRUPTED})

@@ -7,17 +7,18 @@ import posixpath
 import shutil
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from cmkit.archives import write_zip
 from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
 from cmkit.emulator import environments, sharing
 from cmkit.emulator.common import USER, new_id, now, shape
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobFailed
-from cmkit.emulator.service import INTERRUPTED, Emulator
+from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED
 from cmkit.emulator.store import Blob, HashingFile, Resource
 from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
@@ -260,9 +261,9 @@ def _check_uploads(uploads: list[Upload], limits: Limits) -> list[str]:
         if path in paths:
             raise invalid(f"filePath {path!r} is given twice", {"filePath": f"duplicate path {path}"})
         if upload.content.size > API_MAX_FILE_BYTES:
-            raise ApiError(413, f"{path} is larger than the {API_MAX_FILE_BYTES} bytes a file may hold")
+            raise ErrorResponse(413, f"{path} is larger than the {API_MAX_FILE_BYTES} bytes a file may hold")
         if path == REQUIREMENTS_FILE and upload.content.size > limits.requirements_bytes:
-            raise ApiError(
+            raise ErrorResponse(
                 413,
                 f"{REQUIREMENTS_FILE} is larger than the {limits.requirements_bytes} bytes the emulator accepts",
                 {"file": f"{REQUIREMENTS_FILE} over {limits.requirements_bytes} bytes"},
@@ -465,13 +466,13 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
     else:
         resource = _version(emu, model_id, version_id)
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024, dir=str(emu.dir("tmp")))  # noqa: SIM115
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in resource.doc["items"]:
-            source = emu.store.blobs.path(resource.internal["blobs"][item["id"]]["sha256"])
-            # Checked again on the way out: a data dir from an older emulator may hold any path.
-            archive.write(source, check_file_path(item["filePath"]))
-    spool.seek(0)
-    return spool, f"model-{model_id}-{resource.doc['label']}.zip"
+    blobs = resource.internal["blobs"]
+    # Paths are checked again on the way out: a data dir from an older emulator may hold any path.
+    members = (
+        (emu.store.blobs.path(blobs[item["id"]]["sha256"]), check_file_path(item["filePath"]))
+        for item in resource.doc["items"]
+    )
+    return write_zip(members, spool), f"model-{model_id}-{resource.doc['label']}.zip"
 
 
 def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
@@ -592,7 +593,8 @@ def cancel_build(emu: Emulator, model_id: str, version_id: str) -> None:
     with emu.store.transaction():
         build = _existing_build(emu, model_id, version_id)
         if build.doc["buildStatus"] in BUILD_FINAL:
-            raise ApiError(409, f"The dependency build of {version_id} has already ended ({build.doc['buildStatus']})")
+            ended = build.doc["buildStatus"]
+            raise ErrorResponse(409, f"The dependency build of {version_id} has already ended ({ended})")
         # As if never started (a new POST starts afresh); the job sees its token gone and stops.
         build.internal["token"] = None
         build.deleted = True

@@ -22,11 +22,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cmkit.emulator import models, service
+from cmkit.emulator import models
 from cmkit.emulator.common import new_id, now
 from cmkit.emulator.copies import upload_bytes
 from cmkit.emulator.errors import invalid
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import create_status, set_status
 
 KIND = "repository"
 GIT_TIMEOUT = 120
@@ -114,7 +115,7 @@ def create_version(emu: Emulator, model_id: str, body: dict[str, Any], from_late
         )
     commit = _commit(repository.doc["path"], body.get("ref"))
     files = _files(repository.doc["path"], commit, _source_paths(body.get("sourcePath")))
-    status_id = service.create_status(emu, f"Custom model {model_id} version from repository", "customModelVersion")
+    status_id = create_status(emu, f"Custom model {model_id} version from repository", "customModelVersion")
     emu.jobs.submit(
         f"from-repository:{status_id}",
         lambda cancel: _make(emu, model_id, body, from_latest, repository.doc, commit, files, status_id, cancel),
@@ -134,7 +135,7 @@ def _make(
     status_id: str,
     cancel: threading.Event,
 ) -> None:
-    service.set_status(emu, status_id, "RUNNING")
+    set_status(emu, status_id, "RUNNING")
     passed = ("baseEnvironmentId", "requiredMetadataValues", "keepTrainingHoldoutData")
     fields = {key: body[key] for key in passed if key in body}
     fields["isMajorUpdate"] = "true" if body.get("isMajorUpdate", True) else "false"
@@ -159,6 +160,6 @@ def _make(
             emu.store.save(record)
     except Exception as exc:  # an API error (environment, limits) or worse: the job's failure
         message = getattr(exc, "message", str(exc))
-        service.set_status(emu, status_id, "ERROR", f"The version could not be created: {message}")
+        set_status(emu, status_id, "ERROR", f"The version could not be created: {message}")
         return
-    service.set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/versions/{version['id']}/")
+    set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/versions/{version['id']}/")

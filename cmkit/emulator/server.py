@@ -20,7 +20,7 @@ from typing import Any
 import platformdirs
 import waitress
 
-from cmkit.emulator import environments
+from cmkit.emulator import environments, startup
 from cmkit.emulator.app import create_app
 from cmkit.emulator.faults import FaultInjector, Journal
 from cmkit.emulator.jobs import DockerRuntime, ProcessRuntime, Runtime, labels_for
@@ -91,7 +91,7 @@ def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], wa
         injector = FaultInjector(options.fault_rate, options.fault_status, seed=options.fault_seed)
         app = create_app(emu, injector, Journal())
         server = _listen(app, options)  # before starting jobs: a taken port must change nothing
-        emu.start()
+        startup.start(emu)
     except BaseException:
         emu.stop()
         raise

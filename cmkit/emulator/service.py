@@ -2,7 +2,9 @@
 
 `Emulator` owns the store, the job runner and the runtime. Resource modules (`models`,
 `environments`, `testing`, `datasets`) take it as their first argument and return the API's
-JSON documents; `app.py` only maps HTTP onto them.
+JSON documents; `app.py` only maps HTTP onto them. Async statuses live in `status`, the start
+(recovery and seeding, which calls every resource module) in `startup`: this module imports none
+of the resource modules, so none of them imports it back in a cycle.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cmkit.emulator.common import new_id, now
-from cmkit.emulator.errors import not_found
 from cmkit.emulator.jobs import JobRunner, Runtime, data_dir_digest
 from cmkit.emulator.reference import Reference, load_reference
 from cmkit.emulator.store import Store
@@ -26,7 +26,6 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # How long a stop waits for cancelled jobs to record their end. Model tests stop at once; a
 # Docker build cannot be interrupted, and one still running is recorded at the next start.
 SHUTDOWN_GRACE = 10.0
-INTERRUPTED = "interrupted: the emulator stopped before this job finished"
 
 
 @dataclass
@@ -87,17 +86,6 @@ class Emulator:
         self.jobs = JobRunner(settings.job_workers)
         self.digest = data_dir_digest(settings.data_dir)
 
-    def start(self) -> None:
-        """Recover from an earlier run, then make sure the seeded environment exists."""
-        from cmkit.emulator import datasets, environments, featureimpact, leftovers, models, testing
-
-        leftovers.clean(self)
-        recovers = (environments.recover, models.recover, testing.recover, datasets.recover, featureimpact.recover)
-        for recover in recovers:
-            recover(self)
-        recover_statuses(self)
-        environments.seed(self)
-
     def stop(self, timeout: float = SHUTDOWN_GRACE) -> list[str]:
         """Cancel background jobs, wait for them to record it, close the store."""
         stuck = self.jobs.shutdown(timeout)
@@ -108,44 +96,3 @@ class Emulator:
 
     def dir(self, *parts: str) -> Path:
         return self.store.path(*parts)
-
-
-# -- async statuses (GET status/{id}/) -----------------------------------------------------------
-
-TERMINAL_STATUSES = ("COMPLETED", "ERROR", "ABORTED", "EXPIRED")
-
-
-def create_status(emu: Emulator, description: str, status_type: str | None = None) -> str:
-    status_id = new_id()
-    doc = {
-        "statusId": status_id,
-        "status": "INITIALIZED",
-        "message": "",
-        "code": 0,
-        "created": now(),
-        "description": description,
-        "statusType": status_type,
-    }
-    emu.store.insert("status", status_id, doc)
-    return status_id
-
-
-def set_status(emu: Emulator, status_id: str, status: str, message: str = "", location: str | None = None) -> None:
-    """Move a status on; `location` (relative to /api/v2/) is where a COMPLETED job redirects."""
-    internal = {"location": location} if location else {}
-    emu.store.update("status", status_id, {"status": status, "message": message}, **internal)
-
-
-def get_status(emu: Emulator, status_id: str) -> tuple[dict[str, Any], str | None]:
-    """The status document, and the finished resource's path when the job is COMPLETED."""
-    resource = emu.store.get("status", status_id)
-    if resource is None:
-        raise not_found("Status", status_id)
-    location = resource.internal.get("location") if resource.doc["status"] == "COMPLETED" else None
-    return resource.doc, location
-
-
-def recover_statuses(emu: Emulator) -> None:
-    for resource in emu.store.list("status"):
-        if resource.doc["status"] not in TERMINAL_STATUSES:
-            set_status(emu, resource.id, "ERROR", INTERRUPTED)

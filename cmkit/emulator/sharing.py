@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cmkit.emulator.common import USER, new_id
-from cmkit.emulator.errors import ApiError
+from cmkit.emulator.errors import ErrorResponse
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import Resource
 
@@ -26,7 +26,7 @@ def entries(resource: Resource) -> list[dict[str, Any]]:
 
 def filtered(resource: Resource, username: str | None = None, user_id: str | None = None) -> list[dict[str, Any]]:
     if username and user_id:
-        raise ApiError(400, "Give username or userId, not both")
+        raise ErrorResponse(400, "Give username or userId, not both")
     return [
         e
         for e in entries(resource)
@@ -39,7 +39,7 @@ def apply(emu: Emulator, kind: str, ident: str, changes: list[dict[str, Any]], w
     with emu.store.transaction():
         resource = emu.store.get(kind, ident)
         if resource is None:
-            raise ApiError(404, f"{what} {ident} not found")
+            raise ErrorResponse(404, f"{what} {ident} not found")
         by_name = {e["username"]: e for e in entries(resource)}
         for change in changes:
             if change.get("role") is None:
@@ -52,6 +52,6 @@ def apply(emu: Emulator, kind: str, ident: str, changes: list[dict[str, Any]], w
                 "canShare": change.get("canShare", change["role"] == "OWNER"),
             }
         if not any(e["role"] == "OWNER" for e in by_name.values()):
-            raise ApiError(409, f"The request would leave the {what.lower()} without an owner")
+            raise ErrorResponse(409, f"The request would leave the {what.lower()} without an owner")
         resource.internal["access"] = list(by_name.values())
         emu.store.save(resource)

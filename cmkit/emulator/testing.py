@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from cmkit.checks.parameters import ParameterError, parse_parameters
-from cmkit.checks.results import CHECK_NAMES, LEVELS, PREDICTION_VERIFICATION
+from cmkit.checks.results import CHECK_NAMES, FAILED, LEVELS, PREDICTION_VERIFICATION, CheckResult, not_started
 from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
-from cmkit.emulator import datasets, environments, leftovers, models, service
+from cmkit.emulator import datasets, environments, leftovers, models
 from cmkit.emulator.common import USER, new_id, now, shape
-from cmkit.emulator.errors import ApiError, invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import Resource
 
 KIND = "customModelTest"
@@ -88,7 +89,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
         "testingStatus": {name: _check("queued" if configuration[name] != "skip" else "skipped") for name in CHECKS},
         **settings,
     }
-    status_id = service.create_status(emu, f"Testing custom model {model.id} version {version.id}", "customModelTest")
+    status_id = create_status(emu, f"Testing custom model {model.id} version {version.id}", "customModelTest")
     with emu.store.transaction():
         # One test at a time per model, as DataRobot does (422 while one is in progress).
         running = [t for t in emu.store.list(KIND, model.id) if t.doc["overallStatus"] not in TERMINAL]
@@ -168,27 +169,27 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
     test = emu.store.get(KIND, test_id)
     if test is None or not _advance(emu, test_id, {"overallStatus": "in_progress"}, running=True):
         return
-    service.set_status(emu, test.internal["statusId"], "RUNNING")
+    set_status(emu, test.internal["statusId"], "RUNNING")
     try:
         spec = _spec(emu, test)
         log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.runtime.name} runtime")
         leftovers.record(emu, test_id, emu.runtime.name)
         report = emu.runtime.run_test(spec, log, cancel)
     except JobCancelled:
-        report = _ended_report("aborted", service.INTERRUPTED)
+        report = _ended_report("aborted", INTERRUPTED)
     except JobFailed as exc:
         log(f"error: {exc}")
-        report = _ended_report("failed", str(exc), first="longRunningService")
+        report = _not_started_report(str(exc))
     except Exception as exc:  # an engine error is the test's failure, reported on the test
         log(f"error: {exc}")
-        report = _ended_report("failed", f"The test could not run: {exc}", first="longRunningService")
+        report = _not_started_report(f"The test could not run: {exc}")
     finally:
         leftovers.forget(emu, test_id)
         shutil.rmtree(emu.dir("tests", test_id), ignore_errors=True)
     if cancel.is_set():
         # A DELETE already recorded "canceled" (and _record will leave it); otherwise the
         # emulator is stopping and the test did not get to finish.
-        report = _ended_report("aborted", service.INTERRUPTED)
+        report = _ended_report("aborted", INTERRUPTED)
     _record(emu, test_id, report, log)
 
 
@@ -243,16 +244,15 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     )
 
 
-def _ended_report(overall: str, message: str, first: str | None = None) -> dict[str, Any]:
-    """A report for a test that did not get to run its checks."""
-    others = "aborted" if overall == "failed" else overall
-    return {
-        "overallStatus": overall,
-        "testingStatus": {
-            name: _check(overall if name == first else others, message if name == (first or name) else "")
-            for name in CHECKS
-        },
-    }
+def _ended_report(overall: str, message: str) -> dict[str, Any]:
+    """A report for a test that was stopped before its checks ended: every check `overall`."""
+    return {"overallStatus": overall, "testingStatus": {name: _check(overall, message) for name in CHECKS}}
+
+
+def _not_started_report(message: str) -> dict[str, Any]:
+    """A report for a test whose model never got to run: test-local's rule (`results.not_started`)."""
+    results = not_started(CheckResult(FAILED, message))
+    return {"overallStatus": FAILED, "testingStatus": {name: results[name].to_api() for name in CHECKS}}
 
 
 def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> None:
@@ -287,12 +287,12 @@ def _finish_status(emu: Emulator, test_id: str, overall: str, testing_status: di
         return
     status_id = test.internal["statusId"]
     if overall in ("succeeded", "warning", "skipped"):
-        service.set_status(emu, status_id, "COMPLETED", location=f"customModelTests/{test_id}/")
+        set_status(emu, status_id, "COMPLETED", location=f"customModelTests/{test_id}/")
     elif overall in ("canceled", "aborted"):
-        service.set_status(emu, status_id, "ABORTED", f"Testing {overall}")
+        set_status(emu, status_id, "ABORTED", f"Testing {overall}")
     else:
         problems = [f"{name}: {c['message']}" for name, c in testing_status.items() if c["status"] == "failed"]
-        service.set_status(emu, status_id, "ERROR", "Testing failed. " + "; ".join(problems))
+        set_status(emu, status_id, "ERROR", "Testing failed. " + "; ".join(problems))
 
 
 def _advance(emu: Emulator, test_id: str, doc: dict[str, Any], running: bool = False) -> bool:
@@ -334,7 +334,7 @@ def cancel(emu: Emulator, test_id: str) -> None:
     with emu.store.transaction():
         test = _test(emu, test_id)
         if test.doc["overallStatus"] in TERMINAL:
-            raise ApiError(409, f"Test {test_id} has already ended ({test.doc['overallStatus']})")
+            raise ErrorResponse(409, f"Test {test_id} has already ended ({test.doc['overallStatus']})")
         report = _ended_report("canceled", "The test was cancelled")
         test.doc.update(
             overallStatus="canceled",
@@ -347,7 +347,7 @@ def cancel(emu: Emulator, test_id: str) -> None:
         emu.store.save(test)
     emu.logs.writer(KIND, test_id)("test cancelled")
     emu.jobs.cancel(_job_key(test_id))
-    service.set_status(emu, test.internal["statusId"], "ABORTED", "Testing canceled")
+    set_status(emu, test.internal["statusId"], "ABORTED", "Testing canceled")
 
 
 def log_text(emu: Emulator, test_id: str) -> str:
@@ -365,8 +365,8 @@ def log_tail(emu: Emulator, test_id: str, lines: int) -> dict[str, str]:
 def recover(emu: Emulator) -> None:
     for test in emu.store.list(KIND):
         if test.doc["overallStatus"] not in TERMINAL:
-            report = _ended_report("aborted", service.INTERRUPTED)
+            report = _ended_report("aborted", INTERRUPTED)
             test.doc.update(overallStatus="aborted", completedAt=now(), testingStatus=report["testingStatus"])
             emu.store.save(test)
-            emu.logs.writer(KIND, test.id)(f"error: {service.INTERRUPTED}")
-            service.set_status(emu, test.internal["statusId"], "ABORTED", service.INTERRUPTED)
+            emu.logs.writer(KIND, test.id)(f"error: {INTERRUPTED}")
+            set_status(emu, test.internal["statusId"], "ABORTED", INTERRUPTED)

@@ -23,10 +23,11 @@ import json
 import threading
 from typing import Any
 
-from cmkit.emulator import datasets, models, service
+from cmkit.emulator import datasets, models
 from cmkit.emulator.common import now
-from cmkit.emulator.errors import ApiError, invalid
+from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
 
 MODEL_FIELDS = ("trainingDatasetId", "trainingDatasetVersionId", "trainingDataFileName", "trainingDataPartitionColumn")
@@ -81,7 +82,7 @@ def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
     version_id = body.get("datasetVersionId") or entry["versionId"]
     if version_id != entry["versionId"]:
         raise invalid(f"Dataset {dataset_id} has no version {version_id}", {"datasetVersionId": "not found"})
-    status_id = service.create_status(emu, f"Training data assignment of custom model {model_id}", "trainingData")
+    status_id = create_status(emu, f"Training data assignment of custom model {model_id}", "trainingData")
     doc = {
         "trainingDatasetId": dataset_id,
         "trainingDatasetVersionId": version_id,
@@ -99,7 +100,7 @@ def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
 
 def _finish(emu: Emulator, model_id: str, status_id: str, cancel: threading.Event) -> None:
     emu.store.update(models.KIND, model_id, {"trainingDataAssignmentInProgress": False})
-    service.set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/")
+    set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/")
 
 
 # -- the version level ---------------------------------------------------------------------------
@@ -203,4 +204,4 @@ def dataset_for(model: Resource, version: Resource) -> str | None:
 
 def require_not_in_progress(model: Resource) -> None:
     if model.doc.get("trainingDataAssignmentInProgress"):
-        raise ApiError(422, f"Training data assignment of custom model {model.id} is in progress")
+        raise ErrorResponse(422, f"Training data assignment of custom model {model.id} is in progress")

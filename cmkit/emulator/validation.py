@@ -1,6 +1,6 @@
 """Request validation: the seed's query tables and named JSON schemas, and the emulator's own rules.
 
-Errors become `ApiError(422, {"message", "errors": {field: reason}})`, except query errors on
+Errors become `ErrorResponse(422, {"message", "errors": {field: reason}})`, except query errors on
 routes whose reference documents a 400 and no 422 (e.g. `tail/`'s "invalid number of lines").
 
 Every route (those of other modules included) should take its ids, JSON bodies, file paths and
@@ -27,7 +27,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator, ValidationError
 
-from cmkit.emulator.errors import ApiError
+from cmkit.emulator.errors import ErrorResponse
 from cmkit.emulator.reference import QueryParam, Reference, RouteSpec
 
 # The reference marks offset/limit required, yet DataRobot's own client never sends them (its
@@ -65,7 +65,7 @@ def check_ids(body: Mapping[str, Any], names: Iterable[str]) -> None:
     bad = [name for name in names if body.get(name) is not None and not is_id(body[name])]
     errors = {name: "must be a 24-digit hexadecimal id" for name in bad}
     if errors:
-        raise ApiError(422, _summary("Invalid field data", errors), errors)
+        raise ErrorResponse(422, _summary("Invalid field data", errors), errors)
 
 
 def safe_id(value: str) -> str:
@@ -90,15 +90,15 @@ def _finite_float(text: str) -> float:
 
 
 def parse_json(raw: bytes | str, what: str = "The request body") -> Any:
-    """Strict JSON: NaN and Infinity refused, nesting bounded; ApiError 422 otherwise."""
+    """Strict JSON: NaN and Infinity refused, nesting bounded; ErrorResponse 422 otherwise."""
     try:
         value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
-        raise ApiError(422, f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+        raise ErrorResponse(422, f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
     except ValueError as exc:
-        raise ApiError(422, f"{what} is not valid JSON: {exc}") from None
+        raise ErrorResponse(422, f"{what} is not valid JSON: {exc}") from None
     if _depth(value) > MAX_JSON_DEPTH:
-        raise ApiError(422, f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        raise ErrorResponse(422, f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     return value
 
 
@@ -123,7 +123,7 @@ def parse_json_object(raw: bytes | str, what: str = "The request body") -> dict[
         return {}
     value = parse_json(raw, what)
     if not isinstance(value, dict):
-        raise ApiError(422, f"{what} must be a JSON object", {"body": "must be a JSON object"})
+        raise ErrorResponse(422, f"{what} must be a JSON object", {"body": "must be a JSON object"})
     return value
 
 
@@ -133,8 +133,8 @@ def parse_json_object(raw: bytes | str, what: str = "The request body") -> dict[
 def check_file_path(raw: str, field: str = "filePath") -> str:
     """A relative path inside the model (or context), normalised; 422 naming the problem."""
 
-    def refuse(reason: str) -> ApiError:
-        return ApiError(422, f"{field} {raw[:300]!r} {reason}", {field: reason})
+    def refuse(reason: str) -> ErrorResponse:
+        return ErrorResponse(422, f"{field} {raw[:300]!r} {reason}", {field: reason})
 
     if any(c in raw for c in "\x00\n\r"):
         raise refuse("must not hold NUL bytes or line breaks")
@@ -170,7 +170,7 @@ def check_path_set(paths: Iterable[str], field: str = "filePath") -> None:
         while parent:
             if parent in files:
                 reason = f"{parent!r} is a file, so {path!r} cannot be inside it"
-                raise ApiError(422, f"{field} clash: {reason}", {field: reason})
+                raise ErrorResponse(422, f"{field} clash: {reason}", {field: reason})
             parent = posixpath.dirname(parent)
 
 
@@ -193,7 +193,7 @@ def check_query(spec: RouteSpec, args: Mapping[str, str]) -> dict[str, Any]:
             errors[param.name] = str(exc)
     if errors:
         status = 400 if spec.documents(400) and not spec.documents(422) else 422
-        raise ApiError(status, _summary("Invalid query parameters", errors), errors)
+        raise ErrorResponse(status, _summary("Invalid query parameters", errors), errors)
     return values
 
 
@@ -225,7 +225,7 @@ def check_body(reference: Reference, schema_name: str, body: Any, writable: bool
     change; any other field is refused rather than stored.
     """
     if not isinstance(body, dict):
-        raise ApiError(422, "The request body must be a JSON object", {"body": "must be a JSON object"})
+        raise ErrorResponse(422, "The request body must be a JSON object", {"body": "must be a JSON object"})
     errors: dict[str, str] = {}
     if writable:
         allowed = reference.schema(schema_name).get("properties", {})
@@ -239,12 +239,12 @@ def check_schema(validator: Draft7Validator, body: Any, errors: dict[str, str] |
     """The body when `validator` accepts it (and `errors` is empty); 422 listing every problem."""
     errors = dict(errors or {})
     if not isinstance(body, dict):
-        raise ApiError(422, "The request body must be a JSON object", {"body": "must be a JSON object"})
+        raise ErrorResponse(422, "The request body must be a JSON object", {"body": "must be a JSON object"})
     for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
         for name, reason in _describe(error):
             errors.setdefault(name, reason)
     if errors:
-        raise ApiError(422, _summary("Invalid field data", errors), errors)
+        raise ErrorResponse(422, _summary("Invalid field data", errors), errors)
     return body
 
 
@@ -309,7 +309,7 @@ def _coerce(types: set[str], raw: str) -> Any:
     if types & {"object", "array"} and "string" not in types:
         try:
             return parse_json(raw, "A multipart field")
-        except ApiError:
+        except ErrorResponse:
             pass
     return raw
 

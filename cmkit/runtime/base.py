@@ -80,7 +80,7 @@ class ExitInfo:
 
 
 class Server(ABC):
-    """A started model server. `stop()` is idempotent and must always be called."""
+    """A started model server. `stop()` is idempotent, must always be called and is all the clean-up it needs."""
 
     base_url: str
     url_prefix: str
@@ -107,9 +107,22 @@ class Server(ABC):
     def follow_logs(self) -> Iterator[str]:
         """Log lines as they come, until the server ends."""
 
-    @abstractmethod
+    @property
+    def host_port(self) -> int | None:
+        """The port this machine (or the engine) serves it on; None when it is reached otherwise."""
+        return None
+
     def stop(self) -> None:
-        """End the server and remove what the runtime created for it."""
+        """End the server and remove everything the runtime created for it (containers, clients, logs).
+
+        Idempotent. A Ctrl-C that arrives meanwhile waits until the clean-up is done.
+        """
+        with signals_deferred():
+            self._stop()
+
+    @abstractmethod
+    def _stop(self) -> None:
+        """What `stop()` runs: each runtime ends and removes what it made, and nothing else may need to."""
 
     def leftovers(self) -> dict[str, object] | None:
         """After stop(): processes that had left the server's process group, and any still alive."""

@@ -50,6 +50,7 @@ class DockerServer(Server):
     runtime = "docker"
 
     def __init__(self, client: docker.DockerClient, container: Any, spec: RunSpec) -> None:
+        """Takes ownership of `client`: `stop()` closes it."""
         self.client = client
         self.container = container
         self.url_prefix = spec.url_prefix
@@ -130,18 +131,25 @@ class DockerServer(Server):
         """Run `callback` after the container is removed (e.g. wait for image clean-up)."""
         self._on_stop.append(callback)
 
-    def stop(self) -> None:
+    @property
+    def host_port(self) -> int | None:
+        return self.published_port
+
+    def _stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
-        if self._forwarder:
-            self._forwarder.close()
-        with contextlib.suppress(NotFound, APIError):
-            self._final_logs = bytes(self.container.logs(tail=500)).decode("utf-8", errors="replace")
-        with contextlib.suppress(NotFound):
-            self.container.remove(force=True)
-        for callback in self._on_stop:
-            callback()
+        try:
+            if self._forwarder:
+                self._forwarder.close()
+            with contextlib.suppress(NotFound, APIError):
+                self._final_logs = bytes(self.container.logs(tail=500)).decode("utf-8", errors="replace")
+            with contextlib.suppress(NotFound):
+                self.container.remove(force=True)
+            for callback in self._on_stop:
+                callback()
+        finally:
+            self.client.close()  # the server owns the client it was started with
 
     def describe(self) -> dict[str, object]:
         return {
@@ -156,6 +164,8 @@ def start_container(
     client: docker.DockerClient, image: str, spec: RunSpec, run_id: str, host_port: int | None = None
 ) -> DockerServer:
     """Start the image's `start_server.sh` with the spec's environment, limits and network policy.
+
+    The server returned owns `client` (its `stop()` closes it); on failure the caller keeps it.
 
     `host_port` asks for that port on the engine (a watched server keeps its URL across new
     containers); by default the engine picks a free one.

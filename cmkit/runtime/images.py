@@ -27,10 +27,10 @@ from typing import IO, Any
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
-from cmkit import hashcache
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.envcontext import ContextFile, context_files, tar_context
 from cmkit.errors import CmkitError, InputError
+from cmkit.hashcache import HashCache
 
 LABEL = "cmkit"
 KIND_LABEL = "cmkit.image"
@@ -171,8 +171,10 @@ class ImageBuilder:
         settings: BuildSettings | None = None,
         on_log: Callable[[str], None] | None = None,
         labels: Mapping[str, str] | None = None,
+        hashes: HashCache | None = None,
     ) -> None:
         self.client = client
+        self.hashes = hashes or HashCache()  # saved after each code layer's files are hashed
         self.settings = settings or BuildSettings()
         self.on_log = on_log or (lambda line: None)
         self.labels = {LABEL: "1", **(labels or {})}
@@ -271,10 +273,9 @@ class ImageBuilder:
         base_image = self._resolve(base)
         files = list_bundle(bundle_dir).files
         owner = base_image.user or "root"
-        content = _hash(
-            base_image.image_id, owner, json.dumps(sorted(self.labels.items())), *(_file_key(f) for f in files)
-        )
-        hashcache.save()
+        keys = (_file_key(f, self.hashes) for f in files)
+        content = _hash(base_image.image_id, owner, json.dumps(sorted(self.labels.items())), *keys)
+        self.hashes.save()
         tag = f"{CODE_REPOSITORY}:{self._owner()}-{content}"
         existing = self._existing(tag, rebuild)
         if existing:
@@ -455,9 +456,9 @@ def _user(attrs: Mapping[str, Any]) -> str:
     return str((attrs.get("Config") or {}).get("User") or "")
 
 
-def _file_key(file: BundleFile) -> str:
+def _file_key(file: BundleFile, hashes: HashCache) -> str:
     mode = "x" if os.access(file.source, os.X_OK) else "-"
-    return f"{file.path}\0{mode}\0{file.sha256()}"
+    return f"{file.path}\0{mode}\0{file.sha256(hashes)}"
 
 
 def _code_context(dockerfile: str, files: list[BundleFile]) -> IO[bytes]:

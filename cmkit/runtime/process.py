@@ -43,6 +43,7 @@ class ProcessServer(Server):
         self.tracker = tracker  # every process the server starts, wherever it goes
         self._stopped = False
         self._leftovers: dict[str, object] | None = None
+        self._final_logs: str | None = None
 
     def exit_info(self) -> ExitInfo | None:
         code = self.process.poll()
@@ -51,15 +52,26 @@ class ProcessServer(Server):
         # A negative code is a signal; -9 from the kernel's OOM killer looks the same as a kill.
         return ExitInfo(code)
 
+    @property
+    def host_port(self) -> int | None:
+        return self.port
+
     def logs(self, tail: int | None = 50) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        text = self._final_logs if self._final_logs is not None else self._read_log()
         return "\n".join(text.splitlines()[-tail:]) if tail else text
 
+    def _read_log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
     def follow_logs(self) -> Iterator[str]:
-        with self.log_path.open(encoding="utf-8", errors="replace") as handle:
+        try:
+            handle = self.log_path.open(encoding="utf-8", errors="replace")
+        except OSError:  # stopped already: its log file is gone
+            return
+        with handle:
             handle.seek(0, os.SEEK_END)
             while True:
                 line = handle.readline()
@@ -70,7 +82,7 @@ class ProcessServer(Server):
                 else:
                     time.sleep(0.1)
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
@@ -88,13 +100,13 @@ class ProcessServer(Server):
         self.process.wait()
         self._leftovers = {"tracking": self.tracker.method, "escaped": escaped, "survived": self.tracker.members()}
         self.tracker.close()
+        # The log file is the run's own: its text is kept for the report, the file removed.
+        self._final_logs = self._read_log()
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
 
     def leftovers(self) -> dict[str, object] | None:
         return self._leftovers
-
-    def cleanup(self) -> None:
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
 
     def describe(self) -> dict[str, object]:
         return {"runtime": self.runtime, "pid": self.process.pid, "url": self.url}

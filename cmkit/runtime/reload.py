@@ -33,7 +33,9 @@ from urllib3.exceptions import HTTPError
 
 from cmkit.bundle import BundleFile
 from cmkit.runtime.base import Server
+from cmkit.runtime.docker import DockerServer
 from cmkit.runtime.images import CODE_DIR
+from cmkit.runtime.process import ProcessServer
 
 POLL_SECONDS = 0.01
 RESTART_STOP_SECONDS = 3
@@ -76,17 +78,17 @@ class Reload:
 def signal_reload(server: Server, info: dict[str, Any]) -> Reload:
     """SIGHUP to gunicorn's master (the pid its workers report as their parent)."""
     master = int(info["masterPid"])
-    if server.runtime == "docker":
-        container = server.container  # type: ignore[attr-defined]
+    if isinstance(server, DockerServer):
         if master == 1:
-            container.kill(signal="SIGHUP")
+            server.container.kill(signal="SIGHUP")
         else:  # a start script that did not exec: signal the master from inside
-            container.exec_run(["kill", "-HUP", str(master)])
-    else:
-        process_group = server.process.pid  # type: ignore[attr-defined]
-        if os.getpgid(master) != process_group:
+            server.container.exec_run(["kill", "-HUP", str(master)])
+    elif isinstance(server, ProcessServer):
+        if os.getpgid(master) != server.process.pid:
             raise ProcessLookupError(f"pid {master} is not part of the server started")
         os.kill(master, signal.SIGHUP)
+    else:
+        raise ProcessLookupError(f"a {server.runtime} server cannot be signalled")
     return Reload(int(info["generation"]) + 1)
 
 
@@ -109,9 +111,9 @@ def wait_generation(server: Server, generation: int, timeout: float) -> bool:
 class ContainerSync:
     """Copies a bundle's changed files into a running (or exited) container's /opt/code."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: DockerServer) -> None:
         self.server = server
-        self.container = server.container  # type: ignore[attr-defined]
+        self.container = server.container
         self._owner: tuple[int, int] | None = None
 
     def owner(self) -> tuple[int, int]:
@@ -156,13 +158,13 @@ def _archive(files: list[BundleFile], owner: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def restart_container(server: Server) -> None:
+def restart_container(server: DockerServer) -> None:
     """Start the container again (its synced files kept), and find its published port anew."""
-    container = server.container  # type: ignore[attr-defined]
+    container = server.container
     with contextlib.suppress(NotFound):
         container.reload()
     if container.status == "running":
         container.restart(timeout=RESTART_STOP_SECONDS)
     else:
         container.start()
-    server.refresh_address()  # type: ignore[attr-defined]
+    server.refresh_address()

@@ -1,0 +1,54 @@
+"""Async statuses (GET status/{id}/): the job records every resource module moves on.
+
+Resource modules import this module, never `service`'s startup, so the emulator's modules form
+no import cycle: `service` holds the state, `startup` the recovery that calls every resource.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cmkit.emulator.common import new_id, now
+from cmkit.emulator.errors import not_found
+
+if TYPE_CHECKING:
+    from cmkit.emulator.service import Emulator
+
+TERMINAL_STATUSES = ("COMPLETED", "ERROR", "ABORTED", "EXPIRED")
+INTERRUPTED = "interrupted: the emulator stopped before this job finished"
+
+
+def create_status(emu: Emulator, description: str, status_type: str | None = None) -> str:
+    status_id = new_id()
+    doc = {
+        "statusId": status_id,
+        "status": "INITIALIZED",
+        "message": "",
+        "code": 0,
+        "created": now(),
+        "description": description,
+        "statusType": status_type,
+    }
+    emu.store.insert("status", status_id, doc)
+    return status_id
+
+
+def set_status(emu: Emulator, status_id: str, status: str, message: str = "", location: str | None = None) -> None:
+    """Move a status on; `location` (relative to /api/v2/) is where a COMPLETED job redirects."""
+    internal = {"location": location} if location else {}
+    emu.store.update("status", status_id, {"status": status, "message": message}, **internal)
+
+
+def get_status(emu: Emulator, status_id: str) -> tuple[dict[str, Any], str | None]:
+    """The status document, and the finished resource's path when the job is COMPLETED."""
+    resource = emu.store.get("status", status_id)
+    if resource is None:
+        raise not_found("Status", status_id)
+    location = resource.internal.get("location") if resource.doc["status"] == "COMPLETED" else None
+    return resource.doc, location
+
+
+def recover_statuses(emu: Emulator) -> None:
+    for resource in emu.store.list("status"):
+        if resource.doc["status"] not in TERMINAL_STATUSES:
+            set_status(emu, resource.id, "ERROR", INTERRUPTED)

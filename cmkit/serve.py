@@ -1,0 +1,64 @@
+"""`cmkit serve`: build and start a bundle for interactive use, until the user ends it.
+
+The server is started as test-local starts it (same image, variables, limits) and waited for
+with longRunningService's readiness rule; `serve --watch` is cmkit/watch.py's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cmkit.checks.readiness import wait_ready
+from cmkit.events import Events
+from cmkit.runtime.base import Server
+from cmkit.testlocal import StartFailed, TestLocalConfig, resolve_config, start_bundle
+
+
+@dataclass
+class ServeSession:
+    """A served bundle: `close()` stops the server and removes what it made."""
+
+    server: Server
+    protocol: dict[str, Any] | None = None  # what the server speaks (name, route, how it was found)
+
+    def close(self) -> None:
+        self.server.stop()
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `serve` prints once the server answers."""
+        return {
+            **self.server.describe(),
+            "url": self.server.url + "/",
+            "urlPrefix": self.server.url_prefix,
+            "protocol": self.protocol,
+        }
+
+    def survivors(self) -> list[Any]:
+        """After close(): processes the server started that are still running."""
+        survived = (self.server.leftovers() or {}).get("survived")
+        return list(survived) if isinstance(survived, list) else []
+
+    @property
+    def failed(self) -> bool:
+        """The server ended on its own with an error (a Ctrl-C'd server did not fail)."""
+        exit_info = self.server.exit_info()
+        return not (exit_info is None or exit_info.exit_code in (0, None))
+
+
+def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_timeout: float = 120.0) -> ServeSession:
+    """Build and start a bundle for interactive use; returns once it answers 200 (or raises StartFailed)."""
+    events = events or Events()
+    config = resolve_config(config, require_target=False)
+    session = ServeSession(start_bundle(config, events, uuid.uuid4().hex[:12]).server)
+    try:
+        ready = wait_ready(session.server, startup_timeout, protocol=config.protocol)
+    except BaseException:
+        session.close()
+        raise
+    if ready.status != "succeeded":
+        session.close()
+        raise StartFailed(ready.message)
+    session.protocol = ready.details.get("protocol")
+    return session
