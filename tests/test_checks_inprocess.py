@@ -56,7 +56,7 @@ class InProcessServer(Server):
     def follow_logs(self) -> Iterator[str]:
         return iter(())
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         self._stack.close()
 
     def describe(self) -> dict[str, object]:
