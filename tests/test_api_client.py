@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,8 @@ from cmkit.api.client import (
     create_with_lookup,
     retry_after,
 )
-from cmkit.api.config import ApiConfig
+from cmkit.api.config import ApiConfig, MissingCredentials
+from cmkit.api.connect import with_client
 from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from tests.http_server import serving
@@ -297,3 +299,23 @@ def test_retry_after_prefers_the_server_and_caps_the_wait() -> None:
     assert retry_after(ApiError("x", 503, retry_after=3600), attempt=0) == MAX_RETRY_WAIT
     assert [retry_after(ApiError("x", 503), attempt) for attempt in range(3)] == [0.2, 0.4, 0.8]
     assert retry_after(ApiError("x", 503), attempt=20) == MAX_RETRY_WAIT
+
+
+def test_with_client_gives_work_a_configured_client(
+    server: str, script: Script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATAROBOT_CONFIG_FILE", str(tmp_path / "none.yaml"))
+    for name in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN", "DATAROBOT_SSL_VERIFY"):
+        monkeypatch.delenv(name, raising=False)
+    script.answer("version/", (200, {}, {"versionString": "2.37.0"}))
+    clients: list[DataRobotClient] = []
+
+    def work(api: DataRobotClient) -> Any:
+        clients.append(api)
+        return api.get("version/")
+
+    assert with_client(server, TOKEN, work) == {"versionString": "2.37.0"}
+    assert clients[0].config.endpoint == server + "api/v2"
+    with pytest.raises(MissingCredentials):
+        with_client(None, None, work)
+    assert len(clients) == 1
