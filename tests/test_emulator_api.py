@@ -1,4 +1,9 @@
-"""The emulator's API over real HTTP (process runtime): resources, validation, pagination, errors.
+"""The emulator's API (process runtime): resources, validation, pagination, errors.
+
+Every test runs in-process, through Flask's test client (tests/flask_transport.py: the same
+requests, encoded by requests, without a socket); the ones marked END_TO_END also run against
+`cmkit emulator` in a subprocess over real HTTP (slow tier): transport, headers, absolute links,
+background jobs and streaming uploads.
 
 Responses are checked against the reference's response schemas, so the emulator's documents keep
 the shape the seed describes (with the relaxations listed in RELAXED, each explained).
@@ -23,9 +28,8 @@ from jsonschema import Draft7Validator
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from cmkit.emulator.reference import load_reference
-from tests.emulator_support import TOKEN, Emulator, upload_files, wait_for
-
-pytestmark = pytest.mark.slow
+from tests.emulator_support import TOKEN, upload_files, wait_for
+from tests.flask_transport import END_TO_END, SUBPROCESS_ONLY, Emulated, start
 
 # Typed `object` in the reference, yet their descriptions say they can be empty: a model without
 # versions has no latest version ("if this field is empty, the model is not ready for use"), and
@@ -51,23 +55,23 @@ def assert_conforms(document: Any, schema_name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    running = Emulator(tmp_path_factory.mktemp("emulator")).start()
+def emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulated]:
+    running = start(request, tmp_path_factory.mktemp("emulator"))
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
-def api(emulator: Emulator) -> requests.Session:
+def api(emulator: Emulated) -> requests.Session:
     return emulator.session()
 
 
 @pytest.fixture(scope="module")
-def env_id(emulator: Emulator) -> str:
+def env_id(emulator: Emulated) -> str:
     return str(emulator.info["environmentId"])
 
 
-def create_model(api: requests.Session, emulator: Emulator, **fields: Any) -> dict[str, Any]:
+def create_model(api: requests.Session, emulator: Emulated, **fields: Any) -> dict[str, Any]:
     body = {"customModelType": "inference", "name": "m", "targetType": "Regression", "targetName": "y", **fields}
     response = api.post(emulator.url("customModels/"), json=body)
     assert response.status_code == 201, response.text
@@ -76,7 +80,7 @@ def create_model(api: requests.Session, emulator: Emulator, **fields: Any) -> di
 
 def create_version(
     api: requests.Session,
-    emulator: Emulator,
+    emulator: Emulated,
     model_id: str,
     files: dict[str, bytes],
     method: str = "POST",
@@ -89,7 +93,8 @@ def create_version(
 # -- transport -----------------------------------------------------------------------------------
 
 
-def test_version_and_ping_with_both_auth_schemes(emulator: Emulator) -> None:
+@END_TO_END
+def test_version_and_ping_with_both_auth_schemes(emulator: Emulated) -> None:
     for scheme in ("Bearer", "Token", "token"):
         response = emulator.session(scheme).get(emulator.url("version/"))
         assert response.status_code == 200 and response.headers["Content-Type"] == JSON_TYPE
@@ -97,22 +102,27 @@ def test_version_and_ping_with_both_auth_schemes(emulator: Emulator) -> None:
     assert emulator.session().get(emulator.url("ping/")).json() == {"response": "pong"}
 
 
+@END_TO_END
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}],
 )
-def test_missing_or_wrong_token_is_401_json(emulator: Emulator, headers: dict[str, str]) -> None:
-    response = requests.get(emulator.url("customModels/"), headers=headers)
+def test_missing_or_wrong_token_is_401_json(emulator: Emulated, headers: dict[str, str]) -> None:
+    anonymous = emulator.session()
+    del anonymous.headers["Authorization"]
+    response = anonymous.get(emulator.url("customModels/"), headers=headers)
     assert response.status_code == 401
     assert response.headers["Content-Type"] == JSON_TYPE
     assert "token" in response.json()["message"]
 
 
-def test_admin_routes_need_the_token_too(emulator: Emulator) -> None:
-    assert requests.get(emulator.root + "__emulator__/requests").status_code == 401
+def test_admin_routes_need_the_token_too(emulator: Emulated) -> None:
+    anonymous = emulator.session()
+    del anonymous.headers["Authorization"]
+    assert anonymous.get(emulator.root + "__emulator__/requests").status_code == 401
 
 
-def test_unknown_routes_and_ids_are_404_json(emulator: Emulator, api: requests.Session) -> None:
+def test_unknown_routes_and_ids_are_404_json(emulator: Emulated, api: requests.Session) -> None:
     for path in (
         "nowhere/",
         "customModels/0123456789abcdef01234567/",
@@ -127,7 +137,7 @@ def test_unknown_routes_and_ids_are_404_json(emulator: Emulator, api: requests.S
         assert response.json()["message"]
 
 
-def test_wrong_method_is_405_json(emulator: Emulator, api: requests.Session) -> None:
+def test_wrong_method_is_405_json(emulator: Emulated, api: requests.Session) -> None:
     response = api.put(emulator.url("customModels/"))
     assert response.status_code == 405 and response.headers["Content-Type"] == JSON_TYPE
 
@@ -135,7 +145,7 @@ def test_wrong_method_is_405_json(emulator: Emulator, api: requests.Session) -> 
 # -- custom models -------------------------------------------------------------------------------
 
 
-def test_create_get_patch_delete_model(emulator: Emulator, api: requests.Session) -> None:
+def test_create_get_patch_delete_model(emulator: Emulated, api: requests.Session) -> None:
     model = create_model(api, emulator, name="crud", description="d", language="python")
     assert_conforms(model, "CustomModelResponse")
     assert model["latestVersion"] is None and model["supportsRegression"] and not model["supportsBinaryClassification"]
@@ -147,7 +157,7 @@ def test_create_get_patch_delete_model(emulator: Emulator, api: requests.Session
     assert api.get(emulator.url(f"customModels/{model['id']}/")).status_code == 404
 
 
-def test_binary_and_multiclass_models_keep_their_labels(emulator: Emulator, api: requests.Session) -> None:
+def test_binary_and_multiclass_models_keep_their_labels(emulator: Emulated, api: requests.Session) -> None:
     binary = create_model(
         api, emulator, targetType="Binary", positiveClassLabel="yes", negativeClassLabel="no", predictionThreshold=0.3
     )
@@ -162,7 +172,7 @@ def test_binary_and_multiclass_models_keep_their_labels(emulator: Emulator, api:
     assert_conforms(multi, "CustomModelResponse")
 
 
-def test_legacy_supports_flags_give_the_target_type(emulator: Emulator, api: requests.Session) -> None:
+def test_legacy_supports_flags_give_the_target_type(emulator: Emulated, api: requests.Session) -> None:
     body = {"customModelType": "inference", "name": "legacy", "targetName": "y", "supportsRegression": True}
     assert api.post(emulator.url("customModels/"), json=body).json()["targetType"] == "Regression"
 
@@ -219,7 +229,7 @@ def test_legacy_supports_flags_give_the_target_type(emulator: Emulator, api: req
     ],
 )
 def test_invalid_model_bodies_are_422_naming_the_field(
-    emulator: Emulator, api: requests.Session, body: dict[str, Any], field: str
+    emulator: Emulated, api: requests.Session, body: dict[str, Any], field: str
 ) -> None:
     response = api.post(emulator.url("customModels/"), json=body)
     assert response.status_code == 422, response.text
@@ -228,12 +238,12 @@ def test_invalid_model_bodies_are_422_naming_the_field(
     assert field in document["errors"] and field in document["message"]
 
 
-def test_malformed_json_is_422(emulator: Emulator, api: requests.Session) -> None:
+def test_malformed_json_is_422(emulator: Emulated, api: requests.Session) -> None:
     response = api.post(emulator.url("customModels/"), data=b"{not json", headers={"Content-Type": JSON_TYPE})
     assert response.status_code == 422 and "JSON" in response.json()["message"]
 
 
-def test_duplicate_user_provided_id_is_422(emulator: Emulator, api: requests.Session) -> None:
+def test_duplicate_user_provided_id_is_422(emulator: Emulated, api: requests.Session) -> None:
     create_model(api, emulator, userProvidedId="stable-id-1")
     response = api.post(
         emulator.url("customModels/"),
@@ -248,7 +258,7 @@ def test_duplicate_user_provided_id_is_422(emulator: Emulator, api: requests.Ses
     assert response.status_code == 422 and "userProvidedId" in response.json()["errors"]
 
 
-def test_list_filters_search_and_order(emulator: Emulator, api: requests.Session) -> None:
+def test_list_filters_search_and_order(emulator: Emulated, api: requests.Session) -> None:
     first = create_model(api, emulator, name="Zebra finder", description="stripes")
     second = create_model(
         api,
@@ -281,13 +291,14 @@ def test_list_filters_search_and_order(emulator: Emulator, api: requests.Session
     ],
 )
 def test_invalid_query_parameters_are_422(
-    emulator: Emulator, api: requests.Session, params: dict[str, Any], field: str
+    emulator: Emulated, api: requests.Session, params: dict[str, Any], field: str
 ) -> None:
     response = api.get(emulator.url("customModels/"), params=params)
     assert response.status_code == 422 and field in response.json()["errors"]
 
 
-def test_pagination_has_absolute_next_and_previous(emulator: Emulator, api: requests.Session) -> None:
+@END_TO_END
+def test_pagination_has_absolute_next_and_previous(emulator: Emulated, api: requests.Session) -> None:
     ids = [create_model(api, emulator, name=f"paged-{i}", description="pagination")["id"] for i in range(5)]
     seen: list[str] = []
     url: str | None = emulator.url("customModels/?searchFor=pagination&limit=2")
@@ -307,7 +318,8 @@ def test_pagination_has_absolute_next_and_previous(emulator: Emulator, api: requ
 # -- versions ------------------------------------------------------------------------------------
 
 
-def test_version_upload_items_dependencies_and_download(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+@END_TO_END
+def test_version_upload_items_dependencies_and_download(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     files = {
         "start_server.sh": b"#!/bin/sh\nexec true\n",
@@ -346,7 +358,7 @@ def test_version_upload_items_dependencies_and_download(emulator: Emulator, api:
     assert model["latestVersion"]["id"] == version["id"]
 
 
-def test_invalid_requirements_give_empty_dependencies(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_invalid_requirements_give_empty_dependencies(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     files = {"requirements.txt": b"pandas>=1.0\n-e git+https://example.com/x.git\n"}
     version = create_version(api, emulator, model["id"], files, baseEnvironmentId=env_id).json()
@@ -354,7 +366,7 @@ def test_invalid_requirements_give_empty_dependencies(emulator: Emulator, api: r
 
 
 def test_patch_carries_files_over_replaces_adds_and_deletes(
-    emulator: Emulator, api: requests.Session, env_id: str
+    emulator: Emulated, api: requests.Session, env_id: str
 ) -> None:
     model = create_model(api, emulator)
     files = {"a.py": b"a", "b.py": b"b", "c.py": b"c"}
@@ -404,7 +416,7 @@ def test_patch_carries_files_over_replaces_adds_and_deletes(
     ],
 )
 def test_invalid_version_uploads_are_422(
-    emulator: Emulator, api: requests.Session, env_id: str, fields: dict[str, str], files: dict[str, bytes], field: str
+    emulator: Emulated, api: requests.Session, env_id: str, fields: dict[str, str], files: dict[str, bytes], field: str
 ) -> None:
     model = create_model(api, emulator)
     data = [(k, (None, v.encode())) for k, v in {"baseEnvironmentId": env_id, **fields}.items()]
@@ -413,7 +425,7 @@ def test_invalid_version_uploads_are_422(
     assert field in response.json()["errors"]
 
 
-def test_version_settings_are_typed_and_inherited(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_version_settings_are_typed_and_inherited(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     first = create_version(
         api,
@@ -430,7 +442,7 @@ def test_version_settings_are_typed_and_inherited(emulator: Emulator, api: reque
     assert (second["maximumMemory"], second["replicas"], second["networkEgressPolicy"]) == (2**30, 2, "NONE")
 
 
-def test_version_upload_mistakes(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_version_upload_mistakes(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     url = emulator.url(f"customModels/{model['id']}/versions/")
     base = [("isMajorUpdate", (None, b"true")), ("baseEnvironmentId", (None, env_id.encode()))]
@@ -453,7 +465,7 @@ def test_version_upload_mistakes(emulator: Emulator, api: requests.Session, env_
     assert first["items"] == []
 
 
-def test_more_than_1000_files_is_rejected(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_more_than_1000_files_is_rejected(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     files = {f"f{i}.txt": b"" for i in range(1001)}
     response = create_version(api, emulator, model["id"], files, baseEnvironmentId=env_id)
@@ -461,7 +473,7 @@ def test_more_than_1000_files_is_rejected(emulator: Emulator, api: requests.Sess
     assert response.headers["Content-Type"] == JSON_TYPE
 
 
-def test_version_description_patch(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_version_description_patch(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     version = create_version(api, emulator, model["id"], {}, baseEnvironmentId=env_id).json()
     url = emulator.url(f"customModels/{model['id']}/versions/{version['id']}/")
@@ -478,7 +490,8 @@ def build_status(api: requests.Session, url: str) -> dict[str, Any] | None:
     return document if document["buildStatus"] in ("success", "failed") else None
 
 
-def test_dependency_build_lifecycle(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+@END_TO_END
+def test_dependency_build_lifecycle(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     version = create_version(
         api, emulator, model["id"], {"requirements.txt": b"six==1.16.0\n"}, baseEnvironmentId=env_id
@@ -498,7 +511,7 @@ def test_dependency_build_lifecycle(emulator: Emulator, api: requests.Session, e
     assert api.delete(url).status_code == 409  # already ended
 
 
-def test_dependency_build_fails_on_invalid_requirements(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_dependency_build_fails_on_invalid_requirements(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     files = {"requirements.txt": b"six==1.16.0\nnumpy!=1.0\n"}
     version = create_version(api, emulator, model["id"], files, baseEnvironmentId=env_id).json()
@@ -508,7 +521,7 @@ def test_dependency_build_fails_on_invalid_requirements(emulator: Emulator, api:
     assert "requirements.txt:2" in api.get(url.replace("dependencyBuild/", "dependencyBuildLog/")).json()["data"]
 
 
-def test_dependency_build_needs_requirements(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_dependency_build_needs_requirements(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     version = create_version(api, emulator, model["id"], {"a.py": b""}, baseEnvironmentId=env_id).json()
     url = emulator.url(f"customModels/{model['id']}/versions/{version['id']}/dependencyBuild/")
@@ -537,7 +550,7 @@ def tar_gz_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_environment_crud_and_versions(emulator: Emulator, api: requests.Session) -> None:
+def test_environment_crud_and_versions(emulator: Emulated, api: requests.Session) -> None:
     created = api.post(emulator.url("executionEnvironments/"), json={"name": "env", "programmingLanguage": "python"})
     assert created.status_code == 201 and created.headers["Location"].startswith(emulator.endpoint)
     env = api.get(created.headers["Location"]).json()
@@ -567,7 +580,7 @@ def test_environment_crud_and_versions(emulator: Emulator, api: requests.Session
     assert api.get(created.headers["Location"]).status_code == 404
 
 
-def test_environment_version_rejections(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_environment_version_rejections(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     url = emulator.url(f"executionEnvironments/{env_id}/versions/")
     no_dockerfile = api.post(url, files={"docker_context": ("c.zip", zip_bytes({"sub/Dockerfile": b"FROM x"}))})
     assert no_dockerfile.status_code == 422 and "Dockerfile" in no_dockerfile.json()["message"]
@@ -587,7 +600,7 @@ def test_environment_version_rejections(emulator: Emulator, api: requests.Sessio
     assert taken.status_code == 409
 
 
-def test_seeded_environment_is_listed_and_built(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_seeded_environment_is_listed_and_built(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     listed = api.get(emulator.url("executionEnvironments/"), params={"searchFor": "python 3.11"}).json()
     assert env_id in [e["id"] for e in listed["data"]]
     assert_conforms(listed, "ExecutionEnvironmentListResponse")
@@ -596,11 +609,12 @@ def test_seeded_environment_is_listed_and_built(emulator: Emulator, api: request
 # -- datasets, statuses, model tests, misc -------------------------------------------------------
 
 
-def upload_dataset(emulator: Emulator, api: requests.Session, content: bytes, name: str = "d.csv") -> requests.Response:
+def upload_dataset(emulator: Emulated, api: requests.Session, content: bytes, name: str = "d.csv") -> requests.Response:
     return api.post(emulator.url("datasets/fromFile/"), files={"file": (name, content)}, allow_redirects=False)
 
 
-def test_dataset_upload_status_redirects(emulator: Emulator, api: requests.Session) -> None:
+@END_TO_END
+def test_dataset_upload_status_redirects(emulator: Emulated, api: requests.Session) -> None:
     response = upload_dataset(emulator, api, b"a,b,y\n1,2,3\n4,5,6\n")
     assert response.status_code == 202
     status_url = response.headers["Location"]
@@ -615,14 +629,14 @@ def test_dataset_upload_status_redirects(emulator: Emulator, api: requests.Sessi
     assert dataset["processingState"] == "COMPLETED"
 
 
-def test_dataset_that_is_not_csv_ends_in_error(emulator: Emulator, api: requests.Session) -> None:
+def test_dataset_that_is_not_csv_ends_in_error(emulator: Emulated, api: requests.Session) -> None:
     status_url = upload_dataset(emulator, api, b"\xff\xfe\x00garbage").headers["Location"]
     status = wait_for(lambda: (s := api.get(status_url, allow_redirects=False).json())["status"] == "ERROR" and s)
     assert "CSV" in status["message"]
     assert upload_dataset.__name__ and api.post(emulator.url("datasets/fromFile/")).status_code == 422
 
 
-def test_model_test_validation(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_model_test_validation(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator)
     version = create_version(api, emulator, model["id"], {"a.py": b""}, baseEnvironmentId=env_id).json()
     url = emulator.url("customModelTests/")
@@ -640,7 +654,7 @@ def test_model_test_validation(emulator: Emulator, api: requests.Session, env_id
     assert api.delete(emulator.url("customModelTests/nope/")).status_code == 404
 
 
-def test_limits_and_access_control(emulator: Emulator, api: requests.Session) -> None:
+def test_limits_and_access_control(emulator: Emulated, api: requests.Session) -> None:
     limits = api.get(emulator.url("customModelLimits/")).json()
     assert_conforms(limits, "CustomModelResourceLimits")
     model = create_model(api, emulator)
@@ -657,13 +671,15 @@ def test_limits_and_access_control(emulator: Emulator, api: requests.Session) ->
     assert api.patch(url, json={}).status_code == 422
 
 
-def test_every_json_response_has_exact_content_type(emulator: Emulator, api: requests.Session) -> None:
+@END_TO_END
+def test_every_json_response_has_exact_content_type(emulator: Emulated, api: requests.Session) -> None:
     for path in ("version/", "customModels/", "executionEnvironments/", "customModelLimits/"):
         assert api.get(emulator.url(path)).headers["Content-Type"] == JSON_TYPE
 
 
+@SUBPROCESS_ONLY
 def test_large_upload_is_streamed_to_disk_and_journaled(
-    emulator: Emulator, api: requests.Session, env_id: str, tmp_path: Path
+    emulator: Emulated, api: requests.Session, env_id: str, tmp_path: Path
 ) -> None:
     size = 128 << 20
     model = create_model(api, emulator)

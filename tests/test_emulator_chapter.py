@@ -1,4 +1,7 @@
-"""The rest of the custom-models chapter over real HTTP (process runtime), checked against the seed.
+"""The rest of the custom-models chapter (process runtime), checked against the seed.
+
+In-process through Flask's test client (tests/flask_transport.py); what runs real model servers
+(feature impact) runs against a served `cmkit emulator` in the slow tier.
 
 Training data, feature impact, copies and templates, versions from a real git repository,
 conversions, prediction explanation initialisation, environment sharing and permanent deletion.
@@ -17,26 +20,26 @@ from cmkit.emulator.reference import load_reference
 from cmkit.emulator.testing import _image_id
 from tests.bundles import write_two_of_ten
 from tests.emulator_support import Emulator, wait_for
+from tests.flask_transport import SUBPROCESS_ONLY, Emulated, start
 from tests.test_emulator_api import assert_conforms, create_model, create_version, upload_dataset
 
-pytestmark = pytest.mark.slow
 ABSENT = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    running = Emulator(tmp_path_factory.mktemp("chapter-api")).start()
+def emulator(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulated]:
+    running = start(request, tmp_path_factory.mktemp("chapter-api"))
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
-def api(emulator: Emulator) -> requests.Session:
+def api(emulator: Emulated) -> requests.Session:
     return emulator.session()
 
 
 @pytest.fixture(scope="module")
-def env_id(emulator: Emulator) -> str:
+def env_id(emulator: Emulated) -> str:
     return str(emulator.info["environmentId"])
 
 
@@ -60,13 +63,13 @@ def finished(api: requests.Session, status_url: str) -> requests.Response:
     return wait_for(ended, timeout=120)
 
 
-def dataset_id(emulator: Emulator, api: requests.Session, content: bytes, name: str = "train.csv") -> str:
+def dataset_id(emulator: Emulated, api: requests.Session, content: bytes, name: str = "train.csv") -> str:
     response = upload_dataset(emulator, api, content, name)
     assert finished(api, response.headers["Location"]).status_code == 303
     return str(response.json()["catalogId"])
 
 
-def test_every_route_of_the_reference_is_emulated(emulator: Emulator, api: requests.Session) -> None:
+def test_every_route_of_the_reference_is_emulated(emulator: Emulated, api: requests.Session) -> None:
     for method, path in load_reference().routes:
         url = emulator.url(path.replace("{", "").replace("}", ""))  # ids that do not exist
         response = api.request(method, url, json={})
@@ -77,7 +80,7 @@ def test_every_route_of_the_reference_is_emulated(emulator: Emulator, api: reque
 # -- training data -------------------------------------------------------------------------------
 
 
-def test_model_training_data_assignment(emulator: Emulator, api: requests.Session, bundle: Path) -> None:
+def test_model_training_data_assignment(emulator: Emulated, api: requests.Session, bundle: Path) -> None:
     model = create_model(api, emulator)
     url = emulator.url(f"customModels/{model['id']}/trainingData/")
     without_target = dataset_id(emulator, api, b"a,b\n1,2\n")
@@ -96,7 +99,7 @@ def test_model_training_data_assignment(emulator: Emulator, api: requests.Sessio
     assert fetched["trainingDataAssignmentInProgress"] is False
 
 
-def test_version_training_data(emulator: Emulator, api: requests.Session, env_id: str, bundle: Path) -> None:
+def test_version_training_data(emulator: Emulated, api: requests.Session, env_id: str, bundle: Path) -> None:
     plain = create_model(api, emulator)
     create_version(api, emulator, plain["id"], {"a.py": b""}, baseEnvironmentId=env_id)
     good = dataset_id(emulator, api, (bundle / "data" / "train.csv").read_bytes())
@@ -127,7 +130,8 @@ def test_version_training_data(emulator: Emulator, api: requests.Session, env_id
 # -- feature impact ------------------------------------------------------------------------------
 
 
-def test_feature_impact_lifecycle(emulator: Emulator, api: requests.Session, env_id: str, bundle: Path) -> None:
+@SUBPROCESS_ONLY
+def test_feature_impact_lifecycle(emulator: Emulated, api: requests.Session, env_id: str, bundle: Path) -> None:
     model = create_model(api, emulator, isTrainingDataForVersionsPermanentlyEnabled=True)
     version = create_version(api, emulator, model["id"], bundle_files(bundle), baseEnvironmentId=env_id).json()
     url = emulator.url(f"customModels/{model['id']}/versions/{version['id']}/featureImpact/")
@@ -159,8 +163,9 @@ def test_feature_impact_lifecycle(emulator: Emulator, api: requests.Session, env
     assert api.get(url).json()["rowCount"] is None
 
 
+@SUBPROCESS_ONLY
 def test_feature_impact_of_a_failing_model_is_an_error_status(
-    emulator: Emulator, api: requests.Session, env_id: str, bundle: Path
+    emulator: Emulated, api: requests.Session, env_id: str, bundle: Path
 ) -> None:
     model = create_model(api, emulator)
     files = {
@@ -181,7 +186,7 @@ def test_feature_impact_of_a_failing_model_is_an_error_status(
 # -- copies and templates ------------------------------------------------------------------------
 
 
-def test_copy_has_every_version_and_file(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_copy_has_every_version_and_file(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     model = create_model(api, emulator, name="original", userProvidedId="copied-model")
     create_version(api, emulator, model["id"], {"a.py": b"1"}, baseEnvironmentId=env_id)
     create_version(api, emulator, model["id"], {"b.py": b"2"}, method="PATCH", isMajorUpdate="false")
@@ -199,7 +204,7 @@ def test_copy_has_every_version_and_file(emulator: Emulator, api: requests.Sessi
     assert api.post(emulator.url("customModels/fromCustomModel/"), json={}).status_code == 422
 
 
-def test_models_from_templates(emulator: Emulator, api: requests.Session) -> None:
+def test_models_from_templates(emulator: Emulated, api: requests.Session) -> None:
     listed = api.get(emulator.url("customTemplates/")).json()
     subtypes = {t["templateSubType"] for t in listed["data"]}
     assert subtypes == {"Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration"}
@@ -230,7 +235,7 @@ def git(folder: Path, *args: str) -> str:
 
 
 def test_versions_from_a_local_git_repository(
-    emulator: Emulator, api: requests.Session, env_id: str, tmp_path: Path
+    emulator: Emulated, api: requests.Session, env_id: str, tmp_path: Path
 ) -> None:
     repo = tmp_path / "repo"
     (repo / "model").mkdir(parents=True)
@@ -279,7 +284,7 @@ def test_versions_from_a_local_git_repository(
 
 
 def test_conversions_are_recorded_and_say_they_did_not_run(
-    emulator: Emulator, api: requests.Session, env_id: str
+    emulator: Emulated, api: requests.Session, env_id: str
 ) -> None:
     model = create_model(api, emulator)
     version = create_version(api, emulator, model["id"], {"main.sas": b"data x;"}, baseEnvironmentId=env_id).json()
@@ -302,7 +307,7 @@ def test_conversions_are_recorded_and_say_they_did_not_run(
 
 
 def test_prediction_explanations_initialization(
-    emulator: Emulator, api: requests.Session, env_id: str, bundle: Path
+    emulator: Emulated, api: requests.Session, env_id: str, bundle: Path
 ) -> None:
     model = create_model(api, emulator)
     version = create_version(api, emulator, model["id"], {"a.py": b""}, baseEnvironmentId=env_id).json()
@@ -327,7 +332,7 @@ def test_prediction_explanations_initialization(
 # -- environments: sharing and permanent deletion ------------------------------------------------
 
 
-def test_environment_access_control(emulator: Emulator, api: requests.Session, env_id: str) -> None:
+def test_environment_access_control(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     url = emulator.url(f"executionEnvironments/{env_id}/accessControl/")
     owners = api.get(url).json()
     assert_conforms(owners, "SharingListResponse")
@@ -342,7 +347,7 @@ def test_environment_access_control(emulator: Emulator, api: requests.Session, e
     assert api.get(emulator.url(f"executionEnvironments/{ABSENT}/accessControl/")).status_code == 404
 
 
-def test_permanent_deletion_of_environments(emulator: Emulator, api: requests.Session) -> None:
+def test_permanent_deletion_of_environments(emulator: Emulated, api: requests.Session) -> None:
     created = api.post(emulator.url("executionEnvironments/"), json={"name": "doomed", "programmingLanguage": "python"})
     ident = created.json()["id"]
     url = emulator.url("executionEnvironmentsPermadelete/")
@@ -356,6 +361,7 @@ def test_permanent_deletion_of_environments(emulator: Emulator, api: requests.Se
     assert again.status_code == 201  # the id is free again
 
 
+@pytest.mark.slow
 def test_a_stop_during_feature_impact_is_recorded_and_it_can_run_again(tmp_path: Path, bundle: Path) -> None:
     first = Emulator(tmp_path / "data").start()
     try:

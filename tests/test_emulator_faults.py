@@ -1,4 +1,9 @@
-"""Fault injection and the request journal, as reliability tests use them."""
+"""Fault injection and the request journal, as reliability tests use them.
+
+Rules and the journal are the app's own (its WSGI middleware): those tests run in-process and,
+in the slow tier, against a served emulator too; the command-line fault flags and a dropped
+connection need the real server.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,27 @@ import pytest
 import requests
 
 from tests.emulator_support import Emulator
+from tests.flask_transport import END_TO_END, Emulated, start
 
-pytestmark = pytest.mark.slow
 MODEL = {"customModelType": "inference", "name": "m", "targetType": "Regression", "targetName": "y"}
 
 
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    running = Emulator(tmp_path / "data").start()
+def emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Emulated]:
+    running = start(request, tmp_path / "data")
     yield running
     running.stop()
 
 
-def admin(emulator: Emulator, path: str) -> str:
+def admin(emulator: Emulated, path: str) -> str:
     return f"{emulator.root}__emulator__/{path}"
 
 
-def count_models(emulator: Emulator) -> int:
+def count_models(emulator: Emulated) -> int:
     return int(emulator.session().get(emulator.url("customModels/")).json()["totalCount"])
 
 
+@pytest.mark.slow
 def test_fault_rate_answers_before_anything_happens(tmp_path: Path) -> None:
     emulator = Emulator(tmp_path / "data", extra=["--fault-rate", "1", "--fault-status", "503"]).start()
     try:
@@ -49,6 +55,7 @@ def test_fault_rate_answers_before_anything_happens(tmp_path: Path) -> None:
         emulator.stop()
 
 
+@pytest.mark.slow
 def test_seeded_fault_rate_fails_some_requests(tmp_path: Path) -> None:
     extra = ["--fault-rate", "0.5", "--fault-status", "502", "--fault-seed", "7"]
     emulator = Emulator(tmp_path / "data", extra=extra).start()
@@ -60,7 +67,8 @@ def test_seeded_fault_rate_fails_some_requests(tmp_path: Path) -> None:
         emulator.stop()
 
 
-def test_next_n_matching_requests_fail_then_pass(emulator: Emulator) -> None:
+@END_TO_END
+def test_next_n_matching_requests_fail_then_pass(emulator: Emulated) -> None:
     api = emulator.session()
     rule = {"count": 2, "status": 429, "method": "POST", "path": "^/api/v2/customModels/$", "retryAfter": 3}
     created = api.post(admin(emulator, "faults"), json=rule)
@@ -74,7 +82,9 @@ def test_next_n_matching_requests_fail_then_pass(emulator: Emulator) -> None:
     assert api.get(admin(emulator, "faults")).json()["rules"] == []
 
 
-def test_drop_closes_the_connection_without_processing(emulator: Emulator) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("emulator", ["subprocess"], indirect=True)
+def test_drop_closes_the_connection_without_processing(emulator: Emulated) -> None:
     api = emulator.session()
     api.post(admin(emulator, "faults"), json={"action": "drop", "method": "POST", "path": "customModels/$"})
     with pytest.raises(requests.ConnectionError):
@@ -86,7 +96,8 @@ def test_drop_closes_the_connection_without_processing(emulator: Emulator) -> No
     assert [e["status"] for e in dropped] == [None, 201]
 
 
-def test_journal_records_bytes_and_can_be_cleared(emulator: Emulator) -> None:
+@END_TO_END
+def test_journal_records_bytes_and_can_be_cleared(emulator: Emulated) -> None:
     api = emulator.session()
     payload = b"x" * 123_456
     files = [("isMajorUpdate", (None, b"true")), ("file", ("big.bin", payload)), ("filePath", (None, b"big.bin"))]
@@ -106,7 +117,8 @@ def test_journal_records_bytes_and_can_be_cleared(emulator: Emulator) -> None:
     assert api.get(admin(emulator, "requests")).json()["requests"] == []
 
 
-def test_admin_rejects_bad_rules(emulator: Emulator) -> None:
+@END_TO_END
+def test_admin_rejects_bad_rules(emulator: Emulated) -> None:
     api = emulator.session()
     assert api.post(admin(emulator, "faults"), json={"action": "explode"}).status_code == 422
     assert api.post(admin(emulator, "faults"), json={"count": 0}).status_code == 422

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,74 @@ requirement_like = st.lists(
 ).map("\n".join)
 
 
+# The requirements-file format (pip's reference): a line ending in a backslash continues on the
+# next and the logical line takes the first one's number (pip strips every backslash at either end
+# of a continued line); `#` at the start or after whitespace starts a comment; blank lines are
+# nothing. A BOM at the start is not content.
+COMMENT = re.compile(r"(^|\s+)#.*$")
+
+
+def logical_lines(text: str) -> dict[int, str]:
+    """Each logical line that has content: its first physical line's number -> the content."""
+    found: dict[int, str] = {}
+    start: int | None = None
+    parts: list[str] = []
+
+    def close() -> None:
+        content = COMMENT.sub("", "".join(parts)).strip()
+        if content and start is not None:
+            found[start] = content
+
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        start = number if start is None else start
+        if line.endswith("\\") and not COMMENT.match(line):
+            parts.append(line.strip("\\"))
+            continue
+        parts.append(line)
+        close()
+        start, parts = None, []
+    close()
+    return found
+
+
+def outcomes(text: str) -> dict[int, list[str]]:
+    """Line number -> the lines the report gives there, as a dependency or as an error."""
+    report = parse_requirements_text(text)
+    found: dict[int, list[str]] = {}
+    for number, line in [(d.line_number, d.line) for d in report.dependencies] + [
+        (e.line_number, e.line) for e in report.errors
+    ]:
+        found.setdefault(number, []).append(line)
+    return found
+
+
+def assert_every_line_accounted_for(text: str) -> None:
+    expected = logical_lines(text)
+    found = outcomes(text)
+    assert sorted(found) == sorted(expected), f"outcomes on lines {sorted(found)}, content on {sorted(expected)}"
+    assert {number: lines for number, lines in found.items() if len(lines) != 1} == {}, "one outcome per line"
+    assert {number: lines[0] for number, lines in found.items()} == expected
+
+
+def test_every_logical_line_has_exactly_one_outcome() -> None:
+    text = (
+        "\ufeff# header comment\n"
+        "numpy==2.0  # pinned\n"
+        "\n"
+        "pandas>=1.0,\\\n"
+        "   <3\n"
+        "-e git+https://example.com/x.git\n"
+        "   \t\n"
+        "# \\\n"
+        "numpy>=1\n"
+        "not a requirement!\n"
+        "--index-url https://example.com/simple\n"
+        "six\\"
+    )
+    assert_every_line_accounted_for(text)
+    assert sorted(outcomes(text)) == [2, 4, 6, 9, 10, 11, 12]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requirement_like)
 def test_never_crashes_and_accounts_for_every_line(text: str) -> None:
@@ -244,8 +313,7 @@ def test_never_crashes_and_accounts_for_every_line(text: str) -> None:
     for dep in report.dependencies:
         assert dep.package_name
         assert all(con.constraint_type in ("<", "<=", "==", ">=", ">") for con in dep.constraints)
-    numbers = [d.line_number for d in report.dependencies] + [e.line_number for e in report.errors]
-    assert len(numbers) == len(set(numbers)), "one outcome per logical line"
+    assert_every_line_accounted_for(text)
 
 
 @settings(max_examples=100, deadline=None)
