@@ -17,6 +17,18 @@ TEST_RUN_ID = uuid.uuid4().hex[:12]
 TEST_LABEL = "cmkit.test-run"
 
 
+@pytest.fixture
+def no_datarobot_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test of its own cache folder and no ambient DataRobot configuration (file or variables).
+
+    Modules that talk to the API use it with `pytestmark = pytest.mark.usefixtures(...)`.
+    """
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DATAROBOT_CONFIG_FILE", str(tmp_path / "no-such-drconfig.yaml"))
+    for name in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN", "DATAROBOT_SSL_VERIFY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[object]:
     import docker

@@ -20,7 +20,7 @@ from tests.bundles import write_bundle, write_expected
 from tests.conftest import REPO, TEST_RUN_ID
 from tests.emulator_support import TOKEN, Emulator, seeded_environment_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_datarobot_configuration")]
 
 
 @pytest.fixture
@@ -30,13 +30,6 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
     emu.stop()
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test has its own push cache and no ambient DataRobot configuration."""
-    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("DATAROBOT_CONFIG_FILE", str(tmp_path / "no-such-drconfig.yaml"))
-    for name in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN", "DATAROBOT_SSL_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def push(emulator: Emulator, bundle: Path, *args: str) -> tuple[Result, dict[str, Any]]:

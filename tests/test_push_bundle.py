@@ -11,13 +11,9 @@ from cmkit.errors import InputError
 from cmkit.push import PushOptions, push_bundle
 from tests.bundles import write_bundle
 
+pytestmark = pytest.mark.usefixtures("no_datarobot_configuration")
 
-@pytest.fixture(autouse=True)
-def no_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("DATAROBOT_CONFIG_FILE", str(tmp_path / "no-such-drconfig.yaml"))
-    for name in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN", "DATAROBOT_SSL_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
+
 
 
 def test_a_dry_run_without_credentials_plans_a_new_model(tmp_path: Path) -> None:

@@ -23,15 +23,9 @@ from cmkit.testlocal import TestLocalConfig, fetch_remote_environment, resolve_c
 from tests.emulator_support import TOKEN, Emulator
 from tests.test_drum_formats import hooks_only
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_datarobot_configuration")]
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("DATAROBOT_CONFIG_FILE", str(tmp_path / "no-such-drconfig.yaml"))
-    for name in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN", "DATAROBOT_SSL_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
