@@ -27,3 +27,18 @@ def serving(app: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def api_client(emulator: Any) -> Iterator[Any]:
+    """cmkit's API client on an in-process emulator (tests/emulator_support.FlaskEmulator) served on loopback."""
+    from cmkit.api.client import DataRobotClient
+    from cmkit.api.config import ApiConfig
+    from tests.emulator_support import TOKEN
+
+    with serving(emulator.app) as base:
+        client = DataRobotClient(ApiConfig(base + "api/v2", TOKEN, max_retries=0))
+        try:
+            yield client
+        finally:
+            client.close()

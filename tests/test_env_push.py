@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from cmkit.api.client import DataRobotClient
-from cmkit.api.config import ApiConfig
 from cmkit.emulator import environments as emulated
 from cmkit.environments import push_environment
 from cmkit.events import RecordingEvents
-from tests.emulator_support import TOKEN, FlaskEmulator
-from tests.http_server import serving
+from tests.emulator_support import FlaskEmulator
+from tests.http_server import api_client
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +27,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskEmulator
 
 @pytest.fixture(scope="module")
 def api(emulator: FlaskEmulator) -> Iterator[DataRobotClient]:
-    with serving(emulator.app) as base:
-        client = DataRobotClient(ApiConfig(base + "api/v2", TOKEN, max_retries=0))
+    with api_client(emulator) as client:
         yield client
-        client.close()
 
 
 def context(folder: Path, marker: str = "") -> Path:

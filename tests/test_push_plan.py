@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 from cmkit.api.client import DataRobotClient
-from cmkit.api.config import ApiConfig
 from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.push import ManifestCache, PushOptions, PushRefused, model_payload, plan_push, prepare_bundle, push
 from cmkit.push import user_provided_id as stable_id
 from tests.bundles import write_bundle
-from tests.emulator_support import TOKEN, FlaskEmulator
-from tests.http_server import serving
+from tests.emulator_support import FlaskEmulator
+from tests.http_server import api_client
 
 ABSENT = "0123456789abcdef01234567"
 
@@ -40,10 +39,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskEmulator
 
 @pytest.fixture(scope="module")
 def api(emulator: FlaskEmulator) -> Iterator[DataRobotClient]:
-    with serving(emulator.app) as base:
-        client = DataRobotClient(ApiConfig(base + "api/v2", TOKEN, max_retries=0))
+    with api_client(emulator) as client:
         yield client
-        client.close()
 
 
 def named_bundle(root: Path, name: str) -> Path:
