@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cmkit_runtime import __version__
+from cmkit_runtime.workers import APP_LOAD_ERROR, GENERATION, HOOKS_FLAG, loading_marker
 
-APP_LOAD_ERROR = 4  # gunicorn's "application failed to load" exit code
 USAGE_ERROR = 2
 
 
@@ -82,12 +82,6 @@ def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any
 _halting = False
 
 
-def _marker(master_pid: int, worker_pid: int) -> str:
-    from cmkit_runtime.server import loading_marker
-
-    return loading_marker(master_pid, worker_pid)
-
-
 def worker_exit(server: Any, worker: Any) -> None:
     """In a worker that exits in order (e.g. SIGTERM during a slow load): that is no load failure.
 
@@ -96,7 +90,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     competes with the new workers' first requests). Exit handlers still run, output is flushed.
     """
     with contextlib.suppress(OSError):
-        os.remove(_marker(os.getppid(), worker.pid))
+        os.remove(loading_marker(os.getppid(), worker.pid))
     leaving = sys.exc_info()[1]  # gunicorn calls this hook while the worker's SystemExit propagates
     if isinstance(leaving, SystemExit):
         code = leaving.code if isinstance(leaving.code, int) else 1
@@ -114,8 +108,8 @@ def on_exit(server: Any) -> None:
     A worker killed during its load (SIGKILL after the graceful timeout) leaves its marker to
     child_exit, and a master that stops may exit before it reaps every such worker.
     """
-    prefix = os.path.basename(_marker(server.pid, 0))[:-1]
-    folder = os.path.dirname(_marker(server.pid, 0))
+    prefix = os.path.basename(loading_marker(server.pid, 0))[:-1]
+    folder = os.path.dirname(loading_marker(server.pid, 0))
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
             if name.startswith(prefix):
@@ -126,7 +120,7 @@ def on_exit(server: Any) -> None:
 def post_fork(server: Any, worker: Any) -> None:
     """In a new worker, first of all: its loading marker (the app creates it too, later), so that
     `/info/`'s `workersLoading` counts a reload's new workers from the moment they exist."""
-    with contextlib.suppress(OSError), open(_marker(server.pid, worker.pid), "w"):
+    with contextlib.suppress(OSError), open(loading_marker(server.pid, worker.pid), "w"):
         pass
 
 
@@ -138,7 +132,7 @@ def on_reload(server: Any) -> None:
     imports only the model: about 0.1 s instead of 0.5 s per reload on this machine. A server
     that is never reloaded keeps a light master.
     """
-    from cmkit_runtime.server import GENERATION
+    import cmkit_runtime.server  # noqa: F401  # preloaded in the master, so new workers fork with it
 
     os.environ[GENERATION] = str(int(os.environ.get(GENERATION) or 0) + 1)
 
@@ -152,7 +146,7 @@ def child_exit(server: Any, worker: Any) -> None:
     global _halting
     from gunicorn.errors import HaltServer
 
-    marker = _marker(server.pid, worker.pid)
+    marker = loading_marker(server.pid, worker.pid)
     if not os.path.exists(marker):
         return
     with contextlib.suppress(OSError):
@@ -168,8 +162,6 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def serve(code_dir: str, environ: Mapping[str, str]) -> None:
     from gunicorn.app.base import BaseApplication
-
-    from cmkit_runtime.server import HOOKS_FLAG
 
     options = gunicorn_options(environ, code_dir)
     # URL_PREFIX is normalised and CODE_DIR set for the workers, which read their environment.

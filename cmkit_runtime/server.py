@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,21 +42,13 @@ from flask import Flask, Response, request
 from cmkit_runtime import __version__, loader, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
+from cmkit_runtime.workers import APP_LOAD_ERROR, GENERATION, HOOKS_FLAG, loading_marker, workers_loading
 
 orjson: ModuleType | None
 try:  # orjson parses and writes JSON several times faster; the environment image ships it
     import orjson
 except ImportError:  # pragma: no cover - exercised by a test that hides orjson
     orjson = None
-
-# gunicorn's exit code for "the application could not be loaded": its master halts instead of
-# starting a new worker (which would fail the same way, forever).
-APP_LOAD_ERROR = 4
-# Set by cli.py in the master: it halts the server when a worker dies while its loading marker exists.
-HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"
-# Set by cli.py's on_reload hook in the master before a SIGHUP forks new workers, which inherit it:
-# `/info/` tells a watcher (cmkit's --watch) that the worker answering is one of the new ones.
-GENERATION = "CMKIT_RUNTIME_GENERATION"
 
 log = logging.getLogger("cmkit_runtime")
 
@@ -70,25 +61,6 @@ def normalise_prefix(raw: str) -> str:
     """URL_PREFIX as "" or "/a/b": the routes live at prefix + "/" and prefix + "/predict_no_state/"."""
     stripped = raw.strip("/")
     return f"/{stripped}" if stripped else ""
-
-
-def loading_marker(master_pid: int, worker_pid: int) -> str:
-    """The file that exists while a worker loads its model; the master's hook looks for it."""
-    return os.path.join(tempfile.gettempdir(), f"cmkit-runtime-loading-{master_pid}-{worker_pid}")
-
-
-def workers_loading(master_pid: int) -> int:
-    """How many workers of this master are still loading their model (after a reload: the new ones)."""
-    prefix = os.path.basename(loading_marker(master_pid, 0))[:-1]
-    count = 0
-    with contextlib.suppress(OSError):
-        for name in os.listdir(tempfile.gettempdir()):
-            pid = name[len(prefix) :]
-            if name.startswith(prefix) and pid.isdigit():
-                with contextlib.suppress(OSError):  # a marker a killed worker left is not a loading worker
-                    os.kill(int(pid), 0)
-                    count += 1
-    return count
 
 
 class ModelHolder:
