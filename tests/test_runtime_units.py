@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -77,3 +78,30 @@ def test_no_bundle_in_the_repository_carries_a_server() -> None:
     bundles = [REPO / "templates" / "bundles", REPO / "sample_models"]
     copies = [p for root in bundles for name in ("server.py", "gunicorn.conf.py") for p in root.rglob(name)]
     assert copies == []
+
+
+def test_workers_loading_counts_the_live_workers_markers_of_one_master(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from cmkit_runtime import workers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    master = 4_000_001  # no such process: the markers are named, not checked, by master pid
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        for pid in (alive.pid, gone.pid):
+            Path(workers.loading_marker(master, pid)).touch()
+        Path(workers.loading_marker(master + 1, alive.pid)).touch()  # another master's worker
+        (tmp_path / f"{Path(workers.loading_marker(master, 0)).name[:-1]}notapid").touch()
+        assert Path(workers.loading_marker(master, alive.pid)).parent == tmp_path
+        assert workers.workers_loading(master) == 1  # the dead worker's leftover marker is not counted
+        assert workers.workers_loading(master + 2) == 0
+    finally:
+        alive.kill()
+        alive.wait()
