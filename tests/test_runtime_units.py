@@ -105,3 +105,41 @@ def test_workers_loading_counts_the_live_workers_markers_of_one_master(
     finally:
         alive.kill()
         alive.wait()
+
+
+MODEL = """
+def load_model(code_dir):
+    return None
+
+
+def predict(model, X):
+    if "boom" in X.columns:
+        raise ValueError("boom")
+    return [0.5] * (len(X) + (1 if "extra" in X.columns else 0))
+"""
+
+
+def test_the_app_answers_422_and_500_with_the_reason(tmp_path: Path) -> None:
+    """Through Flask's test client: malformed requests, a raising predict(), a wrong count."""
+    import time
+
+    from cmkit_runtime.server import create_app
+
+    (tmp_path / "custom.py").write_text(MODEL)
+    client = create_app(tmp_path, {"TARGET_TYPE": "Regression"}).test_client()
+    deadline = time.monotonic() + 30
+    while client.get("/").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ok = client.post("/predict_no_state/", json={"X": {"a": [1, 2]}})
+    assert ok.status_code == 200 and ok.get_json() == {"predictions": [0.5, 0.5]}
+    for body, says in (
+        ({"X": {"a": 1}}, "column 'a' must be a list"),
+        ({"X": {"a": [1, 2], "b": [1]}}, "'a' has 2, 'b' has 1"),
+    ):
+        refused = client.post("/predict_no_state/", json=body)
+        assert refused.status_code == 422 and says in refused.get_json()["message"]
+    raised = client.post("/predict_no_state/", json={"X": {"boom": [1]}})
+    assert raised.status_code == 500 and "raised ValueError: boom" in raised.get_json()["message"]
+    miscounted = client.post("/predict_no_state/", json={"X": {"extra": [1]}})
+    assert miscounted.status_code == 500 and "2" in miscounted.get_json()["message"]
+    assert client.get("/nope").status_code == 404 and client.get("/predict_no_state/").status_code == 405
