@@ -145,9 +145,13 @@ class Detected:
 
     def sent_as(self, body: bytes) -> str:
         """The form `body` travels in to this server: "csv" (DRUM), "columnar" or "json"."""
+        return self.form(has_columnar_twin=getattr(body, "columnar", None) is not None)
+
+    def form(self, has_columnar_twin: bool) -> str:
+        """The form a body travels in to this server, given whether it can be built columnar."""
         if self.protocol.name == DRUM:
             return "csv"
-        return "columnar" if self.columnar and getattr(body, "columnar", None) is not None else "json"
+        return "columnar" if self.columnar and has_columnar_twin else "json"
 
     def request(self, body: bytes) -> tuple[bytes, str]:
         """A check's `predict_no_state` body as this server takes it, and its Content-Type."""

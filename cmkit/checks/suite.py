@@ -146,7 +146,7 @@ def null_value_imputation(ctx: Context) -> CheckResult:
         "rowsSent": encoded.rows,
         # What the requests were: "columnar" when cmkit-runtime offers its own body form, else
         # DataRobot's JSON (or DRUM's CSV). The model receives the same DataFrame either way.
-        "bodies": detected.sent_as(encoded.with_null_column(names[0])) if detected else "json",
+        "bodies": detected.form(has_columnar_twin=True) if detected else "json",  # with_null_column's have one
         "rowsInDataset": dataset.rows,
         "rowSelection": "sample" if selection.sampled else "all",
         "failingColumns": [{"column": c, "reason": r} for c, r in failing],
