@@ -330,8 +330,10 @@ def parse_columnar(body: bytes) -> pd.DataFrame:
         raise BadRequest(f"send {COLUMNAR_SHAPE}")
     names, rows, flat = document["columns"], document["rows"], document["values"]
     last = _last_columns
-    if last is None or last[0] != names:  # the names of the previous request were checked already
+    if last is None or last[0] != names:
         _check_names(names)
+    else:  # the previous request's names, checked already; the cached list makes the Index lookup an identity check
+        names = last[0]
     if type(rows) is not int or rows < 1:
         raise BadRequest('"rows" must be a positive number of rows')
     if not isinstance(flat, list) or len(flat) != rows * len(names):
