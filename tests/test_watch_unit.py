@@ -41,7 +41,7 @@ def run_watch(target: Callable[[], None], stop: threading.Event) -> None:
     def body() -> None:
         try:
             target()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+        except BaseException as exc:  # re-raised in the test's thread
             failures.append(exc)
 
     thread = threading.Thread(target=body, name="test-watch")
