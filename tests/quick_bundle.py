@@ -4,7 +4,9 @@ Its server is Python's own http.server (no Flask, gunicorn or pandas to import),
 real process by the process runtime, so test-local, `--watch` and the readiness wait run for
 real against it: `GET {URL_PREFIX}/`, `POST {URL_PREFIX}/predict_no_state/`, 404 elsewhere
 (no `/info/`: it is not cmkit-runtime, so a watch restarts it instead of reloading it).
-`behaviour.txt`, read on every request, picks a misbehaviour; editing it is a code edit.
+`behaviour.txt`, read on every request, picks a misbehaviour (broken: predictions answer 500;
+crash_at_start: exit 3 before listening; exit_after_ready: exit 4 after the first readiness
+answer); editing it is a code edit.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import csv
 from pathlib import Path
 
 SERVER = r"""
-import json, os, sys
+import json, os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,6 +24,11 @@ PREFIX = "" if PREFIX == "/" else PREFIX
 if open(os.path.join(HERE, "behaviour.txt")).read().strip() == "crash_at_start":
     print("cannot load the model: crash_at_start", flush=True)
     sys.exit(3)
+
+
+def exit_now():
+    print("exiting: exit_after_ready", flush=True)
+    os._exit(4)
 
 
 def behaviour():
@@ -45,6 +52,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == PREFIX + "/":
             self.answer(200, {})
+            if behaviour() == "exit_after_ready":  # a server that dies once it has answered
+                threading.Timer(0.2, exit_now).start()
         else:
             self.answer(404, {"message": "not found"})
 
