@@ -44,21 +44,29 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-def interrupt_after_first_line(lines: int = 1) -> threading.Thread:
-    """SIGTERM this process once the running command wrote `lines` lines on stdout (CliRunner's)."""
+class Interrupter:
+    """SIGTERM this process once the running command wrote its first line on stdout (CliRunner's).
 
-    def wait_then_interrupt() -> None:
+    `done()` after the command: a command that ended without that line is never signalled late.
+    """
+
+    def __init__(self) -> None:
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-interrupt", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            buffer = getattr(sys.stdout, "buffer", None)
-            if buffer is not None and hasattr(buffer, "getvalue") and buffer.getvalue().count(b"\n") >= lines:
-                break
+        while time.monotonic() < deadline and not self._finished.is_set():
+            stdout = sys.stdout  # CliRunner's own stream while the command runs, and only then
+            if type(stdout).__name__ == "_NamedTextIOWrapper" and b"\n" in stdout.buffer.getvalue():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGTERM)
 
-    thread = threading.Thread(target=wait_then_interrupt, name="test-interrupt", daemon=True)
-    thread.start()
-    return thread
+    def done(self) -> None:
+        self._finished.set()
+        self._thread.join(10)
 
 
 # --- test-local ---------------------------------------------------------------------------------
@@ -110,9 +118,11 @@ def test_test_local_watch_reports_each_run_as_a_json_line_until_interrupted(
     bundle: Path, tmp_path: Path, sigterm_restored: None
 ) -> None:
     junit = tmp_path / "watch.xml"
-    interrupter = interrupt_after_first_line()
-    result = invoke("test-local", str(bundle), *FAST, "--watch", "--json", "--junit", str(junit))
-    interrupter.join(10)
+    interrupter = Interrupter()
+    try:
+        result = invoke("test-local", str(bundle), *FAST, "--watch", "--json", "--junit", str(junit))
+    finally:
+        interrupter.done()
     assert result.exit_code == 0, result.stderr
     run = json.loads(result.stdout.splitlines()[0])
     assert run["overallStatus"] == "succeeded" and run["details"]["watch"]["action"] == "started"
@@ -135,9 +145,11 @@ def test_serve_prints_where_it_serves_and_exits_1_when_the_server_dies(bundle: P
 
 
 def test_serve_watch_says_when_it_serves_until_interrupted(bundle: Path, sigterm_restored: None) -> None:
-    interrupter = interrupt_after_first_line()
-    result = invoke("serve", str(bundle), "--runtime", "process", "--url-prefix", "/w", "--watch", "--json")
-    interrupter.join(10)
+    interrupter = Interrupter()
+    try:
+        result = invoke("serve", str(bundle), "--runtime", "process", "--url-prefix", "/w", "--watch", "--json")
+    finally:
+        interrupter.done()
     assert result.exit_code == 0, result.stderr
     ready = json.loads(result.stdout.splitlines()[0])
     assert ready["ready"] and ready["url"].endswith("/w/") and ready["watch"]["action"] == "started"
