@@ -376,8 +376,9 @@ def _start_docker(
     port: int | None,
 ) -> StartedBundle:
     """Build the image and start its container; the server returned owns `client`, which is closed otherwise."""
+    from cmkit.runtime.builder import ImageBuilder
     from cmkit.runtime.docker import ContainerStartFailed, start_container
-    from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
+    from cmkit.runtime.images import BuildFailed, BuildSettings
 
     try:
         builder = ImageBuilder(

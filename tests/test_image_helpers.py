@@ -17,6 +17,7 @@ from cmkit.bundle import list_bundle
 from cmkit.envcontext import context_files
 from cmkit.errors import InputError
 from cmkit.hashcache import HashCache
+from cmkit.runtime.builder import ImageBuilder, _chunk_lines, _last_error
 from cmkit.runtime.images import (
     BUILD_DIR,
     CA_PATH_IN_IMAGE,
@@ -27,13 +28,9 @@ from cmkit.runtime.images import (
     BuildFailed,
     BuildSettings,
     BuiltImage,
-    ImageBuilder,
     ModelImage,
-    _chunk_lines,
-    _code_context,
-    _context,
-    _last_error,
     base_image_arg,
+    code_context,
     code_dockerfile,
     code_key,
     code_owner,
@@ -42,6 +39,7 @@ from cmkit.runtime.images import (
     evictable_code_images,
     layer_id,
     missing_labels,
+    tar_of,
     trust_dockerfile,
 )
 
@@ -148,7 +146,7 @@ def test_the_dependency_layer_installs_as_root_with_the_hosts_ca_and_index_then_
     ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
     settings = BuildSettings.from_environment(ca, environ={"PIP_INDEX_URL": "https://a/simple", "HTTPS_PROXY": "p"})
     base = BuiltImage("cmkit-env:1", "sha256:env", cached=True, user="model")
-    members = tar_members(_context(dependency_files(base, "pandas\n", settings)))
+    members = tar_members(tar_of(dependency_files(base, "pandas\n", settings)))
     assert set(members) == {"requirements.txt", "ca-bundle.crt", "Dockerfile"}
     assert members["requirements.txt"][1] == b"pandas\n" and members["ca-bundle.crt"][1] == ca.read_bytes()
     dockerfile = members["Dockerfile"][1].decode().splitlines()
@@ -210,7 +208,7 @@ def test_the_code_context_holds_the_files_with_their_modes_and_a_linked_files_co
     bundle = write_files(tmp_path / "m", {"custom.py": "x = 1\n", "start_server.sh": "#!/bin/sh\n"})
     (bundle / "start_server.sh").chmod(0o755)
     (bundle / "same.py").symlink_to("custom.py")
-    with _code_context("FROM x\n", list_bundle(bundle).files) as spool:
+    with code_context("FROM x\n", list_bundle(bundle).files) as spool:
         members = tar_members(spool)
     assert members["Dockerfile"][1] == b"FROM x\n"
     assert members["code/custom.py"] == ((bundle / "custom.py").stat().st_mode & 0o777, b"x = 1\n")

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from cmkit.cli import main
 from cmkit.errors import InputError
 from cmkit.prune import PruneOptions, parse_duration, prune
-from cmkit.runtime.images import CODE_IMAGES_KEPT, ImageBuilder, created_at
+from cmkit.runtime.builder import ImageBuilder
+from cmkit.runtime.images import CODE_IMAGES_KEPT, created_at
 from tests.bundles import write_bundle
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 

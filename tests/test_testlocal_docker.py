@@ -18,7 +18,8 @@ import pytest
 
 from cmkit.checks.results import ERROR_CHECK, LONG_RUNNING_SERVICE, SEED_CHECKS, SIDE_EFFECTS
 from cmkit.events import RecordingEvents
-from cmkit.runtime.images import BuildFailed, BuildSettings, ImageBuilder
+from cmkit.runtime.builder import ImageBuilder
+from cmkit.runtime.images import BuildFailed, BuildSettings
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.bundles import START, write_bundle
 from tests.conftest import TEST_LABEL, TEST_RUN_ID

@@ -201,7 +201,7 @@ class DockerRuntime(Runtime):
         return dict(self._labels)
 
     def _builder(self, log: LogSink) -> Any:
-        from cmkit.runtime.images import ImageBuilder
+        from cmkit.runtime.builder import ImageBuilder
 
         return ImageBuilder(self.client, self.settings, on_log=log, labels=self._labels)
 
