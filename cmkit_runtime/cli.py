@@ -12,8 +12,8 @@
     CUSTOM_MODEL_LOAD_WAIT   seconds a prediction arriving during the model load waits (default 60)
 
 It runs gunicorn in this process (its custom-application API), so SIGTERM from `docker stop`
-reaches the master directly. The master stays light: Flask, pandas and the model are imported
-only in the workers.
+reaches the master directly. The master imports the serving stack (Flask, pandas) once, before
+it forks the workers; the model is imported and loaded only in the workers.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any
         "child_exit": child_exit,
         "worker_exit": worker_exit,
         "on_reload": on_reload,
+        "when_ready": when_ready,
         "on_exit": on_exit,
         "post_fork": post_fork,
     }
@@ -128,17 +129,34 @@ def post_fork(server: Any, worker: Any) -> None:
         pass
 
 
+def when_ready(server: Any) -> None:
+    """In the master, once it listens and before it forks the first workers: the serving stack.
+
+    Flask, pandas and NumPy imported here are imported once, and every worker forks with them
+    (copy-on-write: their pages are shared, not one copy per worker); a worker then imports only
+    the model's code and loads the model. Each worker used to import them itself: 0.6 s of CPU
+    per worker at every start, all at once on a laptop's cores. Connections that arrive
+    meanwhile wait in the listen queue.
+    """
+    _preload()
+
+
 def on_reload(server: Any) -> None:
     """In the master on SIGHUP (cmkit's --watch after an edit), before it forks the new workers.
 
-    They inherit the next generation, which `/info/` reports. Importing the server module here
-    puts Flask, pandas and NumPy in the master, so every new worker forks with them loaded and
-    imports only the model: about 0.1 s instead of 0.5 s per reload on this machine. A server
-    that is never reloaded keeps a light master.
+    They inherit the next generation, which `/info/` reports, and the serving stack (when_ready
+    imported it already; a reload keeps it).
     """
+    _preload()
+    os.environ[GENERATION] = str(int(os.environ.get(GENERATION) or 0) + 1)
+
+
+def _preload() -> None:
+    import gc
+
     import cmkit_runtime.server  # noqa: F401  # preloaded in the master, so new workers fork with it
 
-    os.environ[GENERATION] = str(int(os.environ.get(GENERATION) or 0) + 1)
+    gc.freeze()  # what the master holds now is never collected in a worker: its pages stay shared
 
 
 def _exit_if_stopped(server: Any) -> None:
