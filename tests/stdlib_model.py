@@ -13,9 +13,16 @@ is an HTTP 500); "hangs" (never listens: the test stays in progress until it is 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
-SERVE = r'''
+import pytest
+import requests
+
+from tests.emulator_support import wait_for
+from tests.flask_transport import InProcessEmulator
+
+SERVE = r"""
 import json, os, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -60,7 +67,7 @@ print("model loaded", flush=True)
 if BEHAVIOUR == "hangs":
     time.sleep(600)
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Model).serve_forever()
-'''
+"""
 
 START = '#!/bin/sh\nexec python "$(dirname "$0")/serve.py"\n'
 COLUMNS = [f"x{i}" for i in range(10)]
@@ -88,3 +95,49 @@ def training_csv(rows: int = 40, target: bool = True) -> bytes:
         line = [f"{v:.5f}" for v in values]
         lines.append([*line, f"{3 * values[2] - 2 * values[7]:.5f}"] if target else line)
     return "".join(",".join(line) + "\n" for line in lines).encode()
+
+
+# Each module that imports the fixtures gets its own definition of them: this keeps one emulator
+# (and its dataset) for the whole session whichever module asks first.
+_SHARED: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def stdlib_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessEmulator]:
+    """One in-process emulator for the modules that run this model (its start costs a few tenths of a second).
+
+    Import it into a test module to use it. A computation left running (a model that hangs) is
+    cancelled when the session ends, as `cmkit emulator` cancels its jobs when it stops.
+    """
+    if "emulator" not in _SHARED:
+        _SHARED["emulator"] = InProcessEmulator(tmp_path_factory.mktemp("stdlib-model-emulator"))
+    running = _SHARED["emulator"]
+    assert isinstance(running, InProcessEmulator)
+    yield running
+    if _SHARED.pop("emulator", None) is not None:
+        _SHARED.pop("dataset", None)
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def stdlib_dataset(stdlib_emulator: InProcessEmulator) -> str:
+    """training_csv() ingested by `stdlib_emulator`: its catalog id."""
+    if "dataset" not in _SHARED:
+        _SHARED["dataset"] = ingested(stdlib_emulator, stdlib_emulator.session(), training_csv())
+    return str(_SHARED["dataset"])
+
+
+def ingested(emulator: InProcessEmulator, api: requests.Session, content: bytes, name: str = "train.csv") -> str:
+    response = api.post(emulator.url("datasets/fromFile/"), files={"file": (name, content)}, allow_redirects=False)
+    assert ended(api, response.headers["Location"]).status_code == 303
+    return str(response.json()["catalogId"])
+
+
+def ended(api: requests.Session, status_url: str) -> requests.Response:
+    """The async status once its job ended: a 303 to the result, or 200 with a final status."""
+
+    def final() -> requests.Response | None:
+        polled = api.get(status_url, allow_redirects=False)
+        return polled if polled.status_code == 303 or polled.json()["status"] in ("ERROR", "ABORTED") else None
+
+    return wait_for(final, timeout=60, interval=0.02)
