@@ -19,7 +19,11 @@ from cmkit.emulator.jobs import DockerRuntime, JobRunner, LogEvents, data_dir_di
 
 def test_a_crashing_job_is_logged_and_the_runner_keeps_going(caplog: pytest.LogCaptureFixture) -> None:
     runner = JobRunner(workers=1)
-    crashed = runner.submit("broken", lambda cancel: 1 / 0)  # type: ignore[func-returns-value]
+
+    def broken(cancel: threading.Event) -> None:
+        raise ZeroDivisionError("a bug in a job")
+
+    crashed = runner.submit("broken", broken)
     assert crashed.done.wait(10)
     assert any("background job broken crashed" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
     ran = threading.Event()
@@ -31,8 +35,16 @@ def test_a_crashing_job_is_logged_and_the_runner_keeps_going(caplog: pytest.LogC
 def test_shutdown_cancels_waits_reports_the_stuck_and_refuses_new_jobs(caplog: pytest.LogCaptureFixture) -> None:
     runner = JobRunner(workers=2)
     release = threading.Event()
-    polite = runner.submit("polite", lambda cancel: cancel.wait(10))
-    stubborn = runner.submit("stubborn", lambda cancel: (release.wait(10), 1 / 0))  # ignores its cancel, then fails
+
+    def polite_job(cancel: threading.Event) -> None:
+        cancel.wait(10)
+
+    def stubborn_job(cancel: threading.Event) -> None:  # ignores its cancel, then fails
+        release.wait(10)
+        raise RuntimeError("ended late")
+
+    polite = runner.submit("polite", polite_job)
+    stubborn = runner.submit("stubborn", stubborn_job)
     assert sorted(runner.active()) == ["polite", "stubborn"]
     assert runner.shutdown(0.2) == ["stubborn"] and polite.done.is_set() and polite.cancel.is_set()
     with pytest.raises(RuntimeError, match="shutting down"):

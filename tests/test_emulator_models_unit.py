@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.emulator_support import upload_files, wait_for
 from tests.flask_transport import InProcessEmulator
 from tests.stdlib_model import stdlib_emulator  # noqa: F401 (a fixture)
-from tests.test_emulator_api import create_model, create_version, upload_files
+from tests.test_emulator_api import create_model, create_version
 
 ABSENT = "0123456789abcdef01234567"
 
@@ -116,8 +117,6 @@ def test_a_requirements_file_that_is_not_text_has_no_dependencies_and_its_build_
     url = emulator.url(f"customModels/{model['id']}/versions/{version['id']}/dependencyBuild/")
     assert api.post(url).status_code == 202
     # An empty requirements text has nothing to install: the build checks it and succeeds.
-    from tests.emulator_support import wait_for
-
     done = wait_for(lambda: (b := api.get(url).json())["buildStatus"] in ("success", "failed") and b, interval=0.02)
     assert done["buildStatus"] == "success"
 

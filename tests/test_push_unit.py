@@ -23,7 +23,7 @@ import cmkit.api.client
 from cmkit.api.client import DataRobotClient
 from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
-from cmkit.push import ManifestCache, PushOptions, plan_push, prepare_bundle, push, push_bundle
+from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push, push_bundle
 from tests.emulator_support import TOKEN, FlaskEmulator
 from tests.flask_transport import InProcessEmulator
 from tests.http_server import api_client
@@ -79,7 +79,7 @@ def bundle(root: Path, name: str, behaviour: str = "good", requirements: str = "
     return root
 
 
-def carry_out(api: DataRobotClient, options: PushOptions, events: RecordingEvents | None = None) -> object:
+def carry_out(api: DataRobotClient, options: PushOptions, events: RecordingEvents | None = None) -> PushResult:
     cache = ManifestCache(options.bundle.parent / "manifests")
     plan = plan_push(api, prepare_bundle(options.bundle), options, cache)
     return push(api, plan, options, events or RecordingEvents(), cache)
@@ -123,9 +123,10 @@ def test_a_model_that_fails_its_remote_test_makes_the_push_fail(
     options = PushOptions(bundle=root, environment_id=emulator.environment_id(), dataset_id=dataset_id)
     result = carry_out(api, options)
     # The test's job ends ERROR; the push reads the test itself for the reason.
-    assert result.test["overallStatus"] == "failed", result.test  # type: ignore[attr-defined]
-    assert result.test["testingStatus"]["errorCheck"]["status"] == "failed"  # type: ignore[attr-defined]
-    assert result.failed and result.dataset_id == dataset_id  # type: ignore[attr-defined]
+    test = result.test
+    assert test is not None and test["overallStatus"] == "failed", test
+    assert test["testingStatus"]["errorCheck"]["status"] == "failed"
+    assert result.failed and result.dataset_id == dataset_id
 
 
 def test_without_waiting_the_push_returns_what_it_started(
@@ -134,10 +135,10 @@ def test_without_waiting_the_push_returns_what_it_started(
     root = bundle(tmp_path / "bundle", "push-no-wait", "hangs", requirements="six==1.16.0\n")
     options = PushOptions(bundle=root, environment_id=emulator.environment_id(), dataset_id=dataset_id, wait=False)
     result = carry_out(api, options)
-    assert result.build_status in ("submitted", "processing", "success")  # type: ignore[attr-defined]
-    test = result.test  # type: ignore[attr-defined]
-    assert test["overallStatus"] == "in_progress" and "/status/" in test["status"]
-    model_id = result.model_id  # type: ignore[attr-defined]
+    assert result.build_status in ("submitted", "processing", "success")
+    test = result.test
+    assert test is not None and test["overallStatus"] == "in_progress" and "/status/" in test["status"]
+    model_id = result.model_id
     running = emulator.request("GET", f"customModelTests/?customModelId={model_id}").get_json()["data"][0]
     assert emulator.request("DELETE", f"customModelTests/{running['id']}/").status_code == 204  # stop the hung test
 
@@ -151,7 +152,7 @@ def test_lost_answers_are_retried_after_looking_for_what_they_created(
     emulator.injector.add_rule(status=503, retry_after=0, method="POST", path=r"/versions/$")
     events = RecordingEvents()
     first = carry_out(api, options, events)
-    assert first.created_model and first.version is not None  # type: ignore[attr-defined]
+    assert first.created_model and first.version is not None
     retried = [line for line in events.lines if "retrying in 0.0s" in line]
     assert len(retried) == 2, events.lines  # the model and the version, once each
     # A second plan made before the model existed meets DataRobot's userProvidedId conflict,
@@ -160,7 +161,7 @@ def test_lost_answers_are_retried_after_looking_for_what_they_created(
     stale = plan_push(None, prepare_bundle(root), options, ManifestCache(tmp_path / "elsewhere"))
     assert stale.model_create is not None
     again = push(api, stale, options, RecordingEvents(), ManifestCache(tmp_path / "elsewhere"))
-    assert again.model_id == first.model_id and not again.created_model  # type: ignore[attr-defined]
+    assert again.model_id == first.model_id and not again.created_model
     assert again.version is not None and again.version["label"] == "v2.0"
 
 
@@ -172,7 +173,7 @@ def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads
     emulator.injector.add_rule(status=503, retry_after=0, method="PATCH", path=r"/versions/[0-9a-f]+/$", count=8)
     events = RecordingEvents()
     result = carry_out(api, options, events)
-    version = result.version  # type: ignore[attr-defined]
+    version = result.version
     assert version is not None and "cmkit-digest" not in str(version.get("description"))
     assert any("could not record the bundle digest" in line for line in events.lines)
     cache = ManifestCache(tmp_path / "manifests")
