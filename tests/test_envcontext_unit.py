@@ -37,3 +37,13 @@ def test_a_folder_without_a_dockerfile_is_refused_with_the_folder_named(tmp_path
     with pytest.raises(InputError, match="no Dockerfile in the environment folder") as info:
         context_files(tmp_path / "env")
     assert info.value.file == tmp_path / "env" and info.value.hint == "pass the docker context folder"
+
+
+def test_a_dockerignore_that_is_not_text_is_one_error_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "env"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (folder / ".dockerignore").write_bytes(b"\xff\xfe*.md\n")
+    with pytest.raises(InputError, match=r"\.dockerignore is not UTF-8 text \(byte 0\)") as info:
+        context_files(folder)
+    assert info.value.file == folder / ".dockerignore" and info.value.hint == "save it as UTF-8"
