@@ -46,7 +46,7 @@ def test_shutdown_cancels_waits_reports_the_stuck_and_refuses_new_jobs(caplog: p
     polite = runner.submit("polite", polite_job)
     stubborn = runner.submit("stubborn", stubborn_job)
     assert sorted(runner.active()) == ["polite", "stubborn"]
-    assert runner.shutdown(0.2) == ["stubborn"] and polite.done.is_set() and polite.cancel.is_set()
+    assert runner.shutdown(0.05) == ["stubborn"] and polite.done.is_set() and polite.cancel.is_set()
     with pytest.raises(RuntimeError, match="shutting down"):
         runner.submit("late", lambda cancel: None)
     caplog.set_level(logging.DEBUG, "cmkit.emulator")

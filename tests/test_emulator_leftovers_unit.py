@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from cmkit.emulator.service import Emulator, EmulatorSettings
 from tests.emulator_support import TOKEN
 
 TEST_ONE, TEST_TWO = "0123456789abcdef01234567", "89abcdef0123456789abcdef"  # ids as the emulator makes them
-STUBBORN = (
-    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n"
-)
+# Ignored signals stay ignored across exec: the sleep keeps the shell's pid and ignores SIGTERM.
+STUBBORN = 'trap "" TERM; echo ready; exec sleep 60'
 
 
 @pytest.fixture
@@ -60,10 +58,10 @@ def test_a_start_ends_marked_servers_and_clears_records_and_temporaries(core: Em
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(core: Emulator) -> None:
-    stubborn = marked(core, TEST_TWO, [sys.executable, "-c", STUBBORN], leader=False)
+    stubborn = marked(core, TEST_TWO, ["sh", "-c", STUBBORN], leader=False)
     try:
         assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
-        assert leftovers.end_marked_processes(f"{core.digest}:{TEST_TWO}", grace=0.2) == [stubborn.pid]
+        assert leftovers.end_marked_processes(f"{core.digest}:{TEST_TWO}", grace=0.1) == [stubborn.pid]
         assert stubborn.wait(10) == -9
     finally:
         stubborn.kill()

@@ -61,7 +61,9 @@ def test_a_good_model_passes_and_its_test_log_and_tail_are_kept(
         customModelId=model_id,
         customModelVersionId=version_id,
         datasetId=dataset,
-        configuration={"predictionVerificationCheck": "fail"},
+        # The two checks that send a request per column or several batches are test-local's
+        # (tests/test_checks_inprocess.py); here they are skipped, and the test says so.
+        configuration={"predictionVerificationCheck": "fail", "nullValueImputation": "skip", "sideEffects": "skip"},
         parameters=verification,
     )
     assert started.status_code == 202 and started.headers["Location"].endswith(f"status/{started.json()['statusId']}/")
@@ -79,8 +81,8 @@ def test_a_good_model_passes_and_its_test_log_and_tail_are_kept(
     assert statuses == {
         "errorCheck": "succeeded",
         "longRunningService": "succeeded",
-        "nullValueImputation": "succeeded",
-        "sideEffects": "succeeded",
+        "nullValueImputation": "skipped",
+        "sideEffects": "skipped",
         "predictionVerificationCheck": "succeeded",
         "performanceCheck": "skipped",
         "stabilityCheck": "skipped",

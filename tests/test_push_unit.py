@@ -95,7 +95,7 @@ def test_a_push_builds_dependencies_and_its_remote_test_passes(
         bundle=root,
         environment_id=emulator.environment_id(),
         dataset=data,
-        checks={"sideEffects": "skip"},
+        checks={"sideEffects": "skip", "nullValueImputation": "skip"},
         parameters={"predictionVerificationCheck": {"predictionsColumn": "y"}},
         verification_dataset=data,  # the model's exact predictions are the target column
     )
@@ -120,7 +120,8 @@ def test_a_model_that_fails_its_remote_test_makes_the_push_fail(
     emulator: FlaskEmulator, api: DataRobotClient, dataset_id: str, tmp_path: Path
 ) -> None:
     root = bundle(tmp_path / "bundle", "push-failing-test", "fails")
-    options = PushOptions(bundle=root, environment_id=emulator.environment_id(), dataset_id=dataset_id)
+    quick = {"sideEffects": "skip", "nullValueImputation": "skip"}
+    options = PushOptions(bundle=root, environment_id=emulator.environment_id(), dataset_id=dataset_id, checks=quick)
     result = carry_out(api, options)
     # The test's job ends ERROR; the push reads the test itself for the reason.
     test = result.test
