@@ -7,12 +7,12 @@ with longRunningService's readiness rule; `serve --watch` is cmkit/watch.py's.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cmkit.checks.readiness import wait_ready
 from cmkit.events import Events
-from cmkit.runtime.base import Server
+from cmkit.runtime.base import ExitInfo, Server
 from cmkit.testlocal import StartFailed, TestLocalConfig, resolve_config, start_bundle
 
 
@@ -22,8 +22,14 @@ class ServeSession:
 
     server: Server
     protocol: dict[str, Any] | None = None  # what the server speaks (name, route, how it was found)
+    # How the server had ended when close() was first called: None while it still ran, so
+    # the SIGTERM (or SIGKILL) that stop() sends does not count as the server failing.
+    _closed: bool = field(default=False, init=False, repr=False)
+    _exit_before_close: ExitInfo | None = field(default=None, init=False, repr=False)
 
     def close(self) -> None:
+        if not self._closed:
+            self._closed, self._exit_before_close = True, self.server.exit_info()
         self.server.stop()
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,7 +49,7 @@ class ServeSession:
     @property
     def failed(self) -> bool:
         """The server ended on its own with an error (a Ctrl-C'd server did not fail)."""
-        exit_info = self.server.exit_info()
+        exit_info = self._exit_before_close if self._closed else self.server.exit_info()
         return not (exit_info is None or exit_info.exit_code in (0, None))
 
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
 from cmkit.checks.protocols import PROTOCOL_NAMES
-from cmkit.checks.readiness import wait_ready
 from cmkit.checks.results import (
     ABORTED,
     DEFAULT_CONFIGURATION,
@@ -31,7 +30,6 @@ from cmkit.checks.results import (
     overall_status,
 )
 from cmkit.checks.settings import implied_levels, validate_levels
-from cmkit.checks.suite import CheckOptions, run_checks
 from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events, build_log
 from cmkit.metadata import load_metadata
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
     from cmkit.checks.dataset import Dataset
+    from cmkit.checks.suite import CheckOptions
     from cmkit.checks.verification import ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactResult
 
@@ -565,6 +564,8 @@ def run_feature_impact(
         server = start_bundle(config, events, uuid.uuid4().hex[:12]).server
     except StartFailed as exc:
         raise FeatureImpactFailed(exc.message) from exc
+    from cmkit.checks.readiness import wait_ready
+
     try:
         ready = wait_ready(server, config.startup_timeout, cancel)
         if ready.status != "succeeded":
@@ -576,6 +577,8 @@ def run_feature_impact(
 
 
 def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None = None) -> CheckOptions:
+    from cmkit.checks.suite import CheckOptions
+
     return CheckOptions(
         configuration=dict(config.checks),
         startup_timeout=config.startup_timeout,
@@ -620,6 +623,10 @@ def check_server(
     expected: ExpectedPredictions | None = None,
 ) -> ServerChecks:
     """Run the checks against a started server."""
+    # The checks (NumPy, urllib3) are imported once the server is starting, not before: a
+    # process server's start then overlaps with these imports instead of waiting for them.
+    from cmkit.checks.suite import run_checks
+
     options = check_options(config, expected)
     results = run_checks(server, dataset, target_of(config), options, events, cancel)
     exit_info = server.exit_info()

@@ -134,7 +134,8 @@ class BundleWatcher:
         self.stop = stop or threading.Event()
         self.state = snapshot(self.bundle)  # what the server has
         self._spec = ignore_spec(self.bundle)
-        self._bursts: queue.Queue[bool] = queue.Queue()  # one item per burst: touched the environment?
+        # One item per burst: touched the environment? None once the watch has stopped.
+        self._bursts: queue.Queue[bool | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
     def _relevant(self, _change: watchfiles.Change, path: str) -> bool:
@@ -172,30 +173,36 @@ class BundleWatcher:
 
     def _watch(self) -> None:
         roots = [self.bundle, *([self.environment] if self.environment else [])]
-        for events in watchfiles.watch(
-            *roots,
-            watch_filter=self._relevant,
-            debounce=DEBOUNCE_MAX_MS,
-            step=DEBOUNCE_STEP_MS,
-            stop_event=self.stop,
-            raise_interrupt=False,
-        ):
-            environment = self.environment is not None and any(
-                Path(path).is_relative_to(self.environment) for _, path in events
-            )
-            self._bursts.put(environment)
+        try:
+            for events in watchfiles.watch(
+                *roots,
+                watch_filter=self._relevant,
+                debounce=DEBOUNCE_MAX_MS,
+                step=DEBOUNCE_STEP_MS,
+                stop_event=self.stop,
+                raise_interrupt=False,
+            ):
+                environment = self.environment is not None and any(
+                    Path(path).is_relative_to(self.environment) for _, path in events
+                )
+                self._bursts.put(environment)
+        finally:
+            self._bursts.put(None)  # wakes the iterator now, not at its next poll
 
     def __iter__(self) -> Iterator[Change]:
         """Each burst of saves that changed the file set, until `stop` is set (or Ctrl-C)."""
         self.start()
         while not self.stop.is_set():
             try:
-                environment = self._bursts.get(timeout=0.5)
+                burst = self._bursts.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if burst is None:  # stopped
+                return
+            environment = burst
             with contextlib.suppress(queue.Empty):
                 while True:  # saves made during the last run: one change
-                    environment = self._bursts.get_nowait() or environment
+                    environment = bool(self._bursts.get_nowait()) or environment
             change = self.pending(environment)
             if change is not None:
                 yield change

@@ -7,7 +7,8 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
   a missing value). Answers `{"predictions": [...]}` (see outputs.py). 422 for a malformed
   request, 500 when the model raises or returns something unusable, each with `{"message": ...}`.
   With `Content-Type: application/vnd.cmkit.columnar+json` the body is the runtime's own columnar
-  form instead (wire.py), which cmkit's null-value check uses.
+  form instead (wire.py), which cmkit's null-value check uses; a short columnar body naming
+  values this worker does not keep gets 409.
 - `GET  $URL_PREFIX/info/`: the runtime's version, the request formats, the model format and
   hooks found, the target.
 
@@ -30,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 from types import ModuleType
@@ -134,6 +136,7 @@ class ModelHolder:
             "runtime": "cmkit-runtime",
             "runtimeVersion": __version__,
             "requestFormats": list(wire.REQUEST_FORMATS),
+            "columnarKeep": True,
             "loaded": self.loaded,
             "modelFormat": model.format if model else None,
             "hooks": list(model.hooks) if model else [],
@@ -170,6 +173,7 @@ _FLOAT, _INT, _NULL, _BOOL = 1, 2, 4, 8
 _KIND_BITS = {float: _FLOAT, int: _INT, type(None): _NULL, bool: _BOOL}
 # Columns pandas makes float64: floats, floats and integers, and any of them with nulls.
 _FLOATISH_BITS = np.array([_FLOAT, _FLOAT | _INT, _FLOAT | _NULL, _INT | _NULL, _FLOAT | _INT | _NULL])
+_FLOATISH = np.isin(np.arange(16), _FLOATISH_BITS)  # by kind bits: a lookup, not a search per request
 _ALL_NUMERIC = frozenset({float, int, type(None)})
 MAX_INSERTED = 32  # columns of another dtype added one by one to a float block
 
@@ -227,17 +231,41 @@ def _numeric_frame(names: pd.Index, rows: int, flat: list[Any], types: set[type]
     if types == {int}:
         return _frame(np.array(flat, dtype=np.int64).reshape(shape), names)
     matrix = np.array(flat, dtype=np.float64).reshape(shape)  # JSON null -> NaN (JSON itself has no NaN)
-    if int in types:
-        # Integer and float columns side by side: which are all integers? One bit per value.
-        bits = np.fromiter(map(_KIND_BITS.__getitem__, map(type, flat)), dtype=np.uint8, count=matrix.size)
-        kinds = np.bitwise_or.reduce(bits.reshape(matrix.shape), axis=1)
-        if (np.abs(matrix[(kinds & _INT) != 0]) >= 2.0**63).any():
-            raise OverflowError("integers beyond int64: pandas keeps them as objects")
-    else:
-        kinds = np.where(np.isnan(matrix).all(axis=1), _NULL, _FLOAT)
-    if np.isin(kinds, _FLOATISH_BITS).all():
+    # Integer and float columns side by side: which are all integers? One bit per value.
+    census = _census(flat, shape) if int in types else None
+    return _float_frame(names, matrix, _column_kinds(matrix, census), _slices(flat, rows))
+
+
+def _census(flat: list[Any], shape: tuple[int, int]) -> np.ndarray:
+    """Each column's kind bits: the OR of its values' types (numbers and nulls only)."""
+    bits = np.fromiter(map(_KIND_BITS.__getitem__, map(type, flat)), dtype=np.uint8, count=shape[0] * shape[1])
+    census: np.ndarray = np.bitwise_or.reduce(bits.reshape(shape), axis=1)
+    return census
+
+
+def _column_kinds(matrix: np.ndarray, census: np.ndarray | None) -> np.ndarray:
+    """The census when integers are among the values; else each column is a float or all null."""
+    if census is not None and (census & _INT).any():
+        return census
+    kinds: np.ndarray = np.where(np.isnan(matrix).all(axis=1), _NULL, _FLOAT)
+    return kinds
+
+
+def _slices(flat: list[Any], rows: int) -> Callable[[int], list[Any]]:
+    return lambda i: flat[i * rows : (i + 1) * rows]
+
+
+def _float_frame(
+    names: pd.Index, matrix: np.ndarray, kinds: np.ndarray, values_of: Callable[[int], list[Any]]
+) -> pd.DataFrame:
+    """The frame of `matrix` (one row per column, as floats), each column of its kind."""
+    integers = (kinds & _INT) != 0
+    if integers.any() and (np.abs(matrix[integers]) >= 2.0**63).any():
+        raise OverflowError("integers beyond int64: pandas keeps them as objects")
+    floatish = _FLOATISH[kinds]
+    if floatish.all():
         return _frame(matrix, names)
-    return _mixed_frame(names, flat, matrix, kinds)
+    return _mixed_frame(names, values_of, matrix, kinds, floatish)
 
 
 def _frame(matrix: np.ndarray, names: pd.Index | list[str]) -> pd.DataFrame:
@@ -246,9 +274,14 @@ def _frame(matrix: np.ndarray, names: pd.Index | list[str]) -> pd.DataFrame:
     return frame
 
 
-def _mixed_frame(names: pd.Index, flat: list[Any], matrix: np.ndarray, kinds: np.ndarray) -> pd.DataFrame:
+def _mixed_frame(
+    names: pd.Index,
+    values_of: Callable[[int], list[Any]],
+    matrix: np.ndarray,
+    kinds: np.ndarray,
+    floatish: np.ndarray,
+) -> pd.DataFrame:
     """Float, int64 and all-null columns: one block per dtype, in the request's column order."""
-    floatish = np.isin(kinds, _FLOATISH_BITS)
     if not (floatish | (kinds == _INT) | (kinds == _NULL)).all():
         raise ValueError("booleans among numbers: pandas makes such a column object")
     others = np.flatnonzero(~floatish)
@@ -256,19 +289,18 @@ def _mixed_frame(names: pd.Index, flat: list[Any], matrix: np.ndarray, kinds: np
     def column(i: int) -> np.ndarray:
         if kinds[i] == _NULL:
             return np.full(matrix.shape[1], None, dtype=object)
-        rows = matrix.shape[1]
-        return np.array(flat[i * rows : (i + 1) * rows], dtype=np.int64)  # exact, not through float64
+        return np.array(values_of(i), dtype=np.int64)  # exact, not through float64
 
-    kept = names[floatish]
     if len(others) <= MAX_INSERTED:
-        # The null check's request: every column a float but one. Inserting it costs nothing
-        # per value, where concatenating blocks and reordering copies the whole frame.
-        frame = _frame(matrix[floatish], kept)
-        for i in others:  # ascending, so each lands at its own position
-            # allow_duplicates: JSON keys are unique, and the check would hash every column name.
-            frame.insert(int(i), names[int(i)], column(int(i)), allow_duplicates=True)
+        # The null check's request: every column a float but one. Replacing that one costs
+        # nothing per value, where concatenating blocks and reordering copies the whole frame;
+        # and the frame keeps the shared Index of its columns, whose hash table a model's
+        # column lookups then reuse instead of building one over 10,000 names per request.
+        frame = _frame(matrix, names)
+        for i in others:
+            frame.isetitem(int(i), column(int(i)))
         return frame
-    parts = [_frame(matrix[floatish], kept)] if floatish.any() else []
+    parts = [_frame(matrix[floatish], names[floatish])] if floatish.any() else []
     for kind in (_INT, _NULL):
         positions = np.flatnonzero(kinds == kind)
         if len(positions):
@@ -320,12 +352,75 @@ def parse_request(body: bytes) -> pd.DataFrame:
 COLUMNAR_SHAPE = '{"columns": [name, ...], "rows": N, "values": [N values of each column, column after column]}'
 
 
+class NotKept(Exception):
+    """A short columnar body names values this worker does not keep (HTTP 409, wire.py)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f'this worker keeps no values under {key!r}; send the whole body with "keep"')
+        self.key = key
+
+
+class Kept:
+    """The values of a columnar body sent with "keep", and what every request on them shares."""
+
+    def __init__(self, key: str, names: list[str], rows: int, flat: list[Any]) -> None:
+        self.key, self.names, self.rows, self.flat = key, names, rows, flat
+
+    @cached_property
+    def numeric(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The values as floats (one row per column) and each column's kind bits, worked out once;
+        None unless they are all numbers and nulls (the general path then does as for a body)."""
+        if not set(map(type, self.flat)) <= _ALL_NUMERIC:
+            return None
+        shape = (len(self.names), self.rows)
+        try:
+            matrix = np.array(self.flat, dtype=np.float64).reshape(shape)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        return matrix, _census(self.flat, shape)
+
+    def frame(self, nulls: list[int]) -> pd.DataFrame:
+        """What the whole body with these columns made null gives: the same frame, from the
+        floats and kinds worked out once (a copy of the floats per request, no pass over values)."""
+        numeric = self.numeric
+        if nulls and numeric is not None:
+            matrix, census = numeric[0].copy(), numeric[1].copy()
+            matrix[nulls], census[nulls] = np.nan, _NULL
+            with contextlib.suppress(ValueError, TypeError, OverflowError):
+                kinds = _column_kinds(matrix, census)
+                return _float_frame(_columns_index(self.names), matrix, kinds, _slices(self.flat, self.rows))
+        flat = wire.with_nulls(self.flat, self.rows, nulls) if nulls else self.flat
+        return _flat_frame(self.names, self.rows, flat, lambda: _by_column(self.names, self.rows, flat))
+
+
+# The last columnar body sent with "keep", one per worker, replaced whole (one assignment, so a
+# reading thread sees the old one or the new).
+_kept: Kept | None = None
+
+
 def parse_columnar(body: bytes) -> pd.DataFrame:
     """The runtime's own body (wire.COLUMNAR) -> the DataFrame its `{"X": ...}` twin would give."""
     try:
         document = loads(body)
     except ValueError:
         raise BadRequest(f"the body is not JSON; send {COLUMNAR_SHAPE}") from None
+    if isinstance(document, dict) and wire.FROM in document:
+        kept = _kept_values(document[wire.FROM])
+        return kept.frame(_null_positions(document.get(wire.NULLS, []), len(kept.names)))
+    names, rows, flat = _sent_values(document)
+    nulls = document.get(wire.NULLS)
+    if nulls is not None:
+        flat = wire.with_nulls(flat, rows, _null_positions(nulls, len(names)))
+    return _flat_frame(names, rows, flat, lambda: _by_column(names, rows, flat))
+
+
+def _by_column(names: list[str], rows: int, flat: list[Any]) -> dict[str, list[Any]]:
+    return {name: flat[i * rows : (i + 1) * rows] for i, name in enumerate(names)}
+
+
+def _sent_values(document: Any) -> tuple[list[str], int, list[Any]]:
+    """A whole columnar body's names, rows and values, checked; kept when it asks."""
+    global _kept
     if not isinstance(document, dict) or not {"columns", "rows", "values"} <= document.keys():
         raise BadRequest(f"send {COLUMNAR_SHAPE}")
     names, rows, flat = document["columns"], document["rows"], document["values"]
@@ -338,11 +433,31 @@ def parse_columnar(body: bytes) -> pd.DataFrame:
         raise BadRequest('"rows" must be a positive number of rows')
     if not isinstance(flat, list) or len(flat) != rows * len(names):
         raise BadRequest(f'"values" must hold {rows} values for each of the {len(names)} columns')
+    key = document.get(wire.KEEP)
+    if key is not None:
+        _kept = Kept(_key(key), names, rows, flat)
+    return names, rows, flat
 
-    def columns() -> dict[str, list[Any]]:
-        return {name: flat[i * rows : (i + 1) * rows] for i, name in enumerate(names)}
 
-    return _flat_frame(names, rows, flat, columns)
+def _kept_values(key: Any) -> Kept:
+    key, kept = _key(key), _kept
+    if kept is None or kept.key != key:
+        raise NotKept(key)
+    return kept
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str) or not 0 < len(key) <= wire.MAX_KEY:
+        raise BadRequest(f'"{wire.KEEP}" and "{wire.FROM}" take a name of 1 to {wire.MAX_KEY} characters')
+    return key
+
+
+def _null_positions(nulls: Any, count: int) -> list[int]:
+    if not isinstance(nulls, list) or any(type(i) is not int or not 0 <= i < count for i in nulls):
+        raise BadRequest(f'"{wire.NULLS}" must list column positions, from 0 to {count - 1}')
+    if len(set(nulls)) != len(nulls):
+        raise BadRequest(f'"{wire.NULLS}" names a column twice')
+    return nulls
 
 
 def _check_names(names: Any) -> None:
@@ -414,6 +529,8 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
             frame = parse_columnar(body) if request.mimetype == wire.COLUMNAR else parse_request(body)
         except BadRequest as exc:
             return _json(422, {"message": str(exc)})
+        except NotKept as exc:
+            return _json(wire.KEPT_STATUS, {"message": str(exc), wire.MISSING: exc.key})
         model = holder.model
         try:
             predictions = format_predictions(model.predict(frame), target, len(frame), model.source)

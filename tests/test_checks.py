@@ -68,6 +68,25 @@ def test_regression_row_problems(prediction: object, fragment: str) -> None:
     assert fragment in verdict.summary()
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"predictions": [1.0, 1e999, 2]}', "row 1: non-finite value inf"),  # JSON allows it; orjson refuses it
+        ('{"predictions": [1.0, ' + str(10**400) + ']}', "row 1: number beyond a float's range"),
+        ('{"predictions": [1.0, 2, 1e999, 1e999]}', "2 invalid predictions: row 2: non-finite value inf; row 3"),
+    ],
+)
+def test_numbers_beyond_a_float_are_row_problems_not_a_crash(text: str, fragment: str) -> None:
+    verdict = judge(200, text, text.count(",") + 1, REGRESSION)
+    assert not verdict.ok and fragment in verdict.summary()
+
+
+def test_numeric_predictions_are_judged_in_one_step_with_their_values() -> None:
+    values = [0.5, 2, -3.25e10, 7]
+    verdict = judge(200, body(values), 4, REGRESSION)
+    assert verdict.ok and verdict.values is not None and verdict.values.tolist() == [0.5, 2.0, -3.25e10, 7.0]
+
+
 def test_binary_rules() -> None:
     assert judge(200, body([{"1": 0.25, "0": 0.75}]), 1, BINARY).ok
     # Labels are compared as strings: numeric keys in JSON are strings anyway.

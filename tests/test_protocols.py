@@ -88,3 +88,28 @@ def test_columnar_bodies_only_for_cmkit_runtime_and_only_for_bodies_that_have_a_
     assert plain.request(twin) == (b'{"X":{"a":[null]}}', "application/json")
     assert columnar.to_dict()["columnar"] is True and "columnar" not in plain.to_dict()
     assert protocols.Detected(PROTOCOLS[DRUM], "forced").sent_as(twin) == "csv"
+
+
+def test_kept_values_go_short_and_the_whole_body_follows_only_a_worker_without_them() -> None:
+    from dataclasses import replace
+
+    from cmkit_runtime import wire
+
+    info = json.dumps({"requestFormats": [wire.JSON, wire.COLUMNAR], "columnarKeep": True})
+    assert protocols.keeps_columnar(200, info)
+    assert not protocols.keeps_columnar(200, json.dumps({"requestFormats": [wire.COLUMNAR]}))  # runtime 0.3
+    assert not protocols.keeps_columnar(500, info) and not protocols.keeps_columnar(200, "[]")
+    kept = protocols.KeptTwin(short=lambda: b'{"from":"k","nulls":[0]}', whole=lambda: b"whole")
+    body = protocols.Payload(b'{"X":{"a":[null]}}', columnar=lambda: b"inline", kept=kept)
+    columnar = replace(protocols.from_capabilities(404, ""), columnar=True)
+    keeping = replace(columnar, keeps=True)
+    assert columnar.request(body) == (b"inline", wire.COLUMNAR)  # runtime 0.3: nulls inline
+    assert keeping.request(body) == (b'{"from":"k","nulls":[0]}', wire.COLUMNAR)
+    assert keeping.to_dict()["columnarKeep"] is True and "columnarKeep" not in columnar.to_dict()
+    missing = json.dumps({"message": "this worker keeps no values under 'k'", "missing": "k"})
+    assert keeping.resend(body, 409, missing) == b"whole"
+    assert keeping.resend(body, 409, '{"message": "other conflict"}') is None
+    assert keeping.resend(body, 409, "<html>") is None
+    assert keeping.resend(body, 500, missing) is None
+    assert columnar.resend(body, 409, missing) is None  # it never sent the short form
+    assert keeping.resend(encode_payload({"a": [1]}), 409, missing) is None

@@ -260,7 +260,9 @@ def logical_lines(text: str) -> dict[int, str]:
         if line.endswith("\\") and not COMMENT.match(line):
             parts.append(line.strip("\\"))
             continue
-        parts.append(line)
+        # A comment line ends a continuation as its own word, as pip joins lines: "0\\" then
+        # "#" is the requirement "0", not "0#".
+        parts.append(" " + line if COMMENT.match(line) else line)
         close()
         start, parts = None, []
     close()
@@ -303,6 +305,12 @@ def test_every_logical_line_has_exactly_one_outcome() -> None:
     )
     assert_every_line_accounted_for(text)
     assert sorted(outcomes(text)) == [2, 4, 6, 9, 10, 11, 12]
+
+
+def test_a_comment_line_ends_a_continuation_as_pip_joins_it() -> None:
+    # Found by the property test below: pip joins "0\\" and "#" as "0 #", the requirement "0".
+    assert_every_line_accounted_for("0\\\n#")
+    assert outcomes("0\\\n#") == {1: ["0"]}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

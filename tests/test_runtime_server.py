@@ -154,6 +154,28 @@ def test_the_columnar_body_predicts_what_its_json_twin_does(served: Served) -> N
     assert refused.status_code == 422 and '"rows": N' in strict_json(refused)["message"]
 
 
+def test_kept_values_answer_short_requests_and_a_worker_without_them_says_so(served: Served) -> None:
+    """wire.py's "keep" / "from": what cmkit's null check sends a runtime whose /info/ offers it."""
+    assert strict_json(requests.get(served.server.url("/info/"), timeout=10))["columnarKeep"] is True
+    columns = sample_columns(served.bundle)
+    rows = len(next(iter(columns.values())))
+    flat = [value for values in columns.values() for value in values]
+    key = f"sample-{os.getpid()}"
+    short = json.dumps({"from": key, "nulls": [0]})
+    whole = json.dumps({"columns": list(columns), "rows": rows, "values": flat, "keep": key, "nulls": [0]})
+    nulled = {name: [None] * rows if i == 0 else values for i, (name, values) in enumerate(columns.items())}
+    expected = strict_json(served.server.predict(nulled))
+    url, headers = served.server.url("/predict_no_state/"), {"Content-Type": wire.COLUMNAR}
+    with requests.Session() as session:  # one connection: one worker
+        answer = session.post(url, data=short, headers=headers, timeout=10)
+        assert answer.status_code == 409 and strict_json(answer)["missing"] == key, answer.text
+        answer = session.post(url, data=whole, headers=headers, timeout=10)
+        assert answer.status_code == 200 and strict_json(answer) == expected, answer.text
+        for _ in range(3):
+            answer = session.post(url, data=short, headers=headers, timeout=10)
+            assert answer.status_code == 200 and strict_json(answer) == expected, answer.text
+
+
 def test_the_master_stays_light_and_the_workers_hold_pandas(served: Served) -> None:
     """gunicorn's master imports neither Flask nor pandas (cmkit_runtime/workers.py): it stops
     0.16 s sooner and holds no memory it never uses; the workers import them."""

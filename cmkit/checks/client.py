@@ -69,8 +69,9 @@ class ModelClient:
         found = protocols.from_headers(headers)
         if found is None:
             found = protocols.from_capabilities(*self._get("/capabilities/"))
-            if protocols.offers_columnar(*self._get("/info/")):
-                found = replace(found, columnar=True)
+            info = self._get("/info/")
+            if protocols.offers_columnar(*info):
+                found = replace(found, columnar=True, keeps=protocols.keeps_columnar(*info))
         return protocols.remember(self.url, found)
 
     def _get(self, route: str) -> tuple[int, str]:
@@ -95,11 +96,16 @@ class ModelClient:
         """POST one request; `body` is a `predict_no_state` body, sent in the server's protocol."""
         detected = self._resolved()
         sent, content_type = detected.request(body)
+        answer = self._post(detected.protocol.route, sent, content_type)
+        again = detected.resend(body, answer.status, answer.text)  # a worker without the kept values
+        return answer if again is None else self._post(detected.protocol.route, again, content_type)
+
+    def _post(self, route: str, body: bytes, content_type: str) -> Answer:
         try:
             response = self._pool.urlopen(
                 "POST",
-                f"{self.prefix}{detected.protocol.route}",
-                body=sent,
+                f"{self.prefix}{route}",
+                body=body,
                 headers={"Content-Type": content_type},
                 retries=False,
                 timeout=self.timeout,

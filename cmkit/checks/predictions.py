@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from cmkit_runtime.target import Target
 
@@ -60,6 +61,15 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
+def _answer(text: str) -> Any:
+    """An answer's JSON: orjson (several times faster on 100,000 predictions), else strict_json,
+    for its message or for what orjson refuses and JSON allows (1e999, which is then infinite)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return strict_json(text)
+
+
 def _error_message(status: int, text: str) -> str:
     detail = text.strip()
     try:
@@ -79,7 +89,11 @@ def _is_number(value: Any) -> bool:
 def _check_number(value: Any) -> str | None:
     if not _is_number(value):
         return f"expected a number, got {json.dumps(value)[:60]}"
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits: JSON allows it, a float cannot hold it
+        return f"number beyond a float's range ({str(value)[:20]}...)"
+    if not finite:
         return f"non-finite value {value}"
     return None
 
@@ -127,12 +141,31 @@ def _values(predictions: list[Any], target: Target) -> np.ndarray:
     return np.array(predictions, dtype=float)
 
 
+def _numbers(predictions: list[Any], target: Target) -> np.ndarray | None:
+    """A numeric target's predictions as floats in one step, when they are all numbers."""
+    if target.is_classification or target.type == "textgeneration":
+        return None
+    if not set(map(type, predictions)) <= {int, float}:  # bool is a type of its own: refused row by row
+        return None
+    try:
+        return np.array(predictions, dtype=float)
+    except OverflowError:  # an integer beyond float: row by row, as before
+        return None
+
+
+def _judge_numbers(predictions: list[Any], numbers: np.ndarray) -> Verdict:
+    infinite = np.flatnonzero(~np.isfinite(numbers))
+    if len(infinite):
+        return Verdict(rows=[RowProblem(int(i), _check_number(predictions[i]) or "") for i in infinite])
+    return Verdict(values=numbers)
+
+
 def judge(status: int, text: str, rows: int, target: Target) -> Verdict:
     """Apply errorCheck's rules to one HTTP answer for a request of `rows` rows."""
     if status != 200:
         return Verdict(error=_error_message(status, text))
     try:
-        body = strict_json(text)
+        body = _answer(text)
     except ValueError as exc:
         return Verdict(error=f"the response is not valid JSON ({exc})")
     if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
@@ -140,6 +173,9 @@ def judge(status: int, text: str, rows: int, target: Target) -> Verdict:
     predictions = body["predictions"]
     if len(predictions) != rows:
         return Verdict(error=f"{len(predictions)} predictions for {rows} rows")
+    numbers = _numbers(predictions, target)
+    if numbers is not None:
+        return _judge_numbers(predictions, numbers)
     problems = []
     for index, value in enumerate(predictions):
         reason = _check_row(value, target)

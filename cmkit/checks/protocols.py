@@ -39,25 +39,41 @@ PROTOCOL_NAMES = (PREDICT_NO_STATE, DRUM)
 DRUM_VERSION_HEADER = "X-Drum-Version"
 
 
+@dataclass(frozen=True)
+class KeptTwin:
+    """The same request as values the server keeps (cmkit_runtime/wire.py's "keep" and "from").
+
+    `short` names values sent before; `whole` sends them, for the server to keep, when a worker
+    answers that it has none under that name.
+    """
+
+    short: Callable[[], bytes]
+    whole: Callable[[], bytes]
+
+
 class Payload(bytes):
     """A `predict_no_state` JSON body that keeps its columns, so other protocols need not parse it.
 
     `columnar`, when given, builds the same request in cmkit-runtime's columnar form
-    (cmkit_runtime/wire.py), sent instead when the server offers it.
+    (cmkit_runtime/wire.py), sent instead when the server offers it; `kept` the same request
+    again, as values the server keeps, for servers that keep them.
     """
 
     columns: Mapping[str, list[Any]] | None
     columnar: Callable[[], bytes] | None
+    kept: KeptTwin | None
 
     def __new__(
         cls,
         body: bytes,
         columns: Mapping[str, list[Any]] | None = None,
         columnar: Callable[[], bytes] | None = None,
+        kept: KeptTwin | None = None,
     ) -> Payload:
         payload = super().__new__(cls, body)
         payload.columns = columns
         payload.columnar = columnar
+        payload.kept = kept
         return payload
 
 
@@ -142,6 +158,7 @@ class Detected:
     how: str  # "forced", "X-Drum-Version header", "/capabilities/", "no DRUM marker"
     drum_version: str | None = None
     columnar: bool = False  # the server's /info/ offers cmkit-runtime's columnar body
+    keeps: bool = False  # ... and keeps a columnar body's values ("columnarKeep", runtime 0.4.0)
 
     def sent_as(self, body: bytes) -> str:
         """The form `body` travels in to this server: "csv" (DRUM), "columnar" or "json"."""
@@ -156,13 +173,29 @@ class Detected:
     def request(self, body: bytes) -> tuple[bytes, str]:
         """A check's `predict_no_state` body as this server takes it, and its Content-Type."""
         if self.sent_as(body) == "columnar":
+            kept: KeptTwin | None = getattr(body, "kept", None)
+            if self.keeps and kept is not None:
+                return kept.short(), wire.COLUMNAR
             return body.columnar(), wire.COLUMNAR  # type: ignore[attr-defined]
         return self.protocol.request_body(body), self.protocol.content_type
+
+    def resend(self, body: bytes, status: int, text: str) -> bytes | None:
+        """The whole body to send after a short one named values the worker does not keep, else None."""
+        kept: KeptTwin | None = getattr(body, "kept", None)
+        if status != wire.KEPT_STATUS or kept is None or not (self.keeps and self.sent_as(body) == "columnar"):
+            return None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            return None
+        return kept.whole() if isinstance(answer, dict) and wire.MISSING in answer else None
 
     def to_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {**self.protocol.to_dict(), "how": self.how}
         if self.columnar:
             found["columnar"] = True
+        if self.keeps:
+            found["columnarKeep"] = True
         return {**found, "drumVersion": self.drum_version} if self.drum_version else found
 
 
@@ -211,13 +244,23 @@ def from_headers(headers: Mapping[str, str]) -> Detected | None:
 
 def offers_columnar(status: int, text: str) -> bool:
     """cmkit-runtime's `/info/` lists the request bodies it reads; other servers have no such route."""
+    info = _info(status, text)
+    return wire.COLUMNAR in (info.get("requestFormats") or ())
+
+
+def keeps_columnar(status: int, text: str) -> bool:
+    """cmkit-runtime 0.4.0 and later keep a columnar body's values for the short form (wire.py)."""
+    return _info(status, text).get("columnarKeep") is True
+
+
+def _info(status: int, text: str) -> dict[str, Any]:
     if status != 200:
-        return False
+        return {}
     try:
         info = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(info, dict) and wire.COLUMNAR in (info.get("requestFormats") or ())
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def from_capabilities(status: int, text: str) -> Detected:

@@ -205,7 +205,7 @@ class ImageBuilder:
                 "host CA bundle cannot be added under it; pip may fail behind a TLS-inspecting proxy"
             )
         files = context_files(context_dir)
-        tag = f"cmkit-env:{self._context_hash(files, build_args)}"
+        tag = f"cmkit-env:{environment_key(files, build_args)}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
@@ -227,32 +227,15 @@ class ImageBuilder:
         base_image = self._resolve(base)
         if not requirements or not _has_requirements(requirements):
             return base_image
-        ca = self.settings.ca_bytes()
         tag = f"cmkit-deps:{_hash(base_image.image_id, requirements, self.settings.fingerprint())}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
-        files = {"requirements.txt": requirements.encode()}
-        cert_env = ""
-        if ca:
-            files["ca-bundle.crt"] = ca
-            cert_env = "PIP_CERT=/tmp/cmkit-build/ca-bundle.crt "
-        args = "".join(f"ARG {name}\n" for name in self.settings.build_args())
-        dockerfile = (
-            f"FROM {base_image.image_id}\n"
-            "USER root\n"
-            "COPY . /tmp/cmkit-build/\n"
-            f"{args}"
-            f"RUN {cert_env}pip install --no-cache-dir --disable-pip-version-check "
-            "-r /tmp/cmkit-build/requirements.txt && rm -rf /tmp/cmkit-build\n"
-            f"USER {base_image.user or 'root'}\n"
-        )
-        files["Dockerfile"] = dockerfile.encode()
         self.on_log(f"installing requirements.txt into {tag}")
         log = self._build(
             "dependencies",
             tag,
-            fileobj=_context(files),
+            fileobj=_context(dependency_files(base_image, requirements, self.settings)),
             custom_context=True,
             buildargs=self.settings.build_args(),
             nocache=rebuild,
@@ -272,22 +255,16 @@ class ImageBuilder:
         """
         base_image = self._resolve(base)
         files = list_bundle(bundle_dir).files
-        owner = base_image.user or "root"
-        keys = (_file_key(f, self.hashes) for f in files)
-        content = _hash(base_image.image_id, owner, json.dumps(sorted(self.labels.items())), *keys)
+        content = code_key(base_image, self.labels, files, self.hashes)
         self.hashes.save()
-        tag = f"{CODE_REPOSITORY}:{self._owner()}-{content}"
+        tag = f"{CODE_REPOSITORY}:{code_owner(self.labels)}-{content}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
         # Labels the base already carries (an environment or dependency image this builder
         # made) are inherited; a ready `--image` gets them here, so prune and eviction see it.
         inherited = self.client.images.get(base_image.image_id).labels or {}
-        extra = {key: value for key, value in self.labels.items() if inherited.get(key) != value}
-        label_line = "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in extra.items()) + "\n"
-        dockerfile = f"FROM {base_image.image_id}\nCOPY --chown={owner} code/ {CODE_DIR}/\n" + (
-            label_line if extra else ""
-        )
+        dockerfile = code_dockerfile(base_image, missing_labels(self.labels, inherited))
         self.on_log(f"copying {len(files)} files into {tag}")
         with _code_context(dockerfile, files) as context:
             log = self._build("code", tag, fileobj=context, custom_context=True, nocache=rebuild)
@@ -297,14 +274,6 @@ class ImageBuilder:
         self._background.append(evicting)
         return self._built(tag, log)
 
-    def _owner(self) -> str:
-        """The builder's labels as a tag prefix: whose code images these are.
-
-        In the tag, not in a label: images inherit their base's labels (a dependency image
-        another session built carries that session's), so labels cannot tell owners apart.
-        """
-        return _hash(json.dumps(sorted(self.labels.items())))[:12]
-
     def _evict_code_images(self, keep: str) -> None:
         """Keep the owner's `CODE_IMAGES_KEPT` newest code images; remove older unused ones.
 
@@ -312,19 +281,10 @@ class ImageBuilder:
         test session's or the emulator's), so a run never evicts another owner's cache. An
         image a container still uses is left to `cmkit prune`.
         """
-        prefix = f"{CODE_REPOSITORY}:{self._owner()}-"
-        mine = [
-            image
-            for image in self.client.images.list(name=CODE_REPOSITORY)
-            if any(tag.startswith(prefix) for tag in image.tags)
-        ]
-        mine.sort(key=lambda image: created_at(image.attrs), reverse=True)
-        for image in mine[CODE_IMAGES_KEPT:]:
-            if keep in image.tags:
-                continue
-            for old in image.tags:
-                with contextlib.suppress(ImageNotFound, APIError):  # in use by a container
-                    self.client.images.remove(old)
+        images = self.client.images.list(name=CODE_REPOSITORY)
+        for old in evictable_code_images(images, code_owner(self.labels), keep):
+            with contextlib.suppress(ImageNotFound, APIError):  # in use by a container
+                self.client.images.remove(old)
 
     def model(
         self,
@@ -353,12 +313,7 @@ class ImageBuilder:
         tag = f"cmkit-base:{_hash(base_id, ca)}"
         if self._existing(tag, rebuild):
             return tag
-        dockerfile = (
-            f"FROM {base}\n"
-            f"COPY ca-bundle.crt {CA_PATH_IN_IMAGE}\n"
-            f"ENV PIP_CERT={CA_PATH_IN_IMAGE} REQUESTS_CA_BUNDLE={CA_PATH_IN_IMAGE} "
-            f"SSL_CERT_FILE={CA_PATH_IN_IMAGE}\n"
-        )
+        dockerfile = trust_dockerfile(base)
         self.on_log(f"adding the host CA bundle under {base} as {tag}")
         self._build(
             "ca-trust",
@@ -368,13 +323,6 @@ class ImageBuilder:
             labels={**self.labels, KIND_LABEL: "base"},
         )
         return tag
-
-    def _context_hash(self, files: list[ContextFile], build_args: Mapping[str, str]) -> str:
-        content_args = sorted((k, v) for k, v in build_args.items() if "PROXY" not in k.upper())
-        parts: list[bytes | str] = [json.dumps(content_args)]
-        for file in files:
-            parts += [file.path, str(file.mode), file.source.read_bytes()]
-        return _hash(*parts)
 
     def _image_id(self, ref: str) -> str | None:
         try:
@@ -414,8 +362,9 @@ class ImageBuilder:
                 for line in _chunk_lines(chunk):
                     log.append(line)
                     self.on_log(line)
-                    if line.startswith(" ---> ") and len(line.split()) == 2:
-                        layers.append(line.split()[1])
+                    layer = layer_id(line)
+                    if layer:
+                        layers.append(layer)
                 if "error" in chunk:
                     raise BuildError(chunk["error"], iter(()))
         except (BuildError, APIError) as exc:
@@ -433,6 +382,103 @@ class ImageBuilder:
                     self.client.images.remove(image.id, noprune=False)
             except (ImageNotFound, APIError):
                 pass  # in use by another image or container, or already gone
+
+
+# -- what a build is made of: keys, contexts and Dockerfiles (no engine needed) -------------------
+
+BUILD_DIR = "/tmp/cmkit-build"  # where the dependency layer's context sits during its one RUN
+
+
+def environment_key(files: list[ContextFile], build_args: Mapping[str, str]) -> str:
+    """The environment layer's tag: its context's files (path, mode, content) and the build
+    arguments that change what is installed (not the proxy route)."""
+    content_args = sorted((k, v) for k, v in build_args.items() if "PROXY" not in k.upper())
+    parts: list[bytes | str] = [json.dumps(content_args)]
+    for file in files:
+        parts += [file.path, str(file.mode), file.source.read_bytes()]
+    return _hash(*parts)
+
+
+def dependency_files(base: BuiltImage, requirements: str, settings: BuildSettings) -> dict[str, bytes]:
+    """The dependency layer's build context: requirements.txt, the host CA if any, the Dockerfile.
+
+    Installed as root, then back to the base's user; the CA and index settings reach pip for
+    this one RUN, and the context is removed in the same step so no layer keeps it.
+    """
+    files = {"requirements.txt": requirements.encode()}
+    ca = settings.ca_bytes()
+    cert_env = ""
+    if ca:
+        files["ca-bundle.crt"] = ca
+        cert_env = f"PIP_CERT={BUILD_DIR}/ca-bundle.crt "
+    args = "".join(f"ARG {name}\n" for name in settings.build_args())
+    files["Dockerfile"] = (
+        f"FROM {base.image_id}\n"
+        "USER root\n"
+        f"COPY . {BUILD_DIR}/\n"
+        f"{args}"
+        f"RUN {cert_env}pip install --no-cache-dir --disable-pip-version-check "
+        f"-r {BUILD_DIR}/requirements.txt && rm -rf {BUILD_DIR}\n"
+        f"USER {base.user or 'root'}\n"
+    ).encode()
+    return files
+
+
+def code_owner(labels: Mapping[str, str]) -> str:
+    """A builder's labels as a tag prefix: whose code images these are.
+
+    In the tag, not in a label: images inherit their base's labels (a dependency image
+    another session built carries that session's), so labels cannot tell owners apart.
+    """
+    return _hash(json.dumps(sorted(labels.items())))[:12]
+
+
+def code_key(base: BuiltImage, labels: Mapping[str, str], files: Iterable[BundleFile], hashes: HashCache) -> str:
+    """The code layer's content: the base, its user, the labels and each file's path, mode and
+    content; never the folder, so the same files anywhere are one image."""
+    keys = (_file_key(f, hashes) for f in files)
+    return _hash(base.image_id, base.user or "root", json.dumps(sorted(labels.items())), *keys)
+
+
+def missing_labels(labels: Mapping[str, str], inherited: Mapping[str, str]) -> dict[str, str]:
+    """The builder's labels the base image does not already carry with the same value."""
+    return {key: value for key, value in labels.items() if inherited.get(key) != value}
+
+
+def code_dockerfile(base: BuiltImage, labels: Mapping[str, str]) -> str:
+    """One COPY owned by the base's user, and a LABEL step only for labels to add."""
+    owner = base.user or "root"
+    dockerfile = f"FROM {base.image_id}\nCOPY --chown={owner} code/ {CODE_DIR}/\n"
+    if labels:
+        dockerfile += "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items()) + "\n"
+    return dockerfile
+
+
+def trust_dockerfile(base: str) -> str:
+    """The base image plus the host CA bundle, trusted by pip, requests and OpenSSL."""
+    return (
+        f"FROM {base}\n"
+        f"COPY ca-bundle.crt {CA_PATH_IN_IMAGE}\n"
+        f"ENV PIP_CERT={CA_PATH_IN_IMAGE} REQUESTS_CA_BUNDLE={CA_PATH_IN_IMAGE} "
+        f"SSL_CERT_FILE={CA_PATH_IN_IMAGE}\n"
+    )
+
+
+def evictable_code_images(images: Iterable[Any], owner: str, keep: str) -> list[str]:
+    """Tags of the owner's code images beyond the `CODE_IMAGES_KEPT` newest, `keep`'s image spared.
+
+    `images` are the engine's image objects (their `tags` and `attrs`).
+    """
+    prefix = f"{CODE_REPOSITORY}:{owner}-"
+    mine = [image for image in images if any(tag.startswith(prefix) for tag in image.tags)]
+    mine.sort(key=lambda image: created_at(image.attrs), reverse=True)
+    return [tag for image in mine[CODE_IMAGES_KEPT:] if keep not in image.tags for tag in image.tags]
+
+
+def layer_id(line: str) -> str | None:
+    """The image id of a finished build step (` ---> 1a2b3c4d`) in the legacy builder's output."""
+    words = line.split()
+    return words[1] if line.startswith(" ---> ") and len(words) == 2 else None
 
 
 def created_at(attrs: Mapping[str, Any]) -> float:
