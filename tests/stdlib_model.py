@@ -65,7 +65,7 @@ class Model(BaseHTTPRequestHandler):
 
 print("model loaded", flush=True)
 if BEHAVIOUR == "hangs":
-    time.sleep(600)
+    time.sleep(120)
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Model).serve_forever()
 """
 
@@ -86,14 +86,13 @@ def write_stdlib_bundle(root: Path, behaviour: str = "good") -> Path:
     return root
 
 
-def training_csv(rows: int = 40, target: bool = True) -> bytes:
-    """Ten columns (x2 and x7 matter) and, with `target`, the regression target `y`."""
+def training_csv(rows: int = 40) -> bytes:
+    """Ten columns (x2 and x7 matter) and the regression target `y`: exactly the model's predictions."""
     generator = random.Random(7)
-    lines: list[list[str]] = [[*COLUMNS, "y"] if target else list(COLUMNS)]
+    lines: list[list[str]] = [[*COLUMNS, "y"]]
     for _ in range(rows):
         values = [generator.gauss(0, 1) for _ in COLUMNS]
-        line = [f"{v:.5f}" for v in values]
-        lines.append([*line, f"{3 * values[2] - 2 * values[7]:.5f}"] if target else line)
+        lines.append([*(f"{v:.5f}" for v in values), f"{3 * values[2] - 2 * values[7]:.5f}"])
     return "".join(",".join(line) + "\n" for line in lines).encode()
 
 
