@@ -74,6 +74,12 @@ def context_files(folder: Path) -> list[ContextFile]:
         listed = docker_context_files(folder)
     except OSError as exc:  # an unreadable .dockerignore or folder
         raise InputError(f"cannot read the docker context: {exc.strerror or exc}", file=exc.filename or folder) from exc
+    except UnicodeDecodeError as exc:  # the one file read as text: its patterns
+        raise InputError(
+            f".dockerignore is not UTF-8 text (byte {exc.start})",
+            file=folder / ".dockerignore",
+            hint="save it as UTF-8",
+        ) from exc
     for name in listed:
         if not os.access(folder / name, os.R_OK):
             raise InputError(

@@ -381,8 +381,10 @@ def _ensure_model(api: DataRobotClient, plan: PushPlan, events: Events) -> tuple
     payload = plan.model_create
     assert payload is not None
     events.stage(f"creating model '{payload['name']}' ({payload['targetType']})")
+    created = True
 
     def create() -> dict[str, Any]:
+        nonlocal created
         try:
             return dict(api.post_json("customModels/", payload, expected=(201,)).json())
         except ApiError as exc:
@@ -390,10 +392,12 @@ def _ensure_model(api: DataRobotClient, plan: PushPlan, events: Events) -> tuple
             if exc.status == 422 and "userProvidedId" in exc.message:
                 found = find_model(api, payload)
                 if found:
+                    created = False  # this push found the model; it did not create it
                     return found
             raise
 
-    return create_with_lookup(create, lambda: find_model(api, payload), "creating the model", events), True
+    model = create_with_lookup(create, lambda: find_model(api, payload), "creating the model", events)
+    return model, created
 
 
 @contextlib.contextmanager
