@@ -160,7 +160,8 @@ def run(quick: bool = False) -> list[Row]:
         rows.append(
             Row(
                 f"all four checks, {n_rows:,} rows x {n_columns:,} columns, process runtime: wall time "
-                f"(null requests of {nulls['rowsSent']:,} rows, {nulls.get('bodies', 'json')} bodies; "
+                f"(null requests of {nulls['rowsSent']:,} rows, {nulls.get('bodies', 'json')} bodies"
+                f"{', values kept by the workers' if nulls.get('valuesKept') else ''}; "
                 f"CSV {size:.0f} MiB, peak RSS cmkit {rss:.0f} MiB, "
                 f"largest server process {server_rss:.0f} MiB)",
                 f"{wall:.1f} s ({cpu:.1f} CPU s)",

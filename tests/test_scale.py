@@ -127,8 +127,9 @@ def faults(bundle: Path, null_rows: str | int, protocol: str | None = None) -> d
 def test_one_failing_column_among_1000_is_found_sampled_or_not(tmp_path: Path) -> None:
     bundle = wide_bundle(tmp_path, rows=150, columns=1000)
     found = {}
-    # The runtime's columnar bodies (the default against cmkit-runtime), sampled or not, and
-    # DataRobot's JSON bodies (the protocol forced): the same columns fail for the same reasons.
+    # The runtime's columnar bodies (the default against cmkit-runtime: values kept by each
+    # worker, then one short request per column), sampled or not, and DataRobot's JSON bodies
+    # (the protocol forced): the same columns fail for the same reasons.
     for setting, protocol, bodies in (("auto", None, "columnar"), ("all", None, "columnar"), ("auto", PNS, "json")):
         document = faults(bundle, setting, protocol)
         details = document["details"]["checks"][NULL_VALUE_IMPUTATION]
@@ -136,6 +137,7 @@ def test_one_failing_column_among_1000_is_found_sampled_or_not(tmp_path: Path) -
         assert details["rowSelection"] == ("sample" if setting == "auto" else "all")
         assert details["rowsSent"] == (50 if setting == "auto" else 150)
         assert details["bodies"] == bodies
+        assert details["valuesKept"] is (bodies == "columnar")  # the workers kept the values: short requests
         assert document["details"]["peakRssMiB"] > 0
     assert found["auto", "columnar"] == found["auto", "json"]
     found = {setting: reasons for (setting, bodies), reasons in found.items() if bodies == "columnar"}

@@ -147,6 +147,9 @@ def null_value_imputation(ctx: Context) -> CheckResult:
         # What the requests were: "columnar" when cmkit-runtime offers its own body form, else
         # DataRobot's JSON (or DRUM's CSV). The model receives the same DataFrame either way.
         "bodies": detected.form(has_columnar_twin=True) if detected else "json",  # with_null_column's have one
+        # Columnar bodies whose values each worker kept (cmkit_runtime/wire.py's "keep"): after
+        # the first request on a connection, each request named them and its null column only.
+        "valuesKept": bool(detected and detected.keeps and detected.form(has_columnar_twin=True) == "columnar"),
         "rowsInDataset": dataset.rows,
         "rowSelection": "sample" if selection.sampled else "all",
         "failingColumns": [{"column": c, "reason": r} for c, r in failing],
