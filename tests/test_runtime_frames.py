@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmkit_runtime.server import BadRequest, build_frame, frame_by_column, parse_columnar, parse_request
+from tests.property_tiers import tiers
 
 VALUES = {
     "float": st.floats(allow_nan=False, allow_infinity=False, width=64),
@@ -45,10 +46,14 @@ def same(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
     assert list(fast.dtypes) == list(slow.dtypes)
 
 
-@settings(max_examples=200, deadline=None)
-@given(payloads())
-def test_build_frame_equals_the_column_by_column_frame(columns: dict[str, list[Any]]) -> None:
-    same(build_frame(columns), frame_by_column(columns))
+@tiers(200)
+def test_build_frame_equals_the_column_by_column_frame(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(payloads())
+    def check(columns: dict[str, list[Any]]) -> None:
+        same(build_frame(columns), frame_by_column(columns))
+
+    check()
 
 
 def columnar(columns: dict[str, list[Any]]) -> bytes:
@@ -58,10 +63,14 @@ def columnar(columns: dict[str, list[Any]]) -> bytes:
     return json.dumps({"columns": list(columns), "rows": rows, "values": flat}).encode()
 
 
-@settings(max_examples=200, deadline=None)
-@given(payloads())
-def test_the_columnar_body_gives_the_frame_of_its_json_twin(columns: dict[str, list[Any]]) -> None:
-    same(parse_columnar(columnar(columns)), parse_request(json.dumps({"X": columns}).encode()))
+@tiers(200)
+def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(payloads())
+    def check(columns: dict[str, list[Any]]) -> None:
+        same(parse_columnar(columnar(columns)), parse_request(json.dumps({"X": columns}).encode()))
+
+    check()
 
 
 @pytest.mark.parametrize(
