@@ -95,15 +95,22 @@ def _readline(process: subprocess.Popen[str], timeout: float) -> str:
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float = 300.0, interval: float = 0.2) -> T:
-    """Poll until `probe` returns something truthy (a wait, not an assertion on time)."""
+    """Poll until `probe` returns something truthy (a wait, not an assertion on time).
+
+    The pause between probes starts at 5 ms and doubles up to `interval`: an in-process
+    emulator's jobs are threads that end within milliseconds, and a fixed 0.2 s pause made
+    every wait in the fast tier last at least that long.
+    """
     deadline = time.monotonic() + timeout
+    pause = min(0.005, interval)
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting after {timeout} s; last value {value!r}")
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 2, interval)
 
 
 def seeded_environment_ready(emulator: Emulator, timeout: float = 900.0) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import datarobot as dr
 import pytest
 from click.testing import CliRunner
 
@@ -28,6 +27,7 @@ from cmkit.paths import default_environment_dir
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 from tests.emulator_support import TOKEN, Emulator
+from tests.lazy import lazy_module
 from tests.test_drum_formats import (
     bare_pipeline,
     hooks_only,
@@ -36,6 +36,8 @@ from tests.test_drum_formats import (
     transform_then_classifier,
 )
 from tests.test_testlocal_samples import run, statuses
+
+dr = lazy_module("datarobot")  # all of this module's tests are slow: the fast tier collects it for nothing
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

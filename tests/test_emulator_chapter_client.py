@@ -11,11 +11,13 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import datarobot as dr
 import pytest
 
 from tests.bundles import write_two_of_ten
 from tests.emulator_support import TOKEN, Emulator, seeded_environment_ready
+from tests.lazy import lazy_module
+
+dr = lazy_module("datarobot")  # all of this module's tests are slow: the fast tier collects it for nothing
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import datarobot as dr
 import pytest
 
 from cmkit.paths import default_environment_dir
 from tests.bundles import write_bundle
 from tests.emulator_support import TOKEN, Emulator, seeded_environment_ready
+from tests.lazy import lazy_module
+
+dr = lazy_module("datarobot")  # all of this module's tests are slow: the fast tier collects it for nothing
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 FINAL_BUILD = ("success", "failed")

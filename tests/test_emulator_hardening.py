@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
+import socket
 import tarfile
 import threading
 import zipfile
@@ -18,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from cmkit.cli import main
 from cmkit.emulator import models, validation
 from tests.emulator_support import FlaskEmulator
 
@@ -357,15 +358,19 @@ def test_requirements_over_the_cap_are_413(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("token", ["", "  "])
 def test_empty_token_is_refused_at_start(tmp_path: Path, token: str) -> None:
-    command = [sys.executable, "-m", "cmkit", "emulator", "--port", "0", "--runtime", "process"]
-    command += ["--data-dir", str(tmp_path / "data"), "--token", "good-token", "--token", token]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the emulator started with an empty token")
-    assert done.returncode == 2, done.stderr
-    assert "--token must not be empty" in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) <= 2
+    # The CLI in this process (a subprocess spent a second importing the emulator). The port is
+    # taken: an emulator that accepted the token would fail at its bind, with another message,
+    # instead of serving on inside the test process.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ["emulator", "--port", port, "--runtime", "process", "--data-dir", str(tmp_path / "data")]
+        result = CliRunner().invoke(main, [*args, "--token", "good-token", "--token", token])
+    assert result.exit_code == 2, result.output
+    assert "--token must not be empty" in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "data").exists()  # refused before anything starts
 
 
 def test_client_file_names_are_kept_as_plain_names(emu: FlaskEmulator) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import cmkit
@@ -24,6 +25,7 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return nodes
 
 
+@functools.cache  # parsed once for both tests (half a second each); neither changes the graph
 def _imports() -> dict[str, set[str]]:
     """Every cmkit module and the cmkit modules it imports at run time, at module level or in functions."""
     modules = {}

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cmkit.checks.dataset import load_dataset
 from cmkit.cli import main
 from cmkit.errors import InputError
+from tests.property_tiers import tiers
 
 # Pieces that steer random input towards the parsers' interesting corners.
 YAML_PIECES = [
@@ -40,8 +41,6 @@ def hostile(pieces: list[str]) -> st.SearchStrategy[bytes]:
     structured = st.lists(st.sampled_from(pieces), max_size=40).map(lambda parts: "".join(parts).encode())
     return st.one_of(st.binary(max_size=600), structured, st.text(max_size=200).map(str.encode))
 
-
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 METADATA = "name: m\ntype: inference\ntargetType: regression\ninferenceModel:\n  targetName: price\n"
 
@@ -68,52 +67,71 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> int:
     return result.exit_code
 
 
-@PROPERTY
-@given(hostile(REQUIREMENT_PIECES))
-def test_random_requirements(data: bytes) -> None:
-    with bundle() as root:
-        (root / "requirements.txt").write_bytes(data)
-        run("deps", root / "requirements.txt")
-        run("deps", "--json", root)
-        run("lint", root)
+@tiers(60)
+def test_random_requirements(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(hostile(REQUIREMENT_PIECES))
+    def check(data: bytes) -> None:
+        with bundle() as root:
+            (root / "requirements.txt").write_bytes(data)
+            run("deps", root / "requirements.txt")
+            run("deps", "--json", root)
+            run("lint", root)
+
+    check()
 
 
-@PROPERTY
-@given(hostile(YAML_PIECES))
-def test_random_metadata(data: bytes) -> None:
-    with bundle() as root:
-        (root / "model-metadata.yaml").write_bytes(data)
-        run("lint", "--json", root)
-        run("push", root, "--dry-run", "--environment-id", "e1", env={"DATAROBOT_CONFIG_FILE": str(root / "none")})
+@tiers(60)
+def test_random_metadata(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(hostile(YAML_PIECES))
+    @example(b"name: *undefined\n")  # parses, then fails to compose: the sample may not draw it
+    def check(data: bytes) -> None:
+        with bundle() as root:
+            (root / "model-metadata.yaml").write_bytes(data)
+            run("lint", "--json", root)
+            env = {"DATAROBOT_CONFIG_FILE": str(root / "none")}
+            run("push", root, "--dry-run", "--environment-id", "e1", env=env)
+
+    check()
 
 
-@PROPERTY
-@given(hostile(YAML_PIECES))
-def test_random_drconfig(data: bytes) -> None:
-    with bundle() as root:
-        config = root.parent / "drconfig.yaml"
-        config.write_bytes(data)
-        env = {"DATAROBOT_CONFIG_FILE": str(config), "DATAROBOT_ENDPOINT": None, "DATAROBOT_API_TOKEN": None}
-        # A config that happens to name a reachable endpoint is not possible here: port 9 refuses.
-        code = run("push", root, "--dry-run", "--environment-id", "e1", env=env)  # type: ignore[arg-type]
-        assert code in (0, 1, 2)
+@tiers(60)
+def test_random_drconfig(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(hostile(YAML_PIECES))
+    @example(b"endpoint: *undefined\n")  # parses, then fails to load: the sample may not draw it
+    def check(data: bytes) -> None:
+        with bundle() as root:
+            config = root.parent / "drconfig.yaml"
+            config.write_bytes(data)
+            env = {"DATAROBOT_CONFIG_FILE": str(config), "DATAROBOT_ENDPOINT": None, "DATAROBOT_API_TOKEN": None}
+            # A config that happens to name a reachable endpoint is not possible here: port 9 refuses.
+            code = run("push", root, "--dry-run", "--environment-id", "e1", env=env)  # type: ignore[arg-type]
+            assert code in (0, 1, 2)
+
+    check()
 
 
-@settings(max_examples=300, deadline=None)
-@given(hostile(CSV_PIECES), st.sampled_from([None, "price", "a"]))
-@example(b"\x00\ninf", None)  # found by this test: pandas reads 'inf' as a float JSON cannot carry
-@example(b"a,price\n1,2\n-inf,3\n", "price")
-def test_random_csv_loads_or_is_an_input_error(data: bytes, target: str | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="cmkit-property-") as folder:
-        path = Path(folder) / "data.csv"
-        path.write_bytes(data)
-        try:
-            dataset = load_dataset(path, target)
-        except InputError as exc:
-            assert str(exc).startswith(str(path))
-        else:
-            assert dataset.rows > 0
-            dataset.payload()  # strict JSON: never NaN
+@tiers(300)
+def test_random_csv_loads_or_is_an_input_error(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(hostile(CSV_PIECES), st.sampled_from([None, "price", "a"]))
+    @example(b"\x00\ninf", None)  # found by this test: pandas reads 'inf' as a float JSON cannot carry
+    @example(b"a,price\n1,2\n-inf,3\n", "price")
+    def check(data: bytes, target: str | None) -> None:
+        with tempfile.TemporaryDirectory(prefix="cmkit-property-") as folder:
+            path = Path(folder) / "data.csv"
+            path.write_bytes(data)
+            try:
+                dataset = load_dataset(path, target)
+            except InputError as exc:
+                assert str(exc).startswith(str(path))
+            else:
+                assert dataset.rows > 0
+                dataset.payload()  # strict JSON: never NaN
+
+    check()
 
 
 @pytest.mark.slow

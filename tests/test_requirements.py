@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cmkit.cli import main
 from cmkit.errors import InputError
 from cmkit.requirements import parse_requirements_file, parse_requirements_text
+from tests.property_tiers import tiers
 
 
 def deps(text: str) -> list[dict[str, object]]:
@@ -313,26 +314,34 @@ def test_a_comment_line_ends_a_continuation_as_pip_joins_it() -> None:
     assert outcomes("0\\\n#") == {1: ["0"]}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(requirement_like)
-def test_never_crashes_and_accounts_for_every_line(text: str) -> None:
-    report = parse_requirements_text(text)
-    json.dumps(report.to_dict())
-    for dep in report.dependencies:
-        assert dep.package_name
-        assert all(con.constraint_type in ("<", "<=", "==", ">=", ">") for con in dep.constraints)
-    assert_every_line_accounted_for(text)
+@tiers(300)
+def test_never_crashes_and_accounts_for_every_line(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(requirement_like)
+    def check(text: str) -> None:
+        report = parse_requirements_text(text)
+        json.dumps(report.to_dict())
+        for dep in report.dependencies:
+            assert dep.package_name
+            assert all(con.constraint_type in ("<", "<=", "==", ">=", ">") for con in dep.constraints)
+        assert_every_line_accounted_for(text)
+
+    check()
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.binary(max_size=200))
-def test_cli_never_tracebacks_on_random_bytes(data: bytes) -> None:
+@tiers(100)
+def test_cli_never_tracebacks_on_random_bytes(examples: int) -> None:
     import tempfile
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "requirements.txt"
-        path.write_bytes(data)
-        result = CliRunner().invoke(main, ["deps", str(path), "--json"])
-    assert result.exit_code in (0, 1, 2), result.output
-    assert "Traceback" not in result.output
-    json.loads(result.stdout)
+    @settings(max_examples=examples, deadline=None)
+    @given(st.binary(max_size=200))
+    def check(data: bytes) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "requirements.txt"
+            path.write_bytes(data)
+            result = CliRunner().invoke(main, ["deps", str(path), "--json"])
+        assert result.exit_code in (0, 1, 2), result.output
+        assert "Traceback" not in result.output
+        json.loads(result.stdout)
+
+    check()

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmkit_runtime.server import BadRequest, NotKept, build_frame, frame_by_column, parse_columnar, parse_request
+from tests.property_tiers import tiers
 
 VALUES = {
     "float": st.floats(allow_nan=False, allow_infinity=False, width=64),
@@ -45,10 +46,14 @@ def same(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
     assert list(fast.dtypes) == list(slow.dtypes)
 
 
-@settings(max_examples=200, deadline=None)
-@given(payloads())
-def test_build_frame_equals_the_column_by_column_frame(columns: dict[str, list[Any]]) -> None:
-    same(build_frame(columns), frame_by_column(columns))
+@tiers(200)
+def test_build_frame_equals_the_column_by_column_frame(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(payloads())
+    def check(columns: dict[str, list[Any]]) -> None:
+        same(build_frame(columns), frame_by_column(columns))
+
+    check()
 
 
 def columnar(columns: dict[str, list[Any]]) -> bytes:
@@ -58,26 +63,36 @@ def columnar(columns: dict[str, list[Any]]) -> bytes:
     return json.dumps({"columns": list(columns), "rows": rows, "values": flat}).encode()
 
 
-@settings(max_examples=200, deadline=None)
-@given(payloads())
-def test_the_columnar_body_gives_the_frame_of_its_json_twin(columns: dict[str, list[Any]]) -> None:
-    same(parse_columnar(columnar(columns)), parse_request(json.dumps({"X": columns}).encode()))
+@tiers(200)
+def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None)
+    @given(payloads())
+    def check(columns: dict[str, list[Any]]) -> None:
+        same(parse_columnar(columnar(columns)), parse_request(json.dumps({"X": columns}).encode()))
+
+    check()
 
 
-@settings(max_examples=200, deadline=None)
-@given(payloads(), st.data())
-def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(columns: dict[str, list[Any]], data: Any) -> None:
+@tiers(200)
+def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(examples: int) -> None:
     """wire.py's "keep", "nulls" and "from": the null check's requests on kept values."""
-    names = list(columns)
-    nulls = data.draw(st.lists(st.integers(0, len(names) - 1), unique=True, max_size=3))
-    twin = {name: [None] * len(values) if i in nulls else values for i, (name, values) in enumerate(columns.items())}
-    expected = parse_request(json.dumps({"X": twin}).encode())
-    key = data.draw(st.text(min_size=1, max_size=8))
-    whole = json.loads(columnar(columns)) | {"keep": key, "nulls": nulls}
-    same(parse_columnar(json.dumps(whole).encode()), expected)
-    for _ in range(2):  # the second time from what the first worked out
-        same(parse_columnar(json.dumps({"from": key, "nulls": nulls}).encode()), expected)
-    same(parse_columnar(json.dumps({"from": key}).encode()), parse_request(json.dumps({"X": columns}).encode()))
+
+    @settings(max_examples=examples, deadline=None)
+    @given(payloads(), st.data())
+    def check(columns: dict[str, list[Any]], data: Any) -> None:
+        names = list(columns)
+        nulls = data.draw(st.lists(st.integers(0, len(names) - 1), unique=True, max_size=3))
+        twin = {n: [None] * len(values) if i in nulls else values for i, (n, values) in enumerate(columns.items())}
+        expected = parse_request(json.dumps({"X": twin}).encode())
+        key = data.draw(st.text(min_size=1, max_size=8))
+        whole = json.loads(columnar(columns)) | {"keep": key, "nulls": nulls}
+        same(parse_columnar(json.dumps(whole).encode()), expected)
+        for _ in range(2):  # the second time from what the first worked out
+            same(parse_columnar(json.dumps({"from": key, "nulls": nulls}).encode()), expected)
+        plain = parse_request(json.dumps({"X": columns}).encode())
+        same(parse_columnar(json.dumps({"from": key}).encode()), plain)
+
+    check()
 
 
 def test_a_short_body_naming_values_not_kept_is_told_so() -> None:

@@ -8,6 +8,7 @@ error bodies only then), errors included.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -27,7 +28,7 @@ from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.faults import RULE_SCHEMA, SETTINGS_SCHEMA, FaultInjector, FaultMiddleware, Journal
 from cmkit.emulator.models import Upload
 from cmkit.emulator.openapi import openapi_document
-from cmkit.emulator.reference import API_PREFIX
+from cmkit.emulator.reference import API_PREFIX, Reference
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.validation import (
     check_body,
@@ -84,6 +85,11 @@ class ApiRequest(Request):
 
 
 def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flask:
+    """The emulator's WSGI app over `emu`; its faults and journal come from `injector` and `journal`.
+
+    The app's `url_map` is shared with every other app made on the same reference (see
+    `_routing`): add no rules to it.
+    """
     app = Flask("cmkit.emulator")
     app.request_class = ApiRequest
     app.config.update(
@@ -94,11 +100,9 @@ def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flas
     )
     app.extensions[EXTENSION] = emu
     app.extensions["cmkit.emulator.faults"] = (injector, journal)
-    app.url_map.strict_slashes = False
-    for handler in ROUTES:
-        _register(app, emu, handler)
-    _register_unimplemented(app, emu)
-    _register_admin(app)
+    routing = _routing(emu.reference)
+    app.url_map = routing.url_map
+    app.view_functions.update(routing.view_functions)
     app.before_request(_authenticate)
     app.register_error_handler(ErrorResponse, _api_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -109,8 +113,26 @@ def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flas
     return app
 
 
-def _register(app: Flask, emu: Emulator, handler: Handler) -> None:
-    spec = emu.reference.route(handler.method, handler.path) if handler.documented else None
+@functools.cache
+def _routing(reference: Reference) -> Flask:
+    """The routes for one reference, compiled once per process and shared by the apps built on it.
+
+    Werkzeug compiles a matcher and a URL builder for each of the ~70 rules when they are added:
+    that was nearly all of `create_app`'s time, paid again by every in-process emulator (the fast
+    tier builds dozens). The views find their emulator through `current_app`, so nothing in the
+    routing belongs to one app.
+    """
+    app = Flask("cmkit.emulator")
+    app.url_map.strict_slashes = False
+    for handler in ROUTES:
+        _register(app, reference, handler)
+    _register_unimplemented(app, reference)
+    _register_admin(app)
+    return app
+
+
+def _register(app: Flask, reference: Reference, handler: Handler) -> None:
+    spec = reference.route(handler.method, handler.path) if handler.documented else None
     rule = API_PREFIX + re.sub(r"{(\w+)}", r"<\1>", handler.path)
 
     def view(**path_params: str) -> Response:
@@ -118,16 +140,16 @@ def _register(app: Flask, emu: Emulator, handler: Handler) -> None:
             if not is_id(value):  # no such resource can exist; and ids never reach a path
                 raise ErrorResponse(404, f"No resource has the {name} {value[:100]!r}")
         query = check_query(spec, request.args) if spec else {}
-        return handler.view(emu, query, **path_params)
+        return handler.view(_emu(), query, **path_params)
 
     app.add_url_rule(rule, f"{handler.method} {handler.path}", view, methods=[handler.method])
 
 
-def _register_unimplemented(app: Flask, emu: Emulator) -> None:
+def _register_unimplemented(app: Flask, reference: Reference) -> None:
     """Routes of the reference the emulator does not emulate answer 501, not a misleading 404."""
     implemented = {(h.method, h.path) for h in ROUTES}
     missing: dict[str, list[str]] = {}
-    for method, path in emu.reference.routes:
+    for method, path in reference.routes:
         if (method, path) not in implemented:
             missing.setdefault(path, []).append(method)
     for path, methods in missing.items():
