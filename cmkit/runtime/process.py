@@ -93,8 +93,9 @@ class ProcessServer(Server):
             os.killpg(self.process.pid, signal.SIGTERM)
         self.tracker.end(STOP_GRACE_SECONDS)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
+        pause = processtree.pauses()
         while self.process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(next(pause))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()

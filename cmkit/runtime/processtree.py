@@ -24,13 +24,23 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 MARKER = "CMKIT_SERVER_ID"
 _PROC = Path("/proc")
 # Moves the shell into the cgroup, then becomes the start script (same pid, same process group).
 _ENTER_CGROUP = '{ echo $$ > "$1"; } 2>/dev/null; shift; exec "$@"'
+
+
+def pauses(first: float = 0.002, longest: float = 0.05) -> Iterator[float]:
+    """Waits between polls for a process to end: 2 ms doubling up to 50 ms. Most servers exit
+    within milliseconds of SIGTERM; a fixed 50 ms cost that much on every stop (test-local's,
+    --watch's, and each of the test suite's)."""
+    pause = first
+    while True:
+        yield pause
+        pause = min(longest, pause * 2)
 
 
 def can_track() -> bool:
@@ -142,8 +152,9 @@ class ProcessTracker:
         """SIGTERM every member, then after `grace` seconds SIGKILL what is left."""
         _signal_all(self.members(), signal.SIGTERM)
         deadline = time.monotonic() + grace
+        pause = pauses()
         while self.members() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(next(pause))
         for _ in range(5):  # a few rounds: a process may fork between a scan and a signal
             alive = self.members()
             if not alive:
@@ -158,6 +169,7 @@ class ProcessTracker:
         """Remove the cgroup (it empties once its last process is reaped)."""
         if self.cgroup is None:
             return
+        pause = pauses()
         for _ in range(50):
             try:
                 self.cgroup.rmdir()
@@ -165,4 +177,4 @@ class ProcessTracker:
             except OSError as exc:
                 if exc.errno != errno.EBUSY:  # gone already, or not ours to remove: nothing to do
                     return
-                time.sleep(0.05)
+                time.sleep(next(pause))
