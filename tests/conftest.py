@@ -68,3 +68,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if REQUIRE_DOCKER and report.skipped and item.get_closest_marker("docker"):
         report.outcome = "failed"
         report.longrepr = f"a Docker test was skipped under CMKIT_REQUIRE_DOCKER=1: {report.longrepr}"
+
+
+@pytest.fixture
+def fast_api_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cmkit.api.client's poll loops wait one or two seconds between polls, for a real DataRobot;
+    against the in-process emulator, whose jobs end at once, its clock sleeps a hundredth of that."""
+    import time
+    import types
+
+    import cmkit.api.client
+
+    fast = types.SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: time.sleep(seconds / 100))
+    monkeypatch.setattr(cmkit.api.client, "time", fast)

@@ -161,6 +161,7 @@ def unknown_artifact(folder: Path) -> Path:
 GOOD_BUNDLES = [hooks_only, bare_pipeline, transform_then_classifier]
 
 
+@pytest.mark.slow  # the bundles are built from the scikit-learn samples: 1.1 s to import scikit-learn
 @pytest.mark.parametrize("make", GOOD_BUNDLES, ids=lambda f: f.__name__)
 def test_drum_bundles_lint_clean_without_a_start_script(make: object, tmp_path: Path) -> None:
     report = lint_bundle(make(tmp_path / "m"))  # type: ignore[operator]

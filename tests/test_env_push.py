@@ -17,6 +17,8 @@ from cmkit.events import RecordingEvents
 from tests.emulator_support import FlaskEmulator
 from tests.http_server import api_client
 
+pytestmark = pytest.mark.usefixtures("fast_api_polls")  # the emulator's builds end at once
+
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskEmulator]:

@@ -186,6 +186,7 @@ def _without_file_permissions(command: list[str]) -> list[str]:
     return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", *command]
 
 
+@pytest.mark.slow  # `python -m cmkit` in a process without file-permission capabilities (setpriv)
 @pytest.mark.parametrize("kind", ["folder", "file"])
 def test_unreadable_files_and_folders_are_exit_2(bundle: Path, kind: str) -> None:
     target = bundle / "private"
@@ -211,6 +212,7 @@ def _run_without_permissions(*args: str | Path) -> subprocess.CompletedProcess[s
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow  # `python -m cmkit` in a process without file-permission capabilities (setpriv)
 @pytest.mark.parametrize(("name", "command"), [("requirements.txt", "deps"), ("model-metadata.yaml", "test-local")])
 def test_unreadable_inputs_of_deps_and_test_local(bundle: Path, name: str, command: str) -> None:
     (bundle / name).chmod(0)
@@ -223,6 +225,7 @@ def test_unreadable_inputs_of_deps_and_test_local(bundle: Path, name: str, comma
         (bundle / name).chmod(0o644)
 
 
+@pytest.mark.slow  # `python -m cmkit` in a process without file-permission capabilities (setpriv)
 def test_an_unreadable_docker_context_file_is_an_input_error(tmp_path: Path) -> None:
     code = (
         "import sys; from cmkit.environments import context_files; from pathlib import Path\n"

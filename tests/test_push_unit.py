@@ -5,21 +5,18 @@ The remote test really runs: the emulator's process runtime starts the pushed bu
 start_server.sh (tests/stdlib_model.py, a standard-library server) and runs test-local's
 checks on it. Faults come from the emulator's own injector (503s with `Retry-After: 0`). The
 client's poll loops wait one or two seconds between polls, for a real DataRobot; here the clock
-of cmkit.api.client sleeps a hundredth of that. The CLI's pushes against a served emulator are
-in tests/test_push.py (slow tier).
+of cmkit.api.client sleeps a hundredth of that (conftest's fast_api_polls). The CLI's pushes
+against a served emulator are in tests/test_push.py (slow tier).
 """
 
 from __future__ import annotations
 
-import time
-import types
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-import cmkit.api.client
 from cmkit.api.client import DataRobotClient
 from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
@@ -43,10 +40,8 @@ inferenceModel:
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_api_polls: None) -> None:
     monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
-    fast = types.SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: time.sleep(seconds / 100))
-    monkeypatch.setattr(cmkit.api.client, "time", fast)
 
 
 @pytest.fixture(scope="module")
