@@ -114,6 +114,8 @@ def marked_processes(prefix: str) -> list[int]:
 def end_marked_processes(prefix: str, grace: float = STOP_GRACE) -> list[int]:
     """SIGTERM the marked processes (their groups when they lead one), SIGKILL what remains."""
     pids = marked_processes(prefix)
+    if not pids:  # the usual case at a start: one scan of /proc, not three
+        return []
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
