@@ -238,11 +238,18 @@ def test_builtin_and_cmkitignore_rules(bundle: Path) -> None:
     ]
 
 
-def test_too_many_files(bundle: Path) -> None:
+def test_too_many_files(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cmkit.lint
+
+    assert cmkit.lint.API_MAX_FILES == API_MAX_FILES == 1000  # DataRobot's limit, as lint applies it
+    present = len(list_bundle(bundle).files)
+    monkeypatch.setattr(cmkit.lint, "API_MAX_FILES", present + 4)  # same code path, 5 files instead of 1,000
     many = bundle / "many"
     many.mkdir()
-    for i in range(API_MAX_FILES):
+    for i in range(4):
         (many / f"{i}.txt").write_text("")
+    assert rules(bundle) == []  # at the limit
+    (many / "one-more.txt").write_text("")
     assert rules(bundle) == [("too-many-files", ".", None)]
 
 
