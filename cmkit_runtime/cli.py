@@ -168,7 +168,9 @@ def _exit_if_stopped(server: Any) -> None:
     on_exit. Not during a halt for a failed load (exit 4), nor while serving or reloading (the
     listeners are open then).
     """
-    stopping = not server.LISTENERS and not server.WORKERS and not getattr(server, "dirty_arbiter_pid", 0)
+    # gunicorn's arbiter attributes; a version without them simply stops the usual way.
+    listeners, workers = getattr(server, "LISTENERS", None), getattr(server, "WORKERS", None)
+    stopping = listeners == [] and workers == {} and not getattr(server, "dirty_arbiter_pid", 0)
     if stopping and not _halting:
         server.log.info("Shutting down: %s", server.master_name)
         on_exit(server)
