@@ -13,6 +13,8 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from cmkit.runtime.base import ExitInfo, Server
+
 
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[str]:
@@ -27,6 +29,33 @@ def serving(app: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+class ThreadedServer(Server):
+    """A model server that is a WSGI app served by `serving` in this process: no process to
+    exit or log, nothing to stop but the socket (and what a subclass adds to `_stack`)."""
+
+    log_text = ""
+
+    def __init__(self, app: Any, url_prefix: str, stack: contextlib.ExitStack | None = None) -> None:
+        self._stack = stack or contextlib.ExitStack()
+        self.base_url = self._stack.enter_context(serving(app)).rstrip("/")
+        self.url_prefix = url_prefix
+
+    def exit_info(self) -> ExitInfo | None:
+        return None
+
+    def logs(self, tail: int | None = 50) -> str:
+        return self.log_text
+
+    def follow_logs(self) -> Iterator[str]:
+        return iter(())
+
+    def _stop(self) -> None:
+        self._stack.close()
+
+    def describe(self) -> dict[str, object]:
+        return {"url": self.base_url}
 
 
 @contextlib.contextmanager

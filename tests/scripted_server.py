@@ -8,31 +8,28 @@ socket.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from cmkit.runtime.base import ExitInfo, Server
-from tests.http_server import serving
+from tests.http_server import ThreadedServer
 
 # The status of `GET {prefix}/` for the n-th ping (from 0), and the prediction document.
 Ping = Callable[[int], int]
 
 
-class ScriptedServer(Server):
+class ScriptedServer(ThreadedServer):
     runtime = "scripted"
+    log_text = "scripted server log"
 
     def __init__(self, ping: Ping, predictions: list[Any] | None = None, status: int = 200) -> None:
         self.pings = 0
         self._ping = ping
         self._predictions = predictions or []
         self._status = status
-        self._stack = contextlib.ExitStack()
-        self.base_url = self._stack.enter_context(serving(self._app)).rstrip("/")
-        self.url_prefix = "/m"
+        super().__init__(self._app, "/m")
 
     @Request.application  # type: ignore[misc]
     def _app(self, request: Request) -> Response:
@@ -44,27 +41,3 @@ class ScriptedServer(Server):
             body = {"predictions": self._predictions} if self._status == 200 else {"message": "broken on purpose"}
             return Response(json.dumps(body), self._status, mimetype="application/json")
         return Response("not found", 404)
-
-    def exit_info(self) -> ExitInfo | None:
-        return None
-
-    def logs(self, tail: int | None = 50) -> str:
-        return "scripted server log"
-
-    def follow_logs(self) -> Iterator[str]:
-        return iter(())
-
-    def _stop(self) -> None:
-        self._stack.close()
-
-    def describe(self) -> dict[str, object]:
-        return {"url": self.base_url}
-
-
-@contextlib.contextmanager
-def scripted(ping: Ping, predictions: list[Any] | None = None, status: int = 200) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(ping, predictions, status)
-    try:
-        yield server
-    finally:
-        server.stop()

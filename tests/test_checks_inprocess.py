@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,12 @@ from cmkit.checks.results import (
 from cmkit.checks.suite import CheckOptions, run_checks
 from cmkit.checks.verification import ExpectedPredictions, load_expected
 from cmkit.events import RecordingEvents
-from cmkit.runtime.base import ExitInfo, Server
 from cmkit_runtime.server import create_app
 from tests.bundles import write_two_of_ten
-from tests.http_server import serving
+from tests.http_server import ThreadedServer
 
 
-class InProcessServer(Server):
+class InProcessServer(ThreadedServer):
     """A model server that is cmkit_runtime's WSGI app on a thread; nothing to clean up but the socket."""
 
     runtime = "in-process"
@@ -42,25 +40,9 @@ class InProcessServer(Server):
         # A runtime worker imports one bundle's custom.py once per process; here several bundles
         # share the test process, so each server starts from a fresh import.
         _forget_hooks(code_dir)
-        self._stack = contextlib.ExitStack()
-        self._stack.callback(_forget_hooks, code_dir)
-        self.base_url = self._stack.enter_context(serving(create_app(code_dir, environ={}))).rstrip("/")
-        self.url_prefix = ""
-
-    def exit_info(self) -> ExitInfo | None:
-        return None
-
-    def logs(self, tail: int | None = 50) -> str:
-        return ""
-
-    def follow_logs(self) -> Iterator[str]:
-        return iter(())
-
-    def _stop(self) -> None:
-        self._stack.close()
-
-    def describe(self) -> dict[str, object]:
-        return {"url": self.base_url}
+        stack = contextlib.ExitStack()
+        stack.callback(_forget_hooks, code_dir)
+        super().__init__(create_app(code_dir, environ={}), "", stack)
 
 
 def _forget_hooks(code_dir: Path) -> None:
