@@ -8,8 +8,9 @@ socket.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -41,3 +42,12 @@ class ScriptedServer(ThreadedServer):
             body = {"predictions": self._predictions} if self._status == 200 else {"message": "broken on purpose"}
             return Response(json.dumps(body), self._status, mimetype="application/json")
         return Response("not found", 404)
+
+
+@contextlib.contextmanager
+def scripted(ping: Ping, predictions: list[Any] | None = None, status: int = 200) -> Iterator[ScriptedServer]:
+    server = ScriptedServer(ping, predictions, status)
+    try:
+        yield server
+    finally:
+        server.stop()
