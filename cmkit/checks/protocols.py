@@ -170,19 +170,24 @@ class Detected:
             return "csv"
         return "columnar" if self.columnar and has_columnar_twin else "json"
 
+    def sends_short(self, has_kept_twin: bool) -> bool:
+        """Whether a body with a kept twin (the null check's, which has a columnar one too) goes
+        to this server as the short form on values its workers keep (wire.py's "from")."""
+        return has_kept_twin and self.keeps and self.form(has_columnar_twin=True) == "columnar"
+
     def request(self, body: bytes) -> tuple[bytes, str]:
         """A check's `predict_no_state` body as this server takes it, and its Content-Type."""
+        kept: KeptTwin | None = getattr(body, "kept", None)
+        if self.sends_short(kept is not None):
+            return kept.short(), wire.COLUMNAR  # type: ignore[union-attr]
         if self.sent_as(body) == "columnar":
-            kept: KeptTwin | None = getattr(body, "kept", None)
-            if self.keeps and kept is not None:
-                return kept.short(), wire.COLUMNAR
             return body.columnar(), wire.COLUMNAR  # type: ignore[attr-defined]
         return self.protocol.request_body(body), self.protocol.content_type
 
     def resend(self, body: bytes, status: int, text: str) -> bytes | None:
         """The whole body to send after a short one named values the worker does not keep, else None."""
         kept: KeptTwin | None = getattr(body, "kept", None)
-        if status != wire.KEPT_STATUS or kept is None or not (self.keeps and self.sent_as(body) == "columnar"):
+        if status != wire.KEPT_STATUS or kept is None or not self.sends_short(True):
             return None
         try:
             answer = json.loads(text)

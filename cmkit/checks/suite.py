@@ -149,7 +149,7 @@ def null_value_imputation(ctx: Context) -> CheckResult:
         "bodies": detected.form(has_columnar_twin=True) if detected else "json",  # with_null_column's have one
         # Columnar bodies whose values each worker kept (cmkit_runtime/wire.py's "keep"): after
         # the first request on a connection, each request named them and its null column only.
-        "valuesKept": bool(detected and detected.keeps and detected.form(has_columnar_twin=True) == "columnar"),
+        "valuesKept": bool(detected and detected.sends_short(has_kept_twin=True)),
         "rowsInDataset": dataset.rows,
         "rowSelection": "sample" if selection.sampled else "all",
         "failingColumns": [{"column": c, "reason": r} for c, r in failing],
