@@ -19,7 +19,7 @@ import pytest
 from cmkit.emulator import leftovers
 from cmkit.emulator.jobs import DockerRuntime, ProcessRuntime, labels_for
 from cmkit.emulator.service import Emulator, EmulatorSettings
-from tests.emulator_support import TOKEN
+from tests.emulator_support import TOKEN, wait_for
 
 TEST_ONE, TEST_TWO = "0123456789abcdef01234567", "89abcdef0123456789abcdef"  # ids as the emulator makes them
 # Ignored signals stay ignored across exec: the sleep keeps the shell's pid and ignores SIGTERM.
@@ -35,7 +35,11 @@ def core(tmp_path: Path) -> Iterator[Emulator]:
 
 def marked(emu: Emulator, test_id: str, command: list[str], leader: bool) -> subprocess.Popen[str]:
     environment = {**os.environ, leftovers.MARKER_ENV: leftovers.marker(emu, test_id)}
-    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True, start_new_session=leader)
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True, start_new_session=leader)
+    # Popen returns once the child execs, but the kernel fills in /proc/<pid>/environ a moment
+    # later: wait until the marker shows, as a later start finds a server left running.
+    wait_for(lambda: process.pid in leftovers.marked_processes(f"{emu.digest}:"), 10)
+    return process
 
 
 def test_a_start_ends_marked_servers_and_clears_records_and_temporaries(core: Emulator) -> None:
