@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.emulator_support import Emulator, upload_files
+from tests.support.emulator_support import Emulator, upload_files
 
 MODEL = {"name": "m", "customModelType": "inference", "targetType": "Regression", "targetName": "y"}
 

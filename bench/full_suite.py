@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, WORK, Row, python_env, ratio, server_process, table, wrk
 from bench.server import PREFIX, cmkit_body
-from cmkit.runtime.base import free_port
+from cmkit.engine.base import free_port
 
 SAMPLE = REPO / "sample_models" / "regression_diabetes"
 TARGET = "progression"

@@ -38,8 +38,8 @@ from bench.common import (
     wrk,
 )
 from cmkit.checks.protocols import encode_payload
-from cmkit.runtime.base import free_port
-from cmkit.runtime.process import server_command
+from cmkit.engine.base import free_port
+from cmkit.engine.process import server_command
 from cmkit.scaffold import init_bundle, make_spec
 
 PREFIX = "/bench/v1"

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import WORK, Row, python_env, ratio, table
 from bench.edit_loop import floor
 from cmkit.checks.readiness import wait_ready
-from cmkit.runtime.base import RunSpec
-from cmkit.runtime.docker import start_container
-from cmkit.runtime.reload import fetch_info, signal_reload, wait_generation
+from cmkit.engine.base import RunSpec
+from cmkit.engine.docker import start_container
+from cmkit.engine.reload import fetch_info, signal_reload, wait_generation
 from cmkit.scaffold import init_bundle, make_spec
 
 LABEL = "cmkit.bench=watch"

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
+from cmkit.engine.modelenv import parse_env_flags
 from cmkit.errors import InputError
-from cmkit.runtime.modelenv import parse_env_flags
 from cmkit.target import parse_label_list
 
 MEMORY_HINT = "use e.g. 512M or 2G"

@@ -20,8 +20,8 @@ from typing import Any
 from docker import DockerClient
 from docker.errors import APIError, NotFound
 
+from cmkit.engine.images import CODE_REPOSITORY, LABEL, created_at
 from cmkit.errors import InputError
-from cmkit.runtime.images import CODE_REPOSITORY, LABEL, created_at
 
 STOPPED = ("created", "exited", "dead")
 CACHE_REPOSITORIES = ("cmkit-deps", "cmkit-env", "cmkit-base")  # child to parent
@@ -228,7 +228,7 @@ def _first_line(text: str | bytes) -> str:
 
 def prune_engine(options: PruneOptions) -> PruneResult:
     """`cmkit prune` on the engine of DOCKER_HOST (or the local socket), through a client for this call only."""
-    from cmkit.runtime.docker import docker_client
+    from cmkit.engine.docker import docker_client
 
     client = docker_client()
     try:

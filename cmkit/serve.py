@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cmkit.checks.readiness import wait_ready
+from cmkit.engine.base import ExitInfo, Server
 from cmkit.events import Events
-from cmkit.runtime.base import ExitInfo, Server
 from cmkit.testlocal import StartFailed, TestLocalConfig, resolve_config, start_bundle
 
 

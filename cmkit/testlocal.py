@@ -30,11 +30,7 @@ from cmkit.checks.results import (
     overall_status,
 )
 from cmkit.checks.settings import implied_levels, validate_levels
-from cmkit.errors import CmkitError, DockerUnavailable, InputError
-from cmkit.events import Events, build_log
-from cmkit.metadata import load_metadata
-from cmkit.paths import default_environment_dir
-from cmkit.runtime.base import (
+from cmkit.engine.base import (
     NETWORK_EGRESS,
     RunSpec,
     Server,
@@ -42,6 +38,10 @@ from cmkit.runtime.base import (
     random_url_prefix,
     target_variables,
 )
+from cmkit.errors import CmkitError, DockerUnavailable, InputError
+from cmkit.events import Events, build_log
+from cmkit.metadata import load_metadata
+from cmkit.paths import default_environment_dir
 from cmkit.target import TargetSpec, require_target_type
 from cmkit_runtime.target import Target
 
@@ -326,7 +326,7 @@ class RuntimeChoice:
 def _choose_runtime(config: TestLocalConfig, events: Events) -> RuntimeChoice:
     if config.runtime == "process":
         return RuntimeChoice("process", None, _process_warnings(config))
-    from cmkit.runtime.docker import docker_client  # here: the docker SDK's import costs 0.3 s
+    from cmkit.engine.docker import docker_client  # here: the docker SDK's import costs 0.3 s
 
     try:
         return RuntimeChoice("docker", docker_client())
@@ -376,9 +376,9 @@ def _start_docker(
     port: int | None,
 ) -> StartedBundle:
     """Build the image and start its container; the server returned owns `client`, which is closed otherwise."""
-    from cmkit.runtime.builder import ImageBuilder
-    from cmkit.runtime.docker import ContainerStartFailed, start_container
-    from cmkit.runtime.images import BuildFailed, BuildSettings
+    from cmkit.engine.builder import ImageBuilder
+    from cmkit.engine.docker import ContainerStartFailed, start_container
+    from cmkit.engine.images import BuildFailed, BuildSettings
 
     try:
         builder = ImageBuilder(
@@ -407,7 +407,7 @@ def _start_docker(
 
 
 def _start_process(config: TestLocalConfig, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
-    from cmkit.runtime.process import start_process
+    from cmkit.engine.process import start_process
 
     try:
         return start_process(config.bundle, spec, port)

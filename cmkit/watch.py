@@ -5,7 +5,7 @@ The bundle's files are watched with watchfiles (inotify, FSEvents...), through t
 nothing moved for `DEBOUNCE_STEP_MS`. What a change does depends on what it touches:
 
 - code, artifacts, data (anything else of the bundle): no image build. Docker: the changed and
-  removed files are brought into the running container (`cmkit.runtime.reload`); the process
+  removed files are brought into the running container (`cmkit.engine.reload`); the process
   runtime serves from the bundle folder itself. Then the model server reloads its workers
   (SIGHUP to cmkit-runtime's master), or restarts when it cannot (it exited, or is not
   cmkit-runtime).
@@ -38,11 +38,9 @@ import watchfiles
 from cmkit.bundle import IGNORE_FILE, BundleFile, ignore_spec, list_bundle
 from cmkit.checks.readiness import wait_ready
 from cmkit.checks.results import FAILED, CheckResult, not_started
-from cmkit.errors import CmkitError
-from cmkit.events import Events
-from cmkit.runtime.base import Server, free_port
-from cmkit.runtime.docker import DockerServer
-from cmkit.runtime.reload import (
+from cmkit.engine.base import Server, free_port
+from cmkit.engine.docker import DockerServer
+from cmkit.engine.reload import (
     ContainerSync,
     SyncFailed,
     fetch_info,
@@ -51,6 +49,8 @@ from cmkit.runtime.reload import (
     signal_reload,
     wait_generation,
 )
+from cmkit.errors import CmkitError
+from cmkit.events import Events
 from cmkit.testlocal import (
     LOG_TAIL_LINES,
     StartFailed,
@@ -257,7 +257,7 @@ class LiveServer:
     def _first_port(self) -> int | None:
         """A local engine publishes on a port chosen here, which a restarted container keeps too
         (left to the engine, `docker start` picks a new one). A remote engine picks its own."""
-        from cmkit.runtime.docker import engine_host
+        from cmkit.engine.docker import engine_host
 
         if self.config.network_egress == "NONE" or (self.config.runtime != "process" and engine_host()):
             return None

@@ -185,7 +185,7 @@ def build_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
     becomes one 2-D array per dtype in a few C calls, with no Python work per column: a
     1,000-column request costs what its values cost, not 1,000 Series. Anything else (strings,
     booleans mixed with numbers, integers beyond int64) goes column by column, as before; both
-    paths give the same frame (tests/test_runtime_frames.py holds them to it).
+    paths give the same frame (tests/runtime/test_frames.py holds them to it).
     """
     values = list(columns.values())
     flat = list(chain.from_iterable(values))  # one flat list: numpy converts it twice as fast as nested ones

@@ -5,7 +5,7 @@
 - `application/vnd.cmkit.columnar+json`, this runtime's own:
   `{"columns": ["a", "b", ...], "rows": N, "values": [a1, ..., aN, b1, ..., bN, ...]}`: the
   names once and every value in one flat list, column after column (JSON null is a missing
-  value). The same DataFrame comes out of both (tests/test_runtime_frames.py holds them to it).
+  value). The same DataFrame comes out of both (tests/runtime/test_frames.py holds them to it).
   Since 0.4.0 a columnar body may also carry
   - `"nulls": [i, ...]`: the positions of columns made entirely null in this request;
   - `"keep": "name"`: the worker keeps this body's columns, rows and values (as sent, before

@@ -3,7 +3,7 @@
 
     python sample_models/build.py [--root DIR]
 
-Everything is seeded, so a run reproduces the committed files (tests/test_sample_models.py
+Everything is seeded, so a run reproduces the committed files (tests/bundle/test_sample_models.py
 checks it). `--root` writes the same tree under another folder instead of this checkout.
 
 Written here:

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cmkit.runtime.base import Server
+from cmkit.engine.base import Server
 
 PROCESS_SAMPLE_SECONDS = 0.2
 

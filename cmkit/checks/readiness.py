@@ -13,7 +13,7 @@ import time
 from cmkit.checks import protocols
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.results import FAILED, SUCCEEDED, CheckResult
-from cmkit.runtime.base import Server
+from cmkit.engine.base import Server
 
 POLL_SECONDS = 0.02  # the server's first 200 is detected within this (it counts in the edit loop)
 OOM_CHECK_SECONDS = 1.0

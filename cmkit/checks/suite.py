@@ -44,8 +44,8 @@ from cmkit.checks.sampling import AUTO, null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
 from cmkit.checks.stability import stability_check
 from cmkit.checks.verification import ExpectedPredictions, prediction_verification
+from cmkit.engine.base import Server
 from cmkit.events import Events
-from cmkit.runtime.base import Server
 
 if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the critical path
     from cmkit.checks.dataset import Dataset

@@ -191,7 +191,7 @@ class DockerRuntime(Runtime):
     name = "docker"
 
     def __init__(self, client: Any, labels: Mapping[str, str], ca_bundle: Path | None = None) -> None:
-        from cmkit.runtime.images import BuildSettings
+        from cmkit.engine.images import BuildSettings
 
         self.client = client
         self._labels = dict(labels)
@@ -201,12 +201,12 @@ class DockerRuntime(Runtime):
         return dict(self._labels)
 
     def _builder(self, log: LogSink) -> Any:
-        from cmkit.runtime.builder import ImageBuilder
+        from cmkit.engine.builder import ImageBuilder
 
         return ImageBuilder(self.client, self.settings, on_log=log, labels=self._labels)
 
     def build_environment(self, context_dir: Path, log: LogSink) -> BuiltEnvironment:
-        from cmkit.runtime.images import BuildFailed
+        from cmkit.engine.images import BuildFailed
 
         try:
             built = self._builder(log).environment(context_dir)
@@ -217,7 +217,7 @@ class DockerRuntime(Runtime):
         return BuiltEnvironment(image=built.image_id, size=int(size) if size is not None else None)
 
     def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
-        from cmkit.runtime.images import BuildFailed
+        from cmkit.engine.images import BuildFailed
 
         builder = self._builder(log)
         try:

@@ -3,7 +3,7 @@
 It covers the reference's routes the emulator implements, with the reference's schemas as they
 are, except for the deviations docs/emulator.md lists ("Where it differs from DataRobot"),
 which are applied here, in one place, so the document describes what the emulator really does
-and a conformance run (schemathesis, tests/test_emulator_conformance.py) can hold it to that.
+and a conformance run (schemathesis, tests/emulator/test_conformance.py) can hold it to that.
 """
 
 from __future__ import annotations

@@ -1,0 +1,283 @@
+"""Builds a bundle's images on the Docker engine: environment, dependencies, code (and trust).
+
+What each image is made of (keys, contexts, Dockerfiles, labels) is cmkit/engine/images.py's,
+which needs no engine; this module is the part that talks to one, tested in the Docker tier
+(tests/testlocal/test_docker.py, tests/engine/test_prune.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, BuildError, ImageNotFound
+
+from cmkit.bundle import list_bundle
+from cmkit.engine.images import (
+    CODE_REPOSITORY,
+    KIND_LABEL,
+    LABEL,
+    BuildFailed,
+    BuildSettings,
+    BuiltImage,
+    ModelImage,
+    base_image_arg,
+    code_context,
+    code_dockerfile,
+    code_key,
+    code_owner,
+    content_hash,
+    dependency_files,
+    environment_key,
+    evictable_code_images,
+    has_requirements,
+    layer_id,
+    missing_labels,
+    tar_of,
+    trust_dockerfile,
+)
+from cmkit.envcontext import context_files, tar_context
+from cmkit.errors import InputError
+from cmkit.hashcache import HashCache
+
+
+class ImageBuilder:
+    """Builds the environment, dependency and code images of bundles through the docker SDK."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        settings: BuildSettings | None = None,
+        on_log: Callable[[str], None] | None = None,
+        labels: Mapping[str, str] | None = None,
+        hashes: HashCache | None = None,
+    ) -> None:
+        self.client = client
+        self.hashes = hashes or HashCache()  # saved after each code layer's files are hashed
+        self.settings = settings or BuildSettings()
+        self.on_log = on_log or (lambda line: None)
+        self.labels = {LABEL: "1", **(labels or {})}
+        self._background: list[threading.Thread] = []
+
+    def finish(self) -> None:
+        """Wait for background clean-up (old code images) to end."""
+        for thread in self._background:
+            thread.join()
+        self._background.clear()
+
+    # -- the three layers ---------------------------------------------------------------------
+
+    def environment(self, context_dir: Path, rebuild: bool = False) -> BuiltImage:
+        """The execution environment: a folder holding a Dockerfile (its docker context)."""
+        context_dir = Path(context_dir)
+        dockerfile_path = context_dir / "Dockerfile"
+        if not dockerfile_path.is_file():
+            raise InputError("no Dockerfile in the environment folder", file=context_dir)
+        dockerfile = dockerfile_path.read_text(encoding="utf-8")
+        build_args = self.settings.build_args()
+        base_tag = self._trust_layer(base_image_arg(dockerfile), rebuild)
+        if base_tag:
+            build_args["BASE_IMAGE"] = base_tag
+        elif self.settings.ca_bundle and base_image_arg(dockerfile) is None:
+            self.on_log(
+                "warning: the environment's Dockerfile has no 'ARG BASE_IMAGE=...' before FROM, so the "
+                "host CA bundle cannot be added under it; pip may fail behind a TLS-inspecting proxy"
+            )
+        files = context_files(context_dir)
+        tag = f"cmkit-env:{environment_key(files, build_args)}"
+        existing = self._existing(tag, rebuild)
+        if existing:
+            return existing
+        self.on_log(f"building environment {context_dir} as {tag}")
+        with tar_context(files) as context:
+            log = self._build(
+                "environment",
+                tag,
+                fileobj=context,
+                custom_context=True,
+                buildargs=build_args,
+                nocache=rebuild,
+                labels={**self.labels, KIND_LABEL: "env"},
+            )
+        return self._built(tag, log)
+
+    def dependencies(self, base: BuiltImage | str, requirements: str | None, rebuild: bool = False) -> BuiltImage:
+        """The environment plus `pip install -r requirements.txt`, and nothing else."""
+        base_image = self._resolve(base)
+        if not requirements or not has_requirements(requirements):
+            return base_image
+        tag = f"cmkit-deps:{content_hash(base_image.image_id, requirements, self.settings.fingerprint())}"
+        existing = self._existing(tag, rebuild)
+        if existing:
+            return existing
+        self.on_log(f"installing requirements.txt into {tag}")
+        log = self._build(
+            "dependencies",
+            tag,
+            fileobj=tar_of(dependency_files(base_image, requirements, self.settings)),
+            custom_context=True,
+            buildargs=self.settings.build_args(),
+            nocache=rebuild,
+            labels={**self.labels, KIND_LABEL: "deps"},
+        )
+        return self._built(tag, log)
+
+    def code(self, base: BuiltImage | str, bundle_dir: Path, rebuild: bool = False) -> BuiltImage:
+        """The bundle's files (as `list_bundle` sees them) copied to /opt/code.
+
+        One COPY step, the fastest build Docker's legacy builder does (each extra instruction
+        costs a container): the image inherits WORKDIR and labels from its base, and gets a
+        LABEL step only for the builder's labels the base lacks. Tagged
+        `cmkit-code:<owner>-<content>`, never by the folder: the same files on the same
+        dependencies are one image wherever they sit (a CI checkout, a temporary copy).
+        Building one evicts the owner's older code images beyond `CODE_IMAGES_KEPT`.
+        """
+        base_image = self._resolve(base)
+        files = list_bundle(bundle_dir).files
+        content = code_key(base_image, self.labels, files, self.hashes)
+        self.hashes.save()
+        tag = f"{CODE_REPOSITORY}:{code_owner(self.labels)}-{content}"
+        existing = self._existing(tag, rebuild)
+        if existing:
+            return existing
+        # Labels the base already carries (an environment or dependency image this builder
+        # made) are inherited; a ready `--image` gets them here, so prune and eviction see it.
+        inherited = self.client.images.get(base_image.image_id).labels or {}
+        dockerfile = code_dockerfile(base_image, missing_labels(self.labels, inherited))
+        self.on_log(f"copying {len(files)} files into {tag}")
+        with code_context(dockerfile, files) as context:
+            log = self._build("code", tag, fileobj=context, custom_context=True, nocache=rebuild)
+        # Removing images deletes their layers: done meanwhile, not on the edit loop's path.
+        evicting = threading.Thread(target=self._evict_code_images, args=(tag,), daemon=True)
+        evicting.start()
+        self._background.append(evicting)
+        return self._built(tag, log)
+
+    def _evict_code_images(self, keep: str) -> None:
+        """Keep the owner's `CODE_IMAGES_KEPT` newest code images; remove older unused ones.
+
+        The owner is the builder's labels (`cmkit=1`, plus `--label`s such as a CI job's, a
+        test session's or the emulator's), so a run never evicts another owner's cache. An
+        image a container still uses is left to `cmkit prune`.
+        """
+        images = self.client.images.list(name=CODE_REPOSITORY)
+        for old in evictable_code_images(images, code_owner(self.labels), keep):
+            with contextlib.suppress(ImageNotFound, APIError):  # in use by a container
+                self.client.images.remove(old)
+
+    def model(
+        self,
+        bundle_dir: Path,
+        environment: Path | None = None,
+        image: str | None = None,
+        rebuild: bool = False,
+    ) -> ModelImage:
+        """All three layers for a bundle, on an environment folder or a ready image."""
+        if (environment is None) == (image is None):
+            raise InputError("give exactly one of an environment folder or an image")
+        env = self.environment(environment, rebuild) if environment else self._resolve(image or "")
+        requirements = Path(bundle_dir) / "requirements.txt"
+        text = requirements.read_text(encoding="utf-8") if requirements.is_file() else None
+        deps = self.dependencies(env, text, rebuild)
+        return ModelImage(env, deps, self.code(deps, Path(bundle_dir), rebuild))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _trust_layer(self, base: str | None, rebuild: bool) -> str | None:
+        """An image = base + the host CA bundle, trusted by pip and Python (None without a CA)."""
+        ca = self.settings.ca_bytes()
+        if not ca or not base:
+            return None
+        base_id = self._image_id(base) or base
+        tag = f"cmkit-base:{content_hash(base_id, ca)}"
+        if self._existing(tag, rebuild):
+            return tag
+        dockerfile = trust_dockerfile(base)
+        self.on_log(f"adding the host CA bundle under {base} as {tag}")
+        self._build(
+            "ca-trust",
+            tag,
+            fileobj=tar_of({"Dockerfile": dockerfile.encode(), "ca-bundle.crt": ca}),
+            custom_context=True,
+            labels={**self.labels, KIND_LABEL: "base"},
+        )
+        return tag
+
+    def _image_id(self, ref: str) -> str | None:
+        try:
+            return str(self.client.images.get(ref).id)
+        except ImageNotFound:
+            return None
+
+    def _existing(self, tag: str, rebuild: bool) -> BuiltImage | None:
+        if rebuild:
+            return None
+        try:
+            image = self.client.images.get(tag)
+        except ImageNotFound:
+            return None
+        return BuiltImage(tag, str(image.id), cached=True, user=_user(image.attrs))
+
+    def _resolve(self, base: BuiltImage | str) -> BuiltImage:
+        if isinstance(base, BuiltImage):
+            return base
+        try:
+            image = self.client.images.get(base)
+        except ImageNotFound as exc:
+            raise InputError(f"image '{base}' not found on the Docker engine", hint="build or pull it first") from exc
+        return BuiltImage(base, str(image.id), cached=True, user=_user(image.attrs))
+
+    def _built(self, tag: str, log: list[str]) -> BuiltImage:
+        image = self.client.images.get(tag)
+        return BuiltImage(tag, str(image.id), cached=False, log=log, user=_user(image.attrs))
+
+    def _build(self, stage: str, tag: str, **kwargs: Any) -> list[str]:
+        """Run one build, streaming its output; clean up what a failed build leaves behind."""
+        previous = self._image_id(tag)
+        log: list[str] = []
+        layers: list[str] = []
+        try:
+            for chunk in self.client.api.build(tag=tag, rm=True, forcerm=True, decode=True, pull=False, **kwargs):
+                for line in _chunk_lines(chunk):
+                    log.append(line)
+                    self.on_log(line)
+                    layer = layer_id(line)
+                    if layer:
+                        layers.append(layer)
+                if "error" in chunk:
+                    raise BuildError(chunk["error"], iter(()))
+        except (BuildError, APIError) as exc:
+            self._remove_dangling(layers)
+            raise BuildFailed(f"{stage} image build failed: {_last_error(log, exc)}", log, stage) from exc
+        if previous and previous != self._image_id(tag):
+            self._remove_dangling([previous])  # a rebuild leaves the old image untagged
+        return log
+
+    def _remove_dangling(self, image_ids: Iterable[str]) -> None:
+        for image_id in reversed(list(image_ids)):
+            try:
+                image = self.client.images.get(image_id)
+                if not image.tags and image.id:
+                    self.client.images.remove(image.id, noprune=False)
+            except (ImageNotFound, APIError):
+                pass  # in use by another image or container, or already gone
+
+
+def _chunk_lines(chunk: Mapping[str, Any]) -> Iterator[str]:
+    text = chunk.get("stream") or chunk.get("status") or chunk.get("error") or ""
+    for line in str(text).splitlines():
+        if line.strip():
+            yield line.rstrip()
+
+
+def _last_error(log: list[str], exc: Exception) -> str:
+    message = str(getattr(exc, "msg", "") or exc).strip().splitlines()
+    return message[-1] if message else (log[-1] if log else "unknown error")
+
+
+def _user(attrs: Mapping[str, Any]) -> str:
+    return str((attrs.get("Config") or {}).get("User") or "")

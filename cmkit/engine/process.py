@@ -1,0 +1,175 @@
+"""Run a bundle's `start_server.sh` directly on this machine, in the current Python environment.
+
+The fallback when no Docker engine answers, and the fast path for benchmarks. It cannot enforce
+a memory limit or cut the network: the report says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cmkit.bundle import START_SCRIPT
+from cmkit.engine import processtree
+from cmkit.engine.base import ExitInfo, RunSpec, Server, free_port
+from cmkit.errors import InputError
+
+STOP_GRACE_SECONDS = 5.0
+
+
+class ProcessServer(Server):
+    runtime = "process"
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        port: int,
+        spec: RunSpec,
+        tracker: processtree.ProcessTracker,
+    ) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.url_prefix = spec.url_prefix
+        self.tracker = tracker  # every process the server starts, wherever it goes
+        self._stopped = False
+        self._leftovers: dict[str, object] | None = None
+        self._final_logs: str | None = None
+
+    def exit_info(self) -> ExitInfo | None:
+        code = self.process.poll()
+        if code is None:
+            return None
+        # A negative code is a signal; -9 from the kernel's OOM killer looks the same as a kill.
+        return ExitInfo(code)
+
+    @property
+    def host_port(self) -> int | None:
+        return self.port
+
+    def logs(self, tail: int | None = 50) -> str:
+        text = self._final_logs if self._final_logs is not None else self._read_log()
+        return "\n".join(text.splitlines()[-tail:]) if tail else text
+
+    def _read_log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def follow_logs(self) -> Iterator[str]:
+        try:
+            handle = self.log_path.open(encoding="utf-8", errors="replace")
+        except OSError:  # stopped already: its log file is gone
+            return
+        with handle:
+            handle.seek(0, os.SEEK_END)
+            while True:
+                line = handle.readline()
+                if line:
+                    yield line.rstrip("\n")
+                elif self.process.poll() is not None:
+                    return
+                else:
+                    time.sleep(0.1)
+
+    def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        # Processes that left the group (a daemonizing server) are found by the tracker.
+        escaped = [pid for pid in self.tracker.members() if _group_of(pid) != self.process.pid]
+        # start_new_session made the script a process-group leader: end the whole tree.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        self.tracker.end(STOP_GRACE_SECONDS)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        pause = processtree.pauses()
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(next(pause))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._leftovers = {"tracking": self.tracker.method, "escaped": escaped, "survived": self.tracker.members()}
+        self.tracker.close()
+        # The log file is the run's own: its text is kept for the report, the file removed.
+        self._final_logs = self._read_log()
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+
+    def leftovers(self) -> dict[str, object] | None:
+        return self._leftovers
+
+    def describe(self) -> dict[str, object]:
+        return {"runtime": self.runtime, "pid": self.process.pid, "url": self.url}
+
+
+def server_command(bundle: Path) -> list[str]:
+    """The bundle's start_server.sh, else the runtime installed with cmkit, as an environment provides it."""
+    script = bundle / START_SCRIPT
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
+
+
+def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> ProcessServer:
+    """Start the bundle's server on `port` (default: a free one)."""
+    bundle = Path(bundle).resolve()
+    if not bundle.is_dir():
+        raise InputError("not a bundle folder", file=bundle)
+    port = port or free_port()
+    # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
+    env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
+    tracker = processtree.ProcessTracker()
+    env.update(tracker.environment())
+    command = server_command(bundle)
+    script = bundle / START_SCRIPT
+    if not script.is_file() or _directly_executable(script):
+        command = tracker.command(command)
+    # The bundle's server runs from this Python environment (cmkit-runtime, gunicorn, pandas...).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
+    with os.fdopen(handle, "wb") as log:
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=bundle,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            tracker.close()
+            raise
+    return ProcessServer(process, Path(name), port, spec, tracker)
+
+
+def _directly_executable(script: Path) -> bool:
+    """Executable with a shebang: the cgroup wrapper's `exec` then behaves exactly as Popen's.
+
+    Anything else is started bare so that Popen reports the problem itself (a shell would run a
+    script without a shebang instead of failing as DataRobot does).
+    """
+    try:
+        with script.open("rb") as handle:
+            return os.access(script, os.X_OK) and handle.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

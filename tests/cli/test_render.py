@@ -1,0 +1,263 @@
+"""cmkit/render.py: what a user reads on stderr for each command's result (fast tier).
+
+Each rendering is fed the document the core builds (`to_dict()` of real result objects) and
+read back from a real rich console that is not a terminal, as in CI logs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cmkit import render
+from cmkit.checks.results import ABORTED, FAILED, SUCCEEDED, WARNING, CheckResult, not_started
+from cmkit.environments import EnvironmentPushResult
+from cmkit.events import BYTES, WAITING
+from cmkit.featureimpact import FeatureImpactItem, FeatureImpactResult
+from cmkit.prune import Pruned, PruneOptions, PruneResult
+from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle
+from cmkit.testlocal import TestReport
+from cmkit.watch import Change, WatchRun
+from tests.support.quick_bundle import write_quick_bundle
+
+Shown = Callable[[], str]
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shown]:
+    """render's console writes into a buffer (wide, not a terminal); the fixture reads it back."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(render, "console", Console(file=buffer, width=200, highlight=False, soft_wrap=True))
+    yield buffer.getvalue
+
+
+def report(**results: CheckResult) -> TestReport:
+    checks = {name: "fail" for name in results}
+    return TestReport(results, checks, {"logTail": "Traceback...\nValueError: broken on purpose"})
+
+
+# --- test-local ---------------------------------------------------------------------------------
+
+
+def test_the_report_table_shows_each_check_its_level_and_message(shown: Shown) -> None:
+    document = report(
+        longRunningService=CheckResult(SUCCEEDED, "ready in 0.1s"),
+        errorCheck=CheckResult(FAILED, "HTTP 500: [broken] on purpose"),
+    ).to_dict()
+    document["details"]["protocol"] = {"name": "predict_no_state", "how": "detected"}
+    document["details"]["warnings"] = ["the process runtime cannot enforce --maximum-memory"]
+    render.test_report(document)
+    text = shown()
+    assert "errorCheck" in text and "HTTP 500: [broken] on purpose" in text  # markup in messages is not eaten
+    assert "overall: failed" in text
+    assert "protocol: predict_no_state (detected)" in text
+    assert "warning: the process runtime cannot enforce --maximum-memory" in text
+    assert "last server log lines:" in text and "ValueError: broken on purpose" in text
+
+
+def test_a_passing_report_shows_no_server_log(shown: Shown) -> None:
+    render.test_report(report(longRunningService=CheckResult(SUCCEEDED, "ready")).to_dict())
+    assert "overall: succeeded" in shown() and "last server log lines" not in shown()
+
+
+def test_feature_impact_ranks_features_or_says_why_it_did_not_run(shown: Shown) -> None:
+    result = FeatureImpactResult(
+        "RMSE",
+        0.25,
+        300,
+        None,
+        [FeatureImpactItem("x2", 3.5, 1.0), FeatureImpactItem("x7", 2.0, 0.571)],
+        seconds=1.5,
+    )
+    render.feature_impact({"status": "succeeded", "message": "", **result.to_dict()})
+    lines = shown().splitlines()
+    assert "feature impact (RMSE, 300 rows)" in lines[0]
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if "│" in line]
+    assert [row[:4] for row in cells] == [["1", "x2", "1.000", "3.5"], ["2", "x7", "0.571", "2"]]
+    assert "baseline RMSE 0.25, 1.50 s" in shown()
+
+    render.feature_impact({"status": "skipped", "message": "not run: errorCheck failed"})
+    assert "feature impact: skipped not run: errorCheck failed" in shown()
+
+
+def test_console_events_print_stages_checks_and_quarter_lines_off_a_terminal(shown: Shown) -> None:
+    with render.ConsoleEvents(show_build_output=False) as events:
+        events.stage("building the image")
+        events.log("Step 1/3 : FROM python")  # hidden: show_build_output is off
+        events.check("errorCheck", CheckResult(WARNING, "slow\nsecond line"))
+        events.progress("waiting for the build", 1, 0, WAITING)
+        events.progress("uploading", 0, 0, BYTES)  # an unknown total prints nothing
+        for done in (0, 10, 512, 1024, 2048):
+            events.progress("uploading", done, 2048, BYTES)
+    text = shown()
+    assert "> building the image" in text and "Step 1/3" not in text
+    assert "errorCheck: warning slow" in text and "second line" not in text
+    assert "waiting for the build" not in text
+    assert [line.strip() for line in text.splitlines() if line.strip().startswith("uploading")] == [
+        "uploading: 0 B of 2.0 KiB (0%)",
+        "uploading: 512 B of 2.0 KiB (25%)",
+        "uploading: 1.0 KiB of 2.0 KiB (50%)",
+        "uploading: 2.0 KiB of 2.0 KiB (100%)",
+    ]
+
+
+def test_json_documents_go_to_stdout_whole_or_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    render.emit_json({"path": Path("/x"), "n": 1})
+    render.emit_json_line({"ready": True})
+    render.emit_json({"one": [1, 2]}, one_line=True)
+    out = capsys.readouterr().out
+    documents = out.split("\n}\n")
+    assert json.loads(documents[0] + "}") == {"path": "/x", "n": 1}
+    assert documents[1].splitlines() == ['{"ready": true}', '{"one": [1, 2]}']
+
+
+def test_serving_says_where_and_how_to_predict(shown: Shown) -> None:
+    info = {
+        "url": "http://127.0.0.1:9000/m/",
+        "urlPrefix": "/m",
+        "protocol": {"name": "drum", "route": "/predict/", "how": "detected"},
+    }
+    render.serving(info)
+    text = shown()
+    assert "serving http://127.0.0.1:9000/m/  (URL_PREFIX=/m)" in text
+    assert "protocol: drum: POST http://127.0.0.1:9000/m/predict/ with the dataset as CSV (text/csv)" in text
+    assert "try: curl http://127.0.0.1:9000/m/" in text
+
+
+# --- push, env push, prune, init, emulator -----------------------------------------------------
+
+
+def dry_run_plan(tmp_path: Path) -> PushResult:
+    """A dry run's plan for a new model, as push plans it without credentials."""
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    options = PushOptions(bundle=bundle, environment_id="env1")
+    return PushResult(plan_push(None, prepare_bundle(bundle), options, ManifestCache(tmp_path / "c")), dry_run=True)
+
+
+def test_a_dry_run_lists_what_would_be_created_and_uploaded(shown: Shown, tmp_path: Path) -> None:
+    result = dry_run_plan(tmp_path)
+    render.push_result(result.to_dict())
+    text = shown()
+    assert "dry run: nothing was sent" in text
+    assert "would create model:" in text and '"targetType": "Regression"' in text
+    assert f"version: new-version ({result.plan.reason})" in text
+    sizes = {f.path: f.size for f in result.plan.upload}
+    assert f"  upload server.py  {render._human_bytes(sizes['server.py'])}" in text
+    assert "dependencies: none" in text
+
+
+def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Path) -> None:
+    plan = dry_run_plan(tmp_path).plan
+    test = report(errorCheck=CheckResult(FAILED, "HTTP 500")).to_dict()
+    result = PushResult(
+        plan,
+        model_id="m1",
+        model_url="https://example.invalid/model/m1",
+        version={"id": "v2", "label": "v2.0"},
+        uploaded_files=3,
+        uploaded_bytes=3 * 1024 * 1024,
+        build_status="failed",
+        build_log_tail="ERROR: No matching distribution for nosuchpackage",
+        test=test,
+    )
+    render.push_result(result.to_dict())
+    text = shown()
+    assert "dependency build failed; last log lines:" in text and "nosuchpackage" in text
+    assert "overall: failed" in text  # the remote test's table
+    assert "model m1 version v2 (v2.0): 3 file(s), 3.0 MiB; build failed; https://example.invalid/model/m1" in text
+
+
+def test_env_push_says_uploaded_or_up_to_date_and_shows_a_failed_build(shown: Shown) -> None:
+    render.environment_result(
+        EnvironmentPushResult("e1", "ev1", True, False, "failed", "no base image", 2048).to_dict()
+    )
+    render.environment_result(EnvironmentPushResult("e1", "ev1", False, True, "success").to_dict())
+    text = shown()
+    assert "environment build failed; last log lines:\nno base image" in text
+    assert "environment e1 version ev1: uploaded 2.0 KiB; build failed" in text
+    assert "environment e1 version ev1: up to date; build success" in text
+
+
+def test_prune_lists_each_object_and_counts_them(shown: Shown) -> None:
+    objects = [
+        Pruned("container", "c" * 64, "cmkit-run", 0.0, "stopped", removed=True),
+        Pruned("image", "sha256:" + "a" * 64, "cmkit-code:x", 0.0, "code image", size=5 * 1024**2, kept="in use"),
+    ]
+    render.prune_result(PruneResult(PruneOptions(dry_run=False), objects).to_dict())
+    text = shown()
+    assert "kept: in use" in text and "aaaaaaaaaaaa" in text and "5.0 MiB" in text
+    assert "removed 1 container(s) and 0 image(s); kept 1" in text
+
+    render.prune_result(PruneResult(PruneOptions(dry_run=True), []).to_dict())
+    assert "would remove 0 container(s) and 0 image(s); kept 0" in shown()
+
+
+def test_emulator_ready_prints_the_endpoint_token_and_environment(shown: Shown) -> None:
+    render.emulator_ready(
+        {
+            "endpoint": "http://127.0.0.1:8080/api/v2",
+            "token": "tok-[1]",
+            "dataDir": "/data",
+            "runtime": "process",
+            "environmentId": "env1",
+        }
+    )
+    text = shown()
+    assert "cmkit emulator serving http://127.0.0.1:8080/api/v2" in text
+    assert "token:       tok-[1]" in text and "environment: env1 (Python 3.11, seeded)" in text
+
+
+# --- --watch ------------------------------------------------------------------------------------
+
+
+def watch_run(action: str, change: Change | None, results: dict[str, CheckResult], since: float | None) -> WatchRun:
+    run_report = TestReport(
+        results,
+        {},
+        {
+            "durations": {"reload": 0.12, "checks": 0.3, "total": 0.5},
+            "logTail": "\n".join(f"log {i}" for i in range(30)),
+        },
+    )
+    return WatchRun(2, action, change, run_report, since)
+
+
+def test_watch_run_headline_names_the_change_and_the_time_since_the_save(shown: Shown) -> None:
+    change = Change(changed=("a.py", "b.py", "c.py", "d.py"), removed=("old.pkl",), environment=True)
+    results = not_started(CheckResult(FAILED, "the server did not start: exited with code 1\nlast lines"))
+    render.watch_run(watch_run("restarted", change, results, 0.75).to_dict())
+    text = shown()
+    assert "a.py, b.py, c.py and 3 more: restarted (reload 0.12s, checks 0.30s)" in text
+    assert "longRunningService: failed the server did not start: exited with code 1" in text
+    assert f"errorCheck: {ABORTED} not run: longRunningService failed" in text
+    assert "failed, 0.75s after the save" in text
+    assert "log 29" in text and "log 17" not in text  # the log's last WATCH_LOG_LINES lines
+
+
+def test_the_first_watch_run_says_started_and_its_total(shown: Shown) -> None:
+    render.watching("/models/m")
+    render.watch_run(watch_run("started", None, {"errorCheck": CheckResult(SUCCEEDED, "")}, None).to_dict())
+    text = shown()
+    assert "> watching /models/m (Ctrl-C stops and removes the server)" in text
+    assert "started\n" in text and "succeeded, in 0.5s" in text and "log 29" not in text
+
+
+def test_serve_watch_says_serving_again_or_why_not(shown: Shown) -> None:
+    watch = {"action": "reloaded", "changed": ["custom.py"], "secondsSinceSave": 0.4, "durations": {"reload": 0.2}}
+    render.watch_serving({"url": "http://127.0.0.1:9/m/", "urlPrefix": "/m", "ready": True, "watch": watch})
+    down = {**watch, "action": "restarted", "secondsSinceSave": None}
+    render.watch_serving({"url": None, "ready": False, "message": "the server exited with code 1", "watch": down})
+    render.watch_serving(
+        {"url": "http://127.0.0.1:9/m/", "urlPrefix": "/m", "ready": True, "watch": {"action": "started"}}
+    )
+    render.watch_error(ValueError("model-metadata.yaml:3: bad targetType"))
+    text = shown()
+    assert "custom.py: reloaded (reload 0.20s): serving http://127.0.0.1:9/m/, 0.40s after the save" in text
+    assert "custom.py: restarted (reload 0.20s): not serving\nthe server exited with code 1" in text
+    assert "serving http://127.0.0.1:9/m/  (URL_PREFIX=/m)" in text
+    assert "error: model-metadata.yaml:3: bad targetType (still watching)" in text

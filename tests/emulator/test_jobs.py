@@ -1,0 +1,82 @@
+"""The emulator's job runner and runtime helpers (cmkit/emulator/jobs.py) as a library.
+
+What a model test or a build does inside a job is in tests/emulator/test_testing.py and
+tests/emulator/test_api.py; DockerRuntime's builds run in the Docker tier.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import docker
+import pytest
+
+from cmkit.checks.results import CheckResult
+from cmkit.emulator.jobs import DockerRuntime, JobRunner, LogEvents, data_dir_digest, labels_for
+
+
+def test_a_crashing_job_is_logged_and_the_runner_keeps_going(caplog: pytest.LogCaptureFixture) -> None:
+    runner = JobRunner(workers=1)
+
+    def broken(cancel: threading.Event) -> None:
+        raise ZeroDivisionError("a bug in a job")
+
+    crashed = runner.submit("broken", broken)
+    assert crashed.done.wait(10)
+    assert any("background job broken crashed" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    ran = threading.Event()
+    assert runner.submit("after", lambda cancel: ran.set()).done.wait(10) and ran.is_set()
+    assert runner.active() == [] and runner.cancel("broken") is False  # ended jobs are forgotten
+    assert runner.shutdown(1.0) == []
+
+
+def test_shutdown_cancels_waits_reports_the_stuck_and_refuses_new_jobs(caplog: pytest.LogCaptureFixture) -> None:
+    runner = JobRunner(workers=2)
+    release = threading.Event()
+
+    def polite_job(cancel: threading.Event) -> None:
+        cancel.wait(10)
+
+    def stubborn_job(cancel: threading.Event) -> None:  # ignores its cancel, then fails
+        release.wait(10)
+        raise RuntimeError("ended late")
+
+    polite = runner.submit("polite", polite_job)
+    stubborn = runner.submit("stubborn", stubborn_job)
+    assert sorted(runner.active()) == ["polite", "stubborn"]
+    assert runner.shutdown(0.05) == ["stubborn"] and polite.done.is_set() and polite.cancel.is_set()
+    with pytest.raises(RuntimeError, match="shutting down"):
+        runner.submit("late", lambda cancel: None)
+    caplog.set_level(logging.DEBUG, "cmkit.emulator")
+    release.set()
+    assert stubborn.done.wait(10)
+    # A job failing once the emulator stopped is not a crash worth an error line.
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (logging.DEBUG, "background job stubborn ended with the emulator") in messages
+
+
+def test_labels_name_the_data_dir_and_log_events_write_lines(tmp_path: Path) -> None:
+    labels = labels_for(tmp_path, {"team": "ml"})
+    assert labels == {"cmkit": "1", "cmkit.emulator": data_dir_digest(tmp_path), "team": "ml"}
+    assert data_dir_digest(tmp_path / ".." / tmp_path.name) == labels["cmkit.emulator"]  # the resolved path
+    lines: list[str] = []
+    events = LogEvents(lines.append)
+    events.stage("starting")
+    events.log("model loaded")
+    events.check("errorCheck", CheckResult("succeeded", ""))
+    assert lines == ["== starting", "model loaded", "errorCheck: succeeded"]
+
+
+def test_the_docker_runtime_carries_its_labels_without_talking_to_the_engine(tmp_path: Path) -> None:
+    # Building needs an engine (Docker tier); constructing the runtime must not.
+    # A pinned API version: the SDK then asks the (absent) engine nothing until it is used.
+    client = docker.DockerClient(base_url=f"unix://{tmp_path / 'no-engine.sock'}", version="1.41")
+    try:
+        runtime = DockerRuntime(client, labels_for(tmp_path, {}))
+        assert runtime.name == "docker" and runtime.labels()["cmkit.emulator"] == data_dir_digest(tmp_path)
+        runtime.labels()["cmkit"] = "changed"
+        assert runtime.labels()["cmkit"] == "1"  # a copy each time
+    finally:
+        client.close()
