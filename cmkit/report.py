@@ -45,9 +45,10 @@ class ReportDetails:
         return (*(self.start.warnings if self.start else ()), *self.warnings)
 
     @property
-    def protocol(self) -> dict[str, Any] | None:
-        """The prediction protocol the checks used (longRunningService's finding), as the document has it."""
-        return self.checked.protocol if self.checked is not None else None
+    def protocol(self) -> tuple[str, str] | None:
+        """The prediction protocol the checks used and how it was chosen (longRunningService's finding)."""
+        found = self.checked.protocol if self.checked is not None else None
+        return (str(found["name"]), str(found["how"])) if found else None
 
     @property
     def server_log(self) -> str | None:
@@ -101,11 +102,10 @@ class TestReport:
         rows = tuple(
             CheckRow(name, self.configuration.get(name, ""), r.status, r.message) for name, r in self.results.items()
         )
-        protocol = self.details.protocol
         return TestTable(
             rows,
             self.overall_status,
-            (str(protocol["name"]), str(protocol["how"])) if protocol else None,
+            self.details.protocol,
             self.details.all_warnings,
             self.details.server_log,
         )
