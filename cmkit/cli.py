@@ -306,30 +306,29 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
         junit.write_text(junit_xml(report), encoding="utf-8")
 
     def show() -> None:
-        render.test_report(document)
+        render.test_report(report.table())
         if report.feature_impact is not None:
             render.feature_impact(report.feature_impact)
         if report.server is not None:
             render.console.print(f"server kept running at {report.server.url}/ ({report.server.describe()})")
 
-    impact_failed = (report.feature_impact or {}).get("status") == "failed"
+    impact_failed = report.feature_impact is not None and report.feature_impact.failed
     _finish(as_json, document, show, report.overall_status == "failed" or impact_failed)
 
 
 def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:
     """test-local --watch: one compact result per run (a JSON line each with --json), until Ctrl-C."""
     from cmkit.junit import junit_xml
-    from cmkit.watch import Watch
+    from cmkit.watch import Watch, WatchRun
 
     last: list[str] = []
 
-    def on_run(run: Any) -> None:
-        document = run.to_dict()
+    def on_run(run: WatchRun) -> None:
         if junit:
             junit.write_text(junit_xml(run.report), encoding="utf-8")
         if as_json:
-            render.emit_json_line(document)
-        render.watch_run(document)
+            render.emit_json_line(run.to_dict())
+        render.watch_run(run)
         last[:] = [run.overall_status]
 
     watch = Watch(config, render.ConsoleEvents(show_build_output=not as_json))
@@ -456,8 +455,7 @@ def push_command(
     )
     with render.ConsoleEvents() as events:
         result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
-    document = result.to_dict()
-    _finish(as_json, document, lambda: render.push_result(document), result.failed)
+    _finish(as_json, result.to_dict(), lambda: render.push_result(result), result.failed)
 
 
 @main.group("env")

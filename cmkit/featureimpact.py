@@ -73,9 +73,13 @@ class FeatureImpactResult:
     impacts: list[FeatureImpactItem] = field(default_factory=list)
     seconds: float = 0.0
 
+    def shown(self) -> list[FeatureImpactItem]:
+        """The features the API returns: the most important MAX_FEATURES."""
+        return self.impacts[:MAX_FEATURES]
+
     def to_api(self) -> dict[str, Any]:
         """The API's FeatureImpactResponse."""
-        items = [item.to_api() for item in self.impacts[:MAX_FEATURES]]
+        items = [item.to_api() for item in self.shown()]
         return {
             "count": len(items),
             "featureImpacts": items,
@@ -95,6 +99,23 @@ class FeatureImpactResult:
             "rowsUsed": self.rows,
             "seconds": round(self.seconds, 3),
         }
+
+
+@dataclass(frozen=True)
+class FeatureImpactOutcome:
+    """`test-local --feature-impact`: whether the ranking was computed (`status`: succeeded,
+    failed or skipped, with why) and the ranking when it was."""
+
+    status: str
+    message: str = ""
+    result: FeatureImpactResult | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "message": self.message, **(self.result.to_dict() if self.result else {})}
 
 
 # -- scoring -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cmkit.checks.results import ABORTED, CANCELED, FAILED, SKIPPED
 
 if TYPE_CHECKING:
-    from cmkit.testlocal import TestReport
+    from cmkit.report import TestReport
 
 
 def junit_xml(report: TestReport, name: str = "cmkit test-local") -> str:

@@ -45,7 +45,8 @@ from cmkit.hashcache import HashCache
 from cmkit.lint import Finding, lint_bundle
 from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.paths import cache_dir
-from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+from cmkit.report import TestTable
+from cmkit.requirements import REQUIREMENTS_FILE, Dependency, parse_requirements_text, read_text_file
 from cmkit.target import API_TARGET_TYPES
 
 DIGEST_MARKER = "cmkit-digest:"
@@ -81,7 +82,7 @@ class LocalBundle:
     root: Path
     files: list[LocalFile]
     metadata: ModelMetadata | None
-    dependencies: list[dict[str, Any]]
+    dependencies: list[Dependency]
 
     @property
     def manifest(self) -> dict[str, str]:
@@ -115,9 +116,7 @@ def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = (), hashes: Ha
     listing = list_bundle(bundle)
     requirements = Path(bundle) / REQUIREMENTS_FILE
     dependencies = (
-        [d.to_api() for d in parse_requirements_text(read_text_file(requirements)).dependencies]
-        if requirements.is_file()
-        else []
+        list(parse_requirements_text(read_text_file(requirements)).dependencies) if requirements.is_file() else []
     )
     hashes = hashes or HashCache()
     files = [LocalFile.of(f, hashes) for f in listing.files]
@@ -174,6 +173,14 @@ class PushOptions:
     timeout: float = 1800.0
 
 
+@dataclass(frozen=True)
+class VersionItem:
+    """A file of a model version on DataRobot (an item of the API's `items`)."""
+
+    id: str
+    file_path: str
+
+
 @dataclass
 class PushPlan:
     bundle: LocalBundle
@@ -182,7 +189,7 @@ class PushPlan:
     latest: dict[str, Any] | None  # the model's latest version
     action: str  # "up-to-date", "new-version" (every file) or "patch" (changed files only)
     upload: list[LocalFile]
-    delete: list[dict[str, str]]  # latest version items to remove: {id, filePath}
+    delete: list[VersionItem]  # latest version items to remove
     environment_id: str | None
     environment_version_id: str | None
     reason: str = ""
@@ -202,9 +209,9 @@ class PushPlan:
             "baseEnvironmentVersionId": self.environment_version_id,
             "upload": [{"path": f.path, "bytes": f.size} for f in self.upload],
             "uploadBytes": self.upload_bytes,
-            "delete": [item["filePath"] for item in self.delete],
+            "delete": [item.file_path for item in self.delete],
             "digest": self.bundle.digest,
-            "dependencies": self.bundle.dependencies,
+            "dependencies": [d.to_api() for d in self.bundle.dependencies],
         }
 
 
@@ -228,16 +235,27 @@ class PushResult:
         test_failed = self.test is not None and self.test.get("overallStatus") == "failed"
         return self.build_status == "failed" or test_failed
 
+    @property
+    def version_id(self) -> str | None:
+        return (self.version or {}).get("id")
+
+    @property
+    def version_label(self) -> str | None:
+        return (self.version or {}).get("label")
+
+    def test_table(self) -> TestTable | None:
+        """The remote test as the final table shows it (None when no test was started)."""
+        return TestTable.from_api(self.test) if self.test else None
+
     def to_dict(self) -> dict[str, Any]:
-        version = self.version or {}
         return {
             "dryRun": self.dry_run,
             "action": self.plan.action,
             "modelId": self.model_id,
             "modelUrl": self.model_url,
             "createdModel": self.created_model,
-            "versionId": version.get("id"),
-            "versionLabel": version.get("label"),
+            "versionId": self.version_id,
+            "versionLabel": self.version_label,
             "filesUploaded": self.uploaded_files,
             "bytesUploaded": self.uploaded_bytes,
             "buildStatus": self.build_status,
@@ -304,7 +322,7 @@ def _version_digest(version: dict[str, Any]) -> str | None:
 
 def _diff(
     local: LocalBundle, latest: dict[str, Any], cache: ManifestCache
-) -> tuple[str, list[LocalFile], list[dict[str, str]], str]:
+) -> tuple[str, list[LocalFile], list[VersionItem], str]:
     digest = _version_digest(latest)
     if digest == local.digest:
         return "up-to-date", [], [], "the bundle equals the latest version"
@@ -314,7 +332,7 @@ def _diff(
         reason = "the latest version was not pushed from here: uploading every file"
         return "new-version", list(local.files), [], reason
     upload = [f for f in local.files if remote.get(f.path) != f.sha256]
-    delete = [{"id": items[p]["id"], "filePath": p} for p in sorted(set(remote) - set(local.manifest))]
+    delete = [VersionItem(items[p]["id"], p) for p in sorted(set(remote) - set(local.manifest))]
     return "patch", upload, delete, f"{len(upload)} changed or new file(s), {len(delete)} removed"
 
 
@@ -415,7 +433,7 @@ def _version_parts(plan: PushPlan, options: PushOptions, handles: list[IO[bytes]
     for file, handle in zip(plan.upload, handles, strict=True):
         parts.append(("file", (file.path.rsplit("/", 1)[-1], handle, "application/octet-stream")))
         parts.append(("filePath", file.path))
-    parts += [("filesToDelete", item["id"]) for item in plan.delete]
+    parts += [("filesToDelete", item.id) for item in plan.delete]
     return parts
 
 
@@ -423,7 +441,7 @@ def _expected_paths(plan: PushPlan) -> set[str]:
     if plan.action == "new-version":
         return {f.path for f in plan.bundle.files}
     items = {item["filePath"] for item in (plan.latest or {}).get("items", [])}
-    return (items | {f.path for f in plan.upload}) - {item["filePath"] for item in plan.delete}
+    return (items | {f.path for f in plan.upload}) - {item.file_path for item in plan.delete}
 
 
 def _upload_version(

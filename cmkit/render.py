@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import filesize
@@ -29,9 +30,13 @@ from rich.table import Table
 from cmkit.events import BYTES, STEPS, WAITING, Events
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
+    from cmkit.featureimpact import FeatureImpactOutcome
     from cmkit.lint import LintReport
+    from cmkit.push import PushResult
+    from cmkit.report import TestTable
     from cmkit.requirements import DependencyReport
     from cmkit.scaffold import InitResult
+    from cmkit.watch import WatchRun
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -179,55 +184,52 @@ def _columns(unit: str) -> list[ProgressColumn]:
     return [SpinnerColumn(), description, TimeElapsedColumn()]
 
 
-def test_report(document: dict[str, Any]) -> None:
-    """The final table, from the API-shaped dict (so remote and local tests render alike)."""
-    table = Table(title_justify="left", show_lines=False)
-    table.add_column("check")
-    table.add_column("config")
-    table.add_column("status")
-    table.add_column("message", overflow="fold")
-    configuration = document.get("configuration") or {}
-    for name, entry in (document.get("testingStatus") or {}).items():
-        status = entry.get("status", "")
-        style = _STATUS_STYLE.get(status, "")
-        table.add_row(name, str(configuration.get(name, "")), f"[{style}]{status}[/]", escape(entry.get("message", "")))
-    console.print(table)
-    overall = str(document.get("overallStatus"))
+def test_report(table: TestTable) -> None:
+    """The final table, of a local report (`TestReport.table()`) or a remote test (`TestTable.from_api`)."""
+    grid = Table(title_justify="left", show_lines=False)
+    grid.add_column("check")
+    grid.add_column("config")
+    grid.add_column("status")
+    grid.add_column("message", overflow="fold")
+    for row in table.rows:
+        style = _STATUS_STYLE.get(row.status, "")
+        grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(row.message))
+    console.print(grid)
+    overall = table.overall
     console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
-    details = document.get("details") or {}
-    protocol = details.get("protocol")
-    if protocol:
-        console.print(f"protocol: {escape(str(protocol['name']))} ({escape(str(protocol['how']))})", markup=True)
-    for warning in details.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {escape(str(warning))}", markup=True)
-    tail = details.get("logTail") if overall == "failed" else None
+    if table.protocol:
+        name, how = table.protocol
+        console.print(f"protocol: {escape(name)} ({escape(how)})", markup=True)
+    for warning in table.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
+    tail = table.log_tail if overall == "failed" else None
     if tail:
         console.print("[dim]last server log lines:[/]", markup=True)
         console.print(escape(str(tail)), markup=True)
 
 
-def feature_impact(document: dict[str, Any]) -> None:
+def feature_impact(outcome: FeatureImpactOutcome) -> None:
     """The ranking of `test-local --feature-impact`, most impactful feature first."""
-    status = str(document.get("status"))
-    if status != "succeeded":
+    result = outcome.result
+    if outcome.status != "succeeded" or result is None:
         console.print(
-            f"feature impact: [{_STATUS_STYLE.get(status, '')}]{status}[/] {escape(str(document.get('message')))}"
+            f"feature impact: [{_STATUS_STYLE.get(outcome.status, '')}]{outcome.status}[/] {escape(outcome.message)}"
         )
         return
-    table = Table(title=f"feature impact ({document['metric']}, {document['rowsUsed']} rows)", title_justify="left")
+    table = Table(title=f"feature impact ({result.metric}, {result.rows} rows)", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("feature")
     table.add_column("normalized", justify="right")
-    table.add_column(f"{document['metric']} increase", justify="right")
-    for position, item in enumerate(document["featureImpacts"], start=1):
+    table.add_column(f"{result.metric} increase", justify="right")
+    for position, item in enumerate(result.shown(), start=1):
         table.add_row(
             str(position),
-            escape(item["featureName"]),
-            f"{item['impactNormalized']:.3f}",
-            f"{item['impactUnnormalized']:.6g}",
+            escape(item.feature_name),
+            f"{item.impact_normalized:.3f}",
+            f"{item.impact_unnormalized:.6g}",
         )
     console.print(table)
-    console.print(f"baseline {document['metric']} {document['baselineScore']:.6g}, {document['seconds']:.2f} s")
+    console.print(f"baseline {result.metric} {result.baseline:.6g}, {round(result.seconds, 3):.2f} s")
 
 
 def serving(info: dict[str, object]) -> None:
@@ -248,36 +250,37 @@ def _human_bytes(count: int) -> str:
     return f"{count} B" if unit == 1 else f"{count / unit:.1f} {suffix}"
 
 
-def push_result(document: dict[str, Any]) -> None:
-    plan = document["plan"]
-    if document["dryRun"]:
+def push_result(result: PushResult) -> None:
+    plan = result.plan
+    if result.dry_run:
         console.print("[bold]dry run[/]: nothing was sent", markup=True)
-        if plan["createModel"]:
-            console.print(f"would create model: {escape(json.dumps(plan['createModel']))}", markup=True)
-        elif plan["model"]:
-            console.print(f"model: {plan['model']['id']}")
-        console.print(f"version: {plan['action']} ({escape(plan['reason'])})", markup=True)
-        for item in plan["upload"]:
-            console.print(f"  upload {escape(item['path'])}  {_human_bytes(item['bytes'])}", markup=True)
-        for path in plan["delete"]:
-            console.print(f"  delete {escape(path)}", markup=True)
-        console.print(f"  total {_human_bytes(plan['uploadBytes'])}")
-        deps = ", ".join(d["line"] for d in plan["dependencies"]) or "none"
+        if plan.model_create:
+            console.print(f"would create model: {escape(json.dumps(plan.model_create))}", markup=True)
+        elif plan.model:
+            console.print(f"model: {plan.model['id']}")
+        console.print(f"version: {plan.action} ({escape(plan.reason)})", markup=True)
+        for file in plan.upload:
+            console.print(f"  upload {escape(file.path)}  {_human_bytes(file.size)}", markup=True)
+        for item in plan.delete:
+            console.print(f"  delete {escape(item.file_path)}", markup=True)
+        console.print(f"  total {_human_bytes(plan.upload_bytes)}")
+        deps = ", ".join(d.line for d in plan.bundle.dependencies) or "none"
         console.print(f"dependencies: {escape(deps)}", markup=True)
         return
-    if document.get("buildStatus") == "failed":
+    if result.build_status == "failed":
         console.print("[bold red]dependency build failed[/]; last log lines:", markup=True)
-        console.print(escape(document.get("buildLogTail") or ""), markup=True)
-    if document.get("test"):
-        test_report(document["test"])
+        console.print(escape(result.build_log_tail or ""), markup=True)
+    test = result.test_table()
+    if test is not None:
+        test_report(test)
     verdict = (
         "up to date"
-        if plan["action"] == "up-to-date"
-        else f"{document['filesUploaded']} file(s), " + _human_bytes(document["bytesUploaded"])
+        if plan.action == "up-to-date"
+        else f"{result.uploaded_files} file(s), " + _human_bytes(result.uploaded_bytes)
     )
     console.print(
-        f"model {document['modelId']} version {document['versionId']} ({document.get('versionLabel')}): {verdict}; "
-        f"build {document.get('buildStatus') or 'not needed'}; {document['modelUrl']}",
+        f"model {result.model_id} version {result.version_id} ({result.version_label}): {verdict}; "
+        f"build {result.build_status or 'not needed'}; {result.model_url}",
         markup=False,
     )
 
@@ -355,34 +358,46 @@ def watching(bundle: str) -> None:
     console.print(f"[bold cyan]>[/] watching {escape(bundle)} (Ctrl-C stops and removes the server)", markup=True)
 
 
-def _watch_headline(watch: dict[str, Any], durations: dict[str, Any]) -> str:
-    if watch.get("action") == "started":
+def _watch_headline(
+    action: str | None,
+    changed: Sequence[str],
+    removed: Sequence[str],
+    environment: bool,
+    durations: Mapping[str, float],
+) -> str:
+    if action == "started":
         return "started"
-    names = [*watch.get("changed", []), *(f"{path} (removed)" for path in watch.get("removed", []))]
-    if watch.get("environment"):
+    names = [*changed, *(f"{path} (removed)" for path in removed)]
+    if environment:
         names.append("environment")
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     steps = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in durations.items() if name != "total")
-    return f"{shown}: {watch.get('action')}" + (f" ({steps})" if steps else "")
+    return f"{shown}: {action}" + (f" ({steps})" if steps else "")
 
 
-def watch_run(document: dict[str, Any]) -> None:
+def watch_run(run: WatchRun) -> None:
     """test-local --watch: one line per check, the verdict and the time since the save."""
-    details = document.get("details") or {}
-    watch = details.get("watch") or {}
-    durations = details.get("durations") or {}
-    console.print(f"[bold]{escape(_watch_headline(watch, durations))}[/]", markup=True)
-    for name, entry in (document.get("testingStatus") or {}).items():
-        status = entry.get("status", "")
-        message = (entry.get("message") or "").splitlines()
-        style = _STATUS_STYLE.get(status, "")
-        console.print(f"  {name}: [{style}]{status}[/] {escape(message[0] if message else '')}", markup=True)
-    overall = str(document.get("overallStatus"))
-    since = watch.get("secondsSinceSave")
+    details = run.report.details
+    durations = details.durations or {}
+    change = run.change
+    headline = _watch_headline(
+        run.action,
+        change.changed if change else (),
+        change.removed if change else (),
+        change.environment if change else False,
+        durations,
+    )
+    console.print(f"[bold]{escape(headline)}[/]", markup=True)
+    for name, result in run.report.results.items():
+        message = result.message.splitlines()
+        style = _STATUS_STYLE.get(result.status, "")
+        console.print(f"  {name}: [{style}]{result.status}[/] {escape(message[0] if message else '')}", markup=True)
+    overall = run.overall_status
+    since = run.seconds_since_save
     timing = f"{since:.2f}s after the save" if since is not None else f"in {durations.get('total', 0):.1f}s"
     style = _STATUS_STYLE.get(overall, "")
     console.print(f"[{style}]{overall}[/], {timing}", markup=True)
-    tail = details.get("logTail") if overall == "failed" else None
+    tail = details.server_log if overall == "failed" else None
     if tail:
         console.print("[dim]last server log lines:[/]", markup=True)
         console.print(escape("\n".join(str(tail).splitlines()[-WATCH_LOG_LINES:])), markup=True)
@@ -396,7 +411,15 @@ def watch_serving(document: dict[str, Any]) -> None:
         return
     since = watch.get("secondsSinceSave")
     timing = f", {since:.2f}s after the save" if since is not None else ""
-    headline = escape(_watch_headline(watch, watch.get("durations") or {}))
+    headline = escape(
+        _watch_headline(
+            watch.get("action"),
+            watch.get("changed", []),
+            watch.get("removed", []),
+            bool(watch.get("environment")),
+            watch.get("durations") or {},
+        )
+    )
     if document.get("ready"):
         console.print(f"[green]{headline}[/]: serving {escape(str(document.get('url')))}{timing}", markup=True)
     else:

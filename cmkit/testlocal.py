@@ -27,11 +27,11 @@ from cmkit.checks.results import (
     PREDICTION_VERIFICATION,
     CheckResult,
     not_started,
-    overall_status,
 )
 from cmkit.checks.settings import implied_levels, validate_levels
 from cmkit.engine.base import (
     NETWORK_EGRESS,
+    ExitInfo,
     RunSpec,
     Server,
     normalise_url_prefix,
@@ -42,6 +42,7 @@ from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events, build_log
 from cmkit.metadata import load_metadata
 from cmkit.paths import default_environment_dir
+from cmkit.report import ReportDetails, TestReport
 from cmkit.target import TargetSpec, require_target_type
 from cmkit_runtime.target import Target
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
     from cmkit.checks.suite import CheckOptions
     from cmkit.checks.verification import ExpectedPredictions
-    from cmkit.featureimpact import FeatureImpactResult
+    from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
 
 RUNTIMES = ("docker", "process")
 LOG_TAIL_LINES = 40
@@ -99,34 +100,6 @@ class TestLocalConfig:
     environment_id_source: str | None = None  # set by resolve_config: "flag" or "model-metadata.yaml"
     feature_impact: bool = False  # also compute permutation feature impact on the same server
     feature_impact_rows: int | None = None
-
-
-@dataclass
-class TestReport:
-    __test__ = False
-
-    results: dict[str, CheckResult]
-    configuration: dict[str, str]
-    details: dict[str, Any] = field(default_factory=dict)
-    server: Server | None = None  # still running when `keep` was asked
-    # {"status": succeeded|failed|skipped, "message", + the FeatureImpactResult} when asked for
-    feature_impact: dict[str, Any] | None = None
-
-    @property
-    def overall_status(self) -> str:
-        return overall_status(self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        checks = {name: {**r.details, "seconds": r.seconds} for name, r in self.results.items()}
-        document = {
-            "overallStatus": self.overall_status,
-            "testingStatus": {name: r.to_api() for name, r in self.results.items()},
-            "configuration": dict(self.configuration),
-            "details": {**self.details, "checks": checks},
-        }
-        if self.feature_impact is not None:
-            document["featureImpact"] = self.feature_impact
-        return document
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -501,21 +474,20 @@ def run_test_local(
         if not config.keep:
             server.stop()
     leftovers = Leftovers.of(server)
-    details = {
-        **_run_details(run_id, config, started.start, began),
-        **checked.to_details(),
-        **leftovers.to_details(),
-        "peakRssMiB": peak_rss_mib(),
-    }
-    if leftovers.warnings:
-        details["warnings"] = [*details.get("warnings", ()), *leftovers.warnings]
+    details = replace(
+        _run_details(run_id, config, started.start, began),
+        checked=checked,
+        leftovers=leftovers,
+        peak_rss_mib=peak_rss_mib(),
+        warnings=leftovers.warnings,
+    )
     return TestReport(checked.results, dict(config.checks), details, server if config.keep else None, impact)
 
 
-def _run_details(run_id: str, config: TestLocalConfig, start: StartInfo, began: float) -> dict[str, Any]:
+def _run_details(run_id: str, config: TestLocalConfig, start: StartInfo, began: float) -> ReportDetails:
     """The report's details of a run up to its checks: ids, durations and what starting found."""
     durations = {**start.durations(), "total": _since(began)}
-    return {"runId": run_id, "urlPrefix": config.url_prefix, "durations": durations, **start.to_details()}
+    return ReportDetails(run_id, config.url_prefix, durations, start)
 
 
 def _feature_impact(
@@ -525,22 +497,28 @@ def _feature_impact(
     results: dict[str, CheckResult],
     events: Events,
     cancel: threading.Event | None,
-) -> dict[str, Any]:
+) -> FeatureImpactOutcome:
     """Feature impact on the server the checks used, when the model predicted the dataset."""
-    from cmkit.featureimpact import FeatureImpactFailed, FeatureImpactOptions, check_dataset, compute
+    from cmkit.featureimpact import (
+        FeatureImpactFailed,
+        FeatureImpactOptions,
+        FeatureImpactOutcome,
+        check_dataset,
+        compute,
+    )
 
     if dataset is None:
-        return {"status": "skipped", "message": "no dataset"}
+        return FeatureImpactOutcome("skipped", "no dataset")
     blocking = [name for name in (LONG_RUNNING_SERVICE, ERROR_CHECK) if results[name].status in (FAILED, ABORTED)]
     if blocking:
-        return {"status": "skipped", "message": f"not run: {blocking[0]} {results[blocking[0]].status}"}
+        return FeatureImpactOutcome("skipped", f"not run: {blocking[0]} {results[blocking[0]].status}")
     target = target_of(config)
     check_dataset(dataset, target)  # bad input is exit 2, as for the checks
     try:
         result = compute(server.url, dataset, target, FeatureImpactOptions(config.feature_impact_rows), events, cancel)
     except FeatureImpactFailed as exc:
-        return {"status": "failed", "message": exc.message}
-    return {"status": "succeeded", "message": "", **result.to_dict()}
+        return FeatureImpactOutcome("failed", exc.message)
+    return FeatureImpactOutcome("succeeded", "", result)
 
 
 def run_feature_impact(
@@ -598,21 +576,37 @@ class ServerChecks:
     """The checks' results against one server, and what the report tells about that server."""
 
     results: dict[str, CheckResult]
-    dataset: dict[str, Any] | None
-    parameters: dict[str, Any]
-    server: dict[str, object]
-    exit: dict[str, object] | None
+    dataset: CheckedDataset | None
+    parameters: CheckParameters
+    server: dict[str, object]  # Server.describe(): what each engine says of its server
+    exit: ExitInfo | None
     log_tail: str
+
+    @property
+    def protocol(self) -> Any:
+        """What longRunningService found out of the server's prediction protocol (its details' entry)."""
+        return self.results[LONG_RUNNING_SERVICE].details.get("protocol")
 
     def to_details(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset,
-            "parameters": self.parameters,
-            "protocol": self.results[LONG_RUNNING_SERVICE].details.get("protocol"),
+            "dataset": self.dataset.to_dict() if self.dataset else None,
+            "parameters": self.parameters.to_api(),
+            "protocol": self.protocol,
             "server": self.server,
-            "exit": self.exit,
+            "exit": self.exit.to_dict() if self.exit else None,
             "logTail": self.log_tail,
         }
+
+
+@dataclass(frozen=True)
+class CheckedDataset:
+    """The dataset the checks sent, as the report names it."""
+
+    path: str
+    rows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "rows": self.rows}
 
 
 def check_server(
@@ -633,10 +627,10 @@ def check_server(
     exit_info = server.exit_info()
     return ServerChecks(
         results,
-        dataset={"path": str(config.dataset), "rows": dataset.rows} if dataset else None,
-        parameters=options.parameters.to_api(),
+        dataset=CheckedDataset(str(config.dataset), dataset.rows) if dataset else None,
+        parameters=options.parameters,
         server=server.describe(),
-        exit=exit_info.to_dict() if exit_info else None,
+        exit=exit_info,
         log_tail=server.logs(LOG_TAIL_LINES),
     )
 

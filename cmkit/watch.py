@@ -51,12 +51,12 @@ from cmkit.engine.reload import (
 )
 from cmkit.errors import CmkitError
 from cmkit.events import Events
+from cmkit.report import ReportDetails, TestReport
 from cmkit.testlocal import (
     LOG_TAIL_LINES,
     StartFailed,
     StartInfo,
     TestLocalConfig,
-    TestReport,
     check_server,
     contract_variables,
     load_datasets,
@@ -221,13 +221,9 @@ class Applied:
     reloaded_workers: bool | None = None  # reloaded: whether the new workers answered in time
     start_error: str | None = None  # the image could not be built or the server not started
 
-    def to_details(self) -> dict[str, Any]:
-        """The report's `details` entries for this change (the run adds ids, checks and its total)."""
-        start = self.start or StartInfo()
-        details: dict[str, Any] = {"durations": {**start.durations(), **self.durations}, **start.to_details()}
-        if self.reloaded_workers is not None:
-            details["reloadedWorkers"] = self.reloaded_workers
-        return details
+    def all_durations(self) -> dict[str, float]:
+        """The build's (when a server was started) and this change's own steps (the run adds checks and total)."""
+        return {**(self.start.durations() if self.start else {}), **self.durations}
 
 
 class LiveServer:
@@ -437,19 +433,28 @@ class Watch:
 
     def _report(self, action: str, change: Change | None, applied: Applied, started: float) -> WatchRun:
         config = self.config
-        details = {"runId": self.live.run_id, "urlPrefix": config.url_prefix, **applied.to_details()}
+        durations = applied.all_durations()
         dataset, expected = self.datasets.get(config)
+        checked, log_tail = None, None
         if applied.start_error is not None or self.live.server is None:
             results = not_started(CheckResult(FAILED, applied.start_error or "the server is not running"))
             if self.live.server is not None:
-                details["logTail"] = self.live.server.logs(LOG_TAIL_LINES)
+                log_tail = self.live.server.logs(LOG_TAIL_LINES)
         else:
             checking = time.monotonic()
             checked = check_server(config, self.live.server, dataset, Events(), self.stop, expected)
             results = checked.results
-            details.update(checked.to_details())
-            details["durations"]["checks"] = round(time.monotonic() - checking, 3)
-        details["durations"]["total"] = round(time.monotonic() - started, 3)
+            durations["checks"] = round(time.monotonic() - checking, 3)
+        durations["total"] = round(time.monotonic() - started, 3)
+        details = ReportDetails(
+            self.live.run_id,
+            config.url_prefix,
+            durations,
+            applied.start,
+            reloaded_workers=applied.reloaded_workers,
+            checked=checked,
+            log_tail=log_tail,
+        )
         self.runs += 1
         if self.runs == 1:
             self.live.prepare()
@@ -512,7 +517,7 @@ class Watch:
                 "action": applied.action,
                 **(change.to_dict() if change else {}),
                 "secondsSinceSave": round(time.time() - change.saved_at, 3) if change else None,
-                "durations": applied.to_details()["durations"],
+                "durations": applied.all_durations(),
             },
         }
         if applied.start is not None and applied.start.image:

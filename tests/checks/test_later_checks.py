@@ -21,7 +21,8 @@ from cmkit.checks.performance import payload_sizes
 from cmkit.checks.results import CHECK_NAMES, PERFORMANCE, PREDICTION_VERIFICATION, STABILITY
 from cmkit.cli import main
 from cmkit.junit import junit_xml
-from cmkit.testlocal import TestLocalConfig, TestReport, run_test_local
+from cmkit.report import TestReport
+from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 from tests.support.bundles import write_bundle, write_expected
 

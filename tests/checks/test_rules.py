@@ -17,9 +17,10 @@ from cmkit.checks.suite import _sample_rows
 from cmkit.errors import InputError
 from cmkit.junit import junit_xml
 from cmkit.params import parse_memory
+from cmkit.report import ReportDetails, TestReport
 from cmkit.testlocal import (
+    StartInfo,
     TestLocalConfig,
-    TestReport,
     resolve_config,
 )
 
@@ -268,7 +269,7 @@ def test_report_shape_and_junit() -> None:
         "nullValueImputation": CheckResult("warning", "column x"),
         "sideEffects": CheckResult("aborted", "not run"),
     }
-    report = TestReport(results, {"errorCheck": "fail"}, {"runtime": "process"})
+    report = TestReport(results, {"errorCheck": "fail"}, ReportDetails(start=StartInfo("process")))
     document = report.to_dict()
     assert document["overallStatus"] == "failed"
     assert document["testingStatus"]["errorCheck"] == {"status": "failed", "message": "HTTP 500: boom\nmore"}

@@ -1,7 +1,8 @@
 """cmkit/render.py: what a user reads on stderr for each command's result (fast tier).
 
-Each rendering is fed the document the core builds (`to_dict()` of real result objects) and
-read back from a real rich console that is not a terminal, as in CI logs.
+Each rendering is fed the real result objects the core builds (or, for the commands whose
+result is still a document, their `to_dict()`) and read back from a real rich console that is
+not a terminal, as in CI logs.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import pytest
 from rich.console import Console
 
 from cmkit import render
+from cmkit.checks.parameters import CheckParameters
 from cmkit.checks.results import ABORTED, FAILED, SUCCEEDED, WARNING, CheckResult, not_started
 from cmkit.environments import EnvironmentPushResult
 from cmkit.events import BYTES, WAITING
-from cmkit.featureimpact import FeatureImpactItem, FeatureImpactResult
+from cmkit.featureimpact import FeatureImpactItem, FeatureImpactOutcome, FeatureImpactResult
 from cmkit.prune import Pruned, PruneOptions, PruneResult
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle
-from cmkit.testlocal import TestReport
+from cmkit.report import ReportDetails, TestReport
+from cmkit.testlocal import ServerChecks, StartInfo
 from cmkit.watch import Change, WatchRun
 from tests.support.quick_bundle import write_quick_bundle
 
@@ -38,20 +41,23 @@ def shown(monkeypatch: pytest.MonkeyPatch) -> Iterator[Shown]:
 
 def report(**results: CheckResult) -> TestReport:
     checks = {name: "fail" for name in results}
-    return TestReport(results, checks, {"logTail": "Traceback...\nValueError: broken on purpose"})
+    return TestReport(results, checks, ReportDetails(log_tail="Traceback...\nValueError: broken on purpose"))
 
 
 # --- test-local ---------------------------------------------------------------------------------
 
 
 def test_the_report_table_shows_each_check_its_level_and_message(shown: Shown) -> None:
-    document = report(
-        longRunningService=CheckResult(SUCCEEDED, "ready in 0.1s"),
-        errorCheck=CheckResult(FAILED, "HTTP 500: [broken] on purpose"),
-    ).to_dict()
-    document["details"]["protocol"] = {"name": "predict_no_state", "how": "detected"}
-    document["details"]["warnings"] = ["the process runtime cannot enforce --maximum-memory"]
-    render.test_report(document)
+    protocol = {"name": "predict_no_state", "how": "detected"}
+    results = {
+        "longRunningService": CheckResult(SUCCEEDED, "ready in 0.1s", {"protocol": protocol}),
+        "errorCheck": CheckResult(FAILED, "HTTP 500: [broken] on purpose"),
+    }
+    log = "Traceback...\nValueError: broken on purpose"
+    checked = ServerChecks(results, None, CheckParameters(), {}, None, log)
+    start = StartInfo("process", warnings=("the process runtime cannot enforce --maximum-memory",))
+    failed = TestReport(results, {name: "fail" for name in results}, ReportDetails(start=start, checked=checked))
+    render.test_report(failed.table())
     text = shown()
     assert "errorCheck" in text and "HTTP 500: [broken] on purpose" in text  # markup in messages is not eaten
     assert "overall: failed" in text
@@ -61,7 +67,7 @@ def test_the_report_table_shows_each_check_its_level_and_message(shown: Shown) -
 
 
 def test_a_passing_report_shows_no_server_log(shown: Shown) -> None:
-    render.test_report(report(longRunningService=CheckResult(SUCCEEDED, "ready")).to_dict())
+    render.test_report(report(longRunningService=CheckResult(SUCCEEDED, "ready")).table())
     assert "overall: succeeded" in shown() and "last server log lines" not in shown()
 
 
@@ -74,14 +80,14 @@ def test_feature_impact_ranks_features_or_says_why_it_did_not_run(shown: Shown) 
         [FeatureImpactItem("x2", 3.5, 1.0), FeatureImpactItem("x7", 2.0, 0.571)],
         seconds=1.5,
     )
-    render.feature_impact({"status": "succeeded", "message": "", **result.to_dict()})
+    render.feature_impact(FeatureImpactOutcome("succeeded", "", result))
     lines = shown().splitlines()
     assert "feature impact (RMSE, 300 rows)" in lines[0]
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if "│" in line]
     assert [row[:4] for row in cells] == [["1", "x2", "1.000", "3.5"], ["2", "x7", "0.571", "2"]]
     assert "baseline RMSE 0.25, 1.50 s" in shown()
 
-    render.feature_impact({"status": "skipped", "message": "not run: errorCheck failed"})
+    render.feature_impact(FeatureImpactOutcome("skipped", "not run: errorCheck failed"))
     assert "feature impact: skipped not run: errorCheck failed" in shown()
 
 
@@ -141,7 +147,7 @@ def dry_run_plan(tmp_path: Path) -> PushResult:
 
 def test_a_dry_run_lists_what_would_be_created_and_uploaded(shown: Shown, tmp_path: Path) -> None:
     result = dry_run_plan(tmp_path)
-    render.push_result(result.to_dict())
+    render.push_result(result)
     text = shown()
     assert "dry run: nothing was sent" in text
     assert "would create model:" in text and '"targetType": "Regression"' in text
@@ -165,7 +171,7 @@ def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Pat
         build_log_tail="ERROR: No matching distribution for nosuchpackage",
         test=test,
     )
-    render.push_result(result.to_dict())
+    render.push_result(result)
     text = shown()
     assert "dependency build failed; last log lines:" in text and "nosuchpackage" in text
     assert "overall: failed" in text  # the remote test's table
@@ -219,10 +225,10 @@ def watch_run(action: str, change: Change | None, results: dict[str, CheckResult
     run_report = TestReport(
         results,
         {},
-        {
-            "durations": {"reload": 0.12, "checks": 0.3, "total": 0.5},
-            "logTail": "\n".join(f"log {i}" for i in range(30)),
-        },
+        ReportDetails(
+            durations={"reload": 0.12, "checks": 0.3, "total": 0.5},
+            log_tail="\n".join(f"log {i}" for i in range(30)),
+        ),
     )
     return WatchRun(2, action, change, run_report, since)
 
@@ -230,7 +236,7 @@ def watch_run(action: str, change: Change | None, results: dict[str, CheckResult
 def test_watch_run_headline_names_the_change_and_the_time_since_the_save(shown: Shown) -> None:
     change = Change(changed=("a.py", "b.py", "c.py", "d.py"), removed=("old.pkl",), environment=True)
     results = not_started(CheckResult(FAILED, "the server did not start: exited with code 1\nlast lines"))
-    render.watch_run(watch_run("restarted", change, results, 0.75).to_dict())
+    render.watch_run(watch_run("restarted", change, results, 0.75))
     text = shown()
     assert "a.py, b.py, c.py and 3 more: restarted (reload 0.12s, checks 0.30s)" in text
     assert "longRunningService: failed the server did not start: exited with code 1" in text
@@ -241,7 +247,7 @@ def test_watch_run_headline_names_the_change_and_the_time_since_the_save(shown: 
 
 def test_the_first_watch_run_says_started_and_its_total(shown: Shown) -> None:
     render.watching("/models/m")
-    render.watch_run(watch_run("started", None, {"errorCheck": CheckResult(SUCCEEDED, "")}, None).to_dict())
+    render.watch_run(watch_run("started", None, {"errorCheck": CheckResult(SUCCEEDED, "")}, None))
     text = shown()
     assert "> watching /models/m (Ctrl-C stops and removes the server)" in text
     assert "started\n" in text and "succeeded, in 0.5s" in text and "log 29" not in text

@@ -96,7 +96,7 @@ def test_after_a_push_the_plan_is_up_to_date_then_a_patch_then_a_deletion(
     (bundle / "notes.txt").unlink()
     removed = plan_push(api, prepare_bundle(bundle), opts, cache)
     assert removed.action == "patch" and removed.upload == []
-    assert [item["filePath"] for item in removed.delete] == ["notes.txt"]
+    assert [item.file_path for item in removed.delete] == ["notes.txt"]
     latest = push(api, removed, opts, RecordingEvents(), cache).version
     assert latest and "notes.txt" not in {item["filePath"] for item in latest["items"]}
 

@@ -93,7 +93,7 @@ def test_the_stand_in_runs_drum_with_datarobots_variables(tmp_path: Path, reques
         "ADDRESS": "0.0.0.0:8080",
         "PORT": "8080",
         "CODE_DIR": "/opt/code",
-        "URL_PREFIX": report.details["urlPrefix"],
+        "URL_PREFIX": report.details.url_prefix,
         "TARGET_TYPE": "binary",
     }
     assert (variables["POSITIVE_CLASS_LABEL"], variables["NEGATIVE_CLASS_LABEL"]) == ("malignant", "benign")

@@ -155,7 +155,7 @@ def test_skip_configuration_and_side_effects_rows(tmp_path: Path) -> None:
 def test_server_is_stopped_after_the_run(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path)
     report = run_test_local(TestLocalConfig(bundle=bundle, runtime="process"))
-    pid = int(report.details["server"]["pid"])
+    pid = int(report.to_dict()["details"]["server"]["pid"])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 

@@ -64,7 +64,8 @@ def test_a_start_script_that_cannot_be_run_fails_long_running_service(bundle: Pa
     assert statuses.pop("longRunningService") == "failed"
     assert set(statuses.values()) == {"aborted"}
     assert report.results["longRunningService"].message.startswith("start_server.sh could not be started: ")
-    assert report.details["runtime"] == "process"
+    assert report.details.start is not None and report.details.start.runtime == "process"
+    assert report.to_dict()["details"]["runtime"] == "process"
 
 
 def test_a_bad_dataset_is_the_first_problem_even_when_the_server_cannot_start(bundle: Path) -> None:
@@ -84,7 +85,8 @@ def test_feature_impact_is_skipped_when_the_model_fails_and_keep_leaves_the_serv
     assert report.server is not None
     try:
         assert report.results["errorCheck"].status == "failed"
-        assert report.feature_impact == {"status": "skipped", "message": "not run: errorCheck failed"}
+        assert report.feature_impact is not None
+        assert report.feature_impact.to_dict() == {"status": "skipped", "message": "not run: errorCheck failed"}
         assert requests.get(report.server.url + "/", timeout=5).status_code == 200  # still serving
     finally:
         report.server.stop()

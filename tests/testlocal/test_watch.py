@@ -18,7 +18,8 @@ import pytest
 
 from cmkit.errors import CmkitError
 from cmkit.events import Events
-from cmkit.testlocal import TestLocalConfig
+from cmkit.report import ReportDetails
+from cmkit.testlocal import StartInfo, TestLocalConfig
 from cmkit.watch import NEW_SERVER, RESTARTED, STARTED, Applied, Change, Watch, WatchRun
 from tests.support.quick_bundle import write_quick_bundle
 
@@ -161,7 +162,10 @@ def test_a_server_that_cannot_start_is_a_failed_run_not_an_error(tmp_path: Path)
 
 def test_applied_details_merge_the_start_and_the_reload() -> None:
     applied = Applied(RESTARTED, durations={"reload": 0.25}, reloaded_workers=True)
-    assert applied.to_details() == {"durations": {"reload": 0.25}, "reloadedWorkers": True}
+    details = ReportDetails(durations=applied.all_durations(), start=applied.start, reloaded_workers=True)
+    assert details.to_dict() == {"durations": {"reload": 0.25}, "reloadedWorkers": True}
+    rebuilt = Applied(RESTARTED, StartInfo("docker", build_seconds=1.5), durations={"reload": 0.25})
+    assert rebuilt.all_durations() == {"build": 1.5, "reload": 0.25}
 
 
 def test_a_change_describes_many_files_briefly() -> None:

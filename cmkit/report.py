@@ -1,0 +1,164 @@
+"""A model test's report as typed objects: what test-local, --watch and push render and print.
+
+`TestReport` is test-local's result (and the emulator's model tests'); `ReportDetails` its
+`details`: what only a local run can tell. Each type makes its camelCase JSON once, in
+`to_dict()`, the `--json` document; `cmkit/render.py` reads the objects, never that document.
+`TestTable` is what the final table shows, whether the test ran here (`TestReport.table()`) or
+on DataRobot (`TestTable.from_api`, from the API's test resource that push waits for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cmkit.checks.results import CheckResult, overall_status
+
+if TYPE_CHECKING:
+    from cmkit.engine.base import Server
+    from cmkit.featureimpact import FeatureImpactOutcome
+    from cmkit.testlocal import Leftovers, ServerChecks, StartInfo
+
+
+@dataclass(frozen=True)
+class ReportDetails:
+    """The report's `details`, in the order the document lists them.
+
+    Every part is optional: a run that could not start has no checked server, a --watch run no
+    leftovers (its server stays up), a test's report what the test gives it.
+    """
+
+    run_id: str | None = None
+    url_prefix: str | None = None
+    durations: Mapping[str, float] | None = None
+    start: StartInfo | None = None  # what starting the server found (runtime, image, warnings)
+    reloaded_workers: bool | None = None  # --watch, after a reload: whether the new workers answered
+    checked: ServerChecks | None = None  # the checks' server: dataset, parameters, protocol, server, exit, log
+    log_tail: str | None = None  # the server's log when the checks did not run against it (--watch)
+    leftovers: Leftovers | None = None  # what escaped the server's process group
+    peak_rss_mib: float | None = None  # cmkit's own peak memory
+    warnings: tuple[str, ...] = ()  # found after the run (leftovers), after the start's own
+
+    @property
+    def all_warnings(self) -> tuple[str, ...]:
+        return (*(self.start.warnings if self.start else ()), *self.warnings)
+
+    @property
+    def protocol(self) -> tuple[str, str] | None:
+        """The prediction protocol the checks used and how it was chosen (longRunningService's finding)."""
+        found = self.checked.protocol if self.checked is not None else None
+        return (str(found["name"]), str(found["how"])) if found else None
+
+    @property
+    def server_log(self) -> str | None:
+        return self.checked.log_tail if self.checked is not None else self.log_tail
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        if self.run_id is not None:
+            document["runId"] = self.run_id
+            document["urlPrefix"] = self.url_prefix
+        if self.durations is not None:
+            document["durations"] = dict(self.durations)
+        start = self.start.to_details() if self.start is not None else {}
+        # The run's own warnings join the start's where those are listed, else come after the
+        # memory figure: the place each has in the document since the report was a dict.
+        if self.warnings and "warnings" in start:
+            start["warnings"] = [*start["warnings"], *self.warnings]
+        document.update(start)
+        if self.reloaded_workers is not None:
+            document["reloadedWorkers"] = self.reloaded_workers
+        if self.checked is not None:
+            document.update(self.checked.to_details())
+        elif self.log_tail is not None:
+            document["logTail"] = self.log_tail
+        if self.leftovers is not None:
+            document.update(self.leftovers.to_details())
+        if self.peak_rss_mib is not None:
+            document["peakRssMiB"] = self.peak_rss_mib
+        if self.warnings and "warnings" not in start:
+            document["warnings"] = list(self.warnings)
+        return document
+
+
+@dataclass
+class TestReport:
+    """A model test's outcome: the API's checks and configuration, and what a local run adds."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    results: dict[str, CheckResult]
+    configuration: dict[str, str]
+    details: ReportDetails = field(default_factory=ReportDetails)
+    server: Server | None = None  # still running when `keep` was asked
+    feature_impact: FeatureImpactOutcome | None = None  # when asked for
+
+    @property
+    def overall_status(self) -> str:
+        return overall_status(self.results)
+
+    def table(self) -> TestTable:
+        rows = tuple(
+            CheckRow(name, self.configuration.get(name, ""), r.status, r.message) for name, r in self.results.items()
+        )
+        return TestTable(
+            rows,
+            self.overall_status,
+            self.details.protocol,
+            self.details.all_warnings,
+            self.details.server_log,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` document: the API's `GET /customModelTests/{id}` fields, then `details`."""
+        checks = {name: {**r.details, "seconds": r.seconds} for name, r in self.results.items()}
+        document = {
+            "overallStatus": self.overall_status,
+            "testingStatus": {name: r.to_api() for name, r in self.results.items()},
+            "configuration": dict(self.configuration),
+            "details": {**self.details.to_dict(), "checks": checks},
+        }
+        if self.feature_impact is not None:
+            document["featureImpact"] = self.feature_impact.to_dict()
+        return document
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    name: str
+    level: str  # fail, warn or skip ("" when the test did not say)
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TestTable:
+    """What the final table of a model test shows, wherever the test ran."""
+
+    __test__ = False
+
+    rows: tuple[CheckRow, ...]
+    overall: str
+    protocol: tuple[str, str] | None = None  # name, how it was chosen
+    warnings: tuple[str, ...] = ()
+    log_tail: str | None = None
+
+    @classmethod
+    def from_api(cls, document: Mapping[str, Any]) -> TestTable:
+        """The API's test resource (what push waited for); details only when the server gave them."""
+        configuration = document.get("configuration") or {}
+        rows = tuple(
+            CheckRow(name, str(configuration.get(name, "")), entry.get("status", ""), entry.get("message", ""))
+            for name, entry in (document.get("testingStatus") or {}).items()
+        )
+        details = document.get("details") or {}
+        protocol = details.get("protocol")
+        return cls(
+            rows,
+            str(document.get("overallStatus")),
+            (str(protocol["name"]), str(protocol["how"])) if protocol else None,
+            tuple(str(warning) for warning in details.get("warnings", [])),
+            details.get("logTail"),
+        )
+
