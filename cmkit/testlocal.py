@@ -48,9 +48,8 @@ from cmkit_runtime.target import Target
 if TYPE_CHECKING:
     from docker import DockerClient
 
-    from cmkit.checks.dataset import Dataset
-    from cmkit.checks.suite import CheckOptions
-    from cmkit.checks.verification import ExpectedPredictions
+    from cmkit.checks.context import CheckOptions
+    from cmkit.checks.dataset import Dataset, ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactResult
 
 RUNTIMES = ("docker", "process")
@@ -430,8 +429,7 @@ def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPred
         return None, None
     # Imported here: pandas takes a third of a second to import, and this runs on a thread
     # while the image builds and the server starts (see run_test_local).
-    from cmkit.checks.dataset import load_dataset
-    from cmkit.checks.verification import load_expected
+    from cmkit.checks.dataset import load_dataset, load_expected
 
     dataset = load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
     expected = None
@@ -578,7 +576,7 @@ def run_feature_impact(
 
 
 def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None = None) -> CheckOptions:
-    from cmkit.checks.suite import CheckOptions
+    from cmkit.checks.context import CheckOptions
 
     return CheckOptions(
         configuration=dict(config.checks),

@@ -65,8 +65,7 @@ from cmkit.testlocal import (
 )
 
 if TYPE_CHECKING:
-    from cmkit.checks.dataset import Dataset
-    from cmkit.checks.verification import ExpectedPredictions
+    from cmkit.checks.dataset import Dataset, ExpectedPredictions
 
 # A burst of saves (an editor's temp file, rename, chmod; a formatter after it) is one change
 # once nothing moved for this long; a steady stream is cut into changes every DEBOUNCE_MAX_MS.

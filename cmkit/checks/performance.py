@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cmkit.checks.context import Context
 from cmkit.checks.load import Outcome, Request, describe_latency, latency, run_load, summary
 from cmkit.checks.memory import PeakMemory
 from cmkit.checks.protocols import encode_payload
@@ -19,7 +20,6 @@ from cmkit.checks.results import PERFORMANCE, CheckResult, conclude
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
-    from cmkit.checks.suite import Context
 
 REQUESTS_PER_SIZE = 10
 # A request slower than maxResponseTime has failed the check: waiting a little past the limit

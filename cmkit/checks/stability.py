@@ -15,6 +15,7 @@ import random
 from typing import TYPE_CHECKING
 
 from cmkit.checks.client import ServerUnreachable
+from cmkit.checks.context import Context
 from cmkit.checks.load import Request, describe_latency, run_load, summary
 from cmkit.checks.memory import PeakMemory
 from cmkit.checks.protocols import encode_payload
@@ -23,7 +24,6 @@ from cmkit.checks.results import STABILITY, CheckResult, conclude
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
     from cmkit.checks.parameters import StabilityParameters
-    from cmkit.checks.suite import Context
 
 SEED = 17
 MAX_LISTED = 3

@@ -10,14 +10,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cmkit.checks import protocols, readiness
 from cmkit.checks.client import ModelClient, ServerUnreachable
-from cmkit.checks.parameters import CheckParameters
+from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
 from cmkit.checks.predictions import Target, Verdict, judge
 from cmkit.checks.readiness import Canceled
@@ -25,7 +24,6 @@ from cmkit.checks.results import (
     ABORTED,
     CANCELED,
     CHECK_NAMES,
-    DEFAULT_CONFIGURATION,
     ERROR_CHECK,
     FAILED,
     LONG_RUNNING_SERVICE,
@@ -40,10 +38,10 @@ from cmkit.checks.results import (
     conclude,
     not_started,
 )
-from cmkit.checks.sampling import AUTO, null_check_rows
+from cmkit.checks.sampling import null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
 from cmkit.checks.stability import stability_check
-from cmkit.checks.verification import ExpectedPredictions, prediction_verification
+from cmkit.checks.verification import prediction_verification
 from cmkit.engine.base import Server
 from cmkit.events import Events
 
@@ -51,43 +49,6 @@ if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the criti
     from cmkit.checks.dataset import Dataset
 
 MAX_LISTED = 5
-
-
-@dataclass
-class CheckOptions:
-    configuration: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CONFIGURATION))
-    startup_timeout: float = 120.0
-    side_effects_rows: int = 1000
-    null_rows: str | int = AUTO  # rows per null-column request: auto, all or a number (checks/sampling.py)
-    rtol: float = 1e-5
-    atol: float = 1e-8
-    parallelism: int = 8
-    request_timeout: float = 600.0
-    protocol: str | None = None  # predict_no_state or drum; None: detected from the server's answers
-    parameters: CheckParameters = field(default_factory=CheckParameters)
-    expected: ExpectedPredictions | None = None  # predictionVerificationCheck's column
-
-
-@dataclass
-class Context:
-    server: Server
-    client: ModelClient
-    dataset: Dataset | None
-    target: Target
-    options: CheckOptions
-    events: Events
-    cancel: threading.Event
-    batch: Verdict | None = None
-
-    def level(self, check: str) -> str:
-        return self.options.configuration.get(check, DEFAULT_CONFIGURATION[check])
-
-    def raise_if_canceled(self) -> None:
-        if self.cancel.is_set():
-            raise Canceled()
-
-    def death_note(self, check_oom: bool = True) -> str | None:
-        return readiness.death_note(self.server, check_oom)
 
 
 # --- longRunningService -------------------------------------------------------------------------

@@ -12,56 +12,15 @@ Rows whose expected value is empty are not compared.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from cmkit.checks.context import Context
 from cmkit.checks.predictions import Target, judge
 from cmkit.checks.results import ABORTED, PREDICTION_VERIFICATION, SKIPPED, CheckResult, conclude
-from cmkit.errors import InputError
-
-if TYPE_CHECKING:
-    from cmkit.checks.suite import Context
 
 MAX_LISTED = 5
-
-
-@dataclass
-class ExpectedPredictions:
-    path: Path
-    column: str
-    values: list[str | None]  # as written in the CSV; None where empty
-
-
-def load_expected(path: str | Path, column: str | None) -> ExpectedPredictions:
-    """The expected-predictions column of a CSV; InputError naming the file when unusable."""
-    import pandas as pd
-
-    from cmkit.checks.dataset import _header
-
-    csv_path = Path(path)
-    if not csv_path.is_file():
-        raise InputError("verification dataset not found", file=csv_path, hint="pass --verification-dataset CSV")
-    if not column:
-        raise InputError(
-            "no predictions column for the verification dataset", file=csv_path, hint="pass --predictions-column NAME"
-        )
-    header = _header(csv_path)
-    if column not in header:
-        raise InputError(
-            f"column '{column}' is not in the verification dataset (columns: {', '.join(header[:8])})",
-            file=csv_path,
-            line=1,
-            hint="fix --predictions-column",
-        )
-    try:
-        frame = pd.read_csv(csv_path, usecols=[column], dtype=str, encoding="utf-8-sig", keep_default_na=True)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"unreadable CSV: {str(exc).splitlines()[0]}", file=csv_path) from exc
-    values = [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in frame[column]]
-    return ExpectedPredictions(csv_path, column, values)
 
 
 def _as_float(text: str) -> float | None:
