@@ -138,13 +138,13 @@ class Dataset:
             self._selections[key] = EncodedRows(len(frame), self.names, pieces)
         return self._selections[key]
 
-    def payload(self, columns: dict[str, list[Any]] | None = None) -> bytes:
-        return self.encoded().body() if columns is None else encode_payload(columns)
+    def payload(self, columns: dict[str, list[Any]] | None = None) -> Payload:
+        return Payload(self.encoded().body()) if columns is None else encode_payload(columns)
 
-    def with_null_column(self, name: str, rows: Sequence[int] | None = None) -> bytes:
+    def with_null_column(self, name: str, rows: Sequence[int] | None = None) -> Payload:
         return self.encoded(rows).with_null_column(name)
 
-    def row_payloads(self, indices: Sequence[int]) -> list[bytes]:
+    def row_payloads(self, indices: Sequence[int]) -> list[Payload]:
         """One single-row body per index: sideEffects' requests, built in one pass over the rows."""
         frame = self.features.iloc[list(indices)]
         # One conversion of the block to Python values (NaN stays a float, which orjson writes
@@ -154,9 +154,9 @@ class Dataset:
             matrix[:, position] = _json_column(frame.iloc[:, position])
         names = self.names
         # zip(row) gives 1-tuples, which orjson writes as one-value arrays.
-        return [orjson.dumps({"X": dict(zip(names, zip(row), strict=True))}) for row in matrix.tolist()]
+        return [Payload(orjson.dumps({"X": dict(zip(names, zip(row), strict=True))})) for row in matrix.tolist()]
 
-    def row_payload(self, index: int) -> bytes:
+    def row_payload(self, index: int) -> Payload:
         return self.row_payloads([index])[0]
 
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from cmkit.checks.client import ModelClient
 from cmkit.checks.predictions import Target, judge
+from cmkit.checks.protocols import Payload
 
 
 @dataclass(frozen=True)
 class Request:
     rows: int
-    body: bytes
+    body: Payload
 
 
 @dataclass
@@ -61,7 +62,7 @@ def latency(seconds: Sequence[float]) -> dict[str, float | None]:
 
 
 def run_load(
-    url: str,
+    client: ModelClient,
     requests: Sequence[Request],
     target: Target,
     users: int,
@@ -70,13 +71,14 @@ def run_load(
     cancel: threading.Event,
     stop_on: Callable[[Outcome], str | None] = lambda outcome: None,
 ) -> LoadRun:
-    """Send `requests` from `users` concurrent clients; see the module docstring."""
+    """Send `requests` from `users` concurrent clients, lent by `client` (its server and protocol,
+    connections of their own); see the module docstring."""
     run = LoadRun()
     lock = threading.Lock()
     next_index = [0]
     stop = threading.Event()
     started = time.monotonic()
-    client = ModelClient(url, timeout=request_timeout, parallelism=users)
+    lent = client.sibling(timeout=request_timeout, parallelism=users)
 
     def take() -> Request | None:
         with lock:
@@ -92,7 +94,7 @@ def run_load(
     def user() -> None:
         while (request := take()) is not None:
             sent = time.monotonic()
-            answer = client.predict(request.body)
+            answer = lent.predict(request.body)
             seconds = time.monotonic() - sent
             verdict = judge(answer.status, answer.text, request.rows, target)
             outcome = Outcome(request.rows, seconds, None if verdict.ok else verdict.summary())
@@ -108,7 +110,7 @@ def run_load(
             for future in [pool.submit(user) for _ in range(users)]:
                 future.result()
     finally:
-        client.close()
+        lent.close()
     run.seconds = time.monotonic() - started
     run.not_sent = len(requests) - len(run.outcomes)
     return run

@@ -57,7 +57,7 @@ def performance_check(ctx: Context) -> CheckResult:
     memory = PeakMemory(ctx.server).start()
     try:
         run = run_load(
-            ctx.server.url,
+            ctx.client,
             build_requests(dataset),
             ctx.target,
             parameters.numParallelUsers,

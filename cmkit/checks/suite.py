@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import protocols, readiness
+from cmkit.checks import readiness
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
 from cmkit.checks.predictions import Target, Verdict, judge
+from cmkit.checks.protocols import Payload
 from cmkit.checks.readiness import Canceled
 from cmkit.checks.results import (
     ABORTED,
@@ -147,7 +148,7 @@ def _format(values: np.ndarray, target: Target) -> str:
 
 
 def _each_alone(
-    ctx: Context, alone: Callable[[tuple[int, bytes]], tuple[int, Verdict]], indices: list[int]
+    ctx: Context, alone: Callable[[tuple[int, Payload]], tuple[int, Verdict]], indices: list[int]
 ) -> Iterator[tuple[int, Verdict]]:
     """The single-row requests, their bodies built a block of rows at a time.
 
@@ -173,7 +174,7 @@ def side_effects(ctx: Context) -> CheckResult:
     batch_values = batch.values
     indices = _sample_rows(dataset.rows, ctx.options.side_effects_rows)
 
-    def alone(request: tuple[int, bytes]) -> tuple[int, Verdict]:
+    def alone(request: tuple[int, Payload]) -> tuple[int, Verdict]:
         ctx.raise_if_canceled()
         answer = ctx.client.predict(request[1])
         return request[0], judge(answer.status, answer.text, 1, ctx.target)
@@ -232,7 +233,6 @@ def run_checks(
     cancel: threading.Event | None = None,
 ) -> dict[str, CheckResult]:
     """Run every check against `server`; returns one result per check name, in API order."""
-    protocols.forget(server.url)  # a port may be reused: what an earlier server spoke says nothing
     ctx = Context(
         server=server,
         client=ModelClient(
@@ -274,5 +274,4 @@ def run_checks(
             results.setdefault(name, CheckResult(CANCELED, "canceled"))
     finally:
         ctx.client.close()
-        protocols.forget(server.url)
     return {name: results[name] for name in CHECK_NAMES}
