@@ -10,10 +10,10 @@ too) and the server's peak memory while under load.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cmkit.checks.context import Context
-from cmkit.checks.load import Outcome, Request, describe_latency, latency, run_load, summary
+from cmkit.checks.load import Latency, Outcome, Request, run_load
 from cmkit.checks.memory import PeakMemory
 from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import PERFORMANCE, CheckResult, conclude
@@ -69,15 +69,15 @@ def performance_check(ctx: Context) -> CheckResult:
     finally:
         memory.stop()
     ctx.raise_if_canceled()
-    figures = summary(run)
     by_size = {
-        str(size): latency([o.seconds for o in run.outcomes if o.rows == size]) for size in payload_sizes(dataset.rows)
+        str(size): Latency.of([o.seconds for o in run.outcomes if o.rows == size]).to_dict()
+        for size in payload_sizes(dataset.rows)
     }
-    details: dict[str, Any] = {**figures, "latencyMsByRows": by_size, **memory.to_dict()}
+    details: dict[str, object] = {**run.to_dict(), "latencyMsByRows": by_size, **memory.to_dict()}
     details["parameters"] = vars(parameters)
     shown = (
         f"{len(run.outcomes)} requests of 1-{dataset.rows} rows from {parameters.numParallelUsers} user(s): "
-        f"{describe_latency(figures['latencyMs'])}; {memory.describe()}"
+        f"{run.latency.describe()}; {memory.describe()}"
     )
     problems = []
     if run.stopped:

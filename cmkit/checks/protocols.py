@@ -184,8 +184,8 @@ class Detected:
             return None
         return kept.whole() if isinstance(answer, dict) and wire.MISSING in answer else None
 
-    def to_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {**self.protocol.to_dict(), "how": self.how}
+    def to_dict(self) -> dict[str, object]:
+        found: dict[str, object] = {**self.protocol.to_dict(), "how": self.how}
         if self.columnar:
             found["columnar"] = True
         if self.keeps:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cmkit.checks.client import ServerUnreachable
 from cmkit.checks.context import Context
-from cmkit.checks.load import Request, describe_latency, run_load, summary
+from cmkit.checks.load import Request, run_load
 from cmkit.checks.memory import PeakMemory
 from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import STABILITY, CheckResult, conclude
@@ -71,13 +71,12 @@ def stability_check(ctx: Context) -> CheckResult:
     total = len(run.outcomes)
     passed = total - len(run.failures)
     rate = passed / total if total else 0.0
-    figures = summary(run)
-    details = {**figures, "passingRate": round(rate, 6), "seed": SEED, **memory.to_dict()}
+    details = {**run.to_dict(), "passingRate": round(rate, 6), "seed": SEED, **memory.to_dict()}
     details["parameters"] = vars(parameters)
     shown = (
         f"{passed} of {total} requests of {parameters.minPayloadSize}-{parameters.maxPayloadSize} rows from "
         f"{parameters.numParallelUsers} user(s) succeeded ({rate:.1%}; {parameters.passingRate:.1%} required); "
-        f"{describe_latency(figures['latencyMs'])}; {memory.describe()}"
+        f"{run.latency.describe()}; {memory.describe()}"
     )
     problems = []
     if rate < parameters.passingRate:

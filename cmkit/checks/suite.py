@@ -10,6 +10,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,7 +84,7 @@ def error_check(ctx: Context) -> CheckResult:
     answer = ctx.client.predict(ctx.dataset.payload())
     verdict = judge(answer.status, answer.text, ctx.dataset.rows, ctx.target)
     ctx.batch = verdict
-    details: dict[str, Any] = {"rows": ctx.dataset.rows, "invalidRows": [p.to_dict() for p in verdict.rows[:100]]}
+    details: dict[str, object] = {"rows": ctx.dataset.rows, "invalidRows": [p.to_dict() for p in verdict.rows[:100]]}
     if verdict.ok:
         return conclude(ctx.level(ERROR_CHECK), None, f"{ctx.dataset.rows} rows predicted", details)
     return conclude(ctx.level(ERROR_CHECK), _problem_with_death(ctx, verdict.summary()), "", details)
@@ -162,6 +163,18 @@ def _each_alone(
         yield from ctx.client.map(alone, zip(chunk, ctx.dataset.row_payloads(chunk), strict=True))
 
 
+@dataclass(frozen=True)
+class RowMismatch:
+    """A row whose prediction alone differs from its prediction in the batch (or is invalid)."""
+
+    row: int
+    batch: str  # the batch's prediction, formatted
+    alone: str  # the prediction alone, formatted, or why it is invalid
+
+    def to_dict(self) -> dict[str, object]:
+        return {"row": self.row, "batch": self.batch, "alone": self.alone}
+
+
 def side_effects(ctx: Context) -> CheckResult:
     dataset = ctx.dataset
     assert dataset is not None
@@ -180,27 +193,25 @@ def side_effects(ctx: Context) -> CheckResult:
         return request[0], judge(answer.status, answer.text, 1, ctx.target)
 
     started = time.monotonic()
-    mismatches: list[dict[str, Any]] = []
+    mismatches: list[RowMismatch] = []
     for index, verdict in _each_alone(ctx, alone, indices):
         expected = batch_values[index]
         if verdict.values is None:
-            mismatches.append({"row": index, "batch": _format(expected, ctx.target), "alone": verdict.summary()})
+            mismatches.append(RowMismatch(index, _format(expected, ctx.target), verdict.summary()))
         elif not _same(verdict.values[0], expected, ctx):
-            mismatches.append(
-                {"row": index, "batch": _format(expected, ctx.target), "alone": _format(verdict.values[0], ctx.target)}
-            )
+            mismatches.append(RowMismatch(index, _format(expected, ctx.target), _format(verdict.values[0], ctx.target)))
     seconds = time.monotonic() - started
     details = {
         "rowsCompared": len(indices),
         "rowsPerSecond": round(len(indices) / seconds, 1) if seconds > 0 else None,
         "rtol": ctx.options.rtol,
         "atol": ctx.options.atol,
-        "mismatches": mismatches[:100],
+        "mismatches": [m.to_dict() for m in mismatches[:100]],
     }
     if not mismatches:
         message = f"{len(indices)} rows predicted alone match the batch"
         return conclude(ctx.level(SIDE_EFFECTS), None, message, details)
-    listed = "; ".join(f"row {m['row']}: batch {m['batch']} vs alone {m['alone']}" for m in mismatches[:MAX_LISTED])
+    listed = "; ".join(f"row {m.row}: batch {m.batch} vs alone {m.alone}" for m in mismatches[:MAX_LISTED])
     problem = f"{len(mismatches)} of {len(indices)} rows differ when predicted alone: {listed}"
     return conclude(ctx.level(SIDE_EFFECTS), _problem_with_death(ctx, problem), "", details)
 

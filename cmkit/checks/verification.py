@@ -12,6 +12,7 @@ Rows whose expected value is empty are not compared.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,18 @@ from cmkit.checks.predictions import Target, judge
 from cmkit.checks.results import ABORTED, PREDICTION_VERIFICATION, SKIPPED, CheckResult, conclude
 
 MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A compared row whose prediction is not the expected one (numbers: beyond the precision)."""
+
+    row: int
+    predicted: Any  # a number, or a label when labels are compared
+    expected: Any
+
+    def to_dict(self) -> dict[str, object]:
+        return {"row": self.row, "predicted": self.predicted, "expected": self.expected}
 
 
 def _as_float(text: str) -> float | None:
@@ -78,11 +91,7 @@ def prediction_verification(ctx: Context) -> CheckResult:
     except ValueError as exc:
         return conclude(level, f"column '{expected.column}': {exc}", "")
     compared = [(row, p, e) for row, (p, e) in enumerate(zip(predicted, wanted, strict=True)) if e is not None]
-    mismatches = [
-        {"row": row, "predicted": p, "expected": e}
-        for row, p, e in compared
-        if not _matches(p, e, parameters.comparisonPrecision)
-    ]
+    mismatches = [Mismatch(row, p, e) for row, p, e in compared if not _matches(p, e, parameters.comparisonPrecision)]
     rate = (len(compared) - len(mismatches)) / len(compared) if compared else 0.0
     details = {
         "compared": what,
@@ -92,7 +101,7 @@ def prediction_verification(ctx: Context) -> CheckResult:
         "matchingRate": round(rate, 6),
         "requiredMatchingRate": parameters.matchingRate,
         "comparisonPrecision": parameters.comparisonPrecision,
-        "mismatches": mismatches[:100],
+        "mismatches": [m.to_dict() for m in mismatches[:100]],
     }
     summary = (
         f"{len(compared) - len(mismatches)} of {len(compared)} rows match '{expected.column}' "
@@ -103,8 +112,7 @@ def prediction_verification(ctx: Context) -> CheckResult:
     if rate >= parameters.matchingRate:
         return conclude(level, None, summary, details)
     listed = "; ".join(
-        f"row {m['row']}: predicted {_short(m['predicted'])}, expected {_short(m['expected'])}"
-        for m in mismatches[:MAX_LISTED]
+        f"row {m.row}: predicted {_short(m.predicted)}, expected {_short(m.expected)}" for m in mismatches[:MAX_LISTED]
     )
     return conclude(level, f"{summary}: {listed}", "", details)
 
