@@ -81,7 +81,7 @@ def batch(features: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 def cmkit_body(frame: pd.DataFrame) -> bytes:
     columns = {name: [None if pd.isna(v) else v for v in frame[name].tolist()] for name in frame.columns}
-    return encode_payload(columns)
+    return encode_payload(columns).body
 
 
 def drum_body(frame: pd.DataFrame) -> bytes:

@@ -25,6 +25,7 @@ from typing import Any
 
 from cmkit.api.client import ApiError, DataRobotClient
 from cmkit.api.config import ApiConfig
+from cmkit.contexts import ContextError, extract_context
 from cmkit.errors import InputError
 from cmkit.events import Events
 from cmkit.paths import cache_dir
@@ -117,9 +118,6 @@ def _download(api: DataRobotClient, path: str, target: Path) -> str:
 
 
 def _extract(archive: Path, sha: str) -> Path:
-    from cmkit.emulator.contexts import extract_context  # the one safe unpacker of docker contexts
-    from cmkit.emulator.errors import ErrorResponse
-
     folder = cache_root() / sha[:24]
     context = folder / "context"
     if (context / "Dockerfile").is_file():
@@ -129,9 +127,7 @@ def _extract(archive: Path, sha: str) -> Path:
         extract_context(archive, staging / "context")
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)  # atomic: a concurrent run sees all of the context or none
-    except ValueError as exc:
-        raise InputError(f"the downloaded docker context is unusable: {exc}") from None
-    except ErrorResponse as exc:  # a path or size the unpacker refuses, as the emulator refuses uploads
+    except ContextError as exc:  # a path, a size or a format the unpacker refuses, as the emulator refuses uploads
         raise InputError(f"the downloaded docker context is unusable: {exc.message}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -5,6 +5,7 @@
 `to_dict()`, the `--json` document; `cmkit/render.py` reads the objects, never that document.
 `TestTable` is what the final table shows, whether the test ran here (`TestReport.table()`) or
 on DataRobot (`TestTable.from_api`, from the API's test resource that push waits for).
+`StartInfo`, `ServerChecks` and `Leftovers` are the run's parts the details are composed of.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cmkit.checks.results import CheckResult, overall_status
+from cmkit.checks.parameters import CheckParameters
+from cmkit.checks.results import LONG_RUNNING_SERVICE, CheckResult, overall_status
 
 if TYPE_CHECKING:
-    from cmkit.engine.base import Server
+    from cmkit.engine.base import ExitInfo, Server
     from cmkit.featureimpact import FeatureImpactOutcome
-    from cmkit.testlocal import Leftovers, ServerChecks, StartInfo
 
 
 @dataclass(frozen=True)
@@ -162,3 +163,93 @@ class TestTable:
             details.get("logTail"),
         )
 
+
+@dataclass(frozen=True)
+class StartInfo:
+    """What starting a bundle found out, whether or not its server started (the report's details)."""
+
+    runtime: str | None = None
+    environment: dict[str, Any] | None = None  # the DataRobot environment version fetched (--environment-id)
+    image: dict[str, Any] | None = None  # the three layers (Docker)
+    build_seconds: float | None = None  # Docker: building the image, cached layers included
+    build_log_tail: str | None = None  # the build's last lines when it failed
+    warnings: tuple[str, ...] = ()
+
+    def durations(self) -> dict[str, float]:
+        return {} if self.build_seconds is None else {"build": self.build_seconds}
+
+    def to_details(self) -> dict[str, Any]:
+        """The report's `details` entries for the start (durations apart: the run adds its own)."""
+        entries = {
+            "environment": self.environment,
+            "runtime": self.runtime,
+            "buildLogTail": self.build_log_tail,
+            "image": self.image,
+            "warnings": list(self.warnings) or None,
+        }
+        return {key: value for key, value in entries.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What escaped the server's process group, and above all what could not be ended (after stop)."""
+
+    processes: dict[str, object] | None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, server: Server) -> Leftovers:
+        leftovers = server.leftovers()
+        if leftovers is None:
+            return cls(None)
+        if leftovers["survived"]:
+            warning = f"processes started by the server are still running after the run: {leftovers['survived']}"
+        elif leftovers["tracking"] == "process-group":
+            warning = (
+                "processes that leave the server's process group cannot be found on this system; "
+                "check that nothing the server started is still running"
+            )
+        else:
+            return cls(leftovers)
+        return cls(leftovers, (warning,))
+
+    def to_details(self) -> dict[str, Any]:
+        return {} if self.processes is None else {"processes": self.processes}
+
+
+@dataclass
+class ServerChecks:
+    """The checks' results against one server, and what the report tells about that server."""
+
+    results: dict[str, CheckResult]
+    dataset: CheckedDataset | None
+    parameters: CheckParameters
+    server: dict[str, object]  # Server.describe(): what each engine says of its server
+    exit: ExitInfo | None
+    log_tail: str
+
+    @property
+    def protocol(self) -> Any:
+        """What longRunningService found out of the server's prediction protocol (its details' entry)."""
+        return self.results[LONG_RUNNING_SERVICE].details.get("protocol")
+
+    def to_details(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.to_dict() if self.dataset else None,
+            "parameters": self.parameters.to_api(),
+            "protocol": self.protocol,
+            "server": self.server,
+            "exit": self.exit.to_dict() if self.exit else None,
+            "logTail": self.log_tail,
+        }
+
+
+@dataclass(frozen=True)
+class CheckedDataset:
+    """The dataset the checks sent, as the report names it."""
+
+    path: str
+    rows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "rows": self.rows}

@@ -31,7 +31,6 @@ from cmkit.checks.results import (
 from cmkit.checks.settings import implied_levels, validate_levels
 from cmkit.engine.base import (
     NETWORK_EGRESS,
-    ExitInfo,
     RunSpec,
     Server,
     normalise_url_prefix,
@@ -42,16 +41,15 @@ from cmkit.errors import CmkitError, DockerUnavailable, InputError
 from cmkit.events import Events, build_log
 from cmkit.metadata import load_metadata
 from cmkit.paths import default_environment_dir
-from cmkit.report import ReportDetails, TestReport
+from cmkit.report import CheckedDataset, Leftovers, ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.target import TargetSpec, require_target_type
 from cmkit_runtime.target import Target
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-    from cmkit.checks.dataset import Dataset
-    from cmkit.checks.suite import CheckOptions
-    from cmkit.checks.verification import ExpectedPredictions
+    from cmkit.checks.context import CheckOptions
+    from cmkit.checks.dataset import Dataset, ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
 
 RUNTIMES = ("docker", "process")
@@ -200,32 +198,6 @@ def target_of(config: TestLocalConfig) -> Target:
 
 
 # --- running ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StartInfo:
-    """What starting a bundle found out, whether or not its server started (the report's details)."""
-
-    runtime: str | None = None
-    environment: dict[str, Any] | None = None  # the DataRobot environment version fetched (--environment-id)
-    image: dict[str, Any] | None = None  # the three layers (Docker)
-    build_seconds: float | None = None  # Docker: building the image, cached layers included
-    build_log_tail: str | None = None  # the build's last lines when it failed
-    warnings: tuple[str, ...] = ()
-
-    def durations(self) -> dict[str, float]:
-        return {} if self.build_seconds is None else {"build": self.build_seconds}
-
-    def to_details(self) -> dict[str, Any]:
-        """The report's `details` entries for the start (durations apart: the run adds its own)."""
-        entries = {
-            "environment": self.environment,
-            "runtime": self.runtime,
-            "buildLogTail": self.build_log_tail,
-            "image": self.image,
-            "warnings": list(self.warnings) or None,
-        }
-        return {key: value for key, value in entries.items() if value is not None}
 
 
 @dataclass
@@ -403,8 +375,7 @@ def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPred
         return None, None
     # Imported here: pandas takes a third of a second to import, and this runs on a thread
     # while the image builds and the server starts (see run_test_local).
-    from cmkit.checks.dataset import load_dataset
-    from cmkit.checks.verification import load_expected
+    from cmkit.checks.dataset import load_dataset, load_expected
 
     dataset = load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
     expected = None
@@ -412,33 +383,6 @@ def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPred
         column = (config.parameters.get(PREDICTION_VERIFICATION) or {}).get("predictionsColumn")
         expected = load_expected(config.verification_dataset, column)
     return dataset, expected
-
-
-@dataclass(frozen=True)
-class Leftovers:
-    """What escaped the server's process group, and above all what could not be ended (after stop)."""
-
-    processes: dict[str, object] | None
-    warnings: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, server: Server) -> Leftovers:
-        leftovers = server.leftovers()
-        if leftovers is None:
-            return cls(None)
-        if leftovers["survived"]:
-            warning = f"processes started by the server are still running after the run: {leftovers['survived']}"
-        elif leftovers["tracking"] == "process-group":
-            warning = (
-                "processes that leave the server's process group cannot be found on this system; "
-                "check that nothing the server started is still running"
-            )
-        else:
-            return cls(leftovers)
-        return cls(leftovers, (warning,))
-
-    def to_details(self) -> dict[str, Any]:
-        return {} if self.processes is None else {"processes": self.processes}
 
 
 def run_test_local(
@@ -556,7 +500,7 @@ def run_feature_impact(
 
 
 def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None = None) -> CheckOptions:
-    from cmkit.checks.suite import CheckOptions
+    from cmkit.checks.context import CheckOptions
 
     return CheckOptions(
         configuration=dict(config.checks),
@@ -569,44 +513,6 @@ def check_options(config: TestLocalConfig, expected: ExpectedPredictions | None 
         parameters=check_parameters(config),
         expected=expected,
     )
-
-
-@dataclass
-class ServerChecks:
-    """The checks' results against one server, and what the report tells about that server."""
-
-    results: dict[str, CheckResult]
-    dataset: CheckedDataset | None
-    parameters: CheckParameters
-    server: dict[str, object]  # Server.describe(): what each engine says of its server
-    exit: ExitInfo | None
-    log_tail: str
-
-    @property
-    def protocol(self) -> Any:
-        """What longRunningService found out of the server's prediction protocol (its details' entry)."""
-        return self.results[LONG_RUNNING_SERVICE].details.get("protocol")
-
-    def to_details(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset.to_dict() if self.dataset else None,
-            "parameters": self.parameters.to_api(),
-            "protocol": self.protocol,
-            "server": self.server,
-            "exit": self.exit.to_dict() if self.exit else None,
-            "logTail": self.log_tail,
-        }
-
-
-@dataclass(frozen=True)
-class CheckedDataset:
-    """The dataset the checks sent, as the report names it."""
-
-    path: str
-    rows: int
-
-    def to_dict(self) -> dict[str, object]:
-        return {"path": self.path, "rows": self.rows}
 
 
 def check_server(

@@ -51,11 +51,10 @@ from cmkit.engine.reload import (
 )
 from cmkit.errors import CmkitError
 from cmkit.events import Events
-from cmkit.report import ReportDetails, TestReport
+from cmkit.report import ReportDetails, StartInfo, TestReport
 from cmkit.testlocal import (
     LOG_TAIL_LINES,
     StartFailed,
-    StartInfo,
     TestLocalConfig,
     check_server,
     contract_variables,
@@ -65,8 +64,7 @@ from cmkit.testlocal import (
 )
 
 if TYPE_CHECKING:
-    from cmkit.checks.dataset import Dataset
-    from cmkit.checks.verification import ExpectedPredictions
+    from cmkit.checks.dataset import Dataset, ExpectedPredictions
 
 # A burst of saves (an editor's temp file, rename, chmod; a formatter after it) is one change
 # once nothing moved for this long; a steady stream is cut into changes every DEBOUNCE_MAX_MS.

@@ -1,7 +1,10 @@
 """HTTP calls to a model server: readiness pings and prediction requests, in either protocol.
 
-Checks hand `predict()` a `predict_no_state` body; the server's protocol (cmkit/checks/protocols.py:
-detected at the first readiness answer, or forced) decides the route and the body sent.
+Checks hand `predict()` a `Payload` (a `predict_no_state` body and its other forms); the
+server's protocol (cmkit/checks/protocols.py: detected at the first readiness answer, or forced)
+decides the route and the body sent. What the server speaks is the client's own state
+(`KnownProtocol`), shared with the clients it lends to the load checks (`sibling`): a new run's
+client starts from nothing.
 
 Built on urllib3's connection pool rather than requests: sideEffects sends up to thousands of
 single-row requests, and the client's own per-request cost competes with the server for the
@@ -20,7 +23,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from cmkit.checks import protocols
-from cmkit.checks.protocols import Detected
+from cmkit.checks.protocols import Detected, KnownProtocol, Payload
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,10 +40,20 @@ class Answer:
 
 
 class ModelClient:
-    def __init__(self, url: str, timeout: float = 600.0, parallelism: int = 4, protocol: str | None = None) -> None:
+    """One run's client of one model server: `protocol` forces the prediction protocol (else the
+    first readiness answer detects it); `known`, given by `sibling`, is another client's."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 600.0,
+        parallelism: int = 4,
+        protocol: str | None = None,
+        *,
+        known: KnownProtocol | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
-        if protocol is not None:
-            protocols.force(self.url, protocol)
+        self._known = known if known is not None else KnownProtocol(protocol)
         parts = urlsplit(self.url)
         self.prefix = parts.path
         self.timeout = timeout
@@ -56,14 +69,18 @@ class ModelClient:
             response = self._pool.urlopen("GET", f"{self.prefix}/", retries=False, timeout=timeout)
         except HTTPError as exc:
             raise ServerUnreachable(exc.__class__.__name__) from exc
-        if response.status == 200 and protocols.known(self.url) is None:
+        if response.status == 200 and self._known.detected is None:
             self._detect(response.headers)
         return int(response.status)
 
     @property
     def protocol(self) -> Detected | None:
         """The server's protocol once known (forced, or detected by a readiness answer)."""
-        return protocols.known(self.url)
+        return self._known.detected
+
+    def sibling(self, timeout: float, parallelism: int) -> ModelClient:
+        """A client of the same server with connections of its own, speaking what this one found."""
+        return ModelClient(self.url, timeout=timeout, parallelism=parallelism, known=self._known)
 
     def _detect(self, headers: Any) -> Detected:
         found = protocols.from_headers(headers)
@@ -72,7 +89,7 @@ class ModelClient:
             info = self._get("/info/")
             if protocols.offers_columnar(*info):
                 found = replace(found, columnar=True, keeps=protocols.keeps_columnar(*info))
-        return protocols.remember(self.url, found)
+        return self._known.remember(found)
 
     def _get(self, route: str) -> tuple[int, str]:
         """Status and text of `GET {url}{route}`; (0, "") when there is no answer."""
@@ -83,7 +100,7 @@ class ModelClient:
         return int(response.status), response.data.decode("utf-8", "replace")
 
     def _resolved(self) -> Detected:
-        known = protocols.known(self.url)
+        known = self._known.detected
         if known is not None:
             return known
         try:
@@ -92,12 +109,12 @@ class ModelClient:
             return protocols.from_capabilities(0, "")  # unreachable: predict_no_state, not remembered
         return self._detect(response.headers)
 
-    def predict(self, body: bytes) -> Answer:
-        """POST one request; `body` is a `predict_no_state` body, sent in the server's protocol."""
+    def predict(self, payload: Payload) -> Answer:
+        """POST one request, sent in the server's protocol."""
         detected = self._resolved()
-        sent, content_type = detected.request(body)
+        sent, content_type = detected.request(payload)
         answer = self._post(detected.protocol.route, sent, content_type)
-        again = detected.resend(body, answer.status, answer.text)  # a worker without the kept values
+        again = detected.resend(payload, answer.status, answer.text)  # a worker without the kept values
         return answer if again is None else self._post(detected.protocol.route, again, content_type)
 
     def _post(self, route: str, body: bytes, content_type: str) -> Answer:

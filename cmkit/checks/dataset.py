@@ -1,4 +1,5 @@
-"""The test dataset: read once with pandas, turned into `predict_no_state` request bodies.
+"""The test dataset: read once with pandas, turned into `predict_no_state` request bodies; and
+the verification dataset's column of expected predictions (predictionVerificationCheck).
 
 Wide datasets make the null-value check send one body per column, each nearly the whole
 dataset: re-encoding it for every column cost more than the model (1.3 s of JSON per request
@@ -137,13 +138,13 @@ class Dataset:
             self._selections[key] = EncodedRows(len(frame), self.names, pieces)
         return self._selections[key]
 
-    def payload(self, columns: dict[str, list[Any]] | None = None) -> bytes:
-        return self.encoded().body() if columns is None else encode_payload(columns)
+    def payload(self, columns: dict[str, list[Any]] | None = None) -> Payload:
+        return Payload(self.encoded().body()) if columns is None else encode_payload(columns)
 
-    def with_null_column(self, name: str, rows: Sequence[int] | None = None) -> bytes:
+    def with_null_column(self, name: str, rows: Sequence[int] | None = None) -> Payload:
         return self.encoded(rows).with_null_column(name)
 
-    def row_payloads(self, indices: Sequence[int]) -> list[bytes]:
+    def row_payloads(self, indices: Sequence[int]) -> list[Payload]:
         """One single-row body per index: sideEffects' requests, built in one pass over the rows."""
         frame = self.features.iloc[list(indices)]
         # One conversion of the block to Python values (NaN stays a float, which orjson writes
@@ -153,9 +154,9 @@ class Dataset:
             matrix[:, position] = _json_column(frame.iloc[:, position])
         names = self.names
         # zip(row) gives 1-tuples, which orjson writes as one-value arrays.
-        return [orjson.dumps({"X": dict(zip(names, zip(row), strict=True))}) for row in matrix.tolist()]
+        return [Payload(orjson.dumps({"X": dict(zip(names, zip(row), strict=True))})) for row in matrix.tolist()]
 
-    def row_payload(self, index: int) -> bytes:
+    def row_payload(self, index: int) -> Payload:
         return self.row_payloads([index])[0]
 
 
@@ -271,3 +272,36 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
     target = frame[target_name] if target_name else None
     return Dataset(path=csv_path, features=features, target_name=target_name, target=target)
 
+
+@dataclass
+class ExpectedPredictions:
+    """predictionVerificationCheck's column of expected predictions, one per row of the test dataset."""
+
+    path: Path
+    column: str
+    values: list[str | None]  # as written in the CSV; None where empty
+
+
+def load_expected(path: str | Path, column: str | None) -> ExpectedPredictions:
+    """The expected-predictions column of a CSV; InputError naming the file when unusable."""
+    csv_path = Path(path)
+    if not csv_path.is_file():
+        raise InputError("verification dataset not found", file=csv_path, hint="pass --verification-dataset CSV")
+    if not column:
+        raise InputError(
+            "no predictions column for the verification dataset", file=csv_path, hint="pass --predictions-column NAME"
+        )
+    header = _header(csv_path)
+    if column not in header:
+        raise InputError(
+            f"column '{column}' is not in the verification dataset (columns: {', '.join(header[:8])})",
+            file=csv_path,
+            line=1,
+            hint="fix --predictions-column",
+        )
+    try:
+        frame = pd.read_csv(csv_path, usecols=[column], dtype=str, encoding="utf-8-sig", keep_default_na=True)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"unreadable CSV: {str(exc).splitlines()[0]}", file=csv_path) from exc
+    values = [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in frame[column]]
+    return ExpectedPredictions(csv_path, column, values)

@@ -12,18 +12,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from cmkit.checks.client import ModelClient
 from cmkit.checks.predictions import Target, judge
+from cmkit.checks.protocols import Payload
 
 
 @dataclass(frozen=True)
 class Request:
     rows: int
-    body: bytes
+    body: Payload
 
 
 @dataclass
@@ -31,6 +31,40 @@ class Outcome:
     rows: int
     seconds: float
     problem: str | None  # None: a valid answer
+
+
+@dataclass(frozen=True)
+class Latency:
+    """p50/p95/p99/max/mean in milliseconds (numpy's linear-interpolated percentiles); None without answers."""
+
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    mean: float | None = None
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        if not seconds:
+            return cls()
+        values = np.asarray(seconds) * 1000.0
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return cls(
+            p50=round(float(p50), 2),
+            p95=round(float(p95), 2),
+            p99=round(float(p99), 2),
+            max=round(float(values.max()), 2),
+            mean=round(float(values.mean()), 2),
+        )
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"p50": self.p50, "p95": self.p95, "p99": self.p99, "max": self.max, "mean": self.mean}
+
+    def describe(self) -> str:
+        if self.p50 is None or self.p95 is None or self.p99 is None or self.max is None:
+            return "no answers"
+        shown = (("p50", self.p50), ("p95", self.p95), ("p99", self.p99), ("max", self.max))
+        return ", ".join(f"{name} {value:.0f} ms" for name, value in shown)
 
 
 @dataclass
@@ -44,24 +78,25 @@ class LoadRun:
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.problem is not None]
 
+    @property
+    def latency(self) -> Latency:
+        return Latency.of([o.seconds for o in self.outcomes])
 
-def latency(seconds: Sequence[float]) -> dict[str, float | None]:
-    """p50/p95/p99/max/mean in milliseconds (numpy's linear-interpolated percentiles)."""
-    if not seconds:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    values = np.asarray(seconds) * 1000.0
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {
-        "p50": round(float(p50), 2),
-        "p95": round(float(p95), 2),
-        "p99": round(float(p99), 2),
-        "max": round(float(values.max()), 2),
-        "mean": round(float(values.mean()), 2),
-    }
+    def to_dict(self) -> dict[str, object]:
+        """The figures a load check reports in its details."""
+        return {
+            "requests": len(self.outcomes),
+            "failedRequests": len(self.failures),
+            "notSent": self.not_sent,
+            "seconds": round(self.seconds, 3),
+            "requestsPerSecond": round(len(self.outcomes) / self.seconds, 1) if self.seconds > 0 else None,
+            "latencyMs": self.latency.to_dict(),
+            "stoppedEarly": self.stopped,
+        }
 
 
 def run_load(
-    url: str,
+    client: ModelClient,
     requests: Sequence[Request],
     target: Target,
     users: int,
@@ -70,13 +105,14 @@ def run_load(
     cancel: threading.Event,
     stop_on: Callable[[Outcome], str | None] = lambda outcome: None,
 ) -> LoadRun:
-    """Send `requests` from `users` concurrent clients; see the module docstring."""
+    """Send `requests` from `users` concurrent clients, lent by `client` (its server and protocol,
+    connections of their own); see the module docstring."""
     run = LoadRun()
     lock = threading.Lock()
     next_index = [0]
     stop = threading.Event()
     started = time.monotonic()
-    client = ModelClient(url, timeout=request_timeout, parallelism=users)
+    lent = client.sibling(timeout=request_timeout, parallelism=users)
 
     def take() -> Request | None:
         with lock:
@@ -92,7 +128,7 @@ def run_load(
     def user() -> None:
         while (request := take()) is not None:
             sent = time.monotonic()
-            answer = client.predict(request.body)
+            answer = lent.predict(request.body)
             seconds = time.monotonic() - sent
             verdict = judge(answer.status, answer.text, request.rows, target)
             outcome = Outcome(request.rows, seconds, None if verdict.ok else verdict.summary())
@@ -108,25 +144,7 @@ def run_load(
             for future in [pool.submit(user) for _ in range(users)]:
                 future.result()
     finally:
-        client.close()
+        lent.close()
     run.seconds = time.monotonic() - started
     run.not_sent = len(requests) - len(run.outcomes)
     return run
-
-
-def summary(run: LoadRun) -> dict[str, Any]:
-    return {
-        "requests": len(run.outcomes),
-        "failedRequests": len(run.failures),
-        "notSent": run.not_sent,
-        "seconds": round(run.seconds, 3),
-        "requestsPerSecond": round(len(run.outcomes) / run.seconds, 1) if run.seconds > 0 else None,
-        "latencyMs": latency([o.seconds for o in run.outcomes]),
-        "stoppedEarly": run.stopped,
-    }
-
-
-def describe_latency(figures: dict[str, float | None]) -> str:
-    if figures["p50"] is None:
-        return "no answers"
-    return ", ".join(f"{name} {figures[name]:.0f} ms" for name in ("p50", "p95", "p99", "max"))

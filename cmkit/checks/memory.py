@@ -108,7 +108,7 @@ class PeakMemory:
             with contextlib.suppress(Exception):
                 self._record(_docker_usage(container.stats(stream=False)))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"peakMemoryBytes": self.peak, "memorySource": self.source, "memorySamples": self.samples}
 
     def describe(self) -> str:

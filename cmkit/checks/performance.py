@@ -10,16 +10,16 @@ too) and the server's peak memory while under load.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cmkit.checks.load import Outcome, Request, describe_latency, latency, run_load, summary
+from cmkit.checks.context import Context
+from cmkit.checks.load import Latency, Outcome, Request, run_load
 from cmkit.checks.memory import PeakMemory
 from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import PERFORMANCE, CheckResult, conclude
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
-    from cmkit.checks.suite import Context
 
 REQUESTS_PER_SIZE = 10
 # A request slower than maxResponseTime has failed the check: waiting a little past the limit
@@ -57,7 +57,7 @@ def performance_check(ctx: Context) -> CheckResult:
     memory = PeakMemory(ctx.server).start()
     try:
         run = run_load(
-            ctx.server.url,
+            ctx.client,
             build_requests(dataset),
             ctx.target,
             parameters.numParallelUsers,
@@ -69,15 +69,15 @@ def performance_check(ctx: Context) -> CheckResult:
     finally:
         memory.stop()
     ctx.raise_if_canceled()
-    figures = summary(run)
     by_size = {
-        str(size): latency([o.seconds for o in run.outcomes if o.rows == size]) for size in payload_sizes(dataset.rows)
+        str(size): Latency.of([o.seconds for o in run.outcomes if o.rows == size]).to_dict()
+        for size in payload_sizes(dataset.rows)
     }
-    details: dict[str, Any] = {**figures, "latencyMsByRows": by_size, **memory.to_dict()}
+    details: dict[str, object] = {**run.to_dict(), "latencyMsByRows": by_size, **memory.to_dict()}
     details["parameters"] = vars(parameters)
     shown = (
         f"{len(run.outcomes)} requests of 1-{dataset.rows} rows from {parameters.numParallelUsers} user(s): "
-        f"{describe_latency(figures['latencyMs'])}; {memory.describe()}"
+        f"{run.latency.describe()}; {memory.describe()}"
     )
     problems = []
     if run.stopped:

@@ -17,8 +17,9 @@ Detection: DRUM puts an `X-Drum-Version` header on every answer and has `GET
 runtime also reads a columnar body (cmkit_runtime/wire.py) when its `GET {prefix}/info/` says
 so: the null-value check's requests, which would otherwise cost a JSON list per column each,
 use it; every other request stays DataRobot's JSON. What was found (or
-forced with `--protocol`) is remembered per server URL, so every client of that server, in any
-check, uses it.
+forced with `--protocol`) is a `KnownProtocol`: state of one run's client (cmkit/checks/client.py),
+shared with the clients it lends to the load checks, so every request of the run uses it and
+no run inherits what an earlier server on the same port spoke.
 """
 
 from __future__ import annotations
@@ -51,42 +52,31 @@ class KeptTwin:
     whole: Callable[[], bytes]
 
 
-class Payload(bytes):
-    """A `predict_no_state` JSON body that keeps its columns, so other protocols need not parse it.
+@dataclass(frozen=True)
+class Payload:
+    """A check's request: its `predict_no_state` JSON body and what other forms of it are made from.
 
-    `columnar`, when given, builds the same request in cmkit-runtime's columnar form
-    (cmkit_runtime/wire.py), sent instead when the server offers it; `kept` the same request
-    again, as values the server keeps, for servers that keep them.
+    `columns`, when kept, are the columns the body was encoded from (DRUM's CSV is written from
+    them without parsing the body again); `columnar` builds the same request in cmkit-runtime's
+    columnar form (cmkit_runtime/wire.py), sent instead when the server offers it; `kept` the
+    same request again, as values the server keeps, for servers that keep them.
     """
 
-    columns: Mapping[str, list[Any]] | None
-    columnar: Callable[[], bytes] | None
-    kept: KeptTwin | None
+    body: bytes
+    columns: Mapping[str, list[Any]] | None = None
+    columnar: Callable[[], bytes] | None = None
+    kept: KeptTwin | None = None
 
-    def __new__(
-        cls,
-        body: bytes,
-        columns: Mapping[str, list[Any]] | None = None,
-        columnar: Callable[[], bytes] | None = None,
-        kept: KeptTwin | None = None,
-    ) -> Payload:
-        payload = super().__new__(cls, body)
-        payload.columns = columns
-        payload.columnar = columnar
-        payload.kept = kept
-        return payload
+    def column_values(self) -> Mapping[str, list[Any]]:
+        """The request's columns: those kept, else parsed from the body."""
+        if self.columns is not None:
+            return self.columns
+        return json.loads(self.body)["X"]  # type: ignore[no-any-return]
 
 
 def encode_payload(columns: dict[str, list[Any]]) -> Payload:
     """A `predict_no_state` body that keeps its columns (a protocol may turn them into CSV)."""
     return Payload(orjson.dumps({"X": columns}), columns)
-
-
-def columns_of(body: bytes) -> Mapping[str, list[Any]]:
-    columns = getattr(body, "columns", None)
-    if columns is not None:
-        return columns  # type: ignore[no-any-return]
-    return json.loads(body)["X"]  # type: ignore[no-any-return]
 
 
 def _cell(value: Any) -> str:
@@ -136,11 +126,11 @@ class Protocol:
     route: str  # under the URL prefix
     content_type: str
 
-    def request_body(self, body: bytes) -> bytes:
+    def request_body(self, payload: Payload) -> bytes:
         """A check's `predict_no_state` body in this protocol's form."""
         if self.name == DRUM:
-            return csv_body(columns_of(body))
-        return body
+            return csv_body(payload.column_values())
+        return payload.body
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "route": self.route}
@@ -160,9 +150,9 @@ class Detected:
     columnar: bool = False  # the server's /info/ offers cmkit-runtime's columnar body
     keeps: bool = False  # ... and keeps a columnar body's values ("columnarKeep", runtime 0.4.0)
 
-    def sent_as(self, body: bytes) -> str:
-        """The form `body` travels in to this server: "csv" (DRUM), "columnar" or "json"."""
-        return self.form(has_columnar_twin=getattr(body, "columnar", None) is not None)
+    def sent_as(self, payload: Payload) -> str:
+        """The form `payload` travels in to this server: "csv" (DRUM), "columnar" or "json"."""
+        return self.form(has_columnar_twin=payload.columnar is not None)
 
     def form(self, has_columnar_twin: bool) -> str:
         """The form a body travels in to this server, given whether it can be built columnar."""
@@ -175,18 +165,17 @@ class Detected:
         to this server as the short form on values its workers keep (wire.py's "from")."""
         return has_kept_twin and self.keeps and self.form(has_columnar_twin=True) == "columnar"
 
-    def request(self, body: bytes) -> tuple[bytes, str]:
-        """A check's `predict_no_state` body as this server takes it, and its Content-Type."""
-        kept: KeptTwin | None = getattr(body, "kept", None)
-        if self.sends_short(kept is not None):
-            return kept.short(), wire.COLUMNAR  # type: ignore[union-attr]
-        if self.sent_as(body) == "columnar":
-            return body.columnar(), wire.COLUMNAR  # type: ignore[attr-defined]
-        return self.protocol.request_body(body), self.protocol.content_type
+    def request(self, payload: Payload) -> tuple[bytes, str]:
+        """A check's request as this server takes it, and its Content-Type."""
+        if payload.kept is not None and self.sends_short(True):
+            return payload.kept.short(), wire.COLUMNAR
+        if payload.columnar is not None and self.sent_as(payload) == "columnar":
+            return payload.columnar(), wire.COLUMNAR
+        return self.protocol.request_body(payload), self.protocol.content_type
 
-    def resend(self, body: bytes, status: int, text: str) -> bytes | None:
+    def resend(self, payload: Payload, status: int, text: str) -> bytes | None:
         """The whole body to send after a short one named values the worker does not keep, else None."""
-        kept: KeptTwin | None = getattr(body, "kept", None)
+        kept = payload.kept
         if status != wire.KEPT_STATUS or kept is None or not self.sends_short(True):
             return None
         try:
@@ -195,8 +184,8 @@ class Detected:
             return None
         return kept.whole() if isinstance(answer, dict) and wire.MISSING in answer else None
 
-    def to_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {**self.protocol.to_dict(), "how": self.how}
+    def to_dict(self) -> dict[str, object]:
+        found: dict[str, object] = {**self.protocol.to_dict(), "how": self.how}
         if self.columnar:
             found["columnar"] = True
         if self.keeps:
@@ -204,40 +193,36 @@ class Detected:
         return {**found, "drumVersion": self.drum_version} if self.drum_version else found
 
 
-_known: dict[str, Detected] = {}
-_lock = threading.Lock()
-
-
-def _key(url: str) -> str:
-    return url.rstrip("/")
-
-
-def remember(url: str, detected: Detected) -> Detected:
-    """Record what `url` speaks; a forced protocol is never replaced by a detection."""
-    with _lock:
-        current = _known.get(_key(url))
-        if current is not None and current.how == "forced":
-            return current
-        _known[_key(url)] = detected
-        return detected
-
-
-def known(url: str) -> Detected | None:
-    with _lock:
-        return _known.get(_key(url))
-
-
-def force(url: str, name: str) -> Detected:
+def forced(name: str) -> Detected:
+    """The protocol `--protocol` names; ValueError for a name that is none."""
     if name not in PROTOCOLS:
         raise ValueError(f"unknown protocol '{name}' (use {' or '.join(PROTOCOL_NAMES)})")
-    with _lock:
-        detected = _known[_key(url)] = Detected(PROTOCOLS[name], "forced")
-        return detected
+    return Detected(PROTOCOLS[name], "forced")
 
 
-def forget(url: str) -> None:
-    with _lock:
-        _known.pop(_key(url), None)
+class KnownProtocol:
+    """What one server speaks, for one run: forced, or detected by its first readiness answer.
+
+    Owned by the run's ModelClient and shared with the clients it lends (`ModelClient.sibling`),
+    whose threads may detect at once: hence the lock.
+    """
+
+    def __init__(self, forced_name: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._detected = forced(forced_name) if forced_name is not None else None
+
+    @property
+    def detected(self) -> Detected | None:
+        with self._lock:
+            return self._detected
+
+    def remember(self, detected: Detected) -> Detected:
+        """Record what the server speaks; a forced protocol is never replaced by a detection."""
+        with self._lock:
+            if self._detected is not None and self._detected.how == "forced":
+                return self._detected
+            self._detected = detected
+            return detected
 
 
 def from_headers(headers: Mapping[str, str]) -> Detected | None:

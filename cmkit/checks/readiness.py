@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-from cmkit.checks import protocols
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.results import FAILED, SUCCEEDED, CheckResult
 from cmkit.engine.base import Server
@@ -98,10 +97,8 @@ def wait_ready(
     server: Server, timeout: float, cancel: threading.Event | None = None, protocol: str | None = None
 ) -> CheckResult:
     """`wait_until_ready` with a client of its own (serve, --watch, feature impact); details name the protocol."""
-    protocols.forget(server.url)  # a port may be reused: what an earlier server spoke says nothing
     client = ModelClient(server.url, protocol=protocol)
     try:
         return wait_until_ready(server, client, timeout, cancel or threading.Event())
     finally:
         client.close()
-        protocols.forget(server.url)

@@ -15,7 +15,8 @@ import random
 from typing import TYPE_CHECKING
 
 from cmkit.checks.client import ServerUnreachable
-from cmkit.checks.load import Request, describe_latency, run_load, summary
+from cmkit.checks.context import Context
+from cmkit.checks.load import Request, run_load
 from cmkit.checks.memory import PeakMemory
 from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import STABILITY, CheckResult, conclude
@@ -23,7 +24,6 @@ from cmkit.checks.results import STABILITY, CheckResult, conclude
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
     from cmkit.checks.parameters import StabilityParameters
-    from cmkit.checks.suite import Context
 
 SEED = 17
 MAX_LISTED = 3
@@ -57,7 +57,7 @@ def stability_check(ctx: Context) -> CheckResult:
     memory = PeakMemory(ctx.server).start()
     try:
         run = run_load(
-            ctx.server.url,
+            ctx.client,
             build_requests(dataset, parameters),
             ctx.target,
             parameters.numParallelUsers,
@@ -71,13 +71,12 @@ def stability_check(ctx: Context) -> CheckResult:
     total = len(run.outcomes)
     passed = total - len(run.failures)
     rate = passed / total if total else 0.0
-    figures = summary(run)
-    details = {**figures, "passingRate": round(rate, 6), "seed": SEED, **memory.to_dict()}
+    details = {**run.to_dict(), "passingRate": round(rate, 6), "seed": SEED, **memory.to_dict()}
     details["parameters"] = vars(parameters)
     shown = (
         f"{passed} of {total} requests of {parameters.minPayloadSize}-{parameters.maxPayloadSize} rows from "
         f"{parameters.numParallelUsers} user(s) succeeded ({rate:.1%}; {parameters.passingRate:.1%} required); "
-        f"{describe_latency(figures['latencyMs'])}; {memory.describe()}"
+        f"{run.latency.describe()}; {memory.describe()}"
     )
     problems = []
     if rate < parameters.passingRate:

@@ -10,22 +10,22 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import protocols, readiness
+from cmkit.checks import readiness
 from cmkit.checks.client import ModelClient, ServerUnreachable
-from cmkit.checks.parameters import CheckParameters
+from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
 from cmkit.checks.predictions import Target, Verdict, judge
+from cmkit.checks.protocols import Payload
 from cmkit.checks.readiness import Canceled
 from cmkit.checks.results import (
     ABORTED,
     CANCELED,
     CHECK_NAMES,
-    DEFAULT_CONFIGURATION,
     ERROR_CHECK,
     FAILED,
     LONG_RUNNING_SERVICE,
@@ -40,10 +40,10 @@ from cmkit.checks.results import (
     conclude,
     not_started,
 )
-from cmkit.checks.sampling import AUTO, null_check_rows
+from cmkit.checks.sampling import null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
 from cmkit.checks.stability import stability_check
-from cmkit.checks.verification import ExpectedPredictions, prediction_verification
+from cmkit.checks.verification import prediction_verification
 from cmkit.engine.base import Server
 from cmkit.events import Events
 
@@ -51,43 +51,6 @@ if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the criti
     from cmkit.checks.dataset import Dataset
 
 MAX_LISTED = 5
-
-
-@dataclass
-class CheckOptions:
-    configuration: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CONFIGURATION))
-    startup_timeout: float = 120.0
-    side_effects_rows: int = 1000
-    null_rows: str | int = AUTO  # rows per null-column request: auto, all or a number (checks/sampling.py)
-    rtol: float = 1e-5
-    atol: float = 1e-8
-    parallelism: int = 8
-    request_timeout: float = 600.0
-    protocol: str | None = None  # predict_no_state or drum; None: detected from the server's answers
-    parameters: CheckParameters = field(default_factory=CheckParameters)
-    expected: ExpectedPredictions | None = None  # predictionVerificationCheck's column
-
-
-@dataclass
-class Context:
-    server: Server
-    client: ModelClient
-    dataset: Dataset | None
-    target: Target
-    options: CheckOptions
-    events: Events
-    cancel: threading.Event
-    batch: Verdict | None = None
-
-    def level(self, check: str) -> str:
-        return self.options.configuration.get(check, DEFAULT_CONFIGURATION[check])
-
-    def raise_if_canceled(self) -> None:
-        if self.cancel.is_set():
-            raise Canceled()
-
-    def death_note(self, check_oom: bool = True) -> str | None:
-        return readiness.death_note(self.server, check_oom)
 
 
 # --- longRunningService -------------------------------------------------------------------------
@@ -121,7 +84,7 @@ def error_check(ctx: Context) -> CheckResult:
     answer = ctx.client.predict(ctx.dataset.payload())
     verdict = judge(answer.status, answer.text, ctx.dataset.rows, ctx.target)
     ctx.batch = verdict
-    details: dict[str, Any] = {"rows": ctx.dataset.rows, "invalidRows": [p.to_dict() for p in verdict.rows[:100]]}
+    details: dict[str, object] = {"rows": ctx.dataset.rows, "invalidRows": [p.to_dict() for p in verdict.rows[:100]]}
     if verdict.ok:
         return conclude(ctx.level(ERROR_CHECK), None, f"{ctx.dataset.rows} rows predicted", details)
     return conclude(ctx.level(ERROR_CHECK), _problem_with_death(ctx, verdict.summary()), "", details)
@@ -186,7 +149,7 @@ def _format(values: np.ndarray, target: Target) -> str:
 
 
 def _each_alone(
-    ctx: Context, alone: Callable[[tuple[int, bytes]], tuple[int, Verdict]], indices: list[int]
+    ctx: Context, alone: Callable[[tuple[int, Payload]], tuple[int, Verdict]], indices: list[int]
 ) -> Iterator[tuple[int, Verdict]]:
     """The single-row requests, their bodies built a block of rows at a time.
 
@@ -198,6 +161,18 @@ def _each_alone(
     for start in range(0, len(indices), block):
         chunk = indices[start : start + block]
         yield from ctx.client.map(alone, zip(chunk, ctx.dataset.row_payloads(chunk), strict=True))
+
+
+@dataclass(frozen=True)
+class RowMismatch:
+    """A row whose prediction alone differs from its prediction in the batch (or is invalid)."""
+
+    row: int
+    batch: str  # the batch's prediction, formatted
+    alone: str  # the prediction alone, formatted, or why it is invalid
+
+    def to_dict(self) -> dict[str, object]:
+        return {"row": self.row, "batch": self.batch, "alone": self.alone}
 
 
 def side_effects(ctx: Context) -> CheckResult:
@@ -212,33 +187,31 @@ def side_effects(ctx: Context) -> CheckResult:
     batch_values = batch.values
     indices = _sample_rows(dataset.rows, ctx.options.side_effects_rows)
 
-    def alone(request: tuple[int, bytes]) -> tuple[int, Verdict]:
+    def alone(request: tuple[int, Payload]) -> tuple[int, Verdict]:
         ctx.raise_if_canceled()
         answer = ctx.client.predict(request[1])
         return request[0], judge(answer.status, answer.text, 1, ctx.target)
 
     started = time.monotonic()
-    mismatches: list[dict[str, Any]] = []
+    mismatches: list[RowMismatch] = []
     for index, verdict in _each_alone(ctx, alone, indices):
         expected = batch_values[index]
         if verdict.values is None:
-            mismatches.append({"row": index, "batch": _format(expected, ctx.target), "alone": verdict.summary()})
+            mismatches.append(RowMismatch(index, _format(expected, ctx.target), verdict.summary()))
         elif not _same(verdict.values[0], expected, ctx):
-            mismatches.append(
-                {"row": index, "batch": _format(expected, ctx.target), "alone": _format(verdict.values[0], ctx.target)}
-            )
+            mismatches.append(RowMismatch(index, _format(expected, ctx.target), _format(verdict.values[0], ctx.target)))
     seconds = time.monotonic() - started
     details = {
         "rowsCompared": len(indices),
         "rowsPerSecond": round(len(indices) / seconds, 1) if seconds > 0 else None,
         "rtol": ctx.options.rtol,
         "atol": ctx.options.atol,
-        "mismatches": mismatches[:100],
+        "mismatches": [m.to_dict() for m in mismatches[:100]],
     }
     if not mismatches:
         message = f"{len(indices)} rows predicted alone match the batch"
         return conclude(ctx.level(SIDE_EFFECTS), None, message, details)
-    listed = "; ".join(f"row {m['row']}: batch {m['batch']} vs alone {m['alone']}" for m in mismatches[:MAX_LISTED])
+    listed = "; ".join(f"row {m.row}: batch {m.batch} vs alone {m.alone}" for m in mismatches[:MAX_LISTED])
     problem = f"{len(mismatches)} of {len(indices)} rows differ when predicted alone: {listed}"
     return conclude(ctx.level(SIDE_EFFECTS), _problem_with_death(ctx, problem), "", details)
 
@@ -271,7 +244,6 @@ def run_checks(
     cancel: threading.Event | None = None,
 ) -> dict[str, CheckResult]:
     """Run every check against `server`; returns one result per check name, in API order."""
-    protocols.forget(server.url)  # a port may be reused: what an earlier server spoke says nothing
     ctx = Context(
         server=server,
         client=ModelClient(
@@ -313,5 +285,4 @@ def run_checks(
             results.setdefault(name, CheckResult(CANCELED, "canceled"))
     finally:
         ctx.client.close()
-        protocols.forget(server.url)
     return {name: results[name] for name in CHECK_NAMES}

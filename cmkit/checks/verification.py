@@ -13,55 +13,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from cmkit.checks.context import Context
 from cmkit.checks.predictions import Target, judge
 from cmkit.checks.results import ABORTED, PREDICTION_VERIFICATION, SKIPPED, CheckResult, conclude
-from cmkit.errors import InputError
-
-if TYPE_CHECKING:
-    from cmkit.checks.suite import Context
 
 MAX_LISTED = 5
 
 
-@dataclass
-class ExpectedPredictions:
-    path: Path
-    column: str
-    values: list[str | None]  # as written in the CSV; None where empty
+@dataclass(frozen=True)
+class Mismatch:
+    """A compared row whose prediction is not the expected one (numbers: beyond the precision)."""
 
+    row: int
+    predicted: Any  # a number, or a label when labels are compared
+    expected: Any
 
-def load_expected(path: str | Path, column: str | None) -> ExpectedPredictions:
-    """The expected-predictions column of a CSV; InputError naming the file when unusable."""
-    import pandas as pd
-
-    from cmkit.checks.dataset import _header
-
-    csv_path = Path(path)
-    if not csv_path.is_file():
-        raise InputError("verification dataset not found", file=csv_path, hint="pass --verification-dataset CSV")
-    if not column:
-        raise InputError(
-            "no predictions column for the verification dataset", file=csv_path, hint="pass --predictions-column NAME"
-        )
-    header = _header(csv_path)
-    if column not in header:
-        raise InputError(
-            f"column '{column}' is not in the verification dataset (columns: {', '.join(header[:8])})",
-            file=csv_path,
-            line=1,
-            hint="fix --predictions-column",
-        )
-    try:
-        frame = pd.read_csv(csv_path, usecols=[column], dtype=str, encoding="utf-8-sig", keep_default_na=True)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"unreadable CSV: {str(exc).splitlines()[0]}", file=csv_path) from exc
-    values = [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in frame[column]]
-    return ExpectedPredictions(csv_path, column, values)
+    def to_dict(self) -> dict[str, object]:
+        return {"row": self.row, "predicted": self.predicted, "expected": self.expected}
 
 
 def _as_float(text: str) -> float | None:
@@ -119,11 +91,7 @@ def prediction_verification(ctx: Context) -> CheckResult:
     except ValueError as exc:
         return conclude(level, f"column '{expected.column}': {exc}", "")
     compared = [(row, p, e) for row, (p, e) in enumerate(zip(predicted, wanted, strict=True)) if e is not None]
-    mismatches = [
-        {"row": row, "predicted": p, "expected": e}
-        for row, p, e in compared
-        if not _matches(p, e, parameters.comparisonPrecision)
-    ]
+    mismatches = [Mismatch(row, p, e) for row, p, e in compared if not _matches(p, e, parameters.comparisonPrecision)]
     rate = (len(compared) - len(mismatches)) / len(compared) if compared else 0.0
     details = {
         "compared": what,
@@ -133,7 +101,7 @@ def prediction_verification(ctx: Context) -> CheckResult:
         "matchingRate": round(rate, 6),
         "requiredMatchingRate": parameters.matchingRate,
         "comparisonPrecision": parameters.comparisonPrecision,
-        "mismatches": mismatches[:100],
+        "mismatches": [m.to_dict() for m in mismatches[:100]],
     }
     summary = (
         f"{len(compared) - len(mismatches)} of {len(compared)} rows match '{expected.column}' "
@@ -144,8 +112,7 @@ def prediction_verification(ctx: Context) -> CheckResult:
     if rate >= parameters.matchingRate:
         return conclude(level, None, summary, details)
     listed = "; ".join(
-        f"row {m['row']}: predicted {_short(m['predicted'])}, expected {_short(m['expected'])}"
-        for m in mismatches[:MAX_LISTED]
+        f"row {m.row}: predicted {_short(m.predicted)}, expected {_short(m.expected)}" for m in mismatches[:MAX_LISTED]
     )
     return conclude(level, f"{summary}: {listed}", "", details)
 

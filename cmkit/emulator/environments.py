@@ -139,9 +139,7 @@ def create_version(
     try:
         context.flush()
         try:
-            extract_context(context.path, staging / "context", emu.settings.limits)
-        except ValueError as exc:
-            raise invalid(f"Invalid docker context: {exc}", {"dockerContext": str(exc)}) from None
+            extract_context(context.path, staging / "context", emu.settings.limits)  # ErrorResponse when refused
         except OSError as exc:
             reason = f"it could not be unpacked ({exc.strerror or exc})"
             raise invalid(f"Invalid docker context: {reason}", {"dockerContext": reason}) from None

@@ -20,6 +20,7 @@ from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
 from cmkit.emulator.store import Blob, HashingFile, Resource
+from cmkit.emulator.training_data import version_data
 from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 from cmkit.target import API_FIELDS, TargetSpec
@@ -196,8 +197,6 @@ def create_version(
     from_latest: bool,
 ) -> dict[str, Any]:
     """A new version: POST starts from no files, PATCH from the latest version's files."""
-    from cmkit.emulator import training  # training builds on this module
-
     _model(emu, model_id)
     paths = _check_uploads(uploads, emu.settings.limits)
     blobs = {
@@ -231,7 +230,7 @@ def create_version(
             "gitModelVersion": fields.get("gitModelVersion"),
             "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
             **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
-            **training.version_data(emu, model, fields, latest),
+            **version_data(emu, model, fields, latest),
         }
         emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal={"blobs": item_blobs})
         emu.store.update(KIND, model_id, {"updated": doc["created"]})

@@ -14,54 +14,25 @@ An assignment is checked at once against the stored CSV (ingested, and holding t
 and the partition column): DataRobot answers 422 for an incompatible dataset. The assignment
 itself then ends in the background, so the model's `trainingDataAssignmentInProgress` and the
 version's `trainingData.assignmentInProgress` are honest about the moment in between.
+
+The rules a version's data follows, and the dataset check, are `training_data`'s: `models`
+applies them when it creates a version, and this module builds on `models`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import threading
 from typing import Any
 
-from cmkit.emulator import datasets, models
+from cmkit.emulator import models
 from cmkit.emulator.common import now
 from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
+from cmkit.emulator.training_data import check_dataset
 
 MODEL_FIELDS = ("trainingDatasetId", "trainingDatasetVersionId", "trainingDataFileName", "trainingDataPartitionColumn")
-
-
-def _header(emu: Emulator, dataset_id: str) -> list[str]:
-    with datasets.csv_path(emu, dataset_id).open(encoding="utf-8-sig", newline="") as handle:
-        return next(csv.reader(handle), [])
-
-
-def check_dataset(
-    emu: Emulator, model: Resource, dataset_id: str, partition_column: str | None = None
-) -> dict[str, Any]:
-    """The dataset's catalog entry when it can train `model`; 404/422 naming what is wrong."""
-    entry = datasets.get(emu, dataset_id)
-    if entry["processingState"] != "COMPLETED":
-        raise invalid(
-            f"Dataset {dataset_id} ingest must finish before assigning training data "
-            f"(processingState {entry['processingState']})",
-            {"datasetId": "ingest has not finished"},
-        )
-    header = _header(emu, dataset_id)
-    target = model.doc.get("targetName")
-    if target and model.doc["targetType"] != "Anomaly" and target not in header:
-        raise invalid(
-            f"Dataset {dataset_id} is incompatible with custom model {model.id}: it has no target column {target!r}",
-            {"datasetId": f"has no column {target}"},
-        )
-    if partition_column and partition_column not in header:
-        raise invalid(
-            f"Dataset {dataset_id} has no partition column {partition_column!r}",
-            {"partitionColumn": f"not a column of dataset {dataset_id}"},
-        )
-    return entry
 
 
 # -- the model level (deprecated) ----------------------------------------------------------------
@@ -104,75 +75,6 @@ def _finish(emu: Emulator, model_id: str, status_id: str, cancel: threading.Even
 
 
 # -- the version level ---------------------------------------------------------------------------
-
-
-def _json_field(raw: Any, name: str) -> dict[str, Any] | None:
-    """trainingData/holdoutData: JSON text in multipart forms, an object in JSON bodies."""
-    if raw is None or isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, dict):
-        raise invalid(f'{name} must be a JSON object such as {{"datasetId": "..."}}', {name: "must be a JSON object"})
-    return value
-
-
-def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest: Resource | None) -> dict[str, Any]:
-    """The `trainingData`/`holdoutData` of a new version, from the request and its predecessor."""
-    training = _json_field(fields.get("trainingData"), "trainingData")
-    holdout = _json_field(fields.get("holdoutData"), "holdoutData")
-    enabled = bool(model.doc.get("isTrainingDataForVersionsPermanentlyEnabled"))
-    if (training or holdout) and not enabled:
-        raise invalid(
-            f"Custom model {model.id} does not assign training data to versions: "
-            "set isTrainingDataForVersionsPermanentlyEnabled on the model first",
-            {"trainingData": "training data for versions is not enabled on this model"},
-        )
-    if not enabled:
-        return {}
-    keep = fields.get("keepTrainingHoldoutData", True)
-    if keep and (training or holdout) and "keepTrainingHoldoutData" in fields:
-        raise invalid(
-            "keepTrainingHoldoutData cannot be true when new training or holdout data is given",
-            {"keepTrainingHoldoutData": "conflicts with trainingData/holdoutData"},
-        )
-    if holdout and not training:
-        raise invalid("holdoutData needs trainingData", {"holdoutData": "given without trainingData"})
-    if training:
-        return _assigned(emu, model, training, holdout)
-    if keep and latest is not None:
-        return {key: latest.doc[key] for key in ("trainingData", "holdoutData") if latest.doc.get(key)}
-    return {}
-
-
-def _assigned(
-    emu: Emulator, model: Resource, training: dict[str, Any], holdout: dict[str, Any] | None
-) -> dict[str, Any]:
-    dataset_id = training.get("datasetId")
-    if not dataset_id:
-        raise invalid("trainingData.datasetId is required", {"trainingData.datasetId": "is required"})
-    partition = (holdout or {}).get("partitionColumn")
-    entry = check_dataset(emu, model, dataset_id, partition)
-    result: dict[str, Any] = {
-        "trainingData": {
-            "datasetId": dataset_id,
-            "datasetVersionId": entry["versionId"],
-            "datasetName": training.get("datasetName") or entry["name"],
-            "assignmentInProgress": False,
-        }
-    }
-    if holdout:
-        holdout_id = holdout.get("datasetId")
-        holdout_entry = datasets.get(emu, holdout_id) if holdout_id else None
-        result["holdoutData"] = {
-            "datasetId": holdout_id,
-            "datasetVersionId": holdout_entry["versionId"] if holdout_entry else None,
-            "datasetName": holdout.get("datasetName") or (holdout_entry["name"] if holdout_entry else None),
-            "partitionColumn": partition,
-        }
-    return result
 
 
 def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ writable fields through the helpers here, so each rule has one home:
 - `parse_json`: strict JSON (no NaN/Infinity, bounded nesting) that must be an object;
 - `check_body(..., writable=True)`: PATCH bodies hold only the fields the reference lists;
 - `check_file_path` / `check_path_set`: upload paths (relative, no `..`, NUL, newline, long
-  components, file/folder clashes), for model files and docker-context members alike;
+  components, file/folder clashes), for model files and docker-context members alike: the
+  core's rule (`cmkit.safepaths`), answered as a 422;
 - `Limits`: the sizes and counts the emulator caps (docs/emulator.md, "Limits").
 """
 
@@ -27,8 +28,11 @@ from typing import Any
 
 from jsonschema import Draft7Validator, ValidationError
 
+from cmkit import safepaths
+from cmkit.contexts import ContextLimits
 from cmkit.emulator.errors import ErrorResponse
 from cmkit.emulator.reference import QueryParam, Reference, RouteSpec
+from cmkit.safepaths import MAX_COMPONENT_BYTES, UnsafePath
 
 # The reference marks offset/limit required, yet DataRobot's own client never sends them (its
 # `unpaginate` relies on the server's defaults; its docs give the default page size as 20).
@@ -39,16 +43,13 @@ ID_PATTERN = re.compile(r"[0-9a-f]{24}")
 # Deeper JSON than any request of the reference needs; far below Python's recursion limit, so
 # neither the parser nor jsonschema can overflow the stack.
 MAX_JSON_DEPTH = 64
-MAX_PATH_BYTES = 4096
-MAX_COMPONENT_BYTES = 255
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Caps on what one request may make the emulator store or unpack (docs/emulator.md)."""
+class Limits(ContextLimits):
+    """Caps on what one request may make the emulator store or unpack (docs/emulator.md): a
+    docker context's (`cmkit.contexts`, whose unpacker takes these) and a requirements.txt's."""
 
-    context_bytes: int = 2 * 1024**3  # a docker context, extracted
-    context_members: int = 10_000  # files and folders in a docker context
     requirements_bytes: int = 1024**2  # a version's requirements.txt
 
 
@@ -131,25 +132,15 @@ def parse_json_object(raw: bytes | str, what: str = "The request body") -> dict[
 
 
 def check_file_path(raw: str, field: str = "filePath") -> str:
-    """A relative path inside the model (or context), normalised; 422 naming the problem."""
+    """A relative path inside the model (or context), normalised (`cmkit.safepaths`' rule); 422 naming the problem."""
+    try:
+        return safepaths.member_path(raw, field)
+    except UnsafePath as exc:
+        raise _refused(exc) from None
 
-    def refuse(reason: str) -> ErrorResponse:
-        return ErrorResponse(422, f"{field} {raw[:300]!r} {reason}", {field: reason})
 
-    if any(c in raw for c in "\x00\n\r"):
-        raise refuse("must not hold NUL bytes or line breaks")
-    text = raw.replace("\\", "/").strip()
-    if not text or text.startswith("/") or re.match(r"[A-Za-z]:/", text):
-        raise refuse("must be a relative path")
-    path = posixpath.normpath(text)
-    if path in (".", "..") or path.startswith("../"):
-        raise refuse("leaves the model folder")
-    encoded = path.encode("utf-8", errors="surrogateescape")
-    if len(encoded) > MAX_PATH_BYTES:
-        raise refuse(f"is longer than {MAX_PATH_BYTES} bytes")
-    if any(len(part.encode("utf-8", errors="surrogateescape")) > MAX_COMPONENT_BYTES for part in path.split("/")):
-        raise refuse(f"has a component longer than {MAX_COMPONENT_BYTES} bytes")
-    return path
+def _refused(exc: UnsafePath) -> ErrorResponse:
+    return ErrorResponse(422, exc.message, {exc.field_name: exc.reason})
 
 
 def file_name(raw: str | None, default: str) -> str:
@@ -164,14 +155,10 @@ def file_name(raw: str | None, default: str) -> str:
 
 def check_path_set(paths: Iterable[str], field: str = "filePath") -> None:
     """422 when one path is a file and a folder at once (`a` and `a/b`)."""
-    files = set(paths)
-    for path in sorted(files):
-        parent = posixpath.dirname(path)
-        while parent:
-            if parent in files:
-                reason = f"{parent!r} is a file, so {path!r} cannot be inside it"
-                raise ErrorResponse(422, f"{field} clash: {reason}", {field: reason})
-            parent = posixpath.dirname(parent)
+    try:
+        safepaths.check_path_set(paths, field)
+    except UnsafePath as exc:
+        raise _refused(exc) from None
 
 
 def check_query(spec: RouteSpec, args: Mapping[str, str]) -> dict[str, Any]:

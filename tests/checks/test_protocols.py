@@ -12,9 +12,12 @@ import io
 import json
 
 import pandas as pd
+import pytest
 
 from cmkit.checks import protocols
-from cmkit.checks.protocols import DRUM, PREDICT_NO_STATE, PROTOCOLS, csv_body, encode_payload
+from cmkit.checks.client import ModelClient
+from cmkit.checks.protocols import DRUM, PREDICT_NO_STATE, PROTOCOLS, Payload, csv_body, encode_payload
+from tests.support.scripted_server import scripted
 
 
 def read_as_drum(body: bytes) -> pd.DataFrame:
@@ -41,7 +44,7 @@ def test_a_single_column_of_nulls_keeps_its_rows() -> None:
 
 def test_a_body_without_kept_columns_is_parsed() -> None:
     raw = json.dumps({"X": {"a": [1, None]}}).encode()
-    assert csv_body(protocols.columns_of(raw)) == b'a\n1\n""\n'  # the csv module quotes a lone empty field
+    assert csv_body(Payload(raw).column_values()) == b'a\n1\n""\n'  # the csv module quotes a lone empty field
 
 
 def test_predict_no_state_sends_the_checks_body_unchanged() -> None:
@@ -60,15 +63,34 @@ def test_detection_rules() -> None:
 
 
 def test_a_forced_protocol_is_not_replaced_by_a_detection() -> None:
-    url = "http://127.0.0.1:9/prefix"
-    try:
-        protocols.force(url, PREDICT_NO_STATE)
-        protocols.remember(url, protocols.from_capabilities(200, '{"supported_payload_formats": {}}'))
-        known = protocols.known(url + "/")
-        assert known is not None and known.protocol.name == PREDICT_NO_STATE and known.how == "forced"
-    finally:
-        protocols.forget(url)
-    assert protocols.known(url) is None
+    known = protocols.KnownProtocol(PREDICT_NO_STATE)
+    known.remember(protocols.from_capabilities(200, '{"supported_payload_formats": {}}'))
+    found = known.detected
+    assert found is not None and found.protocol.name == PREDICT_NO_STATE and found.how == "forced"
+    assert protocols.KnownProtocol().detected is None  # a new run knows nothing yet
+    with pytest.raises(ValueError, match="unknown protocol 'grpc'"):
+        protocols.KnownProtocol("grpc")
+
+
+def test_the_protocol_is_the_runs_client_state_shared_with_the_clients_it_lends() -> None:
+    # Before, it was remembered per URL at module level and forgotten at both ends of a run: a
+    # port reused by the next server must not inherit what the last one spoke.
+    with scripted(lambda n: 200) as server:  # no DRUM marker: predict_no_state
+        run = ModelClient(server.url, protocol=DRUM)
+        lent = run.sibling(timeout=1.0, parallelism=2)
+        fresh = ModelClient(server.url)  # another run on the same URL
+        fresh_lent = fresh.sibling(timeout=1.0, parallelism=1)
+        try:
+            assert run.protocol is not None and run.protocol.protocol.name == DRUM
+            assert lent.protocol is run.protocol and (lent.timeout, lent.parallelism) == (1.0, 2)
+            assert fresh.protocol is None
+            assert fresh_lent.ping() == 200  # what a lent client detects, the run's client knows
+            found = fresh.protocol
+            assert found is not None and found.protocol.name == PREDICT_NO_STATE and found.how == "no DRUM marker"
+            assert lent.ping() == 200 and run.protocol.how == "forced"  # forced stays forced
+        finally:
+            for client in (run, lent, fresh, fresh_lent):
+                client.close()
 
 
 def test_columnar_bodies_only_for_cmkit_runtime_and_only_for_bodies_that_have_a_twin() -> None:

@@ -159,10 +159,10 @@ def test_dataset_to_json_types(tmp_path: Path) -> None:
     assert list(dataset.columns) == ["a", "b", "when"]
     assert dataset.columns["a"] == [1.0, None]
     assert dataset.columns["when"] == ["2024-01-02", None]
-    payload = json.loads(dataset.payload())
+    payload = json.loads(dataset.payload().body)
     assert payload == {"X": {"a": [1.0, None], "b": ["x", "y"], "when": ["2024-01-02", None]}}
-    assert json.loads(dataset.row_payload(1)) == {"X": {"a": [None], "b": ["y"], "when": [None]}}
-    assert json.loads(dataset.with_null_column("b"))["X"]["b"] == [None, None]
+    assert json.loads(dataset.row_payload(1).body) == {"X": {"a": [None], "b": ["y"], "when": [None]}}
+    assert json.loads(dataset.with_null_column("b").body)["X"]["b"] == [None, None]
 
 
 @pytest.mark.parametrize(

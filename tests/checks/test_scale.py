@@ -34,24 +34,24 @@ def mixed_csv(path: Path) -> Path:
 def test_bodies_carry_what_the_plain_encoding_carries(tmp_path: Path) -> None:
     dataset = load_dataset(mixed_csv(tmp_path / "d.csv"), "y")
     columns = dataset.columns
-    assert json.loads(dataset.payload()) == json.loads(encode_payload(columns))
+    assert json.loads(dataset.payload().body) == json.loads(encode_payload(columns).body)
     for name in columns:
         expected = {**columns, name: [None] * dataset.rows}
-        assert json.loads(dataset.with_null_column(name)) == {"X": expected}
+        assert json.loads(dataset.with_null_column(name).body) == {"X": expected}
         sample = [0, 2]
         picked = {key: [values[i] for i in sample] for key, values in columns.items()}
-        assert json.loads(dataset.with_null_column(name, sample)) == {"X": {**picked, name: [None, None]}}
-    bodies = dataset.row_payloads([3, 1])
-    assert [json.loads(body) for body in bodies] == [
+        assert json.loads(dataset.with_null_column(name, sample).body) == {"X": {**picked, name: [None, None]}}
+    payloads = dataset.row_payloads([3, 1])
+    assert [json.loads(payload.body) for payload in payloads] == [
         {"X": {key: [values[i]] for key, values in columns.items()}} for i in (3, 1)
     ]
     # Each null-column body's columnar twin (cmkit_runtime/wire.py) gives the runtime the same frame.
     for name in columns:
-        body = dataset.with_null_column(name, [0, 2])
-        assert body.columnar is not None
-        pd.testing.assert_frame_equal(parse_columnar(body.columnar()), parse_request(bytes(body)))
+        payload = dataset.with_null_column(name, [0, 2])
+        assert payload.columnar is not None
+        pd.testing.assert_frame_equal(parse_columnar(payload.columnar()), parse_request(payload.body))
     # Integers stay integers and floats floats on the wire, as the runtime's dtypes depend on it.
-    assert b'"i":[3,4,-7,0]' in dataset.payload() and b'"f":[1.5,null,2.25,' in dataset.payload()
+    assert b'"i":[3,4,-7,0]' in dataset.payload().body and b'"f":[1.5,null,2.25,' in dataset.payload().body
 
 
 def test_an_infinite_value_is_an_input_error_naming_the_column(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_one_failing_column_among_1000_is_found_sampled_or_not(tmp_path: Path) -
 def test_text_only_datasets_build_single_row_bodies(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("prompt,y\nhello,a\n,b\n")
     dataset = load_dataset(tmp_path / "d.csv", "y")
-    assert [json.loads(body) for body in dataset.row_payloads([0, 1])] == [
+    assert [json.loads(payload.body) for payload in dataset.row_payloads([0, 1])] == [
         {"X": {"prompt": ["hello"]}},
         {"X": {"prompt": [None]}},
     ]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cmkit.checks.dataset import load_dataset
+from cmkit.checks.context import CheckOptions
+from cmkit.checks.dataset import ExpectedPredictions, load_dataset, load_expected
 from cmkit.checks.parameters import CheckParameters, StabilityParameters
 from cmkit.checks.predictions import Target
 from cmkit.checks.results import (
@@ -23,8 +24,7 @@ from cmkit.checks.results import (
     PREDICTION_VERIFICATION,
     SIDE_EFFECTS,
 )
-from cmkit.checks.suite import CheckOptions, run_checks
-from cmkit.checks.verification import ExpectedPredictions, load_expected
+from cmkit.checks.suite import run_checks
 from cmkit.events import RecordingEvents
 from cmkit_runtime.server import create_app
 from tests.support.bundles import write_two_of_ten

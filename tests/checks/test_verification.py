@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from cmkit.checks.client import ModelClient
-from cmkit.checks.dataset import load_dataset
+from cmkit.checks.context import CheckOptions, Context
+from cmkit.checks.dataset import load_dataset, load_expected
 from cmkit.checks.predictions import Target
 from cmkit.checks.results import PREDICTION_VERIFICATION, CheckResult
-from cmkit.checks.suite import CheckOptions, Context
-from cmkit.checks.verification import load_expected, prediction_verification
+from cmkit.checks.verification import prediction_verification
 from cmkit.errors import InputError
 from cmkit.events import Events
 from tests.support.scripted_server import scripted

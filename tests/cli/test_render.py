@@ -23,8 +23,7 @@ from cmkit.events import BYTES, WAITING
 from cmkit.featureimpact import FeatureImpactItem, FeatureImpactOutcome, FeatureImpactResult
 from cmkit.prune import Pruned, PruneOptions, PruneResult
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle
-from cmkit.report import ReportDetails, TestReport
-from cmkit.testlocal import ServerChecks, StartInfo
+from cmkit.report import ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.watch import Change, WatchRun
 from tests.support.quick_bundle import write_quick_bundle
 

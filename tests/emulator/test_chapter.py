@@ -127,6 +127,34 @@ def test_version_training_data(emulator: Emulated, api: requests.Session, env_id
     assert api.patch(model_url, json={"datasetId": good}).status_code == 422  # versions only, now
 
 
+def test_a_versions_training_data_rules(emulator: Emulated, api: requests.Session, env_id: str, bundle: Path) -> None:
+    """emulator/training_data.py's refusals, and holdout data beside training data."""
+    model = create_model(api, emulator, isTrainingDataForVersionsPermanentlyEnabled=True)
+    create_version(api, emulator, model["id"], {"a.py": b""}, baseEnvironmentId=env_id)
+    good = dataset_id(emulator, api, (bundle / "data" / "train.csv").read_bytes())
+    training = f'{{"datasetId": "{good}"}}'
+
+    def refused(**fields: str) -> str:
+        response = create_version(api, emulator, model["id"], {}, method="PATCH", **fields)
+        assert response.status_code == 422, response.text
+        return str(response.json()["message"])
+
+    assert "trainingData must be a JSON object" in refused(trainingData="{not json")
+    assert "holdoutData must be a JSON object" in refused(trainingData=training, holdoutData="[1]")
+    assert "keepTrainingHoldoutData cannot be true" in refused(trainingData=training, keepTrainingHoldoutData="true")
+    assert "holdoutData needs trainingData" in refused(holdoutData=training)
+    assert "trainingData.datasetId is required" in refused(trainingData='{"datasetName": "x"}')
+    holdout = f'{{"datasetId": "{good}", "partitionColumn": "x1", "datasetName": "held"}}'
+    version = create_version(api, emulator, model["id"], {}, method="PATCH", trainingData=training, holdoutData=holdout)
+    assert version.status_code == 201, version.text
+    assert version.json()["holdoutData"] == {
+        "datasetId": good,
+        "datasetVersionId": version.json()["trainingData"]["datasetVersionId"],
+        "datasetName": "held",
+        "partitionColumn": "x1",
+    }
+
+
 # -- feature impact ------------------------------------------------------------------------------
 
 

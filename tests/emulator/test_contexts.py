@@ -1,4 +1,4 @@
-"""The one unpacker of docker contexts, as the client side meets it: a refused archive is bad input."""
+"""cmkit/emulator/contexts.py: the core unpacker's refusals, answered as the emulator always answered them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 
 from cmkit.emulator.contexts import extract_context
 from cmkit.emulator.errors import ErrorResponse
-from cmkit.errors import InputError
-from cmkit.remoteenv import _extract
+from cmkit.emulator.validation import Limits
 
 
 def _zip(path: Path, members: dict[str, str]) -> Path:
@@ -20,29 +19,22 @@ def _zip(path: Path, members: dict[str, str]) -> Path:
     return path
 
 
-def test_a_context_is_unpacked(tmp_path: Path) -> None:
-    archive = _zip(tmp_path / "ok.zip", {"Dockerfile": "FROM python:3.11-slim\n", "app/start.sh": "exit 0\n"})
-    extract_context(archive, tmp_path / "out")
-    assert (tmp_path / "out" / "app" / "start.sh").read_text() == "exit 0\n"
+def _refused(archive: Path, target: Path, limits: Limits | None = None) -> ErrorResponse:
+    with pytest.raises(ErrorResponse) as refused:
+        extract_context(archive, target, limits)
+    return refused.value
 
 
-def test_a_path_out_of_the_context_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    archive = _zip(tmp_path / "evil.zip", {"Dockerfile": "FROM scratch\n", "../escaped": "x"})
-    with pytest.raises(ErrorResponse):
-        extract_context(archive, tmp_path / "out")
-    assert not (tmp_path / "out").exists() and not (tmp_path / "escaped").exists()
-
-
-def test_a_downloaded_context_the_unpacker_refuses_is_an_input_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Before, the emulator's error response escaped `test-local --environment-id` as an internal error.
-    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "cache" / "environments").mkdir(parents=True)
-    archive = _zip(tmp_path / "evil.zip", {"Dockerfile": "FROM scratch\n", "../escaped": "x"})
-    with pytest.raises(InputError, match="the downloaded docker context is unusable"):
-        _extract(archive, "0" * 64)
-    not_an_archive = tmp_path / "junk.zip"
-    not_an_archive.write_bytes(b"PK junk")
-    with pytest.raises(InputError, match="not a valid zip archive"):
-        _extract(not_an_archive, "1" * 64)
+def test_each_refusal_keeps_its_status_message_and_field(tmp_path: Path) -> None:
+    dockerfile = {"Dockerfile": "FROM scratch\n"}
+    escape = _refused(_zip(tmp_path / "evil.zip", {**dockerfile, "../escaped": "x"}), tmp_path / "a")
+    assert (escape.status, escape.message) == (422, "dockerContext '../escaped' leaves the model folder")
+    assert escape.errors == {"dockerContext": "leaves the model folder"}
+    many = _refused(_zip(tmp_path / "many.zip", {**dockerfile, "x": "1"}), tmp_path / "b", Limits(context_members=1))
+    assert (many.status, many.message) == (413, "Invalid docker context: it holds more than 1 files and folders")
+    assert many.errors == {"dockerContext": "it holds more than 1 files and folders"}
+    bare = _refused(_zip(tmp_path / "bare.zip", {"app.py": "x"}), tmp_path / "c")
+    assert (bare.status, bare.message) == (422, "Invalid docker context: the archive has no top-level Dockerfile")
+    assert bare.errors == {"dockerContext": "the archive has no top-level Dockerfile"}
+    clash = _refused(_zip(tmp_path / "clash.zip", {**dockerfile, "a": "1", "a/b": "2"}), tmp_path / "d")
+    assert (clash.status, clash.message) == (422, "dockerContext clash: 'a' is a file, so 'a/b' cannot be inside it")

@@ -18,8 +18,8 @@ import pytest
 
 from cmkit.errors import CmkitError
 from cmkit.events import Events
-from cmkit.report import ReportDetails
-from cmkit.testlocal import StartInfo, TestLocalConfig
+from cmkit.report import ReportDetails, StartInfo
+from cmkit.testlocal import TestLocalConfig
 from cmkit.watch import NEW_SERVER, RESTARTED, STARTED, Applied, Change, Watch, WatchRun
 from tests.support.quick_bundle import write_quick_bundle
 
