@@ -18,7 +18,7 @@ from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.push import ManifestCache, PushOptions, PushRefused, model_payload, plan_push, prepare_bundle, push
 from cmkit.push import user_provided_id as stable_id
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import FlaskEmulator
 from tests.support.http_server import api_client
 
@@ -44,7 +44,7 @@ def api(emulator: FlaskEmulator) -> Iterator[DataRobotClient]:
 
 
 def named_bundle(root: Path, name: str) -> Path:
-    bundle = write_bundle(root)
+    bundle = write_flask_bundle(root)
     metadata = bundle / "model-metadata.yaml"
     metadata.write_text(metadata.read_text().replace("name: fixture-good", f'name: "{name}"'))
     (bundle / "notes.txt").write_text("kept\n")

@@ -9,7 +9,7 @@ import pytest
 from cmkit.api.config import MissingCredentials
 from cmkit.errors import InputError
 from cmkit.push import PushOptions, push_bundle
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 
 pytestmark = pytest.mark.usefixtures("no_datarobot_configuration")
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("no_datarobot_configuration")
 
 
 def test_a_dry_run_without_credentials_plans_a_new_model(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path / "bundle")
+    bundle = write_flask_bundle(tmp_path / "bundle")
     result = push_bundle(PushOptions(bundle=bundle, environment_id="env-1"), dry_run=True)
     assert result.dry_run and not result.failed and result.model_id is None
     plan = result.plan.to_dict()
@@ -28,7 +28,7 @@ def test_a_dry_run_without_credentials_plans_a_new_model(tmp_path: Path) -> None
 
 def test_without_credentials_a_real_push_is_the_users_error(tmp_path: Path) -> None:
     with pytest.raises(MissingCredentials):
-        push_bundle(PushOptions(bundle=write_bundle(tmp_path / "bundle"), environment_id="env-1"))
+        push_bundle(PushOptions(bundle=write_flask_bundle(tmp_path / "bundle"), environment_id="env-1"))
 
 
 def test_bad_input_is_refused_before_anything_is_read(tmp_path: Path) -> None:
