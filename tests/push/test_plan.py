@@ -1,8 +1,9 @@
-"""Push planning (`plan_push`, the diff against the latest version, `userProvidedId`) and `push`,
-as library calls against the emulator's app served on a real loopback socket (fast tier).
+"""Planning: `plan_push`, the diff against the latest version, `userProvidedId`, the model payload,
+as library calls against the emulator's app served on a real loopback socket (fast tier); `push`
+here only makes the versions a plan is diffed against.
 
-The CLI's end-to-end pushes against a `cmkit emulator` subprocess, with faults, are in
-tests/push/test_push_over_http.py (slow tier).
+Carrying a plan out is tests/push/test_uploads.py's; the CLI's end-to-end pushes against a
+`cmkit emulator` subprocess, with faults, are tests/push/test_cli_over_http.py's (slow tier).
 """
 
 from __future__ import annotations

@@ -1,24 +1,23 @@
-"""`push` carried out against the emulator's app on a real loopback socket (fast tier): dependency
-builds, datasets, remote model tests, and the retries and look-ups around creates.
+"""Uploads: `push` carrying out a plan against the emulator's app on a real loopback socket (fast
+tier): dependency builds, datasets, remote model tests, and the retries and look-ups around creates.
 
 The remote test really runs: the emulator's process runtime starts the pushed bundle's
 start_server.sh (write_stdlib_bundle, a standard-library server) and runs test-local's
 checks on it. Faults come from the emulator's own injector (503s with `Retry-After: 0`). The
 client's poll loops wait one or two seconds between polls, for a real DataRobot; here the clock
-of cmkit.api.client sleeps a hundredth of that (conftest's fast_api_polls). The CLI's pushes
-against a served emulator are in tests/push/test_push_over_http.py (slow tier).
+of cmkit.api.client sleeps a hundredth of that (conftest's fast_api_polls). Planning is
+tests/push/test_plan.py's, push_bundle's input rules tests/push/test_push_bundle.py's, and the CLI's
+pushes against a served emulator tests/push/test_cli_over_http.py's (slow tier).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cmkit.api.client import DataRobotClient
-from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push, push_bundle
 from tests.support.bundles import training_csv, write_stdlib_bundle
@@ -156,15 +155,3 @@ def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads
     plan = plan_push(api, prepare_bundle(root), options, cache)
     assert plan.action == "new-version" and "not pushed from here" in plan.reason
 
-
-def test_push_bundle_refuses_bad_input_before_anything_is_sent(tmp_path: Path) -> None:
-    root = write_stdlib_bundle(tmp_path / "bundle", name="push-input")
-    data = tmp_path / "d.csv"
-    data.write_bytes(training_csv())
-    with pytest.raises(InputError, match="give --dataset or --dataset-id, not both"):
-        push_bundle(PushOptions(bundle=root, dataset=data, dataset_id="abc"), dry_run=True)
-    with pytest.raises(InputError, match="not a bundle folder") as info:
-        push_bundle(PushOptions(bundle=tmp_path / "absent"), dry_run=True)
-    assert info.value.file == tmp_path / "absent"
-    offline = push_bundle(replace(PushOptions(bundle=root), environment_id="e"), dry_run=True)
-    assert offline.dry_run and offline.plan.action == "new-version" and offline.plan.model_create is not None

@@ -1,4 +1,5 @@
-"""`cmkit push` and `cmkit env push` against a real `cmkit emulator` over HTTP."""
+"""`cmkit push`, the command, against a real `cmkit emulator` subprocess over HTTP (slow tier; one
+dependency build in the Docker tier). `cmkit env push` over HTTP is in tests/environments/test_env_push.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from cmkit.bundle import API_MAX_FILES
 from cmkit.cli import main
-from tests.conftest import REPO, TEST_RUN_ID
+from tests.conftest import TEST_RUN_ID
 from tests.support.bundles import write_expected, write_flask_bundle
 from tests.support.emulator_support import TOKEN, Emulator, seeded_environment_ready
 
@@ -28,8 +29,6 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
     emu = Emulator(tmp_path / "emulator-data").start()
     yield emu
     emu.stop()
-
-
 
 
 def push(emulator: Emulator, bundle: Path, *args: str) -> tuple[Result, dict[str, Any]]:
@@ -316,28 +315,6 @@ def test_configuration_sources_and_the_token_never_shows(
     )
     assert unreachable.returncode != 0 and "cannot reach" in unreachable.stderr
     assert secret not in unreachable.stdout + unreachable.stderr
-
-
-def test_env_push_uploads_once(emulator: Emulator) -> None:
-    arguments = [
-        "env",
-        "push",
-        str(REPO / "templates" / "environments" / "python3"),
-        "--name",
-        "team-python",
-        "--endpoint",
-        emulator.endpoint,
-        "--token",
-        TOKEN,
-        "--json",
-    ]
-    first = CliRunner().invoke(main, arguments)
-    assert first.exit_code == 0, first.output
-    document = json.loads(first.stdout)
-    assert document["createdEnvironment"] and document["buildStatus"] == "success"
-    again = json.loads(CliRunner().invoke(main, arguments).stdout)
-    assert again["upToDate"] and again["environmentId"] == document["environmentId"]
-    assert again["versionId"] == document["versionId"]
 
 
 @pytest.mark.docker
