@@ -11,6 +11,8 @@ Each kind is a `write_<kind>(root, ...) -> root` function (the folder is created
   standard-library server predicting 3*x2 - 2*x7, for models the emulator runs in the fast tier.
 - write_runtime_bundle: `cmkit init`'s template (cmkit-runtime, the real model server) with a
   custom.py of the test's own; write_two_of_ten is the feature-impact model built on it.
+- write_drum_bundle and the builders named for what they hold (hooks_only, bare_pipeline...):
+  DRUM-format bundles (hooks or one pickled artifact, no start script) on the sample models' data.
 - write_static_bundle: files only, for tests whose server never answers (lint, deps, the
   pre-commit hooks, hostile input, a start script that is the subject of the test).
 
@@ -21,10 +23,16 @@ gives either's exact predictions.
 from __future__ import annotations
 
 import csv
+import json
 import math
+import pickle
 import random
+import shutil
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+
+from tests.conftest import REPO
 
 # --- shared layout -------------------------------------------------------------------------------
 
@@ -465,3 +473,140 @@ def write_two_of_ten(root: Path, target: str = "regression", rows: int = 300) ->
     text = metadata.read_text()
     metadata.write_text(text.replace("input: data/sample.csv", "input: data/train.csv"))
     return root
+
+
+# --- DRUM format: hooks or one artifact, no start script -----------------------------------------
+#
+# Written from DRUM's public documentation of its hooks (`init`, `load_model`, `transform`, `score`
+# returning a DataFrame, `post_process`) and of its artifact path (one pickled scikit-learn object),
+# on the sample models' data. The builders keep their names: they are the ids of the tests they
+# parametrize (tests/runtime/test_drum_formats.py, test_dropin_environment.py).
+
+SAMPLES = REPO / "sample_models"
+DIABETES = SAMPLES / "regression_diabetes"
+CANCER = SAMPLES / "binary_breast_cancer"
+IRIS = SAMPLES / "multiclass_iris"
+
+
+def write_drum_bundle(folder: Path, sample: Path, custom: str | None, labels: str = "") -> Path:
+    """A DRUM-format bundle: custom.py (if any), the sample's data, metadata and requirements."""
+    folder.mkdir(parents=True)
+    (folder / "data").mkdir()
+    shutil.copy(sample / "data" / "test.csv", folder / "data" / "test.csv")
+    shutil.copy(sample / "requirements.txt", folder / "requirements.txt")
+    meta = (sample / "model-metadata.yaml").read_text()
+    target_type = "regression" if "regression" in meta else "binary" if "binary" in meta else "multiclass"
+    target = next(line.split(":")[1].strip() for line in meta.splitlines() if "targetName" in line)
+    (folder / "model-metadata.yaml").write_text(
+        metadata_yaml(folder.name, target_type, target, labels, validation="data/test.csv")
+    )
+    if custom is not None:
+        (folder / "custom.py").write_text(textwrap.dedent(custom))
+    return folder
+
+
+LINEAR_SCORE = """\
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+
+    def load_model(code_dir):
+        return json.loads((Path(code_dir) / "coefficients.json").read_text())
+
+
+    def features(data, model):
+        return data[model["features"]].astype(float).fillna(0.0).to_numpy()
+
+
+    def score(data, model, **kwargs):
+        # DRUM passes its TargetType enum, cmkit's runtime the string: its value is the name either way.
+        assert getattr(kwargs["target_type"], "value", kwargs["target_type"]) == "regression"
+        predictions = features(data, model) @ np.array(model["coef"]) + model["intercept"]
+        return pd.DataFrame({"Predictions": predictions})
+"""
+
+
+def _coefficients(folder: Path) -> None:
+    import joblib
+    import numpy as np
+
+    pipeline = joblib.load(DIABETES / "model.joblib")
+    scaler, ridge = pipeline[-2], pipeline[-1]
+    coef = ridge.coef_ / scaler.scale_
+    intercept = float(ridge.intercept_ - np.sum(coef * scaler.mean_))
+    document = {"features": list(pipeline.feature_names_in_), "coef": coef.tolist(), "intercept": intercept}
+    (folder / "coefficients.json").write_text(json.dumps(document))
+
+
+def hooks_only(folder: Path) -> Path:
+    """load_model + score, no artifact the runtime must find, no start script."""
+    bundle = write_drum_bundle(folder, DIABETES, LINEAR_SCORE)
+    (bundle / "requirements.txt").write_text("")  # numpy and pandas come with the environment
+    _coefficients(bundle)
+    return bundle
+
+
+def score_crashes_on_nulls(folder: Path) -> Path:
+    custom = LINEAR_SCORE.replace(
+        'data[model["features"]].astype(float).fillna(0.0)', 'data[model["features"]].astype("int64").astype(float)'
+    )
+    bundle = write_drum_bundle(folder, DIABETES, custom)
+    (bundle / "requirements.txt").write_text("")
+    _coefficients(bundle)
+    return bundle
+
+
+def score_keeps_state(folder: Path) -> Path:
+    custom = LINEAR_SCORE.replace(
+        "    def score(data, model, **kwargs):\n",
+        "    CALLS = [0]\n\n\n    def score(data, model, **kwargs):\n        CALLS[0] += 1  # state between calls\n",
+    ).replace('+ model["intercept"]', '+ model["intercept"] + CALLS[0]')
+    bundle = write_drum_bundle(folder, DIABETES, custom)
+    (bundle / "requirements.txt").write_text("")
+    _coefficients(bundle)
+    return bundle
+
+
+def bare_pipeline(folder: Path) -> Path:
+    """One pickled scikit-learn pipeline and nothing else: DRUM's artifact path."""
+    import joblib
+
+    labels = "  positiveClassLabel: malignant\n  negativeClassLabel: benign\n"
+    bundle = write_drum_bundle(folder, CANCER, None, labels=labels)
+    with (bundle / "model.pkl").open("wb") as handle:
+        pickle.dump(joblib.load(CANCER / "model.joblib"), handle)
+    return bundle
+
+
+TRANSFORM = """\
+    def transform(data, model):
+        # The classifier was fitted on millimetres without missing values; requests come in centimetres.
+        return (data[list(model.feature_names_in_)] * 10.0).fillna(0.0)
+"""
+
+
+def transform_then_classifier(folder: Path) -> Path:
+    """A transform hook before a pickled classifier that has neither an imputer nor the units."""
+    import joblib
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    data = pd.read_csv(IRIS / "data" / "test.csv")
+    pipeline = joblib.load(IRIS / "model.joblib")
+    features = list(pipeline.feature_names_in_)
+    target = next(c for c in data.columns if c not in features)
+    classifier = LogisticRegression(max_iter=2000).fit(data[features] * 10.0, data[target].astype(str))
+    labels = "  classLabels:\n" + "".join(f"    - {label}\n" for label in classifier.classes_)
+    bundle = write_drum_bundle(folder, IRIS, TRANSFORM, labels=labels)
+    with (bundle / "model.pkl").open("wb") as handle:
+        pickle.dump(classifier, handle)
+    return bundle
+
+
+def unknown_artifact(folder: Path) -> Path:
+    bundle = write_drum_bundle(folder, DIABETES, None)
+    (bundle / "model.onnx").write_bytes(b"\x08\x07")
+    return bundle
