@@ -8,8 +8,12 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # imported by the fixture that needs it: every run reads this file
+    from tests.support.flask_transport import InProcessEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,3 +103,27 @@ def fast_api_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
     fast = types.SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: time.sleep(seconds / 100))
     monkeypatch.setattr(cmkit.api.client, "time", fast)
+
+
+@pytest.fixture(scope="session")
+def stdlib_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessEmulator]:
+    """One in-process emulator for the modules that run the stdlib model (tests/support/bundles.py:
+    write_stdlib_bundle); its start costs a few tenths of a second, paid once a session.
+
+    A computation left running (a model that hangs) is cancelled when the session ends, as
+    `cmkit emulator` cancels its jobs when it stops.
+    """
+    from tests.support.flask_transport import InProcessEmulator
+
+    running = InProcessEmulator(tmp_path_factory.mktemp("stdlib-model-emulator"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def stdlib_dataset(stdlib_emulator: InProcessEmulator) -> str:
+    """training_csv() ingested by `stdlib_emulator`: its catalog id."""
+    from tests.support.bundles import training_csv
+    from tests.support.emulator_support import ingested
+
+    return ingested(stdlib_emulator, stdlib_emulator.session(), training_csv())

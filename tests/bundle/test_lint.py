@@ -12,29 +12,15 @@ from click.testing import CliRunner
 from cmkit.bundle import API_MAX_FILES, list_bundle
 from cmkit.cli import main
 from cmkit.lint import lint_bundle
+from tests.support.bundles import metadata_yaml, write_static_bundle
 
-METADATA = """name: house-prices
-type: inference
-targetType: regression
-inferenceModel:
-  targetName: price
-validation:
-  input: data/sample.csv
-"""
+METADATA = metadata_yaml("house-prices", target_name="price", validation="data/sample.csv")
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    root = tmp_path / "bundle"
-    (root / "data").mkdir(parents=True)
-    script = root / "start_server.sh"
-    script.write_text("#!/bin/sh\nexec python -m server\n")
-    script.chmod(0o755)
-    (root / "requirements.txt").write_text("numpy==2.0\n")
-    (root / "model-metadata.yaml").write_text(METADATA)
-    (root / "data" / "sample.csv").write_text("a,price\n1,2\n")
-    (root / "custom.py").write_text("def predict(model, X):\n    return X\n")
-    return root
+    files = {"data/sample.csv": "a,price\n1,2\n", "custom.py": "def predict(model, X):\n    return X\n"}
+    return write_static_bundle(tmp_path / "bundle", metadata=METADATA, requirements="numpy==2.0\n", files=files)
 
 
 def rules(root: Path) -> list[tuple[str, str, int | None]]:

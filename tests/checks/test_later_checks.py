@@ -24,7 +24,7 @@ from cmkit.junit import junit_xml
 from cmkit.report import TestReport
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
-from tests.support.bundles import write_bundle, write_expected
+from tests.support.bundles import write_expected, write_flask_bundle
 
 ALL_THREE = {PREDICTION_VERIFICATION: "fail", PERFORMANCE: "fail", STABILITY: "fail"}
 
@@ -87,7 +87,7 @@ def test_payload_sizes_grow_tenfold_up_to_the_dataset() -> None:
 
 
 def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     runner = CliRunner()
     for flags in (
         ["--check", "performanceCheck=sometimes"],
@@ -106,7 +106,7 @@ def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_not_configured_the_three_are_skipped(tmp_path: Path) -> None:
-    document = run(write_bundle(tmp_path))
+    document = run(write_flask_bundle(tmp_path))
     assert document["overallStatus"] == "succeeded"
     assert list(document["testingStatus"]) == list(CHECK_NAMES)  # type: ignore[call-overload]
     for check in (PREDICTION_VERIFICATION, PERFORMANCE, STABILITY):
@@ -116,7 +116,7 @@ def test_not_configured_the_three_are_skipped(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_good_model_passes_all_seven_checks(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     expected = write_expected(bundle)
     report = report_of(
         bundle,
@@ -150,9 +150,9 @@ def test_good_model_passes_all_seven_checks(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wrong_predictions_fail_prediction_verification(tmp_path: Path) -> None:
-    good = write_bundle(tmp_path / "good")
+    good = write_flask_bundle(tmp_path / "good")
     expected = write_expected(good)
-    wrong = write_bundle(tmp_path / "wrong", behaviour="wrong_predictions")
+    wrong = write_flask_bundle(tmp_path / "wrong", behaviour="wrong_predictions")
     document = run(
         wrong,
         verification_dataset=expected,
@@ -178,7 +178,7 @@ def test_wrong_predictions_fail_prediction_verification(tmp_path: Path) -> None:
 def test_slow_model_fails_performance_and_stops_at_the_first_slow_request(tmp_path: Path) -> None:
     parameters = {PERFORMANCE: {"maxResponseTime": 1, "numParallelUsers": 2}}
     slow = run(
-        write_bundle(tmp_path / "slow", behaviour="slow"),
+        write_flask_bundle(tmp_path / "slow", behaviour="slow"),
         checks={PERFORMANCE: "fail"},
         parameters=parameters,
         server_environment={"TEST_SLOW_SECONDS": "1.5"},
@@ -187,25 +187,27 @@ def test_slow_model_fails_performance_and_stops_at_the_first_slow_request(tmp_pa
     assert found["status"] == "failed" and "over maxResponseTime 1s" in found["message"], found
     details = check_details(slow, PERFORMANCE)
     assert details["requests"] <= 2 and details["notSent"] >= 28  # type: ignore[operator]
-    good = run(write_bundle(tmp_path / "good"), checks={PERFORMANCE: "fail"}, parameters=parameters)
+    good = run(write_flask_bundle(tmp_path / "good"), checks={PERFORMANCE: "fail"}, parameters=parameters)
     assert status(good, PERFORMANCE)["status"] == "succeeded", status(good, PERFORMANCE)
 
 
 @pytest.mark.slow
 def test_flaky_model_fails_stability_under_parallel_load(tmp_path: Path) -> None:
     parameters = {STABILITY: {"numPredictions": 50, "numParallelUsers": 4, "maxPayloadSize": 100}}
-    flaky = run(write_bundle(tmp_path / "flaky", behaviour="flaky"), checks={STABILITY: "warn"}, parameters=parameters)
+    flaky = run(
+        write_flask_bundle(tmp_path / "flaky", behaviour="flaky"), checks={STABILITY: "warn"}, parameters=parameters
+    )
     found = status(flaky, STABILITY)
     assert found["status"] == "warning" and "40 of 50 requests" in found["message"], found
     assert "flaky: request" in found["message"]
     assert flaky["overallStatus"] == "warning"
-    good = run(write_bundle(tmp_path / "good"), checks={STABILITY: "fail"}, parameters=parameters)
+    good = run(write_flask_bundle(tmp_path / "good"), checks={STABILITY: "fail"}, parameters=parameters)
     assert status(good, STABILITY)["status"] == "succeeded", status(good, STABILITY)
 
 
 @pytest.mark.slow
 def test_cli_flags_turn_the_checks_on(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     expected = write_expected(bundle)
     junit = tmp_path / "report.xml"
     result = CliRunner().invoke(
@@ -244,7 +246,7 @@ def test_cli_flags_turn_the_checks_on(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_docker_runtime_reports_peak_memory_from_docker_stats(docker_client: object, tmp_path: Path) -> None:
     document = run(
-        write_bundle(tmp_path),
+        write_flask_bundle(tmp_path),
         runtime="docker",
         startup_timeout=60,
         labels={TEST_LABEL: TEST_RUN_ID},

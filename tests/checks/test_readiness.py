@@ -1,7 +1,8 @@
 """cmkit/checks/readiness.py: when a started server is ready, and why it is not (fast tier).
 
 Against real loopback servers: scripted WSGI apps (tests/support/scripted_server.py) for the answers,
-and a real process (tests/support/quick_bundle.py) for a server that exits while it is waited for.
+and a real process (write_quick_bundle, tests/support/bundles.py) for a server that exits while it
+is waited for.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from cmkit.checks.client import ModelClient
 from cmkit.checks.readiness import Canceled, wait_ready, wait_until_ready
 from cmkit.engine.base import RunSpec
 from cmkit.engine.process import start_process
-from tests.support.quick_bundle import write_quick_bundle
+from tests.support.bundles import write_quick_bundle
 from tests.support.scripted_server import scripted
 
 

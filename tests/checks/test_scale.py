@@ -21,9 +21,9 @@ from cmkit.checks.protocols import encode_payload
 from cmkit.checks.results import ERROR_CHECK, NULL_VALUE_IMPUTATION, SIDE_EFFECTS
 from cmkit.checks.sampling import MIN_NULL_ROWS, null_check_rows, null_row_limit, parse_null_rows
 from cmkit.errors import InputError
-from cmkit.scaffold import init_bundle, make_spec
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from cmkit_runtime.server import parse_columnar, parse_request
+from tests.support.bundles import write_runtime_bundle
 
 
 def mixed_csv(path: Path) -> Path:
@@ -101,9 +101,7 @@ def predict(model, X):
 
 
 def wide_bundle(tmp_path: Path, rows: int, columns: int) -> Path:
-    bundle = tmp_path / "wide"
-    init_bundle(bundle, make_spec("regression", "wide"))
-    (bundle / "custom.py").write_text(FAULTY)
+    bundle = write_runtime_bundle(tmp_path / "wide", "regression", "wide", FAULTY)
     generator = np.random.default_rng(4)
     frame = pd.DataFrame(generator.normal(size=(rows, columns)).round(3), columns=[f"x{i}" for i in range(columns)])
     frame.iloc[::9, 11] = np.nan  # some cells already missing

@@ -1,7 +1,7 @@
 """cmkit/cli.py through click's CliRunner: test-local, serve and their --watch, errors (fast tier).
 
-Real files in tmp_path and real process-runtime servers (tests/support/quick_bundle.py). A watch is
-ended as a user ends it: SIGTERM, which the commands turn into Ctrl-C, sent once the first
+Real files in tmp_path and real process-runtime servers (write_quick_bundle, tests/support/bundles.py).
+A watch is ended as a user ends it: SIGTERM, which the commands turn into Ctrl-C, sent once the first
 JSON line is out. stdout holds the `--json` documents, stderr the human rendering (not a TTY
 here: plain lines).
 """
@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 
 from cmkit.cli import main
 from cmkit.errors import InputError
-from tests.support.quick_bundle import write_quick_bundle
+from tests.support.bundles import write_quick_bundle
 
 FAST = ["--runtime", "process", "--check", "sideEffects=skip", "--check", "nullValueImputation=skip"]
 

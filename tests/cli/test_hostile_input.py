@@ -18,13 +18,9 @@ from cmkit.cli import main
 from cmkit.engine.base import free_port
 from cmkit.errors import InputError
 from cmkit.lint import lint_bundle
+from tests.support.bundles import metadata_yaml, write_static_bundle
 
-METADATA = """name: house-prices
-type: inference
-targetType: regression
-inferenceModel:
-  targetName: price
-"""
+METADATA = metadata_yaml("house-prices", target_name="price")
 # Nine levels of nine aliases: 9**9 (387 million) scalars once expanded, from 400 bytes.
 ALIAS_BOMB = (
     'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
@@ -39,15 +35,8 @@ DEEP_YAML = "name: [" + "[" * 100_000 + "]" * 100_000 + "]\n"
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    root = tmp_path / "bundle"
-    (root / "data").mkdir(parents=True)
-    script = root / "start_server.sh"
-    script.write_text("#!/bin/sh\nexec python -m server\n")
-    script.chmod(0o755)
-    (root / "requirements.txt").write_text("numpy==2.0\n")
-    (root / "model-metadata.yaml").write_text(METADATA)
-    (root / "data" / "sample.csv").write_text("a,price\n1,2\n")
-    return root
+    files = {"data/sample.csv": "a,price\n1,2\n"}
+    return write_static_bundle(tmp_path / "bundle", metadata=METADATA, requirements="numpy==2.0\n", files=files)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.support.bundles import metadata_yaml, write_static_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +20,8 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def write_bundle(root: Path, *, executable: bool, requirements: str) -> None:
-    root.mkdir()
-    script = root / "start_server.sh"
-    script.write_text("#!/bin/sh\nexec gunicorn server:app\n")
-    script.chmod(0o755 if executable else 0o644)
-    (root / "requirements.txt").write_text(requirements)
-    (root / "model-metadata.yaml").write_text("name: m\ntype: inference\ntargetType: regression\n")
+    start, metadata = "#!/bin/sh\nexec gunicorn server:app\n", metadata_yaml("m", target_name=None)
+    write_static_bundle(root, start, metadata=metadata, requirements=requirements, mode=0o755 if executable else 0o644)
 
 
 @pytest.fixture(scope="module")

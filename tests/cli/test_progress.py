@@ -20,7 +20,7 @@ from rich.console import Console
 from cmkit.cli import main
 from cmkit.events import RecordingEvents, build_log, status_waiter, upload_progress
 from cmkit.render import ConsoleEvents
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import TOKEN, Emulator
 
 BAR = "━"  # what rich draws bars with
@@ -179,7 +179,7 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
 
 
 def big_bundle(root: Path) -> Path:
-    bundle = write_bundle(root, requirements="six==1.16.0\n")
+    bundle = write_flask_bundle(root, requirements="six==1.16.0\n")
     (bundle / "weights.bin").write_bytes(os.urandom(3 * 1024 * 1024))
     return bundle
 
@@ -227,7 +227,7 @@ def test_push_draws_a_bar_on_a_terminal(emulator: Emulator, tmp_path: Path, term
 def test_test_local_draws_a_build_bar_on_a_terminal(docker_client: object, tmp_path: Path, terminal: Terminal) -> None:
     from tests.conftest import TEST_LABEL, TEST_RUN_ID
 
-    bundle = write_bundle(tmp_path / "bundle")  # a fresh folder's code layer is always built
+    bundle = write_flask_bundle(tmp_path / "bundle")  # a fresh folder's code layer is always built
     (bundle / "app.py").write_text((bundle / "app.py").read_text() + f"# {TEST_RUN_ID} {tmp_path.name}\n")
     environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
     environment.pop("NO_COLOR", None)

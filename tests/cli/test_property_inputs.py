@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from cmkit.checks.dataset import load_dataset
 from cmkit.cli import main
 from cmkit.errors import InputError
+from tests.support.bundles import metadata_yaml, write_static_bundle
 from tests.support.property_tiers import tiers
 
 # Pieces that steer random input towards the parsers' interesting corners.
@@ -42,20 +43,14 @@ def hostile(pieces: list[str]) -> st.SearchStrategy[bytes]:
     return st.one_of(st.binary(max_size=600), structured, st.text(max_size=200).map(str.encode))
 
 
-METADATA = "name: m\ntype: inference\ntargetType: regression\ninferenceModel:\n  targetName: price\n"
+METADATA = metadata_yaml("m", target_name="price")
 
 
 @contextmanager
 def bundle() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="cmkit-property-") as folder:
-        root = Path(folder) / "bundle"
-        root.mkdir()
-        script = root / "start_server.sh"
-        script.write_text("#!/bin/sh\nexit 3\n")  # ends at once: the runs below are about input
-        script.chmod(0o755)
-        (root / "model-metadata.yaml").write_text(METADATA)
-        (root / "requirements.txt").write_text("")
-        yield root
+        # The server ends at once: the runs below are about input.
+        yield write_static_bundle(Path(folder) / "bundle", "#!/bin/sh\nexit 3\n", metadata=METADATA, requirements="")
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> int:

@@ -25,7 +25,7 @@ from cmkit.prune import Pruned, PruneOptions, PruneResult
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle
 from cmkit.report import ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.watch import Change, WatchRun
-from tests.support.quick_bundle import write_quick_bundle
+from tests.support.bundles import write_quick_bundle
 
 Shown = Callable[[], str]
 

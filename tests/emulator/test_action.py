@@ -23,7 +23,7 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.support.bundles import write_bundle, write_expected
+from tests.support.bundles import write_expected, write_flask_bundle
 from tests.support.emulator_support import TOKEN, Emulator
 
 pytestmark = pytest.mark.slow
@@ -332,7 +332,7 @@ def action(emulator: Emulator) -> ActionClient:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = write_bundle(tmp_path_factory.mktemp("action-model") / "model", rows=40)
+    root = write_flask_bundle(tmp_path_factory.mktemp("action-model") / "model", rows=40)
     write_expected(root)
     return root
 
@@ -446,7 +446,7 @@ def test_checks_with_problems_fail_the_actions_test(action: ActionClient, emulat
     env_id = str(emulator.info["environmentId"])
     dataset_id = action.upload_dataset(bundle / "data" / "sample.csv")
     expected_id = action.upload_dataset(bundle / "data" / "expected.csv")
-    wrong = write_bundle(bundle.parent / "wrong", behaviour="wrong_predictions", rows=40)
+    wrong = write_flask_bundle(bundle.parent / "wrong", behaviour="wrong_predictions", rows=40)
     with pytest.raises(ActionError, match="predictionVerificationCheck"):
         sync(
             action,

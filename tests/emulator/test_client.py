@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from cmkit.paths import default_environment_dir
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import TOKEN, Emulator, seeded_environment_ready
 from tests.support.lazy import lazy_module
 
@@ -62,10 +62,10 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # No sample_models/ on main yet: real gunicorn bundles written by the test-local fixtures.
     root = tmp_path_factory.mktemp("bundles")
     return {
-        "binary": write_bundle(root / "binary", target="binary", requirements="six==1.16.0\n"),
-        "nan_output": write_bundle(root / "nan_output", "nan_output", target="regression"),
+        "binary": write_flask_bundle(root / "binary", target="binary", requirements="six==1.16.0\n"),
+        "nan_output": write_flask_bundle(root / "nan_output", "nan_output", target="regression"),
         # A server that never answers: its test stays in progress until cancelled.
-        "hanging": write_bundle(root / "hanging", start_script="#!/bin/sh\nexec sleep 600\n"),
+        "hanging": write_flask_bundle(root / "hanging", start_script="#!/bin/sh\nexec sleep 600\n"),
     }
 
 

@@ -1,7 +1,7 @@
 """Feature impact of custom model versions (cmkit/emulator/featureimpact.py) through Flask's test client.
 
 The computation is real: the emulator's process runtime starts the version's start_server.sh
-(tests/support/stdlib_model.py, a standard-library server predicting 3*x2 - 2*x7) and cmkit's
+(write_stdlib_bundle's, a standard-library server predicting 3*x2 - 2*x7) and cmkit's
 permutation impact runs on the version's training data through it. A served emulator's run of
 the same lifecycle on cmkit's own runtime is in tests/emulator/test_chapter.py (slow tier).
 """
@@ -14,15 +14,16 @@ import requests
 from cmkit.emulator.featureimpact import CANCELLED
 from cmkit.emulator.testing import _image_id
 from tests.emulator.test_api import assert_conforms, create_model, create_version
+from tests.support.bundles import stdlib_files
+from tests.support.emulator_support import ended
 from tests.support.flask_transport import InProcessEmulator
-from tests.support.stdlib_model import ended, stdlib_dataset, stdlib_emulator, stdlib_files  # noqa: F401 (fixtures)
 
 ABSENT = "0123456789abcdef01234567"
 ROWS = 40  # training_csv()'s rows
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:  # noqa: F811 (the imported fixture)
+def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
     return stdlib_emulator
 
 
@@ -32,7 +33,7 @@ def api(emulator: InProcessEmulator) -> requests.Session:
 
 
 @pytest.fixture(scope="module")
-def dataset(stdlib_dataset: str) -> str:  # noqa: F811 (the imported fixture)
+def dataset(stdlib_dataset: str) -> str:
     return stdlib_dataset
 
 

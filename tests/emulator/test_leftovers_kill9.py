@@ -12,7 +12,7 @@ import pytest
 from cmkit.emulator.jobs import labels_for
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 from tests.emulator.test_state import bundle_files, new_model, new_version, upload_dataset
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import Emulator, seeded_environment_ready, wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def test_a_killed_emulators_model_servers_and_temporaries_are_ended_at_next_star
     data_dir = tmp_path / "data"
     server_file, daemon_file = tmp_path / "server.pid", tmp_path / "daemon.pid"
     start = ESCAPING_START.format(server=server_file, daemon=daemon_file)
-    bundle = write_bundle(tmp_path / "bundle", start_script=start)
+    bundle = write_flask_bundle(tmp_path / "bundle", start_script=start)
     emulator = Emulator(data_dir).start()
     pids: list[int] = []
     try:
@@ -77,7 +77,7 @@ exec sleep 600
 @pytest.mark.docker
 def test_a_killed_emulators_containers_are_removed_at_next_start(docker_client: Any, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    bundle = write_bundle(tmp_path / "bundle", start_script=HANGING_START)
+    bundle = write_flask_bundle(tmp_path / "bundle", start_script=HANGING_START)
     emulator = Emulator(data_dir, runtime="docker").start()
     filters = {"label": [f"{TEST_LABEL}={TEST_RUN_ID}", f"cmkit.emulator={labels_for(data_dir, {})['cmkit.emulator']}"]}
     try:

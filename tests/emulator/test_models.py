@@ -14,13 +14,12 @@ import requests
 from tests.emulator.test_api import create_model, create_version
 from tests.support.emulator_support import upload_files, wait_for
 from tests.support.flask_transport import InProcessEmulator
-from tests.support.stdlib_model import stdlib_emulator  # noqa: F401 (a fixture)
 
 ABSENT = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:  # noqa: F811 (the imported fixture)
+def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
     return stdlib_emulator
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import Emulator, upload_files, wait_for
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def upload_dataset(emulator: Emulator, api: requests.Session, path: Path) -> str
 
 def test_restart_keeps_every_resource(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    bundle = write_bundle(tmp_path / "bundle", requirements="six==1.16.0\n")
+    bundle = write_flask_bundle(tmp_path / "bundle", requirements="six==1.16.0\n")
     first = Emulator(data_dir).start()
     try:
         api = first.session()
@@ -142,7 +142,7 @@ exec sleep 600
 def start_hanging_test(emulator: Emulator, tmp_path: Path) -> tuple[str, str, Path]:
     """A model test whose server never answers, so it is still running when the emulator stops."""
     pid_file = tmp_path / "server.pid"
-    bundle = write_bundle(tmp_path / "bundle", start_script=HANGING_START.format(pid_file=pid_file))
+    bundle = write_flask_bundle(tmp_path / "bundle", start_script=HANGING_START.format(pid_file=pid_file))
     api = emulator.session()
     model_id = new_model(emulator, api)
     version = new_version(emulator, api, model_id, bundle_files(bundle))

@@ -2,8 +2,8 @@
 
 The emulator's process runtime runs cmkit's test-local engine on the stored version: the
 version's start_server.sh is started as a real process and the real checks talk to it. The
-model is tests/support/stdlib_model.py (a standard-library server that starts in milliseconds), so a
-whole test takes a fraction of a second. What needs a served emulator (a stop or a kill during
+model is write_stdlib_bundle's (tests/support/bundles.py: a standard-library server that starts in
+milliseconds), so a whole test takes a fraction of a second. What needs a served emulator (a stop or a kill during
 a test) is in tests/emulator/test_state.py (slow tier).
 """
 
@@ -15,15 +15,15 @@ import pytest
 import requests
 
 from tests.emulator.test_api import assert_conforms, create_model, create_version
-from tests.support.emulator_support import wait_for
+from tests.support.bundles import stdlib_files
+from tests.support.emulator_support import ended, wait_for
 from tests.support.flask_transport import InProcessEmulator
-from tests.support.stdlib_model import ended, stdlib_dataset, stdlib_emulator, stdlib_files  # noqa: F401 (fixtures)
 
 ABSENT = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:  # noqa: F811 (the imported fixture)
+def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
     return stdlib_emulator
 
 
@@ -33,7 +33,7 @@ def api(emulator: InProcessEmulator) -> requests.Session:
 
 
 @pytest.fixture(scope="module")
-def dataset(stdlib_dataset: str) -> str:  # noqa: F811 (the imported fixture)
+def dataset(stdlib_dataset: str) -> str:
     return stdlib_dataset
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from cmkit.engine.modelenv import model_environment, parse_env_flags
 from cmkit.errors import InputError
+from tests.support.bundles import metadata_yaml, write_static_bundle
 
 SECRET = "host-secret-token-7f3a9"
 SERVE = 'exec python -m http.server "$PORT" --bind 127.0.0.1\n'
@@ -43,12 +44,7 @@ SCRUBBED_DAEMON = DAEMON.replace(
 
 
 def make_bundle(root: Path, script: str) -> Path:
-    root.mkdir(parents=True)
-    start = root / "start_server.sh"
-    start.write_text("#!/bin/sh\n" + script)
-    start.chmod(0o755)
-    (root / "model-metadata.yaml").write_text("name: env-probe\ntype: inference\ntargetType: regression\n")
-    return root
+    return write_static_bundle(root, "#!/bin/sh\n" + script, metadata=metadata_yaml("env-probe", target_name=None))
 
 
 def run_process(bundle: Path, *flags: str, env: dict[str, str] | None = None) -> dict[str, object]:

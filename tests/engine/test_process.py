@@ -17,6 +17,7 @@ import pytest
 from cmkit.engine.base import RunSpec
 from cmkit.engine.process import ProcessServer, server_command, start_process
 from cmkit.errors import InputError
+from tests.support.bundles import write_static_bundle
 
 # Prints what it was given, starts a process that leaves the group (a daemonizing server's
 # child), then ticks until it is stopped.
@@ -28,18 +29,10 @@ while :; do echo tick; sleep 0.05; done
 """
 
 
-def write_bundle(folder: Path, script: str | None, mode: int = 0o755) -> Path:
-    folder.mkdir(exist_ok=True)
-    if script is not None:
-        (folder / "start_server.sh").write_text(script)
-        (folder / "start_server.sh").chmod(mode)
-    return folder
-
-
 @pytest.fixture
 def ticking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcessServer]:
     monkeypatch.setenv("DATAROBOT_API_TOKEN", "secret-token-of-the-host")
-    server = start_process(write_bundle(tmp_path / "m", TICKING), RunSpec(url_prefix="/p/q"))
+    server = start_process(write_static_bundle(tmp_path / "m", TICKING), RunSpec(url_prefix="/p/q"))
     yield server
     server.stop()
 
@@ -99,7 +92,7 @@ def test_stop_ends_the_whole_tree_even_what_left_the_group(ticking: ProcessServe
 
 
 def test_a_server_that_exits_at_start_reports_its_code_and_its_words(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path, "#!/bin/sh\necho 'cannot find model.pkl' >&2\nexit 3\n")
+    bundle = write_static_bundle(tmp_path, "#!/bin/sh\necho 'cannot find model.pkl' >&2\nexit 3\n")
     server = start_process(bundle, RunSpec(url_prefix="/"))
     try:
         server.process.wait(timeout=10)
@@ -121,7 +114,7 @@ def test_a_server_that_exits_at_start_reports_its_code_and_its_words(tmp_path: P
 def test_a_start_script_that_cannot_be_executed_fails_as_popen_reports_it(
     tmp_path: Path, script: str, mode: int, code: int
 ) -> None:
-    bundle = write_bundle(tmp_path, script, mode)
+    bundle = write_static_bundle(tmp_path, script, mode=mode)
     with pytest.raises(OSError) as raised:
         start_process(bundle, RunSpec(url_prefix="/"))
     assert raised.value.errno == code
@@ -129,7 +122,7 @@ def test_a_start_script_that_cannot_be_executed_fails_as_popen_reports_it(
 
 def test_without_a_start_script_the_installed_runtime_serves_the_bundle(tmp_path: Path) -> None:
     assert server_command(tmp_path) == [sys.executable, "-m", "cmkit_runtime", "serve", "--code-dir", str(tmp_path)]
-    write_bundle(tmp_path, "#!/bin/sh\n")
+    write_static_bundle(tmp_path, "#!/bin/sh\n")
     assert server_command(tmp_path) == [str(tmp_path / "start_server.sh")]
 
 

@@ -23,7 +23,7 @@ from cmkit.engine.images import CODE_IMAGES_KEPT, created_at
 from cmkit.errors import InputError
 from cmkit.prune import PruneOptions, parse_duration, prune
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 
 BASE = "python:3.11-slim"
 PRUNE_LABEL = "cmkit.test-prune"
@@ -115,7 +115,7 @@ def exists(client: Any, kind: str, ident: str) -> bool:
 @pytest.mark.slow
 def test_code_images_are_keyed_by_content_not_by_folder(docker_client: Any, tmp_path: Path) -> None:
     labels = own_labels()
-    first = write_bundle(tmp_path / "checkout-1")
+    first = write_flask_bundle(tmp_path / "checkout-1")
     second = tmp_path / "checkout-2"
     shutil.copytree(first, second)
     builder = ImageBuilder(docker_client, labels=labels)
@@ -133,7 +133,7 @@ def test_code_images_are_keyed_by_content_not_by_folder(docker_client: Any, tmp_
 @pytest.mark.slow
 def test_building_evicts_the_owners_oldest_code_images_only(docker_client: Any, tmp_path: Path) -> None:
     labels = own_labels()
-    bundle = write_bundle(tmp_path / "bundle")
+    bundle = write_flask_bundle(tmp_path / "bundle")
     # The base was built by someone else: its labels (another session's) are inherited by
     # every code image on it, and must not hide whose code images these are.
     base = build(docker_client, None, {**labels, "cmkit.other-session": "x"}, labels[PRUNE_LABEL])
@@ -170,7 +170,7 @@ def test_prune_selects_by_kind_age_and_label(docker_client: Any, tmp_path: Path)
     selector = ["--label", f"{PRUNE_LABEL}={labels[PRUNE_LABEL]}"]
     marker = labels[PRUNE_LABEL]
     deps = build(docker_client, f"cmkit-deps:{marker}", {**labels, "cmkit.image": "deps"}, marker)
-    code = ImageBuilder(docker_client, labels=labels).code(f"cmkit-deps:{marker}", write_bundle(tmp_path / "b"))
+    code = ImageBuilder(docker_client, labels=labels).code(f"cmkit-deps:{marker}", write_flask_bundle(tmp_path / "b"))
     # A build leftover: the tag moves to a newer build, the older image stays untagged.
     leftover = build(docker_client, f"cmkit-code:leftover-{marker}", labels, marker + "-old")
     retagged = build(docker_client, f"cmkit-code:leftover-{marker}", labels, marker + "-new")

@@ -1,20 +1,25 @@
 """`cmkit env push` as a library call (cmkit/environments.py) against the emulator's app on a
-loopback socket, and the emulator's environment module called directly (fast tier)."""
+loopback socket, and the emulator's environment module called directly (fast tier); the command
+against a `cmkit emulator` subprocess over HTTP (slow tier)."""
 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from cmkit.api.client import DataRobotClient
+from cmkit.cli import main
 from cmkit.emulator import environments as emulated
 from cmkit.environments import push_environment
 from cmkit.events import RecordingEvents
-from tests.support.emulator_support import FlaskEmulator
+from tests.conftest import REPO
+from tests.support.emulator_support import TOKEN, Emulator, FlaskEmulator
 from tests.support.http_server import api_client
 
 pytestmark = pytest.mark.usefixtures("fast_api_polls")  # the emulator's builds end at once
@@ -119,3 +124,36 @@ def test_env_push_retries_a_refused_upload_after_looking_for_it(api: DataRobotCl
     assert any("uploading the environment: " in line and "retrying" in line for line in events.lines)
     versions = list(api.pages(f"executionEnvironments/{result.environment_id}/versions/"))
     assert [v["id"] for v in versions] == [result.version_id]  # one version, not two
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Emulator]:
+    """A real `cmkit emulator` subprocess, for the command over HTTP."""
+    emu = Emulator(tmp_path / "emulator-data").start()
+    yield emu
+    emu.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_datarobot_configuration")
+def test_env_push_uploads_once(served: Emulator) -> None:
+    emulator = served
+    arguments = [
+        "env",
+        "push",
+        str(REPO / "templates" / "environments" / "python3"),
+        "--name",
+        "team-python",
+        "--endpoint",
+        emulator.endpoint,
+        "--token",
+        TOKEN,
+        "--json",
+    ]
+    first = CliRunner().invoke(main, arguments)
+    assert first.exit_code == 0, first.output
+    document = json.loads(first.stdout)
+    assert document["createdEnvironment"] and document["buildStatus"] == "success"
+    again = json.loads(CliRunner().invoke(main, arguments).stdout)
+    assert again["upToDate"] and again["environmentId"] == document["environmentId"]
+    assert again["versionId"] == document["versionId"]

@@ -25,7 +25,6 @@ from cmkit.remoteenv import cache_root, fetch_environment
 from tests.support.emulator_support import TOKEN, FlaskEmulator
 from tests.support.flask_transport import InProcessEmulator
 from tests.support.http_server import api_client, serving
-from tests.support.stdlib_model import stdlib_emulator  # noqa: F401 (a fixture)
 
 ABSENT = "0123456789abcdef01234567"
 
@@ -36,7 +35,7 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> FlaskEmulator:  # noqa: F811 (the imported fixture)
+def emulator(stdlib_emulator: InProcessEmulator) -> FlaskEmulator:
     return stdlib_emulator.flask  # the session's in-process emulator: its start is paid once
 
 

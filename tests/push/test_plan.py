@@ -1,8 +1,9 @@
-"""Push planning (`plan_push`, the diff against the latest version, `userProvidedId`) and `push`,
-as library calls against the emulator's app served on a real loopback socket (fast tier).
+"""Planning: `plan_push`, the diff against the latest version, `userProvidedId`, the model payload,
+as library calls against the emulator's app served on a real loopback socket (fast tier); `push`
+here only makes the versions a plan is diffed against.
 
-The CLI's end-to-end pushes against a `cmkit emulator` subprocess, with faults, are in
-tests/push/test_push_over_http.py (slow tier).
+Carrying a plan out is tests/push/test_uploads.py's; the CLI's end-to-end pushes against a
+`cmkit emulator` subprocess, with faults, are tests/push/test_cli_over_http.py's (slow tier).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.push import ManifestCache, PushOptions, PushRefused, model_payload, plan_push, prepare_bundle, push
 from cmkit.push import user_provided_id as stable_id
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import FlaskEmulator
 from tests.support.http_server import api_client
 
@@ -44,7 +45,7 @@ def api(emulator: FlaskEmulator) -> Iterator[DataRobotClient]:
 
 
 def named_bundle(root: Path, name: str) -> Path:
-    bundle = write_bundle(root)
+    bundle = write_flask_bundle(root)
     metadata = bundle / "model-metadata.yaml"
     metadata.write_text(metadata.read_text().replace("name: fixture-good", f'name: "{name}"'))
     (bundle / "notes.txt").write_text("kept\n")

@@ -26,7 +26,7 @@ from cmkit.cli import main
 from cmkit.paths import default_environment_dir
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
-from tests.runtime.test_drum_formats import (
+from tests.support.bundles import (
     bare_pipeline,
     hooks_only,
     score_crashes_on_nulls,

@@ -11,11 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
+
+if TYPE_CHECKING:  # flask_transport imports this module
+    from tests.support.flask_transport import InProcessEmulator
 
 T = TypeVar("T")
 TOKEN = "test-token-0123456789"
@@ -111,6 +114,25 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 300.0, interval: fl
             raise TimeoutError(f"gave up waiting after {timeout} s; last value {value!r}")
         time.sleep(pause)
         pause = min(pause * 2, interval)
+
+
+def ended(api: requests.Session, status_url: str) -> requests.Response:
+    """The async status once its job ended: a 303 to the result, or 200 with a final status."""
+
+    def final() -> requests.Response | None:
+        polled = api.get(status_url, allow_redirects=False)
+        return polled if polled.status_code == 303 or polled.json()["status"] in ("ERROR", "ABORTED") else None
+
+    return wait_for(final, timeout=60, interval=0.02)
+
+
+def ingested(
+    emulator: Emulator | InProcessEmulator, api: requests.Session, content: bytes, name: str = "train.csv"
+) -> str:
+    """`content` uploaded as a dataset and its ingestion ended: its catalog id."""
+    response = api.post(emulator.url("datasets/fromFile/"), files={"file": (name, content)}, allow_redirects=False)
+    assert ended(api, response.headers["Location"]).status_code == 303
+    return str(response.json()["catalogId"])
 
 
 def seeded_environment_ready(emulator: Emulator, timeout: float = 900.0) -> dict[str, Any]:

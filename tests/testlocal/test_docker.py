@@ -22,7 +22,7 @@ from cmkit.engine.images import BuildFailed, BuildSettings
 from cmkit.events import RecordingEvents
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
-from tests.support.bundles import START, write_bundle
+from tests.support.bundles import FLASK_START, write_flask_bundle
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 LABELS = {TEST_LABEL: TEST_RUN_ID}
@@ -59,7 +59,7 @@ def dangling(client) -> set[str]:
 
 def test_layers_are_cached_by_content(docker_client, tmp_path: Path) -> None:
     # The run id keeps these layers out of caches other sessions (or earlier runs) left behind.
-    bundle = write_bundle(tmp_path, requirements=f"six==1.16.0  # {TEST_RUN_ID}\n")
+    bundle = write_flask_bundle(tmp_path, requirements=f"six==1.16.0  # {TEST_RUN_ID}\n")
     first = run(bundle)
     assert first["overallStatus"] == "succeeded", first["testingStatus"]
     url_prefix = first["details"]["urlPrefix"]  # type: ignore[index]
@@ -108,7 +108,7 @@ def test_builds_need_the_forwarded_ca_bundle(docker_client) -> None:
 
 
 def test_memory_hog_is_oom_killed_under_the_limit(docker_client, tmp_path: Path) -> None:
-    document = run(write_bundle(tmp_path, "memory_hog"), maximum_memory=512 * 1024**2)
+    document = run(write_flask_bundle(tmp_path, "memory_hog"), maximum_memory=512 * 1024**2)
     result = document["testingStatus"][LONG_RUNNING_SERVICE]  # type: ignore[index]
     assert result["status"] == "failed"
     assert "memory limit (OOM)" in result["message"], result["message"]
@@ -146,7 +146,7 @@ def listener() -> Iterator[Listener]:
 
 def test_network_egress_none_blocks_outbound_connections(docker_client, tmp_path: Path, listener: Listener) -> None:
     gateway = bridge_gateway(docker_client)
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     environment = {"EGRESS_TARGET": f"{gateway}:{listener.port}"}
 
     public = run(bundle, network_egress="PUBLIC", server_environment=environment)
@@ -161,10 +161,10 @@ def test_network_egress_none_blocks_outbound_connections(docker_client, tmp_path
 
 def test_nothing_is_left_after_good_and_failing_runs(docker_client, tmp_path: Path) -> None:
     before = dangling(docker_client)
-    assert run(write_bundle(tmp_path / "good"))["overallStatus"] == "succeeded"
-    failing = run(write_bundle(tmp_path / "bad", "nan_output"))
+    assert run(write_flask_bundle(tmp_path / "good"))["overallStatus"] == "succeeded"
+    failing = run(write_flask_bundle(tmp_path / "bad", "nan_output"))
     assert statuses(failing)[ERROR_CHECK] == "failed"
-    broken_start = run(write_bundle(tmp_path / "exits", start_script="#!/bin/sh\nexit 4\n"))
+    broken_start = run(write_flask_bundle(tmp_path / "exits", start_script="#!/bin/sh\nexit 4\n"))
     assert "exited with code 4" in broken_start["testingStatus"][LONG_RUNNING_SERVICE]["message"]  # type: ignore[index]
     assert our_containers(docker_client) == []
     assert docker_client.networks.list(filters={"label": f"{TEST_LABEL}={TEST_RUN_ID}"}) == []
@@ -173,7 +173,7 @@ def test_nothing_is_left_after_good_and_failing_runs(docker_client, tmp_path: Pa
 
 def test_sigint_mid_run_removes_the_container(docker_client, tmp_path: Path) -> None:
     slow = "#!/bin/sh\nsleep 60\n"
-    bundle = write_bundle(tmp_path, start_script=slow)
+    bundle = write_flask_bundle(tmp_path, start_script=slow)
     label = f"cmkit.sigint-test={TEST_RUN_ID}"
     process = subprocess.Popen(
         [
@@ -209,7 +209,7 @@ def test_sigint_mid_run_removes_the_container(docker_client, tmp_path: Path) -> 
 def test_keep_leaves_the_server_running_until_stopped(docker_client, tmp_path: Path) -> None:
     import requests
 
-    config = TestLocalConfig(bundle=write_bundle(tmp_path), runtime="docker", labels=dict(LABELS), keep=True)
+    config = TestLocalConfig(bundle=write_flask_bundle(tmp_path), runtime="docker", labels=dict(LABELS), keep=True)
     report = run_test_local(config)
     assert report.server is not None
     try:
@@ -257,7 +257,7 @@ def test_remote_engine_through_docker_host(docker_client, tmp_path: Path, monkey
     engine = EngineOverTcp(gateway)
     try:
         monkeypatch.setenv("DOCKER_HOST", engine.address)
-        document = run(write_bundle(tmp_path))
+        document = run(write_flask_bundle(tmp_path))
     finally:
         engine.close()
     assert document["overallStatus"] == "succeeded", document["testingStatus"]
@@ -265,7 +265,7 @@ def test_remote_engine_through_docker_host(docker_client, tmp_path: Path, monkey
 
 
 def test_cli_json_and_missing_engine_exit_code(docker_client, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path, "batch_dependent")
+    bundle = write_flask_bundle(tmp_path, "batch_dependent")
     result = subprocess.run(
         [sys.executable, "-m", "cmkit", "test-local", str(bundle), "--json", "--label", f"{TEST_LABEL}={TEST_RUN_ID}"],
         capture_output=True,
@@ -292,7 +292,7 @@ def test_a_container_that_cannot_start_is_removed(docker_client, tmp_path: Path)
     # No start_server.sh and an environment without one (cmkit's python3 provides one, so a bare
     # environment here): the engine creates the container, then fails to start its entrypoint.
     # It used to stay behind in "Created" state, one per run.
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     (bundle / "start_server.sh").unlink()
     bare = tmp_path / "bare-environment"
     bare.mkdir()
@@ -307,12 +307,12 @@ def test_a_container_that_cannot_start_is_removed(docker_client, tmp_path: Path)
 
 def test_failure_paths_leave_no_labelled_container(docker_client, tmp_path: Path) -> None:
     """Every way a run can end badly: bad dataset, server that exits, timeout, crash in the checks."""
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     (tmp_path / "short.csv").write_text("a,b,when,y\n1,2\n")
     with pytest.raises(Exception, match="field"):
         run(bundle, dataset=tmp_path / "short.csv")
     assert our_containers(docker_client) == []
-    slow = write_bundle(tmp_path / "slow", start_script="#!/bin/sh\nsleep 60\n")
+    slow = write_flask_bundle(tmp_path / "slow", start_script="#!/bin/sh\nsleep 60\n")
     assert statuses(run(slow, startup_timeout=1))[LONG_RUNNING_SERVICE] == "failed"
     assert our_containers(docker_client) == []
     broken_environment = tmp_path / "environment"
@@ -325,7 +325,7 @@ def test_failure_paths_leave_no_labelled_container(docker_client, tmp_path: Path
 def test_env_flags_reach_the_container_and_host_secrets_do_not(
     docker_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = write_bundle(tmp_path, start_script=START.replace("exec ", "env | sort\nexec ", 1))
+    bundle = write_flask_bundle(tmp_path, start_script=FLASK_START.replace("exec ", "env | sort\nexec ", 1))
     monkeypatch.setenv("DATAROBOT_API_TOKEN", "host-secret-token-123")
     monkeypatch.setenv("FROM_HOST", "host-value")
     command = [sys.executable, "-m", "cmkit", "test-local", str(bundle), "--runtime", "docker", "--json"]

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cmkit.checks.results import ERROR_CHECK, LONG_RUNNING_SERVICE, NULL_VALUE_IMPUTATION, SEED_CHECKS, SIDE_EFFECTS
 from cmkit.cli import main
 from cmkit.testlocal import TestLocalConfig, run_test_local
-from tests.support.bundles import write_bundle
+from tests.support.bundles import write_flask_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def statuses(document: dict[str, object]) -> dict[str, str]:
 
 @pytest.mark.parametrize("target", ["regression", "binary", "multiclass"])
 def test_good_bundles_succeed(tmp_path: Path, target: str) -> None:
-    document = run(write_bundle(tmp_path, target=target))
+    document = run(write_flask_bundle(tmp_path, target=target))
     assert document["overallStatus"] == "succeeded", document["testingStatus"]
     assert set(statuses(document).values()) == {"succeeded"}
     details = document["details"]
@@ -56,7 +56,7 @@ def test_good_bundles_succeed(tmp_path: Path, target: str) -> None:
 def test_each_misbehaviour_is_reported_by_its_check(
     tmp_path: Path, behaviour: str, target: str, check: str, status: str, fragment: str
 ) -> None:
-    document = run(write_bundle(tmp_path, behaviour, target))
+    document = run(write_flask_bundle(tmp_path, behaviour, target))
     found = document["testingStatus"][check]  # type: ignore[index]
     assert found["status"] == status and fragment in found["message"], document["testingStatus"]
     others = {name: s for name, s in statuses(document).items() if name not in (check, LONG_RUNNING_SERVICE)}
@@ -68,20 +68,22 @@ def test_each_misbehaviour_is_reported_by_its_check(
 
 
 def test_null_column_crash_names_the_column(tmp_path: Path) -> None:
-    document = run(write_bundle(tmp_path, "null_crash", nulls=False))
+    document = run(write_flask_bundle(tmp_path, "null_crash", nulls=False))
     result = document["testingStatus"][NULL_VALUE_IMPUTATION]  # type: ignore[index]
     assert result["status"] == "warning"
     assert "1 of 3 columns fail when entirely null: 'a': HTTP 500: column a is entirely null" in result["message"]
     assert document["overallStatus"] == "warning"
     failing = document["details"]["checks"][NULL_VALUE_IMPUTATION]["failingColumns"]  # type: ignore[index]
     assert failing == [{"column": "a", "reason": "HTTP 500: column a is entirely null"}]
-    strict = run(write_bundle(tmp_path / "strict", "null_crash", nulls=False), checks={NULL_VALUE_IMPUTATION: "fail"})
+    strict = run(
+        write_flask_bundle(tmp_path / "strict", "null_crash", nulls=False), checks={NULL_VALUE_IMPUTATION: "fail"}
+    )
     assert strict["overallStatus"] == "failed"
 
 
 def test_server_ignoring_url_prefix_fails_long_running_service(tmp_path: Path) -> None:
     script = '#!/bin/sh\nURL_PREFIX= exec gunicorn --bind "0.0.0.0:${PORT}" app:app\n'
-    document = run(write_bundle(tmp_path, start_script=script))
+    document = run(write_flask_bundle(tmp_path, start_script=script))
     result = document["testingStatus"][LONG_RUNNING_SERVICE]  # type: ignore[index]
     assert result["status"] == "failed" and "keeps answering HTTP 404" in result["message"]
     assert {s for n, s in statuses(document).items() if n != LONG_RUNNING_SERVICE} == {"aborted"}
@@ -90,7 +92,7 @@ def test_server_ignoring_url_prefix_fails_long_running_service(tmp_path: Path) -
 def test_server_exiting_at_start_fails_at_once_with_its_log(tmp_path: Path) -> None:
     script = "#!/bin/sh\necho 'cannot find model.pkl' >&2\nexit 3\n"
     started = time.monotonic()
-    document = run(write_bundle(tmp_path, start_script=script), startup_timeout=60)
+    document = run(write_flask_bundle(tmp_path, start_script=script), startup_timeout=60)
     result = document["testingStatus"][LONG_RUNNING_SERVICE]  # type: ignore[index]
     assert result["status"] == "failed"
     assert "exited with code 3" in result["message"] and "cannot find model.pkl" in result["message"]
@@ -98,7 +100,7 @@ def test_server_exiting_at_start_fails_at_once_with_its_log(tmp_path: Path) -> N
 
 
 def test_start_script_that_cannot_run(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     (bundle / "start_server.sh").chmod(0o644)
     document = run(bundle)
     assert "could not be started: Permission denied" in document["testingStatus"][LONG_RUNNING_SERVICE]["message"]  # type: ignore[index]
@@ -116,7 +118,8 @@ def test_stop_is_the_whole_clean_up_and_keeps_the_log_text(tmp_path: Path) -> No
     from cmkit.events import Events
     from cmkit.testlocal import resolve_config, start_bundle
 
-    config = resolve_config(TestLocalConfig(bundle=write_bundle(tmp_path), runtime="process", maximum_memory=2**30))
+    bundle = write_flask_bundle(tmp_path)
+    config = resolve_config(TestLocalConfig(bundle=bundle, runtime="process", maximum_memory=2**30))
     started = start_bundle(config, Events(), "stop-test")
     server = started.server
     assert isinstance(server, ProcessServer) and server.host_port == server.port
@@ -132,7 +135,7 @@ def test_stop_is_the_whole_clean_up_and_keeps_the_log_text(tmp_path: Path) -> No
 
 
 def test_no_dataset_skips_prediction_checks(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     (bundle / "model-metadata.yaml").write_text("name: m\ntargetType: regression\n")
     document = run(bundle)
     assert statuses(document) == {
@@ -145,7 +148,7 @@ def test_no_dataset_skips_prediction_checks(tmp_path: Path) -> None:
 
 
 def test_skip_configuration_and_side_effects_rows(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path, "batch_dependent")
+    bundle = write_flask_bundle(tmp_path, "batch_dependent")
     document = run(bundle, checks={ERROR_CHECK: "skip", SIDE_EFFECTS: "fail"}, side_effects_rows=7)
     assert statuses(document)[ERROR_CHECK] == "skipped"
     assert statuses(document)[SIDE_EFFECTS] == "failed"
@@ -153,7 +156,7 @@ def test_skip_configuration_and_side_effects_rows(tmp_path: Path) -> None:
 
 
 def test_server_is_stopped_after_the_run(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     report = run_test_local(TestLocalConfig(bundle=bundle, runtime="process"))
     pid = int(report.to_dict()["details"]["server"]["pid"])
     with pytest.raises(ProcessLookupError):
@@ -162,15 +165,17 @@ def test_server_is_stopped_after_the_run(tmp_path: Path) -> None:
 
 def test_cli_json_junit_and_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
-    good = write_bundle(tmp_path / "good")
+    good = write_flask_bundle(tmp_path / "good")
     junit = tmp_path / "report.xml"
     result = runner.invoke(main, ["test-local", str(good), "--runtime", "process", "--json", "--junit", str(junit)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["overallStatus"] == "succeeded"
     assert junit.read_text().count("<testcase") == 7  # one per check, skipped ones included
-    warn = runner.invoke(main, ["test-local", str(write_bundle(tmp_path / "warn", "stateful")), "--runtime", "process"])
+    warn_bundle = write_flask_bundle(tmp_path / "warn", "stateful")
+    warn = runner.invoke(main, ["test-local", str(warn_bundle), "--runtime", "process"])
     assert warn.exit_code == 0 and "warning" in warn.stderr
-    bad = runner.invoke(main, ["test-local", str(write_bundle(tmp_path / "bad", "nan_output")), "--runtime", "process"])
+    bad_bundle = write_flask_bundle(tmp_path / "bad", "nan_output")
+    bad = runner.invoke(main, ["test-local", str(bad_bundle), "--runtime", "process"])
     assert bad.exit_code == 1
     missing_csv = str(tmp_path / "x.csv")
     missing = runner.invoke(main, ["test-local", str(good), "--runtime", "process", "--dataset", missing_csv])
@@ -186,7 +191,7 @@ def test_serve_prints_the_url_serves_and_cleans_up_on_ctrl_c(tmp_path: Path) -> 
 
     import requests
 
-    bundle = write_bundle(tmp_path)
+    bundle = write_flask_bundle(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "cmkit", "serve", str(bundle), "--runtime", "process", "--json", "--url-prefix", "/a/b"],
         stdout=subprocess.PIPE,

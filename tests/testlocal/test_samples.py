@@ -19,6 +19,7 @@ from cmkit.checks.results import (
 from cmkit.scaffold import init_bundle, make_spec
 from cmkit.testlocal import TestLocalConfig, run_test_local
 from tests.conftest import REPO, TEST_LABEL, TEST_RUN_ID
+from tests.support.bundles import write_runtime_bundle
 
 SAMPLES = REPO / "sample_models"
 GOOD = ["regression_diabetes", "binary_breast_cancer", "multiclass_iris"]
@@ -112,8 +113,12 @@ def test_memory_hog_fails_long_running_service_with_the_oom_reason(request: pyte
 def test_null_imputation_on_40_columns_loads_the_model_once(
     runtime: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    bundle = tmp_path / "wide"
-    init_bundle(bundle, make_spec("regression", "wide"))
+    # A model over whatever columns arrive; what matters here is the template's server.
+    custom = (
+        "def load_model(code_dir):\n    return None\n\n\n"
+        "def predict(model, X):\n    return X.apply(lambda c: c.astype(float)).fillna(0.0).sum(axis=1).to_numpy()\n"
+    )
+    bundle = write_runtime_bundle(tmp_path / "wide", "regression", "wide", custom)
     columns = [f"x{i}" for i in range(40)]
     generator = random.Random(3)
     with (bundle / "data" / "wide.csv").open("w", newline="") as handle:
@@ -121,11 +126,6 @@ def test_null_imputation_on_40_columns_loads_the_model_once(
         writer.writerow([*columns, "target"])
         for _ in range(200):
             writer.writerow([f"{generator.gauss(0, 1):.3f}" for _ in columns] + ["1.0"])
-    # A model over whatever columns arrive; what matters here is the template's server.
-    (bundle / "custom.py").write_text(
-        "def load_model(code_dir):\n    return None\n\n\n"
-        "def predict(model, X):\n    return X.apply(lambda c: c.astype(float)).fillna(0.0).sum(axis=1).to_numpy()\n"
-    )
     document = run(
         bundle,
         runtime,

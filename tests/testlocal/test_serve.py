@@ -14,6 +14,7 @@ import pytest
 from cmkit.serve import serve_bundle
 from cmkit.testlocal import StartFailed, TestLocalConfig
 from tests.engine.test_process import running
+from tests.support.bundles import write_static_bundle
 
 # Answers 200 on the URL prefix (longRunningService's readiness route), 404 elsewhere; exits 2 on
 # GET .../crash.
@@ -44,10 +45,7 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 
 
 def bundle_with(folder: Path, script: str) -> Path:
-    folder.mkdir()
-    (folder / "start_server.sh").write_text(textwrap.dedent(script))
-    (folder / "start_server.sh").chmod(0o755)
-    return folder
+    return write_static_bundle(folder, textwrap.dedent(script))
 
 
 def test_serve_returns_once_the_server_answers_and_close_stops_it(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """cmkit/testlocal.py: configuration, the process runtime's run, start failures, feature impact (fast tier).
 
 Runs start a real `start_server.sh` through the process runtime; the bundle's server is Python's
-own http.server (tests/support/quick_bundle.py), so a whole run takes a fraction of a second. The Docker
-runtime's build-and-start (`_start_docker`) is the Docker tier's (tests/testlocal/test_docker.py).
+own http.server (write_quick_bundle, tests/support/bundles.py), so a whole run takes a fraction of
+a second. The Docker runtime's build-and-start (`_start_docker`) is the Docker tier's (tests/testlocal/test_docker.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from cmkit.errors import DockerUnavailable, InputError
 from cmkit.events import RecordingEvents
 from cmkit.featureimpact import FeatureImpactFailed
 from cmkit.testlocal import TestLocalConfig, resolve_config, run_feature_impact, run_test_local
-from tests.support.quick_bundle import write_quick_bundle
+from tests.support.bundles import write_quick_bundle
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 

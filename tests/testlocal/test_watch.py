@@ -1,9 +1,10 @@
 """cmkit/watch.py in this process: edits under `Watch.test_local` and `Watch.serve` (fast tier).
 
-A real watch (watchfiles on tmp_path) of a real process-runtime server, tests/support/quick_bundle.py's
-http.server, which starts in a few hundredths of a second. It is not cmkit-runtime, so a code
-edit restarts it (no SIGHUP reload: that and the Docker paths are tests/testlocal/test_watch_cli.py's, slow
-tier). Each callback makes the next edit; a stop event ends the watch as Ctrl-C would.
+A real watch (watchfiles on tmp_path) of a real process-runtime server, the http.server of
+write_quick_bundle (tests/support/bundles.py), which starts in a few hundredths of a second. It
+is not cmkit-runtime, so a code edit restarts it (no SIGHUP reload: that and the Docker paths are
+tests/testlocal/test_watch_cli.py's, slow tier). Each callback makes the next edit; a stop event
+ends the watch as Ctrl-C would.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from cmkit.events import Events
 from cmkit.report import ReportDetails, StartInfo
 from cmkit.testlocal import TestLocalConfig
 from cmkit.watch import NEW_SERVER, RESTARTED, STARTED, Applied, Change, Watch, WatchRun
-from tests.support.quick_bundle import write_quick_bundle
+from tests.support.bundles import write_quick_bundle
 
 WATCH_TIMEOUT = 60.0
 # The later checks cost time, not coverage of the watch: errorCheck is what the edits break.

@@ -1,42 +1,29 @@
-"""`push` carried out against the emulator's app on a real loopback socket (fast tier): dependency
-builds, datasets, remote model tests, and the retries and look-ups around creates.
+"""Uploads: `push` carrying out a plan against the emulator's app on a real loopback socket (fast
+tier): dependency builds, datasets, remote model tests, and the retries and look-ups around creates.
 
 The remote test really runs: the emulator's process runtime starts the pushed bundle's
-start_server.sh (tests/support/stdlib_model.py, a standard-library server) and runs test-local's
+start_server.sh (write_stdlib_bundle, a standard-library server) and runs test-local's
 checks on it. Faults come from the emulator's own injector (503s with `Retry-After: 0`). The
 client's poll loops wait one or two seconds between polls, for a real DataRobot; here the clock
-of cmkit.api.client sleeps a hundredth of that (conftest's fast_api_polls). The CLI's pushes
-against a served emulator are in tests/push/test_push_over_http.py (slow tier).
+of cmkit.api.client sleeps a hundredth of that (conftest's fast_api_polls). Planning is
+tests/push/test_plan.py's, push_bundle's input rules tests/push/test_push_bundle.py's, and the CLI's
+pushes against a served emulator tests/push/test_cli_over_http.py's (slow tier).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cmkit.api.client import DataRobotClient
-from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle, push, push_bundle
+from tests.support.bundles import training_csv, write_stdlib_bundle
 from tests.support.emulator_support import TOKEN, FlaskEmulator
 from tests.support.flask_transport import InProcessEmulator
 from tests.support.http_server import api_client
-from tests.support.stdlib_model import (  # noqa: F401 (fixtures)
-    stdlib_dataset,
-    stdlib_emulator,
-    training_csv,
-    write_stdlib_bundle,
-)
-
-METADATA = """name: {name}
-type: inference
-targetType: regression
-inferenceModel:
-  targetName: y
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +32,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_api_polls: No
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> FlaskEmulator:  # noqa: F811 (the imported fixture)
+def emulator(stdlib_emulator: InProcessEmulator) -> FlaskEmulator:
     return stdlib_emulator.flask
 
 
 @pytest.fixture(scope="module")
-def dataset_id(stdlib_dataset: str) -> str:  # noqa: F811 (the imported fixture)
+def dataset_id(stdlib_dataset: str) -> str:
     return stdlib_dataset
 
 
@@ -66,14 +53,6 @@ def no_faults_left(emulator: FlaskEmulator) -> Iterator[None]:
     emulator.injector.clear()
 
 
-def bundle(root: Path, name: str, behaviour: str = "good", requirements: str = "") -> Path:
-    write_stdlib_bundle(root, behaviour)
-    (root / "model-metadata.yaml").write_text(METADATA.format(name=name))
-    if requirements:
-        (root / "requirements.txt").write_text(requirements)
-    return root
-
-
 def carry_out(api: DataRobotClient, options: PushOptions, events: RecordingEvents | None = None) -> PushResult:
     cache = ManifestCache(options.bundle.parent / "manifests")
     plan = plan_push(api, prepare_bundle(options.bundle), options, cache)
@@ -83,7 +62,7 @@ def carry_out(api: DataRobotClient, options: PushOptions, events: RecordingEvent
 def test_a_push_builds_dependencies_and_its_remote_test_passes(
     emulator: FlaskEmulator, api: DataRobotClient, tmp_path: Path
 ) -> None:
-    root = bundle(tmp_path / "bundle", "push-remote-test", requirements="six==1.16.0\n")
+    root = write_stdlib_bundle(tmp_path / "bundle", name="push-remote-test", requirements="six==1.16.0\n")
     data = tmp_path / "train.csv"
     data.write_bytes(training_csv())
     options = PushOptions(
@@ -114,7 +93,7 @@ def test_a_push_builds_dependencies_and_its_remote_test_passes(
 def test_a_model_that_fails_its_remote_test_makes_the_push_fail(
     emulator: FlaskEmulator, api: DataRobotClient, dataset_id: str, tmp_path: Path
 ) -> None:
-    root = bundle(tmp_path / "bundle", "push-failing-test", "fails")
+    root = write_stdlib_bundle(tmp_path / "bundle", "fails", name="push-failing-test")
     quick = {"sideEffects": "skip", "nullValueImputation": "skip"}
     options = PushOptions(bundle=root, environment_id=emulator.environment_id(), dataset_id=dataset_id, checks=quick)
     result = carry_out(api, options)
@@ -128,7 +107,7 @@ def test_a_model_that_fails_its_remote_test_makes_the_push_fail(
 def test_without_waiting_the_push_returns_what_it_started(
     emulator: FlaskEmulator, api: DataRobotClient, dataset_id: str, tmp_path: Path
 ) -> None:
-    root = bundle(tmp_path / "bundle", "push-no-wait", "hangs", requirements="six==1.16.0\n")
+    root = write_stdlib_bundle(tmp_path / "bundle", "hangs", name="push-no-wait", requirements="six==1.16.0\n")
     options = PushOptions(bundle=root, environment_id=emulator.environment_id(), dataset_id=dataset_id, wait=False)
     result = carry_out(api, options)
     assert result.build_status in ("submitted", "processing", "success")
@@ -142,7 +121,7 @@ def test_without_waiting_the_push_returns_what_it_started(
 def test_lost_answers_are_retried_after_looking_for_what_they_created(
     emulator: FlaskEmulator, api: DataRobotClient, tmp_path: Path
 ) -> None:
-    root = bundle(tmp_path / "bundle", "push-retries")
+    root = write_stdlib_bundle(tmp_path / "bundle", name="push-retries")
     options = PushOptions(bundle=root, environment_id=emulator.environment_id())
     emulator.injector.add_rule(status=503, retry_after=0, method="POST", path=r"customModels/$")
     emulator.injector.add_rule(status=503, retry_after=0, method="POST", path=r"/versions/$")
@@ -164,7 +143,7 @@ def test_lost_answers_are_retried_after_looking_for_what_they_created(
 def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads_everything(
     emulator: FlaskEmulator, api: DataRobotClient, tmp_path: Path
 ) -> None:
-    root = bundle(tmp_path / "bundle", "push-no-digest")
+    root = write_stdlib_bundle(tmp_path / "bundle", name="push-no-digest")
     options = PushOptions(bundle=root, environment_id=emulator.environment_id(), major=False)
     emulator.injector.add_rule(status=503, retry_after=0, method="PATCH", path=r"/versions/[0-9a-f]+/$", count=8)
     events = RecordingEvents()
@@ -176,15 +155,3 @@ def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads
     plan = plan_push(api, prepare_bundle(root), options, cache)
     assert plan.action == "new-version" and "not pushed from here" in plan.reason
 
-
-def test_push_bundle_refuses_bad_input_before_anything_is_sent(tmp_path: Path) -> None:
-    root = bundle(tmp_path / "bundle", "push-input")
-    data = tmp_path / "d.csv"
-    data.write_bytes(training_csv())
-    with pytest.raises(InputError, match="give --dataset or --dataset-id, not both"):
-        push_bundle(PushOptions(bundle=root, dataset=data, dataset_id="abc"), dry_run=True)
-    with pytest.raises(InputError, match="not a bundle folder") as info:
-        push_bundle(PushOptions(bundle=tmp_path / "absent"), dry_run=True)
-    assert info.value.file == tmp_path / "absent"
-    offline = push_bundle(replace(PushOptions(bundle=root), environment_id="e"), dry_run=True)
-    assert offline.dry_run and offline.plan.action == "new-version" and offline.plan.model_create is not None

@@ -1,4 +1,5 @@
-"""`cmkit push` and `cmkit env push` against a real `cmkit emulator` over HTTP."""
+"""`cmkit push`, the command, against a real `cmkit emulator` subprocess over HTTP (slow tier; one
+dependency build in the Docker tier). `cmkit env push` over HTTP is in tests/environments/test_env_push.py."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from click.testing import CliRunner, Result
 
 from cmkit.bundle import API_MAX_FILES
 from cmkit.cli import main
-from tests.conftest import REPO, TEST_RUN_ID
-from tests.support.bundles import write_bundle, write_expected
+from tests.conftest import TEST_RUN_ID
+from tests.support.bundles import write_expected, write_flask_bundle
 from tests.support.emulator_support import TOKEN, Emulator, seeded_environment_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_datarobot_configuration")]
@@ -28,8 +29,6 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
     emu = Emulator(tmp_path / "emulator-data").start()
     yield emu
     emu.stop()
-
-
 
 
 def push(emulator: Emulator, bundle: Path, *args: str) -> tuple[Result, dict[str, Any]]:
@@ -68,7 +67,7 @@ def writes(emulator: Emulator) -> list[dict[str, Any]]:
 
 
 def bundle_with_artifact(root: Path) -> Path:
-    bundle = write_bundle(root, requirements="six==1.16.0\n")
+    bundle = write_flask_bundle(root, requirements="six==1.16.0\n")
     (bundle / "weights.bin").write_bytes(os.urandom(300_000))
     (bundle / "notes.txt").write_text("kept\n")
     return bundle
@@ -158,7 +157,7 @@ def test_a_dropped_connection_after_upload_does_not_duplicate_the_version(emulat
 
 
 def test_two_pushes_at_once_create_one_model(emulator: Emulator, tmp_path: Path) -> None:
-    bundles = [write_bundle(tmp_path / name) for name in ("a", "b")]
+    bundles = [write_flask_bundle(tmp_path / name) for name in ("a", "b")]
     results: list[int] = []
 
     def run(bundle: Path) -> None:
@@ -187,7 +186,7 @@ def test_two_pushes_at_once_create_one_model(emulator: Emulator, tmp_path: Path)
 
 
 def test_failing_remote_test_exits_1_with_the_reason(emulator: Emulator, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path / "bundle", "nan_output")
+    bundle = write_flask_bundle(tmp_path / "bundle", "nan_output")
     result, document = push(emulator, bundle, "--dataset", str(bundle / "data" / "sample.csv"))
     assert result.exit_code == 1, result.output
     assert document["test"]["overallStatus"] == "failed"
@@ -197,7 +196,7 @@ def test_failing_remote_test_exits_1_with_the_reason(emulator: Emulator, tmp_pat
 
 
 def test_passing_remote_test_with_check_configuration(emulator: Emulator, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path / "bundle", "batch_dependent")
+    bundle = write_flask_bundle(tmp_path / "bundle", "batch_dependent")
     result, document = push(
         emulator, bundle, "--dataset", str(bundle / "data" / "sample.csv"), "--check", "sideEffects=skip"
     )
@@ -208,9 +207,9 @@ def test_passing_remote_test_with_check_configuration(emulator: Emulator, tmp_pa
 
 
 def test_push_runs_the_later_checks_remotely(emulator: Emulator, tmp_path: Path) -> None:
-    good = write_bundle(tmp_path / "expected-from")
+    good = write_flask_bundle(tmp_path / "expected-from")
     expected = write_expected(good)
-    bundle = write_bundle(tmp_path / "bundle", "flaky")
+    bundle = write_flask_bundle(tmp_path / "bundle", "flaky")
     result, document = push(
         emulator,
         bundle,
@@ -241,7 +240,7 @@ def test_push_runs_the_later_checks_remotely(emulator: Emulator, tmp_path: Path)
 
 @pytest.mark.parametrize("problem", ["secret", "outside-symlink", "too-many-files", "bad-requirement"])
 def test_refused_bundles_create_nothing(emulator: Emulator, tmp_path: Path, problem: str) -> None:
-    bundle = write_bundle(tmp_path / "bundle")
+    bundle = write_flask_bundle(tmp_path / "bundle")
     if problem == "secret":
         (bundle / ".env").write_text("DATAROBOT_API_TOKEN=abc\n")
     elif problem == "outside-symlink":
@@ -264,7 +263,7 @@ def test_refused_bundles_create_nothing(emulator: Emulator, tmp_path: Path, prob
 
 
 def test_dry_run_sends_nothing_and_shows_the_plan(emulator: Emulator, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path / "bundle", requirements="six==1.16.0\n")
+    bundle = write_flask_bundle(tmp_path / "bundle", requirements="six==1.16.0\n")
     clear_journal(emulator)
     result, document = push(emulator, bundle, "--dry-run")
     assert result.exit_code == 0, result.output
@@ -279,7 +278,7 @@ def test_dry_run_sends_nothing_and_shows_the_plan(emulator: Emulator, tmp_path: 
 def test_configuration_sources_and_the_token_never_shows(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = write_bundle(tmp_path / "bundle")
+    bundle = write_flask_bundle(tmp_path / "bundle")
     missing = CliRunner().invoke(main, ["push", str(bundle)])
     assert missing.exit_code == 2 and "drconfig.yaml" in missing.stderr
 
@@ -318,34 +317,12 @@ def test_configuration_sources_and_the_token_never_shows(
     assert secret not in unreachable.stdout + unreachable.stderr
 
 
-def test_env_push_uploads_once(emulator: Emulator) -> None:
-    arguments = [
-        "env",
-        "push",
-        str(REPO / "templates" / "environments" / "python3"),
-        "--name",
-        "team-python",
-        "--endpoint",
-        emulator.endpoint,
-        "--token",
-        TOKEN,
-        "--json",
-    ]
-    first = CliRunner().invoke(main, arguments)
-    assert first.exit_code == 0, first.output
-    document = json.loads(first.stdout)
-    assert document["createdEnvironment"] and document["buildStatus"] == "success"
-    again = json.loads(CliRunner().invoke(main, arguments).stdout)
-    assert again["upToDate"] and again["environmentId"] == document["environmentId"]
-    assert again["versionId"] == document["versionId"]
-
-
 @pytest.mark.docker
 def test_failing_dependency_build_exits_1_with_the_log(tmp_path: Path, docker_client: object) -> None:
     emu = Emulator(tmp_path / "data", runtime="docker").start()
     try:
         seeded_environment_ready(emu)
-        bundle = write_bundle(tmp_path / "bundle", requirements=f"cmkit-no-such-package-{TEST_RUN_ID}==0.0.1\n")
+        bundle = write_flask_bundle(tmp_path / "bundle", requirements=f"cmkit-no-such-package-{TEST_RUN_ID}==0.0.1\n")
         result, document = push(emu, bundle)
         assert result.exit_code == 1, result.output
         assert document["buildStatus"] == "failed"
