@@ -19,9 +19,9 @@ from cmkit.cli import main
 from cmkit.events import Events
 from cmkit.push import PushOptions, push_bundle
 from tests.cli import golden
+from tests.support.bundles import training_csv, write_stdlib_bundle
 from tests.support.emulator_support import TOKEN, FlaskEmulator
 from tests.support.http_server import serving
-from tests.support.stdlib_model import training_csv, write_stdlib_bundle
 
 SAMPLES = golden.REPO / "sample_models"
 GOOD = ["regression_diabetes", "binary_breast_cancer", "multiclass_iris"]
