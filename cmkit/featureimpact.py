@@ -34,7 +34,6 @@ DEFAULT_ROWS = 2500  # DataRobot's default sample for permutation impact
 MIN_ROWS, MAX_ROWS = 10, 100_000  # the API's bounds on rowCount
 MAX_FEATURES = 1000  # "the most important 1000 features are returned"
 LOG_LOSS_EPSILON = 1e-15
-METRICS = {"regression": "RMSE", "binary": "LogLoss", "multiclass": "LogLoss"}
 
 
 class FeatureImpactFailed(CmkitError):
@@ -183,13 +182,20 @@ def _sample(dataset: Dataset, row_count: int | None, generator: np.random.Genera
     return np.sort(generator.choice(labelled, size=wanted, replace=False))
 
 
-def check_dataset(dataset: Dataset, target: Target) -> None:
-    """Can this dataset score this model? InputError naming what is missing."""
-    if target.type not in METRICS:
+def impact_metric(target: Target) -> str:
+    """The metric the target type's predictions are scored with (its `impact_metric`), or an InputError."""
+    metric = target.type.impact_metric
+    if metric is None:
         raise InputError(
             f"feature impact scores predictions against a target: not available for {target.type} models",
             hint="DataRobot uses SHAP-based impact for unsupervised models; cmkit does not compute it",
         )
+    return metric
+
+
+def check_dataset(dataset: Dataset, target: Target) -> None:
+    """Can this dataset score this model? InputError naming what is missing."""
+    impact_metric(target)
     if dataset.target is None:
         raise InputError(
             "feature impact needs the dataset's target column", file=dataset.path, hint="set --target-name"
@@ -210,6 +216,7 @@ def compute(
     options = options or FeatureImpactOptions()
     events = events or Events()
     check_dataset(dataset, target)
+    metric = impact_metric(target)
     started = time.monotonic()
     rows = _sample(dataset, options.row_count, np.random.default_rng(options.seed))
     truth = _truth(dataset, target, rows)
@@ -234,7 +241,7 @@ def compute(
         return score(verdict.values, truth, target)
 
     try:
-        events.stage(f"feature impact: {len(names)} features x {len(rows)} rows ({METRICS[target.type]})")
+        events.stage(f"feature impact: {len(names)} features x {len(rows)} rows ({metric})")
         baseline = predict(None)
         scores: dict[str, float] = {}
         for done, (name, value) in enumerate(zip(names, client.map(predict, names), strict=True), start=1):
@@ -243,7 +250,7 @@ def compute(
     finally:
         client.close()
     return FeatureImpactResult(
-        metric=METRICS[target.type],
+        metric=metric,
         baseline=baseline,
         rows=len(rows),
         row_count=options.row_count,

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from cmkit.errors import InputError
 from cmkit.safeyaml import compose_yaml
-from cmkit.target import METADATA_FIELDS, TARGET_TYPES, TargetSpec
+from cmkit.target import METADATA_FIELDS, TARGET_TYPES, TargetSpec, TargetType
 from cmkit.textfiles import stat_or_none
 
 METADATA_FILE = "model-metadata.yaml"
@@ -253,13 +253,14 @@ def _problem(meta: ModelMetadata, error: ValidationError) -> MetadataProblem:
 
 
 def _check_labels(meta: ModelMetadata) -> list[MetadataProblem]:
-    if meta.target_type not in TARGET_TYPES:  # reported on its own; the label rules depend on it
+    target_type = TargetType.served_named(meta.target_type)
+    if target_type is None:  # reported on its own; the label rules depend on it
         return []
     line = meta.line_of("inferenceModel") or meta.line_of("targetType")
     labels = meta._get("inferenceModel", "classLabels")
     if labels is not None and not isinstance(labels, list):
         return []  # SCHEMA reports it; the label rules need a list
-    spec = TargetSpec(str(meta.target_type), meta.positive_class_label, meta.negative_class_label, labels)
+    spec = TargetSpec(target_type, meta.positive_class_label, meta.negative_class_label, labels)
     return [MetadataProblem(problem.text(METADATA_FIELDS), line) for problem in spec.problems()]
 
 

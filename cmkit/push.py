@@ -47,7 +47,7 @@ from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.paths import cache_dir
 from cmkit.report import TestTable
 from cmkit.requirements import REQUIREMENTS_FILE, Dependency, parse_requirements_text, read_text_file
-from cmkit.target import API_TARGET_TYPES
+from cmkit.target import require_target_type
 
 DIGEST_MARKER = "cmkit-digest:"
 
@@ -288,7 +288,7 @@ def model_payload(metadata: ModelMetadata | None, bundle: Path) -> dict[str, Any
     payload: dict[str, Any] = {
         "customModelType": "inference",
         "name": metadata.name or bundle.resolve().name,
-        "targetType": API_TARGET_TYPES[metadata.target_type],
+        "targetType": require_target_type(metadata.target_type).api_name,
         "language": metadata.language or "python",
         "description": metadata.description or "",
         "userProvidedId": user_provided_id(metadata, bundle),

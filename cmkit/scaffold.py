@@ -39,17 +39,25 @@ from cmkit.bundle import START_SCRIPT
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE
 from cmkit.paths import templates_dir as shipped_templates
-from cmkit.target import TargetSpec, require_target_type
+from cmkit.target import LabelKind, TargetSpec, TargetType, require_target_type
 
 DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
 TEMPLATE_SUFFIX = ".tmpl"
 # The target column of each template's sample data, before --target-name renames it.
 DEFAULT_TARGET_NAMES = {
-    "regression": "price",
-    "binary": "churned",
-    "multiclass": "class",
-    "textgeneration": "resultText",
+    TargetType.REGRESSION: "price",
+    TargetType.BINARY: "churned",
+    TargetType.MULTICLASS: "class",
+    TargetType.TEXT_GENERATION: "resultText",
+}
+# What predict() returns, for the README (binary: filled in with the positive label).
+PREDICT_NOTES = {
+    TargetType.REGRESSION: "return one number per row.",
+    TargetType.BINARY: "return the probability of the positive class ({positive!r}) per row.",
+    TargetType.MULTICLASS: "return a probability matrix, one column per class label in the declared order.",
+    TargetType.ANOMALY: "return one anomaly score per row, higher meaning more anomalous.",
+    TargetType.TEXT_GENERATION: "return one string per row.",
 }
 # Binary sample data is written with these labels, replaced by the chosen ones.
 TEMPLATE_POSITIVE, TEMPLATE_NEGATIVE = "1", "0"
@@ -66,7 +74,7 @@ class _Template(string.Template):
 class BundleSpec:
     """What to write: validated options of `cmkit init`."""
 
-    target_type: str
+    target_type: TargetType
     name: str
     target_name: str | None = None
     positive_class_label: str | None = None
@@ -114,18 +122,18 @@ def make_spec(
     class_labels: Sequence[str] = (),
 ) -> BundleSpec:
     """Validate a combination of options; each bad one is an InputError naming the fix."""
-    require_target_type(target_type)
+    kind = require_target_type(target_type)
     _check_text(name, "the model name", "--name")
-    if target_type == "anomaly" and target_name is not None:
-        raise InputError("anomaly models have no target", hint="drop --target-name")
+    if not kind.has_target and target_name is not None:
+        raise InputError(f"{kind} models have no target", hint="drop --target-name")
     positive, negative = positive_class_label, negative_class_label
-    if target_type == "binary" and not class_labels:
+    if kind.label_kind is LabelKind.PAIR and not class_labels:
         # The API's defaults for a binary model's labels.
         positive = DEFAULT_POSITIVE if positive is None else positive
         negative = DEFAULT_NEGATIVE if negative is None else negative
-    spec = TargetSpec(target_type, positive, negative, tuple(class_labels) or None)
+    spec = TargetSpec(kind, positive, negative, tuple(class_labels) or None)
     spec.validate(hint="run cmkit init --help for the options of each target type")
-    labels = tuple(class_labels) if target_type == "multiclass" else ()
+    labels = tuple(class_labels) if kind.label_kind is LabelKind.LIST else ()
     for label, what, flag in (
         (positive, "the positive class label", "--positive-class-label"),
         (negative, "the negative class label", "--negative-class-label"),
@@ -133,9 +141,9 @@ def make_spec(
     ):
         if label is not None:
             _check_text(label, what, flag)
-    if target_type != "anomaly":
-        target_name = _check_text(target_name or DEFAULT_TARGET_NAMES[target_type], "the target name", "--target-name")
-    return BundleSpec(target_type, name, target_name, positive, negative, labels)
+    if kind.has_target:
+        target_name = _check_text(target_name or DEFAULT_TARGET_NAMES[kind], "the target name", "--target-name")
+    return BundleSpec(kind, name, target_name, positive, negative, labels)
 
 
 def template_dir(template: str, templates_dir: Path | None = None) -> Path:
@@ -150,14 +158,14 @@ def template_dir(template: str, templates_dir: Path | None = None) -> Path:
 
 def render_metadata(spec: BundleSpec, validation_input: str = SAMPLE_DATA) -> str:
     """model-metadata.yaml for a spec, in DRUM's keys. PyYAML quotes what needs quoting ('1', 'yes')."""
-    data: dict[str, object] = {"name": spec.name, "type": "inference", "targetType": spec.target_type}
+    data: dict[str, object] = {"name": spec.name, "type": "inference", "targetType": spec.target_type.drum_name}
     inference: dict[str, object] = {}
     if spec.target_name:
         inference["targetName"] = spec.target_name
-    if spec.target_type == "binary":
+    if spec.target_type.label_kind is LabelKind.PAIR:
         inference["positiveClassLabel"] = spec.positive_class_label
         inference["negativeClassLabel"] = spec.negative_class_label
-    if spec.target_type == "multiclass":
+    if spec.target_type.label_kind is LabelKind.LIST:
         inference["classLabels"] = list(spec.class_labels)
     if inference:
         data["inferenceModel"] = inference
@@ -181,7 +189,7 @@ def relabel_sample(content: bytes, spec: BundleSpec) -> bytes:
     """The template's sample data with the chosen target column name and (binary) class labels."""
     reader = csv.reader(io.StringIO(content.decode("utf-8")))
     header, *rows = list(reader)
-    if spec.target_type == "anomaly":
+    if not spec.target_type.has_target:
         return content
     default = DEFAULT_TARGET_NAMES[spec.target_type]
     column = header.index(default)
@@ -191,7 +199,7 @@ def relabel_sample(content: bytes, spec: BundleSpec) -> bytes:
             hint="choose another target name",
         )
     header[column] = str(spec.target_name)
-    if spec.target_type == "binary":
+    if spec.target_type.label_kind is LabelKind.PAIR:
         mapping = {TEMPLATE_POSITIVE: spec.positive_class_label, TEMPLATE_NEGATIVE: spec.negative_class_label}
         for row in rows:
             row[column] = str(mapping[row[column]])
@@ -261,23 +269,16 @@ def _value(text: str) -> float | str:
 
 
 def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
-    predict_notes = {
-        "regression": "return one number per row.",
-        "binary": f"return the probability of the positive class ({spec.positive_class_label!r}) per row.",
-        "multiclass": "return a probability matrix, one column per class label in the declared order.",
-        "anomaly": "return one anomaly score per row, higher meaning more anomalous.",
-        "textgeneration": "return one string per row.",
-    }
-    if spec.target_type == "anomaly":
-        data_note, sample_note = "no target column: anomaly models learn without one", ""
+    if not spec.target_type.has_target:
+        data_note, sample_note = f"no target column: {spec.target_type} models learn without one", ""
     else:
         data_note = f"with the target column `{spec.target_name}`"
         sample_note = f", with the target column `{spec.target_name}`"
-    labels_note = ", class labels" if spec.target_type in ("binary", "multiclass") else ""
+    labels_note = ", class labels" if spec.target_type.is_classification else ""
     return {
         "name": spec.name,
-        "target_type": spec.target_type,
-        "predict_note": predict_notes[spec.target_type],
+        "target_type": spec.target_type.drum_name,
+        "predict_note": PREDICT_NOTES[spec.target_type].format(positive=spec.positive_class_label),
         "data_note": data_note,
         "sample_note": sample_note,
         "labels_note": labels_note,
@@ -298,7 +299,7 @@ def render_bundle(
     root = template_dir(template, templates_dir)
     files: dict[str, RenderedFile] = {}
     templated: list[tuple[str, bytes]] = []
-    for folder in (root / "common", root / spec.target_type):
+    for folder in (root / "common", root / spec.target_type.drum_name):
         for rel, source in _template_files(folder):
             content = source.read_bytes()
             if rel.endswith(TEMPLATE_SUFFIX):
@@ -307,7 +308,7 @@ def render_bundle(
             if rel == SAMPLE_DATA:
                 content = relabel_sample(content, spec)
             files[rel] = RenderedFile(rel, content, executable=rel == START_SCRIPT or os.access(source, os.X_OK))
-    if spec.target_type == "multiclass":
+    if spec.target_type.label_kind is LabelKind.LIST:
         sample, model = multiclass_example(spec)
         files[SAMPLE_DATA] = RenderedFile(SAMPLE_DATA, sample)
         files["model.json"] = RenderedFile("model.json", model)
@@ -371,4 +372,4 @@ def init_bundle(
     folder = Path(directory)
     files = render_bundle(spec, template, templates_dir)
     write_bundle(folder, files, force)
-    return InitResult(bundle=folder, target_type=spec.target_type, files=[f.path for f in files])
+    return InitResult(bundle=folder, target_type=spec.target_type.drum_name, files=[f.path for f in files])

@@ -2,8 +2,10 @@
 
 The CLI (init, test-local, push), model-metadata.yaml and the emulator's API all describe a
 target with the API's fields (targetType, positiveClassLabel, negativeClassLabel, classLabels).
-`TargetSpec.problems()` applies the rules once and names the field; each reader words the
-field its own way (`--class-labels`, `inferenceModel.classLabels`, `classLabels`).
+`TargetSpec.problems()` applies the label rule (`cmkit_runtime.target_types.label_problems`, which
+the model server applies too) and names the field; each reader words the field its own way
+(`--class-labels`, `inferenceModel.classLabels`, `classLabels`). The types themselves and what
+the code asks of them are `TargetType`'s (`cmkit_runtime/target_types.py`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cmkit.errors import InputError
-from cmkit_runtime.target import TARGET_TYPES, Target
+from cmkit_runtime.target import Target
+from cmkit_runtime.target_types import (
+    SERVED,
+    TARGET_TYPES,
+    LabelKind,
+    Problem,
+    TargetType,
+    as_target_type,
+    label_problems,
+)
 
-__all__ = ["API_TARGET_TYPES", "FLAGS", "TARGET_TYPES", "Problem", "Target", "TargetSpec", "require_target_type"]
+__all__ = [
+    "FLAGS",
+    "SERVED",
+    "TARGET_TYPES",
+    "LabelKind",
+    "Problem",
+    "Target",
+    "TargetSpec",
+    "TargetType",
+    "require_target_type",
+]
 
-# The API spells target types capitalised, and TextGeneration in camel case.
-API_TARGET_TYPES = {t: t.capitalize() for t in TARGET_TYPES} | {"textgeneration": "TextGeneration"}
 # How the command line names each field.
 FLAGS = {
     "targetType": "--target-type",
@@ -32,31 +51,23 @@ METADATA_FIELDS = {field: f"inferenceModel.{field}" for field in FLAGS} | {"targ
 
 
 @dataclass(frozen=True)
-class Problem:
-    field: str  # the API's name of the field at fault: positiveClassLabel, negativeClassLabel, classLabels
-    template: str  # the message, with {positive}, {negative} and {classes} standing for the fields' names
-
-    def text(self, names: Mapping[str, str]) -> str:
-        return self.template.format(
-            positive=names["positiveClassLabel"], negative=names["negativeClassLabel"], classes=names["classLabels"]
-        )
-
-
-@dataclass(frozen=True)
 class TargetSpec:
-    """A target type (cmkit's lower-case names; other API types pass through) and its labels."""
+    """A target type (any of the API's; a DRUM name given instead is read as its member) and its labels."""
 
-    type: str
+    type: TargetType
     positive: str | None = None
     negative: str | None = None
     class_labels: Sequence[str] | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", as_target_type(self.type))
+
     @property
     def labels(self) -> tuple[str, ...]:
         """Binary: (positive, negative); multiclass: the class labels in order; else ()."""
-        if self.type == "binary" and self.positive is not None and self.negative is not None:
+        if self.type.label_kind is LabelKind.PAIR and self.positive is not None and self.negative is not None:
             return (self.positive, self.negative)
-        if self.type == "multiclass":
+        if self.type.label_kind is LabelKind.LIST:
             return tuple(str(label) for label in self.class_labels or ())
         return ()
 
@@ -64,39 +75,8 @@ class TargetSpec:
         return Target(self.type, self.labels, name)
 
     def problems(self) -> list[Problem]:
-        """Every rule the labels break, in the order a reader should fix them."""
-        binary_given = self.positive is not None or self.negative is not None
-        labels = [str(label) for label in self.class_labels or []]
-        if self.type == "binary":
-            return self._binary_problems(bool(labels))
-        if self.type == "multiclass":
-            if binary_given:
-                return [Problem("positiveClassLabel", "multiclass models take {classes}, not {positive}/{negative}")]
-            return _multiclass_problems(labels)
-        if binary_given:
-            return [
-                Problem(
-                    "positiveClassLabel", f"{self.type} models take no class labels: remove {{positive}}/{{negative}}"
-                )
-            ]
-        if labels:
-            return [Problem("classLabels", f"{self.type} models take no class labels: remove {{classes}}")]
-        return []
-
-    def _binary_problems(self, class_labels_given: bool) -> list[Problem]:
-        if class_labels_given:
-            return [Problem("classLabels", "binary models take {positive} and {negative}, not {classes}")]
-        if self.positive is None or self.negative is None or not self.positive or not self.negative:
-            return [Problem("positiveClassLabel", "binary models need both class labels: {positive} and {negative}")]
-        if self.positive == self.negative:
-            return [
-                Problem(
-                    "negativeClassLabel",
-                    f"the positive and negative class labels are both {self.positive!r}: {{negative}} must differ "
-                    "from {positive}",
-                )
-            ]
-        return []
+        """Every rule the labels break, in the order a reader should fix them (`label_problems`)."""
+        return label_problems(self.type, self.positive, self.negative, self.class_labels)
 
     def validate(self, names: Mapping[str, str] = FLAGS, hint: str | None = None) -> None:
         """InputError for the first problem, naming the fields as `names` spells them."""
@@ -104,22 +84,10 @@ class TargetSpec:
             raise InputError(problem.text(names), hint=hint)
 
 
-def _multiclass_problems(labels: list[str]) -> list[Problem]:
-    if len(labels) < 2:
-        return [Problem("classLabels", "multiclass models need 2 or more class labels ({classes})")]
-    if any(not label.strip() for label in labels):
-        return [Problem("classLabels", "{classes} holds an empty label")]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        shown = ", ".join(repr(label) for label in repeated)
-        return [Problem("classLabels", f"{{classes}} repeats {shown}: the labels must have no duplicates")]
-    return []
-
-
-def require_target_type(value: str | None, hint: str | None = None) -> str:
-    """A known target type (lower case), or an InputError listing them."""
-    target_type = (value or "").lower()
-    if target_type not in TARGET_TYPES:
+def require_target_type(value: str | None, hint: str | None = None) -> TargetType:
+    """A target type cmkit serves (named in any case), or an InputError listing them."""
+    target_type = TargetType.served_named(value)
+    if target_type is None:
         shown = repr(value) if value else "no target type"
         raise InputError(f"unsupported target type {shown}", hint=hint or f"use one of {', '.join(TARGET_TYPES)}")
     return target_type

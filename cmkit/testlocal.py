@@ -42,7 +42,7 @@ from cmkit.events import Events, build_log
 from cmkit.metadata import load_metadata
 from cmkit.paths import default_environment_dir
 from cmkit.report import CheckedDataset, Leftovers, ReportDetails, ServerChecks, StartInfo, TestReport
-from cmkit.target import TargetSpec, require_target_type
+from cmkit.target import TargetSpec, TargetType, require_target_type
 from cmkit_runtime.target import Target
 
 if TYPE_CHECKING:
@@ -179,17 +179,21 @@ def _validate(config: TestLocalConfig) -> None:
     if config.runtime is not None and config.runtime not in RUNTIMES:
         raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
     if config.target_type is not None:
-        target_spec(config).validate(hint="pass the flags, or set the labels in model-metadata.yaml")
-    if config.feature_impact and config.target_type == "anomaly":
-        raise InputError(
-            "feature impact scores predictions against a target: anomaly models have none",
-            hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
-        )
+        spec = target_spec(config)
+        spec.validate(hint="pass the flags, or set the labels in model-metadata.yaml")
+        if config.feature_impact and not spec.type.has_target:
+            raise InputError(
+                f"feature impact scores predictions against a target: {spec.type} models have none",
+                hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
+            )
 
 
 def target_spec(config: TestLocalConfig) -> TargetSpec:
     return TargetSpec(
-        str(config.target_type), config.positive_class_label, config.negative_class_label, config.class_labels
+        TargetType.named(str(config.target_type)),
+        config.positive_class_label,
+        config.negative_class_label,
+        config.class_labels,
     )
 
 
@@ -366,7 +370,7 @@ def _since(began: float) -> float:
 
 def contract_variables(config: TestLocalConfig) -> dict[str, str]:
     """DataRobot's target variables for the container, from the resolved flags and metadata."""
-    return target_variables(config.target_type, target_of(config).labels) if config.target_type else {}
+    return target_variables(target_of(config)) if config.target_type else {}
 
 
 def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
@@ -377,7 +381,8 @@ def load_datasets(config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPred
     # while the image builds and the server starts (see run_test_local).
     from cmkit.checks.dataset import load_dataset, load_expected
 
-    dataset = load_dataset(config.dataset, config.target_name if config.target_type != "anomaly" else None)
+    reads_target = config.target_type is None or target_spec(config).type.has_target
+    dataset = load_dataset(config.dataset, config.target_name if reads_target else None)
     expected = None
     if config.verification_dataset is not None and config.checks.get(PREDICTION_VERIFICATION) != "skip":
         column = (config.parameters.get(PREDICTION_VERIFICATION) or {}).get("predictionsColumn")

@@ -36,6 +36,7 @@ from cmkit_runtime.formats import (
 )
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
+from cmkit_runtime.target_types import LabelKind
 
 
 class LoadError(Exception):
@@ -122,10 +123,10 @@ def _frame_from_hook(value: Any, hook: str) -> pd.DataFrame:
 
 def score_kwargs(target: Target) -> dict[str, Any]:
     """The keyword arguments DRUM passes to `score`."""
-    kwargs: dict[str, Any] = {"target_type": target.type}
-    if target.type == "binary":
+    kwargs: dict[str, Any] = {"target_type": target.type.drum_name}
+    if target.type.label_kind is LabelKind.PAIR:
         kwargs["positive_class_label"], kwargs["negative_class_label"] = target.labels
-    elif target.type == "multiclass":
+    elif target.type.label_kind is LabelKind.LIST:
         kwargs["class_labels"] = list(target.labels)
     return kwargs
 
@@ -157,7 +158,7 @@ def artifact_predictor(model: Any, target: Target) -> Callable[[pd.DataFrame], A
 def _default_order(target: Target) -> list[str]:
     # Without classes_, probabilities are read in scikit-learn's order for binary models
     # ([negative, positive]) and in the declared order for multiclass ones.
-    return [target.labels[1], target.labels[0]] if target.type == "binary" else list(target.labels)
+    return [target.labels[1], target.labels[0]] if target.type.label_kind is LabelKind.PAIR else list(target.labels)
 
 
 def marshal(raw: Any, target: Target) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cmkit_runtime.target import Target
+from cmkit_runtime.target_types import LabelKind
 
 # Tolerance of the check that each row's probabilities sum to 1 (float32 models land near 1e-7).
 PROBABILITY_TOLERANCE = 1e-5
@@ -164,10 +165,10 @@ def format_predictions(raw: Any, target: Target, rows: int, source: str = "predi
 
     `source` names what produced the output in error messages (predict(), score()...).
     """
-    if target.type in ("regression", "anomaly"):
+    if target.type.numeric_predictions:
         return _numbers(raw, rows, source)
-    if target.type == "textgeneration":
+    if target.type.text_predictions:
         return _texts(raw, rows, source)
-    if target.type == "binary":
+    if target.type.label_kind is LabelKind.PAIR:
         return _binary(raw, target, rows, source)
     return _multiclass(raw, target, rows, source)

@@ -15,8 +15,11 @@ from typing import Any
 
 import yaml
 
+from cmkit_runtime.target_types import TARGET_TYPES, LabelKind, TargetType, as_target_type, label_problems
+
+__all__ = ["METADATA_FILE", "TARGET_TYPES", "ConfigurationError", "Target", "TargetType", "read_metadata"]
+
 METADATA_FILE = "model-metadata.yaml"
-TARGET_TYPES = ("regression", "binary", "multiclass", "anomaly", "textgeneration")
 # A metadata file larger than this is no metadata file; it is not parsed (YAML bombs).
 METADATA_MAX_BYTES = 1 << 20
 
@@ -29,19 +32,22 @@ class ConfigurationError(Exception):
 class Target:
     """The target type and, for classifiers, the labels in declared order."""
 
-    type: str
+    type: TargetType  # a DRUM name given instead (tests, callers holding text) is read as its member
     labels: tuple[str, ...] = ()  # binary: (positive, negative); multiclass: classLabels
     name: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", as_target_type(self.type))
+
     @property
     def is_classification(self) -> bool:
-        return self.type in ("binary", "multiclass")
+        return self.type.is_classification
 
     def to_dict(self) -> dict[str, Any]:
-        document: dict[str, Any] = {"targetType": self.type, "targetName": self.name}
-        if self.type == "binary":
+        document: dict[str, Any] = {"targetType": self.type.drum_name, "targetName": self.name}
+        if self.type.label_kind is LabelKind.PAIR:
             document["positiveClassLabel"], document["negativeClassLabel"] = self.labels
-        elif self.type == "multiclass":
+        elif self.type.label_kind is LabelKind.LIST:
             document["classLabels"] = list(self.labels)
         return document
 
@@ -51,23 +57,30 @@ class Target:
         found = meta.get("inferenceModel")
         model: dict[str, Any] = found if isinstance(found, dict) else {}
         name = model.get("targetName") if isinstance(model.get("targetName"), str) else None
-        target_type = (environ.get("TARGET_TYPE") or str(meta.get("targetType") or "")).lower()
-        if target_type not in TARGET_TYPES:
+        named = (environ.get("TARGET_TYPE") or str(meta.get("targetType") or "")).lower()
+        target_type = TargetType.served_named(named)
+        if target_type is None:
             raise ConfigurationError(
-                f"target type {target_type!r} is not one of {', '.join(TARGET_TYPES)}: "
+                f"target type {named!r} is not one of {', '.join(TARGET_TYPES)}: "
                 f"set targetType in {METADATA_FILE} or the TARGET_TYPE environment variable"
             )
-        if target_type == "binary":
-            return cls(target_type, _binary_labels(environ, model), name)
-        if target_type == "multiclass":
-            return cls(target_type, _multiclass_labels(environ, model), name)
+        if target_type.label_kind is LabelKind.PAIR:
+            return cls(target_type, _binary_labels(target_type, environ, model), name)
+        if target_type.label_kind is LabelKind.LIST:
+            return cls(target_type, _multiclass_labels(target_type, environ, model), name)
         return cls(target_type, (), name)
 
 
-def _binary_labels(environ: Mapping[str, str], model: Mapping[str, Any]) -> tuple[str, str]:
+# The server reads the labels from its variables or the metadata, checks them with the one label
+# rule (`label_problems`) and answers any problem with one message naming both sources.
+
+
+def _binary_labels(
+    target_type: TargetType, environ: Mapping[str, str], model: Mapping[str, Any]
+) -> tuple[str, str]:
     positive = environ.get("POSITIVE_CLASS_LABEL") or model.get("positiveClassLabel")
     negative = environ.get("NEGATIVE_CLASS_LABEL") or model.get("negativeClassLabel")
-    if not positive or not negative or positive == negative:
+    if label_problems(target_type, positive or None, negative or None):
         raise ConfigurationError(
             "a binary model needs two different labels: set inferenceModel.positiveClassLabel and "
             f"negativeClassLabel in {METADATA_FILE} (or POSITIVE_CLASS_LABEL and NEGATIVE_CLASS_LABEL)"
@@ -75,7 +88,9 @@ def _binary_labels(environ: Mapping[str, str], model: Mapping[str, Any]) -> tupl
     return str(positive), str(negative)
 
 
-def _multiclass_labels(environ: Mapping[str, str], model: Mapping[str, Any]) -> tuple[str, ...]:
+def _multiclass_labels(
+    target_type: TargetType, environ: Mapping[str, str], model: Mapping[str, Any]
+) -> tuple[str, ...]:
     if environ.get("CLASS_LABELS_FILE"):
         path = Path(environ["CLASS_LABELS_FILE"])
         try:
@@ -86,7 +101,7 @@ def _multiclass_labels(environ: Mapping[str, str], model: Mapping[str, Any]) -> 
         labels = environ["CLASS_LABELS"].split()
     else:
         labels = [str(label) for label in model.get("classLabels") or []]
-    if len(labels) < 2 or len(set(labels)) != len(labels) or not all(labels):
+    if label_problems(target_type, class_labels=labels):
         raise ConfigurationError(
             f"a multiclass model needs 2 or more different labels: set inferenceModel.classLabels in "
             f"{METADATA_FILE} (or CLASS_LABELS='a b c', or CLASS_LABELS_FILE with one label per line)"

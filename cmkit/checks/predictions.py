@@ -127,13 +127,13 @@ def _check_text(value: Any) -> str | None:
 def _check_row(value: Any, target: Target) -> str | None:
     if target.is_classification:
         return _check_probabilities(value, target.labels)
-    if target.type == "textgeneration":
+    if target.type.text_predictions:
         return _check_text(value)
     return _check_number(value)
 
 
 def _values(predictions: list[Any], target: Target) -> np.ndarray:
-    if target.type == "textgeneration":
+    if target.type.text_predictions:
         return np.array(predictions, dtype=object)
     if target.is_classification:
         by_label = [{str(k): float(v) for k, v in row.items()} for row in predictions]
@@ -143,7 +143,7 @@ def _values(predictions: list[Any], target: Target) -> np.ndarray:
 
 def _numbers(predictions: list[Any], target: Target) -> np.ndarray | None:
     """A numeric target's predictions as floats in one step, when they are all numbers."""
-    if target.is_classification or target.type == "textgeneration":
+    if not target.type.numeric_predictions:
         return None
     if not set(map(type, predictions)) <= {int, float}:  # bool is a type of its own: refused row by row
         return None

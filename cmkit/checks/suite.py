@@ -133,7 +133,7 @@ def null_value_imputation(ctx: Context) -> CheckResult:
 
 def _same(alone: Any, batch: Any, ctx: Context) -> bool:
     """Numbers within the tolerances; text exactly."""
-    if ctx.target.type == "textgeneration":
+    if ctx.target.type.text_predictions:
         return bool(alone == batch)
     return bool(np.allclose(alone, batch, rtol=ctx.options.rtol, atol=ctx.options.atol))
 
@@ -143,7 +143,7 @@ def _format(values: np.ndarray, target: Target) -> str:
         return (
             "{" + ", ".join(f"{label}: {value:.6g}" for label, value in zip(target.labels, values, strict=True)) + "}"
         )
-    if target.type == "textgeneration":
+    if target.type.text_predictions:
         return repr(str(values))[:60]
     return f"{float(values):.9g}"
 

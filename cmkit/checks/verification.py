@@ -20,6 +20,7 @@ import numpy as np
 from cmkit.checks.context import Context
 from cmkit.checks.predictions import Target, judge
 from cmkit.checks.results import ABORTED, PREDICTION_VERIFICATION, SKIPPED, CheckResult, conclude
+from cmkit.target import LabelKind
 
 MAX_LISTED = 5
 
@@ -50,7 +51,7 @@ def _comparable(values: np.ndarray, expected: list[str | None], target: Target) 
     if target.is_classification and present and all(v in target.labels for v in present):
         predicted: list[Any] = [target.labels[int(i)] for i in np.argmax(values, axis=1)]
         return predicted, list(expected), "label"
-    if target.type == "multiclass":
+    if target.type.label_kind is LabelKind.LIST:  # a probability matrix compares with labels only
         raise ValueError(f"expected values must be class labels ({', '.join(target.labels)})")
     numbers = values[:, 0] if target.is_classification else values
     parsed = [None if v is None else _as_float(v) for v in expected]

@@ -24,6 +24,7 @@ from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
+from cmkit.target import TargetType
 
 KIND = "conversion"
 EXPLANATIONS_KIND = "predictionExplanationsInitialization"
@@ -31,7 +32,7 @@ NO_CONVERTER = (
     "The cmkit emulator has no SAS-to-JAR converter: the conversion was recorded but not performed "
     "(DataRobot's conversion service is not emulated)"
 )
-EXPLAINED = ("Regression", "Binary")
+EXPLAINED = tuple(kind.api_name for kind in TargetType if kind.explained)
 
 
 # -- conversions ---------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body:
     """Record an initialisation; the status id (which ends COMPLETED, see the module's doc)."""
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
-    if model.doc["customModelType"] != "inference" or model.doc["targetType"] not in EXPLAINED:
+    if model.doc["customModelType"] != "inference" or not TargetType.from_api(model.doc["targetType"]).explained:
         raise invalid(
             f"Specified custom model is not valid for prediction explanations: a {model.doc['targetType']} "
             f"model (they need an inference model of type {' or '.join(EXPLAINED)})"

@@ -23,7 +23,7 @@ from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.models import Upload
 from cmkit.emulator.service import Emulator
 from cmkit.paths import templates_dir
-from cmkit.target import API_TARGET_TYPES, TARGET_TYPES
+from cmkit.target import SERVED, LabelKind, TargetType
 
 # Labels for the template models that need them (cmkit init's own defaults for binary).
 TEMPLATE_CLASS_LABELS = ("setosa", "versicolor", "virginica")
@@ -70,11 +70,11 @@ def _copy_version(emu: Emulator, doc: dict[str, Any], internal: dict[str, Any], 
 class BundleTemplate:
     id: str
     template: str  # the folder of templates/bundles/
-    target_type: str  # as cmkit spells it: regression, binary...
+    target_type: TargetType
 
     @property
     def api_target_type(self) -> str:
-        return API_TARGET_TYPES[self.target_type]
+        return self.target_type.api_name
 
     @property
     def name(self) -> str:
@@ -85,8 +85,8 @@ def bundle_templates() -> list[BundleTemplate]:
     root = templates_dir() / "bundles"
     found = []
     for folder in sorted(p for p in root.iterdir() if (p / "common").is_dir()):
-        for target in TARGET_TYPES:
-            if (folder / target).is_dir():
+        for target in SERVED:
+            if (folder / target.drum_name).is_dir():
                 ident = hashlib.sha256(f"cmkit-template:{folder.name}/{target}".encode()).hexdigest()[:24]
                 found.append(BundleTemplate(ident, folder.name, target))
     return found
@@ -105,7 +105,7 @@ def _template(template_id: str) -> BundleTemplate:
 def _spec(template: BundleTemplate) -> Any:
     from cmkit.scaffold import make_spec
 
-    labels = TEMPLATE_CLASS_LABELS if template.target_type == "multiclass" else ()
+    labels = TEMPLATE_CLASS_LABELS if template.target_type.label_kind is LabelKind.LIST else ()
     return make_spec(template.target_type, template.name.replace(" ", "-"), class_labels=labels)
 
 
@@ -128,7 +128,7 @@ def render_template(emu: Emulator, template: BundleTemplate) -> dict[str, Any]:
         "defaultEnvironment": {"environmentId": env_id, "environmentVersionId": built.id if built else ""},
         "defaultResourceBundleId": None,
         "items": [{"id": hashlib.sha256(f.path.encode()).hexdigest()[:24], "name": f.path} for f in files],
-        "templateMetadata": {"readme": None, "tags": ["cmkit", template.target_type], "source": None},
+        "templateMetadata": {"readme": None, "tags": ["cmkit", template.target_type.drum_name], "source": None},
     }
 
 

@@ -25,9 +25,10 @@ from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import Resource
+from cmkit.target import TargetType
 
 KIND = "featureImpact"
-SCORED = ("Regression", "Binary", "Multiclass")
+SCORED = tuple(kind.api_name for kind in TargetType if kind.impact_metric)
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "ERROR"
 CANCELLED = "cancelled: a computation with another rowCount replaced it, or the emulator stopped"
 
@@ -38,7 +39,7 @@ def _job_key(version_id: str, status_id: str) -> str:
 
 
 def _scored_model(model: Resource) -> None:
-    if model.doc["customModelType"] != "inference" or model.doc["targetType"] not in SCORED:
+    if model.doc["customModelType"] != "inference" or not TargetType.from_api(model.doc["targetType"]).impact_metric:
         raise invalid(
             f"Custom model {model.id} is a {model.doc['customModelType']} {model.doc['targetType']} model: "
             f"feature impact needs an inference model of type {', '.join(SCORED)}"

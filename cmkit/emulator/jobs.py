@@ -290,12 +290,13 @@ def run_feature_impact(
 
 
 def _test_local_config(spec: ModelTestSpec, runtime: str, labels: Mapping[str, str]) -> Any:
+    from cmkit.target import TargetType
     from cmkit.testlocal import TestLocalConfig
 
     return TestLocalConfig(
         bundle=spec.bundle,
         dataset=spec.dataset,
-        target_type=spec.target_type.lower(),
+        target_type=TargetType.from_api(spec.target_type).drum_name,
         target_name=spec.target_name,
         positive_class_label=spec.positive_class_label,
         negative_class_label=spec.negative_class_label,

@@ -23,13 +23,13 @@ from cmkit.emulator.store import Blob, HashingFile, Resource
 from cmkit.emulator.training_data import version_data
 from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
-from cmkit.target import API_FIELDS, TargetSpec
+from cmkit.target import API_FIELDS, TargetSpec, TargetType
 
 KIND = "model"
 VERSION_KIND = "version"
 BUILD_KIND = "dependencyBuild"
-STRUCTURED = ("Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint")
-NEEDS_TARGET_NAME = ("Binary", "Regression", "Multiclass", "TextGeneration", "GeoPoint")
+# The supports* flags older clients send instead of targetType.
+LEGACY_FLAGS = {TargetType.BINARY: "supportsBinaryClassification", TargetType.REGRESSION: "supportsRegression"}
 VERSION_SETTINGS = (
     "networkEgressPolicy",
     "maximumMemory",
@@ -46,6 +46,7 @@ BUILD_FINAL = ("success", "failed")
 
 def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     target_type = _target_type(body)
+    kind = TargetType.from_api(target_type)
     doc: dict[str, Any] = {
         "id": new_id(),
         "name": body["name"],
@@ -56,15 +57,15 @@ def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
         "targetName": body.get("targetName"),
         "positiveClassLabel": body.get("positiveClassLabel"),
         "negativeClassLabel": body.get("negativeClassLabel"),
-        "predictionThreshold": body.get("predictionThreshold", 0.5 if target_type == "Binary" else None),
+        "predictionThreshold": body.get("predictionThreshold", 0.5 if kind is TargetType.BINARY else None),
         "classLabels": body.get("classLabels"),
         "userProvidedId": body.get("userProvidedId"),
         "created": now(),
         "createdBy": USER.username,
         "deploymentsCount": 0,
-        "supportsBinaryClassification": target_type == "Binary",
-        "supportsRegression": target_type == "Regression",
-        "supportsAnomalyDetection": target_type == "Anomaly",
+        "supportsBinaryClassification": kind is TargetType.BINARY,
+        "supportsRegression": kind is TargetType.REGRESSION,
+        "supportsAnomalyDetection": kind is TargetType.ANOMALY,
         "trainingDataAssignmentInProgress": False,
         "isTrainingDataForVersionsPermanentlyEnabled": body.get("isTrainingDataForVersionsPermanentlyEnabled", False),
         "calibratePredictions": body.get("calibratePredictions"),
@@ -95,8 +96,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
 
 def _target_type(body: dict[str, Any]) -> str:
     """targetType, or the legacy supports* flags older clients send instead."""
-    flags = {"Binary": body.get("supportsBinaryClassification"), "Regression": body.get("supportsRegression")}
-    flagged = [name for name, on in flags.items() if on]
+    flagged = [kind.api_name for kind, flag in LEGACY_FLAGS.items() if body.get(flag)]
     target_type = body.get("targetType")
     if len(flagged) > 1:
         raise invalid("A model supports one target type", {"targetType": "conflicting supports* flags"})
@@ -111,13 +111,11 @@ def _target_type(body: dict[str, Any]) -> str:
 
 def _check_target(doc: dict[str, Any]) -> None:
     """The rules DataRobot applies to a model's target settings, as field errors."""
-    target_type = doc["targetType"]
+    target_type = TargetType.from_api(doc["targetType"])
     errors: dict[str, str] = {}
-    if doc["customModelType"] == "inference" and target_type in NEEDS_TARGET_NAME and not doc.get("targetName"):
-        errors["targetName"] = f"targetName is required for {target_type} models"
-    spec = TargetSpec(
-        target_type.lower(), doc.get("positiveClassLabel"), doc.get("negativeClassLabel"), doc.get("classLabels")
-    )
+    if doc["customModelType"] == "inference" and target_type.needs_target_name and not doc.get("targetName"):
+        errors["targetName"] = f"targetName is required for {target_type.api_name} models"
+    spec = TargetSpec(target_type, doc.get("positiveClassLabel"), doc.get("negativeClassLabel"), doc.get("classLabels"))
     for problem in spec.problems():
         errors[problem.field] = problem.text(API_FIELDS)
     if errors:

@@ -27,6 +27,7 @@ from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import Resource
+from cmkit.target import TargetType
 
 KIND = "customModelTest"
 CHECKS = (
@@ -60,7 +61,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     model = models.find_model(emu, body["customModelId"])
     version = models.find_version(emu, model.id, body["customModelVersionId"])
     dataset_id = body.get("datasetId")
-    if dataset_id is None and model.doc["targetType"] in models.STRUCTURED:
+    if dataset_id is None and TargetType.from_api(model.doc["targetType"]).structured:
         raise invalid("datasetId is required to test a structured model", {"datasetId": "is required"})
     if dataset_id is not None:
         datasets.csv_path(emu, dataset_id)  # 404 or 422 now rather than a failed test later

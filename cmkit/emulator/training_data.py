@@ -15,6 +15,7 @@ from cmkit.emulator import datasets
 from cmkit.emulator.errors import invalid
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import Resource
+from cmkit.target import TargetType
 
 
 def _header(emu: Emulator, dataset_id: str) -> list[str]:
@@ -35,7 +36,7 @@ def check_dataset(
         )
     header = _header(emu, dataset_id)
     target = model.doc.get("targetName")
-    if target and model.doc["targetType"] != "Anomaly" and target not in header:
+    if target and TargetType.from_api(model.doc["targetType"]).has_target and target not in header:
         raise invalid(
             f"Dataset {dataset_id} is incompatible with custom model {model.id}: it has no target column {target!r}",
             {"datasetId": f"has no column {target}"},

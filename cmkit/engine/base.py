@@ -8,10 +8,11 @@ import signal
 import socket
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from cmkit.engine.modelenv import model_environment
+from cmkit.target import LabelKind, Target
 
 CONTAINER_PORT = 8080
 NETWORK_EGRESS = ("NONE", "PUBLIC")
@@ -50,17 +51,17 @@ class RunSpec:
         return model_environment(self.contract_environment(port, code_dir, listen), self.environment, host or {})
 
 
-def target_variables(target_type: str, labels: Sequence[str] = ()) -> dict[str, str]:
+def target_variables(target: Target) -> dict[str, str]:
     """What DataRobot sets on a custom model's container for its target, in the forms DRUM reads.
 
     Binary labels go in POSITIVE_CLASS_LABEL and NEGATIVE_CLASS_LABEL; multiclass labels in
     CLASS_LABELS, separated by spaces as DRUM splits them. Labels holding white space cannot
     travel that way: the variable is left out and the runtime reads model-metadata.yaml.
     """
-    variables = {"TARGET_TYPE": target_type}
-    if target_type == "binary" and len(labels) == 2:
+    variables, labels = {"TARGET_TYPE": target.type.drum_name}, target.labels
+    if target.type.label_kind is LabelKind.PAIR and len(labels) == 2:
         variables["POSITIVE_CLASS_LABEL"], variables["NEGATIVE_CLASS_LABEL"] = labels
-    elif target_type == "multiclass" and labels and all(label.split() == [label] for label in labels):
+    elif target.type.label_kind is LabelKind.LIST and labels and all(label.split() == [label] for label in labels):
         variables["CLASS_LABELS"] = " ".join(labels)
     return variables
 
