@@ -18,9 +18,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from flask import Response
+
 from cmkit.emulator import environments, models, training
-from cmkit.emulator.common import new_id, now, shape
-from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.common import new_id, now, shape, truthy
+from cmkit.emulator.errors import invalid
+from cmkit.emulator.http import Query, Routes, accepted, get_or_404, json_body, json_response, no_content, page
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
@@ -73,10 +76,7 @@ def _convert(emu: Emulator, conversion_id: str, status_id: str, cancel: threadin
 
 def _conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> Resource:
     models.find_version(emu, model_id, version_id)
-    conversion = emu.store.get(KIND, conversion_id)
-    if conversion is None or conversion.parent != version_id:
-        raise not_found("Custom model conversion", conversion_id)
-    return conversion
+    return get_or_404(emu, KIND, conversion_id, "Custom model conversion", parent=version_id)
 
 
 def get_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> dict[str, Any]:
@@ -153,3 +153,59 @@ def _environment(emu: Emulator, version: Resource, body: dict[str, Any]) -> tupl
             raise invalid(f"Environment {env_id} has no successfully built version", {"environmentId": "not built"})
         return env_id, built.id
     return version.doc["baseEnvironmentId"], version.doc["baseEnvironmentVersionId"]
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+CONVERSIONS = "customModels/{customModelId}/versions/{customModelVersionId}/conversions/"
+
+
+@ROUTES.api("POST", CONVERSIONS)
+def http_start_conversion(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    body = start_conversion(emu, customModelId, customModelVersionId, json_body("ConversionCreateQuery"))
+    return accepted(body, body["statusId"])
+
+
+@ROUTES.api("GET", CONVERSIONS)
+def http_list_conversions(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    latest = truthy(query.get("isLatest", False))
+    return page(list_conversions(emu, customModelId, customModelVersionId, latest), query)
+
+
+@ROUTES.api("GET", CONVERSIONS + "{conversionId}/")
+def http_get_conversion(
+    emu: Emulator, query: Query, customModelId: str, customModelVersionId: str, conversionId: str
+) -> Response:
+    return json_response(get_conversion(emu, customModelId, customModelVersionId, conversionId))
+
+
+@ROUTES.api("DELETE", CONVERSIONS + "{conversionId}/")
+def http_stop_conversion(
+    emu: Emulator, query: Query, customModelId: str, customModelVersionId: str, conversionId: str
+) -> Response:
+    stop_conversion(emu, customModelId, customModelVersionId, conversionId)
+    return no_content()
+
+
+# -- prediction explanations initialisation ------------------------------------------------------
+
+
+@ROUTES.api("POST", "customModels/predictionExplanationsInitialization/")
+def http_initialize_explanations(emu: Emulator, query: Query) -> Response:
+    body = json_body("CustomModelPredictionExplanations")
+    status_id = initialize_explanations(emu, body["customModelId"], body["customModelVersionId"], body)
+    return accepted({}, status_id)
+
+
+VERSION_EXPLANATIONS = (
+    "customModels/{customModelId}/versions/{customModelVersionId}/predictionExplanationsInitialization/"
+)
+
+
+@ROUTES.api("POST", VERSION_EXPLANATIONS)
+def http_initialize_version_explanations(
+    emu: Emulator, query: Query, customModelId: str, customModelVersionId: str
+) -> Response:
+    return accepted({}, initialize_explanations(emu, customModelId, customModelVersionId))

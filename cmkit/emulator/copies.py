@@ -17,9 +17,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from flask import Response, request
+
 from cmkit.emulator import environments, models
 from cmkit.emulator.common import new_id, now
 from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.http import Query, Routes, json_body, json_response, page, paging
 from cmkit.emulator.models import Upload
 from cmkit.emulator.service import Emulator
 from cmkit.paths import templates_dir
@@ -179,3 +182,28 @@ def from_template(emu: Emulator, body: dict[str, Any]) -> dict[str, str]:
     fields = {"isMajorUpdate": "true", "baseEnvironmentId": env_id, "resourceBundleId": body["resourceBundleId"]}
     version = models.create_version(emu, model["id"], fields, uploads, from_latest=False)
     return {"customModelId": model["id"], "customModelVersionId": version["id"]}
+
+
+# -- copies and templates ------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("POST", "customModels/fromCustomModel/")
+def http_copy_model(emu: Emulator, query: Query) -> Response:
+    return json_response(copy_model(emu, json_body("CustomModelCopy")["customModelId"]), 201)
+
+
+@ROUTES.api("POST", "customModels/fromModelTemplate/")
+def http_model_from_template(emu: Emulator, query: Query) -> Response:
+    return json_response(from_template(emu, json_body("CustomModelCreateFromTemplatePayload")), 201)
+
+
+@ROUTES.api("GET", "customTemplates/", documented=False)
+def http_list_templates(emu: Emulator, query: Query) -> Response:
+    return page(list_templates(emu, request.args.get("search")), paging())
+
+
+@ROUTES.api("GET", "customTemplates/{templateId}/", documented=False)
+def http_get_template(emu: Emulator, query: Query, templateId: str) -> Response:
+    return json_response(get_template(emu, templateId))

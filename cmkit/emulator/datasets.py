@@ -11,11 +11,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from flask import Response, request
+
 from cmkit.emulator.common import USER, new_id, now
-from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.errors import invalid
+from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
-from cmkit.emulator.store import HashingFile
+from cmkit.emulator.store import HashingFile, Resource
 from cmkit.emulator.validation import file_name
 
 KIND = "dataset"
@@ -76,17 +79,16 @@ def _count_rows(path: Path) -> int:
 
 
 def get(emu: Emulator, dataset_id: str) -> dict[str, Any]:
-    resource = emu.store.get(KIND, dataset_id)
-    if resource is None:
-        raise not_found("Dataset", dataset_id)
-    return resource.doc
+    return _dataset(emu, dataset_id).doc
+
+
+def _dataset(emu: Emulator, dataset_id: str) -> Resource:
+    return get_or_404(emu, KIND, dataset_id, "Dataset")
 
 
 def csv_path(emu: Emulator, dataset_id: str) -> Path:
     """The stored file of a dataset that finished ingestion (for model tests)."""
-    resource = emu.store.get(KIND, dataset_id)
-    if resource is None:
-        raise not_found("Dataset", dataset_id)
+    resource = _dataset(emu, dataset_id)
     if resource.doc["processingState"] != "COMPLETED":
         state = resource.doc["processingState"]
         raise invalid(f"Dataset {dataset_id} is not ready for testing (processingState {state})")
@@ -97,3 +99,20 @@ def recover(emu: Emulator) -> None:
     for resource in emu.store.list(KIND):
         if resource.doc["processingState"] == "RUNNING":
             emu.store.update(KIND, resource.id, {"processingState": "ERROR", "error": INTERRUPTED})
+
+
+# -- datasets (outside the custom-models chapter) ------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("POST", "datasets/fromFile/", documented=False)
+def http_create_dataset(emu: Emulator, query: Query) -> Response:
+    file = request.files.get("file")
+    body = create_from_file(emu, file.stream if file else None, file.filename if file else None)  # type: ignore[arg-type]
+    return json_response(body, 202, {"Location": api_url(f"status/{body['statusId']}/")})
+
+
+@ROUTES.api("GET", "datasets/{datasetId}/", documented=False)
+def http_get_dataset(emu: Emulator, query: Query, datasetId: str) -> Response:
+    return json_response(get(emu, datasetId))

@@ -14,9 +14,22 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from flask import Response, request, send_file
+
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.contexts import extract_context
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import (
+    Query,
+    Routes,
+    api_url,
+    form_fields,
+    get_or_404,
+    json_body,
+    json_response,
+    no_content,
+    page,
+)
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
@@ -57,10 +70,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
 
 
 def _environment(emu: Emulator, ident: str) -> Resource:
-    resource = emu.store.get(KIND, ident)
-    if resource is None:
-        raise not_found("Execution environment", ident)
-    return resource
+    return get_or_404(emu, KIND, ident, "Execution environment")
 
 
 def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
@@ -206,10 +216,7 @@ def context_dir(emu: Emulator, version_id: str) -> Path:
 
 def _version(emu: Emulator, env_id: str, version_id: str) -> Resource:
     _environment(emu, env_id)
-    resource = emu.store.get(VERSION_KIND, version_id)
-    if resource is None or resource.parent != env_id:
-        raise not_found("Execution environment version", version_id)
-    return resource
+    return get_or_404(emu, VERSION_KIND, version_id, "Execution environment version", parent=env_id)
 
 
 def find_version(emu: Emulator, version_id: str) -> Resource | None:
@@ -262,7 +269,6 @@ def recover(emu: Emulator) -> None:
             emu.store.update(VERSION_KIND, resource.id, {"buildStatus": "failed"}, error=INTERRUPTED)
 
 
-
 # -- the seeded environment ----------------------------------------------------------------------
 
 
@@ -300,3 +306,81 @@ def seed(emu: Emulator) -> None:
 
 def seeded_environment_id(emu: Emulator) -> str | None:
     return emu.store.meta(SEED_META_KEY)
+
+
+# -- execution environments ----------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("GET", "executionEnvironments/")
+def http_list_environments(emu: Emulator, query: Query) -> Response:
+    return page(list_environments(emu, query.get("searchFor"), query.get("useCases")), query)
+
+
+@ROUTES.api("POST", "executionEnvironments/")
+def http_create_environment(emu: Emulator, query: Query) -> Response:
+    ident = create(emu, json_body("ExecutionEnvironmentCreate"))
+    return json_response({"id": ident}, 201, {"Location": api_url(f"executionEnvironments/{ident}/")})
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/")
+def http_get_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    return json_response(get(emu, environmentId))
+
+
+@ROUTES.api("PATCH", "executionEnvironments/{environmentId}/")
+def http_update_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    return json_response(update(emu, environmentId, json_body("ExecutionEnvironmentUpdate")))
+
+
+@ROUTES.api("DELETE", "executionEnvironments/{environmentId}/")
+def http_delete_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    delete(emu, environmentId)
+    return no_content()
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/")
+def http_list_environment_versions(emu: Emulator, query: Query, environmentId: str) -> Response:
+    found = list_versions(emu, environmentId, query.get("buildStatus"), query.get("search"))
+    return page(found, query)
+
+
+@ROUTES.api("POST", "executionEnvironments/{environmentId}/versions/")
+def http_create_environment_version(emu: Emulator, query: Query, environmentId: str) -> Response:
+    # DataRobot's client names the upload `docker_context`; the reference says `dockerContext`.
+    context = request.files.get("dockerContext") or request.files.get("docker_context")
+    fields = form_fields("ExecutionEnvironmentVersionCreate", files=("dockerContext", "dockerImage"))
+    ident = create_version(
+        emu,
+        environmentId,
+        fields,
+        context.stream if context else None,  # type: ignore[arg-type]
+        context.filename if context else None,
+        image_upload="dockerImage" in request.files,
+    )
+    location = api_url(f"executionEnvironments/{environmentId}/versions/{ident}/")
+    return json_response({"id": ident}, 202, {"Location": location})
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/{environmentVersionId}/")
+def http_get_environment_version(
+    emu: Emulator, query: Query, environmentId: str, environmentVersionId: str
+) -> Response:
+    return json_response(get_version(emu, environmentId, environmentVersionId))
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/{environmentVersionId}/buildLog/")
+def http_get_environment_build_log(
+    emu: Emulator, query: Query, environmentId: str, environmentVersionId: str
+) -> Response:
+    return json_response(build_log(emu, environmentId, environmentVersionId))
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/{environmentVersionId}/download/")
+def http_download_environment_version(
+    emu: Emulator, query: Query, environmentId: str, environmentVersionId: str
+) -> Response:
+    image_file = str(query.get("imageFile", "false")).lower() == "true"
+    path, name = download(emu, environmentId, environmentVersionId, image_file)
+    return send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=name)

@@ -18,9 +18,12 @@ import shutil
 import threading
 from typing import Any
 
+from flask import Response
+
 from cmkit.emulator import datasets, models, testing, training
 from cmkit.emulator.common import now
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import Query, Routes, accepted, json_body, json_response
 from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
@@ -172,3 +175,36 @@ def recover(emu: Emulator) -> None:
     for record in emu.store.list(KIND):
         if record.doc["status"] == RUNNING:
             emu.store.update(KIND, record.id, {"status": FAILED, "message": INTERRUPTED})
+
+
+# -- feature impact ------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+VERSION_IMPACT = "customModels/{customModelId}/versions/{customModelVersionId}/featureImpact/"
+IMAGE_IMPACT = "customInferenceImages/{imageId}/featureImpact/"
+
+
+@ROUTES.api("POST", VERSION_IMPACT)
+def http_start_feature_impact(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    body = json_body("FeatureImpactCreatePayload")
+    status_id = start(emu, customModelId, customModelVersionId, body)
+    return accepted({"statusId": status_id}, status_id)
+
+
+@ROUTES.api("GET", VERSION_IMPACT)
+def http_get_feature_impact(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(get(emu, customModelId, customModelVersionId))
+
+
+@ROUTES.api("POST", IMAGE_IMPACT)
+def http_start_image_feature_impact(emu: Emulator, query: Query, imageId: str) -> Response:
+    body = json_body("FeatureImpactCreatePayload")
+    model_id, version_id = version_for_image(emu, imageId)
+    status_id = start(emu, model_id, version_id, body)
+    return accepted({"statusId": status_id}, status_id)
+
+
+@ROUTES.api("GET", IMAGE_IMPACT)
+def http_get_image_feature_impact(emu: Emulator, query: Query, imageId: str) -> Response:
+    return json_response(get(emu, *version_for_image(emu, imageId)))

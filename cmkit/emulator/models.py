@@ -11,16 +11,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from flask import Response, request, send_file
+
 from cmkit.archives import write_zip
 from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
 from cmkit.emulator import environments, sharing
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import (
+    JSON,
+    Query,
+    Routes,
+    api_url,
+    current_emulator,
+    get_or_404,
+    json_body,
+    json_response,
+    no_content,
+    page,
+)
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
 from cmkit.emulator.store import Blob, HashingFile, Resource
-from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
+from cmkit.emulator.validation import Limits, check_body, check_file_path, check_path_set, coerce_form, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 from cmkit.target import API_FIELDS, TargetSpec
 
@@ -124,10 +138,7 @@ def _check_target(doc: dict[str, Any]) -> None:
 
 
 def _model(emu: Emulator, model_id: str) -> Resource:
-    resource = emu.store.get(KIND, model_id)
-    if resource is None:
-        raise not_found("Custom model", model_id)
-    return resource
+    return get_or_404(emu, KIND, model_id, "Custom model")
 
 
 def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
@@ -141,7 +152,7 @@ def get(emu: Emulator, model_id: str) -> dict[str, Any]:
     return render(emu, _model(emu, model_id))
 
 
-def list_models(emu: Emulator, query: dict[str, Any]) -> list[dict[str, Any]]:
+def list_models(emu: Emulator, query: Query) -> list[dict[str, Any]]:
     order = query.get("orderBy") or "-created"
     key = order.lstrip("-")
     found = [r for r in emu.store.list(KIND) if _matches(r.doc, query)]
@@ -150,7 +161,7 @@ def list_models(emu: Emulator, query: dict[str, Any]) -> list[dict[str, Any]]:
     return [render(emu, r) for r in found]
 
 
-def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
+def _matches(doc: dict[str, Any], query: Query) -> bool:
     if query.get("customModelType") and doc["customModelType"] != query["customModelType"]:
         return False
     if query.get("targetType") and doc["targetType"] != query["targetType"]:
@@ -419,10 +430,7 @@ def requirements_text(emu: Emulator, items: list[dict[str, Any]], item_blobs: di
 
 def _version(emu: Emulator, model_id: str, version_id: str) -> Resource:
     _model(emu, model_id)
-    resource = emu.store.get(VERSION_KIND, version_id)
-    if resource is None or resource.parent != model_id:
-        raise not_found("Custom model version", version_id)
-    return resource
+    return get_or_404(emu, VERSION_KIND, version_id, "Custom model version", parent=model_id)
 
 
 def render_version(emu: Emulator, resource: Resource, latest_id: str) -> dict[str, Any]:
@@ -618,3 +626,148 @@ def access_list(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
 
 def share(emu: Emulator, model_id: str, body: dict[str, Any]) -> None:
     sharing.apply(emu, KIND, model_id, body["data"], "Custom model")
+
+
+# -- custom models -------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("GET", "customModels/")
+def http_list_models(emu: Emulator, query: Query) -> Response:
+    return page(list_models(emu, query), query)
+
+
+@ROUTES.api("POST", "customModels/")
+def http_create_model(emu: Emulator, query: Query) -> Response:
+    return json_response(create(emu, json_body("CustomModelCreate")), 201)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/")
+def http_get_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    return json_response(get(emu, customModelId))
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/")
+def http_update_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    # 200, as DataRobot's servers answer (the reference's table says 201): the custom-models
+    # Action accepts only 200, DataRobot's client any 2xx. See docs/emulator.md.
+    return json_response(update(emu, customModelId, json_body("CustomModelUpdate")), 200)
+
+
+@ROUTES.api("DELETE", "customModels/{customModelId}/")
+def http_delete_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    delete(emu, customModelId)
+    return no_content()
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/download/")
+def http_download_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    archive, name = version_zip(emu, customModelId)
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/accessControl/")
+def http_get_access(emu: Emulator, query: Query, customModelId: str) -> Response:
+    return page(access_list(emu, customModelId), query)
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/accessControl/")
+def http_share_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    share(emu, customModelId, json_body("SharingUpdateOrRemoveWithGrant"))
+    return no_content()
+
+
+# -- custom model versions -----------------------------------------------------------------------
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/")
+def http_list_versions(emu: Emulator, query: Query, customModelId: str) -> Response:
+    return page(list_versions(emu, customModelId, query.get("mainBranchCommitSha")), query)
+
+
+@ROUTES.api("POST", "customModels/{customModelId}/versions/")
+def http_create_version(emu: Emulator, query: Query, customModelId: str) -> Response:
+    fields, uploads = _version_request("CustomModelVersionCreate")
+    return json_response(create_version(emu, customModelId, fields, uploads, from_latest=False), 201)
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/versions/")
+def http_create_version_from_latest(emu: Emulator, query: Query, customModelId: str) -> Response:
+    fields, uploads = _version_request("CustomModelVersionCreateFromLatest")
+    return json_response(create_version(emu, customModelId, fields, uploads, from_latest=True), 201)
+
+
+def _version_request(schema: str) -> tuple[dict[str, Any], list[Upload]]:
+    """Fields and file/filePath pairs of a version upload, multipart or (without files) JSON."""
+    if request.mimetype == JSON:
+        body = json_body()
+        if "isMajorUpdate" in body:
+            body["isMajorUpdate"] = _is_major(body["isMajorUpdate"])
+        if isinstance(body.get("filesToDelete"), str):
+            body["filesToDelete"] = [body["filesToDelete"]]
+        return check_body(current_emulator().reference, schema, body), []
+    form = {key: request.form.getlist(key) for key in request.form}
+    if "isMajorUpdate" in form:
+        form["isMajorUpdate"] = [_is_major(v) for v in form["isMajorUpdate"]]
+    reference = current_emulator().reference
+    fields = check_body(reference, schema, coerce_form(reference, schema, form))
+    files = request.files.getlist("file")
+    paths = request.form.getlist("filePath")
+    if len(files) > API_MAX_FILES:
+        raise invalid(f"At most {API_MAX_FILES} files per request", {"file": f"at most {API_MAX_FILES} files"})
+    if len(files) != len(paths):
+        raise invalid(
+            f"Every file needs a filePath (got {len(files)} file and {len(paths)} filePath parts)",
+            {"filePath": "one per file, in the same order"},
+        )
+    uploads = [Upload(path, file.filename or "", file.stream) for file, path in zip(files, paths, strict=True)]  # type: ignore[arg-type]
+    return fields, uploads
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/")
+def http_get_model_version(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(get_version(emu, customModelId, customModelVersionId))
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/versions/{customModelVersionId}/")
+def http_update_model_version(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    body = json_body("CustomModelVersionMetadataUpdate")
+    return json_response(update_version(emu, customModelId, customModelVersionId, body))
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/download/")
+def http_download_version(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    archive, name = version_zip(emu, customModelId, customModelVersionId)
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
+
+
+@ROUTES.api("POST", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuild/")
+def http_start_build(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    base = api_url("")
+    return json_response(start_build(emu, customModelId, customModelVersionId, base), 202)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuild/")
+def http_get_build(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(get_build(emu, customModelId, customModelVersionId, api_url("")))
+
+
+@ROUTES.api("DELETE", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuild/")
+def http_cancel_build(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    cancel_build(emu, customModelId, customModelVersionId)
+    return no_content()
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuildLog/")
+def http_get_build_log(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(build_log(emu, customModelId, customModelVersionId))
+
+
+def _is_major(value: Any) -> Any:
+    """isMajorUpdate as the enum spells it, whatever the case or type the client used."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower()
+    return value

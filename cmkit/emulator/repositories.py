@@ -22,10 +22,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from flask import Response, request
+
 from cmkit.emulator import models
 from cmkit.emulator.common import new_id, now
 from cmkit.emulator.copies import upload_bytes
 from cmkit.emulator.errors import invalid
+from cmkit.emulator.http import Query, Routes, accepted, current_emulator, json_body, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 
@@ -163,3 +166,30 @@ def _make(
         set_status(emu, status_id, "ERROR", f"The version could not be created: {message}")
         return
     set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/versions/{version['id']}/")
+
+
+# -- versions from repositories ------------------------------------------------------------------
+
+ROUTES = Routes()
+
+FROM_REPOSITORY = "customModels/{customModelId}/versions/fromRepository/"
+
+
+@ROUTES.api("POST", FROM_REPOSITORY)
+def http_version_from_repository(emu: Emulator, query: Query, customModelId: str) -> Response:
+    body = json_body("CustomModelVersionCreateFromRepository")
+    return accepted({}, create_version(emu, customModelId, body, from_latest=False))
+
+
+@ROUTES.api("PATCH", FROM_REPOSITORY)
+def http_version_from_repository_over_latest(emu: Emulator, query: Query, customModelId: str) -> Response:
+    body = json_body("CustomModelVersionCreateFromRepository")
+    return accepted({}, create_version(emu, customModelId, body, from_latest=True))
+
+
+@ROUTES.admin("repositories", "GET", "POST")
+def _admin_repositories() -> Response:
+    emu = current_emulator()
+    if request.method == "GET":
+        return json_response({"data": list_repositories(emu)})
+    return json_response(register(emu, json_body()), 201)

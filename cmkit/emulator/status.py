@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import Response
+
 from cmkit.emulator.common import new_id, now
-from cmkit.emulator.errors import not_found
+from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response
 
 if TYPE_CHECKING:
     from cmkit.emulator.service import Emulator
 
+KIND = "status"
 TERMINAL_STATUSES = ("COMPLETED", "ERROR", "ABORTED", "EXPIRED")
 INTERRUPTED = "interrupted: the emulator stopped before this job finished"
 
@@ -29,26 +32,37 @@ def create_status(emu: Emulator, description: str, status_type: str | None = Non
         "description": description,
         "statusType": status_type,
     }
-    emu.store.insert("status", status_id, doc)
+    emu.store.insert(KIND, status_id, doc)
     return status_id
 
 
 def set_status(emu: Emulator, status_id: str, status: str, message: str = "", location: str | None = None) -> None:
     """Move a status on; `location` (relative to /api/v2/) is where a COMPLETED job redirects."""
     internal = {"location": location} if location else {}
-    emu.store.update("status", status_id, {"status": status, "message": message}, **internal)
+    emu.store.update(KIND, status_id, {"status": status, "message": message}, **internal)
 
 
 def get_status(emu: Emulator, status_id: str) -> tuple[dict[str, Any], str | None]:
     """The status document, and the finished resource's path when the job is COMPLETED."""
-    resource = emu.store.get("status", status_id)
-    if resource is None:
-        raise not_found("Status", status_id)
+    resource = get_or_404(emu, KIND, status_id, "Status")
     location = resource.internal.get("location") if resource.doc["status"] == "COMPLETED" else None
     return resource.doc, location
 
 
 def recover_statuses(emu: Emulator) -> None:
-    for resource in emu.store.list("status"):
+    for resource in emu.store.list(KIND):
         if resource.doc["status"] not in TERMINAL_STATUSES:
             set_status(emu, resource.id, "ERROR", INTERRUPTED)
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("GET", "status/{statusId}/", documented=False)
+def http_get_status(emu: Emulator, query: Query, statusId: str) -> Response:
+    doc, location = get_status(emu, statusId)
+    if location:
+        return json_response(doc, 303, {"Location": api_url(location)})
+    return json_response(doc)

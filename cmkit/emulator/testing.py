@@ -17,12 +17,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from flask import Response
+
 from cmkit.checks.parameters import ParameterError, parse_parameters
 from cmkit.checks.results import CHECK_NAMES, FAILED, LEVELS, PREDICTION_VERIFICATION, CheckResult, not_started
 from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
 from cmkit.emulator import datasets, environments, leftovers, models
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_body, json_response, no_content, page
 from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
@@ -311,10 +314,7 @@ def _advance(emu: Emulator, test_id: str, doc: dict[str, Any], running: bool = F
 
 
 def _test(emu: Emulator, test_id: str) -> Resource:
-    test = emu.store.get(KIND, test_id)
-    if test is None:
-        raise not_found("Custom model test", test_id)
-    return test
+    return get_or_404(emu, KIND, test_id, "Custom model test")
 
 
 def render(emu: Emulator, test: Resource) -> dict[str, Any]:
@@ -370,3 +370,42 @@ def recover(emu: Emulator) -> None:
             emu.store.save(test)
             emu.logs.writer(KIND, test.id)(f"error: {INTERRUPTED}")
             set_status(emu, test.internal["statusId"], "ABORTED", INTERRUPTED)
+
+
+# -- custom model tests --------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("POST", "customModelTests/")
+def http_create_test(emu: Emulator, query: Query) -> Response:
+    status_id = create(emu, json_body("CustomModelTests"))
+    return json_response({"statusId": status_id}, 202, {"Location": api_url(f"status/{status_id}/")})
+
+
+@ROUTES.api("GET", "customModelTests/")
+def http_list_tests(emu: Emulator, query: Query) -> Response:
+    return page(list_tests(emu, query["customModelId"]), query)
+
+
+@ROUTES.api("GET", "customModelTests/{customModelTestId}/")
+def http_get_test(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    return json_response(get(emu, customModelTestId))
+
+
+@ROUTES.api("DELETE", "customModelTests/{customModelTestId}/")
+def http_cancel_test(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    cancel(emu, customModelTestId)
+    return no_content()
+
+
+@ROUTES.api("GET", "customModelTests/{customModelTestId}/log/")
+def http_get_test_log(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    text = log_text(emu, customModelTestId)
+    disposition = f"attachment;filename=testing-{customModelTestId}.log"
+    return Response(text, mimetype="text/plain", headers={"Content-Disposition": disposition})
+
+
+@ROUTES.api("GET", "customModelTests/{customModelTestId}/tail/")
+def http_get_test_tail(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    return json_response(log_tail(emu, customModelTestId, query["lines"]))

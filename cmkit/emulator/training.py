@@ -23,9 +23,12 @@ import json
 import threading
 from typing import Any
 
+from flask import Response
+
 from cmkit.emulator import datasets, models
 from cmkit.emulator.common import now
 from cmkit.emulator.errors import ErrorResponse, invalid
+from cmkit.emulator.http import Query, Routes, accepted, api_url, json_body, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
@@ -205,3 +208,23 @@ def dataset_for(model: Resource, version: Resource) -> str | None:
 def require_not_in_progress(model: Resource) -> None:
     if model.doc.get("trainingDataAssignmentInProgress"):
         raise ErrorResponse(422, f"Training data assignment of custom model {model.id} is in progress")
+
+
+# -- training data -------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/trainingData/")
+def http_assign_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
+    status_id = assign_to_model(emu, customModelId, json_body("DeprecatedTrainingDataForModelsAssignment"))
+    return accepted({}, status_id)
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/versions/withTrainingData/")
+def http_version_with_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
+    body = json_body("DeprecatedCustomModelVersionTrainingDataUpdate")
+    version = version_with_training_data(emu, customModelId, body)
+    # The version exists already; its Location is where the assignment is followed.
+    location = api_url(f"customModels/{customModelId}/versions/{version['id']}/")
+    return json_response(version, 202, {"Location": location})
