@@ -20,7 +20,9 @@ from cmkit.emulator.http import Query, Routes, get_or_404, json_body, no_content
 from cmkit.emulator.service import Emulator
 
 
-def access_list(emu: Emulator, env_id: str, username: str | None, user_id: str | None) -> list[dict[str, Any]]:
+def access_list(
+    emu: Emulator, env_id: str, username: str | None, user_id: str | None
+) -> list[sharing.AccessEntry]:
     environment = get_or_404(emu, environments.KIND, env_id, "Execution environment")
     return sharing.filtered(environment, username, user_id)
 

@@ -620,7 +620,7 @@ def recover(emu: Emulator) -> None:
 # -- access control ------------------------------------------------------------------------------
 
 
-def access_list(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
+def access_list(emu: Emulator, model_id: str) -> list[sharing.AccessEntry]:
     return sharing.entries(_model(emu, model_id))
 
 
