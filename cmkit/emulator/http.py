@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 from urllib.parse import urlencode
 
 from flask import Response, current_app, request
 
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.reference import API_PREFIX
-from cmkit.emulator.service import Emulator
-from cmkit.emulator.store import Resource
 from cmkit.emulator.validation import check_body, coerce_form, parse_json_object
+
+if TYPE_CHECKING:  # annotations only: status (imported by service's modules) imports this module
+    from cmkit.emulator.service import Emulator
+    from cmkit.emulator.store import Resource
 
 JSON = "application/json"
 EXTENSION = "cmkit.emulator"
