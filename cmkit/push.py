@@ -45,7 +45,7 @@ from cmkit.hashcache import HashCache
 from cmkit.lint import Finding, lint_bundle
 from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.paths import cache_dir
-from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+from cmkit.requirements import REQUIREMENTS_FILE, ApiDependency, parse_requirements_text, read_text_file
 from cmkit.target import API_TARGET_TYPES
 
 DIGEST_MARKER = "cmkit-digest:"
@@ -81,7 +81,7 @@ class LocalBundle:
     root: Path
     files: list[LocalFile]
     metadata: ModelMetadata | None
-    dependencies: list[dict[str, Any]]
+    dependencies: list[ApiDependency]
 
     @property
     def manifest(self) -> dict[str, str]:
