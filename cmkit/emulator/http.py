@@ -11,22 +11,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, cast
 from urllib.parse import urlencode
 
 from flask import Response, current_app, request
 
+from cmkit.emulator.documents import DocT
 from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.reference import API_PREFIX
+from cmkit.emulator.store import Kind, Resource
 from cmkit.emulator.validation import check_body, coerce_form, parse_json_object
 
 if TYPE_CHECKING:  # annotations only: status (imported by service's modules) imports this module
     from cmkit.emulator.service import Emulator
-    from cmkit.emulator.store import Resource
 
 JSON = "application/json"
 EXTENSION = "cmkit.emulator"
 ADMIN_PREFIX = "/__emulator__/"
+BodyT = TypeVar("BodyT")  # a request body type of `bodies`
 
 
 class Query(TypedDict, total=False):
@@ -120,7 +122,7 @@ def current_emulator() -> Emulator:
     return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
 
 
-def get_or_404(emu: Emulator, kind: str, ident: str, what: str, parent: str | None = None) -> Resource:
+def get_or_404(emu: Emulator, kind: Kind[DocT], ident: str, what: str, parent: str | None = None) -> Resource[DocT]:
     """The live resource `ident` of `kind` (under `parent` when given), or a 404 naming `what`."""
     resource = emu.store.get(kind, ident)
     if resource is None or (parent is not None and resource.parent != parent):
@@ -197,18 +199,25 @@ def _count(name: str, default: int, blank_is_default: bool) -> int:
 # -- request bodies ------------------------------------------------------------------------------
 
 
-def json_body(schema: str | None = None) -> dict[str, Any]:
-    """The JSON object body (an empty body counts as `{}`), checked against a reference schema.
+def json_body() -> dict[str, Any]:
+    """The JSON object body (an empty body counts as `{}`), as sent: not checked by any schema."""
+    return parse_json_object(request.get_data(cache=True))
+
+
+def checked_body(body_type: type[BodyT]) -> BodyT:
+    """The JSON object body, checked against the reference's schema named as `body_type` (a
+    `bodies` type, which mirrors that schema).
 
     A PATCH body may only hold the fields its schema lists (the writable fields).
     """
-    body = parse_json_object(request.get_data(cache=True))
     reference = current_emulator().reference
-    return check_body(reference, schema, body, writable=request.method == "PATCH") if schema else body
+    body = check_body(reference, body_type.__name__, json_body(), writable=request.method == "PATCH")
+    return cast(BodyT, body)  # the schema accepted it: it has the shape its type mirrors
 
 
-def form_fields(schema: str, files: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Multipart text fields, typed and checked against a reference schema."""
+def form_fields(body_type: type[BodyT], files: tuple[str, ...] = ()) -> BodyT:
+    """Multipart text fields, typed and checked against the reference's schema named as `body_type`."""
     reference = current_emulator().reference
+    schema = body_type.__name__
     form = {key: request.form.getlist(key) for key in request.form}
-    return check_body(reference, schema, coerce_form(reference, schema, form, skip=files))
+    return cast(BodyT, check_body(reference, schema, coerce_form(reference, schema, form, skip=files)))

@@ -8,41 +8,26 @@ has one user, so roles are recorded, not enforced. `GET` filters by `username` o
 
 from __future__ import annotations
 
-from typing import TypedDict
-
+from cmkit.emulator.bodies import SharingChange
 from cmkit.emulator.common import USER, new_id
+from cmkit.emulator.documents import AccessEntry, DocT
 from cmkit.emulator.errors import ErrorResponse
 from cmkit.emulator.http import get_or_404
 from cmkit.emulator.service import Emulator
-from cmkit.emulator.store import Resource
+from cmkit.emulator.store import Kind, Resource
 
-
-class AccessEntry(TypedDict):
-    """One entry of an access list (the reference's SharingListResponse `data` items)."""
-
-    userId: str
-    username: str
-    role: str
-    canShare: bool
-
-
-class SharingChange(TypedDict, total=False):
-    """One item of a SharingUpdateOrRemoveWithGrant body's `data` (`role: null` removes)."""
-
-    username: str
-    role: str | None
-    canShare: bool
+__all__ = ["AccessEntry", "apply", "entries", "filtered", "owner"]
 
 
 def owner() -> AccessEntry:
     return {"userId": USER.id, "username": USER.username, "role": "OWNER", "canShare": True}
 
 
-def entries(resource: Resource) -> list[AccessEntry]:
+def entries(resource: Resource[DocT]) -> list[AccessEntry]:
     return list(resource.internal.get("access") or [owner()])
 
 
-def filtered(resource: Resource, username: str | None = None, user_id: str | None = None) -> list[AccessEntry]:
+def filtered(resource: Resource[DocT], username: str | None = None, user_id: str | None = None) -> list[AccessEntry]:
     if username and user_id:
         raise ErrorResponse(400, "Give username or userId, not both")
     return [
@@ -52,7 +37,7 @@ def filtered(resource: Resource, username: str | None = None, user_id: str | Non
     ]
 
 
-def apply(emu: Emulator, kind: str, ident: str, changes: list[SharingChange], what: str) -> None:
+def apply(emu: Emulator, kind: Kind[DocT], ident: str, changes: list[SharingChange], what: str) -> None:
     """Apply a `SharingUpdateOrRemoveWithGrant` body's `data` to a resource, in one transaction."""
     with emu.store.transaction():
         resource = get_or_404(emu, kind, ident, what)

@@ -6,24 +6,26 @@ no import cycle: `service` holds the state, `startup` the recovery that calls ev
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Response
 
 from cmkit.emulator.common import new_id, now
+from cmkit.emulator.documents import Internal, Status
 from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response
+from cmkit.emulator.store import Kind
 
 if TYPE_CHECKING:
     from cmkit.emulator.service import Emulator
 
-KIND = "status"
+KIND: Kind[Status] = Kind("status")
 TERMINAL_STATUSES = ("COMPLETED", "ERROR", "ABORTED", "EXPIRED")
 INTERRUPTED = "interrupted: the emulator stopped before this job finished"
 
 
 def create_status(emu: Emulator, description: str, status_type: str | None = None) -> str:
     status_id = new_id()
-    doc = {
+    doc: Status = {
         "statusId": status_id,
         "status": "INITIALIZED",
         "message": "",
@@ -38,11 +40,11 @@ def create_status(emu: Emulator, description: str, status_type: str | None = Non
 
 def set_status(emu: Emulator, status_id: str, status: str, message: str = "", location: str | None = None) -> None:
     """Move a status on; `location` (relative to /api/v2/) is where a COMPLETED job redirects."""
-    internal = {"location": location} if location else {}
-    emu.store.update(KIND, status_id, {"status": status, "message": message}, **internal)
+    internal = Internal(location=location) if location else None
+    emu.store.update(KIND, status_id, Status(status=status, message=message), internal=internal)
 
 
-def get_status(emu: Emulator, status_id: str) -> tuple[dict[str, Any], str | None]:
+def get_status(emu: Emulator, status_id: str) -> tuple[Status, str | None]:
     """The status document, and the finished resource's path when the job is COMPLETED."""
     resource = get_or_404(emu, KIND, status_id, "Status")
     location = resource.internal.get("location") if resource.doc["status"] == "COMPLETED" else None

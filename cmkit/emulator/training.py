@@ -21,14 +21,21 @@ from __future__ import annotations
 import csv
 import json
 import threading
-from typing import Any
+from typing import cast
 
 from flask import Response
 
 from cmkit.emulator import datasets, models
+from cmkit.emulator.bodies import (
+    DataAssignment,
+    DeprecatedCustomModelVersionTrainingDataUpdate,
+    DeprecatedTrainingDataForModelsAssignment,
+    VersionFields,
+)
 from cmkit.emulator.common import now
+from cmkit.emulator.documents import CustomModel, CustomModelVersion, Dataset, VersionResponse, VersionTrainingData
 from cmkit.emulator.errors import ErrorResponse, invalid
-from cmkit.emulator.http import Query, Routes, accepted, api_url, json_body, json_response
+from cmkit.emulator.http import Query, Routes, accepted, api_url, checked_body, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
@@ -42,8 +49,8 @@ def _header(emu: Emulator, dataset_id: str) -> list[str]:
 
 
 def check_dataset(
-    emu: Emulator, model: Resource, dataset_id: str, partition_column: str | None = None
-) -> dict[str, Any]:
+    emu: Emulator, model: Resource[CustomModel], dataset_id: str, partition_column: str | None = None
+) -> Dataset:
     """The dataset's catalog entry when it can train `model`; 404/422 naming what is wrong."""
     entry = datasets.get(emu, dataset_id)
     if entry["processingState"] != "COMPLETED":
@@ -70,7 +77,7 @@ def check_dataset(
 # -- the model level (deprecated) ----------------------------------------------------------------
 
 
-def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
+def assign_to_model(emu: Emulator, model_id: str, body: DeprecatedTrainingDataForModelsAssignment) -> str:
     """`PATCH customModels/{id}/trainingData/`: the status id to poll."""
     model = models.find_model(emu, model_id)
     if model.doc.get("isTrainingDataForVersionsPermanentlyEnabled"):
@@ -86,7 +93,7 @@ def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
     if version_id != entry["versionId"]:
         raise invalid(f"Dataset {dataset_id} has no version {version_id}", {"datasetVersionId": "not found"})
     status_id = create_status(emu, f"Training data assignment of custom model {model_id}", "trainingData")
-    doc = {
+    doc: CustomModel = {
         "trainingDatasetId": dataset_id,
         "trainingDatasetVersionId": version_id,
         "trainingDataFileName": body.get("datasetName") or entry["name"],
@@ -102,27 +109,29 @@ def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
 
 
 def _finish(emu: Emulator, model_id: str, status_id: str, cancel: threading.Event) -> None:
-    emu.store.update(models.KIND, model_id, {"trainingDataAssignmentInProgress": False})
+    emu.store.update(models.KIND, model_id, CustomModel(trainingDataAssignmentInProgress=False))
     set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/")
 
 
 # -- the version level ---------------------------------------------------------------------------
 
 
-def _json_field(raw: Any, name: str) -> dict[str, Any] | None:
+def _json_field(raw: str | DataAssignment | None, name: str) -> DataAssignment | None:
     """trainingData/holdoutData: JSON text in multipart forms, an object in JSON bodies."""
     if raw is None or isinstance(raw, dict):
         return raw
     try:
-        value = json.loads(raw)
+        value: object = json.loads(raw)
     except (TypeError, ValueError):
         value = None
     if not isinstance(value, dict):
         raise invalid(f'{name} must be a JSON object such as {{"datasetId": "..."}}', {name: "must be a JSON object"})
-    return value
+    return cast(DataAssignment, value)  # its fields are checked where they are used
 
 
-def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest: Resource | None) -> dict[str, Any]:
+def version_data(
+    emu: Emulator, model: Resource[CustomModel], fields: VersionFields, latest: Resource[CustomModelVersion] | None
+) -> VersionTrainingData:
     """The `trainingData`/`holdoutData` of a new version, from the request and its predecessor."""
     training = _json_field(fields.get("trainingData"), "trainingData")
     holdout = _json_field(fields.get("holdoutData"), "holdoutData")
@@ -134,7 +143,7 @@ def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest:
             {"trainingData": "training data for versions is not enabled on this model"},
         )
     if not enabled:
-        return {}
+        return VersionTrainingData()
     keep = fields.get("keepTrainingHoldoutData", True)
     if keep and (training or holdout) and "keepTrainingHoldoutData" in fields:
         raise invalid(
@@ -145,20 +154,24 @@ def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest:
         raise invalid("holdoutData needs trainingData", {"holdoutData": "given without trainingData"})
     if training:
         return _assigned(emu, model, training, holdout)
+    inherited = VersionTrainingData()
     if keep and latest is not None:
-        return {key: latest.doc[key] for key in ("trainingData", "holdoutData") if latest.doc.get(key)}
-    return {}
+        if latest.doc.get("trainingData"):
+            inherited["trainingData"] = latest.doc["trainingData"]
+        if latest.doc.get("holdoutData"):
+            inherited["holdoutData"] = latest.doc["holdoutData"]
+    return inherited
 
 
 def _assigned(
-    emu: Emulator, model: Resource, training: dict[str, Any], holdout: dict[str, Any] | None
-) -> dict[str, Any]:
+    emu: Emulator, model: Resource[CustomModel], training: DataAssignment, holdout: DataAssignment | None
+) -> VersionTrainingData:
     dataset_id = training.get("datasetId")
     if not dataset_id:
         raise invalid("trainingData.datasetId is required", {"trainingData.datasetId": "is required"})
     partition = (holdout or {}).get("partitionColumn")
     entry = check_dataset(emu, model, dataset_id, partition)
-    result: dict[str, Any] = {
+    result: VersionTrainingData = {
         "trainingData": {
             "datasetId": dataset_id,
             "datasetVersionId": entry["versionId"],
@@ -178,7 +191,9 @@ def _assigned(
     return result
 
 
-def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def version_with_training_data(
+    emu: Emulator, model_id: str, body: DeprecatedCustomModelVersionTrainingDataUpdate
+) -> VersionResponse:
     """`PATCH customModels/{id}/versions/withTrainingData/`: a minor version with the data."""
     model = models.find_model(emu, model_id)
     if not model.doc.get("isTrainingDataForVersionsPermanentlyEnabled"):
@@ -188,7 +203,7 @@ def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any
         )
     if emu.store.latest(models.VERSION_KIND, model_id) is None:
         raise invalid(f"Custom model {model_id} has no version to add training data to")
-    fields: dict[str, Any] = {
+    fields: VersionFields = {
         "isMajorUpdate": "false",
         "trainingData": body["trainingData"],
         "holdoutData": body.get("holdoutData"),
@@ -199,13 +214,13 @@ def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any
     return models.create_version(emu, model_id, fields, [], from_latest=True)
 
 
-def dataset_for(model: Resource, version: Resource) -> str | None:
+def dataset_for(model: Resource[CustomModel], version: Resource[CustomModelVersion]) -> str | None:
     """The training dataset a version is evaluated on: its own, else its model's."""
     own = (version.doc.get("trainingData") or {}).get("datasetId")
     return own or model.doc.get("trainingDatasetId")
 
 
-def require_not_in_progress(model: Resource) -> None:
+def require_not_in_progress(model: Resource[CustomModel]) -> None:
     if model.doc.get("trainingDataAssignmentInProgress"):
         raise ErrorResponse(422, f"Training data assignment of custom model {model.id} is in progress")
 
@@ -217,13 +232,13 @@ ROUTES = Routes()
 
 @ROUTES.api("PATCH", "customModels/{customModelId}/trainingData/")
 def http_assign_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
-    status_id = assign_to_model(emu, customModelId, json_body("DeprecatedTrainingDataForModelsAssignment"))
+    status_id = assign_to_model(emu, customModelId, checked_body(DeprecatedTrainingDataForModelsAssignment))
     return accepted({}, status_id)
 
 
 @ROUTES.api("PATCH", "customModels/{customModelId}/versions/withTrainingData/")
 def http_version_with_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
-    body = json_body("DeprecatedCustomModelVersionTrainingDataUpdate")
+    body = checked_body(DeprecatedCustomModelVersionTrainingDataUpdate)
     version = version_with_training_data(emu, customModelId, body)
     # The version exists already; its Location is where the assignment is followed.
     location = api_url(f"customModels/{customModelId}/versions/{version['id']}/")
