@@ -14,6 +14,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from packaging.specifiers import InvalidSpecifier, Specifier
@@ -32,12 +33,29 @@ API_OPERATORS = ("<", "<=", "==", ">=", ">")
 MAX_REQUIREMENTS_BYTES = 1024 * 1024
 
 
+class ApiConstraint(TypedDict):
+    """A version constraint as the API lists it (a dependency's `constraints`)."""
+
+    constraintType: str
+    version: str
+
+
+class ApiDependency(TypedDict, total=False):
+    """A dependency as the API lists it (a custom model version's `dependencies`)."""
+
+    packageName: str
+    constraints: list[ApiConstraint]
+    line: str
+    lineNumber: int
+    extras: str
+
+
 @dataclass(frozen=True)
 class Constraint:
     constraint_type: str
     version: str
 
-    def to_api(self) -> dict[str, str]:
+    def to_api(self) -> ApiConstraint:
         return {"constraintType": self.constraint_type, "version": self.version}
 
 
@@ -49,8 +67,8 @@ class Dependency:
     line_number: int
     extras: str | None = None
 
-    def to_api(self) -> dict[str, object]:
-        data: dict[str, object] = {
+    def to_api(self) -> ApiDependency:
+        data: ApiDependency = {
             "packageName": self.package_name,
             "constraints": [c.to_api() for c in self.constraints],
             "line": self.line,

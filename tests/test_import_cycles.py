@@ -51,10 +51,8 @@ COMMANDS = frozenset(
 )
 CLI = frozenset({"cmkit.cli", "cmkit.render", "cmkit.params", "cmkit.__main__"})
 
-# Cycles known and being removed elsewhere, each with the reason it is still here. The emulator's
-# routing (issue 22, item 5) registers routes from create_app instead of by importing
-# chapter_routes at the bottom of app.py; its branch removes this cycle, and this entry with it.
-ALLOWED_CYCLES = (frozenset({"cmkit.emulator.app", "cmkit.emulator.chapter_routes"}),)
+# Cycles known and being removed, each with the reason it is still here: none today.
+ALLOWED_CYCLES: tuple[frozenset[str], ...] = ()
 
 
 def layer(module: str) -> str:

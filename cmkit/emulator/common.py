@@ -7,7 +7,9 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+from cmkit.emulator.documents import DocT
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def shape(doc: Any, schema: Mapping[str, Any] | None) -> Any:
+def shape(doc: DocT, schema: Mapping[str, Any] | None) -> DocT:
     """`doc` as the response schema shows it: optional fields that are null are left out.
 
     Real clients read optional fields as "absent or a value": DataRobot's client rejects a null
@@ -39,17 +41,24 @@ def shape(doc: Any, schema: Mapping[str, Any] | None) -> Any:
     schema requires are always present, null included. Nested objects and arrays follow their
     own sub-schemas.
     """
+    # Typed as `doc`'s own type: it only leaves out optional fields, which document types allow.
+    return cast(DocT, _shaped(doc, schema))
+
+
+def _shaped(doc: object, schema: Mapping[str, Any] | None) -> object:
     if schema is None:
         return doc
     if isinstance(doc, dict):
         properties = schema.get("properties", {})
         required = set(schema.get("required", []))
         return {
-            key: shape(value, properties.get(key)) for key, value in doc.items() if value is not None or key in required
+            key: _shaped(value, properties.get(key))
+            for key, value in doc.items()
+            if value is not None or key in required
         }
     if isinstance(doc, list):
         items = schema.get("items")
-        return [shape(item, items if isinstance(items, Mapping) else None) for item in doc]
+        return [_shaped(item, items if isinstance(items, Mapping) else None) for item in doc]
     return doc
 
 

@@ -16,18 +16,23 @@ explanation initialisation. Their statuses say exactly what happened.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TypedDict
+
+from flask import Response
 
 from cmkit.emulator import environments, models, training
-from cmkit.emulator.common import new_id, now, shape
-from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.bodies import ConversionCreateQuery, CustomModelPredictionExplanations
+from cmkit.emulator.common import new_id, now, shape, truthy
+from cmkit.emulator.documents import Conversion, CustomModelVersion, ExplanationsInitialization, Internal
+from cmkit.emulator.errors import invalid
+from cmkit.emulator.http import Query, Routes, accepted, checked_body, get_or_404, json_response, no_content, page
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
-from cmkit.emulator.store import Resource
+from cmkit.emulator.store import Kind, Resource
 from cmkit.target import TargetType
 
-KIND = "conversion"
-EXPLANATIONS_KIND = "predictionExplanationsInitialization"
+KIND: Kind[Conversion] = Kind("conversion")
+EXPLANATIONS_KIND: Kind[ExplanationsInitialization] = Kind("predictionExplanationsInitialization")
 NO_CONVERTER = (
     "The cmkit emulator has no SAS-to-JAR converter: the conversion was recorded but not performed "
     "(DataRobot's conversion service is not emulated)"
@@ -35,10 +40,17 @@ NO_CONVERTER = (
 EXPLAINED = tuple(kind.api_name for kind in TargetType if kind.explained)
 
 
+class ConversionStarted(TypedDict):
+    """The 202 body of a conversion's start."""
+
+    conversionId: str
+    statusId: str
+
+
 # -- conversions ---------------------------------------------------------------------------------
 
 
-def start_conversion(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -> dict[str, str]:
+def start_conversion(emu: Emulator, model_id: str, version_id: str, body: ConversionCreateQuery) -> ConversionStarted:
     version = models.find_version(emu, model_id, version_id)
     item_ids = {item["id"] for item in version.doc["items"]}
     if body["mainProgramItemId"] not in item_ids:
@@ -47,7 +59,7 @@ def start_conversion(emu: Emulator, model_id: str, version_id: str, body: dict[s
             {"mainProgramItemId": "not an item of this version"},
         )
     conversion_id = new_id()
-    doc = {
+    doc: Conversion = {
         "id": conversion_id,
         "customModelVersionId": version_id,
         "created": now(),
@@ -58,7 +70,7 @@ def start_conversion(emu: Emulator, model_id: str, version_id: str, body: dict[s
         "shouldStop": False,
     }
     status_id = create_status(emu, f"Conversion of custom model version {version_id}", "conversion")
-    emu.store.insert(KIND, conversion_id, doc, parent=version_id, internal={"statusId": status_id, "model": model_id})
+    emu.store.insert(KIND, conversion_id, doc, parent=version_id, internal=Internal(statusId=status_id, model=model_id))
     emu.jobs.submit(
         f"conversion:{conversion_id}", lambda cancel: _convert(emu, conversion_id, status_id, cancel), quick=True
     )
@@ -66,29 +78,25 @@ def start_conversion(emu: Emulator, model_id: str, version_id: str, body: dict[s
 
 
 def _convert(emu: Emulator, conversion_id: str, status_id: str, cancel: threading.Event) -> None:
-    emu.store.update(
-        KIND, conversion_id, {"conversionInProgress": False, "conversionSucceeded": False, "logMessage": NO_CONVERTER}
-    )
+    ended = Conversion(conversionInProgress=False, conversionSucceeded=False, logMessage=NO_CONVERTER)
+    emu.store.update(KIND, conversion_id, ended)
     set_status(emu, status_id, "ERROR", NO_CONVERTER)
 
 
-def _conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> Resource:
+def _conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> Resource[Conversion]:
     models.find_version(emu, model_id, version_id)
-    conversion = emu.store.get(KIND, conversion_id)
-    if conversion is None or conversion.parent != version_id:
-        raise not_found("Custom model conversion", conversion_id)
-    return conversion
+    return get_or_404(emu, KIND, conversion_id, "Custom model conversion", parent=version_id)
 
 
-def get_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> dict[str, Any]:
+def get_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id: str) -> Conversion:
     return _shape(emu, _conversion(emu, model_id, version_id, conversion_id))
 
 
-def _shape(emu: Emulator, conversion: Resource) -> dict[str, Any]:
-    return dict(shape(dict(conversion.doc), emu.reference.schema("ConversionResponse")))
+def _shape(emu: Emulator, conversion: Resource[Conversion]) -> Conversion:
+    return shape(conversion.doc, emu.reference.schema("ConversionResponse"))
 
 
-def list_conversions(emu: Emulator, model_id: str, version_id: str, latest_only: bool) -> list[dict[str, Any]]:
+def list_conversions(emu: Emulator, model_id: str, version_id: str, latest_only: bool) -> list[Conversion]:
     """Newest first: the model's conversions, or (isLatest) the version's latest alone."""
     models.find_version(emu, model_id, version_id)
     if latest_only:
@@ -111,7 +119,9 @@ def stop_conversion(emu: Emulator, model_id: str, version_id: str, conversion_id
 # -- prediction explanation initialisation -------------------------------------------------------
 
 
-def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any] | None = None) -> str:
+def initialize_explanations(
+    emu: Emulator, model_id: str, version_id: str, body: CustomModelPredictionExplanations | None = None
+) -> str:
     """Record an initialisation; the status id (which ends COMPLETED, see the module's doc)."""
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
@@ -124,9 +134,9 @@ def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body:
     dataset_id = training.dataset_for(model, version)
     if dataset_id is None:
         raise invalid("Specified custom model is not valid for prediction explanations: no training data is assigned")
-    env_id, env_version_id = _environment(emu, version, body or {})
+    env_id, env_version_id = _environment(emu, version, body or CustomModelPredictionExplanations())
     status_id = create_status(emu, f"Prediction explanations initialization of {version_id}", "explanations")
-    doc = {
+    doc: ExplanationsInitialization = {
         "customModelId": model_id,
         "customModelVersionId": version_id,
         "environmentId": env_id,
@@ -134,12 +144,14 @@ def initialize_explanations(emu: Emulator, model_id: str, version_id: str, body:
         "datasetId": dataset_id,
         "created": now(),
     }
-    emu.store.insert(EXPLANATIONS_KIND, new_id(), doc, parent=version_id, internal={"statusId": status_id})
+    emu.store.insert(EXPLANATIONS_KIND, new_id(), doc, parent=version_id, internal=Internal(statusId=status_id))
     set_status(emu, status_id, "COMPLETED", "Recorded; the emulator does not compute explanation baselines")
     return status_id
 
 
-def _environment(emu: Emulator, version: Resource, body: dict[str, Any]) -> tuple[str, str]:
+def _environment(
+    emu: Emulator, version: Resource[CustomModelVersion], body: CustomModelPredictionExplanations
+) -> tuple[str, str]:
     """The environment to use: the request's (its latest built version by default), else the version's."""
     env_id = body.get("environmentId")
     env_version_id = body.get("environmentVersionId")
@@ -154,3 +166,59 @@ def _environment(emu: Emulator, version: Resource, body: dict[str, Any]) -> tupl
             raise invalid(f"Environment {env_id} has no successfully built version", {"environmentId": "not built"})
         return env_id, built.id
     return version.doc["baseEnvironmentId"], version.doc["baseEnvironmentVersionId"]
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+CONVERSIONS = "customModels/{customModelId}/versions/{customModelVersionId}/conversions/"
+
+
+@ROUTES.api("POST", CONVERSIONS)
+def http_start_conversion(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    body = start_conversion(emu, customModelId, customModelVersionId, checked_body(ConversionCreateQuery))
+    return accepted(body, body["statusId"])
+
+
+@ROUTES.api("GET", CONVERSIONS)
+def http_list_conversions(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    latest = truthy(query.get("isLatest", False))
+    return page(list_conversions(emu, customModelId, customModelVersionId, latest), query)
+
+
+@ROUTES.api("GET", CONVERSIONS + "{conversionId}/")
+def http_get_conversion(
+    emu: Emulator, query: Query, customModelId: str, customModelVersionId: str, conversionId: str
+) -> Response:
+    return json_response(get_conversion(emu, customModelId, customModelVersionId, conversionId))
+
+
+@ROUTES.api("DELETE", CONVERSIONS + "{conversionId}/")
+def http_stop_conversion(
+    emu: Emulator, query: Query, customModelId: str, customModelVersionId: str, conversionId: str
+) -> Response:
+    stop_conversion(emu, customModelId, customModelVersionId, conversionId)
+    return no_content()
+
+
+# -- prediction explanations initialisation ------------------------------------------------------
+
+
+@ROUTES.api("POST", "customModels/predictionExplanationsInitialization/")
+def http_initialize_explanations(emu: Emulator, query: Query) -> Response:
+    body = checked_body(CustomModelPredictionExplanations)
+    status_id = initialize_explanations(emu, body["customModelId"], body["customModelVersionId"], body)
+    return accepted({}, status_id)
+
+
+VERSION_EXPLANATIONS = (
+    "customModels/{customModelId}/versions/{customModelVersionId}/predictionExplanationsInitialization/"
+)
+
+
+@ROUTES.api("POST", VERSION_EXPLANATIONS)
+def http_initialize_version_explanations(
+    emu: Emulator, query: Query, customModelId: str, customModelVersionId: str
+) -> Response:
+    return accepted({}, initialize_explanations(emu, customModelId, customModelVersionId))

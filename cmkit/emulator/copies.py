@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
+
+from flask import Response, request
 
 from cmkit.emulator import environments, models
+from cmkit.emulator.bodies import CustomModelCopy, CustomModelCreateFromTemplatePayload, VersionFields
 from cmkit.emulator.common import new_id, now
+from cmkit.emulator.documents import (
+    BlobRef,
+    CustomModel,
+    CustomModelResponse,
+    CustomModelVersion,
+    Internal,
+    Item,
+    ModelTemplate,
+)
 from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.http import Query, Routes, checked_body, json_response, page, paging
 from cmkit.emulator.models import Upload
 from cmkit.emulator.service import Emulator
 from cmkit.paths import templates_dir
@@ -39,28 +52,34 @@ def upload_bytes(emu: Emulator, path: str, content: bytes) -> Upload:
 # -- copies --------------------------------------------------------------------------------------
 
 
-def copy_model(emu: Emulator, source_id: str) -> dict[str, Any]:
+def copy_model(emu: Emulator, source_id: str) -> CustomModelResponse:
     with emu.store.transaction():
         source = models.find_model(emu, source_id)
         model_id = new_id()
         created = now()
-        doc = {**source.doc, "id": model_id, "created": created, "updated": created, "userProvidedId": None}
+        doc: CustomModel = {
+            **source.doc,
+            "id": model_id,
+            "created": created,
+            "updated": created,
+            "userProvidedId": None,
+        }
         emu.store.insert(models.KIND, model_id, doc)
         for version in emu.store.list(models.VERSION_KIND, source_id):
             _copy_version(emu, version.doc, version.internal, model_id)
     return models.get(emu, model_id)
 
 
-def _copy_version(emu: Emulator, doc: dict[str, Any], internal: dict[str, Any], model_id: str) -> None:
+def _copy_version(emu: Emulator, doc: CustomModelVersion, internal: Internal, model_id: str) -> None:
     version_id = new_id()
-    items, blobs = [], {}
+    items: list[Item] = []
+    blobs: dict[str, BlobRef] = {}
     for item in doc["items"]:
-        copied = {**item, "id": new_id()}
-        copied["storagePath"] = f"{item['workspaceId']}/{copied['id']}"
-        items.append(copied)
-        blobs[copied["id"]] = internal["blobs"][item["id"]]
-    copied_doc = {**doc, "id": version_id, "customModelId": model_id, "items": items}
-    emu.store.insert(models.VERSION_KIND, version_id, copied_doc, parent=model_id, internal={"blobs": blobs})
+        item_id = new_id()
+        items.append({**item, "id": item_id, "storagePath": f"{item['workspaceId']}/{item_id}"})
+        blobs[item_id] = internal["blobs"][item["id"]]
+    copied_doc: CustomModelVersion = {**doc, "id": version_id, "customModelId": model_id, "items": items}
+    emu.store.insert(models.VERSION_KIND, version_id, copied_doc, parent=model_id, internal=Internal(blobs=blobs))
 
 
 # -- templates -----------------------------------------------------------------------------------
@@ -109,7 +128,30 @@ def _spec(template: BundleTemplate) -> Any:
     return make_spec(template.target_type, template.name.replace(" ", "-"), class_labels=labels)
 
 
-def render_template(emu: Emulator, template: BundleTemplate) -> dict[str, Any]:
+class TemplateEntry(TypedDict):
+    """An entry of `customTemplates/` (DataRobot's template catalogue, outside the reference)."""
+
+    id: str
+    name: str
+    description: str
+    enabled: bool
+    isHidden: bool
+    templateType: str
+    templateSubType: str
+    defaultEnvironment: dict[str, str]
+    defaultResourceBundleId: str | None
+    items: list[dict[str, str]]
+    templateMetadata: dict[str, str | list[str] | None]
+
+
+class ModelFromTemplate(TypedDict):
+    """The 201 body of `fromModelTemplate/`."""
+
+    customModelId: str
+    customModelVersionId: str
+
+
+def render_template(emu: Emulator, template: BundleTemplate) -> TemplateEntry:
     """The catalogue entry, shaped as DataRobot's client reads `customTemplates/`."""
     from cmkit.scaffold import render_bundle
 
@@ -132,19 +174,19 @@ def render_template(emu: Emulator, template: BundleTemplate) -> dict[str, Any]:
     }
 
 
-def list_templates(emu: Emulator, search: str | None) -> list[dict[str, Any]]:
+def list_templates(emu: Emulator, search: str | None) -> list[TemplateEntry]:
     found = [render_template(emu, t) for t in bundle_templates()]
     return [t for t in found if not search or search.lower() in f"{t['name']} {t['description']}".lower()]
 
 
-def get_template(emu: Emulator, template_id: str) -> dict[str, Any]:
+def get_template(emu: Emulator, template_id: str) -> TemplateEntry:
     for template in bundle_templates():
         if template.id == template_id:
             return render_template(emu, template)
     raise not_found("Custom template", template_id)
 
 
-def from_template(emu: Emulator, body: dict[str, Any]) -> dict[str, str]:
+def from_template(emu: Emulator, body: CustomModelCreateFromTemplatePayload) -> ModelFromTemplate:
     """A model and its first version from a template: `{customModelId, customModelVersionId}`."""
     from cmkit.scaffold import render_bundle
 
@@ -172,10 +214,35 @@ def from_template(emu: Emulator, body: dict[str, Any]) -> dict[str, str]:
     emu.store.update(
         models.KIND,
         model["id"],
-        {"template": {"templateId": template.id, "modelType": "invalid"}},
-        secretConfigId=body["secretConfigId"],
+        CustomModel(template=ModelTemplate(templateId=template.id, modelType="invalid")),
+        Internal(secretConfigId=body["secretConfigId"]),
     )
     uploads = [upload_bytes(emu, f.path, f.content) for f in render_bundle(spec, template.template)]
-    fields = {"isMajorUpdate": "true", "baseEnvironmentId": env_id, "resourceBundleId": body["resourceBundleId"]}
+    fields = VersionFields(isMajorUpdate="true", baseEnvironmentId=env_id, resourceBundleId=body["resourceBundleId"])
     version = models.create_version(emu, model["id"], fields, uploads, from_latest=False)
     return {"customModelId": model["id"], "customModelVersionId": version["id"]}
+
+
+# -- copies and templates ------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("POST", "customModels/fromCustomModel/")
+def http_copy_model(emu: Emulator, query: Query) -> Response:
+    return json_response(copy_model(emu, checked_body(CustomModelCopy)["customModelId"]), 201)
+
+
+@ROUTES.api("POST", "customModels/fromModelTemplate/")
+def http_model_from_template(emu: Emulator, query: Query) -> Response:
+    return json_response(from_template(emu, checked_body(CustomModelCreateFromTemplatePayload)), 201)
+
+
+@ROUTES.api("GET", "customTemplates/", documented=False)
+def http_list_templates(emu: Emulator, query: Query) -> Response:
+    return page(list_templates(emu, request.args.get("search")), paging())
+
+
+@ROUTES.api("GET", "customTemplates/{templateId}/", documented=False)
+def http_get_template(emu: Emulator, query: Query, templateId: str) -> Response:
+    return json_response(get_template(emu, templateId))

@@ -9,25 +9,37 @@ from __future__ import annotations
 import csv
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
+
+from flask import Response, request
 
 from cmkit.emulator.common import USER, new_id, now
-from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.documents import Dataset, Internal
+from cmkit.emulator.errors import invalid
+from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
-from cmkit.emulator.store import HashingFile
+from cmkit.emulator.store import HashingFile, Kind, Resource
 from cmkit.emulator.validation import file_name
 
-KIND = "dataset"
+KIND: Kind[Dataset] = Kind("dataset")
 
 
-def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | None) -> dict[str, Any]:
+class DatasetCreated(TypedDict):
+    """The 202 body of `datasets/fromFile/`."""
+
+    statusId: str
+    catalogId: str
+    catalogVersionId: str
+
+
+def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | None) -> DatasetCreated:
     """Store the file and ingest it in the background; the 202 body (with the status id)."""
     if upload is None:
         raise invalid("A file is required", {"file": "is required"})
     blob = emu.store.blobs.ingest(upload)
     dataset_id, version_id = new_id(), new_id()
-    doc = {
+    doc: Dataset = {
         "datasetId": dataset_id,
         "versionId": version_id,
         "name": file_name(filename, "data.csv"),
@@ -44,7 +56,7 @@ def create_from_file(emu: Emulator, upload: HashingFile | None, filename: str | 
         "error": "",
     }
     status_id = create_status(emu, f"Dataset {doc['name']} ingestion", "dataset")
-    emu.store.insert(KIND, dataset_id, doc, internal={"sha256": blob.sha256, "statusId": status_id})
+    emu.store.insert(KIND, dataset_id, doc, internal=Internal(sha256=blob.sha256, statusId=status_id))
     emu.jobs.submit(f"dataset:{dataset_id}", lambda cancel: _ingest(emu, dataset_id, cancel), quick=True)
     return {"statusId": status_id, "catalogId": dataset_id, "catalogVersionId": version_id}
 
@@ -59,10 +71,10 @@ def _ingest(emu: Emulator, dataset_id: str, cancel: threading.Event) -> None:
         rows = _count_rows(emu.store.blobs.path(resource.internal["sha256"]))
     except (ValueError, UnicodeDecodeError, csv.Error) as exc:
         message = f"The file is not a readable CSV: {exc}"
-        emu.store.update(KIND, dataset_id, {"processingState": "ERROR", "error": message})
+        emu.store.update(KIND, dataset_id, Dataset(processingState="ERROR", error=message))
         set_status(emu, status_id, "ERROR", message)
         return
-    emu.store.update(KIND, dataset_id, {"processingState": "COMPLETED", "rowCount": rows})
+    emu.store.update(KIND, dataset_id, Dataset(processingState="COMPLETED", rowCount=rows))
     set_status(emu, status_id, "COMPLETED", location=f"datasets/{dataset_id}/")
 
 
@@ -75,18 +87,17 @@ def _count_rows(path: Path) -> int:
         return sum(1 for _ in reader)
 
 
-def get(emu: Emulator, dataset_id: str) -> dict[str, Any]:
-    resource = emu.store.get(KIND, dataset_id)
-    if resource is None:
-        raise not_found("Dataset", dataset_id)
-    return resource.doc
+def get(emu: Emulator, dataset_id: str) -> Dataset:
+    return _dataset(emu, dataset_id).doc
+
+
+def _dataset(emu: Emulator, dataset_id: str) -> Resource[Dataset]:
+    return get_or_404(emu, KIND, dataset_id, "Dataset")
 
 
 def csv_path(emu: Emulator, dataset_id: str) -> Path:
     """The stored file of a dataset that finished ingestion (for model tests)."""
-    resource = emu.store.get(KIND, dataset_id)
-    if resource is None:
-        raise not_found("Dataset", dataset_id)
+    resource = _dataset(emu, dataset_id)
     if resource.doc["processingState"] != "COMPLETED":
         state = resource.doc["processingState"]
         raise invalid(f"Dataset {dataset_id} is not ready for testing (processingState {state})")
@@ -96,4 +107,21 @@ def csv_path(emu: Emulator, dataset_id: str) -> Path:
 def recover(emu: Emulator) -> None:
     for resource in emu.store.list(KIND):
         if resource.doc["processingState"] == "RUNNING":
-            emu.store.update(KIND, resource.id, {"processingState": "ERROR", "error": INTERRUPTED})
+            emu.store.update(KIND, resource.id, Dataset(processingState="ERROR", error=INTERRUPTED))
+
+
+# -- datasets (outside the custom-models chapter) ------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("POST", "datasets/fromFile/", documented=False)
+def http_create_dataset(emu: Emulator, query: Query) -> Response:
+    file = request.files.get("file")
+    body = create_from_file(emu, file.stream if file else None, file.filename if file else None)  # type: ignore[arg-type]
+    return json_response(body, 202, {"Location": api_url(f"status/{body['statusId']}/")})
+
+
+@ROUTES.api("GET", "datasets/{datasetId}/", documented=False)
+def http_get_dataset(emu: Emulator, query: Query, datasetId: str) -> Response:
+    return json_response(get(emu, datasetId))

@@ -10,21 +10,22 @@ soft delete) but can no longer be tested.
 from __future__ import annotations
 
 import shutil
-from typing import Any
+
+from flask import Response
 
 from cmkit.emulator import environments, sharing
-from cmkit.emulator.errors import ErrorResponse, not_found
+from cmkit.emulator.bodies import ExecutionEnvironmentPermadelete, SharingUpdateOrRemoveWithGrant
+from cmkit.emulator.errors import ErrorResponse
+from cmkit.emulator.http import Query, Routes, checked_body, get_or_404, no_content, page
 from cmkit.emulator.service import Emulator
 
 
-def access_list(emu: Emulator, env_id: str, username: str | None, user_id: str | None) -> list[dict[str, Any]]:
-    environment = emu.store.get(environments.KIND, env_id)
-    if environment is None:
-        raise not_found("Execution environment", env_id)
+def access_list(emu: Emulator, env_id: str, username: str | None, user_id: str | None) -> list[sharing.AccessEntry]:
+    environment = get_or_404(emu, environments.KIND, env_id, "Execution environment")
     return sharing.filtered(environment, username, user_id)
 
 
-def share(emu: Emulator, env_id: str, body: dict[str, Any]) -> None:
+def share(emu: Emulator, env_id: str, body: SharingUpdateOrRemoveWithGrant) -> None:
     sharing.apply(emu, environments.KIND, env_id, body["data"], "Execution environment")
 
 
@@ -45,3 +46,26 @@ def permadelete(emu: Emulator, env_ids: list[str]) -> None:
     for version in versions:
         shutil.rmtree(emu.dir("environments", version.id), ignore_errors=True)
         emu.logs.path(environments.VERSION_KIND, version.id).unlink(missing_ok=True)
+
+
+# -- execution environments: sharing and permanent deletion --------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/accessControl/")
+def http_get_environment_access(emu: Emulator, query: Query, environmentId: str) -> Response:
+    found = access_list(emu, environmentId, query.get("username"), query.get("userId"))
+    return page(found, query)
+
+
+@ROUTES.api("PATCH", "executionEnvironments/{environmentId}/accessControl/")
+def http_share_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    share(emu, environmentId, checked_body(SharingUpdateOrRemoveWithGrant))
+    return no_content()
+
+
+@ROUTES.api("POST", "executionEnvironmentsPermadelete/")
+def http_permadelete_environments(emu: Emulator, query: Query) -> Response:
+    permadelete(emu, checked_body(ExecutionEnvironmentPermadelete)["executionEnvironmentIds"])
+    return no_content()

@@ -12,20 +12,45 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
+from flask import Response, request, send_file
+
+from cmkit.emulator.bodies import (
+    ExecutionEnvironmentCreate,
+    ExecutionEnvironmentUpdate,
+    ExecutionEnvironmentVersionCreate,
+)
 from cmkit.emulator.common import USER, new_id, now, shape
 from cmkit.emulator.contexts import extract_context
+from cmkit.emulator.documents import (
+    Environment,
+    EnvironmentResponse,
+    EnvironmentVersion,
+    Internal,
+    LatestVersions,
+    changes,
+)
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import (
+    Query,
+    Routes,
+    api_url,
+    checked_body,
+    form_fields,
+    get_or_404,
+    json_response,
+    no_content,
+    page,
+)
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
-from cmkit.emulator.store import HashingFile, Resource
+from cmkit.emulator.store import HashingFile, Kind, Resource
 from cmkit.emulator.validation import check_ids, file_name, safe_id
 from cmkit.envcontext import context_files, zip_context
 
-KIND = "environment"
-VERSION_KIND = "environmentVersion"
+KIND: Kind[Environment] = Kind("environment")
+VERSION_KIND: Kind[EnvironmentVersion] = Kind("environmentVersion")
 FINAL_BUILD_STATUSES = ("success", "failed")
 SEED_META_KEY = "seedEnvironmentId"
 SEED_NAME = "[cmkit] Python 3.11"
@@ -34,10 +59,10 @@ SEED_NAME = "[cmkit] Python 3.11"
 # -- environments --------------------------------------------------------------------------------
 
 
-def create(emu: Emulator, body: dict[str, Any]) -> str:
+def create(emu: Emulator, body: ExecutionEnvironmentCreate) -> str:
     check_ids(body, ["environmentId"])  # ids name folders and URLs: nothing but an id passes
     ident = body.get("environmentId") or new_id()
-    doc = {
+    doc: Environment = {
         "id": ident,
         "name": body["name"],
         "description": body.get("description", ""),
@@ -56,32 +81,30 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     return ident
 
 
-def _environment(emu: Emulator, ident: str) -> Resource:
-    resource = emu.store.get(KIND, ident)
-    if resource is None:
-        raise not_found("Execution environment", ident)
-    return resource
+def _environment(emu: Emulator, ident: str) -> Resource[Environment]:
+    return get_or_404(emu, KIND, ident, "Execution environment")
 
 
-def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
+def render(emu: Emulator, resource: Resource[Environment]) -> EnvironmentResponse:
     versions = emu.store.list(VERSION_KIND, resource.id)
-    doc = dict(resource.doc)
     latest = versions[-1] if versions else None
     successful = [v for v in versions if v.doc["buildStatus"] == "success"]
     # The reference marks both required, but an environment without versions has neither, and
     # DataRobot's client accepts them absent, never null: leave them out until they exist.
+    shown = LatestVersions()
     if latest:
-        doc["latestVersion"] = render_version(emu, latest)
+        shown["latestVersion"] = render_version(emu, latest)
     if successful:
-        doc["latestSuccessfulVersion"] = render_version(emu, successful[-1])
-    return dict(shape(doc, emu.reference.schema("ExecutionEnvironmentResponse")))
+        shown["latestSuccessfulVersion"] = render_version(emu, successful[-1])
+    doc: EnvironmentResponse = {**resource.doc, **shown}
+    return shape(doc, emu.reference.schema("ExecutionEnvironmentResponse"))
 
 
-def get(emu: Emulator, ident: str) -> dict[str, Any]:
+def get(emu: Emulator, ident: str) -> EnvironmentResponse:
     return render(emu, _environment(emu, ident))
 
 
-def list_environments(emu: Emulator, search_for: str | None, use_case: str | None) -> list[dict[str, Any]]:
+def list_environments(emu: Emulator, search_for: str | None, use_case: str | None) -> list[EnvironmentResponse]:
     found = []
     for resource in reversed(emu.store.list(KIND)):
         doc = resource.doc
@@ -94,9 +117,9 @@ def list_environments(emu: Emulator, search_for: str | None, use_case: str | Non
     return found
 
 
-def update(emu: Emulator, ident: str, body: dict[str, Any]) -> dict[str, Any]:
+def update(emu: Emulator, ident: str, body: ExecutionEnvironmentUpdate) -> EnvironmentResponse:
     _environment(emu, ident)
-    emu.store.update(KIND, ident, body)
+    emu.store.update(KIND, ident, changes(Environment, body))
     return get(emu, ident)
 
 
@@ -111,7 +134,7 @@ def delete(emu: Emulator, ident: str) -> None:
 def create_version(
     emu: Emulator,
     env_id: str,
-    fields: dict[str, Any],
+    fields: ExecutionEnvironmentVersionCreate,
     context: HashingFile | None,
     context_name: str | None,
     image_upload: bool,
@@ -150,7 +173,7 @@ def create_version(
     finally:
         context.close()
         shutil.rmtree(staging, ignore_errors=True)
-    doc = {
+    doc: EnvironmentVersion = {
         "id": ident,
         "environmentId": env_id,
         "label": fields.get("label", ""),
@@ -165,7 +188,7 @@ def create_version(
         "imageId": new_id(),
         "sourceDockerImageUri": None,
     }
-    internal = {"sha256": blob.sha256, "fileName": file_name(context_name, "context.zip"), "error": ""}
+    internal = Internal(sha256=blob.sha256, fileName=file_name(context_name, "context.zip"), error="")
     with emu.store.transaction():
         if emu.store.get(VERSION_KIND, ident, include_deleted=True):  # a racing upload took the id
             raise ErrorResponse(409, f"An environment version with the ID {ident} already exists")
@@ -180,55 +203,52 @@ def submit_build(emu: Emulator, version_id: str) -> None:
 
 def _build(emu: Emulator, version_id: str, cancel: threading.Event) -> None:
     log = emu.logs.writer(VERSION_KIND, version_id)
-    emu.store.update(VERSION_KIND, version_id, {"buildStatus": "processing", "buildId": new_id()})
+    emu.store.update(VERSION_KIND, version_id, EnvironmentVersion(buildStatus="processing", buildId=new_id()))
     log(f"building environment version {version_id} with the {emu.runtime.name} runtime")
     try:
         built = emu.runtime.build_environment(context_dir(emu, version_id), log)
     except JobFailed as exc:
         log(f"error: {exc}")
-        emu.store.update(VERSION_KIND, version_id, {"buildStatus": "failed"}, error=str(exc))
+        emu.store.update(VERSION_KIND, version_id, EnvironmentVersion(buildStatus="failed"), Internal(error=str(exc)))
         return
     except Exception as exc:  # Docker went away, disk full...: the build failed, say why
         log(f"error: {exc}")
-        emu.store.update(VERSION_KIND, version_id, {"buildStatus": "failed"}, error=f"build error: {exc}")
+        failed = EnvironmentVersion(buildStatus="failed")
+        emu.store.update(VERSION_KIND, version_id, failed, Internal(error=f"build error: {exc}"))
         return
     log("build succeeded")
-    emu.store.update(
-        VERSION_KIND, version_id, {"buildStatus": "success", "dockerImageSize": built.size}, image=built.image
-    )
+    built_version = EnvironmentVersion(buildStatus="success", dockerImageSize=built.size)
+    emu.store.update(VERSION_KIND, version_id, built_version, Internal(image=built.image))
 
 
 def context_dir(emu: Emulator, version_id: str) -> Path:
     return emu.dir("environments", safe_id(version_id)) / "context"
 
 
-def _version(emu: Emulator, env_id: str, version_id: str) -> Resource:
+def _version(emu: Emulator, env_id: str, version_id: str) -> Resource[EnvironmentVersion]:
     _environment(emu, env_id)
-    resource = emu.store.get(VERSION_KIND, version_id)
-    if resource is None or resource.parent != env_id:
-        raise not_found("Execution environment version", version_id)
-    return resource
+    return get_or_404(emu, VERSION_KIND, version_id, "Execution environment version", parent=env_id)
 
 
-def find_version(emu: Emulator, version_id: str) -> Resource | None:
+def find_version(emu: Emulator, version_id: str) -> Resource[EnvironmentVersion] | None:
     """A version by id alone (model versions name only the version sometimes)."""
     return emu.store.get(VERSION_KIND, version_id)
 
 
-def latest_successful(emu: Emulator, env_id: str) -> Resource | None:
+def latest_successful(emu: Emulator, env_id: str) -> Resource[EnvironmentVersion] | None:
     built = [v for v in emu.store.list(VERSION_KIND, env_id) if v.doc["buildStatus"] == "success"]
     return built[-1] if built else None
 
 
-def render_version(emu: Emulator, resource: Resource) -> dict[str, Any]:
-    return dict(shape(dict(resource.doc), emu.reference.schema("ExecutionEnvironmentVersionResponse")))
+def render_version(emu: Emulator, resource: Resource[EnvironmentVersion]) -> EnvironmentVersion:
+    return shape(resource.doc, emu.reference.schema("ExecutionEnvironmentVersionResponse"))
 
 
-def get_version(emu: Emulator, env_id: str, version_id: str) -> dict[str, Any]:
+def get_version(emu: Emulator, env_id: str, version_id: str) -> EnvironmentVersion:
     return render_version(emu, _version(emu, env_id, version_id))
 
 
-def list_versions(emu: Emulator, env_id: str, build_status: str | None, search: str | None) -> list[dict[str, Any]]:
+def list_versions(emu: Emulator, env_id: str, build_status: str | None, search: str | None) -> list[EnvironmentVersion]:
     _environment(emu, env_id)
     found = []
     for resource in reversed(emu.store.list(VERSION_KIND, env_id)):
@@ -257,8 +277,9 @@ def recover(emu: Emulator) -> None:
     for resource in emu.store.list(VERSION_KIND):
         if resource.doc["buildStatus"] not in FINAL_BUILD_STATUSES:
             emu.logs.writer(VERSION_KIND, resource.id)(f"error: {INTERRUPTED}")
-            emu.store.update(VERSION_KIND, resource.id, {"buildStatus": "failed"}, error=INTERRUPTED)
-
+            emu.store.update(
+                VERSION_KIND, resource.id, EnvironmentVersion(buildStatus="failed"), Internal(error=INTERRUPTED)
+            )
 
 
 # -- the seeded environment ----------------------------------------------------------------------
@@ -298,3 +319,81 @@ def seed(emu: Emulator) -> None:
 
 def seeded_environment_id(emu: Emulator) -> str | None:
     return emu.store.meta(SEED_META_KEY)
+
+
+# -- execution environments ----------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("GET", "executionEnvironments/")
+def http_list_environments(emu: Emulator, query: Query) -> Response:
+    return page(list_environments(emu, query.get("searchFor"), query.get("useCases")), query)
+
+
+@ROUTES.api("POST", "executionEnvironments/")
+def http_create_environment(emu: Emulator, query: Query) -> Response:
+    ident = create(emu, checked_body(ExecutionEnvironmentCreate))
+    return json_response({"id": ident}, 201, {"Location": api_url(f"executionEnvironments/{ident}/")})
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/")
+def http_get_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    return json_response(get(emu, environmentId))
+
+
+@ROUTES.api("PATCH", "executionEnvironments/{environmentId}/")
+def http_update_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    return json_response(update(emu, environmentId, checked_body(ExecutionEnvironmentUpdate)))
+
+
+@ROUTES.api("DELETE", "executionEnvironments/{environmentId}/")
+def http_delete_environment(emu: Emulator, query: Query, environmentId: str) -> Response:
+    delete(emu, environmentId)
+    return no_content()
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/")
+def http_list_environment_versions(emu: Emulator, query: Query, environmentId: str) -> Response:
+    found = list_versions(emu, environmentId, query.get("buildStatus"), query.get("search"))
+    return page(found, query)
+
+
+@ROUTES.api("POST", "executionEnvironments/{environmentId}/versions/")
+def http_create_environment_version(emu: Emulator, query: Query, environmentId: str) -> Response:
+    # DataRobot's client names the upload `docker_context`; the reference says `dockerContext`.
+    context = request.files.get("dockerContext") or request.files.get("docker_context")
+    fields = form_fields(ExecutionEnvironmentVersionCreate, files=("dockerContext", "dockerImage"))
+    ident = create_version(
+        emu,
+        environmentId,
+        fields,
+        context.stream if context else None,  # type: ignore[arg-type]
+        context.filename if context else None,
+        image_upload="dockerImage" in request.files,
+    )
+    location = api_url(f"executionEnvironments/{environmentId}/versions/{ident}/")
+    return json_response({"id": ident}, 202, {"Location": location})
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/{environmentVersionId}/")
+def http_get_environment_version(
+    emu: Emulator, query: Query, environmentId: str, environmentVersionId: str
+) -> Response:
+    return json_response(get_version(emu, environmentId, environmentVersionId))
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/{environmentVersionId}/buildLog/")
+def http_get_environment_build_log(
+    emu: Emulator, query: Query, environmentId: str, environmentVersionId: str
+) -> Response:
+    return json_response(build_log(emu, environmentId, environmentVersionId))
+
+
+@ROUTES.api("GET", "executionEnvironments/{environmentId}/versions/{environmentVersionId}/download/")
+def http_download_environment_version(
+    emu: Emulator, query: Query, environmentId: str, environmentVersionId: str
+) -> Response:
+    image_file = str(query.get("imageFile", "false")).lower() == "true"
+    path, name = download(emu, environmentId, environmentVersionId, image_file)
+    return send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=name)

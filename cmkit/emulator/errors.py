@@ -7,7 +7,14 @@ what cmkit raises when an API (DataRobot's or the emulator's) answers with one o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
+
+
+class ErrorBody(TypedDict, total=False):
+    """DataRobot's error document: a message, and per-field reasons when there are some."""
+
+    message: str
+    errors: dict[str, Any]
 
 
 class ErrorResponse(Exception):
@@ -26,8 +33,8 @@ class ErrorResponse(Exception):
         self.errors = dict(errors) if errors else None
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": self.message}
+    def body(self) -> ErrorBody:
+        body = ErrorBody(message=self.message)
         if self.errors:
             body["errors"] = self.errors
         return body

@@ -20,12 +20,15 @@ import random
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cmkit.emulator.common import now
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+WSGIApp = Callable[["WSGIEnvironment", Callable[..., Any]], Iterable[bytes]]
 API_PREFIX = "/api/v2/"
 JOURNAL_SIZE = 100_000
 ACTIONS = ("status", "drop")
@@ -57,6 +60,39 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 }
 
 
+class RuleDoc(TypedDict):
+    """A fault rule as the admin routes show it."""
+
+    id: int
+    action: str
+    status: int
+    method: str | None
+    path: str | None
+    count: int
+    remaining: int
+    retryAfter: int | None
+
+
+class FaultSettings(TypedDict):
+    """GET /__emulator__/faults: the random fault rate and the rules still armed."""
+
+    rate: float
+    status: int
+    retryAfter: int | None
+    rules: list[RuleDoc]
+
+
+class JournalEntry(TypedDict):
+    """One request of the journal (GET /__emulator__/requests); `status` None until answered."""
+
+    seq: int
+    method: str
+    path: str
+    status: int | None
+    bytesReceived: int
+    started: str
+
+
 @dataclass
 class FaultRule:
     """Answer the next `remaining` requests matching `method` and `path` (a regex) with a fault."""
@@ -76,11 +112,17 @@ class FaultRule:
             return False
         return self.pattern is None or self.pattern.search(path) is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("pattern")
-        data["retryAfter"] = data.pop("retry_after")
-        return data
+    def to_dict(self) -> RuleDoc:
+        return RuleDoc(
+            id=self.id,
+            action=self.action,
+            status=self.status,
+            method=self.method,
+            path=self.path,
+            count=self.count,
+            remaining=self.remaining,
+            retryAfter=self.retry_after,
+        )
 
 
 @dataclass
@@ -100,14 +142,14 @@ class FaultInjector:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> FaultSettings:
         with self._lock:
-            return {
-                "rate": self.rate,
-                "status": self.status,
-                "retryAfter": self.retry_after,
-                "rules": [rule.to_dict() for rule in self._rules],
-            }
+            return FaultSettings(
+                rate=self.rate,
+                status=self.status,
+                retryAfter=self.retry_after,
+                rules=[rule.to_dict() for rule in self._rules],
+            )
 
     def configure(self, rate: float | None = None, status: int | None = None, retry_after: Any = ...) -> None:
         with self._lock:
@@ -165,21 +207,22 @@ class Journal:
     """The last JOURNAL_SIZE API requests, in arrival order."""
 
     def __init__(self) -> None:
-        self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=JOURNAL_SIZE)
+        self._entries: collections.deque[JournalEntry] = collections.deque(maxlen=JOURNAL_SIZE)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
-    def start(self, method: str, path: str, bytes_received: int) -> dict[str, Any]:
-        entry = {"seq": 0, "method": method, "path": path, "status": None, "bytesReceived": bytes_received}
-        entry["started"] = now()
+    def start(self, method: str, path: str, bytes_received: int) -> JournalEntry:
+        entry = JournalEntry(
+            seq=0, method=method, path=path, status=None, bytesReceived=bytes_received, started=now()
+        )
         with self._lock:
             entry["seq"] = next(self._seq)
             self._entries.append(entry)
         return entry
 
-    def entries(self, since: int = 0) -> list[dict[str, Any]]:
+    def entries(self, since: int = 0) -> list[JournalEntry]:
         with self._lock:
-            return [dict(e) for e in self._entries if e["seq"] > since]
+            return [e.copy() for e in self._entries if e["seq"] > since]
 
     def clear(self) -> None:
         with self._lock:
@@ -203,7 +246,7 @@ class FaultMiddleware:
         app: WSGIApp,
         injector: FaultInjector,
         journal: Journal,
-        authorized: Callable[[dict[str, Any]], bool] = lambda environ: True,
+        authorized: Callable[[WSGIEnvironment], bool] = lambda environ: True,
     ) -> None:
         self.app = app
         self.injector = injector
@@ -212,7 +255,7 @@ class FaultMiddleware:
         # cannot use up the rules another client set.
         self.authorized = authorized
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(API_PREFIX):
             return self.app(environ, start_response)

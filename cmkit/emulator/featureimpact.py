@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import shutil
 import threading
-from typing import Any
+from typing import Any, cast
+
+from flask import Response
 
 from cmkit.emulator import datasets, models, testing, training
+from cmkit.emulator.bodies import FeatureImpactCreatePayload
 from cmkit.emulator.common import now
+from cmkit.emulator.documents import CustomModel, CustomModelVersion, FeatureImpact, FeatureImpactResult, Internal
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import Query, Routes, accepted, checked_body, json_response
 from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
-from cmkit.emulator.store import Resource
+from cmkit.emulator.store import Kind, Resource
 from cmkit.target import TargetType
 
-KIND = "featureImpact"
+KIND: Kind[FeatureImpact] = Kind("featureImpact")
 SCORED = tuple(kind.api_name for kind in TargetType if kind.impact_metric)
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "ERROR"
 CANCELLED = "cancelled: a computation with another rowCount replaced it, or the emulator stopped"
@@ -38,7 +43,7 @@ def _job_key(version_id: str, status_id: str) -> str:
     return f"feature-impact:{version_id}:{status_id}"
 
 
-def _scored_model(model: Resource) -> None:
+def _scored_model(model: Resource[CustomModel]) -> None:
     if model.doc["customModelType"] != "inference" or not TargetType.from_api(model.doc["targetType"]).impact_metric:
         raise invalid(
             f"Custom model {model.id} is a {model.doc['customModelType']} {model.doc['targetType']} model: "
@@ -46,7 +51,9 @@ def _scored_model(model: Resource) -> None:
         )
 
 
-def _training_rows(emu: Emulator, model: Resource, version: Resource) -> tuple[str, int]:
+def _training_rows(
+    emu: Emulator, model: Resource[CustomModel], version: Resource[CustomModelVersion]
+) -> tuple[str, int]:
     training.require_not_in_progress(model)
     dataset_id = training.dataset_for(model, version)
     if dataset_id is None:
@@ -66,7 +73,7 @@ def version_for_image(emu: Emulator, image_id: str) -> tuple[str, str]:
     raise not_found("Custom inference image", image_id)
 
 
-def start(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -> str:
+def start(emu: Emulator, model_id: str, version_id: str, body: FeatureImpactCreatePayload) -> str:
     """Submit the computation; the status id to poll."""
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
@@ -86,8 +93,8 @@ def start(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -
             raise ErrorResponse(
                 404, f"Feature impact of version {version_id} was already submitted (jobId {job_id})", {"jobId": job_id}
             )
-        doc = {"status": RUNNING, "message": "", "started": now(), "result": None}
-        internal = {"statusId": status_id, "rowCount": row_count, "datasetId": dataset_id}
+        doc = FeatureImpact(status=RUNNING, message="", started=now(), result=None)
+        internal = Internal(statusId=status_id, rowCount=row_count, datasetId=dataset_id)
         superseded = existing.internal["statusId"] if existing else None
         if existing:
             existing.doc, existing.internal = doc, internal
@@ -111,22 +118,23 @@ def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: 
     try:
         spec = _spec(emu, model_id, version_id, record.internal["datasetId"], workdir)
         log(f"feature impact of {model_id}/{version_id} with the {emu.runtime.name} runtime")
-        result = emu.runtime.feature_impact(spec, record.internal["rowCount"], log, cancel)
+        # The document `cmkit.featureimpact` computes: FeatureImpactResponse.
+        result = cast(FeatureImpactResult, emu.runtime.feature_impact(spec, record.internal["rowCount"], log, cancel))
     except Exception as exc:  # every failure is the job's, recorded with its reason
         cancelled = cancel.is_set() or isinstance(exc, JobCancelled)
         message = CANCELLED if cancelled else f"Feature impact failed: {exc}"
         log(f"error: {message}")
-        _record(emu, version_id, status_id, {"status": FAILED, "message": message})
+        _record(emu, version_id, status_id, FeatureImpact(status=FAILED, message=message))
         set_status(emu, status_id, "ABORTED" if cancelled else "ERROR", message)
         return
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if _record(emu, version_id, status_id, {"status": COMPLETED, "result": result, "completed": now()}):
+    if _record(emu, version_id, status_id, FeatureImpact(status=COMPLETED, result=result, completed=now())):
         location = f"customModels/{model_id}/versions/{version_id}/featureImpact/"
         set_status(emu, status_id, "COMPLETED", location=location)
 
 
-def _record(emu: Emulator, version_id: str, status_id: str, doc: dict[str, Any]) -> bool:
+def _record(emu: Emulator, version_id: str, status_id: str, doc: FeatureImpact) -> bool:
     """Store the outcome unless a newer computation replaced this one meanwhile."""
     with emu.store.transaction():
         record = emu.store.get(KIND, version_id)
@@ -154,7 +162,7 @@ def _spec(emu: Emulator, model_id: str, version_id: str, dataset_id: str, workdi
     )
 
 
-def get(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
+def get(emu: Emulator, model_id: str, version_id: str) -> FeatureImpactResult:
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
     _scored_model(model)
@@ -166,10 +174,43 @@ def get(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
         raise invalid(f"The feature impact job of version {version_id} is in progress")
     if record.doc["status"] == FAILED:
         raise ErrorResponse(404, f"No feature impact data for version {version_id}: {record.doc['message']}")
-    return dict(record.doc["result"])
+    return FeatureImpactResult(**record.doc["result"] or {})
 
 
 def recover(emu: Emulator) -> None:
     for record in emu.store.list(KIND):
         if record.doc["status"] == RUNNING:
-            emu.store.update(KIND, record.id, {"status": FAILED, "message": INTERRUPTED})
+            emu.store.update(KIND, record.id, FeatureImpact(status=FAILED, message=INTERRUPTED))
+
+
+# -- feature impact ------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+VERSION_IMPACT = "customModels/{customModelId}/versions/{customModelVersionId}/featureImpact/"
+IMAGE_IMPACT = "customInferenceImages/{imageId}/featureImpact/"
+
+
+@ROUTES.api("POST", VERSION_IMPACT)
+def http_start_feature_impact(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    body = checked_body(FeatureImpactCreatePayload)
+    status_id = start(emu, customModelId, customModelVersionId, body)
+    return accepted({"statusId": status_id}, status_id)
+
+
+@ROUTES.api("GET", VERSION_IMPACT)
+def http_get_feature_impact(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(get(emu, customModelId, customModelVersionId))
+
+
+@ROUTES.api("POST", IMAGE_IMPACT)
+def http_start_image_feature_impact(emu: Emulator, query: Query, imageId: str) -> Response:
+    body = checked_body(FeatureImpactCreatePayload)
+    model_id, version_id = version_for_image(emu, imageId)
+    status_id = start(emu, model_id, version_id, body)
+    return accepted({"statusId": status_id}, status_id)
+
+
+@ROUTES.api("GET", IMAGE_IMPACT)
+def http_get_image_feature_impact(emu: Emulator, query: Query, imageId: str) -> Response:
+    return json_response(get(emu, *version_for_image(emu, imageId)))

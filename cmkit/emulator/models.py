@@ -7,27 +7,66 @@ import posixpath
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
+
+from flask import Response, request, send_file
 
 from cmkit.archives import write_zip
 from cmkit.bundle import API_MAX_FILE_BYTES, API_MAX_FILES
 from cmkit.emulator import environments, sharing
+from cmkit.emulator.bodies import (
+    CustomModelCreate,
+    CustomModelUpdate,
+    CustomModelVersionMetadataUpdate,
+    SharingUpdateOrRemoveWithGrant,
+    VersionFields,
+)
 from cmkit.emulator.common import USER, new_id, now, shape
+from cmkit.emulator.documents import (
+    BlobRef,
+    CustomModel,
+    CustomModelResponse,
+    CustomModelVersion,
+    Dependency,
+    DependencyBuild,
+    EnvironmentVersion,
+    GitModelVersion,
+    Internal,
+    Item,
+    MetadataValue,
+    VersionResponse,
+    changes,
+    settings,
+)
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import (
+    JSON,
+    Query,
+    Routes,
+    api_url,
+    checked_body,
+    current_emulator,
+    get_or_404,
+    json_body,
+    json_response,
+    no_content,
+    page,
+)
 from cmkit.emulator.jobs import JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED
-from cmkit.emulator.store import Blob, HashingFile, Resource
+from cmkit.emulator.store import Blob, HashingFile, Kind, Resource
 from cmkit.emulator.training_data import version_data
-from cmkit.emulator.validation import Limits, check_file_path, check_path_set, file_name
+from cmkit.emulator.validation import Limits, check_body, check_file_path, check_path_set, coerce_form, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 from cmkit.target import API_FIELDS, TargetSpec, TargetType
 
-KIND = "model"
-VERSION_KIND = "version"
-BUILD_KIND = "dependencyBuild"
+KIND: Kind[CustomModel] = Kind("model")
+VERSION_KIND: Kind[CustomModelVersion] = Kind("version")
+BUILD_KIND: Kind[DependencyBuild] = Kind("dependencyBuild")
 # The supports* flags older clients send instead of targetType.
 LEGACY_FLAGS = {TargetType.BINARY: "supportsBinaryClassification", TargetType.REGRESSION: "supportsRegression"}
 VERSION_SETTINGS = (
@@ -44,10 +83,11 @@ BUILD_FINAL = ("success", "failed")
 # -- custom models -------------------------------------------------------------------------------
 
 
-def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def create(emu: Emulator, body: CustomModelCreate) -> CustomModelResponse:
     target_type = _target_type(body)
     kind = TargetType.from_api(target_type)
-    doc: dict[str, Any] = {
+    created = now()
+    doc: CustomModel = {
         "id": new_id(),
         "name": body["name"],
         "description": body.get("description", ""),
@@ -60,7 +100,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
         "predictionThreshold": body.get("predictionThreshold", 0.5 if kind is TargetType.BINARY else None),
         "classLabels": body.get("classLabels"),
         "userProvidedId": body.get("userProvidedId"),
-        "created": now(),
+        "created": created,
         "createdBy": USER.username,
         "deploymentsCount": 0,
         "supportsBinaryClassification": kind is TargetType.BINARY,
@@ -76,9 +116,9 @@ def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
         "trainingDatasetVersionId": None,
         "trainingDataFileName": None,
         "trainingDataPartitionColumn": None,
-        **{key: body.get(key) for key in VERSION_SETTINGS},
+        **settings(body, {}, VERSION_SETTINGS),
+        "updated": created,
     }
-    doc["updated"] = doc["created"]
     _check_target(doc)
     with emu.store.transaction():
         # Checked and inserted in one transaction: two racing creates cannot both pass.
@@ -94,7 +134,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     return get(emu, doc["id"])
 
 
-def _target_type(body: dict[str, Any]) -> str:
+def _target_type(body: CustomModelCreate) -> str:
     """targetType, or the legacy supports* flags older clients send instead."""
     flagged = [kind.api_name for kind, flag in LEGACY_FLAGS.items() if body.get(flag)]
     target_type = body.get("targetType")
@@ -109,7 +149,7 @@ def _target_type(body: dict[str, Any]) -> str:
     return str(target_type or flagged[0])
 
 
-def _check_target(doc: dict[str, Any]) -> None:
+def _check_target(doc: CustomModel) -> None:
     """The rules DataRobot applies to a model's target settings, as field errors."""
     target_type = TargetType.from_api(doc["targetType"])
     errors: dict[str, str] = {}
@@ -122,34 +162,36 @@ def _check_target(doc: dict[str, Any]) -> None:
         raise invalid("Invalid target settings: " + "; ".join(errors.values()), errors)
 
 
-def _model(emu: Emulator, model_id: str) -> Resource:
-    resource = emu.store.get(KIND, model_id)
-    if resource is None:
-        raise not_found("Custom model", model_id)
-    return resource
+def _model(emu: Emulator, model_id: str) -> Resource[CustomModel]:
+    return get_or_404(emu, KIND, model_id, "Custom model")
 
 
-def render(emu: Emulator, resource: Resource) -> dict[str, Any]:
-    doc = dict(resource.doc)
+def render(emu: Emulator, resource: Resource[CustomModel]) -> CustomModelResponse:
     latest = emu.store.latest(VERSION_KIND, resource.id)
-    doc["latestVersion"] = render_version(emu, latest, latest.id) if latest else None
-    return dict(shape(doc, emu.reference.schema("CustomModelResponse")))
+    doc = CustomModelResponse(**resource.doc, latestVersion=render_version(emu, latest, latest.id) if latest else None)
+    return shape(doc, emu.reference.schema("CustomModelResponse"))
 
 
-def get(emu: Emulator, model_id: str) -> dict[str, Any]:
+def get(emu: Emulator, model_id: str) -> CustomModelResponse:
     return render(emu, _model(emu, model_id))
 
 
-def list_models(emu: Emulator, query: dict[str, Any]) -> list[dict[str, Any]]:
+def list_models(emu: Emulator, query: Query) -> list[CustomModelResponse]:
     order = query.get("orderBy") or "-created"
     key = order.lstrip("-")
     found = [r for r in emu.store.list(KIND) if _matches(r.doc, query)]
     # Newest first by default; seq breaks ties between equal timestamps.
-    found.sort(key=lambda r: (r.doc[key], r.seq), reverse=order.startswith("-"))
+    found.sort(key=lambda r: (_order_value(r.doc, key), r.seq), reverse=order.startswith("-"))
     return [render(emu, r) for r in found]
 
 
-def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
+def _order_value(doc: CustomModel, name: str) -> Any:
+    """The field `orderBy` names: the API documents created and updated, any field sorts."""
+    fields: Mapping[str, Any] = doc
+    return fields[name]
+
+
+def _matches(doc: CustomModel, query: Query) -> bool:
     if query.get("customModelType") and doc["customModelType"] != query["customModelType"]:
         return False
     if query.get("targetType") and doc["targetType"] != query["targetType"]:
@@ -157,13 +199,14 @@ def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
     if str(query.get("isDeployed", "")).lower() == "true":
         return False  # nothing is ever deployed in the emulator
     search = (query.get("searchFor") or "").lower()
-    return not search or any(search in (doc.get(k) or "").lower() for k in ("name", "description", "language"))
+    texts = (doc.get("name"), doc.get("description"), doc.get("language"))
+    return not search or any(search in (text or "").lower() for text in texts)
 
 
-def update(emu: Emulator, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def update(emu: Emulator, model_id: str, body: CustomModelUpdate) -> CustomModelResponse:
     with emu.store.transaction():
         resource = _model(emu, model_id)
-        doc = {**resource.doc, **body, "updated": now()}
+        doc: CustomModel = {**resource.doc, **changes(CustomModel, body), "updated": now()}
         _check_target(doc)
         resource.doc = doc
         emu.store.save(resource)
@@ -190,10 +233,10 @@ class Upload:
 def create_version(
     emu: Emulator,
     model_id: str,
-    fields: dict[str, Any],
+    fields: VersionFields,
     uploads: list[Upload],
     from_latest: bool,
-) -> dict[str, Any]:
+) -> VersionResponse:
     """A new version: POST starts from no files, PATCH from the latest version's files."""
     _model(emu, model_id)
     paths = _check_uploads(uploads, emu.settings.limits)
@@ -211,9 +254,9 @@ def create_version(
         check_path_set(item["filePath"] for item in items)  # carried-over files count too
         env_id, env_version_id = _environment_for(emu, fields, latest)
         major, minor = _next_number(latest, fields["isMajorUpdate"])
-        inherited = latest.doc if latest else model.doc
+        inherited: Mapping[str, object] = latest.doc if latest else model.doc
         version_id = new_id()
-        doc: dict[str, Any] = {
+        doc: CustomModelVersion = {
             "id": version_id,
             "customModelId": model_id,
             "versionMajor": major,
@@ -227,20 +270,20 @@ def create_version(
             "dependencies": _dependencies(items, item_blobs, uploaded_requirements, latest),
             "gitModelVersion": fields.get("gitModelVersion"),
             "requiredMetadataValues": _metadata_values(fields.get("requiredMetadataValues")),
-            **{key: fields[key] if key in fields else inherited.get(key) for key in VERSION_SETTINGS},
+            **settings(fields, inherited, VERSION_SETTINGS),
             **version_data(emu, model, fields, latest),
         }
-        emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal={"blobs": item_blobs})
-        emu.store.update(KIND, model_id, {"updated": doc["created"]})
+        emu.store.insert(VERSION_KIND, version_id, doc, parent=model_id, internal=Internal(blobs=item_blobs))
+        emu.store.update(KIND, model_id, CustomModel(updated=doc["created"]))
     return get_version(emu, model_id, version_id)
 
 
-def _metadata_values(raw: Any) -> list[dict[str, Any]] | None:
+def _metadata_values(raw: str | list[MetadataValue] | None) -> list[MetadataValue] | None:
     """requiredMetadataValues arrive as a JSON text field in multipart uploads."""
     if raw is None or isinstance(raw, list):
         return raw
     try:
-        values = json.loads(raw)
+        values: object = json.loads(raw)
     except ValueError:
         values = None
     if not isinstance(values, list) or not all(isinstance(v, dict) and "fieldName" in v for v in values):
@@ -271,11 +314,14 @@ def _check_uploads(uploads: list[Upload], limits: Limits) -> list[str]:
 
 
 def _version_items(
-    latest: Resource | None, blobs: dict[str, tuple[Upload, Blob]], files_to_delete: list[str], from_latest: bool
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    latest: Resource[CustomModelVersion] | None,
+    blobs: dict[str, tuple[Upload, Blob]],
+    files_to_delete: list[str],
+    from_latest: bool,
+) -> tuple[list[Item], dict[str, BlobRef]]:
     """The new version's file items: carried over (same item ids), deleted, replaced, added."""
-    items: dict[str, dict[str, Any]] = {}
-    item_blobs: dict[str, Any] = {}
+    items: dict[str, Item] = {}
+    item_blobs: dict[str, BlobRef] = {}
     if from_latest and latest is not None:
         known = {item["id"]: item for item in latest.doc["items"]}
         unknown = [ident for ident in files_to_delete if ident not in known]
@@ -284,10 +330,10 @@ def _version_items(
                 f"filesToDelete names items that are not in the latest version: {', '.join(unknown)}",
                 {"filesToDelete": "unknown item id"},
             )
-        for item in latest.doc["items"]:
-            if item["id"] not in files_to_delete:
-                items[item["filePath"]] = item
-                item_blobs[item["id"]] = latest.internal["blobs"][item["id"]]
+        for kept in latest.doc["items"]:
+            if kept["id"] not in files_to_delete:
+                items[kept["filePath"]] = kept
+                item_blobs[kept["id"]] = latest.internal["blobs"][kept["id"]]
     elif files_to_delete:
         raise invalid("filesToDelete needs a previous version", {"filesToDelete": "no previous version"})
     workspace = latest.doc["items"][0]["workspaceId"] if latest and latest.doc["items"] else new_id()
@@ -296,8 +342,9 @@ def _version_items(
         replaced = items.pop(path, None)
         if replaced:
             item_blobs.pop(replaced["id"], None)
-        item = {
-            "id": new_id(),
+        item_id = new_id()
+        item: Item = {
+            "id": item_id,
             "fileName": file_name(upload.file_name, posixpath.basename(path)),
             "filePath": path,
             "fileSource": "local",
@@ -308,8 +355,8 @@ def _version_items(
             "repositoryFilePath": None,
             "repositoryLocation": None,
             "repositoryName": None,
+            "storagePath": f"{workspace}/{item_id}",
         }
-        item["storagePath"] = f"{workspace}/{item['id']}"
         items[path] = item
         item_blobs[item["id"]] = {"sha256": blob.sha256, "size": blob.size}
     if len(items) > API_MAX_FILES:
@@ -320,7 +367,7 @@ def _version_items(
     return sorted(items.values(), key=lambda i: i["filePath"]), item_blobs
 
 
-def _next_number(latest: Resource | None, is_major_update: str) -> tuple[int, int]:
+def _next_number(latest: Resource[CustomModelVersion] | None, is_major_update: str) -> tuple[int, int]:
     major = latest.doc["versionMajor"] if latest else 0
     minor = latest.doc["versionMinor"] if latest else 0
     if is_major_update.lower() == "true":
@@ -328,7 +375,9 @@ def _next_number(latest: Resource | None, is_major_update: str) -> tuple[int, in
     return major, minor + 1
 
 
-def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Resource | None) -> tuple[str, str]:
+def _environment_for(
+    emu: Emulator, fields: VersionFields, latest: Resource[CustomModelVersion] | None
+) -> tuple[str, str]:
     """(baseEnvironmentId, baseEnvironmentVersionId) as the reference describes their defaults."""
     env_id = fields.get("baseEnvironmentId")
     version_id = fields.get("baseEnvironmentVersionId")
@@ -362,7 +411,7 @@ def _environment_for(emu: Emulator, fields: dict[str, Any], latest: Resource | N
     )
 
 
-def _require_built(version: Resource) -> None:
+def _require_built(version: Resource[EnvironmentVersion]) -> None:
     status = version.doc["buildStatus"]
     if status != "success":
         raise invalid(
@@ -371,7 +420,7 @@ def _require_built(version: Resource) -> None:
         )
 
 
-def _uploaded_dependencies(emu: Emulator, blobs: dict[str, tuple[Upload, Blob]]) -> tuple[str, list[Any]] | None:
+def _uploaded_dependencies(emu: Emulator, blobs: dict[str, tuple[Upload, Blob]]) -> tuple[str, list[Dependency]] | None:
     """(sha256, dependencies) of an uploaded requirements.txt, parsed by cmkit; None without one.
 
     The list only when every line is valid, else empty ("if the version has a valid
@@ -389,11 +438,11 @@ def _uploaded_dependencies(emu: Emulator, blobs: dict[str, tuple[Upload, Blob]])
 
 
 def _dependencies(
-    items: list[dict[str, Any]],
-    item_blobs: dict[str, Any],
-    uploaded: tuple[str, list[Any]] | None,
-    latest: Resource | None,
-) -> list[Any]:
+    items: list[Item],
+    item_blobs: dict[str, BlobRef],
+    uploaded: tuple[str, list[Dependency]] | None,
+    latest: Resource[CustomModelVersion] | None,
+) -> list[Dependency]:
     """The version's dependencies: from the uploaded requirements.txt, or the predecessor's."""
     for item in items:
         if item["filePath"] == REQUIREMENTS_FILE:
@@ -404,7 +453,7 @@ def _dependencies(
     return []
 
 
-def requirements_text(emu: Emulator, items: list[dict[str, Any]], item_blobs: dict[str, Any]) -> str | None:
+def requirements_text(emu: Emulator, items: list[Item], item_blobs: dict[str, BlobRef]) -> str | None:
     for item in items:
         if item["filePath"] == REQUIREMENTS_FILE:
             try:
@@ -414,42 +463,41 @@ def requirements_text(emu: Emulator, items: list[dict[str, Any]], item_blobs: di
     return None
 
 
-def _version(emu: Emulator, model_id: str, version_id: str) -> Resource:
+def _version(emu: Emulator, model_id: str, version_id: str) -> Resource[CustomModelVersion]:
     _model(emu, model_id)
-    resource = emu.store.get(VERSION_KIND, version_id)
-    if resource is None or resource.parent != model_id:
-        raise not_found("Custom model version", version_id)
-    return resource
+    return get_or_404(emu, VERSION_KIND, version_id, "Custom model version", parent=model_id)
 
 
-def render_version(emu: Emulator, resource: Resource, latest_id: str) -> dict[str, Any]:
-    doc = {**resource.doc, "isFrozen": resource.id != latest_id}
-    return dict(shape(doc, emu.reference.schema("CustomModelVersionResponse")))
+def render_version(emu: Emulator, resource: Resource[CustomModelVersion], latest_id: str) -> VersionResponse:
+    doc = VersionResponse(**resource.doc, isFrozen=resource.id != latest_id)
+    return shape(doc, emu.reference.schema("CustomModelVersionResponse"))
 
 
-def get_version(emu: Emulator, model_id: str, version_id: str) -> dict[str, Any]:
+def get_version(emu: Emulator, model_id: str, version_id: str) -> VersionResponse:
     resource = _version(emu, model_id, version_id)
     latest = emu.store.latest(VERSION_KIND, model_id)
     return render_version(emu, resource, latest.id if latest else resource.id)
 
 
-def list_versions(emu: Emulator, model_id: str, commit_sha: str | None) -> list[dict[str, Any]]:
+def list_versions(emu: Emulator, model_id: str, commit_sha: str | None) -> list[VersionResponse]:
     """Newest first."""
     _model(emu, model_id)
     versions = emu.store.list(VERSION_KIND, model_id)
     latest_id = versions[-1].id if versions else ""
     found = []
     for resource in reversed(versions):
-        git = resource.doc.get("gitModelVersion") or {}
+        git = resource.doc.get("gitModelVersion") or GitModelVersion()
         if commit_sha and git.get("mainBranchCommitSha") != commit_sha:
             continue
         found.append(render_version(emu, resource, latest_id))
     return found
 
 
-def update_version(emu: Emulator, model_id: str, version_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def update_version(
+    emu: Emulator, model_id: str, version_id: str, body: CustomModelVersionMetadataUpdate
+) -> VersionResponse:
     _version(emu, model_id, version_id)
-    emu.store.update(VERSION_KIND, version_id, body)
+    emu.store.update(VERSION_KIND, version_id, changes(CustomModelVersion, body))
     return get_version(emu, model_id, version_id)
 
 
@@ -472,7 +520,7 @@ def version_zip(emu: Emulator, model_id: str, version_id: str | None = None) -> 
     return write_zip(members, spool), f"model-{model_id}-{resource.doc['label']}.zip"
 
 
-def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
+def materialize(emu: Emulator, version: Resource[CustomModelVersion], target: Path) -> Path:
     """Write a version's files to a folder, as a bundle test-local can run.
 
     Uploads carry no file modes, so scripts (files starting with `#!`, start_server.sh
@@ -490,18 +538,18 @@ def materialize(emu: Emulator, version: Resource, target: Path) -> Path:
     return target
 
 
-def find_version(emu: Emulator, model_id: str, version_id: str) -> Resource:
+def find_version(emu: Emulator, model_id: str, version_id: str) -> Resource[CustomModelVersion]:
     return _version(emu, model_id, version_id)
 
 
-def find_model(emu: Emulator, model_id: str) -> Resource:
+def find_model(emu: Emulator, model_id: str) -> Resource[CustomModel]:
     return _model(emu, model_id)
 
 
 # -- dependency builds ---------------------------------------------------------------------------
 
 
-def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) -> dict[str, Any]:
+def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) -> DependencyBuild:
     version = _version(emu, model_id, version_id)
     if requirements_text(emu, version.doc["items"], version.internal["blobs"]) is None:
         raise invalid(f"Custom model version {version_id} has no requirements.txt: there is nothing to build")
@@ -509,13 +557,13 @@ def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) ->
         existing = emu.store.get(BUILD_KIND, version_id, include_deleted=True)
         if existing and not existing.deleted and existing.doc["buildStatus"] != "failed":
             return render_build(existing, base_url)  # already built or building: nothing new to start
-        doc = {"buildStatus": "submitted", "buildStart": now(), "buildEnd": None, "buildLogLocation": None}
+        doc = DependencyBuild(buildStatus="submitted", buildStart=now(), buildEnd=None, buildLogLocation=None)
         token = new_id()
         if existing:
-            existing.doc, existing.internal, existing.deleted = doc, {"token": token}, False
+            existing.doc, existing.internal, existing.deleted = doc, Internal(token=token), False
             emu.store.save(existing)
         else:
-            emu.store.insert(BUILD_KIND, version_id, doc, parent=model_id, internal={"token": token})
+            emu.store.insert(BUILD_KIND, version_id, doc, parent=model_id, internal=Internal(token=token))
         emu.logs.path(BUILD_KIND, version_id).unlink(missing_ok=True)
         started = render_build(Resource(BUILD_KIND, version_id, model_id, 0, doc), base_url)
     # Answer what was submitted: a quick build may already be over by the time we reply.
@@ -525,7 +573,7 @@ def start_build(emu: Emulator, model_id: str, version_id: str, base_url: str) ->
 
 def _build(emu: Emulator, model_id: str, version_id: str, token: str, cancel: threading.Event) -> None:
     log = emu.logs.writer(BUILD_KIND, version_id)
-    if not _advance(emu, version_id, token, {"buildStatus": "processing"}):
+    if not _advance(emu, version_id, token, DependencyBuild(buildStatus="processing")):
         return
     version = emu.store.get(VERSION_KIND, version_id)
     if version is None:
@@ -537,19 +585,19 @@ def _build(emu: Emulator, model_id: str, version_id: str, token: str, cancel: th
         emu.runtime.build_dependencies(context, text, log)
     except JobFailed as exc:
         log(f"error: {exc}")
-        _advance(emu, version_id, token, {"buildStatus": "failed", "buildEnd": now()})
+        _advance(emu, version_id, token, DependencyBuild(buildStatus="failed", buildEnd=now()))
         return
     except Exception as exc:  # the engine vanished, the disk filled...: a failed build, with the reason
         log(f"error: {exc}")
-        _advance(emu, version_id, token, {"buildStatus": "failed", "buildEnd": now()})
+        _advance(emu, version_id, token, DependencyBuild(buildStatus="failed", buildEnd=now()))
         return
     if cancel.is_set():
         return
     log("dependency build succeeded")
-    _advance(emu, version_id, token, {"buildStatus": "success", "buildEnd": now()})
+    _advance(emu, version_id, token, DependencyBuild(buildStatus="success", buildEnd=now()))
 
 
-def _advance(emu: Emulator, version_id: str, token: str, doc: dict[str, Any]) -> bool:
+def _advance(emu: Emulator, version_id: str, token: str, doc: DependencyBuild) -> bool:
     """Record build progress unless the build was cancelled or restarted meanwhile."""
     with emu.store.transaction():
         build = emu.store.get(BUILD_KIND, version_id)
@@ -560,7 +608,7 @@ def _advance(emu: Emulator, version_id: str, token: str, doc: dict[str, Any]) ->
         return True
 
 
-def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Resource:
+def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Resource[DependencyBuild]:
     _version(emu, model_id, version_id)
     build = emu.store.get(BUILD_KIND, version_id)
     if build is None:
@@ -568,14 +616,14 @@ def _existing_build(emu: Emulator, model_id: str, version_id: str) -> Resource:
     return build
 
 
-def render_build(build: Resource, base_url: str) -> dict[str, Any]:
-    doc = dict(build.doc)
+def render_build(build: Resource[DependencyBuild], base_url: str) -> DependencyBuild:
+    doc = build.doc.copy()
     if doc["buildStatus"] in BUILD_FINAL:
         doc["buildLogLocation"] = f"{base_url}customModels/{build.parent}/versions/{build.id}/dependencyBuildLog/"
     return doc
 
 
-def get_build(emu: Emulator, model_id: str, version_id: str, base_url: str) -> dict[str, Any]:
+def get_build(emu: Emulator, model_id: str, version_id: str, base_url: str) -> DependencyBuild:
     return render_build(_existing_build(emu, model_id, version_id), base_url)
 
 
@@ -603,15 +651,165 @@ def recover(emu: Emulator) -> None:
     for build in emu.store.list(BUILD_KIND):
         if build.doc["buildStatus"] not in BUILD_FINAL:
             emu.logs.writer(BUILD_KIND, build.id)(f"error: {INTERRUPTED}")
-            emu.store.update(BUILD_KIND, build.id, {"buildStatus": "failed", "buildEnd": now()})
+            emu.store.update(BUILD_KIND, build.id, DependencyBuild(buildStatus="failed", buildEnd=now()))
 
 
 # -- access control ------------------------------------------------------------------------------
 
 
-def access_list(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
+def access_list(emu: Emulator, model_id: str) -> list[sharing.AccessEntry]:
     return sharing.entries(_model(emu, model_id))
 
 
-def share(emu: Emulator, model_id: str, body: dict[str, Any]) -> None:
+def share(emu: Emulator, model_id: str, body: SharingUpdateOrRemoveWithGrant) -> None:
     sharing.apply(emu, KIND, model_id, body["data"], "Custom model")
+
+
+# -- custom models -------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("GET", "customModels/")
+def http_list_models(emu: Emulator, query: Query) -> Response:
+    return page(list_models(emu, query), query)
+
+
+@ROUTES.api("POST", "customModels/")
+def http_create_model(emu: Emulator, query: Query) -> Response:
+    return json_response(create(emu, checked_body(CustomModelCreate)), 201)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/")
+def http_get_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    return json_response(get(emu, customModelId))
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/")
+def http_update_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    # 200, as DataRobot's servers answer (the reference's table says 201): the custom-models
+    # Action accepts only 200, DataRobot's client any 2xx. See docs/emulator.md.
+    return json_response(update(emu, customModelId, checked_body(CustomModelUpdate)), 200)
+
+
+@ROUTES.api("DELETE", "customModels/{customModelId}/")
+def http_delete_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    delete(emu, customModelId)
+    return no_content()
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/download/")
+def http_download_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    archive, name = version_zip(emu, customModelId)
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/accessControl/")
+def http_get_access(emu: Emulator, query: Query, customModelId: str) -> Response:
+    return page(access_list(emu, customModelId), query)
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/accessControl/")
+def http_share_model(emu: Emulator, query: Query, customModelId: str) -> Response:
+    share(emu, customModelId, checked_body(SharingUpdateOrRemoveWithGrant))
+    return no_content()
+
+
+# -- custom model versions -----------------------------------------------------------------------
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/")
+def http_list_versions(emu: Emulator, query: Query, customModelId: str) -> Response:
+    return page(list_versions(emu, customModelId, query.get("mainBranchCommitSha")), query)
+
+
+@ROUTES.api("POST", "customModels/{customModelId}/versions/")
+def http_create_version(emu: Emulator, query: Query, customModelId: str) -> Response:
+    fields, uploads = _version_request("CustomModelVersionCreate")
+    return json_response(create_version(emu, customModelId, fields, uploads, from_latest=False), 201)
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/versions/")
+def http_create_version_from_latest(emu: Emulator, query: Query, customModelId: str) -> Response:
+    fields, uploads = _version_request("CustomModelVersionCreateFromLatest")
+    return json_response(create_version(emu, customModelId, fields, uploads, from_latest=True), 201)
+
+
+def _version_request(schema: str) -> tuple[VersionFields, list[Upload]]:
+    """Fields and file/filePath pairs of a version upload, multipart or (without files) JSON."""
+    if request.mimetype == JSON:
+        body = json_body()
+        if "isMajorUpdate" in body:
+            body["isMajorUpdate"] = _is_major(body["isMajorUpdate"])
+        if isinstance(body.get("filesToDelete"), str):
+            body["filesToDelete"] = [body["filesToDelete"]]
+        return _version_fields(check_body(current_emulator().reference, schema, body)), []
+    form = {key: request.form.getlist(key) for key in request.form}
+    if "isMajorUpdate" in form:
+        form["isMajorUpdate"] = [_is_major(v) for v in form["isMajorUpdate"]]
+    reference = current_emulator().reference
+    fields = _version_fields(check_body(reference, schema, coerce_form(reference, schema, form)))
+    files = request.files.getlist("file")
+    paths = request.form.getlist("filePath")
+    if len(files) > API_MAX_FILES:
+        raise invalid(f"At most {API_MAX_FILES} files per request", {"file": f"at most {API_MAX_FILES} files"})
+    if len(files) != len(paths):
+        raise invalid(
+            f"Every file needs a filePath (got {len(files)} file and {len(paths)} filePath parts)",
+            {"filePath": "one per file, in the same order"},
+        )
+    uploads = [Upload(path, file.filename or "", file.stream) for file, path in zip(files, paths, strict=True)]  # type: ignore[arg-type]
+    return fields, uploads
+
+
+def _version_fields(checked: dict[str, Any]) -> VersionFields:
+    # Checked by CustomModelVersionCreate or ...CreateFromLatest, the two schemas VersionFields mirrors.
+    return cast(VersionFields, checked)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/")
+def http_get_model_version(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(get_version(emu, customModelId, customModelVersionId))
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/versions/{customModelVersionId}/")
+def http_update_model_version(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    body = checked_body(CustomModelVersionMetadataUpdate)
+    return json_response(update_version(emu, customModelId, customModelVersionId, body))
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/download/")
+def http_download_version(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    archive, name = version_zip(emu, customModelId, customModelVersionId)
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
+
+
+@ROUTES.api("POST", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuild/")
+def http_start_build(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    base = api_url("")
+    return json_response(start_build(emu, customModelId, customModelVersionId, base), 202)
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuild/")
+def http_get_build(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(get_build(emu, customModelId, customModelVersionId, api_url("")))
+
+
+@ROUTES.api("DELETE", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuild/")
+def http_cancel_build(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    cancel_build(emu, customModelId, customModelVersionId)
+    return no_content()
+
+
+@ROUTES.api("GET", "customModels/{customModelId}/versions/{customModelVersionId}/dependencyBuildLog/")
+def http_get_build_log(emu: Emulator, query: Query, customModelId: str, customModelVersionId: str) -> Response:
+    return json_response(build_log(emu, customModelId, customModelVersionId))
+
+
+def _is_major(value: Any) -> Any:
+    """isMajorUpdate as the enum spells it, whatever the case or type the client used."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower()
+    return value

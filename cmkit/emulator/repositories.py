@@ -20,16 +20,21 @@ import subprocess
 import tarfile
 import threading
 from pathlib import Path
-from typing import Any
+
+from flask import Response, request
 
 from cmkit.emulator import models
+from cmkit.emulator.bodies import CustomModelVersionCreateFromRepository, VersionFields
 from cmkit.emulator.common import new_id, now
 from cmkit.emulator.copies import upload_bytes
+from cmkit.emulator.documents import Repository
 from cmkit.emulator.errors import invalid
+from cmkit.emulator.http import Query, Routes, accepted, checked_body, current_emulator, json_body, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
+from cmkit.emulator.store import Kind
 
-KIND = "repository"
+KIND: Kind[Repository] = Kind("repository")
 GIT_TIMEOUT = 120
 
 
@@ -37,7 +42,8 @@ def _git(path: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", "-C", path, *args], capture_output=True, timeout=GIT_TIMEOUT, check=False)
 
 
-def register(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def register(emu: Emulator, body: dict[str, object]) -> Repository:
+    """Register the repository an admin request names (a body no schema checks: read with care)."""
     raw = body.get("path")
     if not isinstance(raw, str) or not Path(raw).is_absolute():
         raise invalid("path must be the absolute path of a local git repository", {"path": "absolute path"})
@@ -47,12 +53,12 @@ def register(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     name = body.get("name") or Path(path).name
     if not isinstance(name, str) or not name.strip():
         raise invalid("name must be a non-empty string", {"name": "must be a non-empty string"})
-    doc = {"id": new_id(), "name": name, "path": path, "created": now()}
+    doc = Repository(id=new_id(), name=name, path=path, created=now())
     emu.store.insert(KIND, doc["id"], doc)
     return doc
 
 
-def list_repositories(emu: Emulator) -> list[dict[str, Any]]:
+def list_repositories(emu: Emulator) -> list[Repository]:
     return [r.doc for r in emu.store.list(KIND)]
 
 
@@ -65,7 +71,7 @@ def _commit(path: str, ref: str | None) -> str:
     return done.stdout.decode().strip()
 
 
-def _source_paths(raw: Any) -> list[str]:
+def _source_paths(raw: str | list[str] | None) -> list[str]:
     paths = [raw] if isinstance(raw, str) else list(raw or [])
     cleaned = []
     for path in paths:
@@ -104,7 +110,9 @@ def _files(path: str, commit: str, sources: list[str]) -> dict[str, tuple[str, b
     return files
 
 
-def create_version(emu: Emulator, model_id: str, body: dict[str, Any], from_latest: bool) -> str:
+def create_version(
+    emu: Emulator, model_id: str, body: CustomModelVersionCreateFromRepository, from_latest: bool
+) -> str:
     """Check the request, then make the version in the background; the status id to poll."""
     models.find_model(emu, model_id)
     repository = emu.store.get(KIND, body["repositoryId"])
@@ -127,17 +135,22 @@ def create_version(emu: Emulator, model_id: str, body: dict[str, Any], from_late
 def _make(
     emu: Emulator,
     model_id: str,
-    body: dict[str, Any],
+    body: CustomModelVersionCreateFromRepository,
     from_latest: bool,
-    repository: dict[str, Any],
+    repository: Repository,
     commit: str,
     files: dict[str, tuple[str, bytes]],
     status_id: str,
     cancel: threading.Event,
 ) -> None:
     set_status(emu, status_id, "RUNNING")
-    passed = ("baseEnvironmentId", "requiredMetadataValues", "keepTrainingHoldoutData")
-    fields = {key: body[key] for key in passed if key in body}
+    fields = VersionFields()
+    if "baseEnvironmentId" in body:
+        fields["baseEnvironmentId"] = body["baseEnvironmentId"]
+    if "requiredMetadataValues" in body:
+        fields["requiredMetadataValues"] = body["requiredMetadataValues"]
+    if "keepTrainingHoldoutData" in body:
+        fields["keepTrainingHoldoutData"] = body["keepTrainingHoldoutData"]
     fields["isMajorUpdate"] = "true" if body.get("isMajorUpdate", True) else "false"
     uploads = [upload_bytes(emu, path, content) for path, (_, content) in files.items()]
     try:
@@ -149,17 +162,42 @@ def _make(
             assert record is not None
             for item in record.doc["items"]:
                 if item["filePath"] in files and item["id"] not in carried:
-                    item.update(
-                        fileSource="remote",
-                        commitSha=commit,
-                        ref=body.get("ref") or "HEAD",
-                        repositoryFilePath=files[item["filePath"]][0],
-                        repositoryLocation=repository["path"],
-                        repositoryName=repository["name"],
-                    )
+                    item["fileSource"] = "remote"
+                    item["commitSha"] = commit
+                    item["ref"] = body.get("ref") or "HEAD"
+                    item["repositoryFilePath"] = files[item["filePath"]][0]
+                    item["repositoryLocation"] = repository["path"]
+                    item["repositoryName"] = repository["name"]
             emu.store.save(record)
     except Exception as exc:  # an API error (environment, limits) or worse: the job's failure
         message = getattr(exc, "message", str(exc))
         set_status(emu, status_id, "ERROR", f"The version could not be created: {message}")
         return
     set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/versions/{version['id']}/")
+
+
+# -- versions from repositories ------------------------------------------------------------------
+
+ROUTES = Routes()
+
+FROM_REPOSITORY = "customModels/{customModelId}/versions/fromRepository/"
+
+
+@ROUTES.api("POST", FROM_REPOSITORY)
+def http_version_from_repository(emu: Emulator, query: Query, customModelId: str) -> Response:
+    body = checked_body(CustomModelVersionCreateFromRepository)
+    return accepted({}, create_version(emu, customModelId, body, from_latest=False))
+
+
+@ROUTES.api("PATCH", FROM_REPOSITORY)
+def http_version_from_repository_over_latest(emu: Emulator, query: Query, customModelId: str) -> Response:
+    body = checked_body(CustomModelVersionCreateFromRepository)
+    return accepted({}, create_version(emu, customModelId, body, from_latest=True))
+
+
+@ROUTES.admin("repositories", "GET", "POST")
+def _admin_repositories() -> Response:
+    emu = current_emulator()
+    if request.method == "GET":
+        return json_response({"data": list_repositories(emu)})
+    return json_response(register(emu, json_body()), 201)

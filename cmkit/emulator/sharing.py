@@ -8,23 +8,26 @@ has one user, so roles are recorded, not enforced. `GET` filters by `username` o
 
 from __future__ import annotations
 
-from typing import Any
-
+from cmkit.emulator.bodies import SharingChange
 from cmkit.emulator.common import USER, new_id
+from cmkit.emulator.documents import AccessEntry, DocT
 from cmkit.emulator.errors import ErrorResponse
+from cmkit.emulator.http import get_or_404
 from cmkit.emulator.service import Emulator
-from cmkit.emulator.store import Resource
+from cmkit.emulator.store import Kind, Resource
+
+__all__ = ["AccessEntry", "apply", "entries", "filtered", "owner"]
 
 
-def owner() -> dict[str, Any]:
+def owner() -> AccessEntry:
     return {"userId": USER.id, "username": USER.username, "role": "OWNER", "canShare": True}
 
 
-def entries(resource: Resource) -> list[dict[str, Any]]:
+def entries(resource: Resource[DocT]) -> list[AccessEntry]:
     return list(resource.internal.get("access") or [owner()])
 
 
-def filtered(resource: Resource, username: str | None = None, user_id: str | None = None) -> list[dict[str, Any]]:
+def filtered(resource: Resource[DocT], username: str | None = None, user_id: str | None = None) -> list[AccessEntry]:
     if username and user_id:
         raise ErrorResponse(400, "Give username or userId, not both")
     return [
@@ -34,23 +37,23 @@ def filtered(resource: Resource, username: str | None = None, user_id: str | Non
     ]
 
 
-def apply(emu: Emulator, kind: str, ident: str, changes: list[dict[str, Any]], what: str) -> None:
+def apply(emu: Emulator, kind: Kind[DocT], ident: str, changes: list[SharingChange], what: str) -> None:
     """Apply a `SharingUpdateOrRemoveWithGrant` body's `data` to a resource, in one transaction."""
     with emu.store.transaction():
-        resource = emu.store.get(kind, ident)
-        if resource is None:
-            raise ErrorResponse(404, f"{what} {ident} not found")
+        resource = get_or_404(emu, kind, ident, what)
         by_name = {e["username"]: e for e in entries(resource)}
         for change in changes:
-            if change.get("role") is None:
+            role = change.get("role")
+            if role is None:
                 by_name.pop(change["username"], None)
                 continue
-            current = by_name.get(change["username"], {"userId": new_id(), "username": change["username"]})
-            by_name[change["username"]] = {
-                **current,
-                "role": change["role"],
-                "canShare": change.get("canShare", change["role"] == "OWNER"),
-            }
+            current = by_name.get(change["username"])
+            by_name[change["username"]] = AccessEntry(
+                userId=current["userId"] if current else new_id(),
+                username=change["username"],
+                role=role,
+                canShare=change.get("canShare", role == "OWNER"),
+            )
         if not any(e["role"] == "OWNER" for e in by_name.values()):
             raise ErrorResponse(409, f"The request would leave the {what.lower()} without an owner")
         resource.internal["access"] = list(by_name.values())

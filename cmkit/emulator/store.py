@@ -21,10 +21,12 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Generic, cast
+
+from cmkit.emulator.documents import DocT, Internal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,14 +49,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS version_numbers ON resources (
 CHUNK = 1024 * 1024
 
 
+class Kind(str, Generic[DocT]):
+    """A kind of resource (its name in the `kind` column), typed by the shape of its document.
+
+    A `str`, so a kind names its logs and rows as the plain name did: `Kind[CustomModel]("model")`
+    makes the store answer `Resource[CustomModel]` for it.
+    """
+
+
 @dataclass
-class Resource:
+class Resource(Generic[DocT]):
     kind: str
     id: str
     parent: str | None
     seq: int
-    doc: dict[str, Any]
-    internal: dict[str, Any] = field(default_factory=dict)
+    doc: DocT
+    internal: Internal = field(default_factory=Internal)
     deleted: bool = False
 
 
@@ -112,21 +122,21 @@ class Store:
 
     def insert(
         self,
-        kind: str,
+        kind: Kind[DocT],
         ident: str,
-        doc: dict[str, Any],
+        doc: DocT,
         parent: str | None = None,
-        internal: dict[str, Any] | None = None,
-    ) -> Resource:
+        internal: Internal | None = None,
+    ) -> Resource[DocT]:
         with self.transaction():
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM resources").fetchone()[0]
             self._db.execute(
                 "INSERT INTO resources (kind, id, parent, seq, doc, internal) VALUES (?, ?, ?, ?, ?, ?)",
                 (kind, ident, parent, seq, _dumps(doc), _dumps(internal or {})),
             )
-        return Resource(kind, ident, parent, seq, doc, internal or {})
+        return Resource(kind, ident, parent, seq, doc, internal or Internal())
 
-    def get(self, kind: str, ident: str, include_deleted: bool = False) -> Resource | None:
+    def get(self, kind: Kind[DocT], ident: str, include_deleted: bool = False) -> Resource[DocT] | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM resources WHERE kind = ? AND id = ?", (kind, ident)).fetchone()
         resource = _resource(row) if row else None
@@ -134,7 +144,7 @@ class Store:
             return None
         return resource
 
-    def list(self, kind: str, parent: str | None = None, include_deleted: bool = False) -> list[Resource]:
+    def list(self, kind: Kind[DocT], parent: str | None = None, include_deleted: bool = False) -> list[Resource[DocT]]:
         """Resources of a kind (under a parent), oldest first."""
         query = "SELECT * FROM resources WHERE kind = ?"
         args: list[Any] = [kind]
@@ -147,7 +157,7 @@ class Store:
             rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
         return [_resource(row) for row in rows]
 
-    def latest(self, kind: str, parent: str) -> Resource | None:
+    def latest(self, kind: Kind[DocT], parent: str) -> Resource[DocT] | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT * FROM resources WHERE kind = ? AND parent = ? AND deleted = 0 ORDER BY seq DESC LIMIT 1",
@@ -155,7 +165,7 @@ class Store:
             ).fetchone()
         return _resource(row) if row else None
 
-    def save(self, resource: Resource) -> Resource:
+    def save(self, resource: Resource[DocT]) -> Resource[DocT]:
         with self.transaction():
             self._db.execute(
                 "UPDATE resources SET doc = ?, internal = ?, deleted = ? WHERE kind = ? AND id = ?",
@@ -163,14 +173,19 @@ class Store:
             )
         return resource
 
-    def update(self, kind: str, ident: str, doc: dict[str, Any] | None = None, **internal: Any) -> Resource | None:
-        """Merge fields into a resource's documents atomically; None when it does not exist."""
+    def update(
+        self, kind: Kind[DocT], ident: str, doc: DocT | None = None, internal: Internal | None = None
+    ) -> Resource[DocT] | None:
+        """Merge fields into a resource's documents atomically; None when it does not exist.
+
+        `doc` holds some of the kind's fields (the document types list every field as optional).
+        """
         with self.transaction():
             resource = self.get(kind, ident, include_deleted=True)
             if resource is None:
                 return None
-            resource.doc.update(doc or {})
-            resource.internal.update(internal)
+            resource.doc = cast(DocT, {**resource.doc, **(doc or {})})
+            resource.internal.update(internal or Internal())
             return self.save(resource)
 
     def delete(self, kind: str, ident: str) -> None:
@@ -183,7 +198,7 @@ class Store:
         with self.transaction():
             self._db.execute("DELETE FROM resources WHERE kind = ? AND id = ?", (kind, ident))
 
-    def find(self, kind: str, field_name: str, value: Any) -> Resource | None:
+    def find(self, kind: Kind[DocT], field_name: str, value: object) -> Resource[DocT] | None:
         """The first live resource whose doc has `field_name == value`."""
         with self._lock:
             row = self._db.execute(
@@ -226,11 +241,12 @@ class DataDirInUse(OSError):
     """Another emulator process holds the data directory."""
 
 
-def _dumps(doc: dict[str, Any]) -> str:
+def _dumps(doc: Mapping[str, object]) -> str:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
-def _resource(row: sqlite3.Row) -> Resource:
+def _resource(row: sqlite3.Row) -> Resource[Any]:
+    # The row's JSON is the document its kind's type describes: the store wrote it from one.
     return Resource(
         kind=row["kind"],
         id=row["id"],

@@ -14,22 +14,36 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from flask import Response
 
 from cmkit.checks.parameters import ParameterError, parse_parameters
 from cmkit.checks.results import CHECK_NAMES, FAILED, LEVELS, PREDICTION_VERIFICATION, CheckResult, not_started
 from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
 from cmkit.emulator import datasets, environments, leftovers, models
+from cmkit.emulator.bodies import CustomModelTests
 from cmkit.emulator.common import USER, new_id, now, shape
+from cmkit.emulator.documents import (
+    CheckStatus,
+    CustomModel,
+    CustomModelVersion,
+    Internal,
+    ModelTest,
+    TestingOutcome,
+    settings,
+)
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
+from cmkit.emulator.http import Query, Routes, api_url, checked_body, get_or_404, json_response, no_content, page
 from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
-from cmkit.emulator.store import Resource
+from cmkit.emulator.store import Kind, Resource
 from cmkit.target import TargetType
 
-KIND = "customModelTest"
+KIND: Kind[ModelTest] = Kind("customModelTest")
 CHECKS = (
     "errorCheck",
     "longRunningService",
@@ -56,7 +70,7 @@ STATUS_VALUES = (
 SETTINGS = ("maximumMemory", "networkEgressPolicy", "replicas", "desiredMemory", "requiresHa", "resourceBundleId")
 
 
-def create(emu: Emulator, body: dict[str, Any]) -> str:
+def create(emu: Emulator, body: CustomModelTests) -> str:
     """Start a test; the status id to poll."""
     model = models.find_model(emu, body["customModelId"])
     version = models.find_version(emu, model.id, body["customModelVersionId"])
@@ -69,11 +83,12 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
     environment = emu.store.get(environments.KIND, version.doc["baseEnvironmentId"], include_deleted=True)
     if env_version is None or environment is None:  # versions only name built environments: never
         raise invalid(f"The environment of version {version.id} is missing")
-    configuration = {**DEFAULT_CONFIGURATION, **(body.get("configuration") or {})}
+    configuration: dict[str, object] = {**DEFAULT_CONFIGURATION, **(body.get("configuration") or {})}
     parameters = _parameters(emu, body, configuration)
+    # Every level is a string now: the reference's schema checked the seed's four, _parameters the rest.
+    levels = {name: level for name, level in configuration.items() if isinstance(level, str)}
     test_id = new_id()
-    settings = {key: body.get(key, version.doc.get(key)) for key in SETTINGS}
-    doc = {
+    doc: ModelTest = {
         "id": test_id,
         "created": now(),
         "completedAt": "",
@@ -88,7 +103,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
         "datasetVersionId": _dataset_version(emu, dataset_id),
         "overallStatus": "queued",
         "testingStatus": {name: _check("queued" if configuration[name] != "skip" else "skipped") for name in CHECKS},
-        **settings,
+        **settings(body, version.doc, SETTINGS),
     }
     status_id = create_status(emu, f"Testing custom model {model.id} version {version.id}", "customModelTest")
     with emu.store.transaction():
@@ -96,13 +111,15 @@ def create(emu: Emulator, body: dict[str, Any]) -> str:
         running = [t for t in emu.store.list(KIND, model.id) if t.doc["overallStatus"] not in TERMINAL]
         if running:
             raise invalid(f"Testing is already in progress for custom model {model.id} (test {running[0].id})")
-        internal = {"statusId": status_id, "configuration": configuration, "parameters": parameters}
+        internal = Internal(statusId=status_id, configuration=levels, parameters=parameters)
         emu.store.insert(KIND, test_id, doc, parent=model.id, internal=internal)
     emu.jobs.submit(_job_key(test_id), lambda cancel: _run(emu, test_id, cancel))
     return status_id
 
 
-def _parameters(emu: Emulator, body: dict[str, Any], configuration: dict[str, Any]) -> dict[str, Any]:
+def _parameters(
+    emu: Emulator, body: CustomModelTests, configuration: Mapping[str, object]
+) -> dict[str, dict[str, object]]:
     """The later checks' levels and `parameters`, checked as the service would (422 otherwise)."""
     errors = {
         f"configuration.{name}": f"must be one of: {', '.join(LEVELS)}"
@@ -123,7 +140,7 @@ def _parameters(emu: Emulator, body: dict[str, Any], configuration: dict[str, An
             errors.update({f"parameters.{name}": reason for name, reason in exc.errors.items()})
     if errors:
         raise invalid("Invalid field data: " + "; ".join(f"{k} {v}" for k, v in list(errors.items())[:5]), errors)
-    assert parsed is not None
+    assert parsed is not None and isinstance(raw, dict)
     verification = parsed.verification
     if configuration[PREDICTION_VERIFICATION] != "skip":
         if not verification.datasetId or not verification.predictionsColumn:
@@ -148,7 +165,7 @@ def _header(path: Path) -> list[str]:
     return read_header(path)
 
 
-def _check(status: str, message: str = "") -> dict[str, str]:
+def _check(status: str, message: str = "") -> CheckStatus:
     return {"status": status, "message": message}
 
 
@@ -175,7 +192,8 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
         spec = _spec(emu, test)
         log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.runtime.name} runtime")
         leftovers.record(emu, test_id, emu.runtime.name)
-        report = emu.runtime.run_test(spec, log, cancel)
+        # test-local's report document (`TestLocalReport.to_dict`), whose outcome a test records.
+        report = cast(TestingOutcome, emu.runtime.run_test(spec, log, cancel))
     except JobCancelled:
         report = _ended_report("aborted", INTERRUPTED)
     except JobFailed as exc:
@@ -201,7 +219,12 @@ def copy_dataset(emu: Emulator, dataset_id: str, target: Path) -> Path:
 
 
 def model_spec(
-    emu: Emulator, model: Resource, version: Resource, workdir: Path, environment_version_id: str, **run: Any
+    emu: Emulator,
+    model: Resource[CustomModel],
+    version: Resource[CustomModelVersion],
+    workdir: Path,
+    environment_version_id: str,
+    **run: Any,
 ) -> ModelTestSpec:
     """What a run of a model version needs from the model: its files and target settings (tests, feature impact)."""
     return ModelTestSpec(
@@ -216,7 +239,7 @@ def model_spec(
     )
 
 
-def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
+def _spec(emu: Emulator, test: Resource[ModelTest]) -> ModelTestSpec:
     doc, test_id = test.doc, test.id
     model = models.find_model(emu, doc["customModel"]["id"])
     version = models.find_version(emu, model.id, doc["customModelVersion"]["id"])
@@ -227,7 +250,7 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     parameters = test.internal.get("parameters") or {}
     verification_id = (parameters.get(PREDICTION_VERIFICATION) or {}).get("datasetId")
     verification = None
-    if verification_id and test.internal["configuration"].get(PREDICTION_VERIFICATION) != "skip":
+    if isinstance(verification_id, str) and test.internal["configuration"].get(PREDICTION_VERIFICATION) != "skip":
         verification = copy_dataset(emu, verification_id, workdir / f"expected-{verification_id}.csv")
     return model_spec(
         emu,
@@ -245,23 +268,23 @@ def _spec(emu: Emulator, test: Resource) -> ModelTestSpec:
     )
 
 
-def _ended_report(overall: str, message: str) -> dict[str, Any]:
+def _ended_report(overall: str, message: str) -> TestingOutcome:
     """A report for a test that was stopped before its checks ended: every check `overall`."""
     return {"overallStatus": overall, "testingStatus": {name: _check(overall, message) for name in CHECKS}}
 
 
-def _not_started_report(message: str) -> dict[str, Any]:
+def _not_started_report(message: str) -> TestingOutcome:
     """A report for a test whose model never got to run: test-local's rule (`results.not_started`)."""
     results = not_started(CheckResult(FAILED, message))
-    return {"overallStatus": FAILED, "testingStatus": {name: results[name].to_api() for name in CHECKS}}
+    return {"overallStatus": FAILED, "testingStatus": {name: _check(**results[name].to_api()) for name in CHECKS}}
 
 
-def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> None:
+def _record(emu: Emulator, test_id: str, report: TestingOutcome, log: Any) -> None:
     overall = report.get("overallStatus", "failed")
     checks = report.get("testingStatus") or {}
-    testing_status = {}
+    testing_status: dict[str, CheckStatus] = {}
     for name in CHECKS:
-        entry = checks.get(name) or {}
+        entry: Mapping[str, object] = checks.get(name) or {}
         status = str(entry["status"]) if entry.get("status") in STATUS_VALUES else "not_tested"
         testing_status[name] = _check(status, str(entry.get("message") or ""))
     for line in _tail(report):
@@ -269,20 +292,23 @@ def _record(emu: Emulator, test_id: str, report: dict[str, Any], log: Any) -> No
     for name, check in testing_status.items():
         log(f"{name}: {check['status']}" + (f": {check['message']}" if check["message"] else ""))
     log(f"overallStatus: {overall}")
-    if not _advance(emu, test_id, {"overallStatus": overall, "testingStatus": testing_status, "completedAt": now()}):
+    if not _advance(emu, test_id, ModelTest(overallStatus=overall, testingStatus=testing_status, completedAt=now())):
         return  # cancelled meanwhile: the DELETE already recorded the outcome
-    emu.store.update(KIND, test_id, details=report.get("details"))
+    emu.store.update(KIND, test_id, internal=Internal(details=report.get("details")))
     _finish_status(emu, test_id, overall, testing_status)
 
 
-def _tail(report: dict[str, Any]) -> list[str]:
+def _tail(report: TestingOutcome) -> list[str]:
     details = report.get("details") or {}
     tail = details.get("logTail") or details.get("log_tail") or ""
-    lines = tail.splitlines() if isinstance(tail, str) else [str(line) for line in tail]
+    if isinstance(tail, str):
+        lines = tail.splitlines()
+    else:
+        lines = [str(line) for line in tail] if isinstance(tail, list) else []
     return ["--- model server log (tail) ---", *lines] if lines else []
 
 
-def _finish_status(emu: Emulator, test_id: str, overall: str, testing_status: dict[str, Any]) -> None:
+def _finish_status(emu: Emulator, test_id: str, overall: str, testing_status: dict[str, CheckStatus]) -> None:
     test = emu.store.get(KIND, test_id)
     if test is None:
         return
@@ -296,7 +322,7 @@ def _finish_status(emu: Emulator, test_id: str, overall: str, testing_status: di
         set_status(emu, status_id, "ERROR", "Testing failed. " + "; ".join(problems))
 
 
-def _advance(emu: Emulator, test_id: str, doc: dict[str, Any], running: bool = False) -> bool:
+def _advance(emu: Emulator, test_id: str, doc: ModelTest, running: bool = False) -> bool:
     """Update a test unless it already ended (a DELETE may have cancelled it meanwhile)."""
     with emu.store.transaction():
         test = emu.store.get(KIND, test_id)
@@ -311,22 +337,19 @@ def _advance(emu: Emulator, test_id: str, doc: dict[str, Any], running: bool = F
         return True
 
 
-def _test(emu: Emulator, test_id: str) -> Resource:
-    test = emu.store.get(KIND, test_id)
-    if test is None:
-        raise not_found("Custom model test", test_id)
-    return test
+def _test(emu: Emulator, test_id: str) -> Resource[ModelTest]:
+    return get_or_404(emu, KIND, test_id, "Custom model test")
 
 
-def render(emu: Emulator, test: Resource) -> dict[str, Any]:
-    return dict(shape(dict(test.doc), emu.reference.schema("CustomModelTestsResponse")))
+def render(emu: Emulator, test: Resource[ModelTest]) -> ModelTest:
+    return shape(test.doc, emu.reference.schema("CustomModelTestsResponse"))
 
 
-def get(emu: Emulator, test_id: str) -> dict[str, Any]:
+def get(emu: Emulator, test_id: str) -> ModelTest:
     return render(emu, _test(emu, test_id))
 
 
-def list_tests(emu: Emulator, model_id: str) -> list[dict[str, Any]]:
+def list_tests(emu: Emulator, model_id: str) -> list[ModelTest]:
     """Newest first (DataRobot's client takes the first entry as the test it just started)."""
     return [render(emu, t) for t in reversed(emu.store.list(KIND, model_id))]
 
@@ -338,12 +361,14 @@ def cancel(emu: Emulator, test_id: str) -> None:
             raise ErrorResponse(409, f"Test {test_id} has already ended ({test.doc['overallStatus']})")
         report = _ended_report("canceled", "The test was cancelled")
         test.doc.update(
-            overallStatus="canceled",
-            completedAt=now(),
-            testingStatus={
-                name: check if check["status"] in TERMINAL else report["testingStatus"][name]
-                for name, check in test.doc["testingStatus"].items()
-            },
+            ModelTest(
+                overallStatus="canceled",
+                completedAt=now(),
+                testingStatus={
+                    name: check if check["status"] in TERMINAL else report["testingStatus"][name]
+                    for name, check in test.doc["testingStatus"].items()
+                },
+            )
         )
         emu.store.save(test)
     emu.logs.writer(KIND, test_id)("test cancelled")
@@ -367,7 +392,48 @@ def recover(emu: Emulator) -> None:
     for test in emu.store.list(KIND):
         if test.doc["overallStatus"] not in TERMINAL:
             report = _ended_report("aborted", INTERRUPTED)
-            test.doc.update(overallStatus="aborted", completedAt=now(), testingStatus=report["testingStatus"])
+            test.doc.update(
+                ModelTest(overallStatus="aborted", completedAt=now(), testingStatus=report["testingStatus"])
+            )
             emu.store.save(test)
             emu.logs.writer(KIND, test.id)(f"error: {INTERRUPTED}")
             set_status(emu, test.internal["statusId"], "ABORTED", INTERRUPTED)
+
+
+# -- custom model tests --------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("POST", "customModelTests/")
+def http_create_test(emu: Emulator, query: Query) -> Response:
+    status_id = create(emu, checked_body(CustomModelTests))
+    return json_response({"statusId": status_id}, 202, {"Location": api_url(f"status/{status_id}/")})
+
+
+@ROUTES.api("GET", "customModelTests/")
+def http_list_tests(emu: Emulator, query: Query) -> Response:
+    return page(list_tests(emu, query["customModelId"]), query)
+
+
+@ROUTES.api("GET", "customModelTests/{customModelTestId}/")
+def http_get_test(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    return json_response(get(emu, customModelTestId))
+
+
+@ROUTES.api("DELETE", "customModelTests/{customModelTestId}/")
+def http_cancel_test(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    cancel(emu, customModelTestId)
+    return no_content()
+
+
+@ROUTES.api("GET", "customModelTests/{customModelTestId}/log/")
+def http_get_test_log(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    text = log_text(emu, customModelTestId)
+    disposition = f"attachment;filename=testing-{customModelTestId}.log"
+    return Response(text, mimetype="text/plain", headers={"Content-Disposition": disposition})
+
+
+@ROUTES.api("GET", "customModelTests/{customModelTestId}/tail/")
+def http_get_test_tail(emu: Emulator, query: Query, customModelTestId: str) -> Response:
+    return json_response(log_tail(emu, customModelTestId, query["lines"]))

@@ -22,11 +22,19 @@ applies them when it creates a version, and this module builds on `models`.
 from __future__ import annotations
 
 import threading
-from typing import Any
+
+from flask import Response
 
 from cmkit.emulator import models
+from cmkit.emulator.bodies import (
+    DeprecatedCustomModelVersionTrainingDataUpdate,
+    DeprecatedTrainingDataForModelsAssignment,
+    VersionFields,
+)
 from cmkit.emulator.common import now
+from cmkit.emulator.documents import CustomModel, CustomModelVersion, VersionResponse
 from cmkit.emulator.errors import ErrorResponse, invalid
+from cmkit.emulator.http import Query, Routes, accepted, api_url, checked_body, json_response
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
@@ -38,7 +46,7 @@ MODEL_FIELDS = ("trainingDatasetId", "trainingDatasetVersionId", "trainingDataFi
 # -- the model level (deprecated) ----------------------------------------------------------------
 
 
-def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
+def assign_to_model(emu: Emulator, model_id: str, body: DeprecatedTrainingDataForModelsAssignment) -> str:
     """`PATCH customModels/{id}/trainingData/`: the status id to poll."""
     model = models.find_model(emu, model_id)
     if model.doc.get("isTrainingDataForVersionsPermanentlyEnabled"):
@@ -54,7 +62,7 @@ def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
     if version_id != entry["versionId"]:
         raise invalid(f"Dataset {dataset_id} has no version {version_id}", {"datasetVersionId": "not found"})
     status_id = create_status(emu, f"Training data assignment of custom model {model_id}", "trainingData")
-    doc = {
+    doc: CustomModel = {
         "trainingDatasetId": dataset_id,
         "trainingDatasetVersionId": version_id,
         "trainingDataFileName": body.get("datasetName") or entry["name"],
@@ -70,14 +78,16 @@ def assign_to_model(emu: Emulator, model_id: str, body: dict[str, Any]) -> str:
 
 
 def _finish(emu: Emulator, model_id: str, status_id: str, cancel: threading.Event) -> None:
-    emu.store.update(models.KIND, model_id, {"trainingDataAssignmentInProgress": False})
+    emu.store.update(models.KIND, model_id, CustomModel(trainingDataAssignmentInProgress=False))
     set_status(emu, status_id, "COMPLETED", location=f"customModels/{model_id}/")
 
 
 # -- the version level ---------------------------------------------------------------------------
 
 
-def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def version_with_training_data(
+    emu: Emulator, model_id: str, body: DeprecatedCustomModelVersionTrainingDataUpdate
+) -> VersionResponse:
     """`PATCH customModels/{id}/versions/withTrainingData/`: a minor version with the data."""
     model = models.find_model(emu, model_id)
     if not model.doc.get("isTrainingDataForVersionsPermanentlyEnabled"):
@@ -87,7 +97,7 @@ def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any
         )
     if emu.store.latest(models.VERSION_KIND, model_id) is None:
         raise invalid(f"Custom model {model_id} has no version to add training data to")
-    fields: dict[str, Any] = {
+    fields: VersionFields = {
         "isMajorUpdate": "false",
         "trainingData": body["trainingData"],
         "holdoutData": body.get("holdoutData"),
@@ -98,12 +108,32 @@ def version_with_training_data(emu: Emulator, model_id: str, body: dict[str, Any
     return models.create_version(emu, model_id, fields, [], from_latest=True)
 
 
-def dataset_for(model: Resource, version: Resource) -> str | None:
+def dataset_for(model: Resource[CustomModel], version: Resource[CustomModelVersion]) -> str | None:
     """The training dataset a version is evaluated on: its own, else its model's."""
     own = (version.doc.get("trainingData") or {}).get("datasetId")
     return own or model.doc.get("trainingDatasetId")
 
 
-def require_not_in_progress(model: Resource) -> None:
+def require_not_in_progress(model: Resource[CustomModel]) -> None:
     if model.doc.get("trainingDataAssignmentInProgress"):
         raise ErrorResponse(422, f"Training data assignment of custom model {model.id} is in progress")
+
+
+# -- training data -------------------------------------------------------------------------------
+
+ROUTES = Routes()
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/trainingData/")
+def http_assign_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
+    status_id = assign_to_model(emu, customModelId, checked_body(DeprecatedTrainingDataForModelsAssignment))
+    return accepted({}, status_id)
+
+
+@ROUTES.api("PATCH", "customModels/{customModelId}/versions/withTrainingData/")
+def http_version_with_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
+    body = checked_body(DeprecatedCustomModelVersionTrainingDataUpdate)
+    version = version_with_training_data(emu, customModelId, body)
+    # The version exists already; its Location is where the assignment is followed.
+    location = api_url(f"customModels/{customModelId}/versions/{version['id']}/")
+    return json_response(version, 202, {"Location": location})

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Any
+from typing import cast
 
 from cmkit.emulator import datasets
+from cmkit.emulator.bodies import DataAssignment, VersionFields
+from cmkit.emulator.documents import CustomModel, CustomModelVersion, Dataset, VersionTrainingData
 from cmkit.emulator.errors import invalid
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import Resource
@@ -24,8 +26,8 @@ def _header(emu: Emulator, dataset_id: str) -> list[str]:
 
 
 def check_dataset(
-    emu: Emulator, model: Resource, dataset_id: str, partition_column: str | None = None
-) -> dict[str, Any]:
+    emu: Emulator, model: Resource[CustomModel], dataset_id: str, partition_column: str | None = None
+) -> Dataset:
     """The dataset's catalog entry when it can train `model`; 404/422 naming what is wrong."""
     entry = datasets.get(emu, dataset_id)
     if entry["processingState"] != "COMPLETED":
@@ -49,23 +51,22 @@ def check_dataset(
     return entry
 
 
-# -- the version level ---------------------------------------------------------------------------
-
-
-def _json_field(raw: Any, name: str) -> dict[str, Any] | None:
+def _json_field(raw: str | DataAssignment | None, name: str) -> DataAssignment | None:
     """trainingData/holdoutData: JSON text in multipart forms, an object in JSON bodies."""
     if raw is None or isinstance(raw, dict):
         return raw
     try:
-        value = json.loads(raw)
+        value: object = json.loads(raw)
     except (TypeError, ValueError):
         value = None
     if not isinstance(value, dict):
         raise invalid(f'{name} must be a JSON object such as {{"datasetId": "..."}}', {name: "must be a JSON object"})
-    return value
+    return cast(DataAssignment, value)  # its fields are checked where they are used
 
 
-def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest: Resource | None) -> dict[str, Any]:
+def version_data(
+    emu: Emulator, model: Resource[CustomModel], fields: VersionFields, latest: Resource[CustomModelVersion] | None
+) -> VersionTrainingData:
     """The `trainingData`/`holdoutData` of a new version, from the request and its predecessor."""
     training = _json_field(fields.get("trainingData"), "trainingData")
     holdout = _json_field(fields.get("holdoutData"), "holdoutData")
@@ -77,7 +78,7 @@ def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest:
             {"trainingData": "training data for versions is not enabled on this model"},
         )
     if not enabled:
-        return {}
+        return VersionTrainingData()
     keep = fields.get("keepTrainingHoldoutData", True)
     if keep and (training or holdout) and "keepTrainingHoldoutData" in fields:
         raise invalid(
@@ -88,20 +89,24 @@ def version_data(emu: Emulator, model: Resource, fields: dict[str, Any], latest:
         raise invalid("holdoutData needs trainingData", {"holdoutData": "given without trainingData"})
     if training:
         return _assigned(emu, model, training, holdout)
+    inherited = VersionTrainingData()
     if keep and latest is not None:
-        return {key: latest.doc[key] for key in ("trainingData", "holdoutData") if latest.doc.get(key)}
-    return {}
+        if latest.doc.get("trainingData"):
+            inherited["trainingData"] = latest.doc["trainingData"]
+        if latest.doc.get("holdoutData"):
+            inherited["holdoutData"] = latest.doc["holdoutData"]
+    return inherited
 
 
 def _assigned(
-    emu: Emulator, model: Resource, training: dict[str, Any], holdout: dict[str, Any] | None
-) -> dict[str, Any]:
+    emu: Emulator, model: Resource[CustomModel], training: DataAssignment, holdout: DataAssignment | None
+) -> VersionTrainingData:
     dataset_id = training.get("datasetId")
     if not dataset_id:
         raise invalid("trainingData.datasetId is required", {"trainingData.datasetId": "is required"})
     partition = (holdout or {}).get("partitionColumn")
     entry = check_dataset(emu, model, dataset_id, partition)
-    result: dict[str, Any] = {
+    result: VersionTrainingData = {
         "trainingData": {
             "datasetId": dataset_id,
             "datasetVersionId": entry["versionId"],
