@@ -14,7 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cmkit.checks.results import (
     ABORTED,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cmkit.checks.context import CheckOptions
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
+    from cmkit.remoteenv import FetchedEnvironment
 
 LOG_TAIL_LINES = 40
 
@@ -70,17 +71,20 @@ class StartedBundle:
 
 @dataclass(frozen=True)
 class RemoteEnvironment:
-    """What `--environment-id` fetched: its docker context, and what the report says of it."""
+    """What `--environment-id` fetched (the version, its docker context) and who named it."""
 
-    context: Path | None = None
-    environment: dict[str, Any] | None = None
+    fetched: FetchedEnvironment
+    source: str  # "flag" or "model-metadata.yaml"
+
+    def to_details(self) -> dict[str, object]:
+        return {**self.fetched.to_dict(), "source": self.source}
 
 
-def fetch_remote_environment(settings: ServerSettings, events: Events) -> RemoteEnvironment:
+def fetch_remote_environment(settings: ServerSettings, events: Events) -> RemoteEnvironment | None:
     """The DataRobot environment version the settings name, its docker context downloaded (or cached)."""
     remote = settings.remote
     if remote is None:
-        return RemoteEnvironment()
+        return None
     from cmkit.api.client import DataRobotClient
     from cmkit.remoteenv import fetch_environment
 
@@ -89,7 +93,7 @@ def fetch_remote_environment(settings: ServerSettings, events: Events) -> Remote
         fetched = fetch_environment(api, remote.environment_id, remote.version_id, events)
     finally:
         api.close()
-    return RemoteEnvironment(fetched.context_dir, {**fetched.to_dict(), "source": remote.source})
+    return RemoteEnvironment(fetched, remote.source)
 
 
 def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: int | None = None) -> StartedBundle:
@@ -100,7 +104,7 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
     for warning in settings.announced:
         events.stage(f"warning: {warning}")
     remote = fetch_remote_environment(settings, events)
-    start = StartInfo(settings.runtime.name, remote.environment, warnings=settings.warnings)
+    start = StartInfo(settings.runtime.name, remote.to_details() if remote else None, warnings=settings.warnings)
     spec = RunSpec(
         url_prefix=settings.url_prefix,
         environment=settings.server_environment,
@@ -113,7 +117,8 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
         return StartedBundle(_start_process(settings, spec, start, port), start)
     from cmkit.engine.docker import docker_client  # here: the docker SDK's import costs 0.3 s
 
-    environment = None if settings.image else (remote.context or settings.environment or default_environment_dir())
+    context = remote.fetched.context_dir if remote else None
+    environment = None if settings.image else (context or settings.environment or default_environment_dir())
     return _start_docker(docker_client(), settings, environment, spec, run_id, events, start, port)
 
 

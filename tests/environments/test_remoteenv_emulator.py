@@ -114,8 +114,7 @@ def test_the_metadata_environment_id_without_credentials_warns_and_keeps_the_def
     assert "environmentID 5e8c889607389fe0f466c72d" in config.warnings[0]
     assert "using the default environment" in config.warnings[0]
     assert config.announced == config.warnings  # shown as the server starts, too
-    remote = fetch_remote_environment(config, Events())
-    assert remote.context is None and remote.environment is None
+    assert fetch_remote_environment(config, Events()) is None
     # The flag without credentials is the user's error, not a warning.
     with pytest.raises(Exception, match="no DataRobot endpoint and token configured"):
         resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", environment_id="abc"))
@@ -128,6 +127,7 @@ def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emula
     config = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", endpoint=emulator.endpoint, token=TOKEN))
     assert config.server.remote is not None and config.server.remote.source == "model-metadata.yaml"
     remote = fetch_remote_environment(config.server, Events())
-    assert remote.context is not None and (remote.context / "Dockerfile").is_file()
-    assert remote.environment is not None and remote.environment["source"] == "model-metadata.yaml"
-    assert remote.environment["environmentId"] == emulator.info["environmentId"]
+    assert remote is not None and (remote.fetched.context_dir / "Dockerfile").is_file()
+    environment = remote.to_details()  # what the report's details say
+    assert environment["source"] == "model-metadata.yaml"
+    assert environment["environmentId"] == emulator.info["environmentId"]

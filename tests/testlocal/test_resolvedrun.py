@@ -18,7 +18,7 @@ from cmkit.engine.choice import DOCKER, PROCESS, RuntimeChoice, choose_runtime
 from cmkit.errors import DockerUnavailable, InputError
 from cmkit.resolvedrun import ResolvedRun, ServerSettings, TestLocalConfig, resolve_config, resolve_server
 from cmkit_runtime.target import Target
-from tests.support.quick_bundle import write_quick_bundle
+from tests.support.bundles import write_quick_bundle
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 BAD_PARAMETER = {"performanceCheck": {"maxResponseTime": "soon"}}
