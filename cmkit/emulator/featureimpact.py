@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from flask import Response
 
@@ -123,7 +123,7 @@ def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: 
         request = _request(emu, model_id, version_id, record.internal["datasetId"], workdir)
         log(f"feature impact of {model_id}/{version_id} with the {emu.engine.runtime} runtime")
         # The document `cmkit.featureimpact` computes: FeatureImpactResponse.
-        result = cast(FeatureImpactResult, emu.engine.feature_impact(request, record.internal["rowCount"], log, cancel))
+        result = emu.engine.feature_impact(request, record.internal["rowCount"], log, cancel)
     except Exception as exc:  # every failure is the job's, recorded with its reason
         cancelled = cancel.is_set() or isinstance(exc, JobCancelled)
         message = CANCELLED if cancelled else f"Feature impact failed: {exc}"

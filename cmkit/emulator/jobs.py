@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cmkit.engine.choice import DOCKER, PROCESS, RuntimeName
 from cmkit.events import Events
@@ -26,6 +26,7 @@ from cmkit.requirements import parse_requirements_text
 if TYPE_CHECKING:
     from docker import DockerClient
 
+    from cmkit.emulator.documents import FeatureImpactResult, TestingOutcome
     from cmkit.engine.builder import ImageBuilder
     from cmkit.resolvedrun import TestLocalConfig
 
@@ -138,13 +139,13 @@ class JobEngine(ABC):
     def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
         """Install requirements.txt on the environment (or check it); JobFailed with the reason."""
 
-    def run_test(self, request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> dict[str, Any]:
+    def run_test(self, request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> TestingOutcome:
         """A model test with cmkit's test-local engine: the report's document (overallStatus...)."""
         return run_test_local_report(self.in_runtime(request), log, cancel)
 
     def feature_impact(
         self, request: TestLocalConfig, row_count: int | None, log: LogSink, cancel: threading.Event
-    ) -> dict[str, Any]:
+    ) -> FeatureImpactResult:
         """Permutation feature impact of a version, served as its model tests are."""
         return run_feature_impact(replace(self.in_runtime(request), feature_impact_rows=row_count), log, cancel)
 
@@ -247,14 +248,14 @@ class LogEvents(Events):
         self._log(f"{name}: {result.status} {result.message}".rstrip())
 
 
-def run_test_local_report(request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> dict[str, Any]:
-    """Run cmkit's test-local engine on a stored version; its report's document."""
+def run_test_local_report(request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> TestingOutcome:
+    """Run cmkit's test-local engine on a stored version; its report's document, whose outcome a test records."""
     from cmkit.testlocal import run_test_local
 
-    return run_test_local(request, LogEvents(log), cancel).to_dict()
+    return cast("TestingOutcome", run_test_local(request, LogEvents(log), cancel).to_dict())
 
 
-def run_feature_impact(request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> dict[str, Any]:
+def run_feature_impact(request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> FeatureImpactResult:
     """Permutation feature impact of a stored version on `request.dataset`: the API's document.
 
     JobFailed when the server does not start or the model fails on the data.
@@ -267,4 +268,4 @@ def run_feature_impact(request: TestLocalConfig, log: LogSink, cancel: threading
     except CmkitError as exc:
         raise JobFailed(exc.message) from exc
     log(f"feature impact: baseline {result.metric} {result.baseline:.6g}, {result.rows} rows, {result.seconds:.2f} s")
-    return result.to_api()
+    return cast("FeatureImpactResult", result.to_api())  # the document `cmkit.featureimpact` computes

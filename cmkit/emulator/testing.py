@@ -16,7 +16,7 @@ import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from flask import Response
 
@@ -194,7 +194,7 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
         log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.engine.runtime} runtime")
         leftovers.record(emu, test_id, emu.engine.runtime)
         # test-local's report document (`TestLocalReport.to_dict`), whose outcome a test records.
-        report = cast(TestingOutcome, emu.engine.run_test(request, log, cancel))
+        report = emu.engine.run_test(request, log, cancel)
     except JobCancelled:
         report = _ended_report("aborted", INTERRUPTED)
     except JobFailed as exc:
