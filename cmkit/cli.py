@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
 from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
 from cmkit.target import TARGET_TYPES
+
+if TYPE_CHECKING:
+    from cmkit.resolvedrun import TestLocalConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -231,10 +234,12 @@ def _check_parameter_options(func: F) -> F:
     return func
 
 
-def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
-    from cmkit.checks.settings import parse_parameter_settings
+def _pop_parameters(flags: dict[str, Any], check: bool = True) -> dict[str, Any]:
+    """The check parameters' flags as the API's `parameters`; checked now unless the run resolves them later."""
+    from cmkit.checks.settings import parameter_settings, parse_parameter_settings
 
-    return parse_parameter_settings(
+    read = parse_parameter_settings if check else parameter_settings
+    return read(
         flags.pop("check_parameters", ()),
         flags.pop("predictions_column", None),
         flags.pop("comparison_precision", None),
@@ -242,14 +247,15 @@ def _pop_parameters(flags: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _config(bundle: Path, **flags: Any) -> Any:
+def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
+    """The request of test-local and serve, as the flags give it: resolve_config reads and checks it."""
     from cmkit.checks.settings import parse_check_settings
-    from cmkit.testlocal import TestLocalConfig
+    from cmkit.resolvedrun import TestLocalConfig
 
     labels = flags.pop("class_labels", None)
     checks = flags.pop("check", ())
     if "check_parameters" in flags:
-        flags["parameters"] = _pop_parameters(flags)
+        flags["parameters"] = _pop_parameters(flags, check=False)
     return TestLocalConfig(
         server_environment=flags.pop("env"),
         bundle=bundle,
@@ -316,7 +322,7 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     _finish(as_json, document, show, report.overall_status == "failed" or impact_failed)
 
 
-def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:
+def _watch_test_local(config: TestLocalConfig, junit: Path | None, as_json: bool) -> None:
     """test-local --watch: one compact result per run (a JSON line each with --json), until Ctrl-C."""
     from cmkit.junit import junit_xml
     from cmkit.watch import Watch, WatchRun
@@ -340,7 +346,7 @@ def _watch_test_local(config: Any, junit: Path | None, as_json: bool) -> None:
     sys.exit(1 if last == ["failed"] else 0)
 
 
-def _watch_serve(config: Any, as_json: bool, startup_timeout: float) -> None:
+def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float) -> None:
     """serve --watch: the server's logs as they come, and a line (JSON with --json) after each reload."""
     import threading
     from dataclasses import replace

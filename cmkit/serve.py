@@ -13,7 +13,8 @@ from typing import Any
 from cmkit.checks.readiness import wait_ready
 from cmkit.engine.base import ExitInfo, Server
 from cmkit.events import Events
-from cmkit.testlocal import StartFailed, TestLocalConfig, resolve_config, start_bundle
+from cmkit.resolvedrun import TestLocalConfig, resolve_server
+from cmkit.testlocal import StartFailed, start_bundle
 
 
 @dataclass
@@ -56,10 +57,10 @@ class ServeSession:
 def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_timeout: float = 120.0) -> ServeSession:
     """Build and start a bundle for interactive use; returns once it answers 200 (or raises StartFailed)."""
     events = events or Events()
-    config = resolve_config(config, require_target=False)
-    session = ServeSession(start_bundle(config, events, uuid.uuid4().hex[:12]).server)
+    settings = resolve_server(config)
+    session = ServeSession(start_bundle(settings, events, uuid.uuid4().hex[:12]).server)
     try:
-        ready = wait_ready(session.server, startup_timeout, protocol=config.protocol)
+        ready = wait_ready(session.server, startup_timeout, protocol=settings.protocol)
     except BaseException:
         session.close()
         raise

@@ -52,14 +52,12 @@ from cmkit.engine.reload import (
 from cmkit.errors import CmkitError
 from cmkit.events import Events
 from cmkit.report import ReportDetails, StartInfo, TestReport
+from cmkit.resolvedrun import ResolvedRun, ServerSettings, TestLocalConfig, resolve_config, resolve_server
 from cmkit.testlocal import (
     LOG_TAIL_LINES,
     StartFailed,
-    TestLocalConfig,
     check_server,
-    contract_variables,
     load_datasets,
-    resolve_config,
     start_bundle,
 )
 
@@ -227,8 +225,8 @@ class Applied:
 class LiveServer:
     """The one server a watch keeps up; reloaded after code edits, replaced after rebuilds."""
 
-    def __init__(self, config: TestLocalConfig, events: Events, on_started: Callable[[Server], None]) -> None:
-        self.config = config
+    def __init__(self, settings: ServerSettings, events: Events, on_started: Callable[[Server], None]) -> None:
+        self.settings = settings
         self.events = events
         self.run_id = uuid.uuid4().hex[:12]
         self.server: Server | None = None
@@ -241,7 +239,7 @@ class LiveServer:
         if self._port is None:
             self._port = self._first_port()
         self.close()
-        started = start_bundle(self.config, self.events, self.run_id, self._port)
+        started = start_bundle(self.settings, self.events, self.run_id, self._port)
         self.server = started.server
         self._port = self.server.host_port or self._port
         self._sync = ContainerSync(self.server) if isinstance(self.server, DockerServer) else None
@@ -253,7 +251,7 @@ class LiveServer:
         (left to the engine, `docker start` picks a new one). A remote engine picks its own."""
         from cmkit.engine.docker import engine_host
 
-        if self.config.network_egress == "NONE" or (self.config.runtime != "process" and engine_host()):
+        if self.settings.network_egress == "NONE" or (self.settings.runtime.docker and engine_host()):
             return None
         return free_port()
 
@@ -263,9 +261,9 @@ class LiveServer:
             with contextlib.suppress(SyncFailed, CmkitError, OSError, ValueError):
                 self._sync.owner()
 
-    def apply(self, change: Change, files: list[BundleFile], config: TestLocalConfig) -> Applied:
-        rebuild = self._rebuild_reason(change, config) if self.server is not None else STARTED
-        self.config = config
+    def apply(self, change: Change, files: list[BundleFile], settings: ServerSettings) -> Applied:
+        rebuild = self._rebuild_reason(change, settings) if self.server is not None else STARTED
+        self.settings = settings
         if rebuild is not None:
             return self.started(rebuild)
         assert self.server is not None
@@ -285,12 +283,12 @@ class LiveServer:
         except StartFailed as exc:
             return Applied(action, exc.start, start_error=exc.message)
 
-    def _rebuild_reason(self, change: Change, config: TestLocalConfig) -> str | None:
+    def _rebuild_reason(self, change: Change, settings: ServerSettings) -> str | None:
         if change.environment and self.server is not None and self.server.runtime == "docker":
             return ENVIRONMENT_REBUILT
         if change.touches(REQUIREMENTS):
             return DEPENDENCIES_REBUILT if self.server is not None and self.server.runtime == "docker" else NEW_SERVER
-        if contract_variables(config) != contract_variables(self.config):
+        if settings.contract != self.settings.contract:
             return NEW_SERVER
         return None
 
@@ -305,7 +303,7 @@ class LiveServer:
             except (OSError, CmkitError):
                 reload = None
             if reload is not None:
-                ready = wait_generation(server, reload.generation, self.config.startup_timeout)
+                ready = wait_generation(server, reload.generation, self.settings.startup_timeout)
                 return Applied(RELOADED, reloaded_workers=ready)
         if isinstance(server, DockerServer):
             restart_container(server)
@@ -354,16 +352,16 @@ class _DatasetCache:
         self._key: tuple[Any, ...] | None = None
         self._loaded: tuple[Dataset | None, ExpectedPredictions | None] = (None, None)
 
-    def get(self, config: TestLocalConfig) -> tuple[Dataset | None, ExpectedPredictions | None]:
+    def get(self, run: ResolvedRun) -> tuple[Dataset | None, ExpectedPredictions | None]:
         """The dataset and predictionVerificationCheck's expected predictions."""
-        path = config.dataset
+        path = run.dataset
         try:
             stat = path.stat() if path else None
         except OSError:
             stat = None
-        key = (str(path), config.target_name, config.target_type, stat and (stat.st_size, stat.st_mtime_ns))
+        key = (str(path), run.target.name, run.target.type, stat and (stat.st_size, stat.st_mtime_ns))
         if key != self._key:
-            self._loaded, self._key = load_datasets(config), key
+            self._loaded, self._key = load_datasets(run), key
         return self._loaded
 
 
@@ -388,17 +386,29 @@ class Watch:
         self.stop = stop or threading.Event()
         self.events = events
         self.serve_only = serve_only
-        self.config = self._resolve(None)
-        self.watcher = BundleWatcher(self.config.bundle, self.config.environment, self.stop)
-        self.live = LiveServer(self.config, events, on_server or (lambda server: None))
+        self.settings, self.run = self._resolve(None)
+        self.watcher = BundleWatcher(self.settings.bundle, self.settings.environment, self.stop)
+        self.live = LiveServer(self.settings, events, on_server or (lambda server: None))
         self.datasets = _DatasetCache()
         self.runs = 0
         self.watcher.start()
 
-    def _resolve(self, current: TestLocalConfig | None) -> TestLocalConfig:
-        # The URL prefix stays the one the first run drew: a watched server keeps its URL.
+    def _resolve(self, current: ServerSettings | None) -> tuple[ServerSettings, ResolvedRun | None]:
+        """The request resolved again (model-metadata.yaml may have changed); `serve` has no checks to run.
+
+        The URL prefix stays the one the first run drew, and the runtime the one it chose: a
+        watched server keeps its URL and where it runs.
+        """
         requested = self.requested if current is None else replace(self.requested, url_prefix=current.url_prefix)
-        return resolve_config(requested, require_target=not self.serve_only)
+        runtime = current.runtime if current is not None else None
+        if self.serve_only:
+            return resolve_server(requested, runtime), None
+        run = resolve_config(requested, runtime)
+        return run.server, run
+
+    def _checked_run(self) -> ResolvedRun:
+        assert self.run is not None, "a serve-only watch runs no checks"
+        return self.run
 
     def changes(self) -> Iterator[Change]:
         """Edits made while the first run was starting, then each burst of saves until stopped."""
@@ -408,10 +418,9 @@ class Watch:
         yield from self.watcher
 
     def apply(self, change: Change) -> Applied:
-        config = self._resolve(self.config)  # model-metadata.yaml may have changed
-        self.config = config
+        self.settings, self.run = self._resolve(self.settings)
         try:
-            return self.live.apply(change, self.watcher.files(change.changed), config)
+            return self.live.apply(change, self.watcher.files(change.changed), self.settings)
         except SyncFailed as exc:
             return Applied(RESTARTED, start_error=f"the files could not be copied into the container: {exc}")
 
@@ -421,7 +430,7 @@ class Watch:
         began = time.monotonic()
         applied = self.live.started(STARTED)
         if applied.start_error is not None:
-            self.datasets.get(self.config)  # a bad dataset is the user's first problem (exit 2)
+            self.datasets.get(self._checked_run())  # a bad dataset is the user's first problem (exit 2)
         return self._report(STARTED, None, applied, began)
 
     def rerun(self, change: Change) -> WatchRun:
@@ -430,9 +439,9 @@ class Watch:
         return self._report(applied.action, change, applied, started)
 
     def _report(self, action: str, change: Change | None, applied: Applied, started: float) -> WatchRun:
-        config = self.config
+        run = self._checked_run()
         durations = applied.all_durations()
-        dataset, expected = self.datasets.get(config)
+        dataset, expected = self.datasets.get(run)
         checked, log_tail = None, None
         if applied.start_error is not None or self.live.server is None:
             results = not_started(CheckResult(FAILED, applied.start_error or "the server is not running"))
@@ -440,13 +449,13 @@ class Watch:
                 log_tail = self.live.server.logs(LOG_TAIL_LINES)
         else:
             checking = time.monotonic()
-            checked = check_server(config, self.live.server, dataset, Events(), self.stop, expected)
+            checked = check_server(run, self.live.server, dataset, Events(), self.stop, expected)
             results = checked.results
             durations["checks"] = round(time.monotonic() - checking, 3)
         durations["total"] = round(time.monotonic() - started, 3)
         details = ReportDetails(
             self.live.run_id,
-            config.url_prefix,
+            run.server.url_prefix,
             durations,
             applied.start,
             reloaded_workers=applied.reloaded_workers,
@@ -457,7 +466,7 @@ class Watch:
         if self.runs == 1:
             self.live.prepare()
         since = round(time.time() - change.saved_at, 3) if change else None
-        return WatchRun(self.runs, action, change, TestReport(results, dict(config.checks), details), since)
+        return WatchRun(self.runs, action, change, TestReport(results, dict(run.checks), details), since)
 
     def test_local(self, on_run: Callable[[WatchRun], None], on_error: Callable[[CmkitError], None]) -> None:
         """Run the checks now and after every change until `stop` is set or Ctrl-C; then clean up."""
@@ -503,12 +512,12 @@ class Watch:
         server = self.live.server
         message = applied.start_error
         if server is not None and message is None:
-            ready = wait_ready(server, self.config.startup_timeout, self.stop)
+            ready = wait_ready(server, self.settings.startup_timeout, self.stop)
             message = None if ready.status == "succeeded" else ready.message
         document: dict[str, Any] = {
             **(server.describe() if server else {}),
             "url": f"{server.url}/" if server else None,
-            "urlPrefix": self.config.url_prefix,
+            "urlPrefix": self.settings.url_prefix,
             "ready": message is None,
             "message": message,
             "watch": {

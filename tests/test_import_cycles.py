@@ -38,6 +38,7 @@ LAYERS = ("runtime", "libraries", "engine", "checks", "commands", "emulator", "c
 COMMANDS = frozenset(
     {
         "cmkit.testlocal",
+        "cmkit.resolvedrun",
         "cmkit.report",
         "cmkit.serve",
         "cmkit.watch",

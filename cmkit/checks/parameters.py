@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from cmkit.checks.results import PERFORMANCE, PREDICTION_VERIFICATION, STABILITY
@@ -33,7 +33,7 @@ class ParameterError(ValueError):
         super().__init__("; ".join(f"{name} {reason}" for name, reason in errors.items()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class VerificationParameters:
     """predictionVerificationCheck: predictions vs a column of expected ones, row by row."""
 
@@ -43,7 +43,7 @@ class VerificationParameters:
     matchingRate: float = 1.0  # the check passes when at least this fraction of rows match
 
 
-@dataclass
+@dataclass(frozen=True)
 class PerformanceParameters:
     """performanceCheck: latency under `numParallelUsers` concurrent clients."""
 
@@ -52,7 +52,7 @@ class PerformanceParameters:
     numParallelUsers: int = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class StabilityParameters:
     """stabilityCheck: `numPredictions` requests of random sizes; enough of them must succeed."""
 
@@ -63,7 +63,7 @@ class StabilityParameters:
     maxPayloadSize: int = 1000
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckParameters:
     verification: VerificationParameters = field(default_factory=VerificationParameters)
     performance: PerformanceParameters = field(default_factory=PerformanceParameters)
@@ -120,8 +120,9 @@ def _check_value(name: str, value: Any) -> str | None:
 
 def parse_parameters(raw: Mapping[str, Any] | None, base: CheckParameters | None = None) -> CheckParameters:
     """`parameters` of a test request (camelCase, the API's names) over `base` (default: defaults)."""
-    result = base or CheckParameters()
+    base = base or CheckParameters()
     errors: dict[str, str] = {}
+    given: dict[str, dict[str, Any]] = {}
     for check, values in (raw or {}).items():
         if check not in _CLASSES:
             errors[check] = f"is not a check with parameters (use {', '.join(_CLASSES)})"
@@ -130,13 +131,15 @@ def parse_parameters(raw: Mapping[str, Any] | None, base: CheckParameters | None
             errors[check] = "must be an object"
             continue
         known = {f.name for f in fields(_CLASSES[check])}
-        target = getattr(result, _ATTRIBUTES[check])
         for name, value in values.items():
             reason = f"is not a parameter of {check}" if name not in known else _check_value(name, value)
             if reason:
                 errors[f"{check}.{name}"] = reason
             else:
-                setattr(target, name, value)
+                given.setdefault(_ATTRIBUTES[check], {})[name] = value
+    result = replace(
+        base, **{attribute: replace(getattr(base, attribute), **values) for attribute, values in given.items()}
+    )
     stability = result.stability
     if stability.minPayloadSize > stability.maxPayloadSize:
         errors[f"{STABILITY}.minPayloadSize"] = f"must not exceed maxPayloadSize ({stability.maxPayloadSize})"

@@ -55,13 +55,16 @@ def implied_levels(parameters: Mapping[str, Any], verification_dataset: bool) ->
     return implied
 
 
-def parse_parameter_settings(
+def parameter_settings(
     values: Iterable[str],
     predictions_column: str | None = None,
     comparison_precision: float | None = None,
     matching_rate: float | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """`CHECK.NAME=VALUE` strings (the `--check-parameter` flag) and the verification flags -> `parameters`."""
+    """`CHECK.NAME=VALUE` strings (the `--check-parameter` flag) and the verification flags -> `parameters`.
+
+    The request's `parameters`, not yet checked: test-local parses them when it resolves the run.
+    """
     parameters: dict[str, dict[str, Any]] = {}
     for value in values:
         key, sep, text = value.partition("=")
@@ -80,6 +83,17 @@ def parse_parameter_settings(
     for name, setting in verification.items():
         if setting is not None:
             parameters.setdefault(PREDICTION_VERIFICATION, {})[name] = setting
+    return parameters
+
+
+def parse_parameter_settings(
+    values: Iterable[str],
+    predictions_column: str | None = None,
+    comparison_precision: float | None = None,
+    matching_rate: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """`parameter_settings`, checked now (push sends them as they are, and refuses bad ones before uploading)."""
+    parameters = parameter_settings(values, predictions_column, comparison_precision, matching_rate)
     try:
         parse_parameters(parameters)
     except ParameterError as exc:

@@ -294,7 +294,7 @@ def _admin_info() -> Response:
         {
             "endpoint": api_url(""),
             "dataDir": str(emu.settings.data_dir),
-            "runtime": emu.runtime.name,
+            "runtime": emu.engine.runtime,
             "environmentId": environments.seeded_environment_id(emu),
             "jobs": emu.jobs.active(),
         }

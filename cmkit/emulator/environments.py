@@ -204,9 +204,9 @@ def submit_build(emu: Emulator, version_id: str) -> None:
 def _build(emu: Emulator, version_id: str, cancel: threading.Event) -> None:
     log = emu.logs.writer(VERSION_KIND, version_id)
     emu.store.update(VERSION_KIND, version_id, EnvironmentVersion(buildStatus="processing", buildId=new_id()))
-    log(f"building environment version {version_id} with the {emu.runtime.name} runtime")
+    log(f"building environment version {version_id} with the {emu.engine.runtime} runtime")
     try:
-        built = emu.runtime.build_environment(context_dir(emu, version_id), log)
+        built = emu.engine.build_environment(context_dir(emu, version_id), log)
     except JobFailed as exc:
         log(f"error: {exc}")
         emu.store.update(VERSION_KIND, version_id, EnvironmentVersion(buildStatus="failed"), Internal(error=str(exc)))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import shutil
 import threading
-from typing import Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Response
 
@@ -26,11 +27,14 @@ from cmkit.emulator.common import now
 from cmkit.emulator.documents import CustomModel, CustomModelVersion, FeatureImpact, FeatureImpactResult, Internal
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.http import Query, Routes, accepted, checked_body, json_response
-from cmkit.emulator.jobs import JobCancelled, ModelTestSpec
+from cmkit.emulator.jobs import JobCancelled
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import Kind, Resource
 from cmkit.target import TargetType
+
+if TYPE_CHECKING:
+    from cmkit.resolvedrun import TestLocalConfig
 
 KIND: Kind[FeatureImpact] = Kind("featureImpact")
 SCORED = tuple(kind.api_name for kind in TargetType if kind.impact_metric)
@@ -116,10 +120,10 @@ def _run(emu: Emulator, model_id: str, version_id: str, status_id: str, cancel: 
     set_status(emu, status_id, "RUNNING")
     workdir = emu.dir("featureImpact", status_id)
     try:
-        spec = _spec(emu, model_id, version_id, record.internal["datasetId"], workdir)
-        log(f"feature impact of {model_id}/{version_id} with the {emu.runtime.name} runtime")
+        request = _request(emu, model_id, version_id, record.internal["datasetId"], workdir)
+        log(f"feature impact of {model_id}/{version_id} with the {emu.engine.runtime} runtime")
         # The document `cmkit.featureimpact` computes: FeatureImpactResponse.
-        result = cast(FeatureImpactResult, emu.runtime.feature_impact(spec, record.internal["rowCount"], log, cancel))
+        result = emu.engine.feature_impact(request, record.internal["rowCount"], log, cancel)
     except Exception as exc:  # every failure is the job's, recorded with its reason
         cancelled = cancel.is_set() or isinstance(exc, JobCancelled)
         message = CANCELLED if cancelled else f"Feature impact failed: {exc}"
@@ -145,11 +149,11 @@ def _record(emu: Emulator, version_id: str, status_id: str, doc: FeatureImpact) 
         return True
 
 
-def _spec(emu: Emulator, model_id: str, version_id: str, dataset_id: str, workdir: Any) -> ModelTestSpec:
+def _request(emu: Emulator, model_id: str, version_id: str, dataset_id: str, workdir: Path) -> TestLocalConfig:
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
     dataset = testing.copy_dataset(emu, dataset_id, workdir / datasets.get(emu, dataset_id)["name"])
-    return testing.model_spec(
+    return testing.model_request(
         emu,
         model,
         version,

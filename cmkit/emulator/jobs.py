@@ -1,9 +1,10 @@
 """Background work: environment builds, dependency builds, model tests, dataset ingestion.
 
 `JobRunner` runs job functions on a thread pool, each with a cancel event (set by a DELETE or
-by shutdown). A `Runtime` does the heavy lifting: `DockerRuntime` really builds images with
-test-local's `ImageBuilder` and tests in containers; `ProcessRuntime` validates what it can and
-runs model servers as local processes. Model tests use cmkit's test-local engine in both.
+by shutdown). A `JobEngine` does the heavy lifting in the runtime the emulator chose
+(`cmkit.engine.choice`): `DockerJobs` really builds images with test-local's `ImageBuilder` and
+tests in containers; `ProcessJobs` validates what it can and runs model servers as local
+processes. Model tests run test-local's request (`TestLocalConfig`) in both.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from cmkit.engine.choice import DOCKER, PROCESS, RuntimeName
 from cmkit.events import Events
 from cmkit.requirements import parse_requirements_text
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from cmkit.emulator.documents import FeatureImpactResult, TestingOutcome
+    from cmkit.engine.builder import ImageBuilder
+    from cmkit.resolvedrun import TestLocalConfig
 
 LOG = logging.getLogger("cmkit.emulator")
 LogSink = Callable[[str], None]
@@ -108,7 +117,7 @@ class JobRunner:
         return [job.key for job in jobs if not job.done.is_set()]
 
 
-# -- runtimes ------------------------------------------------------------------------------------
+# -- job engines ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -117,30 +126,10 @@ class BuiltEnvironment:
     size: int | None = None
 
 
-@dataclass(frozen=True)
-class ModelTestSpec:
-    """What a model test needs, resolved from the stored model, version, environment, dataset."""
+class JobEngine(ABC):
+    """The emulator's heavy work in its runtime: environment and dependency builds, model runs."""
 
-    bundle: Path
-    dataset: Path | None
-    target_type: str  # as the API spells it: Regression, Binary, Multiclass, Anomaly...
-    target_name: str | None
-    positive_class_label: str | None
-    negative_class_label: str | None
-    class_labels: list[str] | None
-    environment: Path  # the environment version's docker context
-    checks: Mapping[str, str]
-    maximum_memory: int | None
-    network_egress: str
-    parameters: Mapping[str, Any] = field(default_factory=dict)  # the test's `parameters`
-    verification_dataset: Path | None = None  # predictionVerificationCheck's dataset, as a CSV
-    # Variables the model server gets on top of the contract's: the emulator's marker, which
-    # lets the next start find a server that outlived a killed emulator (leftovers.py).
-    server_environment: Mapping[str, str] = field(default_factory=dict)
-
-
-class Runtime(ABC):
-    name: str
+    runtime: RuntimeName
 
     @abstractmethod
     def build_environment(self, context_dir: Path, log: LogSink) -> BuiltEnvironment:
@@ -150,24 +139,29 @@ class Runtime(ABC):
     def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
         """Install requirements.txt on the environment (or check it); JobFailed with the reason."""
 
-    def run_test(self, spec: ModelTestSpec, log: LogSink, cancel: threading.Event) -> dict[str, Any]:
-        """A model test with cmkit's test-local engine: the report's dict (overallStatus...)."""
-        return run_test_local_report(spec, self.name, self.labels(), log, cancel)
+    def run_test(self, request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> TestingOutcome:
+        """A model test with cmkit's test-local engine: the report's document (overallStatus...)."""
+        return run_test_local_report(self.in_runtime(request), log, cancel)
 
     def feature_impact(
-        self, spec: ModelTestSpec, row_count: int | None, log: LogSink, cancel: threading.Event
-    ) -> dict[str, Any]:
+        self, request: TestLocalConfig, row_count: int | None, log: LogSink, cancel: threading.Event
+    ) -> FeatureImpactResult:
         """Permutation feature impact of a version, served as its model tests are."""
-        return run_feature_impact(spec, row_count, self.name, self.labels(), log, cancel)
+        return run_feature_impact(replace(self.in_runtime(request), feature_impact_rows=row_count), log, cancel)
+
+    def in_runtime(self, request: TestLocalConfig) -> TestLocalConfig:
+        """`request` run in this engine's runtime: the environment's context is built by Docker only."""
+        environment = request.environment if self.runtime == DOCKER else None
+        return replace(request, runtime=self.runtime, environment=environment, labels=self.labels())
 
     def labels(self) -> dict[str, str]:
         return {}
 
 
-class ProcessRuntime(Runtime):
+class ProcessJobs(JobEngine):
     """No Docker: environments are recorded, requirements checked, models run as local processes."""
 
-    name = "process"
+    runtime = PROCESS
 
     def build_environment(self, context_dir: Path, log: LogSink) -> BuiltEnvironment:
         log(f"process runtime: {context_dir.name} has a Dockerfile; recorded without building it")
@@ -185,12 +179,12 @@ class ProcessRuntime(Runtime):
         log("process runtime: requirements checked; they are not installed (models use the emulator's Python)")
 
 
-class DockerRuntime(Runtime):
+class DockerJobs(JobEngine):
     """Builds for real through test-local's `ImageBuilder`; objects carry the emulator's labels."""
 
-    name = "docker"
+    runtime = DOCKER
 
-    def __init__(self, client: Any, labels: Mapping[str, str], ca_bundle: Path | None = None) -> None:
+    def __init__(self, client: DockerClient, labels: Mapping[str, str], ca_bundle: Path | None = None) -> None:
         from cmkit.engine.images import BuildSettings
 
         self.client = client
@@ -200,7 +194,7 @@ class DockerRuntime(Runtime):
     def labels(self) -> dict[str, str]:
         return dict(self._labels)
 
-    def _builder(self, log: LogSink) -> Any:
+    def _builder(self, log: LogSink) -> ImageBuilder:
         from cmkit.engine.builder import ImageBuilder
 
         return ImageBuilder(self.client, self.settings, on_log=log, labels=self._labels)
@@ -254,60 +248,24 @@ class LogEvents(Events):
         self._log(f"{name}: {result.status} {result.message}".rstrip())
 
 
-def run_test_local_report(
-    spec: ModelTestSpec, runtime: str, labels: Mapping[str, str], log: LogSink, cancel: threading.Event
-) -> dict[str, Any]:
-    """Run cmkit's test-local engine on a stored version; its report as a dict."""
+def run_test_local_report(request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> TestingOutcome:
+    """Run cmkit's test-local engine on a stored version; its report's document, whose outcome a test records."""
     from cmkit.testlocal import run_test_local
 
-    return run_test_local(_test_local_config(spec, runtime, labels), LogEvents(log), cancel).to_dict()
+    return cast("TestingOutcome", run_test_local(request, LogEvents(log), cancel).to_dict())
 
 
-def run_feature_impact(
-    spec: ModelTestSpec,
-    row_count: int | None,
-    runtime: str,
-    labels: Mapping[str, str],
-    log: LogSink,
-    cancel: threading.Event,
-) -> dict[str, Any]:
-    """Permutation feature impact of a stored version on `spec.dataset`: the API's document.
+def run_feature_impact(request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> FeatureImpactResult:
+    """Permutation feature impact of a stored version on `request.dataset`: the API's document.
 
     JobFailed when the server does not start or the model fails on the data.
     """
-    from dataclasses import replace
-
     from cmkit.errors import CmkitError
     from cmkit.testlocal import run_feature_impact as run
 
-    config = replace(_test_local_config(spec, runtime, labels), feature_impact_rows=row_count)
     try:
-        result = run(config, LogEvents(log), cancel)
+        result = run(request, LogEvents(log), cancel)
     except CmkitError as exc:
         raise JobFailed(exc.message) from exc
     log(f"feature impact: baseline {result.metric} {result.baseline:.6g}, {result.rows} rows, {result.seconds:.2f} s")
-    return result.to_api()
-
-
-def _test_local_config(spec: ModelTestSpec, runtime: str, labels: Mapping[str, str]) -> Any:
-    from cmkit.target import TargetType
-    from cmkit.testlocal import TestLocalConfig
-
-    return TestLocalConfig(
-        bundle=spec.bundle,
-        dataset=spec.dataset,
-        target_type=TargetType.from_api(spec.target_type).drum_name,
-        target_name=spec.target_name,
-        positive_class_label=spec.positive_class_label,
-        negative_class_label=spec.negative_class_label,
-        class_labels=spec.class_labels,
-        environment=spec.environment if runtime == "docker" else None,
-        runtime=runtime,
-        checks=dict(spec.checks),
-        parameters={check: dict(values) for check, values in spec.parameters.items()},
-        verification_dataset=spec.verification_dataset,
-        maximum_memory=spec.maximum_memory,
-        network_egress=spec.network_egress,
-        labels=dict(labels),
-        server_environment=dict(spec.server_environment),
-    )
+    return cast("FeatureImpactResult", result.to_api())  # the document `cmkit.featureimpact` computes

@@ -135,8 +135,8 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _remove_containers(emu: Emulator) -> list[str]:
-    client: Any = getattr(emu.runtime, "client", None)
-    labels = emu.runtime.labels()
+    client: Any = getattr(emu.engine, "client", None)
+    labels = emu.engine.labels()
     if client is None or "cmkit.emulator" not in labels:
         return []
     removed = []

@@ -580,9 +580,9 @@ def _build(emu: Emulator, model_id: str, version_id: str, token: str, cancel: th
         return
     text = requirements_text(emu, version.doc["items"], version.internal["blobs"]) or ""
     context = environments.context_dir(emu, version.doc["baseEnvironmentVersionId"])
-    log(f"installing requirements.txt of {model_id}/{version_id} with the {emu.runtime.name} runtime")
+    log(f"installing requirements.txt of {model_id}/{version_id} with the {emu.engine.runtime} runtime")
     try:
-        emu.runtime.build_dependencies(context, text, log)
+        emu.engine.build_dependencies(context, text, log)
     except JobFailed as exc:
         log(f"error: {exc}")
         _advance(emu, version_id, token, DependencyBuild(buildStatus="failed", buildEnd=now()))

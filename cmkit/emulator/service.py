@@ -1,6 +1,6 @@
 """The emulator as a library: state, background jobs, logs and async statuses, without HTTP.
 
-`Emulator` owns the store, the job runner and the runtime. Resource modules (`models`,
+`Emulator` owns the store, the job runner and the job engine. Resource modules (`models`,
 `environments`, `testing`, `datasets`) take it as their first argument and return the API's
 JSON documents; `app.py` only maps HTTP onto them. Async statuses live in `status`, the start
 (recovery and seeding, which calls every resource module) in `startup`: this module imports none
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cmkit.emulator.jobs import JobRunner, Runtime, data_dir_digest
+from cmkit.emulator.jobs import JobEngine, JobRunner, data_dir_digest
 from cmkit.emulator.reference import Reference, load_reference
 from cmkit.emulator.store import Store
 from cmkit.emulator.validation import Limits, safe_id
@@ -77,9 +77,9 @@ class LogStore:
 
 
 class Emulator:
-    def __init__(self, settings: EmulatorSettings, runtime: Runtime, reference: Reference | None = None) -> None:
+    def __init__(self, settings: EmulatorSettings, engine: JobEngine, reference: Reference | None = None) -> None:
         self.settings = settings
-        self.runtime = runtime
+        self.engine = engine  # builds and model runs, in the runtime the emulator chose
         self.reference = reference or load_reference()
         self.store = Store(settings.data_dir)
         self.logs = LogStore(self.store.path("logs"))

@@ -16,7 +16,7 @@ import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from flask import Response
 
@@ -37,10 +37,11 @@ from cmkit.emulator.documents import (
 )
 from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.http import Query, Routes, api_url, checked_body, get_or_404, json_response, no_content, page
-from cmkit.emulator.jobs import JobCancelled, JobFailed, ModelTestSpec
+from cmkit.emulator.jobs import JobCancelled, JobFailed
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import Kind, Resource
+from cmkit.resolvedrun import TestLocalConfig
 from cmkit.target import TargetType
 
 KIND: Kind[ModelTest] = Kind("customModelTest")
@@ -189,11 +190,11 @@ def _run(emu: Emulator, test_id: str, cancel: threading.Event) -> None:
         return
     set_status(emu, test.internal["statusId"], "RUNNING")
     try:
-        spec = _spec(emu, test)
-        log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.runtime.name} runtime")
-        leftovers.record(emu, test_id, emu.runtime.name)
+        request = _request(emu, test)
+        log(f"testing version {test.doc['customModelVersion']['label']} with the {emu.engine.runtime} runtime")
+        leftovers.record(emu, test_id, emu.engine.runtime)
         # test-local's report document (`TestLocalReport.to_dict`), whose outcome a test records.
-        report = cast(TestingOutcome, emu.runtime.run_test(spec, log, cancel))
+        report = emu.engine.run_test(request, log, cancel)
     except JobCancelled:
         report = _ended_report("aborted", INTERRUPTED)
     except JobFailed as exc:
@@ -218,18 +219,22 @@ def copy_dataset(emu: Emulator, dataset_id: str, target: Path) -> Path:
     return target
 
 
-def model_spec(
+def model_request(
     emu: Emulator,
     model: Resource[CustomModel],
     version: Resource[CustomModelVersion],
     workdir: Path,
     environment_version_id: str,
     **run: Any,
-) -> ModelTestSpec:
-    """What a run of a model version needs from the model: its files and target settings (tests, feature impact)."""
-    return ModelTestSpec(
+) -> TestLocalConfig:
+    """test-local's request for a run of a stored model version: its files and target settings.
+
+    Tests and feature impact add what they run (`run`); the job engine adds its runtime. The API
+    spells target types its own way (Regression, TextGeneration): the request takes DRUM's name.
+    """
+    return TestLocalConfig(
         bundle=models.materialize(emu, version, workdir / "bundle"),
-        target_type=model.doc["targetType"],
+        target_type=TargetType.from_api(model.doc["targetType"]).drum_name,
         target_name=model.doc.get("targetName"),
         positive_class_label=model.doc.get("positiveClassLabel"),
         negative_class_label=model.doc.get("negativeClassLabel"),
@@ -239,7 +244,7 @@ def model_spec(
     )
 
 
-def _spec(emu: Emulator, test: Resource[ModelTest]) -> ModelTestSpec:
+def _request(emu: Emulator, test: Resource[ModelTest]) -> TestLocalConfig:
     doc, test_id = test.doc, test.id
     model = models.find_model(emu, doc["customModel"]["id"])
     version = models.find_version(emu, model.id, doc["customModelVersion"]["id"])
@@ -252,18 +257,20 @@ def _spec(emu: Emulator, test: Resource[ModelTest]) -> ModelTestSpec:
     verification = None
     if isinstance(verification_id, str) and test.internal["configuration"].get(PREDICTION_VERIFICATION) != "skip":
         verification = copy_dataset(emu, verification_id, workdir / f"expected-{verification_id}.csv")
-    return model_spec(
+    return model_request(
         emu,
         model,
         version,
         workdir,
         doc["executionEnvironmentVersion"]["id"],
         dataset=dataset,
-        checks=test.internal["configuration"],
+        checks=dict(test.internal["configuration"]),
         parameters=parameters,
         verification_dataset=verification,
         maximum_memory=doc.get("maximumMemory"),
         network_egress=doc.get("networkEgressPolicy") or "PUBLIC",
+        # The emulator's marker, which lets the next start find a server that outlived a killed
+        # emulator (leftovers.py), on top of the contract's variables.
         server_environment={leftovers.MARKER_ENV: leftovers.marker(emu, test_id)},
     )
 

@@ -204,8 +204,8 @@ def test_metadata_gives_defaults_and_flags_override(tmp_path: Path) -> None:
         "  negativeClassLabel: 0\nvalidation:\n  input: data/x.csv\n",
     )
     config = resolve_config(TestLocalConfig(bundle=bundle))
-    assert (config.target_type, config.target_name, config.dataset) == ("binary", "y", bundle / "data/x.csv")
-    assert (config.positive_class_label, config.negative_class_label) == ("1", "0")
+    assert (config.target.type, config.target.name, config.dataset) == ("binary", "y", bundle / "data/x.csv")
+    assert config.target.labels == ("1", "0")  # positive, negative
     assert config.checks == {
         "errorCheck": "fail",
         "longRunningService": "fail",
@@ -215,7 +215,7 @@ def test_metadata_gives_defaults_and_flags_override(tmp_path: Path) -> None:
         "performanceCheck": "skip",
         "stabilityCheck": "skip",
     }
-    assert config.url_prefix and config.url_prefix.count("/") >= 2
+    assert config.server.url_prefix and config.server.url_prefix.count("/") >= 2
     flagged = resolve_config(
         TestLocalConfig(
             bundle=bundle,
@@ -226,7 +226,7 @@ def test_metadata_gives_defaults_and_flags_override(tmp_path: Path) -> None:
             url_prefix="x/y/",
         )
     )
-    assert (flagged.target_name, flagged.positive_class_label, flagged.url_prefix) == ("z", "a", "/x/y")
+    assert (flagged.target.name, flagged.target.labels[0], flagged.server.url_prefix) == ("z", "a", "/x/y")
     assert flagged.checks["sideEffects"] == "fail"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from cmkit.checks.context import CheckOptions
 from cmkit.checks.dataset import ExpectedPredictions, load_dataset, load_expected
-from cmkit.checks.parameters import CheckParameters, StabilityParameters
+from cmkit.checks.parameters import CheckParameters, StabilityParameters, parse_parameters
 from cmkit.checks.predictions import Target
 from cmkit.checks.results import (
     CHECK_NAMES,
@@ -96,7 +96,7 @@ def test_verification_fails_on_mismatching_rows_unless_the_rate_allows_them(good
     options = every_check(performanceCheck="skip", stabilityCheck="skip")
     options.expected = expected_column(good, tmp_path / "expected.csv", wrong_rows=3)
     assert checks(good, options)[PREDICTION_VERIFICATION] == "failed"
-    options.parameters.verification.matchingRate = 0.9  # 57 of 60 rows match
+    options.parameters = parse_parameters({PREDICTION_VERIFICATION: {"matchingRate": 0.9}})  # 57 of 60 rows match
     assert checks(good, options)[PREDICTION_VERIFICATION] == "succeeded"
 
 

@@ -1,7 +1,7 @@
 """The emulator's job runner and runtime helpers (cmkit/emulator/jobs.py) as a library.
 
 What a model test or a build does inside a job is in tests/emulator/test_testing.py and
-tests/emulator/test_api.py; DockerRuntime's builds run in the Docker tier.
+tests/emulator/test_api.py; DockerJobs' builds run in the Docker tier.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from cmkit.checks.results import CheckResult
-from cmkit.emulator.jobs import DockerRuntime, JobRunner, LogEvents, data_dir_digest, labels_for
+from cmkit.emulator.jobs import DockerJobs, JobRunner, LogEvents, data_dir_digest, labels_for
 
 
 def test_a_crashing_job_is_logged_and_the_runner_keeps_going(caplog: pytest.LogCaptureFixture) -> None:
@@ -69,14 +69,14 @@ def test_labels_name_the_data_dir_and_log_events_write_lines(tmp_path: Path) -> 
     assert lines == ["== starting", "model loaded", "errorCheck: succeeded"]
 
 
-def test_the_docker_runtime_carries_its_labels_without_talking_to_the_engine(tmp_path: Path) -> None:
-    # Building needs an engine (Docker tier); constructing the runtime must not.
+def test_the_docker_job_engine_carries_its_labels_without_talking_to_the_engine(tmp_path: Path) -> None:
+    # Building needs an engine (Docker tier); constructing the job engine must not.
     # A pinned API version: the SDK then asks the (absent) engine nothing until it is used.
     client = docker.DockerClient(base_url=f"unix://{tmp_path / 'no-engine.sock'}", version="1.41")
     try:
-        runtime = DockerRuntime(client, labels_for(tmp_path, {}))
-        assert runtime.name == "docker" and runtime.labels()["cmkit.emulator"] == data_dir_digest(tmp_path)
-        runtime.labels()["cmkit"] = "changed"
-        assert runtime.labels()["cmkit"] == "1"  # a copy each time
+        engine = DockerJobs(client, labels_for(tmp_path, {}))
+        assert engine.runtime == "docker" and engine.labels()["cmkit.emulator"] == data_dir_digest(tmp_path)
+        engine.labels()["cmkit"] = "changed"
+        assert engine.labels()["cmkit"] == "1"  # a copy each time
     finally:
         client.close()

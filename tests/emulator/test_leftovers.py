@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from cmkit.emulator import leftovers
-from cmkit.emulator.jobs import DockerRuntime, ProcessRuntime, labels_for
+from cmkit.emulator.jobs import DockerJobs, ProcessJobs, labels_for
 from cmkit.emulator.service import Emulator, EmulatorSettings
 from tests.support.emulator_support import TOKEN, wait_for
 
@@ -28,7 +28,7 @@ STUBBORN = 'trap "" TERM; echo ready; exec sleep 60'
 
 @pytest.fixture
 def core(tmp_path: Path) -> Iterator[Emulator]:
-    emu = Emulator(EmulatorSettings(tmp_path / "data", (TOKEN,)), ProcessRuntime())
+    emu = Emulator(EmulatorSettings(tmp_path / "data", (TOKEN,)), ProcessJobs())
     yield emu
     emu.stop()
 
@@ -78,7 +78,7 @@ def test_containers_cannot_be_listed_without_an_engine_and_the_start_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = docker.DockerClient(base_url=f"unix://{tmp_path / 'no-engine.sock'}", version="1.41")
-    emu = Emulator(EmulatorSettings(tmp_path / "data", (TOKEN,)), DockerRuntime(client, labels_for(tmp_path, {})))
+    emu = Emulator(EmulatorSettings(tmp_path / "data", (TOKEN,)), DockerJobs(client, labels_for(tmp_path, {})))
     try:
         assert leftovers.clean(emu).containers == []
     finally:

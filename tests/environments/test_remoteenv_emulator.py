@@ -108,17 +108,16 @@ def test_the_metadata_environment_id_without_credentials_warns_and_keeps_the_def
     bundle = hooks_only(tmp_path / "m")
     meta = bundle / "model-metadata.yaml"
     meta.write_text(meta.read_text() + "environmentID: 5e8c889607389fe0f466c72d\n")
-    config = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker"))
-    assert (config.environment_id, config.environment_id_source) == ("5e8c889607389fe0f466c72d", "model-metadata.yaml")
-    remote = fetch_remote_environment(config, Events())
-    resolved = remote.config
-    assert resolved.environment is None and resolved.environment_id is None and remote.environment is None
-    assert "environmentID 5e8c889607389fe0f466c72d" in remote.warnings[0]
-    assert "using the default environment" in remote.warnings[0]
+    # Resolving reads the metadata's environmentID and, without credentials, drops it with a warning.
+    config = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker")).server
+    assert config.remote is None and config.environment is None
+    assert "environmentID 5e8c889607389fe0f466c72d" in config.warnings[0]
+    assert "using the default environment" in config.warnings[0]
+    assert config.announced == config.warnings  # shown as the server starts, too
+    assert fetch_remote_environment(config, Events()) is None
     # The flag without credentials is the user's error, not a warning.
-    flagged = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", environment_id="abc"))
     with pytest.raises(Exception, match="no DataRobot endpoint and token configured"):
-        fetch_remote_environment(flagged, Events())
+        resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", environment_id="abc"))
 
 
 def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emulator, tmp_path: Path) -> None:
@@ -126,8 +125,9 @@ def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emula
     meta = bundle / "model-metadata.yaml"
     meta.write_text(meta.read_text() + f"environmentID: {emulator.info['environmentId']}\n")
     config = resolve_config(TestLocalConfig(bundle=bundle, runtime="docker", endpoint=emulator.endpoint, token=TOKEN))
-    remote = fetch_remote_environment(config, Events())
-    resolved = remote.config
-    assert resolved.environment is not None and (resolved.environment / "Dockerfile").is_file()
-    assert remote.environment is not None and remote.environment["source"] == "model-metadata.yaml"
-    assert remote.environment["environmentId"] == emulator.info["environmentId"]
+    assert config.server.remote is not None and config.server.remote.source == "model-metadata.yaml"
+    remote = fetch_remote_environment(config.server, Events())
+    assert remote is not None and (remote.fetched.context_dir / "Dockerfile").is_file()
+    environment = remote.to_details()  # what the report's details say
+    assert environment["source"] == "model-metadata.yaml"
+    assert environment["environmentId"] == emulator.info["environmentId"]

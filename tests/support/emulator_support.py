@@ -170,7 +170,7 @@ class FlaskEmulator:
         from cmkit.emulator import startup
         from cmkit.emulator.app import create_app
         from cmkit.emulator.faults import FaultInjector, Journal
-        from cmkit.emulator.jobs import ProcessRuntime
+        from cmkit.emulator.jobs import ProcessJobs
         from cmkit.emulator.service import Emulator as Core
         from cmkit.emulator.service import EmulatorSettings
         from cmkit.paths import default_environment_dir
@@ -178,7 +178,7 @@ class FlaskEmulator:
         self.data_dir = data_dir
         self.core = Core(
             EmulatorSettings(data_dir, (TOKEN,), seed_environment=default_environment_dir(), **settings),
-            ProcessRuntime(),
+            ProcessJobs(),
         )
         startup.start(self.core)
         self.injector = FaultInjector()

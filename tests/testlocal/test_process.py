@@ -120,7 +120,7 @@ def test_stop_is_the_whole_clean_up_and_keeps_the_log_text(tmp_path: Path) -> No
 
     bundle = write_flask_bundle(tmp_path)
     config = resolve_config(TestLocalConfig(bundle=bundle, runtime="process", maximum_memory=2**30))
-    started = start_bundle(config, Events(), "stop-test")
+    started = start_bundle(config.server, Events(), "stop-test")
     server = started.server
     assert isinstance(server, ProcessServer) and server.host_port == server.port
     assert started.start.runtime == "process" and any("--maximum-memory" in w for w in started.start.warnings)

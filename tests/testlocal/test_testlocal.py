@@ -14,6 +14,7 @@ import pytest
 from cmkit.errors import DockerUnavailable, InputError
 from cmkit.events import RecordingEvents
 from cmkit.featureimpact import FeatureImpactFailed
+from cmkit.resolvedrun import resolve_server
 from cmkit.testlocal import TestLocalConfig, resolve_config, run_feature_impact, run_test_local
 from tests.support.bundles import write_quick_bundle
 
@@ -136,4 +137,4 @@ def test_a_bundle_without_a_target_type_needs_one_unless_it_is_only_served(bundl
     with pytest.raises(InputError, match="no target type") as found:
         resolve_config(TestLocalConfig(bundle))
     assert "--target-type" in (found.value.hint or "")
-    assert resolve_config(TestLocalConfig(bundle), require_target=False).target_type is None
+    assert resolve_server(TestLocalConfig(bundle, runtime="process")).contract == {}  # no TARGET_TYPE for it

@@ -1,0 +1,313 @@
+"""A run's request and the run it resolves to: what test-local, serve, --watch and the emulator start.
+
+`TestLocalConfig` is what a user (the flags) or the emulator (a stored model and test) asks
+for: every field may be unset. `resolve_config` reads it against the bundle's
+model-metadata.yaml once, validates the combination, parses the check parameters, decides the
+runtime and draws the URL prefix, and returns a frozen `ResolvedRun` whose fields are all
+decided: what runs after it reads them and parses nothing again. `serve` needs no target:
+`resolve_server` returns the `ServerSettings` part alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
+from cmkit.checks.protocols import PROTOCOL_NAMES
+from cmkit.checks.results import DEFAULT_CONFIGURATION
+from cmkit.checks.settings import implied_levels, validate_levels
+from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_variables
+from cmkit.engine.choice import PROCESS, RuntimeChoice, choose_runtime, is_runtime
+from cmkit.errors import InputError
+from cmkit.metadata import ModelMetadata, load_metadata
+from cmkit.target import TargetSpec, require_target_type
+from cmkit_runtime.target import Target
+
+if TYPE_CHECKING:
+    from cmkit.api.config import ApiConfig
+
+FLAG = "flag"
+METADATA = "model-metadata.yaml"
+FALLBACK_WARNING = "no Docker engine answers: running start_server.sh as a local process instead"
+
+
+@dataclass
+class TestLocalConfig:
+    """What a run asks for. Unset fields fall back to model-metadata.yaml, then to defaults."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    bundle: Path
+    dataset: Path | None = None
+    target_type: str | None = None  # DRUM's name, in any case (the API's spellings pass through TargetType)
+    target_name: str | None = None
+    positive_class_label: str | None = None
+    negative_class_label: str | None = None
+    class_labels: list[str] | None = None
+    environment: Path | None = None
+    image: str | None = None
+    runtime: str | None = None  # None: Docker when an engine answers, else the process runtime
+    checks: dict[str, str] = field(default_factory=dict)
+    # The API's `parameters` object: {check: {name: value}} (see cmkit/checks/parameters.py),
+    # as the user or the API gave it; parsed once, by resolve_config.
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    verification_dataset: Path | None = None  # predictionVerificationCheck's expected predictions
+    maximum_memory: int | None = None
+    network_egress: str = "PUBLIC"
+    url_prefix: str | None = None
+    startup_timeout: float = 120.0
+    side_effects_rows: int = 1000
+    null_rows: str | int = "auto"  # rows per null-column request (cmkit/checks/sampling.py)
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    keep: bool = False
+    rebuild: bool = False
+    ca_bundle: Path | None = None
+    server_environment: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    protocol: str | None = None  # predict_no_state or drum; None: detected (cmkit/checks/protocols.py)
+    # An execution environment on DataRobot (cmkit/remoteenv.py), with push's configuration.
+    environment_id: str | None = None
+    environment_version_id: str | None = None
+    endpoint: str | None = None
+    token: str | None = field(default=None, repr=False)
+    feature_impact: bool = False  # also compute permutation feature impact on the same server
+    feature_impact_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class RemoteSource:
+    """An execution environment version on DataRobot whose docker context the run builds."""
+
+    environment_id: str
+    version_id: str | None  # None: the latest built version
+    source: str  # FLAG or METADATA: who named it
+    api: ApiConfig = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How to start a bundle's server: everything `start_bundle` reads, decided."""
+
+    bundle: Path
+    runtime: RuntimeChoice
+    url_prefix: str
+    contract: Mapping[str, str]  # DataRobot's target variables (empty: no target type known, `serve`)
+    server_environment: Mapping[str, str]  # the user's --env
+    # At most one of the three; none: cmkit's default environment (Docker).
+    environment: Path | None
+    image: str | None
+    remote: RemoteSource | None
+    maximum_memory: int | None  # None: no limit
+    network_egress: str
+    labels: Mapping[str, str]
+    ca_bundle: Path | None
+    rebuild: bool
+    startup_timeout: float
+    protocol: str | None  # None: detected
+    # What the run's report warns about, in order; `announced` are also shown as the server starts.
+    warnings: tuple[str, ...] = ()
+    announced: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A test-local run, decided: the server's settings, the target, the checks and their data."""
+
+    server: ServerSettings
+    target: Target
+    checks: Mapping[str, str]  # every check's level, validated
+    parameters: CheckParameters
+    dataset: Path | None  # None: no dataset (the checks that need one are skipped)
+    verification_dataset: Path | None  # predictionVerificationCheck's expected predictions, when given
+    side_effects_rows: int
+    null_rows: str | int
+    rtol: float
+    atol: float
+    keep: bool
+    feature_impact: bool
+    feature_impact_rows: int | None  # None: FeatureImpactOptions' default
+
+
+def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None) -> ResolvedRun:
+    """The run `config` asks for: model-metadata.yaml read, everything validated and decided.
+
+    `runtime`: a choice made before (a watch keeps its first), else made here.
+    """
+    parameters = _parse_parameters(config.parameters)  # first, as when the flags were read
+    meta, bundle = _metadata(config)
+    spec = _target_spec(bundle, config, meta, required=True)
+    assert spec is not None
+    checks = {
+        **DEFAULT_CONFIGURATION,
+        **implied_levels(config.parameters, config.verification_dataset is not None),
+        **config.checks,
+    }
+    validate_levels(checks)
+    target = spec.target(config.target_name or (meta.target_name if meta else None))
+    dataset = config.dataset
+    if dataset is None and meta and meta.validation_input:
+        dataset = bundle / meta.validation_input
+    return ResolvedRun(
+        server=_server_settings(config, meta, bundle, spec, runtime),
+        target=target,
+        checks=MappingProxyType(checks),
+        parameters=parameters,
+        dataset=dataset,
+        verification_dataset=config.verification_dataset,
+        side_effects_rows=config.side_effects_rows,
+        null_rows=config.null_rows,
+        rtol=config.rtol,
+        atol=config.atol,
+        keep=config.keep,
+        feature_impact=config.feature_impact,
+        feature_impact_rows=config.feature_impact_rows,
+    )
+
+
+def resolve_server(config: TestLocalConfig, runtime: RuntimeChoice | None = None) -> ServerSettings:
+    """What `serve` starts: `config` resolved as for a run, without needing a target type."""
+    _parse_parameters(config.parameters)
+    meta, bundle = _metadata(config)
+    spec = _target_spec(bundle, config, meta, required=False)
+    return _server_settings(config, meta, bundle, spec, runtime)
+
+
+def _parse_parameters(raw: Mapping[str, Mapping[str, Any]]) -> CheckParameters:
+    try:
+        return parse_parameters(raw)
+    except ParameterError as exc:
+        raise InputError(f"bad check parameters: {exc}") from exc
+
+
+def _metadata(config: TestLocalConfig) -> tuple[ModelMetadata | None, Path]:
+    bundle = Path(config.bundle)
+    if not bundle.is_dir():
+        raise InputError("not a bundle folder", file=bundle, hint="pass the folder holding start_server.sh")
+    return load_metadata(bundle), bundle
+
+
+def _target_spec(
+    bundle: Path, config: TestLocalConfig, meta: ModelMetadata | None, required: bool
+) -> TargetSpec | None:
+    """The target type and labels (flags over metadata), validated; None when neither names a type."""
+    target_type = (config.target_type or (meta.target_type if meta else None) or "").lower() or None
+    if target_type is None:
+        if required:
+            raise InputError(
+                "no target type", file=bundle, hint="pass --target-type or set targetType in model-metadata.yaml"
+            )
+        return None
+    kind = require_target_type(target_type)
+    # The metadata's labels belong to its own target type: a --target-type that differs drops them.
+    labels_from = meta if meta and meta.target_type == target_type else None
+    return TargetSpec(
+        kind,
+        config.positive_class_label or (labels_from.positive_class_label if labels_from else None),
+        config.negative_class_label or (labels_from.negative_class_label if labels_from else None),
+        config.class_labels or (labels_from.class_labels if labels_from else None),
+    )
+
+
+def _server_settings(
+    config: TestLocalConfig,
+    meta: ModelMetadata | None,
+    bundle: Path,
+    spec: TargetSpec | None,
+    runtime: RuntimeChoice | None,
+) -> ServerSettings:
+    environment_id, source = config.environment_id, FLAG
+    if environment_id is None and config.environment is None and config.image is None and config.runtime != PROCESS:
+        environment_id, source = (meta.environment_id if meta else None), METADATA  # DRUM's key, honoured like the flag
+    _validate_server(config, environment_id)
+    if spec is not None:
+        spec.validate(hint="pass the flags, or set the labels in model-metadata.yaml")
+        if config.feature_impact and not spec.type.has_target:
+            raise InputError(
+                f"feature impact scores predictions against a target: {spec.type} models have none",
+                hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
+            )
+    remote, warnings = _remote_source(config, environment_id, source)
+    if runtime is None:
+        runtime = choose_runtime(config.runtime, needs_docker=bool(config.image or config.environment or remote))
+    announced = (*warnings, *((FALLBACK_WARNING,) if runtime.fallback else ()))
+    if runtime.name == PROCESS and (config.maximum_memory or config.network_egress == "NONE"):
+        warnings = (
+            *announced,
+            "the process runtime cannot enforce --maximum-memory or --network-egress NONE; use Docker for those",
+        )
+    else:
+        warnings = announced
+    url_prefix = normalise_url_prefix(config.url_prefix) if config.url_prefix is not None else random_url_prefix()
+    return ServerSettings(
+        bundle=bundle,
+        runtime=runtime,
+        url_prefix=url_prefix,
+        contract=MappingProxyType(target_variables(spec.target()) if spec else {}),
+        server_environment=MappingProxyType(dict(config.server_environment)),
+        environment=config.environment,
+        image=config.image,
+        remote=remote,
+        maximum_memory=config.maximum_memory,
+        network_egress=config.network_egress,
+        labels=MappingProxyType(dict(config.labels)),
+        ca_bundle=config.ca_bundle,
+        rebuild=config.rebuild,
+        startup_timeout=config.startup_timeout,
+        protocol=config.protocol,
+        warnings=warnings,
+        announced=announced,
+    )
+
+
+def _validate_server(config: TestLocalConfig, environment_id: str | None) -> None:
+    if config.network_egress not in NETWORK_EGRESS:
+        raise InputError(f"bad network egress '{config.network_egress}'", hint="use NONE or PUBLIC")
+    given = [
+        flag
+        for flag, value in (
+            ("--environment", config.environment),
+            ("--image", config.image),
+            ("--environment-id", environment_id),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise InputError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'several'}")
+    if config.environment_version_id is not None and environment_id is None:
+        raise InputError("--environment-version-id needs --environment-id")
+    if environment_id is not None and config.runtime == PROCESS:
+        raise InputError("--environment-id builds a docker context: it needs the Docker runtime, not --runtime process")
+    if config.protocol is not None and config.protocol not in PROTOCOL_NAMES:
+        raise InputError(f"unknown protocol '{config.protocol}'", hint=f"use {' or '.join(PROTOCOL_NAMES)}")
+    if config.runtime is not None and not is_runtime(config.runtime):
+        raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
+
+
+def _remote_source(
+    config: TestLocalConfig, environment_id: str | None, source: str
+) -> tuple[RemoteSource | None, tuple[str, ...]]:
+    """`--environment-id` (or the metadata's `environmentID`) with push's credentials.
+
+    The flag without credentials is an error; the metadata's key without them is a warning, and
+    the default environment is used.
+    """
+    if environment_id is None:
+        return None, ()
+    from cmkit.api.config import load_api_config
+
+    try:
+        api = load_api_config(config.endpoint, config.token)
+    except InputError as exc:
+        if source == FLAG:
+            raise
+        warning = (
+            f"model-metadata.yaml names environmentID {environment_id}, but {exc.message}: "
+            "using the default environment"
+        )
+        return None, (warning,)
+    return RemoteSource(environment_id, config.environment_version_id, source, api), ()
