@@ -255,9 +255,9 @@ def push_result(result: PushResult) -> None:
     if result.dry_run:
         console.print("[bold]dry run[/]: nothing was sent", markup=True)
         if plan.model_create:
-            console.print(f"would create model: {escape(json.dumps(plan.model_create))}", markup=True)
+            console.print(f"would create model: {escape(json.dumps(plan.model_create.to_api()))}", markup=True)
         elif plan.model:
-            console.print(f"model: {plan.model['id']}")
+            console.print(f"model: {plan.model.id}")
         console.print(f"version: {plan.action} ({escape(plan.reason)})", markup=True)
         for file in plan.upload:
             console.print(f"  upload {escape(file.path)}  {_human_bytes(file.size)}", markup=True)

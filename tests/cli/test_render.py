@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from cmkit import render
+from cmkit.api.resources import ModelTest, ModelVersion
 from cmkit.checks.parameters import CheckParameters
 from cmkit.checks.results import ABORTED, FAILED, SUCCEEDED, WARNING, CheckResult, not_started
 from cmkit.environments import EnvironmentPushResult
@@ -163,12 +164,12 @@ def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Pat
         plan,
         model_id="m1",
         model_url="https://example.invalid/model/m1",
-        version={"id": "v2", "label": "v2.0"},
+        version=ModelVersion("v2", "v2.0"),
         uploaded_files=3,
         uploaded_bytes=3 * 1024 * 1024,
         build_status="failed",
         build_log_tail="ERROR: No matching distribution for nosuchpackage",
-        test=test,
+        test=ModelTest.from_api(test),
     )
     render.push_result(result)
     text = shown()
