@@ -345,7 +345,7 @@ def _watch_serve(config: Any, as_json: bool, startup_timeout: float) -> None:
     import threading
     from dataclasses import replace
 
-    from cmkit.watch import Watch
+    from cmkit.watch import Serving, Watch
 
     def stream_logs(server: Any) -> None:
         def pump() -> None:
@@ -354,10 +354,10 @@ def _watch_serve(config: Any, as_json: bool, startup_timeout: float) -> None:
 
         threading.Thread(target=pump, name="cmkit-logs", daemon=True).start()
 
-    def on_ready(document: dict[str, Any]) -> None:
+    def on_ready(served: Serving) -> None:
         if as_json:
-            render.emit_json_line(document)
-        render.watch_serving(document)
+            render.emit_json_line(served.to_dict())
+        render.watch_serving(served)
 
     watch = Watch(
         replace(config, startup_timeout=startup_timeout), render.ConsoleEvents(), on_server=stream_logs, serve_only=True
@@ -387,10 +387,9 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     with render.ConsoleEvents() as events:
         session = serve_bundle(config, events, startup_timeout)
     try:
-        info = session.to_dict()
         if as_json:
-            render.emit_json(info, one_line=True)
-        render.serving(info)
+            render.emit_json(session.to_dict(), one_line=True)
+        render.serving(session)
         for line in session.server.follow_logs():
             render.console.print(line, markup=False, highlight=False)
     except KeyboardInterrupt:
@@ -489,8 +488,7 @@ def env_push_command(
         result = with_client(
             endpoint, token, lambda api: push_environment(api, folder, name, environment_id, wait, timeout, events)
         )
-    document = result.to_dict()
-    _finish(as_json, document, lambda: render.environment_result(document), result.build_status == "failed")
+    _finish(as_json, result.to_dict(), lambda: render.environment_result(result), result.build_status == "failed")
 
 
 @command(main, "prune")
@@ -522,8 +520,7 @@ def prune_command(
         labels=labels,
     )
     result = prune_engine(options)
-    document = result.to_dict()
-    _finish(as_json, document, lambda: render.prune_result(document), result.failed)
+    _finish(as_json, result.to_dict(), lambda: render.prune_result(result), result.failed)
 
 
 @command(main, "init")

@@ -347,6 +347,44 @@ class WatchRun:
         return document
 
 
+@dataclass(frozen=True)
+class Serving:
+    """serve --watch, after the start and after each change: where it serves, or why it does not."""
+
+    url: str | None  # None when no server runs
+    url_prefix: str | None
+    message: str | None  # why the server does not answer; None when it does
+    action: str
+    change: Change | None = None
+    seconds_since_save: float | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    start: StartInfo | None = None
+    server: dict[str, object] = field(default_factory=dict)  # Server.describe(), when one runs
+
+    @property
+    def ready(self) -> bool:
+        return self.message is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line `serve --watch --json` prints."""
+        document: dict[str, Any] = {
+            **self.server,
+            "url": self.url,
+            "urlPrefix": self.url_prefix,
+            "ready": self.ready,
+            "message": self.message,
+            "watch": {
+                "action": self.action,
+                **(self.change.to_dict() if self.change else {}),
+                "secondsSinceSave": self.seconds_since_save,
+                "durations": self.durations,
+            },
+        }
+        if self.start is not None and self.start.image:
+            document["image"] = self.start.image
+        return document
+
+
 class _DatasetCache:
     """The dataset, read again only when its file changed."""
 
@@ -480,7 +518,7 @@ class Watch:
 
     # -- serve --------------------------------------------------------------------------------
 
-    def serve(self, on_ready: Callable[[dict[str, Any]], None], on_error: Callable[[CmkitError], None]) -> None:
+    def serve(self, on_ready: Callable[[Serving], None], on_error: Callable[[CmkitError], None]) -> None:
         """Start, then bring every change to the server, reporting when it answers again."""
         try:
             on_ready(self._serving(None, Applied(STARTED, self.live.start())))
@@ -499,25 +537,20 @@ class Watch:
             self.stop.set()
             self.live.close()
 
-    def _serving(self, change: Change | None, applied: Applied) -> dict[str, Any]:
+    def _serving(self, change: Change | None, applied: Applied) -> Serving:
         server = self.live.server
         message = applied.start_error
         if server is not None and message is None:
             ready = wait_ready(server, self.config.startup_timeout, self.stop)
             message = None if ready.status == "succeeded" else ready.message
-        document: dict[str, Any] = {
-            **(server.describe() if server else {}),
-            "url": f"{server.url}/" if server else None,
-            "urlPrefix": self.config.url_prefix,
-            "ready": message is None,
-            "message": message,
-            "watch": {
-                "action": applied.action,
-                **(change.to_dict() if change else {}),
-                "secondsSinceSave": round(time.time() - change.saved_at, 3) if change else None,
-                "durations": applied.all_durations(),
-            },
-        }
-        if applied.start is not None and applied.start.image:
-            document["image"] = applied.start.image
-        return document
+        return Serving(
+            f"{server.url}/" if server else None,
+            self.config.url_prefix,
+            message,
+            applied.action,
+            change,
+            round(time.time() - change.saved_at, 3) if change else None,
+            applied.all_durations(),
+            applied.start,
+            server.describe() if server else {},
+        )
