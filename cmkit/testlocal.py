@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from cmkit.checks.context import CheckOptions
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
+    from cmkit.remoteenv import UsedEnvironment
 
 RUNTIMES = ("docker", "process")
 LOG_TAIL_LINES = 40
@@ -224,7 +225,7 @@ class RemoteEnvironment:
     """The config after `--environment-id` (its context as `environment`), and what the report says."""
 
     config: TestLocalConfig
-    environment: dict[str, Any] | None = None
+    environment: UsedEnvironment | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -238,7 +239,7 @@ def fetch_remote_environment(config: TestLocalConfig, events: Events) -> RemoteE
         return RemoteEnvironment(config)
     from cmkit.api.client import DataRobotClient
     from cmkit.api.config import load_api_config
-    from cmkit.remoteenv import fetch_environment
+    from cmkit.remoteenv import UsedEnvironment, fetch_environment
 
     from_flag = config.environment_id_source != "model-metadata.yaml"
     try:
@@ -257,8 +258,8 @@ def fetch_remote_environment(config: TestLocalConfig, events: Events) -> RemoteE
         fetched = fetch_environment(api, config.environment_id, config.environment_version_id, events)
     finally:
         api.close()
-    environment = {**fetched.to_dict(), "source": config.environment_id_source or "flag"}
-    return RemoteEnvironment(replace(config, environment=fetched.context_dir), environment)
+    used = UsedEnvironment(fetched, config.environment_id_source or "flag")
+    return RemoteEnvironment(replace(config, environment=fetched.context_dir), used)
 
 
 @dataclass
@@ -337,7 +338,7 @@ def _start_docker(
         except BuildFailed as exc:
             failed = replace(start, build_seconds=_since(began), build_log_tail="\n".join(exc.log[-LOG_TAIL_LINES:]))
             raise StartFailed(f"{exc.message}\n" + "\n".join(exc.log[-10:]), start=failed) from exc
-        start = replace(start, build_seconds=_since(began), image=image.to_dict())
+        start = replace(start, build_seconds=_since(began), image=image)
         events.stage(f"starting {image.code.tag}")
         try:
             server = start_container(client, image.code.image_id, spec, run_id, host_port=port)

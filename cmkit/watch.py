@@ -44,7 +44,6 @@ from cmkit.engine.reload import (
     ContainerSync,
     SyncFailed,
     fetch_info,
-    reloadable,
     restart_container,
     signal_reload,
     wait_generation,
@@ -298,8 +297,7 @@ class LiveServer:
         server = self.server
         assert server is not None
         info = fetch_info(server) if server.exit_info() is None else None
-        if reloadable(info):
-            assert info is not None
+        if info is not None and info.reloadable:
             try:
                 reload = signal_reload(server, info)
             except (OSError, CmkitError):
@@ -381,7 +379,7 @@ class Serving:
             },
         }
         if self.start is not None and self.start.image:
-            document["image"] = self.start.image
+            document["image"] = self.start.image.to_dict()
         return document
 
 

@@ -129,5 +129,5 @@ def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emula
     remote = fetch_remote_environment(config, Events())
     resolved = remote.config
     assert resolved.environment is not None and (resolved.environment / "Dockerfile").is_file()
-    assert remote.environment is not None and remote.environment["source"] == "model-metadata.yaml"
-    assert remote.environment["environmentId"] == emulator.info["environmentId"]
+    assert remote.environment is not None and remote.environment.source == "model-metadata.yaml"
+    assert remote.environment.to_dict()["environmentId"] == emulator.info["environmentId"]
