@@ -616,7 +616,7 @@ def emulator_command(
     """
     import logging
 
-    from cmkit.emulator.server import EmulatorOptions, run
+    from cmkit.emulator.server import EmulatorOptions, EmulatorReady, run
 
     logging.basicConfig(level=logging.WARNING, format="cmkit emulator: %(levelname)s: %(message)s")
     options = EmulatorOptions(
@@ -631,4 +631,11 @@ def emulator_command(
         docker_labels=docker_labels,
         threads=threads,
     )
-    run(options, on_ready=render.emit_json_line if as_json else render.emulator_ready, warn=render.warning_line)
+
+    def on_ready(ready: EmulatorReady) -> None:
+        if as_json:
+            render.emit_json_line(ready.to_dict())
+        else:
+            render.emulator_ready(ready)
+
+    run(options, on_ready=on_ready, warn=render.warning_line)

@@ -41,7 +41,6 @@ from cmkit.api.resources import (
     Build,
     CustomModel,
     ModelTest,
-    ModelTestEntry,
     ModelVersion,
     VersionItem,
 )
@@ -616,9 +615,9 @@ def _remote_test(
         body["parameters"] = parameters
     events.stage("starting the model test")
 
-    def tests() -> list[ModelTestEntry]:
+    def tests() -> list[ModelTest]:
         listed = api.pages("customModelTests/", {"customModelId": model_id}, limit=10)
-        return [t for t in map(ModelTestEntry.from_api, listed) if t.version_id == version.id]
+        return [t for t in map(ModelTest.from_api, listed) if t.version_id == version.id]
 
     before = {t.id for t in tests()}
 

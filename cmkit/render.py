@@ -31,6 +31,7 @@ from cmkit.events import BYTES, STEPS, WAITING, Events
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
     from cmkit.checks.protocols import Detected
+    from cmkit.emulator.server import EmulatorReady
     from cmkit.environments import EnvironmentPushResult
     from cmkit.featureimpact import FeatureImpactOutcome
     from cmkit.lint import LintReport
@@ -339,15 +340,15 @@ def init_result(result: InitResult) -> None:
         console.print(f"  {escape(command)}")
 
 
-def emulator_ready(info: dict[str, Any]) -> None:
-    console.print(f"[bold]cmkit emulator[/] serving [cyan]{escape(info['endpoint'])}[/]", markup=True)
-    console.print(f"  token:       {escape(info['token'])}", markup=True)
-    console.print(f"  data dir:    {escape(info['dataDir'])}", markup=True)
-    console.print(f"  runtime:     {escape(info['runtime'])}", markup=True)
-    if info.get("environmentId"):
-        console.print(f"  environment: {escape(info['environmentId'])} (Python 3.11, seeded)", markup=True)
+def emulator_ready(ready: EmulatorReady) -> None:
+    console.print(f"[bold]cmkit emulator[/] serving [cyan]{escape(ready.endpoint)}[/]", markup=True)
+    console.print(f"  token:       {escape(ready.token)}", markup=True)
+    console.print(f"  data dir:    {escape(ready.data_dir)}", markup=True)
+    console.print(f"  runtime:     {escape(ready.runtime)}", markup=True)
+    if ready.environment_id:
+        console.print(f"  environment: {escape(ready.environment_id)} (Python 3.11, seeded)", markup=True)
     console.print(
-        f"  try: DATAROBOT_ENDPOINT={escape(info['endpoint'])} DATAROBOT_API_TOKEN=<token> ... (Ctrl-C stops)",
+        f"  try: DATAROBOT_ENDPOINT={escape(ready.endpoint)} DATAROBOT_API_TOKEN=<token> ... (Ctrl-C stops)",
         markup=True,
     )
 

@@ -34,10 +34,6 @@ class VersionItem:
     id: str
     file_path: str
 
-    @classmethod
-    def from_api(cls, document: dict[str, Any]) -> VersionItem:
-        return cls(str(document["id"]), str(document["filePath"]))
-
 
 @dataclass(frozen=True)
 class ModelVersion:
@@ -57,7 +53,7 @@ class ModelVersion:
             id=str(document["id"]),
             label=_text(document.get("label")),
             description=_text(document.get("description")),
-            items=tuple(VersionItem.from_api(item) for item in document.get("items") or []),
+            items=tuple(VersionItem(str(item["id"]), str(item["filePath"])) for item in document.get("items") or []),
             base_environment_id=_text(document.get("baseEnvironmentId")),
             base_environment_version_id=_text(document.get("baseEnvironmentVersionId")),
             has_dependencies=bool(document.get("dependencies")),
@@ -109,36 +105,26 @@ class Build:
 
 @dataclass(frozen=True)
 class ModelTest:
-    """A model test push started: the API's test resource, or only where its status is (no wait)."""
+    """A model test: the API's test resource, or, for one push did not wait for, where its status is."""
 
+    id: str | None  # None: not known yet (push did not wait)
+    version_id: str | None  # the model version it tests
     overall_status: str | None
     document: dict[str, Any]  # echoed as the API gave it in push's --json
 
     @classmethod
     def from_api(cls, document: dict[str, Any]) -> ModelTest:
-        return cls(_text(document.get("overallStatus")), document)
+        version = document.get("customModelVersion") or {}
+        return cls(_text(document.get("id")), _text(version.get("id")), _text(document.get("overallStatus")), document)
 
     @classmethod
     def started(cls, status_url: str) -> ModelTest:
         """A test push did not wait for: in progress, and the status URL to follow."""
-        return cls("in_progress", {"overallStatus": "in_progress", "status": status_url})
+        return cls(None, None, "in_progress", {"overallStatus": "in_progress", "status": status_url})
 
     @property
     def finished(self) -> bool:
         return self.overall_status not in ("queued", "in_progress", "not_tested")
-
-
-@dataclass(frozen=True)
-class ModelTestEntry:
-    """One entry of a model's test list: which version it tested."""
-
-    id: str
-    version_id: str | None
-
-    @classmethod
-    def from_api(cls, document: dict[str, Any]) -> ModelTestEntry:
-        version = document.get("customModelVersion") or {}
-        return cls(str(document["id"]), _text(version.get("id")))
 
 
 @dataclass(frozen=True)

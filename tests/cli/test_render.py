@@ -21,6 +21,7 @@ from cmkit.api.resources import ModelTest, ModelVersion
 from cmkit.checks.parameters import CheckParameters
 from cmkit.checks.protocols import DRUM, PROTOCOLS, Detected
 from cmkit.checks.results import ABORTED, FAILED, SUCCEEDED, WARNING, CheckResult, not_started
+from cmkit.emulator.server import EmulatorReady
 from cmkit.environments import EnvironmentPushResult
 from cmkit.events import BYTES, WAITING
 from cmkit.featureimpact import FeatureImpactItem, FeatureImpactOutcome, FeatureImpactResult
@@ -202,15 +203,7 @@ def test_prune_lists_each_object_and_counts_them(shown: Shown) -> None:
 
 
 def test_emulator_ready_prints_the_endpoint_token_and_environment(shown: Shown) -> None:
-    render.emulator_ready(
-        {
-            "endpoint": "http://127.0.0.1:8080/api/v2",
-            "token": "tok-[1]",
-            "dataDir": "/data",
-            "runtime": "process",
-            "environmentId": "env1",
-        }
-    )
+    render.emulator_ready(EmulatorReady("http://127.0.0.1:8080/api/v2", "tok-[1]", "/data", "process", "env1"))
     text = shown()
     assert "cmkit emulator serving http://127.0.0.1:8080/api/v2" in text
     assert "token:       tok-[1]" in text and "environment: env1 (Python 3.11, seeded)" in text
