@@ -351,7 +351,7 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
     import threading
     from dataclasses import replace
 
-    from cmkit.watch import Watch
+    from cmkit.watch import Serving, Watch
 
     def stream_logs(server: Any) -> None:
         def pump() -> None:
@@ -360,10 +360,10 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
 
         threading.Thread(target=pump, name="cmkit-logs", daemon=True).start()
 
-    def on_ready(document: dict[str, Any]) -> None:
+    def on_ready(served: Serving) -> None:
         if as_json:
-            render.emit_json_line(document)
-        render.watch_serving(document)
+            render.emit_json_line(served.to_dict())
+        render.watch_serving(served)
 
     watch = Watch(
         replace(config, startup_timeout=startup_timeout), render.ConsoleEvents(), on_server=stream_logs, serve_only=True
@@ -393,10 +393,9 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     with render.ConsoleEvents() as events:
         session = serve_bundle(config, events, startup_timeout)
     try:
-        info = session.to_dict()
         if as_json:
-            render.emit_json(info, one_line=True)
-        render.serving(info)
+            render.emit_json(session.to_dict(), one_line=True)
+        render.serving(session)
         for line in session.server.follow_logs():
             render.console.print(line, markup=False, highlight=False)
     except KeyboardInterrupt:
@@ -495,8 +494,7 @@ def env_push_command(
         result = with_client(
             endpoint, token, lambda api: push_environment(api, folder, name, environment_id, wait, timeout, events)
         )
-    document = result.to_dict()
-    _finish(as_json, document, lambda: render.environment_result(document), result.build_status == "failed")
+    _finish(as_json, result.to_dict(), lambda: render.environment_result(result), result.build_status == "failed")
 
 
 @command(main, "prune")
@@ -528,8 +526,7 @@ def prune_command(
         labels=labels,
     )
     result = prune_engine(options)
-    document = result.to_dict()
-    _finish(as_json, document, lambda: render.prune_result(document), result.failed)
+    _finish(as_json, result.to_dict(), lambda: render.prune_result(result), result.failed)
 
 
 @command(main, "init")
@@ -625,7 +622,7 @@ def emulator_command(
     """
     import logging
 
-    from cmkit.emulator.server import EmulatorOptions, run
+    from cmkit.emulator.server import EmulatorOptions, EmulatorReady, run
 
     logging.basicConfig(level=logging.WARNING, format="cmkit emulator: %(levelname)s: %(message)s")
     options = EmulatorOptions(
@@ -640,4 +637,11 @@ def emulator_command(
         docker_labels=docker_labels,
         threads=threads,
     )
-    run(options, on_ready=render.emit_json_line if as_json else render.emulator_ready, warn=render.warning_line)
+
+    def on_ready(ready: EmulatorReady) -> None:
+        if as_json:
+            render.emit_json_line(ready.to_dict())
+        else:
+            render.emulator_ready(ready)
+
+    run(options, on_ready=on_ready, warn=render.warning_line)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from cmkit.api.client import DataRobotClient, Part, create_with_lookup
+from cmkit.api.resources import DIGEST_MARKER, Build, EnvironmentVersion, ExecutionEnvironment
 from cmkit.envcontext import context_digest, context_files, zip_context
 from cmkit.events import Events, status_waiter, upload_progress
-from cmkit.push import DIGEST_MARKER
 
 
 @dataclass
@@ -35,23 +35,22 @@ class EnvironmentPushResult:
         }
 
 
-def _find_environment(api: DataRobotClient, name: str) -> dict[str, Any] | None:
-    for environment in api.pages("executionEnvironments/", {"searchFor": name}):
-        if environment.get("name") == name:
+def _find_environment(api: DataRobotClient, name: str) -> ExecutionEnvironment | None:
+    for document in api.pages("executionEnvironments/", {"searchFor": name}):
+        environment = ExecutionEnvironment.from_api(document)
+        if environment.name == name:
             return environment
     return None
 
 
-def _versions(api: DataRobotClient, environment_id: str) -> list[dict[str, Any]]:
-    return list(api.pages(f"executionEnvironments/{environment_id}/versions/", limit=50))
+def _versions(api: DataRobotClient, environment_id: str) -> list[EnvironmentVersion]:
+    listed = api.pages(f"executionEnvironments/{environment_id}/versions/", limit=50)
+    return [EnvironmentVersion.from_api(document) for document in listed]
 
 
-def _with_digest(versions: list[dict[str, Any]], digest: str) -> dict[str, Any] | None:
+def _with_digest(versions: list[EnvironmentVersion], digest: str) -> EnvironmentVersion | None:
     for version in versions:
-        if (
-            f"{DIGEST_MARKER} {digest}" in str(version.get("description") or "")
-            and version.get("buildStatus") != "failed"
-        ):
+        if f"{DIGEST_MARKER} {digest}" in (version.description or "") and version.build_status != "failed":
             return version
     return None
 
@@ -71,32 +70,35 @@ def push_environment(
     digest = context_digest(files)
     name = name or folder.resolve().name
     created = False
+    environment: ExecutionEnvironment | None
     if environment_id:
-        environment = api.get(f"executionEnvironments/{environment_id}/")
+        environment = ExecutionEnvironment.from_api(api.get(f"executionEnvironments/{environment_id}/"))
     else:
         environment = _find_environment(api, name)
         if environment is None:
             events.stage(f"creating execution environment '{name}'")
             body = {"name": name, "programmingLanguage": "python", "description": "uploaded by cmkit env push"}
             environment = create_with_lookup(
-                lambda: dict(api.post_json("executionEnvironments/", body, expected=(201,)).json()),
+                lambda: ExecutionEnvironment.from_api(
+                    api.post_json("executionEnvironments/", body, expected=(201,)).json()
+                ),
                 lambda: _find_environment(api, name),
                 "creating the environment",
                 events,
             )
             created = True
-    environment_id = str(environment["id"])
+    environment_id = environment.id
     existing = _with_digest(_versions(api, environment_id), digest)
     if existing is not None:
-        events.stage(f"up to date: version {existing['id']} holds this context")
+        events.stage(f"up to date: version {existing.id} holds this context")
         version, up_to_date, size = existing, True, 0
     else:
-        known = {v["id"] for v in _versions(api, environment_id)}
+        known = {v.id for v in _versions(api, environment_id)}
         with zip_context(files) as archive:
             size = archive.seek(0, 2)
             events.stage(f"uploading the docker context ({len(files)} files, {size} bytes)")
 
-            def upload() -> dict[str, Any]:
+            def upload() -> EnvironmentVersion:
                 archive.seek(0)
                 parts: list[Part] = [
                     ("label", time.strftime("cmkit-%Y%m%d-%H%M%S")),
@@ -107,26 +109,24 @@ def push_environment(
                 response = api.upload(
                     "POST", f"executionEnvironments/{environment_id}/versions/", parts, sent, expected=(202,)
                 )
-                return dict(response.json())
+                return EnvironmentVersion.from_api(response.json())
 
-            def lookup() -> dict[str, Any] | None:
-                fresh = [v for v in _versions(api, environment_id) if v["id"] not in known]
+            def lookup() -> EnvironmentVersion | None:
+                fresh = [v for v in _versions(api, environment_id) if v.id not in known]
                 return _with_digest(fresh, digest)
 
             version = create_with_lookup(upload, lookup, "uploading the environment", events)
         up_to_date = False
-    result = EnvironmentPushResult(
-        environment_id, str(version["id"]), created, up_to_date, "submitted", context_bytes=size
-    )
-    url = f"executionEnvironments/{environment_id}/versions/{version['id']}/"
+    result = EnvironmentPushResult(environment_id, version.id, created, up_to_date, "submitted", context_bytes=size)
+    url = f"executionEnvironments/{environment_id}/versions/{version.id}/"
     state = api.poll(
         url,
-        lambda build: not wait or build.get("buildStatus") in ("success", "failed"),
+        lambda build: not wait or Build.from_api(build).finished,
         timeout,
         "the environment build",
         status_waiter(events, "environment build"),
     )
-    status = result.build_status = str(state.get("buildStatus"))
+    status = result.build_status = str(Build.from_api(state).status)
     if status == "failed":
         log = api.get(url + "buildLog/")
         text = str(log.get("log") or "") + ("\n" + str(log["error"]) if log.get("error") else "")

@@ -60,17 +60,28 @@ class Pruned:
     kept: str = ""  # why it is still there (in use), empty when removed or in a dry run
     error: str = ""  # an engine error other than "in use"
 
+    def action(self, dry_run: bool) -> str:
+        return "kept" if self.kept or self.error else ("would remove" if dry_run else "removed")
+
+    @property
+    def reason(self) -> str:
+        """Why a kept object is still there (in use, or the engine's error)."""
+        return self.kept or self.error
+
+    @property
+    def created_utc(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))
+
     def to_dict(self, dry_run: bool) -> dict[str, Any]:
-        action = "kept" if self.kept or self.error else ("would remove" if dry_run else "removed")
         return {
             "kind": self.kind,
             "id": self.id,
             "name": self.name,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created)),
+            "created": self.created_utc,
             "why": self.why,
             "bytes": self.size,
-            "action": action,
-            "reason": self.kept or self.error,
+            "action": self.action(dry_run),
+            "reason": self.reason,
         }
 
 
@@ -87,17 +98,29 @@ class PruneResult:
     def done(self) -> list[Pruned]:
         return [item for item in self.objects if not (item.kept or item.error)]
 
+    @property
+    def containers(self) -> int:
+        """Containers removed (or that a dry run would remove)."""
+        return sum(item.kind == "container" for item in self.done())
+
+    @property
+    def images(self) -> int:
+        return sum(item.kind == "image" for item in self.done())
+
+    @property
+    def kept(self) -> int:
+        return sum(bool(item.reason) for item in self.objects)
+
     def to_dict(self) -> dict[str, Any]:
-        done = self.done()
         return {
             "dryRun": self.options.dry_run,
             "all": self.options.everything,
             "olderThanSeconds": self.options.older_than,
             "labels": {LABEL: "1", **self.options.labels},
             "objects": [item.to_dict(self.options.dry_run) for item in self.objects],
-            "containers": sum(item.kind == "container" for item in done),
-            "images": sum(item.kind == "image" for item in done),
-            "kept": sum(bool(item.kept or item.error) for item in self.objects),
+            "containers": self.containers,
+            "images": self.images,
+            "kept": self.kept,
         }
 
 

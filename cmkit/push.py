@@ -36,6 +36,14 @@ from cmkit.api.client import (
     create_with_lookup,
 )
 from cmkit.api.config import MissingCredentials, load_api_config, redact_url
+from cmkit.api.resources import (
+    DIGEST_MARKER,
+    Build,
+    CustomModel,
+    ModelTest,
+    ModelVersion,
+    VersionItem,
+)
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.checks.settings import implied_levels
@@ -48,8 +56,6 @@ from cmkit.paths import cache_dir
 from cmkit.report import TestTable
 from cmkit.requirements import REQUIREMENTS_FILE, Dependency, parse_requirements_text, read_text_file
 from cmkit.target import require_target_type
-
-DIGEST_MARKER = "cmkit-digest:"
 
 
 class PushRefused(CmkitError):
@@ -174,19 +180,47 @@ class PushOptions:
 
 
 @dataclass(frozen=True)
-class VersionItem:
-    """A file of a model version on DataRobot (an item of the API's `items`)."""
+class NewModel:
+    """The model a push creates when none is found: the API's create payload, from the metadata."""
 
-    id: str
-    file_path: str
+    name: str
+    target_type: str  # the API's spelling
+    language: str
+    description: str
+    user_provided_id: str
+    target_name: str | None = None
+    positive_class_label: str | None = None
+    negative_class_label: str | None = None
+    class_labels: list[str] | None = None
+    prediction_threshold: float | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """`POST customModels/`'s body (and the plan's `createModel`): optional fields only when set."""
+        payload: dict[str, Any] = {
+            "customModelType": "inference",
+            "name": self.name,
+            "targetType": self.target_type,
+            "language": self.language,
+            "description": self.description,
+            "userProvidedId": self.user_provided_id,
+        }
+        optional = {
+            "targetName": self.target_name,
+            "positiveClassLabel": self.positive_class_label,
+            "negativeClassLabel": self.negative_class_label,
+            "classLabels": self.class_labels,
+            "predictionThreshold": self.prediction_threshold,
+        }
+        payload.update({k: v for k, v in optional.items() if v is not None})
+        return payload
 
 
 @dataclass
 class PushPlan:
     bundle: LocalBundle
-    model: dict[str, Any] | None  # the existing model, if found
-    model_create: dict[str, Any] | None  # the payload that would create it
-    latest: dict[str, Any] | None  # the model's latest version
+    model: CustomModel | None  # the existing model, if found
+    model_create: NewModel | None  # the model that would be created
+    latest: ModelVersion | None  # the model's latest version
     action: str  # "up-to-date", "new-version" (every file) or "patch" (changed files only)
     upload: list[LocalFile]
     delete: list[VersionItem]  # latest version items to remove
@@ -200,9 +234,9 @@ class PushPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": {"id": self.model["id"], "name": self.model.get("name")} if self.model else None,
-            "createModel": self.model_create,
-            "latestVersion": {"id": self.latest["id"], "label": self.latest.get("label")} if self.latest else None,
+            "model": {"id": self.model.id, "name": self.model.name} if self.model else None,
+            "createModel": self.model_create.to_api() if self.model_create else None,
+            "latestVersion": {"id": self.latest.id, "label": self.latest.label} if self.latest else None,
             "action": self.action,
             "reason": self.reason,
             "baseEnvironmentId": self.environment_id,
@@ -221,31 +255,31 @@ class PushResult:
     model_id: str | None = None
     model_url: str | None = None
     created_model: bool = False
-    version: dict[str, Any] | None = None
+    version: ModelVersion | None = None
     uploaded_files: int = 0
     uploaded_bytes: int = 0
     build_status: str | None = None
     build_log_tail: str | None = None
     dataset_id: str | None = None
-    test: dict[str, Any] | None = None
+    test: ModelTest | None = None
     dry_run: bool = False
 
     @property
     def failed(self) -> bool:
-        test_failed = self.test is not None and self.test.get("overallStatus") == "failed"
+        test_failed = self.test is not None and self.test.overall_status == "failed"
         return self.build_status == "failed" or test_failed
 
     @property
     def version_id(self) -> str | None:
-        return (self.version or {}).get("id")
+        return self.version.id if self.version else None
 
     @property
     def version_label(self) -> str | None:
-        return (self.version or {}).get("label")
+        return self.version.label if self.version else None
 
     def test_table(self) -> TestTable | None:
         """The remote test as the final table shows it (None when no test was started)."""
-        return TestTable.from_api(self.test) if self.test else None
+        return TestTable.from_api(self.test.document) if self.test else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -261,7 +295,7 @@ class PushResult:
             "buildStatus": self.build_status,
             "buildLogTail": self.build_log_tail,
             "datasetId": self.dataset_id,
-            "test": self.test,
+            "test": self.test.document if self.test else None,
             "plan": self.plan.to_dict(),
         }
 
@@ -278,61 +312,49 @@ def user_provided_id(metadata: ModelMetadata | None, bundle: Path) -> str:
     return f"cmkit-{slug}"
 
 
-def model_payload(metadata: ModelMetadata | None, bundle: Path) -> dict[str, Any]:
+def new_model(metadata: ModelMetadata | None, bundle: Path) -> NewModel:
     if metadata is None or metadata.target_type is None:
         raise InputError(
             "cannot create a model without model-metadata.yaml (name, targetType)",
             file=bundle,
             hint="add model-metadata.yaml or pass --model-id",
         )
-    payload: dict[str, Any] = {
-        "customModelType": "inference",
-        "name": metadata.name or bundle.resolve().name,
-        "targetType": require_target_type(metadata.target_type).api_name,
-        "language": metadata.language or "python",
-        "description": metadata.description or "",
-        "userProvidedId": user_provided_id(metadata, bundle),
-    }
-    optional = {
-        "targetName": metadata.target_name,
-        "positiveClassLabel": metadata.positive_class_label,
-        "negativeClassLabel": metadata.negative_class_label,
-        "classLabels": metadata.class_labels,
-        "predictionThreshold": metadata.prediction_threshold,
-    }
-    payload.update({k: v for k, v in optional.items() if v is not None})
-    return payload
+    return NewModel(
+        name=metadata.name or bundle.resolve().name,
+        target_type=require_target_type(metadata.target_type).api_name,
+        language=metadata.language or "python",
+        description=metadata.description or "",
+        user_provided_id=user_provided_id(metadata, bundle),
+        target_name=metadata.target_name,
+        positive_class_label=metadata.positive_class_label,
+        negative_class_label=metadata.negative_class_label,
+        class_labels=metadata.class_labels,
+        prediction_threshold=metadata.prediction_threshold,
+    )
 
 
-def find_model(api: DataRobotClient, payload: dict[str, Any]) -> dict[str, Any] | None:
+def find_model(api: DataRobotClient, wanted: NewModel) -> CustomModel | None:
     """The model created for this bundle earlier (by anyone), found by its userProvidedId."""
-    wanted = payload["userProvidedId"]
-    for model in api.pages("customModels/", {"searchFor": payload["name"], "customModelType": "inference"}):
-        if model.get("userProvidedId") == wanted:
+    for document in api.pages("customModels/", {"searchFor": wanted.name, "customModelType": "inference"}):
+        model = CustomModel.from_api(document)
+        if model.user_provided_id == wanted.user_provided_id:
             return model
     return None
 
 
-def _version_digest(version: dict[str, Any]) -> str | None:
-    for line in str(version.get("description") or "").splitlines():
-        if line.startswith(DIGEST_MARKER):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
 def _diff(
-    local: LocalBundle, latest: dict[str, Any], cache: ManifestCache
+    local: LocalBundle, latest: ModelVersion, cache: ManifestCache
 ) -> tuple[str, list[LocalFile], list[VersionItem], str]:
-    digest = _version_digest(latest)
+    digest = latest.digest
     if digest == local.digest:
         return "up-to-date", [], [], "the bundle equals the latest version"
     remote = cache.get(digest) if digest else None
-    items = {item["filePath"]: item for item in latest.get("items", [])}
+    items = {item.file_path: item for item in latest.items}
     if remote is None or set(remote) != set(items):
         reason = "the latest version was not pushed from here: uploading every file"
         return "new-version", list(local.files), [], reason
     upload = [f for f in local.files if remote.get(f.path) != f.sha256]
-    delete = [VersionItem(items[p]["id"], p) for p in sorted(set(remote) - set(local.manifest))]
+    delete = [items[p] for p in sorted(set(remote) - set(local.manifest))]
     return "patch", upload, delete, f"{len(upload)} changed or new file(s), {len(delete)} removed"
 
 
@@ -349,28 +371,28 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
             _checked_dataset(dataset)
     metadata = local.metadata
     model_id = options.model_id or (metadata.model_id if metadata else None)
-    model: dict[str, Any] | None = None
-    create: dict[str, Any] | None = None
+    model: CustomModel | None = None
+    create: NewModel | None = None
     if model_id:
         if api is None:
-            model = {"id": model_id}
+            model = CustomModel(model_id)
         else:
             try:
-                model = api.get(f"customModels/{model_id}/")
+                model = CustomModel.from_api(api.get(f"customModels/{model_id}/"))
             except ApiError as exc:
                 if exc.status == 404:
                     raise InputError(f"model {model_id} does not exist", hint="check --model-id or modelID") from exc
                 raise
     else:
-        create = model_payload(metadata, local.root)
+        create = new_model(metadata, local.root)
         model = find_model(api, create) if api else None
         if model:
             create = None
-    latest = model.get("latestVersion") if model else None
+    latest = model.latest_version if model else None
     environment_id = options.environment_id or (metadata.environment_id if metadata else None)
     environment_version_id = options.environment_version_id
     if latest and not environment_id and not environment_version_id:
-        environment_id = latest.get("baseEnvironmentId")
+        environment_id = latest.base_environment_id
     if not environment_id and not environment_version_id:
         raise InputError(
             "no execution environment for the new version",
@@ -378,8 +400,8 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
         )
     if latest:
         action, upload, delete, reason = _diff(local, latest, cache)
-        same_environment = environment_id in (None, latest.get("baseEnvironmentId")) and (
-            environment_version_id in (None, latest.get("baseEnvironmentVersionId"))
+        same_environment = environment_id in (None, latest.base_environment_id) and (
+            environment_version_id in (None, latest.base_environment_version_id)
         )
         if action == "up-to-date" and not same_environment:
             action, reason = "patch", "the execution environment changes"
@@ -393,28 +415,28 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
 # --- executing ----------------------------------------------------------------------------------
 
 
-def _ensure_model(api: DataRobotClient, plan: PushPlan, events: Events) -> tuple[dict[str, Any], bool]:
+def _ensure_model(api: DataRobotClient, plan: PushPlan, events: Events) -> tuple[CustomModel, bool]:
     if plan.model is not None:
         return plan.model, False
-    payload = plan.model_create
-    assert payload is not None
-    events.stage(f"creating model '{payload['name']}' ({payload['targetType']})")
+    wanted = plan.model_create
+    assert wanted is not None
+    events.stage(f"creating model '{wanted.name}' ({wanted.target_type})")
     created = True
 
-    def create() -> dict[str, Any]:
+    def create() -> CustomModel:
         nonlocal created
         try:
-            return dict(api.post_json("customModels/", payload, expected=(201,)).json())
+            return CustomModel.from_api(api.post_json("customModels/", wanted.to_api(), expected=(201,)).json())
         except ApiError as exc:
             # Someone (or our own lost attempt) created it meanwhile: userProvidedId is unique.
             if exc.status == 422 and "userProvidedId" in exc.message:
-                found = find_model(api, payload)
+                found = find_model(api, wanted)
                 if found:
                     created = False  # this push found the model; it did not create it
                     return found
             raise
 
-    model = create_with_lookup(create, lambda: find_model(api, payload), "creating the model", events)
+    model = create_with_lookup(create, lambda: find_model(api, wanted), "creating the model", events)
     return model, created
 
 
@@ -440,31 +462,35 @@ def _version_parts(plan: PushPlan, options: PushOptions, handles: list[IO[bytes]
 def _expected_paths(plan: PushPlan) -> set[str]:
     if plan.action == "new-version":
         return {f.path for f in plan.bundle.files}
-    items = {item["filePath"] for item in (plan.latest or {}).get("items", [])}
+    items = plan.latest.file_paths if plan.latest else set()
     return (items | {f.path for f in plan.upload}) - {item.file_path for item in plan.delete}
+
+
+def _versions(api: DataRobotClient, path: str) -> list[ModelVersion]:
+    """The model's newest versions (a page of them)."""
+    return [ModelVersion.from_api(document) for document in api.pages(path, limit=20)]
 
 
 def _upload_version(
     api: DataRobotClient, model_id: str, plan: PushPlan, options: PushOptions, events: Events
-) -> dict[str, Any]:
+) -> ModelVersion:
     path = f"customModels/{model_id}/versions/"
     method = "PATCH" if plan.action == "patch" else "POST"
-    known = {v["id"] for v in api.pages(path, limit=20)} if plan.latest else set()
+    known = {v.id for v in _versions(api, path)} if plan.latest else set()
     expected = _expected_paths(plan)
     total = plan.upload_bytes
 
-    def create() -> dict[str, Any]:
+    def create() -> ModelVersion:
         progress = upload_progress(events, "uploading", total)
         with _opened(plan.upload) as handles:
             response = api.upload(method, path, _version_parts(plan, options, handles), progress, expected=(201,))
-        return dict(response.json())
+        return ModelVersion.from_api(response.json())
 
-    def lookup() -> dict[str, Any] | None:
+    def lookup() -> ModelVersion | None:
         # A version we did not know before, holding exactly the files this push produces.
-        for version in api.pages(path, limit=20):
-            paths = {item["filePath"] for item in version.get("items", [])}
-            if version["id"] not in known and paths == expected:
-                return dict(version)
+        for version in _versions(api, path):
+            if version.id not in known and version.file_paths == expected:
+                return version
         return None
 
     events.stage(f"uploading {len(plan.upload)} file(s), {total} bytes ({plan.reason})")
@@ -472,10 +498,11 @@ def _upload_version(
 
 
 def _describe_version(
-    api: DataRobotClient, model_id: str, version: dict[str, Any], digest: str, events: Events
-) -> None:
+    api: DataRobotClient, model_id: str, version: ModelVersion, digest: str, events: Events
+) -> ModelVersion:
+    """The version with the bundle's digest in its description, or as it was when that cannot be recorded."""
     description = f"{DIGEST_MARKER} {digest}"
-    url = f"customModels/{model_id}/versions/{version['id']}/"
+    url = f"customModels/{model_id}/versions/{version.id}/"
     try:  # the same PATCH again is harmless: nothing to look up between attempts
         call_with_retries(
             lambda: api.request("PATCH", url, json={"description": description}, expected=(200,)),
@@ -486,49 +513,50 @@ def _describe_version(
         if not exc.retryable:
             raise
         events.stage("warning: could not record the bundle digest on the version; the next push uploads every file")
-        return
-    version["description"] = description
+        return version
+    return replace(version, description=description)
 
 
 def _build_dependencies(
     api: DataRobotClient,
     model_id: str,
-    version: dict[str, Any],
+    version: ModelVersion,
     result: PushResult,
     options: PushOptions,
     events: Events,
 ) -> None:
-    url = f"customModels/{model_id}/versions/{version['id']}/dependencyBuild/"
+    url = f"customModels/{model_id}/versions/{version.id}/dependencyBuild/"
     try:
-        state = api.get(url)
+        found = api.get(url)
     except ApiError as exc:
         if exc.status != 422:  # 422: no build started yet
             raise
-        state = None
-    if state is None:  # an earlier push may have started it already (then we only wait)
+        found = None
+    build = Build.from_api(found) if found is not None else None
+    if build is None:  # an earlier push may have started it already (then we only wait)
         events.stage("starting the dependency build")
 
-        def start() -> dict[str, Any]:
-            return dict(api.request("POST", url, expected=(202,)).json())
+        def start() -> Build:
+            return Build.from_api(api.request("POST", url, expected=(202,)).json())
 
-        def started() -> dict[str, Any] | None:
+        def started() -> Build | None:
             try:
-                return dict(api.get(url))
+                return Build.from_api(api.get(url))
             except ApiError:
                 return None
 
-        state = create_with_lookup(start, started, "starting the dependency build", events)
-    result.build_status = state.get("buildStatus")
+        build = create_with_lookup(start, started, "starting the dependency build", events)
+    result.build_status = build.status
     if not options.wait:
         return
     state = api.poll(
         url,
-        lambda build: build.get("buildStatus") in ("success", "failed"),
+        lambda build: Build.from_api(build).finished,
         options.timeout,
         "the dependency build",
         status_waiter(events, "dependency build"),
     )
-    result.build_status = state.get("buildStatus")
+    result.build_status = Build.from_api(state).status
     if result.build_status == "failed":
         log = api.request("GET", url.replace("dependencyBuild/", "dependencyBuildLog/"), expected=(200,)).text
         result.build_log_tail = "\n".join(log.strip().splitlines()[-30:])
@@ -569,7 +597,7 @@ def _upload_dataset(api: DataRobotClient, path: Path, options: PushOptions, even
 def _remote_test(
     api: DataRobotClient,
     model_id: str,
-    version: dict[str, Any],
+    version: ModelVersion,
     result: PushResult,
     options: PushOptions,
     events: Events,
@@ -577,7 +605,7 @@ def _remote_test(
     result.dataset_id = _dataset_id(api, options, events)
     body: dict[str, Any] = {
         "customModelId": model_id,
-        "customModelVersionId": version["id"],
+        "customModelVersionId": version.id,
         "datasetId": result.dataset_id,
     }
     if options.checks:
@@ -587,25 +615,22 @@ def _remote_test(
         body["parameters"] = parameters
     events.stage("starting the model test")
 
-    def tests() -> list[dict[str, Any]]:
-        return [
-            t
-            for t in api.pages("customModelTests/", {"customModelId": model_id}, limit=10)
-            if (t.get("customModelVersion") or {}).get("id") == version["id"]
-        ]
+    def tests() -> list[ModelTest]:
+        listed = api.pages("customModelTests/", {"customModelId": model_id}, limit=10)
+        return [t for t in map(ModelTest.from_api, listed) if t.version_id == version.id]
 
-    before = {t["id"] for t in tests()}
+    before = {t.id for t in tests()}
 
     def start() -> str:
         return str(api.post_json("customModelTests/", body, expected=(202,)).headers["Location"])
 
     def started() -> str | None:
-        fresh = [t for t in tests() if t["id"] not in before]
-        return f"customModelTests/{fresh[0]['id']}/" if fresh else None
+        fresh = [t for t in tests() if t.id not in before]
+        return f"customModelTests/{fresh[0].id}/" if fresh else None
 
     location = create_with_lookup(start, started, "starting the model test", events)
     if not options.wait:
-        result.test = {"overallStatus": "in_progress", "status": location}
+        result.test = ModelTest.started(location)
         return
     events.stage("waiting for the model test")
     resource = location
@@ -617,11 +642,8 @@ def _remote_test(
             resource = started() or ""
             if not resource:
                 raise
-    result.test = api.poll(
-        resource,
-        lambda test: test.get("overallStatus") not in ("queued", "in_progress", "not_tested"),
-        options.timeout,
-        "the model test",
+    result.test = ModelTest.from_api(
+        api.poll(resource, lambda test: ModelTest.from_api(test).finished, options.timeout, "the model test")
     )
 
 
@@ -637,22 +659,21 @@ def push(
     cache = cache or ManifestCache()
     result = PushResult(plan)
     model, result.created_model = _ensure_model(api, plan, events)
-    result.model_id = model["id"]
-    result.model_url = f"{redact_url(api.config.app_url)}/registry/custom-model-workshop/{model['id']}"
+    result.model_id = model.id
+    result.model_url = f"{redact_url(api.config.app_url)}/registry/custom-model-workshop/{model.id}"
     if plan.action == "up-to-date" and not result.created_model:
-        events.stage(f"up to date: {plan.latest['label'] if plan.latest else ''}")
+        events.stage(f"up to date: {plan.latest.label if plan.latest else ''}")
         result.version = plan.latest
     else:
         cache.put(plan.bundle.manifest)
-        version = _upload_version(api, model["id"], plan, options, events)
+        version = _upload_version(api, model.id, plan, options, events)
         result.uploaded_files, result.uploaded_bytes = len(plan.upload), plan.upload_bytes
-        _describe_version(api, model["id"], version, plan.bundle.digest, events)
-        result.version = version
+        result.version = _describe_version(api, model.id, version, plan.bundle.digest, events)
     assert result.version is not None
-    if result.version.get("dependencies"):
-        _build_dependencies(api, model["id"], result.version, result, options, events)
+    if result.version.has_dependencies:
+        _build_dependencies(api, model.id, result.version, result, options, events)
     if (options.dataset or options.dataset_id) and result.build_status != "failed":
-        _remote_test(api, model["id"], result.version, result, options, events)
+        _remote_test(api, model.id, result.version, result, options, events)
     return result
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from cmkit.api.client import ApiError, DataRobotClient
 from cmkit.api.config import ApiConfig
+from cmkit.api.resources import EnvironmentVersion, ExecutionEnvironment
 from cmkit.contexts import ContextError, extract_context
 from cmkit.errors import InputError
 from cmkit.events import Events
@@ -53,6 +54,17 @@ class FetchedEnvironment:
         }
 
 
+@dataclass(frozen=True)
+class UsedEnvironment:
+    """The environment version a run used, and who named it (the report's `details.environment`)."""
+
+    fetched: FetchedEnvironment
+    source: str  # "flag" or "model-metadata.yaml"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.fetched.to_dict(), "source": self.source}
+
+
 def cache_root() -> Path:
     return cache_dir() / "environments"
 
@@ -69,22 +81,22 @@ def _refused(exc: ApiError, what: str, config: ApiConfig) -> InputError:
     return InputError(f"cannot fetch {what}: {exc.message}")
 
 
-def _version(api: DataRobotClient, environment: dict[str, Any], version_id: str | None) -> dict[str, Any]:
-    env_id = environment["id"]
+def _version(api: DataRobotClient, environment: ExecutionEnvironment, version_id: str | None) -> EnvironmentVersion:
+    env_id = environment.id
     if version_id is None:
-        latest = environment.get("latestSuccessfulVersion")
-        if not latest:
+        latest = environment.latest_successful_version
+        if latest is None:
             raise InputError(
                 f"execution environment {env_id} has no successfully built version",
                 hint="push one (cmkit env push) or pass --environment-version-id",
             )
-        return dict(latest)
+        return latest
     what = f"version {version_id} of execution environment {env_id}"
     try:
-        version = dict(api.get(f"executionEnvironments/{env_id}/versions/{version_id}/"))
+        version = EnvironmentVersion.from_api(api.get(f"executionEnvironments/{env_id}/versions/{version_id}/"))
     except ApiError as exc:
         raise _refused(exc, what, api.config) from None
-    status = version.get("buildStatus")
+    status = version.build_status
     if status != "success":
         raise InputError(
             f"{what} cannot be used: its build status is '{status}'",
@@ -140,12 +152,12 @@ def fetch_environment(
     """The docker context of an environment version, downloaded once and cached by content."""
     events = events or Events()
     try:
-        environment = dict(api.get(f"executionEnvironments/{environment_id}/"))
+        environment = ExecutionEnvironment.from_api(api.get(f"executionEnvironments/{environment_id}/"))
     except ApiError as exc:
         raise _refused(exc, f"execution environment {environment_id}", api.config) from None
     version = _version(api, environment, version_id)
-    vid = str(version["id"])
-    name = str(environment.get("name", environment_id))
+    vid = version.id
+    name = environment.name or environment_id
     index = _index_file(api.config, environment_id, vid)
     cached = _cached_context(index)
     if cached:

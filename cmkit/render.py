@@ -30,13 +30,18 @@ from rich.table import Table
 from cmkit.events import BYTES, STEPS, WAITING, Events
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
+    from cmkit.checks.protocols import Detected
+    from cmkit.emulator.server import EmulatorReady
+    from cmkit.environments import EnvironmentPushResult
     from cmkit.featureimpact import FeatureImpactOutcome
     from cmkit.lint import LintReport
+    from cmkit.prune import PruneResult
     from cmkit.push import PushResult
     from cmkit.report import TestTable
     from cmkit.requirements import DependencyReport
     from cmkit.scaffold import InitResult
-    from cmkit.watch import WatchRun
+    from cmkit.serve import ServeSession
+    from cmkit.watch import Serving, WatchRun
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -232,16 +237,19 @@ def feature_impact(outcome: FeatureImpactOutcome) -> None:
     console.print(f"baseline {result.metric} {result.baseline:.6g}, {round(result.seconds, 3):.2f} s")
 
 
-def serving(info: dict[str, object]) -> None:
-    console.print(
-        f"[bold green]serving[/] {escape(str(info['url']))}  (URL_PREFIX={escape(str(info['urlPrefix']))})", markup=True
-    )
-    protocol = info.get("protocol")
-    if isinstance(protocol, dict):
-        route = f"{str(info['url']).rstrip('/')}{protocol['route']}"
-        body = "the dataset as CSV (text/csv)" if protocol["name"] == "drum" else '{"X": {column: [values]}}'
-        console.print(f"protocol: {protocol['name']}: POST {route} with {body}", markup=False)
-    console.print(f"try: curl {info['url']}  — Ctrl-C to stop and clean up", markup=False)
+def serving(session: ServeSession) -> None:
+    """serve: where the server answers and, when known, how to predict."""
+    _serving_at(session.url, session.server.url_prefix, session.protocol)
+
+
+def _serving_at(url: str | None, url_prefix: str | None, detected: Detected | None) -> None:
+    console.print(f"[bold green]serving[/] {escape(str(url))}  (URL_PREFIX={escape(str(url_prefix))})", markup=True)
+    if detected is not None:
+        protocol = detected.protocol
+        route = f"{str(url).rstrip('/')}{protocol.route}"
+        body = "the dataset as CSV (text/csv)" if protocol.name == "drum" else '{"X": {column: [values]}}'
+        console.print(f"protocol: {protocol.name}: POST {route} with {body}", markup=False)
+    console.print(f"try: curl {url}  — Ctrl-C to stop and clean up", markup=False)
 
 
 def _human_bytes(count: int) -> str:
@@ -255,9 +263,9 @@ def push_result(result: PushResult) -> None:
     if result.dry_run:
         console.print("[bold]dry run[/]: nothing was sent", markup=True)
         if plan.model_create:
-            console.print(f"would create model: {escape(json.dumps(plan.model_create))}", markup=True)
+            console.print(f"would create model: {escape(json.dumps(plan.model_create.to_api()))}", markup=True)
         elif plan.model:
-            console.print(f"model: {plan.model['id']}")
+            console.print(f"model: {plan.model.id}")
         console.print(f"version: {plan.action} ({escape(plan.reason)})", markup=True)
         for file in plan.upload:
             console.print(f"  upload {escape(file.path)}  {_human_bytes(file.size)}", markup=True)
@@ -285,8 +293,9 @@ def push_result(result: PushResult) -> None:
     )
 
 
-def prune_result(document: dict[str, Any]) -> None:
-    if document["objects"]:
+def prune_result(result: PruneResult) -> None:
+    dry_run = result.options.dry_run
+    if result.objects:
         table = Table(title_justify="left")
         table.add_column("action", no_wrap=True)
         table.add_column("kind", no_wrap=True)
@@ -295,27 +304,26 @@ def prune_result(document: dict[str, Any]) -> None:
         table.add_column("created", no_wrap=True)
         table.add_column("size", justify="right", no_wrap=True)
         table.add_column("why")
-        for item in document["objects"]:
-            size = _human_bytes(item["bytes"]) if item["bytes"] is not None else ""
-            action = item["action"] + (f": {item['reason']}" if item["reason"] else "")
-            ident = item["id"].removeprefix("sha256:")[:12]
-            table.add_row(escape(action), item["kind"], escape(item["name"]), ident, item["created"], size, item["why"])
+        for item in result.objects:
+            size = _human_bytes(item.size) if item.size is not None else ""
+            action = item.action(dry_run) + (f": {item.reason}" if item.reason else "")
+            ident = item.id.removeprefix("sha256:")[:12]
+            table.add_row(escape(action), item.kind, escape(item.name), ident, item.created_utc, size, item.why)
         console.print(table)
-    verb = "would remove" if document["dryRun"] else "removed"
+    verb = "would remove" if dry_run else "removed"
     console.print(
-        f"{verb} {document['containers']} container(s) and {document['images']} image(s); kept {document['kept']}",
+        f"{verb} {result.containers} container(s) and {result.images} image(s); kept {result.kept}",
         markup=False,
     )
 
 
-def environment_result(document: dict[str, Any]) -> None:
-    if document.get("buildLogTail"):
+def environment_result(result: EnvironmentPushResult) -> None:
+    if result.build_log_tail:
         console.print("[bold red]environment build failed[/]; last log lines:", markup=True)
-        console.print(escape(document["buildLogTail"]), markup=True)
-    state = "up to date" if document["upToDate"] else f"uploaded {_human_bytes(document['contextBytes'])}"
+        console.print(escape(result.build_log_tail), markup=True)
+    state = "up to date" if result.up_to_date else f"uploaded {_human_bytes(result.context_bytes)}"
     console.print(
-        f"environment {document['environmentId']} version {document['versionId']}: {state}; "
-        f"build {document['buildStatus']}",
+        f"environment {result.environment_id} version {result.version_id}: {state}; build {result.build_status}",
         markup=False,
     )
 
@@ -332,15 +340,15 @@ def init_result(result: InitResult) -> None:
         console.print(f"  {escape(command)}")
 
 
-def emulator_ready(info: dict[str, Any]) -> None:
-    console.print(f"[bold]cmkit emulator[/] serving [cyan]{escape(info['endpoint'])}[/]", markup=True)
-    console.print(f"  token:       {escape(info['token'])}", markup=True)
-    console.print(f"  data dir:    {escape(info['dataDir'])}", markup=True)
-    console.print(f"  runtime:     {escape(info['runtime'])}", markup=True)
-    if info.get("environmentId"):
-        console.print(f"  environment: {escape(info['environmentId'])} (Python 3.11, seeded)", markup=True)
+def emulator_ready(ready: EmulatorReady) -> None:
+    console.print(f"[bold]cmkit emulator[/] serving [cyan]{escape(ready.endpoint)}[/]", markup=True)
+    console.print(f"  token:       {escape(ready.token)}", markup=True)
+    console.print(f"  data dir:    {escape(ready.data_dir)}", markup=True)
+    console.print(f"  runtime:     {escape(ready.runtime)}", markup=True)
+    if ready.environment_id:
+        console.print(f"  environment: {escape(ready.environment_id)} (Python 3.11, seeded)", markup=True)
     console.print(
-        f"  try: DATAROBOT_ENDPOINT={escape(info['endpoint'])} DATAROBOT_API_TOKEN=<token> ... (Ctrl-C stops)",
+        f"  try: DATAROBOT_ENDPOINT={escape(ready.endpoint)} DATAROBOT_API_TOKEN=<token> ... (Ctrl-C stops)",
         markup=True,
     )
 
@@ -403,27 +411,27 @@ def watch_run(run: WatchRun) -> None:
         console.print(escape("\n".join(str(tail).splitlines()[-WATCH_LOG_LINES:])), markup=True)
 
 
-def watch_serving(document: dict[str, Any]) -> None:
+def watch_serving(served: Serving) -> None:
     """serve --watch: where it serves after the start, and each reload's outcome."""
-    watch = document.get("watch") or {}
-    if watch.get("action") == "started" and document.get("ready"):
-        serving(document)
+    if served.action == "started" and served.ready:
+        _serving_at(served.url, served.url_prefix, None)  # its readiness client and protocol are not kept
         return
-    since = watch.get("secondsSinceSave")
+    since = served.seconds_since_save
     timing = f", {since:.2f}s after the save" if since is not None else ""
+    change = served.change
     headline = escape(
         _watch_headline(
-            watch.get("action"),
-            watch.get("changed", []),
-            watch.get("removed", []),
-            bool(watch.get("environment")),
-            watch.get("durations") or {},
+            served.action,
+            change.changed if change else (),
+            change.removed if change else (),
+            change.environment if change else False,
+            served.durations,
         )
     )
-    if document.get("ready"):
-        console.print(f"[green]{headline}[/]: serving {escape(str(document.get('url')))}{timing}", markup=True)
+    if served.ready:
+        console.print(f"[green]{headline}[/]: serving {escape(str(served.url))}{timing}", markup=True)
     else:
-        message = str(document.get("message") or "the server is not answering")
+        message = str(served.message or "the server is not answering")
         console.print(f"[bold red]{headline}[/]: not serving{timing}", markup=True)
         console.print(escape("\n".join(message.splitlines()[-WATCH_LOG_LINES:])), markup=True)
 

@@ -19,7 +19,9 @@ from cmkit.checks.results import LONG_RUNNING_SERVICE, CheckResult, overall_stat
 
 if TYPE_CHECKING:
     from cmkit.engine.base import ExitInfo, Server
+    from cmkit.engine.images import ModelImage
     from cmkit.featureimpact import FeatureImpactOutcome
+    from cmkit.remoteenv import UsedEnvironment
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,8 @@ class StartInfo:
     """What starting a bundle found out, whether or not its server started (the report's details)."""
 
     runtime: str | None = None
-    environment: dict[str, Any] | None = None  # the DataRobot environment version fetched (--environment-id)
-    image: dict[str, Any] | None = None  # the three layers (Docker)
+    environment: UsedEnvironment | None = None  # the DataRobot environment version fetched (--environment-id)
+    image: ModelImage | None = None  # the three layers (Docker)
     build_seconds: float | None = None  # Docker: building the image, cached layers included
     build_log_tail: str | None = None  # the build's last lines when it failed
     warnings: tuple[str, ...] = ()
@@ -181,10 +183,10 @@ class StartInfo:
     def to_details(self) -> dict[str, Any]:
         """The report's `details` entries for the start (durations apart: the run adds its own)."""
         entries = {
-            "environment": self.environment,
+            "environment": self.environment.to_dict() if self.environment else None,
             "runtime": self.runtime,
             "buildLogTail": self.build_log_tail,
-            "image": self.image,
+            "image": self.image.to_dict() if self.image else None,
             "warnings": list(self.warnings) or None,
         }
         return {key: value for key, value in entries.items() if value is not None}

@@ -6,11 +6,14 @@ with longRunningService's readiness rule; `serve --watch` is cmkit/watch.py's.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmkit.checks.readiness import wait_ready
+from cmkit.checks.client import ModelClient
+from cmkit.checks.protocols import Detected
+from cmkit.checks.readiness import wait_until_ready
 from cmkit.engine.base import ExitInfo, Server
 from cmkit.events import Events
 from cmkit.resolvedrun import TestLocalConfig, resolve_server
@@ -22,7 +25,7 @@ class ServeSession:
     """A served bundle: `close()` stops the server and removes what it made."""
 
     server: Server
-    protocol: dict[str, Any] | None = None  # what the server speaks (name, route, how it was found)
+    protocol: Detected | None = None  # what the server speaks (name, route, how it was found)
     # How the server had ended when close() was first called: None while it still ran, so
     # the SIGTERM (or SIGKILL) that stop() sends does not count as the server failing.
     _closed: bool = field(default=False, init=False, repr=False)
@@ -37,10 +40,14 @@ class ServeSession:
         """What `serve` prints once the server answers."""
         return {
             **self.server.describe(),
-            "url": self.server.url + "/",
+            "url": self.url,
             "urlPrefix": self.server.url_prefix,
-            "protocol": self.protocol,
+            "protocol": self.protocol.to_dict() if self.protocol else None,
         }
+
+    @property
+    def url(self) -> str:
+        return self.server.url + "/"
 
     def survivors(self) -> list[Any]:
         """After close(): processes the server started that are still running."""
@@ -59,13 +66,17 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
     events = events or Events()
     settings = resolve_server(config)
     session = ServeSession(start_bundle(settings, events, uuid.uuid4().hex[:12]).server)
+    # A client of its own (wait_ready's way), kept for the protocol it found: serve prints it.
+    client = ModelClient(session.server.url, protocol=settings.protocol)
     try:
-        ready = wait_ready(session.server, startup_timeout, protocol=settings.protocol)
+        ready = wait_until_ready(session.server, client, startup_timeout, threading.Event())
     except BaseException:
         session.close()
         raise
+    finally:
+        client.close()
     if ready.status != "succeeded":
         session.close()
         raise StartFailed(ready.message)
-    session.protocol = ready.details.get("protocol")
+    session.protocol = client.protocol
     return session

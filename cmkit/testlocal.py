@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cmkit.checks.context import CheckOptions
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
-    from cmkit.remoteenv import FetchedEnvironment
+    from cmkit.remoteenv import UsedEnvironment
 
 LOG_TAIL_LINES = 40
 
@@ -69,31 +69,20 @@ class StartedBundle:
     start: StartInfo
 
 
-@dataclass(frozen=True)
-class RemoteEnvironment:
-    """What `--environment-id` fetched (the version, its docker context) and who named it."""
-
-    fetched: FetchedEnvironment
-    source: str  # "flag" or "model-metadata.yaml"
-
-    def to_details(self) -> dict[str, object]:
-        return {**self.fetched.to_dict(), "source": self.source}
-
-
-def fetch_remote_environment(settings: ServerSettings, events: Events) -> RemoteEnvironment | None:
+def fetch_remote_environment(settings: ServerSettings, events: Events) -> UsedEnvironment | None:
     """The DataRobot environment version the settings name, its docker context downloaded (or cached)."""
     remote = settings.remote
     if remote is None:
         return None
     from cmkit.api.client import DataRobotClient
-    from cmkit.remoteenv import fetch_environment
+    from cmkit.remoteenv import UsedEnvironment, fetch_environment
 
     api = DataRobotClient(remote.api)
     try:
         fetched = fetch_environment(api, remote.environment_id, remote.version_id, events)
     finally:
         api.close()
-    return RemoteEnvironment(fetched, remote.source)
+    return UsedEnvironment(fetched, remote.source)
 
 
 def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: int | None = None) -> StartedBundle:
@@ -104,7 +93,7 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
     for warning in settings.announced:
         events.stage(f"warning: {warning}")
     remote = fetch_remote_environment(settings, events)
-    start = StartInfo(settings.runtime.name, remote.to_details() if remote else None, warnings=settings.warnings)
+    start = StartInfo(settings.runtime.name, remote, warnings=settings.warnings)
     spec = RunSpec(
         url_prefix=settings.url_prefix,
         environment=settings.server_environment,
@@ -150,7 +139,7 @@ def _start_docker(
         except BuildFailed as exc:
             failed = replace(start, build_seconds=_since(began), build_log_tail="\n".join(exc.log[-LOG_TAIL_LINES:]))
             raise StartFailed(f"{exc.message}\n" + "\n".join(exc.log[-10:]), start=failed) from exc
-        start = replace(start, build_seconds=_since(began), image=image.to_dict())
+        start = replace(start, build_seconds=_since(began), image=image)
         events.stage(f"starting {image.code.tag}")
         try:
             server = start_container(client, image.code.image_id, spec, run_id, host_port=port)

@@ -44,7 +44,6 @@ from cmkit.engine.reload import (
     ContainerSync,
     SyncFailed,
     fetch_info,
-    reloadable,
     restart_container,
     signal_reload,
     wait_generation,
@@ -296,8 +295,7 @@ class LiveServer:
         server = self.server
         assert server is not None
         info = fetch_info(server) if server.exit_info() is None else None
-        if reloadable(info):
-            assert info is not None
+        if info is not None and info.reloadable:
             try:
                 reload = signal_reload(server, info)
             except (OSError, CmkitError):
@@ -342,6 +340,44 @@ class WatchRun:
             **(self.change.to_dict() if self.change else {"changed": [], "removed": [], "environment": False}),
             "secondsSinceSave": self.seconds_since_save,
         }
+        return document
+
+
+@dataclass(frozen=True)
+class Serving:
+    """serve --watch, after the start and after each change: where it serves, or why it does not."""
+
+    url: str | None  # None when no server runs
+    url_prefix: str | None
+    message: str | None  # why the server does not answer; None when it does
+    action: str
+    change: Change | None = None
+    seconds_since_save: float | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    start: StartInfo | None = None
+    server: dict[str, object] = field(default_factory=dict)  # Server.describe(), when one runs
+
+    @property
+    def ready(self) -> bool:
+        return self.message is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line `serve --watch --json` prints."""
+        document: dict[str, Any] = {
+            **self.server,
+            "url": self.url,
+            "urlPrefix": self.url_prefix,
+            "ready": self.ready,
+            "message": self.message,
+            "watch": {
+                "action": self.action,
+                **(self.change.to_dict() if self.change else {}),
+                "secondsSinceSave": self.seconds_since_save,
+                "durations": self.durations,
+            },
+        }
+        if self.start is not None and self.start.image:
+            document["image"] = self.start.image.to_dict()
         return document
 
 
@@ -489,7 +525,7 @@ class Watch:
 
     # -- serve --------------------------------------------------------------------------------
 
-    def serve(self, on_ready: Callable[[dict[str, Any]], None], on_error: Callable[[CmkitError], None]) -> None:
+    def serve(self, on_ready: Callable[[Serving], None], on_error: Callable[[CmkitError], None]) -> None:
         """Start, then bring every change to the server, reporting when it answers again."""
         try:
             on_ready(self._serving(None, Applied(STARTED, self.live.start())))
@@ -508,25 +544,20 @@ class Watch:
             self.stop.set()
             self.live.close()
 
-    def _serving(self, change: Change | None, applied: Applied) -> dict[str, Any]:
+    def _serving(self, change: Change | None, applied: Applied) -> Serving:
         server = self.live.server
         message = applied.start_error
         if server is not None and message is None:
             ready = wait_ready(server, self.settings.startup_timeout, self.stop)
             message = None if ready.status == "succeeded" else ready.message
-        document: dict[str, Any] = {
-            **(server.describe() if server else {}),
-            "url": f"{server.url}/" if server else None,
-            "urlPrefix": self.settings.url_prefix,
-            "ready": message is None,
-            "message": message,
-            "watch": {
-                "action": applied.action,
-                **(change.to_dict() if change else {}),
-                "secondsSinceSave": round(time.time() - change.saved_at, 3) if change else None,
-                "durations": applied.all_durations(),
-            },
-        }
-        if applied.start is not None and applied.start.image:
-            document["image"] = applied.start.image
-        return document
+        return Serving(
+            f"{server.url}/" if server else None,
+            self.settings.url_prefix,
+            message,
+            applied.action,
+            change,
+            round(time.time() - change.saved_at, 3) if change else None,
+            applied.all_durations(),
+            applied.start,
+            server.describe() if server else {},
+        )

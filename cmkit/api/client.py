@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin
 
@@ -51,13 +50,6 @@ class JobFailed(ApiError):
 
 # One multipart part: (field name, value) where value is a string or (filename, stream, content type).
 Part = tuple[str, str | tuple[str, IO[bytes], str]]
-
-
-@dataclass(frozen=True)
-class Page:
-    data: list[dict[str, Any]]
-    next: str | None
-    total: int | None
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -35,6 +35,27 @@ LOG = logging.getLogger("cmkit.emulator")
 MAX_REQUEST_BODY = 1 << 40
 
 
+@dataclass(frozen=True)
+class EmulatorReady:
+    """Where a started emulator serves, and with which token (what `cmkit emulator` prints)."""
+
+    endpoint: str
+    token: str
+    data_dir: str
+    runtime: str
+    environment_id: str | None  # the seeded environment, when there is one
+
+    def to_dict(self) -> dict[str, object]:
+        """The line `cmkit emulator --json` prints."""
+        return {
+            "endpoint": self.endpoint,
+            "token": self.token,
+            "dataDir": self.data_dir,
+            "runtime": self.runtime,
+            "environmentId": self.environment_id,
+        }
+
+
 @dataclass
 class EmulatorOptions:
     host: str = "127.0.0.1"
@@ -68,8 +89,8 @@ def job_engine(
     return DockerJobs(docker_client(), labels_for(data_dir, labels))
 
 
-def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], warn: Callable[[str], None]) -> None:
-    """Serve until SIGTERM/SIGINT; `on_ready` gets {endpoint, token, dataDir, runtime, environmentId}."""
+def run(options: EmulatorOptions, on_ready: Callable[[EmulatorReady], None], warn: Callable[[str], None]) -> None:
+    """Serve until SIGTERM/SIGINT; `on_ready` is told where it serves once it does."""
     if any(not token.strip() for token in options.tokens):
         # Refused before anything starts: an empty token would accept any `Bearer ` header.
         raise InputError("--token must not be empty", hint="pass a secret token, or none to get a random one")
@@ -94,13 +115,13 @@ def run(options: EmulatorOptions, on_ready: Callable[[dict[str, Any]], None], wa
     port = server.effective_port
     _stop_on_signals()
     on_ready(
-        {
-            "endpoint": f"http://{_display_host(options.host)}:{port}/api/v2/",
-            "token": tokens[0],
-            "dataDir": str(data_dir),
-            "runtime": engine.runtime,
-            "environmentId": environments.seeded_environment_id(emu),
-        }
+        EmulatorReady(
+            f"http://{_display_host(options.host)}:{port}/api/v2/",
+            tokens[0],
+            str(data_dir),
+            engine.runtime,
+            environments.seeded_environment_id(emu),
+        )
     )
     try:
         server.run()

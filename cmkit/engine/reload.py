@@ -45,7 +45,34 @@ class SyncFailed(Exception):
     """The files could not be brought into the container."""
 
 
-def fetch_info(server: Server, timeout: float = 2.0) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a server's `GET /info/` says that a watcher uses (cmkit-runtime's; other servers say less)."""
+
+    runtime: object  # "cmkit-runtime" for cmkit's model server
+    generation: int | None  # the answering worker's generation; None: the server does not count reloads
+    master_pid: int | None  # gunicorn's master, the parent of the workers
+    loaded: bool  # the answering worker's model is loaded
+    workers_loading: bool  # some of the reload's new workers are still importing the model
+
+    @classmethod
+    def from_api(cls, document: dict[str, Any]) -> ServerInfo:
+        generation, master = document.get("generation"), document.get("masterPid")
+        return cls(
+            runtime=document.get("runtime"),
+            generation=generation if isinstance(generation, int) else None,
+            master_pid=master if isinstance(master, int) else None,
+            loaded=bool(document.get("loaded")),
+            workers_loading=bool(document.get("workersLoading")),
+        )
+
+    @property
+    def reloadable(self) -> bool:
+        """Whether the server is a cmkit-runtime that counts its reloads."""
+        return self.runtime == "cmkit-runtime" and self.generation is not None
+
+
+def fetch_info(server: Server, timeout: float = 2.0) -> ServerInfo | None:
     """`GET {url}/info/` on a fresh connection (a kept-alive one could stay with a leaving worker)."""
     base = urllib3.util.parse_url(server.url)
     pool = urllib3.HTTPConnectionPool(base.host or "127.0.0.1", base.port or 80, maxsize=1)
@@ -60,12 +87,7 @@ def fetch_info(server: Server, timeout: float = 2.0) -> dict[str, Any] | None:
         return None
     finally:
         pool.close()
-    return document if isinstance(document, dict) else None
-
-
-def reloadable(info: dict[str, Any] | None) -> bool:
-    """Whether the server is a cmkit-runtime that counts its reloads."""
-    return info is not None and info.get("runtime") == "cmkit-runtime" and isinstance(info.get("generation"), int)
+    return ServerInfo.from_api(document) if isinstance(document, dict) else None
 
 
 @dataclass
@@ -75,9 +97,11 @@ class Reload:
     generation: int
 
 
-def signal_reload(server: Server, info: dict[str, Any]) -> Reload:
+def signal_reload(server: Server, info: ServerInfo) -> Reload:
     """SIGHUP to gunicorn's master (the pid its workers report as their parent)."""
-    master = int(info["masterPid"])
+    master, generation = info.master_pid, info.generation
+    if master is None or generation is None:
+        raise ProcessLookupError("the server's /info/ names no master pid or generation")
     if isinstance(server, DockerServer):
         if master == 1:
             server.container.kill(signal="SIGHUP")
@@ -89,7 +113,7 @@ def signal_reload(server: Server, info: dict[str, Any]) -> Reload:
         os.kill(master, signal.SIGHUP)
     else:
         raise ProcessLookupError(f"a {server.runtime} server cannot be signalled")
-    return Reload(int(info["generation"]) + 1)
+    return Reload(generation + 1)
 
 
 def wait_generation(server: Server, generation: int, timeout: float) -> bool:
@@ -101,8 +125,7 @@ def wait_generation(server: Server, generation: int, timeout: float) -> bool:
         info = fetch_info(server, timeout=1.0)
         # Every new worker loaded: a straggler still importing custom.py while the next edit's
         # files are unpacked (Docker removes a file, then writes it) could find none.
-        new = info is not None and int(info.get("generation") or 0) >= generation
-        if new and info.get("loaded") and not info.get("workersLoading"):  # type: ignore[union-attr]
+        if info is not None and (info.generation or 0) >= generation and info.loaded and not info.workers_loading:
             return True
         time.sleep(POLL_SECONDS)
     return False

@@ -11,20 +11,25 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
 
 from cmkit import render
+from cmkit.api.resources import ModelTest, ModelVersion
 from cmkit.checks.parameters import CheckParameters
+from cmkit.checks.protocols import DRUM, PROTOCOLS, Detected
 from cmkit.checks.results import ABORTED, FAILED, SUCCEEDED, WARNING, CheckResult, not_started
+from cmkit.emulator.server import EmulatorReady
 from cmkit.environments import EnvironmentPushResult
 from cmkit.events import BYTES, WAITING
 from cmkit.featureimpact import FeatureImpactItem, FeatureImpactOutcome, FeatureImpactResult
 from cmkit.prune import Pruned, PruneOptions, PruneResult
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle
 from cmkit.report import ReportDetails, ServerChecks, StartInfo, TestReport
-from cmkit.watch import Change, WatchRun
+from cmkit.serve import ServeSession
+from cmkit.watch import Change, Serving, WatchRun
 from tests.support.bundles import write_quick_bundle
 
 Shown = Callable[[], str]
@@ -122,12 +127,9 @@ def test_json_documents_go_to_stdout_whole_or_on_one_line(capsys: pytest.Capture
 
 
 def test_serving_says_where_and_how_to_predict(shown: Shown) -> None:
-    info = {
-        "url": "http://127.0.0.1:9000/m/",
-        "urlPrefix": "/m",
-        "protocol": {"name": "drum", "route": "/predict/", "how": "detected"},
-    }
-    render.serving(info)
+    server = SimpleNamespace(url="http://127.0.0.1:9000/m", url_prefix="/m")
+    session = ServeSession(server, Detected(PROTOCOLS[DRUM], "detected"))  # type: ignore[arg-type]
+    render.serving(session)
     text = shown()
     assert "serving http://127.0.0.1:9000/m/  (URL_PREFIX=/m)" in text
     assert "protocol: drum: POST http://127.0.0.1:9000/m/predict/ with the dataset as CSV (text/csv)" in text
@@ -163,12 +165,12 @@ def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Pat
         plan,
         model_id="m1",
         model_url="https://example.invalid/model/m1",
-        version={"id": "v2", "label": "v2.0"},
+        version=ModelVersion("v2", "v2.0"),
         uploaded_files=3,
         uploaded_bytes=3 * 1024 * 1024,
         build_status="failed",
         build_log_tail="ERROR: No matching distribution for nosuchpackage",
-        test=test,
+        test=ModelTest.from_api(test),
     )
     render.push_result(result)
     text = shown()
@@ -178,10 +180,8 @@ def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Pat
 
 
 def test_env_push_says_uploaded_or_up_to_date_and_shows_a_failed_build(shown: Shown) -> None:
-    render.environment_result(
-        EnvironmentPushResult("e1", "ev1", True, False, "failed", "no base image", 2048).to_dict()
-    )
-    render.environment_result(EnvironmentPushResult("e1", "ev1", False, True, "success").to_dict())
+    render.environment_result(EnvironmentPushResult("e1", "ev1", True, False, "failed", "no base image", 2048))
+    render.environment_result(EnvironmentPushResult("e1", "ev1", False, True, "success"))
     text = shown()
     assert "environment build failed; last log lines:\nno base image" in text
     assert "environment e1 version ev1: uploaded 2.0 KiB; build failed" in text
@@ -193,25 +193,17 @@ def test_prune_lists_each_object_and_counts_them(shown: Shown) -> None:
         Pruned("container", "c" * 64, "cmkit-run", 0.0, "stopped", removed=True),
         Pruned("image", "sha256:" + "a" * 64, "cmkit-code:x", 0.0, "code image", size=5 * 1024**2, kept="in use"),
     ]
-    render.prune_result(PruneResult(PruneOptions(dry_run=False), objects).to_dict())
+    render.prune_result(PruneResult(PruneOptions(dry_run=False), objects))
     text = shown()
     assert "kept: in use" in text and "aaaaaaaaaaaa" in text and "5.0 MiB" in text
     assert "removed 1 container(s) and 0 image(s); kept 1" in text
 
-    render.prune_result(PruneResult(PruneOptions(dry_run=True), []).to_dict())
+    render.prune_result(PruneResult(PruneOptions(dry_run=True), []))
     assert "would remove 0 container(s) and 0 image(s); kept 0" in shown()
 
 
 def test_emulator_ready_prints_the_endpoint_token_and_environment(shown: Shown) -> None:
-    render.emulator_ready(
-        {
-            "endpoint": "http://127.0.0.1:8080/api/v2",
-            "token": "tok-[1]",
-            "dataDir": "/data",
-            "runtime": "process",
-            "environmentId": "env1",
-        }
-    )
+    render.emulator_ready(EmulatorReady("http://127.0.0.1:8080/api/v2", "tok-[1]", "/data", "process", "env1"))
     text = shown()
     assert "cmkit emulator serving http://127.0.0.1:8080/api/v2" in text
     assert "token:       tok-[1]" in text and "environment: env1 (Python 3.11, seeded)" in text
@@ -253,13 +245,12 @@ def test_the_first_watch_run_says_started_and_its_total(shown: Shown) -> None:
 
 
 def test_serve_watch_says_serving_again_or_why_not(shown: Shown) -> None:
-    watch = {"action": "reloaded", "changed": ["custom.py"], "secondsSinceSave": 0.4, "durations": {"reload": 0.2}}
-    render.watch_serving({"url": "http://127.0.0.1:9/m/", "urlPrefix": "/m", "ready": True, "watch": watch})
-    down = {**watch, "action": "restarted", "secondsSinceSave": None}
-    render.watch_serving({"url": None, "ready": False, "message": "the server exited with code 1", "watch": down})
-    render.watch_serving(
-        {"url": "http://127.0.0.1:9/m/", "urlPrefix": "/m", "ready": True, "watch": {"action": "started"}}
-    )
+    edit = Change(changed=("custom.py",))
+    url = "http://127.0.0.1:9/m/"
+    render.watch_serving(Serving(url, "/m", None, "reloaded", edit, 0.4, {"reload": 0.2}))
+    down = "the server exited with code 1"
+    render.watch_serving(Serving(None, None, down, "restarted", edit, None, {"reload": 0.2}))
+    render.watch_serving(Serving(url, "/m", None, "started"))
     render.watch_error(ValueError("model-metadata.yaml:3: bad targetType"))
     text = shown()
     assert "custom.py: reloaded (reload 0.20s): serving http://127.0.0.1:9/m/, 0.40s after the save" in text

@@ -128,6 +128,5 @@ def test_the_metadata_environment_id_is_fetched_with_credentials(emulator: Emula
     assert config.server.remote is not None and config.server.remote.source == "model-metadata.yaml"
     remote = fetch_remote_environment(config.server, Events())
     assert remote is not None and (remote.fetched.context_dir / "Dockerfile").is_file()
-    environment = remote.to_details()  # what the report's details say
-    assert environment["source"] == "model-metadata.yaml"
-    assert environment["environmentId"] == emulator.info["environmentId"]
+    assert remote.source == "model-metadata.yaml"
+    assert remote.to_dict()["environmentId"] == emulator.info["environmentId"]  # what the report's details say

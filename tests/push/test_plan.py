@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from cmkit.api.client import DataRobotClient
+from cmkit.api.resources import CustomModel
 from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
-from cmkit.push import ManifestCache, PushOptions, PushRefused, model_payload, plan_push, prepare_bundle, push
+from cmkit.push import ManifestCache, PushOptions, PushRefused, new_model, plan_push, prepare_bundle, push
 from cmkit.push import user_provided_id as stable_id
 from tests.support.bundles import write_flask_bundle
 from tests.support.emulator_support import FlaskEmulator
@@ -64,8 +65,8 @@ def test_a_new_bundle_plans_its_model_and_every_file(
     plan = plan_push(api, local, options(bundle, emulator), ManifestCache(tmp_path / "manifests"))
     assert (plan.action, plan.model, plan.latest) == ("new-version", None, None)
     assert plan.model_create is not None
-    assert plan.model_create["userProvidedId"] == "cmkit-plan-new-bundle"
-    assert (plan.model_create["targetType"], plan.model_create["targetName"]) == ("Regression", "y")
+    assert plan.model_create.user_provided_id == "cmkit-plan-new-bundle"
+    assert (plan.model_create.target_type, plan.model_create.target_name) == ("Regression", "y")
     assert sorted(f.path for f in plan.upload) == sorted(local.manifest)
     document = plan.to_dict()
     assert document["uploadBytes"] == sum(f.size for f in local.files) and document["digest"] == local.digest
@@ -84,7 +85,7 @@ def test_after_a_push_the_plan_is_up_to_date_then_a_patch_then_a_deletion(
 
     same = plan_push(api, prepare_bundle(bundle), opts, cache)
     assert same.action == "up-to-date" and same.upload == [] and same.model_create is None
-    assert same.model is not None and same.model["id"] == first.model_id  # found by its userProvidedId
+    assert same.model is not None and same.model.id == first.model_id  # found by its userProvidedId
     result = push(api, same, opts, RecordingEvents(), cache)
     assert not result.created_model and result.uploaded_files == 0 and result.version == same.latest
 
@@ -92,14 +93,14 @@ def test_after_a_push_the_plan_is_up_to_date_then_a_patch_then_a_deletion(
     edited = plan_push(api, prepare_bundle(bundle), opts, cache)
     assert edited.action == "patch" and [f.path for f in edited.upload] == ["app.py"] and edited.delete == []
     patched = push(api, edited, opts, RecordingEvents(), cache)
-    assert patched.version and patched.version["label"] == "v2.0" and patched.uploaded_files == 1
+    assert patched.version and patched.version.label == "v2.0" and patched.uploaded_files == 1
 
     (bundle / "notes.txt").unlink()
     removed = plan_push(api, prepare_bundle(bundle), opts, cache)
     assert removed.action == "patch" and removed.upload == []
     assert [item.file_path for item in removed.delete] == ["notes.txt"]
     latest = push(api, removed, opts, RecordingEvents(), cache).version
-    assert latest and "notes.txt" not in {item["filePath"] for item in latest["items"]}
+    assert latest and "notes.txt" not in latest.file_paths
 
     moved = plan_push(api, prepare_bundle(bundle), replace(opts, environment_id=ABSENT), cache)
     assert (moved.action, moved.reason) == ("patch", "the execution environment changes")
@@ -132,7 +133,7 @@ def test_an_unknown_model_id_no_environment_or_a_missing_dataset_are_input_error
     with pytest.raises(InputError, match="dataset not found"):
         plan_push(None, local, options(bundle, emulator, dataset=tmp_path / "absent.csv"), cache)
     offline = plan_push(None, local, options(bundle, emulator, model_id=ABSENT), cache)
-    assert offline.model == {"id": ABSENT} and offline.model_create is None
+    assert offline.model == CustomModel(ABSENT) and offline.model_create is None
 
 
 def test_a_bundle_with_a_secret_is_refused_before_planning(tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ def test_long_names_give_capped_distinct_ids(tmp_path: Path) -> None:
 
 def test_a_model_needs_metadata_to_be_created(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"cannot create a model without model-metadata\.yaml"):
-        model_payload(None, tmp_path)
+        new_model(None, tmp_path)
     local = prepare_bundle(named_bundle(tmp_path / "bundle", "payload"))
-    payload = model_payload(local.metadata, local.root)
+    payload = new_model(local.metadata, local.root).to_api()
     assert payload["customModelType"] == "inference" and payload["language"] == "python"

@@ -99,8 +99,8 @@ def test_a_model_that_fails_its_remote_test_makes_the_push_fail(
     result = carry_out(api, options)
     # The test's job ends ERROR; the push reads the test itself for the reason.
     test = result.test
-    assert test is not None and test["overallStatus"] == "failed", test
-    assert test["testingStatus"]["errorCheck"]["status"] == "failed"
+    assert test is not None and test.overall_status == "failed", test
+    assert test.document["testingStatus"]["errorCheck"]["status"] == "failed"
     assert result.failed and result.dataset_id == dataset_id
 
 
@@ -112,7 +112,7 @@ def test_without_waiting_the_push_returns_what_it_started(
     result = carry_out(api, options)
     assert result.build_status in ("submitted", "processing", "success")
     test = result.test
-    assert test is not None and test["overallStatus"] == "in_progress" and "/status/" in test["status"]
+    assert test is not None and test.overall_status == "in_progress" and "/status/" in test.document["status"]
     model_id = result.model_id
     running = emulator.request("GET", f"customModelTests/?customModelId={model_id}").get_json()["data"][0]
     assert emulator.request("DELETE", f"customModelTests/{running['id']}/").status_code == 204  # stop the hung test
@@ -137,7 +137,7 @@ def test_lost_answers_are_retried_after_looking_for_what_they_created(
     assert stale.model_create is not None
     again = push(api, stale, options, RecordingEvents(), ManifestCache(tmp_path / "elsewhere"))
     assert again.model_id == first.model_id and not again.created_model
-    assert again.version is not None and again.version["label"] == "v2.0"
+    assert again.version is not None and again.version.label == "v2.0"
 
 
 def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads_everything(
@@ -149,9 +149,8 @@ def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads
     events = RecordingEvents()
     result = carry_out(api, options, events)
     version = result.version
-    assert version is not None and "cmkit-digest" not in str(version.get("description"))
+    assert version is not None and "cmkit-digest" not in str(version.description)
     assert any("could not record the bundle digest" in line for line in events.lines)
     cache = ManifestCache(tmp_path / "manifests")
     plan = plan_push(api, prepare_bundle(root), options, cache)
     assert plan.action == "new-version" and "not pushed from here" in plan.reason
-

@@ -55,7 +55,9 @@ def test_serve_returns_once_the_server_answers_and_close_stops_it(tmp_path: Path
         described = session.to_dict()
         assert described["url"] == session.server.url + "/" and described["url"].endswith("/a/b/")
         assert described["urlPrefix"] == "/a/b" and described["runtime"] == "process"
-        assert isinstance(described["pid"], int) and described["protocol"] == session.protocol
+        assert isinstance(described["pid"], int) and described["protocol"] == (
+            session.protocol and session.protocol.to_dict()
+        )
         with urllib.request.urlopen(described["url"], timeout=5) as answer:
             assert answer.status == 200 and answer.read() == b"ok"
         assert not session.failed  # running

@@ -21,7 +21,7 @@ from cmkit.errors import CmkitError
 from cmkit.events import Events
 from cmkit.report import ReportDetails, StartInfo
 from cmkit.testlocal import TestLocalConfig
-from cmkit.watch import NEW_SERVER, RESTARTED, STARTED, Applied, Change, Watch, WatchRun
+from cmkit.watch import NEW_SERVER, RESTARTED, STARTED, Applied, Change, Serving, Watch, WatchRun
 from tests.support.bundles import write_quick_bundle
 
 WATCH_TIMEOUT = 60.0
@@ -125,8 +125,8 @@ def test_serve_brings_each_edit_to_the_server_and_says_when_it_answers(tmp_path:
     watch = Watch(config, Events(), stop, on_server=started.append, serve_only=True)
     served: list[dict[str, Any]] = []
 
-    def on_ready(document: dict[str, Any]) -> None:
-        served.append(document)
+    def on_ready(serving: Serving) -> None:
+        served.append(serving.to_dict())
         if len(served) == 1:
             edit(bundle / "behaviour.txt", "crash_at_start\n")
         elif len(served) == 2:
