@@ -121,36 +121,28 @@ def _start_docker(
     start: StartInfo,
     port: int | None,
 ) -> StartedBundle:
-    """Build the image and start its container; the server returned owns `client`, which is closed otherwise."""
+    """Build the image and start its container (cmkit/engine/docker.py); what failed is a StartFailed."""
     from cmkit.engine.builder import ImageBuilder
-    from cmkit.engine.docker import ContainerStartFailed, start_container
-    from cmkit.engine.images import BuildFailed, BuildSettings
+    from cmkit.engine.docker import ModelRequest, ModelStartFailed, start_model
+    from cmkit.engine.images import BuildSettings
 
     try:
         builder = ImageBuilder(
             client, BuildSettings.from_environment(settings.ca_bundle), build_log(events, "building"), settings.labels
         )
-        events.stage("building the image (environment, dependencies, code)")
-        began = time.monotonic()
-        try:
-            image = builder.model(
-                settings.bundle, environment=environment, image=settings.image, rebuild=settings.rebuild
-            )
-        except BuildFailed as exc:
-            failed = replace(start, build_seconds=_since(began), build_log_tail="\n".join(exc.log[-LOG_TAIL_LINES:]))
-            raise StartFailed(f"{exc.message}\n" + "\n".join(exc.log[-10:]), start=failed) from exc
-        start = replace(start, build_seconds=_since(began), image=image)
-        events.stage(f"starting {image.code.tag}")
-        try:
-            server = start_container(client, image.code.image_id, spec, run_id, host_port=port)
-        except ContainerStartFailed as exc:  # the container is already removed
-            builder.finish()
-            raise StartFailed(exc.message, start=start) from exc
     except BaseException:
         client.close()
         raise
-    server.on_stop(builder.finish)
-    return StartedBundle(server, start)
+    request = ModelRequest(settings.bundle, environment, settings.image, settings.rebuild, spec, run_id, port)
+    try:
+        started = start_model(client, builder, request, events.stage)
+    except ModelStartFailed as exc:
+        found = replace(start, build_seconds=exc.build_seconds, image=exc.image)
+        if exc.build_log is not None:  # the build failed: its message with its last lines, and the tail for the report
+            found = replace(found, build_log_tail="\n".join(exc.build_log[-LOG_TAIL_LINES:]))
+            raise StartFailed(f"{exc.message}\n" + "\n".join(exc.build_log[-10:]), start=found) from exc
+        raise StartFailed(exc.message, start=found) from exc
+    return StartedBundle(started.server, replace(start, build_seconds=started.build_seconds, image=started.image))
 
 
 def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, port: int | None) -> Server:

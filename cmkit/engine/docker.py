@@ -6,6 +6,8 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,8 +15,9 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from cmkit.engine.base import CONTAINER_PORT, ExitInfo, RunSpec, Server
+from cmkit.engine.builder import ImageBuilder
 from cmkit.engine.forward import ExecForwarder
-from cmkit.engine.images import CODE_DIR
+from cmkit.engine.images import CODE_DIR, BuildFailed, ModelImage
 from cmkit.errors import CmkitError, DockerUnavailable
 
 LABEL = "cmkit"
@@ -195,3 +198,73 @@ def start_container(
         with contextlib.suppress(DockerException):
             container.remove(force=True)
         raise
+
+
+@dataclass(frozen=True)
+class StartedModel:
+    """A bundle's server in a container, the image it runs and how long building it took."""
+
+    server: DockerServer
+    image: ModelImage
+    build_seconds: float
+
+
+class ModelStartFailed(CmkitError):
+    """The image could not be built or its container not started; what was found up to then."""
+
+    def __init__(
+        self,
+        message: str,
+        build_seconds: float,
+        image: ModelImage | None = None,
+        build_log: tuple[str, ...] | None = None,  # the build's log when the build failed
+    ) -> None:
+        super().__init__(message)
+        self.build_seconds = build_seconds
+        self.image = image
+        self.build_log = build_log
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What to build (the bundle on an environment, or on a given image) and how to serve it."""
+
+    bundle: Path
+    environment: Path | None
+    image: str | None
+    rebuild: bool
+    spec: RunSpec
+    run_id: str
+    port: int | None
+
+
+def start_model(
+    client: docker.DockerClient, builder: ImageBuilder, request: ModelRequest, stage: Callable[[str], None]
+) -> StartedModel:
+    """Build the bundle's image and start its container. The server returned owns `client`
+    (closed otherwise) and finishes `builder` when it stops."""
+    try:
+        stage("building the image (environment, dependencies, code)")
+        began = time.monotonic()
+        try:
+            image = builder.model(
+                request.bundle, environment=request.environment, image=request.image, rebuild=request.rebuild
+            )
+        except BuildFailed as exc:
+            raise ModelStartFailed(exc.message, _since(began), build_log=tuple(exc.log)) from exc
+        build_seconds = _since(began)
+        stage(f"starting {image.code.tag}")
+        try:
+            server = start_container(client, image.code.image_id, request.spec, request.run_id, host_port=request.port)
+        except ContainerStartFailed as exc:  # the container is already removed
+            builder.finish()
+            raise ModelStartFailed(exc.message, build_seconds, image) from exc
+    except BaseException:
+        client.close()
+        raise
+    server.on_stop(builder.finish)
+    return StartedModel(server, image, build_seconds)
+
+
+def _since(began: float) -> float:
+    return round(time.monotonic() - began, 3)

@@ -162,3 +162,30 @@ def test_what_a_server_can_get_wrong_is_an_input_error(
     leftovers = [p.name for p in cache_root().glob("*")] if cache_root().exists() else []
     assert all(name == "versions" or not name.startswith(".") for name in leftovers), leftovers
     assert not (cache_root() / "versions").exists()
+
+
+def test_a_resolved_run_fetches_the_environment_it_names(emulator: FlaskEmulator, tmp_path: Path) -> None:
+    """test-local's start: the resolved run's remote source, fetched once, is what the report names."""
+    from cmkit.events import Events
+    from cmkit.resolvedrun import TestLocalConfig, resolve_config
+    from cmkit.testlocal import fetch_remote_environment
+    from tests.support.bundles import write_quick_bundle
+
+    env_id = emulator.environment_id()
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    with serving(emulator.app) as base:
+        request = TestLocalConfig(
+            bundle=bundle,
+            target_type="regression",
+            runtime="docker",  # asked for, so not probed: fetching needs no engine
+            environment_id=env_id,
+            endpoint=base + "api/v2",
+            token=TOKEN,
+        )
+        run = resolve_config(request)
+        local = resolve_config(TestLocalConfig(bundle=bundle, target_type="regression", runtime="process"))
+        assert fetch_remote_environment(local.server, Events()) is None
+        used = fetch_remote_environment(run.server, Events())
+    assert used is not None and used.source == "flag"
+    assert (used.fetched.context_dir / "Dockerfile").is_file()
+    assert used.to_dict()["environmentId"] == env_id and used.to_dict()["source"] == "flag"
