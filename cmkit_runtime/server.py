@@ -199,14 +199,27 @@ def build_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
     (tests/runtime/test_frames.py holds each of them to it).
     """
     values = list(columns.values())
-    if _from_blocks is not None and len(values) * len(values[0]) <= SMALL_REQUEST:
+    rows = len(values[0])
+    if _from_blocks is not None and len(values) * rows <= SMALL_REQUEST:
         small = _small_frame(list(columns), values)
         if small is not None:
             return small
+    if _long(rows, len(values)):
+        return frame_by_column(columns)
     flat = list(chain.from_iterable(values))  # one flat list: numpy converts it twice as fast as nested ones
     return _flat_frame(list(columns), len(values[0]), flat, lambda: columns)
 
 
+# Long data (many rows, not thousands of columns) goes column by column: NumPy converts each
+# column's list in C, where the one-step path's census of every value's type costs ~250 ns a value
+# (a 10,000-row batch of four columns: 0.9 ms by column, 5-11 ms in one step). The one-step path
+# keeps what it is for: many columns of few rows, where pandas' cost per column dominates.
+LONG_ROWS = 64
+LONG_MAX_COLUMNS = 2000
+
+
+def _long(rows: int, columns: int) -> bool:
+    return rows >= LONG_ROWS and columns <= LONG_MAX_COLUMNS
 # A request of at most this many values (a single row of a usual model) has its columns sorted by
 # kind in Python: the one-step path's two dozen NumPy calls cost ~40 us whatever the size.
 SMALL_REQUEST = 64
@@ -243,6 +256,8 @@ def _flat_frame(
     names: list[str], rows: int, flat: list[Any], columns: Callable[[], dict[str, list[Any]]]
 ) -> pd.DataFrame:
     """The frame of `flat` (column after column, `rows` values each); `columns` for the general path."""
+    if _long(rows, len(names)):
+        return frame_by_column(columns())
     types = set(map(type, flat))
     if types <= _ALL_NUMERIC or types == {bool}:
         with contextlib.suppress(ValueError, TypeError, OverflowError):

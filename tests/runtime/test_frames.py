@@ -47,21 +47,32 @@ def same(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
     assert list(fast.dtypes) == list(slow.dtypes)
 
 
-# build_frame's three ways to a numeric frame: a small request's blocks sorted in Python, the
-# one-step NumPy path with its blocks placed by pandas (>= 3.0), and the older pandas' isetitem /
-# concat. Each must give the column-by-column frame.
+# build_frame's ways to a numeric frame: a small request's blocks sorted in Python, the one-step
+# NumPy path with its blocks placed by pandas (>= 3.0), the older pandas' isetitem / concat, and
+# long data column by column. Each must give the column-by-column frame.
 PATHS: dict[str, dict[str, Any]] = {
     "small": {},
+    "long": {"LONG_ROWS": 1},
     "one-step": {"SMALL_REQUEST": 0},
     "without-blocks-api": {"SMALL_REQUEST": 0, "_from_blocks": None},
 }
 
 
+def take_path(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for setting, value in PATHS[name].items():
+        monkeypatch.setattr(server, setting, value)
+    return name
+
+
 @pytest.fixture(params=sorted(PATHS))
 def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in PATHS[request.param].items():
-        monkeypatch.setattr(server, name, value)
-    return str(request.param)
+    return take_path(request.param, monkeypatch)
+
+
+@pytest.fixture(params=["small", "long"])
+def columnar_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The columnar paths differ from the JSON body's only for long data (the rest is shared code)."""
+    return take_path(request.param, monkeypatch)
 
 
 @tiers(200)
@@ -82,7 +93,7 @@ def columnar(columns: dict[str, list[Any]]) -> bytes:
 
 
 @tiers(200)
-def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int) -> None:
+def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int, columnar_path: str) -> None:
     @settings(max_examples=examples, deadline=None)
     @given(payloads())
     def check(columns: dict[str, list[Any]]) -> None:
@@ -92,7 +103,7 @@ def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int) -> No
 
 
 @tiers(200)
-def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(examples: int) -> None:
+def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(examples: int, columnar_path: str) -> None:
     """wire.py's "keep", "nulls" and "from": the null check's requests on kept values."""
 
     @settings(max_examples=examples, deadline=None)
