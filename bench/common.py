@@ -52,6 +52,22 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines + [row.markdown() for row in rows])
 
 
+def write_section(path: Path, run: str, text: str) -> None:
+    """Replace the section of a markdown file that `run` (a command line) wrote last time, or append one.
+
+    The section sits between two HTML comments naming the run, so a table in the docs is always
+    a run's own output, rewritten by the next run of the same command line.
+    """
+    begin, end = f"<!-- generated: {run} -->", f"<!-- end generated: {run} -->"
+    section = f"{begin}\n{text.strip()}\n{end}"
+    document = path.read_text()
+    if begin in document and end in document:
+        document = document[: document.index(begin)] + section + document[document.index(end) + len(end) :]
+    else:
+        document = document.rstrip("\n") + f"\n\n### `{run}`\n\n{section}\n"
+    path.write_text(document)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as handle:
