@@ -98,9 +98,7 @@ class Side:
     batch_seconds: float
 
 
-def _measure(
-    url: str, single: bytes, big: bytes, content_type: str, seconds: float, repeats: int, group: int
-) -> Side:
+def _measure(url: str, single: bytes, big: bytes, content_type: str, seconds: float, repeats: int, group: int) -> Side:
     load = wrk(url, single, content_type, connections=8, seconds=seconds, server_group=group)
     session = requests.Session()
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Flask, Response, request
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.wsgi import get_input_stream
 
@@ -220,6 +220,8 @@ LONG_MAX_COLUMNS = 2000
 
 def _long(rows: int, columns: int) -> bool:
     return rows >= LONG_ROWS and columns <= LONG_MAX_COLUMNS
+
+
 # A request of at most this many values (a single row of a usual model) has its columns sorted by
 # kind in Python: the one-step path's two dozen NumPy calls cost ~40 us whatever the size.
 SMALL_REQUEST = 64
@@ -627,6 +629,8 @@ class HotRoutes:
         try:
             body = get_input_stream(environ).read()
             answer = hot[1](body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower())
+        except HTTPException as exc:  # e.g. a client gone before the whole body arrived: as Flask answers it
+            return exc(environ, start_response)
         except Exception:  # what Flask does with an exception a view lets out: logged, a bare 500
             log.exception("Exception on %s [%s]", environ.get("PATH_INFO"), environ.get("REQUEST_METHOD"))
             return InternalServerError()(environ, start_response)

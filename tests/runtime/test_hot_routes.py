@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.test import Client, TestResponse
+from werkzeug.test import Client, EnvironBuilder, TestResponse, run_wsgi_app
 
 from cmkit_runtime import wire
 from cmkit_runtime.server import Answer, HotRoutes, create_app
@@ -130,3 +130,17 @@ def test_a_route_that_raises_gets_flasks_bare_500(app: Flask, caplog: pytest.Log
     assert answer.status == "500 INTERNAL SERVER ERROR" and b"Internal Server Error" in answer.get_data()
     assert "Exception on /p/ [POST]" in caplog.text
 
+
+def test_a_body_shorter_than_its_length_is_answered_as_flask_answers_it(app: Flask) -> None:
+    """werkzeug's stream refuses a body that ends before its Content-Length (a client gone)."""
+    environ = EnvironBuilder(f"{PREFIX}/predict_no_state/", method="POST", data=x(1)).get_environ()
+    environ["CONTENT_LENGTH"] = str(len(x(1)) + 10)
+    hot = app.wsgi_app
+    assert isinstance(hot, HotRoutes)
+    answers = []
+    for wsgi in (app, hot.flask_app):
+        environ["wsgi.input"].seek(0)
+        answers.append(run_wsgi_app(wsgi, dict(environ)))
+    (body, status, headers), (flask_body, flask_status, flask_headers) = answers
+    assert (status, list(headers), b"".join(body)) == (flask_status, list(flask_headers), b"".join(flask_body))
+    assert status.startswith("400")
