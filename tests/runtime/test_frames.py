@@ -75,7 +75,7 @@ def columnar_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     return take_path(request.param, monkeypatch)
 
 
-@tiers(200)
+@tiers(100)  # per path: the paths share the examples' budget
 def test_build_frame_equals_the_column_by_column_frame(examples: int, frame_path: str) -> None:
     @settings(max_examples=examples, deadline=None)
     @given(payloads())
@@ -92,7 +92,7 @@ def columnar(columns: dict[str, list[Any]]) -> bytes:
     return json.dumps({"columns": list(columns), "rows": rows, "values": flat}).encode()
 
 
-@tiers(200)
+@tiers(100)  # per path: the paths share the examples' budget
 def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int, columnar_path: str) -> None:
     @settings(max_examples=examples, deadline=None)
     @given(payloads())
@@ -102,7 +102,7 @@ def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int, colum
     check()
 
 
-@tiers(200)
+@tiers(100)  # per path: the paths share the examples' budget
 def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(examples: int, columnar_path: str) -> None:
     """wire.py's "keep", "nulls" and "from": the null check's requests on kept values."""
 
