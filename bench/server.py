@@ -30,6 +30,7 @@ from bench.common import (
     Row,
     drum_code_dir,
     drum_venv,
+    group_cpu_seconds,
     median_seconds,
     python_env,
     ratio,
@@ -96,6 +97,7 @@ def drum_body(frame: pd.DataFrame) -> bytes:
 class Side:
     load: Load
     batch_seconds: float
+    batch_cpu_seconds: float  # the server's CPU per batch (every process of its group)
 
 
 def _measure(url: str, single: bytes, big: bytes, content_type: str, seconds: float, repeats: int, group: int) -> Side:
@@ -106,7 +108,9 @@ def _measure(url: str, single: bytes, big: bytes, content_type: str, seconds: fl
         response = session.post(url, data=big, headers={"Content-Type": content_type}, timeout=300)
         response.raise_for_status()
 
-    return Side(load, median_seconds(post_batch, repeats))
+    cpu_before = group_cpu_seconds(group)
+    seconds_per_batch = median_seconds(post_batch, repeats)  # and one warm-up batch
+    return Side(load, seconds_per_batch, (group_cpu_seconds(group) - cpu_before) / (repeats + 1))
 
 
 def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
@@ -225,6 +229,13 @@ def compare(model: Model, seconds: float, repeats: int) -> tuple[list[Row], Side
             f"{ours.batch_seconds * 1000:.0f} ms",
             f"{theirs.batch_seconds * 1000:.0f} ms",
             ratio(ours.batch_seconds, theirs.batch_seconds),
+            "<= 1x",
+        ),
+        Row(
+            f"{model.label}: one {BATCH_ROWS:,}-row batch, server CPU",
+            f"{ours.batch_cpu_seconds * 1000:.1f} ms",
+            f"{theirs.batch_cpu_seconds * 1000:.1f} ms",
+            ratio(ours.batch_cpu_seconds, theirs.batch_cpu_seconds),
             "<= 1x",
         ),
     ]
