@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from cmkit import __version__, render
+from cmkit.engine.choice import INSTALLERS, UV
 from cmkit.errors import CmkitError, InputError
 from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
 from cmkit.target import TARGET_TYPES
@@ -177,6 +178,20 @@ def _test_options(func: F) -> F:
         click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
+        click.option(
+            "--installer",
+            type=click.Choice(INSTALLERS),
+            default=UV,
+            show_default=True,
+            help="Who installs requirements.txt: uv from cmkit's shared wheel cache, or pip from the index "
+            "exactly as DataRobot builds.",
+        ),
+        click.option(
+            "--isolate/--host-python",
+            default=None,
+            help="Process runtime: serve from a venv holding only the bundle's requirements and the serving "
+            "stack (default when requirements.txt names packages), or from cmkit's own Python.",
+        ),
         click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA bundle for builds."),
         click.option(
             "--label",

@@ -39,7 +39,6 @@ from cmkit.errors import CmkitError
 from cmkit.paths import cache_dir
 
 UV_PATH = "/_cmkit/uv"  # where the loopback server hands the uv binary to a build
-INSTALLERS = ("uv", "pip")
 
 
 class NoWheels(CmkitError):
