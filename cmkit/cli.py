@@ -514,7 +514,9 @@ def env_push_command(
 
 @command(main, "prune")
 @click.option("--older-than", metavar="DURATION", help="Only objects created more than this ago (30m, 12h, 7d).")
-@click.option("--all", "everything", is_flag=True, help="Also running containers and the layer cache.")
+@click.option(
+    "--all", "everything", is_flag=True, help="Also running containers, the layer cache, wheel cache and venvs."
+)
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option(
     "--label",
@@ -529,8 +531,9 @@ def prune_command(
 ) -> None:
     """Remove the Docker objects cmkit left behind (label cmkit=1): containers, images, build leftovers.
 
-    By default: stopped containers, untagged build leftovers and code images. --all adds running
-    containers (--keep, serve) and the environment and dependency images (the layer cache).
+    By default: stopped containers, untagged build leftovers, code images and what killed installs
+    left in cmkit's cache. --all adds running containers (--keep, serve), the environment and
+    dependency images (the layer cache), the shared wheel cache and the process runtime's venvs.
     """
     from cmkit.prune import PruneOptions, parse_duration, prune_engine
 

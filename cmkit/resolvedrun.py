@@ -22,6 +22,7 @@ from cmkit.checks.results import DEFAULT_CONFIGURATION
 from cmkit.checks.settings import implied_levels, validate_levels
 from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_variables
 from cmkit.engine.choice import INSTALLERS, PROCESS, UV, RuntimeChoice, choose_runtime, is_runtime
+from cmkit.engine.venvs import isolation_wanted
 from cmkit.errors import InputError
 from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.target import TargetSpec, require_target_type
@@ -112,7 +113,7 @@ class ServerSettings:
     ca_bundle: Path | None
     rebuild: bool
     installer: str
-    isolate: bool | None
+    isolate: bool  # the process runtime serves from a venv of the bundle's requirements (cmkit/engine/venvs.py)
     startup_timeout: float
     protocol: str | None  # None: detected
     # What the run's report warns about, in order; `announced` are also shown as the server starts.
@@ -219,6 +220,11 @@ def _target_spec(
     )
 
 
+def _requirements(bundle: Path) -> str:
+    path = bundle / "requirements.txt"
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
 def _server_settings(
     config: TestLocalConfig,
     meta: ModelMetadata | None,
@@ -264,7 +270,7 @@ def _server_settings(
         ca_bundle=config.ca_bundle,
         rebuild=config.rebuild,
         installer=config.installer,
-        isolate=config.isolate,
+        isolate=runtime.name == PROCESS and isolation_wanted(_requirements(bundle), config.isolate),
         startup_timeout=config.startup_timeout,
         protocol=config.protocol,
         warnings=warnings,

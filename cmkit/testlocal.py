@@ -150,14 +150,14 @@ def _start_docker(
 
 def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
     from cmkit.engine.process import start_process
-    from cmkit.engine.venvs import VenvFailed, ensure_venv, isolation_wanted
+    from cmkit.engine.venvs import VenvFailed, ensure_venv
 
-    requirements_file = settings.bundle / "requirements.txt"
-    requirements = requirements_file.read_text(encoding="utf-8") if requirements_file.is_file() else ""
     venv = None
-    if isolation_wanted(requirements, settings.isolate):
+    if settings.isolate:
+        requirements = settings.bundle / "requirements.txt"
         try:
-            venv = ensure_venv(requirements, settings.installer).path
+            text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""
+            venv = ensure_venv(text, settings.installer).path
         except VenvFailed as exc:
             raise StartFailed(exc.message, start=start) from exc
     try:

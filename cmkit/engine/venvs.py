@@ -29,7 +29,7 @@ from pathlib import Path
 import cmkit_runtime
 from cmkit.engine.choice import PIP
 from cmkit.engine.images import content_hash, has_requirements
-from cmkit.engine.wheels import fill, scratch_dir, uv_binary, wheel_dir
+from cmkit.engine.wheels import NoWheels, fill, scratch_dir, uv_binary, wheel_dir
 from cmkit.errors import CmkitError
 from cmkit.paths import cache_dir, default_environment_dir
 
@@ -106,7 +106,10 @@ def ensure_venv(requirements: str, installer: str, environ: Mapping[str, str] | 
     _sweep_stale()
     env = dict(os.environ if environ is None else environ)
     combined = serving_requirements() + "\n" + requirements
-    fill(combined, None, env)  # this interpreter's wheels, sdists built once
+    try:
+        fill(combined, None, env)  # this interpreter's wheels, sdists built once
+    except NoWheels as exc:
+        raise VenvFailed(f"the bundle's requirements cannot be installed here: {exc.detail}") from exc
     work = Path(tempfile.mkdtemp(dir=scratch_dir(), prefix=f"venv-{final.name}-"))
     try:
         _build(work, combined, installer, env)
