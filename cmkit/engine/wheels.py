@@ -206,7 +206,8 @@ def serve_wheels() -> Iterator[str]:
     """
     handler = type("WheelHandler", (_Handler,), {"uv": str(uv_binary())})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(wheel_dir())))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it, and the build waits for shutdown().
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
