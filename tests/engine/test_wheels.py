@@ -17,7 +17,16 @@ import pytest
 from pip._vendor.packaging import tags
 
 from cmkit.engine.images import BuiltImage, uv_dependency_files
-from cmkit.engine.venvs import isolation_wanted, undeclared_import, venv_key
+from cmkit.engine.venvs import (
+    STALE_SECONDS,
+    _retarget_scripts,
+    _sweep_stale,
+    ensure_venv,
+    isolation_wanted,
+    undeclared_import,
+    venv_key,
+    venvs_dir,
+)
 from cmkit.engine.wheels import UV_PATH, planned_pins, platform_from_tags, serve_wheels, uv_binary, uv_target, wheel_dir
 from cmkit.prune import PruneOptions, cache_files, prune_cache
 
@@ -121,3 +130,25 @@ def test_prune_takes_killed_installs_always_and_the_cache_only_with_all(tmp_path
     assert all(item.removed for item in done)
     assert not (root / "tmp" / "venv-abc-123").exists() and not list((root / "wheels").iterdir())
     assert (root / "venvs" / "0123456789abcdef0123" / "bin" / "python").exists()  # younger than the cut-off
+
+
+def test_an_existing_venv_is_reused_and_a_stale_temporary_one_is_swept(cache: Path) -> None:
+    text = "joblib==1.6.0\n"
+    _entry(venvs_dir() / venv_key(text, "uv"), 0)
+    _entry(cache / "tmp" / "venv-killed-1", STALE_SECONDS + 60)
+    _entry(cache / "tmp" / "venv-running-2", 1)
+    reused = ensure_venv(text, "uv")
+    assert not reused.created and reused.python == venvs_dir() / venv_key(text, "uv") / "bin" / "python"
+    _sweep_stale()
+    assert not (cache / "tmp" / "venv-killed-1").exists() and (cache / "tmp" / "venv-running-2").exists()
+
+
+def test_pips_absolute_shebangs_follow_the_venv_to_its_place(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gunicorn").write_text("#!/cache/tmp/venv-x/bin/python\nimport sys\n")
+    (bin_dir / "data.bin").write_bytes(b"\x00/cache/tmp/venv-x")
+    (bin_dir / "python").symlink_to(sys.executable)
+    _retarget_scripts(bin_dir, "/cache/tmp/venv-x", "/cache/venvs/k")
+    assert (bin_dir / "gunicorn").read_text().startswith("#!/cache/venvs/k/bin/python\n")
+    assert (bin_dir / "data.bin").read_bytes() == b"\x00/cache/tmp/venv-x"  # not a script: untouched
