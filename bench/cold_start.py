@@ -45,10 +45,14 @@ REWORDED = (
 
 
 def new_environment(root: Path) -> Path:
-    """cmkit's default environment with a unique line: an image no engine holds yet."""
+    """cmkit's default environment with a unique line right after FROM: an image no engine holds
+    yet, and no step of it in the builder's cache (its pip install runs as on a new machine)."""
     shutil.copytree(default_environment_dir(), root)
     dockerfile = root / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text() + f"\nLABEL cmkit.bench.run={uuid.uuid4().hex}\n")
+    lines = dockerfile.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("FROM ")) + 1
+    lines.insert(at, f"LABEL cmkit.bench.run={uuid.uuid4().hex}\n")
+    dockerfile.write_text("".join(lines))
     return root
 
 
