@@ -18,6 +18,7 @@ import docker
 from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
 from cmkit.bundle import list_bundle
+from cmkit.engine.choice import UV
 from cmkit.engine.images import (
     CODE_REPOSITORY,
     KIND_LABEL,
@@ -132,7 +133,11 @@ class ImageBuilder:
         base_image = self._resolve(base)
         if not requirements or not has_requirements(requirements):
             return base_image
-        if self.settings.installer == "uv":
+        if self.settings.installer == UV and not _local_engine(self.client):
+            # The wheel cache is mounted into the plan's container and served on this host's
+            # loopback: an engine elsewhere (DOCKER_HOST=tcp://...) sees neither.
+            self.on_log("the Docker engine is not on this machine: installing requirements.txt with pip")
+        elif self.settings.installer == UV:
             try:
                 return self._uv_dependencies(base_image, requirements, rebuild)
             except NoWheels as exc:
@@ -367,6 +372,11 @@ class ImageBuilder:
                     self.client.images.remove(image.id, noprune=False)
             except (ImageNotFound, APIError):
                 pass  # in use by another image or container, or already gone
+
+
+def _local_engine(client: docker.DockerClient) -> bool:
+    """The engine listens on this machine's socket (not `DOCKER_HOST=tcp://...` or `ssh://`)."""
+    return str(client.api.base_url).startswith("http+docker://")
 
 
 def _chunk_lines(chunk: Mapping[str, Any]) -> Iterator[str]:
