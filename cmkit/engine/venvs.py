@@ -197,9 +197,10 @@ def _retarget_scripts(bin_dir: Path, old: str, new: str) -> None:
 
 
 def _sweep_stale() -> None:
-    """Remove temporary venvs of killed installs (older than STALE_SECONDS: not one running now)."""
+    """Remove what killed installs left (venvs, downloads, plans older than STALE_SECONDS: not
+    one running now)."""
     now = time.time()
-    for entry in scratch_dir().glob("venv-*"):
+    for entry in scratch_dir().iterdir():
         try:
             if now - entry.stat().st_mtime > STALE_SECONDS:
                 shutil.rmtree(entry, ignore_errors=True)
