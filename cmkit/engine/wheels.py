@@ -168,9 +168,7 @@ def _pip_fetch(
         command.append("--no-index")
     if platform is not None:
         command += platform.pip_options()
-    return subprocess.run(
-        command, env=env, capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
-    )
+    return subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
 
 
 def _last_lines(text: str, count: int = 3) -> str:
