@@ -126,6 +126,9 @@ def run(quick: bool = False) -> list[Row]:
     init_cold, _ = test_local(init, new_environment(root / "environment-init"), root / "cache-init")
     load_after = load()
     shutil.rmtree(root, ignore_errors=True)
+    # The run's environments are unique: every image built on them is garbage now.
+    prune = [sys.executable, "-m", "cmkit", "prune", "--all", "--label", LABEL, "--json"]
+    subprocess.run(prune, capture_output=True, env=python_env(), check=False)
     note = f"load {load_before} -> {load_after}"
     return [
         Row(
