@@ -157,6 +157,7 @@ def _build(work: Path, requirements: str, installer: str, env: dict[str, str]) -
                 "pip",
                 "install",
                 "-q",
+                "--compile-bytecode",  # as pip does: the model's first start does not compile its packages
                 "--python",
                 str(work / "bin" / "python"),
                 *find,
