@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from cmkit import __version__, render
-from cmkit.engine.choice import INSTALLERS, UV
+from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.errors import CmkitError, InputError
 from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
 from cmkit.target import TARGET_TYPES

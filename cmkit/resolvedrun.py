@@ -21,7 +21,8 @@ from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import DEFAULT_CONFIGURATION
 from cmkit.checks.settings import implied_levels, validate_levels
 from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_variables
-from cmkit.engine.choice import INSTALLERS, PROCESS, UV, RuntimeChoice, choose_runtime, is_runtime
+from cmkit.engine.choice import PROCESS, RuntimeChoice, choose_runtime, is_runtime
+from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.engine.venvs import isolation_wanted
 from cmkit.errors import InputError
 from cmkit.metadata import ModelMetadata, load_metadata

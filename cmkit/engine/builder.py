@@ -18,7 +18,6 @@ import docker
 from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
 from cmkit.bundle import list_bundle
-from cmkit.engine.choice import UV
 from cmkit.engine.images import (
     CODE_REPOSITORY,
     KIND_LABEL,
@@ -43,6 +42,7 @@ from cmkit.engine.images import (
     trust_dockerfile,
     uv_dependency_files,
 )
+from cmkit.engine.installers import UV
 from cmkit.engine.wheels import (
     TAGS_SCRIPT,
     UV_PATH,

@@ -17,12 +17,6 @@ DOCKER: RuntimeName = "docker"
 PROCESS: RuntimeName = "process"
 RUNTIMES: tuple[RuntimeName, ...] = (DOCKER, PROCESS)
 
-# Who installs a bundle's requirements.txt (the dependency layer, the process runtime's venv):
-# uv from the shared wheel cache (cmkit/engine/wheels.py), or pip from the index as DataRobot does.
-UV = "uv"
-PIP = "pip"
-INSTALLERS = (UV, PIP)
-
 
 def is_runtime(value: str | None) -> TypeGuard[RuntimeName]:
     return value in RUNTIMES

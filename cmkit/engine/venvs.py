@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cmkit_runtime
-from cmkit.engine.choice import PIP
 from cmkit.engine.images import content_hash, has_requirements
+from cmkit.engine.installers import PIP
 from cmkit.engine.wheels import NoWheels, fill, scratch_dir, uv_binary, wheel_dir
 from cmkit.errors import CmkitError
 from cmkit.paths import cache_dir, default_environment_dir

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 
 from cmkit.cli import main
 from cmkit.engine.builder import ImageBuilder
-from cmkit.engine.choice import PIP, UV
 from cmkit.engine.images import BuildSettings, BuiltImage
+from cmkit.engine.installers import PIP, UV
 from cmkit.engine.venvs import ensure_venv, venv_key, venvs_dir
 from cmkit.engine.wheels import scratch_dir, wheel_dir
 from cmkit.paths import default_environment_dir, templates_dir
