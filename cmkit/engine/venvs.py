@@ -91,21 +91,26 @@ def runtime_fingerprint() -> str:
     return content_hash(*parts)
 
 
-def venv_key(requirements: str, installer: str) -> str:
-    return content_hash(
-        sys.executable, sys.version, installer, runtime_fingerprint(), serving_requirements(), requirements
-    )
+def venv_key(requirements: str, installer: str, serving: str | None = None) -> str:
+    stack = serving_requirements() if serving is None else serving
+    return content_hash(sys.executable, sys.version, installer, runtime_fingerprint(), stack, requirements)
 
 
-def ensure_venv(requirements: str, installer: str, environ: Mapping[str, str] | None = None) -> Venv:
-    """The venv of `requirements` (plus the serving stack and cmkit_runtime), built if missing."""
+def ensure_venv(
+    requirements: str, installer: str, environ: Mapping[str, str] | None = None, serving: str | None = None
+) -> Venv:
+    """The venv of `requirements` (plus the serving stack and cmkit_runtime), built if missing.
+
+    `serving`: the serving stack's requirements (default: `serving_requirements()`).
+    """
     began = time.monotonic()
-    final = venvs_dir() / venv_key(requirements, installer)
+    serving = serving_requirements() if serving is None else serving
+    final = venvs_dir() / venv_key(requirements, installer, serving)
     if (final / "bin" / "python").exists():
         return Venv(final, created=False, seconds=round(time.monotonic() - began, 3))
     _sweep_stale()
     env = dict(os.environ if environ is None else environ)
-    combined = serving_requirements() + "\n" + requirements
+    combined = serving + "\n" + requirements
     try:
         fill(combined, None, env)  # this interpreter's wheels, sdists built once
     except NoWheels as exc:

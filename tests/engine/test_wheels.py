@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import runpy
+import subprocess
 import sys
 import time
 import traceback
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from pip._vendor.packaging import tags
 from cmkit.engine.images import BuiltImage, uv_dependency_files
 from cmkit.engine.venvs import (
     STALE_SECONDS,
+    VenvFailed,
     _retarget_scripts,
     _sweep_stale,
     ensure_venv,
@@ -27,7 +30,16 @@ from cmkit.engine.venvs import (
     venv_key,
     venvs_dir,
 )
-from cmkit.engine.wheels import UV_PATH, planned_pins, platform_from_tags, serve_wheels, uv_binary, uv_target, wheel_dir
+from cmkit.engine.wheels import (
+    UV_PATH,
+    fill,
+    planned_pins,
+    platform_from_tags,
+    serve_wheels,
+    uv_binary,
+    uv_target,
+    wheel_dir,
+)
 from cmkit.prune import PruneOptions, cache_files, prune_cache
 
 
@@ -152,3 +164,45 @@ def test_pips_absolute_shebangs_follow_the_venv_to_its_place(tmp_path: Path) -> 
     _retarget_scripts(bin_dir, "/cache/tmp/venv-x", "/cache/venvs/k")
     assert (bin_dir / "gunicorn").read_text().startswith("#!/cache/venvs/k/bin/python\n")
     assert (bin_dir / "data.bin").read_bytes() == b"\x00/cache/tmp/venv-x"  # not a script: untouched
+
+
+def _tiny_wheel(folder: Path, name: str = "cmkitdemo", version: str = "1.0") -> str:
+    """A minimal pure-Python wheel, written by hand: what an index would serve, without one."""
+    filename = f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / filename, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"]))
+    return filename
+
+
+def test_a_venv_is_built_aside_from_the_cache_alone_and_renamed_into_place(cache: Path) -> None:
+    _tiny_wheel(wheel_dir())
+    filled = fill("cmkitdemo==1.0\n")  # the cache answers: no index asked
+    assert filled.offline and filled.wheels == ["cmkitdemo-1.0-py3-none-any.whl"] and filled.added == []
+    venv = ensure_venv("cmkitdemo==1.0\n", "uv", serving="")
+    assert venv.created and venv.path.parent == venvs_dir() and not list((cache / "tmp").iterdir())
+    done = subprocess.run(
+        [str(venv.python), "-c", "import cmkitdemo, cmkit_runtime; print(cmkitdemo.VERSION)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "1.0" and os.access(venv.bin_dir / "cmkit-runtime", os.X_OK)
+    assert not ensure_venv("cmkitdemo==1.0\n", "uv", serving="").created
+
+
+def test_requirements_nothing_can_satisfy_fail_the_venv_with_pips_word(cache: Path) -> None:
+    empty_index = cache / "empty-index"  # an index that answers at once, and knows nothing
+    empty_index.mkdir(parents=True)
+    environ = {**os.environ, "PIP_INDEX_URL": empty_index.as_uri(), "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
+    with pytest.raises(VenvFailed) as caught:
+        ensure_venv("cmkit-no-such-package==1.0\n", "uv", environ, serving="")
+    assert "cannot be installed here" in caught.value.message and not list(venvs_dir().glob("*"))
