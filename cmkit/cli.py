@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from cmkit import __version__, render
+from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.errors import CmkitError, InputError
 from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
 from cmkit.target import TARGET_TYPES
@@ -177,6 +178,20 @@ def _test_options(func: F) -> F:
         click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
+        click.option(
+            "--installer",
+            type=click.Choice(INSTALLERS),
+            default=UV,
+            show_default=True,
+            help="Who installs requirements.txt: uv from cmkit's shared wheel cache, or pip from the index "
+            "exactly as DataRobot builds.",
+        ),
+        click.option(
+            "--isolate/--host-python",
+            default=None,
+            help="Process runtime: serve from a venv holding only the bundle's requirements and the serving "
+            "stack (default when requirements.txt names packages), or from cmkit's own Python.",
+        ),
         click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), help="CA bundle for builds."),
         click.option(
             "--label",
@@ -499,7 +514,9 @@ def env_push_command(
 
 @command(main, "prune")
 @click.option("--older-than", metavar="DURATION", help="Only objects created more than this ago (30m, 12h, 7d).")
-@click.option("--all", "everything", is_flag=True, help="Also running containers and the layer cache.")
+@click.option(
+    "--all", "everything", is_flag=True, help="Also running containers, the layer cache, wheel cache and venvs."
+)
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option(
     "--label",
@@ -514,8 +531,9 @@ def prune_command(
 ) -> None:
     """Remove the Docker objects cmkit left behind (label cmkit=1): containers, images, build leftovers.
 
-    By default: stopped containers, untagged build leftovers and code images. --all adds running
-    containers (--keep, serve) and the environment and dependency images (the layer cache).
+    By default: stopped containers, untagged build leftovers, code images and what killed installs
+    left in cmkit's cache. --all adds running containers (--keep, serve), the environment and
+    dependency images (the layer cache), the shared wheel cache and the process runtime's venvs.
     """
     from cmkit.prune import PruneOptions, parse_duration, prune_engine
 

@@ -7,14 +7,22 @@ containers (crashed runs, interrupted builds), build leftovers (untagged images)
 images (one COPY step to rebuild). `everything` adds running containers (`--keep` and `serve`
 sessions) and the layer cache: environment, dependency and CA-trust images. Images a container
 still uses are kept and say so; nothing is forced.
+
+The files of cmkit's cache folder are pruned alike (`cache_files`): the temporary folders of
+killed installs always; with `everything`, the shared wheel cache (each wheel), uv's cache and
+the process runtime's venvs. They carry no labels, so a `--label` selection leaves them alone.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from docker import DockerClient
@@ -22,6 +30,7 @@ from docker.errors import APIError, NotFound
 
 from cmkit.engine.images import CODE_REPOSITORY, LABEL, created_at
 from cmkit.errors import InputError
+from cmkit.paths import cache_dir
 
 STOPPED = ("created", "exited", "dead")
 CACHE_REPOSITORIES = ("cmkit-deps", "cmkit-env", "cmkit-base")  # child to parent
@@ -50,7 +59,7 @@ class PruneOptions:
 class Pruned:
     """One object prune selected, and what became of it."""
 
-    kind: str  # "container" or "image"
+    kind: str  # "container", "image", or a cache file's: "wheel", "venv", "uv cache", "temporary"
     id: str
     name: str  # the container's name, the image's tags
     created: float
@@ -67,6 +76,11 @@ class Pruned:
     def reason(self) -> str:
         """Why a kept object is still there (in use, or the engine's error)."""
         return self.kept or self.error
+
+    @property
+    def short_id(self) -> str:
+        """An engine object's id as `docker` shows it; a cache file's is its path, named already."""
+        return "" if self.kind in FILE_KINDS else self.id.removeprefix("sha256:")[:12]
 
     @property
     def created_utc(self) -> str:
@@ -108,6 +122,11 @@ class PruneResult:
         return sum(item.kind == "image" for item in self.done())
 
     @property
+    def files(self) -> int:
+        """Cache entries (wheels, venvs, temporary folders) removed, or that a dry run would remove."""
+        return sum(item.kind in FILE_KINDS for item in self.done())
+
+    @property
     def kept(self) -> int:
         return sum(bool(item.reason) for item in self.objects)
 
@@ -120,6 +139,7 @@ class PruneResult:
             "objects": [item.to_dict(self.options.dry_run) for item in self.objects],
             "containers": self.containers,
             "images": self.images,
+            "files": self.files,
             "kept": self.kept,
         }
 
@@ -250,11 +270,75 @@ def _first_line(text: str | bytes) -> str:
 
 
 def prune_engine(options: PruneOptions) -> PruneResult:
-    """`cmkit prune` on the engine of DOCKER_HOST (or the local socket), through a client for this call only."""
+    """`cmkit prune` on the engine of DOCKER_HOST (or the local socket), through a client for this
+    call only, and on cmkit's cache folder."""
     from cmkit.engine.docker import docker_client
 
     client = docker_client()
     try:
-        return prune(client, options)
+        result = prune(client, options)
     finally:
         client.close()
+    result.objects += prune_cache(options)
+    return result
+
+
+FILE_KINDS = ("temporary", "wheel", "venv", "uv cache")
+
+
+def prune_cache(options: PruneOptions, root: Path | None = None, now: float | None = None) -> list[Pruned]:
+    """The cache folder's entries `options` select, removed unless a dry run (see the module's doc)."""
+    if options.labels:
+        return []  # a labelled selection is a CI job's or a test's Docker objects, not the shared cache
+    now = time.time() if now is None else now
+    cutoff = None if options.older_than is None else now - options.older_than
+    chosen = [
+        item for item in cache_files(root or cache_dir(), options.everything) if _old_enough(item.created, cutoff)
+    ]
+    if not options.dry_run:
+        for item in chosen:
+            _remove(item, functools.partial(_remove_path, Path(item.id)))
+    return chosen
+
+
+def cache_files(root: Path, everything: bool) -> list[Pruned]:
+    """What prune can take from the cache folder: killed installs' leftovers; with `everything`,
+    wheels, venvs and uv's cache."""
+    found = [
+        _file_entry(path, "temporary", "left by an install that did not finish") for path in _entries(root / "tmp")
+    ]
+    if everything:
+        found += [_file_entry(path, "wheel", "wheel cache (--all)") for path in _entries(root / "wheels")]
+        found += [_file_entry(path, "venv", "process runtime venv (--all)") for path in _entries(root / "venvs")]
+        if (root / "uv").exists():
+            found.append(_file_entry(root / "uv", "uv cache", "uv's cache (--all)"))
+    return found
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def _file_entry(path: Path, kind: str, why: str) -> Pruned:
+    stat = path.lstat()
+    return Pruned(kind, str(path), path.name, stat.st_mtime, why, _size(path))
+
+
+def _size(path: Path) -> int:
+    if not path.is_dir() or path.is_symlink():
+        return path.lstat().st_size
+    total = 0
+    for folder, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -307,12 +307,12 @@ def prune_result(result: PruneResult) -> None:
         for item in result.objects:
             size = _human_bytes(item.size) if item.size is not None else ""
             action = item.action(dry_run) + (f": {item.reason}" if item.reason else "")
-            ident = item.id.removeprefix("sha256:")[:12]
-            table.add_row(escape(action), item.kind, escape(item.name), ident, item.created_utc, size, item.why)
+            table.add_row(escape(action), item.kind, escape(item.name), item.short_id, item.created_utc, size, item.why)
         console.print(table)
     verb = "would remove" if dry_run else "removed"
     console.print(
-        f"{verb} {result.containers} container(s) and {result.images} image(s); kept {result.kept}",
+        f"{verb} {result.containers} container(s), {result.images} image(s) and {result.files} cache "
+        f"entries; kept {result.kept}",
         markup=False,
     )
 

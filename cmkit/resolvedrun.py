@@ -22,6 +22,8 @@ from cmkit.checks.results import DEFAULT_CONFIGURATION
 from cmkit.checks.settings import implied_levels, validate_levels
 from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_variables
 from cmkit.engine.choice import PROCESS, RuntimeChoice, choose_runtime, is_runtime
+from cmkit.engine.installers import INSTALLERS, UV
+from cmkit.engine.venvs import isolation_wanted
 from cmkit.errors import InputError
 from cmkit.metadata import ModelMetadata, load_metadata
 from cmkit.target import TargetSpec, require_target_type
@@ -67,6 +69,10 @@ class TestLocalConfig:
     keep: bool = False
     rebuild: bool = False
     ca_bundle: Path | None = None
+    installer: str = UV  # who installs requirements.txt (INSTALLERS)
+    # The process runtime: True runs the bundle in a venv of its own requirements, False on
+    # cmkit's Python; None decides by the bundle (cmkit/engine/venvs.py, `isolation_wanted`).
+    isolate: bool | None = None
     server_environment: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     protocol: str | None = None  # predict_no_state or drum; None: detected (cmkit/checks/protocols.py)
@@ -107,6 +113,8 @@ class ServerSettings:
     labels: Mapping[str, str]
     ca_bundle: Path | None
     rebuild: bool
+    installer: str
+    isolate: bool  # the process runtime serves from a venv of the bundle's requirements (cmkit/engine/venvs.py)
     startup_timeout: float
     protocol: str | None  # None: detected
     # What the run's report warns about, in order; `announced` are also shown as the server starts.
@@ -213,6 +221,11 @@ def _target_spec(
     )
 
 
+def _requirements(bundle: Path) -> str:
+    path = bundle / "requirements.txt"
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
 def _server_settings(
     config: TestLocalConfig,
     meta: ModelMetadata | None,
@@ -257,6 +270,8 @@ def _server_settings(
         labels=MappingProxyType(dict(config.labels)),
         ca_bundle=config.ca_bundle,
         rebuild=config.rebuild,
+        installer=config.installer,
+        isolate=runtime.name == PROCESS and isolation_wanted(_requirements(bundle), config.isolate),
         startup_timeout=config.startup_timeout,
         protocol=config.protocol,
         warnings=warnings,
@@ -284,6 +299,8 @@ def _validate_server(config: TestLocalConfig, environment_id: str | None) -> Non
         raise InputError("--environment-id builds a docker context: it needs the Docker runtime, not --runtime process")
     if config.protocol is not None and config.protocol not in PROTOCOL_NAMES:
         raise InputError(f"unknown protocol '{config.protocol}'", hint=f"use {' or '.join(PROTOCOL_NAMES)}")
+    if config.installer not in INSTALLERS:
+        raise InputError(f"unknown installer '{config.installer}'", hint="use " + " or ".join(INSTALLERS))
     if config.runtime is not None and not is_runtime(config.runtime):
         raise InputError(f"unknown runtime '{config.runtime}'", hint="use docker or process")
 

@@ -128,7 +128,10 @@ def _start_docker(
 
     try:
         builder = ImageBuilder(
-            client, BuildSettings.from_environment(settings.ca_bundle), build_log(events, "building"), settings.labels
+            client,
+            BuildSettings.from_environment(settings.ca_bundle, installer=settings.installer),
+            build_log(events, "building"),
+            settings.labels,
         )
     except BaseException:
         client.close()
@@ -147,9 +150,18 @@ def _start_docker(
 
 def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
     from cmkit.engine.process import start_process
+    from cmkit.engine.venvs import VenvFailed, ensure_venv
 
+    venv = None
+    if settings.isolate:
+        requirements = settings.bundle / "requirements.txt"
+        try:
+            text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""
+            venv = ensure_venv(text, settings.installer).path
+        except VenvFailed as exc:
+            raise StartFailed(exc.message, start=start) from exc
     try:
-        return start_process(settings.bundle, spec, port)
+        return start_process(settings.bundle, spec, port, venv)
     except OSError as exc:
         raise StartFailed(f"start_server.sh could not be started: {exc.strerror or exc}", start=start) from exc
 

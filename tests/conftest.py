@@ -39,13 +39,28 @@ TEST_RUN_ID = uuid.uuid4().hex[:12]
 TEST_LABEL = "cmkit.test-run"
 
 
+# The content-keyed parts of cmkit's cache (cmkit/engine/wheels.py, venvs.py): shared by a
+# session's tests as by a machine's runs, so each venv is built once per session, not per test.
+SHARED_CACHE_ENTRIES = ("wheels", "venvs", "uv", "platforms", "tmp")
+
+
+@pytest.fixture(scope="session")
+def shared_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared-cache")
+
+
 @pytest.fixture
-def no_datarobot_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def no_datarobot_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache_root: Path) -> None:
     """A test of its own cache folder and no ambient DataRobot configuration (file or variables).
 
     Modules that talk to the API use it with `pytestmark = pytest.mark.usefixtures(...)`.
     """
-    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in SHARED_CACHE_ENTRIES:
+        (shared_cache_root / name).mkdir(exist_ok=True)
+        (cache / name).symlink_to(shared_cache_root / name, target_is_directory=True)
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(cache))
     monkeypatch.setenv("DATAROBOT_CONFIG_FILE", str(tmp_path / "no-such-drconfig.yaml"))
     for name in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN", "DATAROBOT_SSL_VERIFY"):
         monkeypatch.delenv(name, raising=False)

@@ -36,7 +36,8 @@ def death_note(server: Server, check_oom: bool = True) -> str | None:
     else:
         return None
     tail = server.logs(LOG_TAIL_LINES).strip()
-    return f"the server {what}" + (f"; last log lines:\n{tail}" if tail else "")
+    hint = server.start_hint()
+    return f"the server {what}" + (f": {hint}" if hint else "") + (f"; last log lines:\n{tail}" if tail else "")
 
 
 def wait_until_ready(server: Server, client: ModelClient, timeout: float, cancel: threading.Event) -> CheckResult:

@@ -150,9 +150,13 @@ class JobEngine(ABC):
         return run_feature_impact(replace(self.in_runtime(request), feature_impact_rows=row_count), log, cancel)
 
     def in_runtime(self, request: TestLocalConfig) -> TestLocalConfig:
-        """`request` run in this engine's runtime: the environment's context is built by Docker only."""
+        """`request` run in this engine's runtime: the environment's context is built by Docker only.
+
+        The process engine checks requirements.txt without installing it (docs/emulator.md): its
+        servers run on the emulator's Python (`isolate=False`; a container is isolated anyway).
+        """
         environment = request.environment if self.runtime == DOCKER else None
-        return replace(request, runtime=self.runtime, environment=environment, labels=self.labels())
+        return replace(request, runtime=self.runtime, environment=environment, labels=self.labels(), isolate=False)
 
     def labels(self) -> dict[str, str]:
         return {}

@@ -96,6 +96,10 @@ class Server(ABC):
     def exit_info(self) -> ExitInfo | None:
         """None while the server process runs; how it ended otherwise."""
 
+    def start_hint(self) -> str | None:
+        """Why the server died starting, when the runtime can tell more than its log (None: it cannot)."""
+        return None
+
     def oom_killed(self) -> bool:
         """Whether a process of the server was killed for exceeding the memory limit."""
         return False

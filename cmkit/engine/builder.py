@@ -8,13 +8,14 @@ which needs no engine; this module is the part that talks to one, tested in the 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import APIError, BuildError, ImageNotFound
+from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
 from cmkit.bundle import list_bundle
 from cmkit.engine.images import (
@@ -39,6 +40,22 @@ from cmkit.engine.images import (
     missing_labels,
     tar_of,
     trust_dockerfile,
+    uv_dependency_files,
+)
+from cmkit.engine.installers import UV
+from cmkit.engine.wheels import (
+    TAGS_SCRIPT,
+    UV_PATH,
+    NoWheels,
+    Platform,
+    cached_platform,
+    fill,
+    planned_pins,
+    scratch_dir,
+    serve_wheels,
+    uv_binary,
+    uv_target,
+    wheel_dir,
 )
 from cmkit.envcontext import context_files, tar_context
 from cmkit.errors import InputError
@@ -106,15 +123,30 @@ class ImageBuilder:
         return self._built(tag, log)
 
     def dependencies(self, base: BuiltImage | str, requirements: str | None, rebuild: bool = False) -> BuiltImage:
-        """The environment plus `pip install -r requirements.txt`, and nothing else."""
+        """The environment plus the bundle's requirements.txt installed, and nothing else.
+
+        With the uv installer (the default) the wheels come from the shared cache, filled on
+        the host for the image's interpreter (cmkit/engine/wheels.py); requirements that cannot
+        all be had as wheels for it, and `installer="pip"`, are pip-installed from the index
+        inside the image, as DataRobot builds.
+        """
         base_image = self._resolve(base)
         if not requirements or not has_requirements(requirements):
             return base_image
+        if self.settings.installer == UV and not _local_engine(self.client):
+            # The wheel cache is mounted into the plan's container and served on this host's
+            # loopback: an engine elsewhere (DOCKER_HOST=tcp://...) sees neither.
+            self.on_log("the Docker engine is not on this machine: installing requirements.txt with pip")
+        elif self.settings.installer == UV:
+            try:
+                return self._uv_dependencies(base_image, requirements, rebuild)
+            except NoWheels as exc:
+                self.on_log(f"no wheel for the image for every requirement ({exc.detail}); installing with pip")
         tag = f"cmkit-deps:{content_hash(base_image.image_id, requirements, self.settings.fingerprint())}"
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
-        self.on_log(f"installing requirements.txt into {tag}")
+        self.on_log(f"installing requirements.txt into {tag} with pip")
         log = self._build(
             "dependencies",
             tag,
@@ -125,6 +157,81 @@ class ImageBuilder:
             labels={**self.labels, KIND_LABEL: "deps"},
         )
         return self._built(tag, log)
+
+    def _uv_dependencies(self, base: BuiltImage, requirements: str, rebuild: bool) -> BuiltImage:
+        """The layer uv installs from the wheel cache, tagged by what it installs.
+
+        uv plans the install in a throwaway container of the image with the cache mounted and no
+        network (`--dry-run`: it sees what the environment already holds, as pip would); only
+        when the cache cannot answer does pip fill it from the index. The tag is the planned set
+        of `name==version`, not the text of requirements.txt: another bundle naming the same
+        packages in another text reuses the layer without building.
+        """
+        platform = cached_platform(base.image_id, lambda: self._run(base, "python3", ["-c", TAGS_SCRIPT]))
+        plan = self._uv_plan(base, platform, requirements)
+        if plan is None:
+            filled = fill(requirements, platform, self.settings.pip_environment())
+            self.on_log(f"downloaded {len(filled.added)} wheels into the wheel cache in {filled.seconds:.1f} s")
+            plan = self._uv_plan(base, platform, requirements)
+            if plan is None:
+                raise NoWheels("uv could not resolve the requirements from the wheels pip chose")
+        else:
+            self.on_log("resolved from the wheel cache, nothing downloaded")
+        if not plan:
+            return base  # the environment already satisfies every requirement
+        tag = f"cmkit-deps:{content_hash(base.image_id, 'uv', platform.prefix, *plan)}"
+        existing = self._existing(tag, rebuild)
+        if existing:
+            return existing
+        self.on_log(f"installing {len(plan)} packages into {tag} with uv")
+        with serve_wheels() as url:
+            log = self._build(
+                "dependencies",
+                tag,
+                fileobj=tar_of(uv_dependency_files(base, plan, url, UV_PATH, platform.prefix)),
+                custom_context=True,
+                network_mode="host",  # reaches the loopback wheel server
+                nocache=rebuild,
+                labels={**self.labels, KIND_LABEL: "deps"},
+            )
+        return self._built(tag, log)
+
+    def _uv_plan(self, base: BuiltImage, platform: Platform, requirements: str) -> list[str] | None:
+        """What uv would install from the wheel cache alone (None: the cache lacks something)."""
+        with tempfile.TemporaryDirectory(dir=scratch_dir(), prefix="plan-") as folder:
+            Path(folder, "requirements.txt").write_text(requirements, encoding="utf-8")
+            mounts = {
+                str(uv_binary()): {"bind": "/cmkit-uv", "mode": "ro"},
+                str(wheel_dir()): {"bind": "/cmkit-wheels", "mode": "ro"},
+                folder: {"bind": "/cmkit-plan", "mode": "ro"},
+            }
+            arguments = ["pip", "install", "--dry-run", *uv_target(platform.prefix)]
+            arguments += ["--no-index", "--find-links", "/cmkit-wheels", "-r", "/cmkit-plan/requirements.txt"]
+            try:
+                output = self._run(base, "/cmkit-uv", arguments, mounts)
+            except ContainerError:
+                return None
+        return planned_pins(output)
+
+    def _run(
+        self, base: BuiltImage, entrypoint: str, arguments: list[str], mounts: dict[str, dict[str, str]] | None = None
+    ) -> str:
+        """A throwaway container of `base`, as root and without network: its output."""
+        wheel_dir().mkdir(parents=True, exist_ok=True)
+        output = self.client.containers.run(
+            base.image_id,
+            arguments,
+            entrypoint=[entrypoint],
+            user="0",
+            network_mode="none",
+            volumes=mounts or {},
+            environment={"UV_NO_CACHE": "1", "UV_PYTHON_DOWNLOADS": "never"},
+            labels=self.labels,
+            remove=True,
+            stdout=True,
+            stderr=True,
+        )
+        return bytes(output).decode("utf-8", "replace")
 
     def code(self, base: BuiltImage | str, bundle_dir: Path, rebuild: bool = False) -> BuiltImage:
         """The bundle's files (as `list_bundle` sees them) copied to /opt/code.
@@ -265,6 +372,11 @@ class ImageBuilder:
                     self.client.images.remove(image.id, noprune=False)
             except (ImageNotFound, APIError):
                 pass  # in use by another image or container, or already gone
+
+
+def _local_engine(client: docker.DockerClient) -> bool:
+    """The engine listens on this machine's socket (not `DOCKER_HOST=tcp://...` or `ssh://`)."""
+    return str(client.api.base_url).startswith("http+docker://")
 
 
 def _chunk_lines(chunk: Mapping[str, Any]) -> Iterator[str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cmkit.bundle import BundleFile
+from cmkit.engine.wheels import uv_target
 from cmkit.envcontext import ContextFile
 from cmkit.errors import CmkitError, InputError
 from cmkit.hashcache import HashCache
@@ -57,10 +58,16 @@ class BuildSettings:
     ca_bundle: Path | None = None
     pip: Mapping[str, str] = field(default_factory=dict)
     proxies: Mapping[str, str] = field(default_factory=dict)
+    # "uv": the dependency layer installs from the shared wheel cache with uv (cmkit/engine/wheels.py);
+    # "pip": `pip install -r requirements.txt` from the index inside the image, as DataRobot builds.
+    installer: str = "uv"
 
     @classmethod
     def from_environment(
-        cls, ca_bundle: Path | str | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        ca_bundle: Path | str | None = None,
+        environ: Mapping[str, str] | None = None,
+        installer: str = "uv",
     ) -> BuildSettings:
         env = os.environ if environ is None else environ
         bundle = Path(ca_bundle) if ca_bundle else None
@@ -75,6 +82,7 @@ class BuildSettings:
             ca_bundle=bundle,
             pip={k: env[k] for k in PIP_SETTINGS if env.get(k)},
             proxies={k: env[k] for k in PROXY_SETTINGS if env.get(k)},
+            installer=installer,
         )
 
     def ca_bytes(self) -> bytes | None:
@@ -89,6 +97,15 @@ class BuildSettings:
         digest.update(self.ca_bytes() or b"")
         digest.update(json.dumps(sorted(self.pip.items())).encode())
         return digest.hexdigest()
+
+    def pip_environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of pip run on the host for a build: the host's, with `--ca-bundle`'s CA."""
+        env = dict(os.environ if environ is None else environ)
+        env.update(self.build_args())
+        if self.ca_bundle:
+            for name in CA_SETTINGS:
+                env[name] = str(self.ca_bundle)
+        return env
 
 
 @dataclass
@@ -197,6 +214,34 @@ def dependency_files(base: BuiltImage, requirements: str, settings: BuildSetting
     return files
 
 
+def uv_dependency_files(
+    base: BuiltImage, pins: list[str], wheels_url: str, uv_path: str, prefix: str
+) -> dict[str, bytes]:
+    """The dependency layer: exactly `pins` (uv's plan), installed by uv from the wheel cache
+    served on loopback at `wheels_url`.
+
+    No index is asked (`--no-index`) and nothing else resolved (`--no-deps`); bytecode compiled
+    as pip does. uv is fetched from the same server into the build folder and removed with it in
+    the one RUN, so neither uv nor the wheels stay in any layer; the build runs with the host's
+    network (see ImageBuilder._uv_dependencies), and loopback bypasses any proxy.
+    """
+    fetch = f"import urllib.request as u; u.urlretrieve('{wheels_url}{uv_path}', '{BUILD_DIR}/uv')"
+    target = " ".join(uv_target(prefix))
+    files = {"pins.txt": "".join(f"{pin}\n" for pin in pins).encode()}
+    files["Dockerfile"] = (
+        f"FROM {base.image_id}\n"
+        "USER root\n"
+        f"COPY . {BUILD_DIR}/\n"
+        "RUN export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 UV_NO_CACHE=1 UV_LINK_MODE=copy "
+        "UV_PYTHON_DOWNLOADS=never"
+        f' && python3 -c "{fetch}" && chmod 755 {BUILD_DIR}/uv'
+        f" && {BUILD_DIR}/uv pip install {target} --no-index --no-deps --compile-bytecode "
+        f"--find-links {wheels_url}/ -r {BUILD_DIR}/pins.txt && rm -rf {BUILD_DIR}\n"
+        f"USER {base.user or 'root'}\n"
+    ).encode()
+    return files
+
+
 def code_owner(labels: Mapping[str, str]) -> str:
     """A builder's labels as a tag prefix: whose code images these are.
 
@@ -269,7 +314,6 @@ def created_at(attrs: Mapping[str, Any]) -> float:
 
 def has_requirements(text: str) -> bool:
     return any(line.strip() and not line.strip().startswith("#") for line in text.splitlines())
-
 
 
 def _file_key(file: BundleFile, hashes: HashCache) -> str:

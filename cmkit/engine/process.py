@@ -1,4 +1,5 @@
-"""Run a bundle's `start_server.sh` directly on this machine, in the current Python environment.
+"""Run a bundle's `start_server.sh` directly on this machine: in a venv of the bundle's own
+requirements (cmkit/engine/venvs.py), or in the current Python environment (`--host-python`).
 
 The fallback when no Docker engine answers, and the fast path for benchmarks. It cannot enforce
 a memory limit or cut the network: the report says so.
@@ -34,8 +35,12 @@ class ProcessServer(Server):
         port: int,
         spec: RunSpec,
         tracker: processtree.ProcessTracker,
+        bundle: Path,
+        venv: Path | None = None,
     ) -> None:
         self.process = process
+        self.bundle = bundle
+        self.venv = venv  # None: cmkit's own Python
         self.log_path = log_path
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
@@ -109,20 +114,29 @@ class ProcessServer(Server):
     def leftovers(self) -> dict[str, object] | None:
         return self._leftovers
 
+    def start_hint(self) -> str | None:
+        """An isolated model that died importing what its bundle does not declare: says so."""
+        if self.venv is None:
+            return None
+        from cmkit.engine.venvs import undeclared_import
+
+        return undeclared_import(self.logs(tail=None), self.bundle)
+
     def describe(self) -> dict[str, object]:
         return {"runtime": self.runtime, "pid": self.process.pid, "url": self.url}
 
 
-def server_command(bundle: Path) -> list[str]:
-    """The bundle's start_server.sh, else the runtime installed with cmkit, as an environment provides it."""
+def server_command(bundle: Path, python: Path | None = None) -> list[str]:
+    """The bundle's start_server.sh, else the runtime (of the venv's `python`, or installed with
+    cmkit), as an environment provides it."""
     script = bundle / START_SCRIPT
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
+    return [str(python or sys.executable), "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
 
 
-def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> ProcessServer:
-    """Start the bundle's server on `port` (default: a free one)."""
+def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Path | None = None) -> ProcessServer:
+    """Start the bundle's server on `port` (default: a free one), from `venv` (None: cmkit's Python)."""
     bundle = Path(bundle).resolve()
     if not bundle.is_dir():
         raise InputError("not a bundle folder", file=bundle)
@@ -131,12 +145,15 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> Proce
     env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
     tracker = processtree.ProcessTracker()
     env.update(tracker.environment())
-    command = server_command(bundle)
+    bin_dir = venv / "bin" if venv else Path(sys.executable).parent
+    command = server_command(bundle, bin_dir / "python" if venv else None)
     script = bundle / START_SCRIPT
     if not script.is_file() or _directly_executable(script):
         command = tracker.command(command)
-    # The bundle's server runs from this Python environment (cmkit-runtime, gunicorn, pandas...).
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # The bundle's server runs from its venv, or this Python environment (cmkit-runtime, gunicorn, pandas...).
+    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
+    if venv:
+        env["VIRTUAL_ENV"] = str(venv)
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
     with os.fdopen(handle, "wb") as log:
         try:
@@ -152,7 +169,7 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> Proce
         except BaseException:
             tracker.close()
             raise
-    return ProcessServer(process, Path(name), port, spec, tracker)
+    return ProcessServer(process, Path(name), port, spec, tracker, bundle, venv)
 
 
 def _directly_executable(script: Path) -> bool:

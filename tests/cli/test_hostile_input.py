@@ -290,7 +290,7 @@ def test_csv_rows_with_fewer_fields_than_the_header(bundle: Path, tmp_path: Path
     with pytest.raises(InputError) as caught:
         load_dataset(csv, "price")
     assert caught.value.line == 3
-    result = cli("test-local", bundle, "--runtime", "process", "--dataset", csv)
+    result = cli("test-local", bundle, "--runtime", "process", "--host-python", "--dataset", csv)
     assert result.exit_code == 2
     one_error_line(result, "short.csv:3:", "2 field(s)", "header has 3")
 

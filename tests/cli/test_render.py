@@ -196,10 +196,10 @@ def test_prune_lists_each_object_and_counts_them(shown: Shown) -> None:
     render.prune_result(PruneResult(PruneOptions(dry_run=False), objects))
     text = shown()
     assert "kept: in use" in text and "aaaaaaaaaaaa" in text and "5.0 MiB" in text
-    assert "removed 1 container(s) and 0 image(s); kept 1" in text
+    assert "removed 1 container(s), 0 image(s) and 0 cache entries; kept 1" in text
 
     render.prune_result(PruneResult(PruneOptions(dry_run=True), []))
-    assert "would remove 0 container(s) and 0 image(s); kept 0" in shown()
+    assert "would remove 0 container(s), 0 image(s) and 0 cache entries; kept 0" in shown()
 
 
 def test_emulator_ready_prints_the_endpoint_token_and_environment(shown: Shown) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -58,21 +59,23 @@ def dangling(client) -> set[str]:
 
 
 def test_layers_are_cached_by_content(docker_client, tmp_path: Path) -> None:
-    # The run id keeps these layers out of caches other sessions (or earlier runs) left behind.
+    # The run id keeps these layers out of caches other sessions (or earlier runs) left behind:
+    # pip's layer is keyed by the text (uv's, by the packages: tests/engine/test_installs.py).
     bundle = write_flask_bundle(tmp_path, requirements=f"six==1.16.0  # {TEST_RUN_ID}\n")
-    first = run(bundle)
+    pip_run = functools.partial(run, installer="pip")
+    first = pip_run(bundle)
     assert first["overallStatus"] == "succeeded", first["testingStatus"]
     url_prefix = first["details"]["urlPrefix"]  # type: ignore[index]
     assert url_prefix.count("/") >= 2  # the server honoured a prefix holding slashes
 
     warm_events = RecordingEvents()
-    warm = run(bundle, warm_events)
+    warm = pip_run(bundle, warm_events)
     assert {layer["cached"] for layer in warm["details"]["image"].values()} == {True}  # type: ignore[index]
     assert not [line for line in warm_events.lines if line.startswith("Step ")], "nothing may be built"
 
     (bundle / "app.py").write_text((bundle / "app.py").read_text() + "\n# an edit to model code\n")
     edit_events = RecordingEvents()
-    edited = run(bundle, edit_events)
+    edited = pip_run(bundle, edit_events)
     image = edited["details"]["image"]  # type: ignore[index]
     assert (image["environment"]["cached"], image["dependencies"]["cached"], image["code"]["cached"]) == (
         True,
@@ -85,7 +88,7 @@ def test_layers_are_cached_by_content(docker_client, tmp_path: Path) -> None:
 
     (bundle / "requirements.txt").write_text(f"six==1.17.0  # {TEST_RUN_ID}\n")
     deps_events = RecordingEvents()
-    bumped = run(bundle, deps_events)
+    bumped = pip_run(bundle, deps_events)
     image = bumped["details"]["image"]  # type: ignore[index]
     assert image["environment"]["cached"] and not image["dependencies"]["cached"]
     assert "Successfully installed six-1.17.0" in "\n".join(deps_events.lines)
@@ -94,13 +97,14 @@ def test_layers_are_cached_by_content(docker_client, tmp_path: Path) -> None:
 def test_builds_need_the_forwarded_ca_bundle(docker_client) -> None:
     before = dangling(docker_client)
     requirements = f"six==1.16.0  # {TEST_RUN_ID} keeps this layer out of any cache\n"
-    without = ImageBuilder(docker_client, BuildSettings(), labels=LABELS)
+    # pip inside the image reaches the index, and needs the CA (uv's layer is filled on the host).
+    without = ImageBuilder(docker_client, BuildSettings(installer="pip"), labels=LABELS)
     with pytest.raises(BuildFailed) as caught:
         without.dependencies("python:3.11-slim", requirements)
     assert "CERTIFICATE_VERIFY_FAILED" in "\n".join(caught.value.log)
     assert dangling(docker_client) <= before, "a failed build must not leave dangling images"
 
-    settings = BuildSettings.from_environment()
+    settings = BuildSettings.from_environment(installer="pip")
     assert settings.ca_bundle is not None, "the CI machine sets PIP_CERT/REQUESTS_CA_BUNDLE/SSL_CERT_FILE"
     built = ImageBuilder(docker_client, settings, labels=LABELS).dependencies("python:3.11-slim", requirements)
     assert not built.cached

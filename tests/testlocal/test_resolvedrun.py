@@ -133,3 +133,16 @@ def test_a_chosen_runtime_is_kept_by_a_later_resolution(bundle: Path, monkeypatc
     assert "cannot enforce --maximum-memory" in first.server.warnings[-1]
     again = resolve_config(TestLocalConfig(bundle, maximum_memory=2**30), first.server.runtime)
     assert again.server.runtime is first.server.runtime and again.server.warnings == first.server.warnings
+
+
+def test_the_process_runtimes_isolation_and_the_installer_are_decided(bundle: Path) -> None:
+    assert not resolve_server(TestLocalConfig(bundle, runtime="process")).isolate  # nothing to declare
+    assert resolve_server(TestLocalConfig(bundle, runtime="process", isolate=True)).isolate
+    (bundle / "requirements.txt").write_text("joblib==1.6.0\n")
+    settings = resolve_server(TestLocalConfig(bundle, runtime="process"))
+    assert settings.isolate and settings.installer == "uv"
+    assert not resolve_server(TestLocalConfig(bundle, runtime="process", isolate=False)).isolate
+    assert resolve_server(TestLocalConfig(bundle, runtime="process", installer="pip")).installer == "pip"
+    with pytest.raises(InputError) as caught:
+        resolve_server(TestLocalConfig(bundle, runtime="process", installer="npm"))
+    assert "unknown installer 'npm'" in caught.value.message and caught.value.exit_code == 2

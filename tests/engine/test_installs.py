@@ -1,0 +1,180 @@
+"""Real installs: uv and pip give the same set, a killed install leaves nothing used later, a
+second bundle naming the same packages downloads nothing, an undeclared import fails clearly.
+
+The wheels come through this machine's pip configuration (its index or proxy), into a wheel
+cache shared by the module's tests: the rules of the cache are tests/engine/test_wheels.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cmkit.cli import main
+from cmkit.engine.builder import ImageBuilder
+from cmkit.engine.images import BuildSettings, BuiltImage
+from cmkit.engine.installers import PIP, UV
+from cmkit.engine.venvs import ensure_venv, venv_key, venvs_dir
+from cmkit.engine.wheels import scratch_dir, wheel_dir
+from cmkit.paths import default_environment_dir, templates_dir
+from tests.conftest import REPO, TEST_LABEL, TEST_RUN_ID
+
+SAMPLES = sorted((REPO / "sample_models").glob("*/requirements.txt"))
+TEMPLATE = templates_dir() / "bundles" / "python" / "common" / "requirements.txt"
+REQUIREMENTS = [*SAMPLES, TEMPLATE]
+# What a venv or an image holds that the requirements did not ask for: the installers themselves.
+INSTALLER_OWN = {"pip", "setuptools", "wheel"}
+LIST_SCRIPT = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps(sorted({(d.metadata['Name'].lower().replace('_', '-'), d.version) for d in m.distributions()})))"
+)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def cache(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(shared_cache))
+    return shared_cache
+
+
+def installed(python: list[str]) -> set[tuple[str, str]]:
+    done = subprocess.run([*python, "-c", LIST_SCRIPT], capture_output=True, text=True, check=True)
+    return {(name, version) for name, version in json.loads(done.stdout) if name not in INSTALLER_OWN}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "requirements", REQUIREMENTS, ids=lambda path: path.parent.parent.name if path == TEMPLATE else path.parent.name
+)
+def test_uv_and_pip_venvs_hold_the_same_packages(cache: Path, requirements: Path) -> None:
+    text = requirements.read_text(encoding="utf-8")
+    by_uv = installed([str(ensure_venv(text, UV).python)])
+    by_pip = installed([str(ensure_venv(text, PIP).python)])
+    assert by_uv == by_pip
+    assert {"flask", "gunicorn", "pandas"} <= {name for name, _ in by_uv}  # the serving stack
+    if any(line.startswith("scikit-learn") for line in text.splitlines()):
+        assert ("scikit-learn", "1.9.1") in by_uv
+
+
+@pytest.mark.slow
+def test_a_killed_venv_install_leaves_nothing_a_later_run_uses(cache: Path) -> None:
+    text = "# a requirement of this test's own, so its venv is new\njoblib==1.6.0\n"
+    final = venvs_dir() / venv_key(text, UV)
+    assert not final.exists()
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"from cmkit.engine.venvs import ensure_venv; ensure_venv({text!r}, 'uv')"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 120
+    # Killed once the venv is being written: its temporary folder holds a lib/ already.
+    while not list(scratch_dir().glob(f"venv-{final.name}-*/lib")) and time.monotonic() < deadline:
+        assert child.poll() is None, "the install ended before it could be killed"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not final.exists()  # nothing under the name a later run looks for
+    for wheel in wheel_dir().glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            assert archive.testzip() is None, f"a partial wheel in the cache: {wheel.name}"
+    venv = ensure_venv(text, UV)
+    assert venv.created and venv.path == final
+    subprocess.run([str(venv.python), "-c", "import joblib, flask, cmkit_runtime"], check=True)
+    assert not ensure_venv(text, UV).created  # and reused after
+
+
+@pytest.mark.slow
+def test_an_undeclared_import_fails_with_a_clear_message(cache: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bundle = tmp_path / "model"
+    assert runner.invoke(main, ["init", str(bundle), "--target-type", "regression"]).exit_code == 0
+    custom = bundle / "custom.py"
+    custom.write_text(
+        custom.read_text().replace(
+            "from __future__ import annotations\n", "from __future__ import annotations\nimport requests\n", 1
+        )
+    )
+    isolated = runner.invoke(main, ["test-local", str(bundle), "--runtime", "process", "--isolate", "--json"])
+    assert isolated.exit_code == 1, isolated.output
+    message = json.loads(isolated.stdout)["testingStatus"]["longRunningService"]["message"]
+    assert "custom.py imports requests, which requirements.txt does not name" in message
+    # cmkit's own Python holds requests: there the model starts, as it did before isolation.
+    on_host = runner.invoke(main, ["test-local", str(bundle), "--runtime", "process", "--host-python", "--json"])
+    assert on_host.exit_code == 0, on_host.output
+
+
+# --- the dependency layer on Docker ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def environment(docker_client: Any, shared_cache: Path) -> Iterator[BuiltImage]:
+    os.environ["CMKIT_CACHE_DIR"] = str(shared_cache)
+    builder = ImageBuilder(docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID})
+    yield builder.environment(default_environment_dir())
+    os.environ.pop("CMKIT_CACHE_DIR", None)
+
+
+def image_packages(client: Any, image: BuiltImage) -> set[tuple[str, str]]:
+    output = client.containers.run(
+        image.image_id, ["-c", LIST_SCRIPT], entrypoint=["python3"], remove=True, labels={TEST_LABEL: TEST_RUN_ID}
+    )
+    return {(name, version) for name, version in json.loads(output) if name not in INSTALLER_OWN}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_uv_and_pip_dependency_layers_hold_the_same_packages(docker_client: Any, environment: BuiltImage) -> None:
+    text = (REPO / "sample_models" / "regression_diabetes" / "requirements.txt").read_text()
+    layers = {}
+    for installer in (UV, PIP):
+        settings = BuildSettings.from_environment(installer=installer)
+        builder = ImageBuilder(docker_client, settings, labels={TEST_LABEL: TEST_RUN_ID})
+        layers[installer] = builder.dependencies(environment, text)
+    assert layers[UV].tag != layers[PIP].tag
+    by_uv, by_pip = image_packages(docker_client, layers[UV]), image_packages(docker_client, layers[PIP])
+    assert by_uv == by_pip and ("scikit-learn", "1.9.1") in by_uv
+    # Where pip put them: the environment's pip sees every package uv installed.
+    listed = docker_client.containers.run(
+        layers[UV].image_id,
+        ["-m", "pip", "list", "--format=json"],
+        entrypoint=["python3"],
+        remove=True,
+        labels={TEST_LABEL: TEST_RUN_ID},
+    )
+    assert {"scikit-learn", "scipy", "flask"} <= {item["name"].lower() for item in json.loads(listed)}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_second_bundle_naming_the_same_packages_downloads_nothing(
+    docker_client: Any, environment: BuiltImage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = "scikit-learn==1.9.1\njoblib==1.6.0\nscipy==1.17.1\nthreadpoolctl==3.8.0\n"
+    ImageBuilder(docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID}).dependencies(
+        environment, first
+    )
+    # No index reachable and no local wheels: a download would fail the build.
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    log: list[str] = []
+    builder = ImageBuilder(
+        docker_client, BuildSettings.from_environment(), on_log=log.append, labels={TEST_LABEL: TEST_RUN_ID}
+    )
+    second = "# the same packages, another text\nthreadpoolctl == 3.8.0\nSciPy==1.17.1\nscikit_learn==1.9.1\njoblib\n"
+    again = builder.dependencies(environment, second)
+    assert again.cached and "resolved from the wheel cache, nothing downloaded" in log
