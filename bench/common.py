@@ -39,6 +39,9 @@ class Row:
     other: str = ""
     ratio: str = ""
     target: str = ""
+    # A lead this figure keeps over DRUM, as a number (higher is better): bench/guard.py holds it
+    # to the committed baseline. Only figures that a loaded machine does not move belong here.
+    lead: float | None = None
 
     def markdown(self) -> str:
         return f"| {self.figure} | {self.cmkit} | {self.other} | {self.ratio} | {self.target} |"
@@ -47,6 +50,22 @@ class Row:
 def table(rows: Sequence[Row]) -> str:
     lines = ["| figure | cmkit | DRUM or floor | ratio | target |", "| --- | --- | --- | --- | --- |"]
     return "\n".join(lines + [row.markdown() for row in rows])
+
+
+def write_section(path: Path, run: str, text: str) -> None:
+    """Replace the section of a markdown file that `run` (a command line) wrote last time, or append one.
+
+    The section sits between two HTML comments naming the run, so a table in the docs is always
+    a run's own output, rewritten by the next run of the same command line.
+    """
+    begin, end = f"<!-- generated: {run} -->", f"<!-- end generated: {run} -->"
+    section = f"{begin}\n{text.strip()}\n{end}"
+    document = path.read_text()
+    if begin in document and end in document:
+        document = document[: document.index(begin)] + section + document[document.index(end) + len(end) :]
+    else:
+        document = document.rstrip("\n") + f"\n\n### `{run}`\n\n{section}\n"
+    path.write_text(document)
 
 
 def machine() -> str:
@@ -67,6 +86,31 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} CPUs, {memory_kb / 1024**2:.0f} GiB RAM, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}{engine}"
     )
+
+
+def load_average() -> str:
+    """The machine's load (1, 5 and 15 minutes), said with every figure: the machine may be shared."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group.
+
+    A server's CPU per request does not depend on what else the machine runs, unlike its
+    throughput: the bench's guarded figures are built on it.
+    """
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        if int(fields[2]) == group:  # pgrp; then utime and stime at 11 and 12
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def median_seconds(action: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
@@ -208,6 +252,12 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_seconds: float = 0.0  # the server's, over the run (group_cpu_seconds)
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        return self.cpu_seconds / self.requests * 1e6 if self.requests else float("nan")
 
 
 def _milliseconds(text: str) -> float:
@@ -215,8 +265,17 @@ def _milliseconds(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, body: bytes, content_type: str, connections: int = 8, seconds: float = 10.0) -> Load:
-    """Keep-alive load from `connections` concurrent clients (wrk, a C load generator)."""
+def wrk(
+    url: str,
+    body: bytes,
+    content_type: str,
+    connections: int = 8,
+    seconds: float = 10.0,
+    server_group: int | None = None,
+) -> Load:
+    """Keep-alive load from `connections` concurrent clients (wrk, a C load generator).
+
+    With `server_group` (the server's process group), the server's CPU over the run too."""
     if shutil.which("wrk") is None:
         raise RuntimeError("bench needs wrk: apt-get install wrk")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -224,13 +283,16 @@ def wrk(url: str, body: bytes, content_type: str, connections: int = 8, seconds:
     script.write_text(WRK_SCRIPT.format(content_type=content_type, body=json.dumps(body.decode())))
     probe = requests.post(url, data=body, headers={"Content-Type": content_type}, timeout=30)
     probe.raise_for_status()
+    cpu_before = group_cpu_seconds(server_group) if server_group else 0.0
     result = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     )
+    cpu = group_cpu_seconds(server_group) - cpu_before if server_group else 0.0
     output = result.stdout
+    requests_done = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     # Anchored: "80.50%" in the thread stats must not pass for the 50th percentile.
     p50 = _milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
@@ -239,4 +301,4 @@ def wrk(url: str, body: bytes, content_type: str, connections: int = 8, seconds:
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-    return Load(rps, p50, p99, errors)
+    return Load(rps, p50, p99, errors, requests_done, cpu)

@@ -103,7 +103,12 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
             data = _frame_from_hook(transform(frame, model), "transform")
             if len(data) != len(frame):
                 raise BadPredictions(f"transform() returned {len(data)} rows for {len(frame)}")
-        predictions = marshal(scorer(data), target)
+        raw = scorer(data)
+        if post_process is None and not target.is_classification and isinstance(raw, pd.DataFrame):
+            # What marshal then unmarshal would hand back, without the Predictions frame built
+            # only to be unwrapped (~80 us of a single-row request)
+            return single_column(raw, target)
+        predictions = marshal(raw, target)
         if post_process:
             predictions = _frame_from_hook(post_process(predictions, model), "post_process")
         return unmarshal(predictions, target)

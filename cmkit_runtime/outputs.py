@@ -30,7 +30,7 @@ class BadPredictions(Exception):
 def single_column(frame: pd.DataFrame, target: Target) -> Any:
     """DRUM's rule for single-column targets: the only column, else Predictions (or the target's)."""
     if frame.shape[1] == 1:
-        return frame.iloc[:, 0]
+        return next(frame.items())[1]  # iloc[:, 0], in a third of its ~18 us (every DRUM-hook request)
     for name in (PREDICTIONS_COLUMN, TEXT_COLUMN, target.name):
         if name is not None and name in frame.columns:
             return frame[name]

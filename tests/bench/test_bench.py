@@ -1,4 +1,8 @@
-"""bench/ stays runnable: a quick run of every comparison (figures are printed, never asserted)."""
+"""bench/ stays runnable: a quick run of every comparison (figures are printed, never asserted).
+
+The run fails, and this test with it, when the runtime's lead over `drum server` dropped by more
+than a quarter from bench/baseline.json (bench/guard.py): ratios of CPU per request, not times.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,9 @@ def test_bench_quick_run_completes(docker_client: object) -> None:
     figures = (
         "nullValueImputation",
         "single-row req/s",
+        "server CPU per single-row request",
+        "Guard (fails on a drop of more than 25% from bench/baseline.json)",
+        "ok: template model: server CPU per single-row request",
         "edit loop",
         "sideEffects row-by-row",
         "peak RSS",

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmkit_runtime import server
 from cmkit_runtime.server import BadRequest, NotKept, build_frame, frame_by_column, parse_columnar, parse_request
 from tests.support.property_tiers import tiers
 
@@ -46,8 +47,36 @@ def same(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
     assert list(fast.dtypes) == list(slow.dtypes)
 
 
-@tiers(200)
-def test_build_frame_equals_the_column_by_column_frame(examples: int) -> None:
+# build_frame's ways to a numeric frame: a small request's blocks sorted in Python, the one-step
+# NumPy path with its blocks placed by pandas (>= 3.0), the older pandas' isetitem / concat, and
+# long data column by column. Each must give the column-by-column frame.
+PATHS: dict[str, dict[str, Any]] = {
+    "small": {},
+    "long": {"LONG_ROWS": 1},
+    "one-step": {"SMALL_REQUEST": 0},
+    "without-blocks-api": {"SMALL_REQUEST": 0, "_from_blocks": None},
+}
+
+
+def take_path(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for setting, value in PATHS[name].items():
+        monkeypatch.setattr(server, setting, value)
+    return name
+
+
+@pytest.fixture(params=sorted(PATHS))
+def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    return take_path(request.param, monkeypatch)
+
+
+@pytest.fixture(params=["small", "long"])
+def columnar_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The columnar paths differ from the JSON body's only for long data (the rest is shared code)."""
+    return take_path(request.param, monkeypatch)
+
+
+@tiers(100)  # per path: the paths share the examples' budget
+def test_build_frame_equals_the_column_by_column_frame(examples: int, frame_path: str) -> None:
     @settings(max_examples=examples, deadline=None)
     @given(payloads())
     def check(columns: dict[str, list[Any]]) -> None:
@@ -63,8 +92,8 @@ def columnar(columns: dict[str, list[Any]]) -> bytes:
     return json.dumps({"columns": list(columns), "rows": rows, "values": flat}).encode()
 
 
-@tiers(200)
-def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int) -> None:
+@tiers(100)  # per path: the paths share the examples' budget
+def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int, columnar_path: str) -> None:
     @settings(max_examples=examples, deadline=None)
     @given(payloads())
     def check(columns: dict[str, list[Any]]) -> None:
@@ -73,8 +102,8 @@ def test_the_columnar_body_gives_the_frame_of_its_json_twin(examples: int) -> No
     check()
 
 
-@tiers(200)
-def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(examples: int) -> None:
+@tiers(100)  # per path: the paths share the examples' budget
+def test_kept_values_with_nulls_give_the_frame_of_their_json_twin(examples: int, columnar_path: str) -> None:
     """wire.py's "keep", "nulls" and "from": the null check's requests on kept values."""
 
     @settings(max_examples=examples, deadline=None)
@@ -138,7 +167,7 @@ def test_a_malformed_columnar_body_is_refused_with_the_reason(body: bytes, says:
         {"a": ["x", None], "b": [1.0, 2.0]},
     ],
 )
-def test_build_frame_examples(columns: dict[str, list[Any]]) -> None:
+def test_build_frame_examples(columns: dict[str, list[Any]], frame_path: str) -> None:
     same(build_frame(columns), frame_by_column(columns))
 
 
@@ -156,7 +185,7 @@ def test_wide_numeric_request_is_one_block_with_the_null_column_as_pandas_makes_
     assert frame.columns.is_unique and frame.columns.equals(pd.Index(list(columns)))
 
 
-def test_many_columns_of_each_numeric_kind_keep_their_order_and_dtypes() -> None:
+def test_many_columns_of_each_numeric_kind_keep_their_order_and_dtypes(frame_path: str) -> None:
     rng = np.random.default_rng(1)
     columns: dict[str, list[Any]] = {}
     for i in range(120):
