@@ -171,8 +171,10 @@ def _plain(value: Any) -> Any:
 # The Python type of each JSON value, as a bit: a column's kind is the OR of its values' bits.
 _FLOAT, _INT, _NULL, _BOOL = 1, 2, 4, 8
 _KIND_BITS = {float: _FLOAT, int: _INT, type(None): _NULL, bool: _BOOL}
-# Columns pandas makes float64: floats, floats and integers, and any of them with nulls.
-_FLOATISH_BITS = np.array([_FLOAT, _FLOAT | _INT, _FLOAT | _NULL, _INT | _NULL, _FLOAT | _INT | _NULL])
+# Columns made float64: floats, floats and integers, any of them with nulls, and all-null columns,
+# which DRUM reads from DataRobot's CSV as float64 NaN (pd.read_csv), where pandas would make
+# the JSON list [None, ...] an object column (a Booster's DMatrix refuses that one).
+_FLOATISH_BITS = np.array([_FLOAT, _FLOAT | _INT, _FLOAT | _NULL, _INT | _NULL, _FLOAT | _INT | _NULL, _NULL])
 _FLOATISH = np.isin(np.arange(16), _FLOATISH_BITS)  # by kind bits: a lookup, not a search per request
 _ALL_NUMERIC = frozenset({float, int, type(None)})
 MAX_INSERTED = 32  # columns of another dtype added one by one to a float block
@@ -281,14 +283,12 @@ def _mixed_frame(
     kinds: np.ndarray,
     floatish: np.ndarray,
 ) -> pd.DataFrame:
-    """Float, int64 and all-null columns: one block per dtype, in the request's column order."""
-    if not (floatish | (kinds == _INT) | (kinds == _NULL)).all():
+    """Float (all-null ones included) and int64 columns: one block per dtype, in the request's column order."""
+    if not (floatish | (kinds == _INT)).all():
         raise ValueError("booleans among numbers: pandas makes such a column object")
     others = np.flatnonzero(~floatish)
 
     def column(i: int) -> np.ndarray:
-        if kinds[i] == _NULL:
-            return np.full(matrix.shape[1], None, dtype=object)
         return np.array(values_of(i), dtype=np.int64)  # exact, not through float64
 
     if len(others) <= MAX_INSERTED:
@@ -301,11 +301,9 @@ def _mixed_frame(
             frame.isetitem(int(i), column(int(i)))
         return frame
     parts = [_frame(matrix[floatish], names[floatish])] if floatish.any() else []
-    for kind in (_INT, _NULL):
-        positions = np.flatnonzero(kinds == kind)
-        if len(positions):
-            block = np.array([column(int(i)) for i in positions])
-            parts.append(_frame(block, names[positions]))
+    positions = np.flatnonzero(kinds == _INT)
+    if len(positions):
+        parts.append(_frame(np.array([column(int(i)) for i in positions]), names[positions]))
     frame = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
     return frame if frame.columns.equals(names) else frame[names]
 
@@ -318,7 +316,8 @@ def frame_by_column(columns: dict[str, list[Any]]) -> pd.DataFrame:
     """
     arrays: dict[str, Any] = {}
     for name, values in columns.items():
-        array = np.array(values)
+        # An all-null column is float64 NaN, as DRUM's pd.read_csv reads it (see _FLOATISH_BITS).
+        array = np.full(len(values), np.nan) if values.count(None) == len(values) else np.array(values)
         arrays[name] = array if array.dtype.kind in "biuf" and array.ndim == 1 else values
     kinds = {a.dtype for a in arrays.values() if isinstance(a, np.ndarray)}
     # copy=False: the arrays and lists are this request's own, pandas need not copy them again.

@@ -75,9 +75,7 @@ class Target:
 # rule (`label_problems`) and answers any problem with one message naming both sources.
 
 
-def _binary_labels(
-    target_type: TargetType, environ: Mapping[str, str], model: Mapping[str, Any]
-) -> tuple[str, str]:
+def _binary_labels(target_type: TargetType, environ: Mapping[str, str], model: Mapping[str, Any]) -> tuple[str, str]:
     positive = environ.get("POSITIVE_CLASS_LABEL") or model.get("positiveClassLabel")
     negative = environ.get("NEGATIVE_CLASS_LABEL") or model.get("negativeClassLabel")
     if label_problems(target_type, positive or None, negative or None):
