@@ -183,5 +183,5 @@ def find_artifact(code_dir: Path) -> Path:
         raise LoadError(f"{other[0].name}: {reason} (built-in artifacts: {', '.join(SUPPORTED_ARTIFACTS)})")
     raise LoadError(
         f"no model in {code_dir}: add custom.py with load_model() and predict() (cmkit) or score() (DRUM), "
-        f"or one {' or '.join(SUPPORTED_ARTIFACTS)} artifact"
+        f"or one artifact ({', '.join(SUPPORTED_ARTIFACTS)})"
     )

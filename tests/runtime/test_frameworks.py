@@ -91,6 +91,7 @@ def test_a_framework_missing_from_requirements_is_named_in_one_line(
     document = run(bundle, "docker", request, startup_timeout=300)
     service = document["testingStatus"]["longRunningService"]  # type: ignore[index]
     assert service["status"] == "failed", service
-    assert "regression_model.onnx needs onnxruntime: add onnxruntime to the bundle's requirements.txt" in (
-        service["message"]
+    assert (
+        "regression_model.onnx needs onnxruntime: add onnxruntime to the bundle's requirements.txt"
+        in (service["message"])
     )
