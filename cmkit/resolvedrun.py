@@ -148,7 +148,7 @@ def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None
         **config.checks,
     }
     validate_levels(checks)
-    target = spec.target(config.target_name or (meta.target_name if meta else None))
+    target = spec.target(_target_name(config, meta))
     dataset = config.dataset
     if dataset is None and meta and meta.validation_input:
         dataset = bundle / meta.validation_input
@@ -213,6 +213,11 @@ def _target_spec(
     )
 
 
+def _target_name(config: TestLocalConfig, meta: ModelMetadata | None) -> str | None:
+    """--target-name, else the metadata's: DataRobot sets it on every model as TARGET_NAME."""
+    return config.target_name or (meta.target_name if meta else None)
+
+
 def _server_settings(
     config: TestLocalConfig,
     meta: ModelMetadata | None,
@@ -247,7 +252,7 @@ def _server_settings(
         bundle=bundle,
         runtime=runtime,
         url_prefix=url_prefix,
-        contract=MappingProxyType(target_variables(spec.target()) if spec else {}),
+        contract=MappingProxyType(target_variables(spec.target(_target_name(config, meta))) if spec else {}),
         server_environment=MappingProxyType(dict(config.server_environment)),
         environment=config.environment,
         image=config.image,

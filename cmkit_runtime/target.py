@@ -57,6 +57,7 @@ class Target:
         found = meta.get("inferenceModel")
         model: dict[str, Any] = found if isinstance(found, dict) else {}
         name = model.get("targetName") if isinstance(model.get("targetName"), str) else None
+        name = environ.get("TARGET_NAME") or name  # DataRobot's variable, as for the type and labels
         named = (environ.get("TARGET_TYPE") or str(meta.get("targetType") or "")).lower()
         target_type = TargetType.served_named(named)
         if target_type is None:

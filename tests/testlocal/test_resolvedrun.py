@@ -49,7 +49,10 @@ def test_a_resolved_run_is_frozen_and_every_field_it_must_decide_is_decided(bund
     # What the request left unset, resolution decided: nothing downstream falls back again.
     assert isinstance(run.target, Target) and run.target.type == "regression"
     assert run.server.runtime == RuntimeChoice(PROCESS)
-    assert run.server.url_prefix.startswith("/") and run.server.contract == {"TARGET_TYPE": "regression"}
+    assert run.server.url_prefix.startswith("/") and run.server.contract == {
+        "TARGET_TYPE": "regression",
+        "TARGET_NAME": "y",
+    }
     assert isinstance(run.parameters, CheckParameters) and run.parameters.performance.numParallelUsers == 2
     assert run.checks["performanceCheck"] == "fail"  # configured, so turned on
     assert set(run.checks) >= {"errorCheck", "longRunningService", "stabilityCheck"}
