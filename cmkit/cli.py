@@ -152,6 +152,11 @@ def _test_options(func: F) -> F:
     options = [
         click.option("--target-type", type=click.Choice(TARGET_TYPES)),
         click.option("--target-name", help="Target column, removed from the dataset before predicting."),
+        click.option(
+            "--runtime-params-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Values of the metadata's runtimeParameterDefinitions (YAML, NAME: value; DRUM's flag and format).",
+        ),
         click.option("--positive-class-label"),
         click.option("--negative-class-label"),
         click.option(

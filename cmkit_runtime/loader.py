@@ -14,6 +14,7 @@ The format is decided once, when the model loads, from what `custom.py` defines:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,8 +57,21 @@ def detect(code_dir: Path) -> tuple[Any, str]:
         return None, ARTIFACT
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
+    offer_drum_shim()
     module = importlib.import_module(HOOK_MODULE)
     return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
+
+
+DRUM_SHIM = Path(__file__).resolve().parent / "drum_shim"
+
+
+def offer_drum_shim() -> None:
+    """`from datarobot_drum import RuntimeParameters` works without DRUM: the shim, last on the path.
+
+    Where DRUM is installed (cmkit's DRUM-based environment), DRUM's own module is found first.
+    """
+    if importlib.util.find_spec("datarobot_drum") is None and str(DRUM_SHIM) not in sys.path:
+        sys.path.append(str(DRUM_SHIM))
 
 
 def load(code_dir: Path, target: Target) -> LoadedModel:

@@ -136,3 +136,66 @@ def onnx_session_hook(folder: Path, target_type: str = "multiclass") -> Path:
     (bundle / "model").mkdir()
     (bundle / "model" / "session.onnx").write_bytes(_onnx_model(target_type))
     return bundle
+
+
+RUNTIME_PARAMS_METADATA = """\
+name: runtime-params-example
+type: inference
+targetType: regression
+inferenceModel:
+  targetName: progression
+validation:
+  input: data/test.csv
+runtimeParameterDefinitions:
+  - fieldName: option1
+    type: string
+    defaultValue: ABCD 123
+    description: shown in the UI
+  - fieldName: option2
+    type: string
+  - fieldName: encryption_key
+    type: credential
+    description: a secret from DataRobot's credential manager
+  - fieldName: bool_var
+    type: boolean
+    defaultValue: true
+  - fieldName: number1
+    type: numeric
+    defaultValue: 0
+    allowEmpty: False
+    minValue: -100
+    maxValue: 100
+"""
+
+# python3_sklearn_runtime_params' custom.py reads the parameters in transform; this one also
+# lets them move the predictions, so that a wrong or missing value shows in the numbers.
+RUNTIME_PARAMS_CUSTOM = """\
+    from datarobot_drum import RuntimeParameters
+
+
+    def transform(data, model):
+        credential = RuntimeParameters.get("encryption_key")
+        if credential is not None:
+            assert credential["credentialType"] == "api_token", "credential type"
+        return data.drop(columns=["progression"], errors="ignore")
+
+
+    def post_process(predictions, model):
+        shift = RuntimeParameters.get("number1") + len(RuntimeParameters.get("option1"))
+        if RuntimeParameters.get("bool_var"):
+            shift += 1000
+        if RuntimeParameters.get("encryption_key") is not None:
+            shift += 0.5
+        return predictions + shift
+"""
+
+
+def runtime_params_bundle(folder: Path) -> Path:
+    """python3_sklearn_runtime_params: a pickled scikit-learn regressor and DRUM's RuntimeParameters."""
+    import joblib
+
+    bundle = write_drum_bundle(folder, DIABETES, RUNTIME_PARAMS_CUSTOM)
+    (bundle / "model-metadata.yaml").write_text(RUNTIME_PARAMS_METADATA)
+    with (bundle / "sklearn_reg.pkl").open("wb") as handle:
+        pickle.dump(joblib.load(DIABETES / "model.joblib"), handle)
+    return bundle
