@@ -155,10 +155,11 @@ def drum_venv() -> Path:
 
 
 def drum_with(*packages: str) -> Path:
-    """DRUM's virtualenv with model frameworks added, each at this environment's version (one marker each)."""
+    """DRUM's virtualenv with model frameworks added, at this environment's version or pinned (one marker each)."""
     venv = drum_venv()
     for package in packages:
-        pinned = f"{package}=={metadata.version(package)}"
+        # A framework this environment does not have (torch, tensorflow) comes pinned by the caller.
+        pinned = package if "==" in package else f"{package}=={metadata.version(package)}"
         marker = venv / f".ready-{pinned}"
         if not marker.exists():
             pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pinned]

@@ -53,10 +53,12 @@ class LoadedModel:
 
 def detect(code_dir: Path) -> tuple[Any, str]:
     """Import custom.py (if any) and name the format its hooks make."""
-    if not (code_dir / HOOK_FILE).is_file():
-        return None, ARTIFACT
+    # First on the path, as DRUM puts it: custom.py, and the classes a pickled artifact names
+    # (python3_pytorch's PyTorch.py), are imported from the bundle.
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
+    if not (code_dir / HOOK_FILE).is_file():
+        return None, ARTIFACT
     offer_drum_shim()
     module = importlib.import_module(HOOK_MODULE)
     return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
