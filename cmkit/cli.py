@@ -18,7 +18,7 @@ import click
 
 from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
-from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
+from cmkit.params import ENV_VAR, HEADER, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
 from cmkit.target import TARGET_TYPES
 
 if TYPE_CHECKING:
@@ -274,6 +274,14 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    type=HEADER,
+    callback=merge,
+    help="Send this header with every check's request, e.g. for a custom_flask.py's auth (repeatable; never printed).",
+)
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
 @_check_parameter_options
 @click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)

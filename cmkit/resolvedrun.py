@@ -75,6 +75,7 @@ class TestLocalConfig:
     labels: dict[str, str] = field(default_factory=dict)
     protocol: str | None = None  # predict_no_state or drum; None: detected (cmkit/checks/protocols.py)
     runtime_params_file: Path | None = None  # DRUM's --runtime-params-file: values of runtimeParameterDefinitions
+    headers: dict[str, str] = field(default_factory=dict)  # --header, sent with every check's request
     # An execution environment on DataRobot (cmkit/remoteenv.py), with push's configuration.
     environment_id: str | None = None
     environment_version_id: str | None = None
@@ -138,6 +139,7 @@ class ResolvedRun:
     keep: bool
     feature_impact: bool
     feature_impact_rows: int | None  # None: FeatureImpactOptions' default
+    headers: Mapping[str, str] = field(default_factory=dict)  # --header: credentials, never rendered
 
 
 def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None) -> ResolvedRun:
@@ -173,6 +175,7 @@ def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None
         keep=config.keep,
         feature_impact=config.feature_impact,
         feature_impact_rows=config.feature_impact_rows,
+        headers=MappingProxyType(dict(config.headers)),
     )
 
 

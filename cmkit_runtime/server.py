@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from flask import Flask, Response, request
 
-from cmkit_runtime import __version__, loader, wire
+from cmkit_runtime import __version__, flask_extension, loader, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
 from cmkit_runtime.workers import APP_LOAD_ERROR, GENERATION, HOOKS_FLAG, loading_marker, workers_loading
@@ -541,9 +541,11 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
             return _json(500, {"message": f"{model.source} raised {type(exc).__name__}: {exc}"})
         return _json(200, {"predictions": predictions})
 
-    app.add_url_rule(f"{prefix}/", "ping", ping, methods=["GET"])
-    app.add_url_rule(f"{prefix}/info/", "info", info, methods=["GET"])
-    app.add_url_rule(f"{prefix}/predict_no_state/", "predict_no_state", predict_no_state, methods=["POST"])
+    # DRUM's endpoint names (its blueprint is "model_api"): a custom_flask.py names them, e.g. to
+    # leave model_api.ping without auth as DataRobot's flask_extension_httpauth template does.
+    app.add_url_rule(f"{prefix}/", "model_api.ping", ping, methods=["GET"])
+    app.add_url_rule(f"{prefix}/info/", "model_api.info", info, methods=["GET"])
+    app.add_url_rule(f"{prefix}/predict_no_state/", "model_api.predict_no_state", predict_no_state, methods=["POST"])
 
     @app.errorhandler(404)
     def not_found(_error: Exception) -> Response:
@@ -553,6 +555,7 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     def wrong_method(_error: Exception) -> Response:
         return _json(405, {"message": f"use GET {prefix}/ and POST {prefix}/predict_no_state/"})
 
+    flask_extension.apply(app, folder)  # DRUM's custom_flask.py, after the routes as DRUM does
     log.info("cmkit-runtime %s serving a %s model from %s at %s/", __version__, target.type, folder, prefix)
     holder.start()
     return app

@@ -199,3 +199,42 @@ def runtime_params_bundle(folder: Path) -> Path:
     with (bundle / "sklearn_reg.pkl").open("wb") as handle:
         pickle.dump(joblib.load(DIABETES / "model.joblib"), handle)
     return bundle
+
+
+TOKEN = "DUMMY_TOKEN_123"
+# flask_extension_httpauth's custom_flask.py, in substance: token auth on every route but ping.
+CUSTOM_FLASK = f"""\
+    from flask import request
+    from flask_httpauth import HTTPTokenAuth
+
+    token_auth = HTTPTokenAuth()
+
+
+    @token_auth.verify_token
+    def verify(token):
+        if token == "{TOKEN}":
+            return "dummy_user"
+
+
+    def init_app(app):
+        no_auth_endpoints = {{"model_api.ping", "model_api.health"}}
+
+        @app.before_request
+        def check_auth():
+            if request.method != "OPTIONS" and request.endpoint not in no_auth_endpoints:
+                user = token_auth.authenticate(token_auth.get_auth(), None)
+                if user in (False, None):
+                    return token_auth.auth_error_callback(401)
+"""
+
+
+def httpauth_bundle(folder: Path) -> Path:
+    """flask_extension_httpauth: a working model behind a custom_flask.py that wants a bearer token."""
+    from importlib.metadata import version
+
+    from tests.support.bundles import hooks_only
+
+    bundle = hooks_only(folder)
+    (bundle / "custom_flask.py").write_text(textwrap.dedent(CUSTOM_FLASK))
+    (bundle / "requirements.txt").write_text(f"flask-httpauth=={version('flask-httpauth')}\n")
+    return bundle
