@@ -19,7 +19,7 @@ import click
 from cmkit import __version__, render
 from cmkit.errors import CmkitError, InputError
 from cmkit.params import ENV_VAR, HEADER, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
-from cmkit.target import TARGET_TYPES
+from cmkit.target import TARGET_TYPES, read_labels_file
 
 if TYPE_CHECKING:
     from cmkit.resolvedrun import TestLocalConfig
@@ -162,6 +162,11 @@ def _test_options(func: F) -> F:
         click.option(
             "--class-labels", type=LABEL_LIST, help="Multiclass labels, comma-separated, in the model's order."
         ),
+        click.option(
+            "--class-labels-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Multiclass labels, one per line (DRUM's flag; labels may hold spaces or commas).",
+        ),
         click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
         click.option("--image", help="A ready environment image instead of --environment."),
         click.option(
@@ -258,6 +263,11 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     from cmkit.resolvedrun import TestLocalConfig
 
     labels = flags.pop("class_labels", None)
+    labels_file = flags.pop("class_labels_file", None)
+    if labels_file is not None:
+        if labels:
+            raise InputError("give --class-labels or --class-labels-file, not both")
+        labels = read_labels_file(labels_file)
     checks = flags.pop("check", ())
     if "check_parameters" in flags:
         flags["parameters"] = _pop_parameters(flags, check=False)

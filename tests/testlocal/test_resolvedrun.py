@@ -136,3 +136,22 @@ def test_a_chosen_runtime_is_kept_by_a_later_resolution(bundle: Path, monkeypatc
     assert "cannot enforce --maximum-memory" in first.server.warnings[-1]
     again = resolve_config(TestLocalConfig(bundle, maximum_memory=2**30), first.server.runtime)
     assert again.server.runtime is first.server.runtime and again.server.warnings == first.server.warnings
+
+
+def test_class_labels_file_gives_labels_with_spaces_one_per_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cmkit.cli import _config, main
+    from cmkit.target import read_labels_file
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("Iris setosa\n\nIris versicolor, the other\nvirginica\n")
+    assert read_labels_file(labels) == ["Iris setosa", "Iris versicolor, the other", "virginica"]
+    config = _config(tmp_path, env={}, class_labels=None, class_labels_file=labels)
+    assert config.class_labels == ["Iris setosa", "Iris versicolor, the other", "virginica"]
+    both = ["test-local", str(tmp_path), "--class-labels", "a,b", "--class-labels-file", str(labels)]
+    result = CliRunner().invoke(main, both)
+    assert result.exit_code == 2 and "not both" in result.output
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(InputError, match="no labels"):
+        read_labels_file(tmp_path / "empty.txt")
