@@ -190,12 +190,17 @@ RUNTIME_PARAMS_CUSTOM = """\
 """
 
 
-def runtime_params_bundle(folder: Path) -> Path:
-    """python3_sklearn_runtime_params: a pickled scikit-learn regressor and DRUM's RuntimeParameters."""
-    import joblib
+def runtime_params_bundle(folder: Path, artifact: bool = True) -> Path:
+    """python3_sklearn_runtime_params: a pickled scikit-learn regressor and DRUM's RuntimeParameters.
 
+    `artifact=False` leaves the model out (and scikit-learn's 1 s import) for tests that only resolve.
+    """
     bundle = write_drum_bundle(folder, DIABETES, RUNTIME_PARAMS_CUSTOM)
     (bundle / "model-metadata.yaml").write_text(RUNTIME_PARAMS_METADATA)
+    if not artifact:
+        return bundle
+    import joblib
+
     with (bundle / "sklearn_reg.pkl").open("wb") as handle:
         pickle.dump(joblib.load(DIABETES / "model.joblib"), handle)
     return bundle

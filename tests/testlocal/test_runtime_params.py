@@ -38,7 +38,7 @@ def values_file(tmp_path: Path, text: str = VALUES) -> Path:
 
 
 def test_the_values_reach_the_server_as_datarobots_variables(tmp_path: Path) -> None:
-    bundle = runtime_params_bundle(tmp_path / "model")
+    bundle = runtime_params_bundle(tmp_path / "model", artifact=False)
     config = TestLocalConfig(bundle, runtime="process", runtime_params_file=values_file(tmp_path))
     contract = resolve_config(config).server.contract
     assert json.loads(contract["MLOPS_RUNTIME_PARAM_number1"]) == {"type": "numeric", "payload": 42.0}
@@ -47,7 +47,7 @@ def test_the_values_reach_the_server_as_datarobots_variables(tmp_path: Path) -> 
 
 
 def test_a_required_parameter_without_a_value_is_one_error_before_the_server_starts(tmp_path: Path) -> None:
-    bundle = runtime_params_bundle(tmp_path / "model")
+    bundle = runtime_params_bundle(tmp_path / "model", artifact=False)
     file = values_file(tmp_path, "number1: null\n")
     with pytest.raises(InputError, match="'number1' is required") as raised:
         resolve_config(TestLocalConfig(bundle, runtime="process", runtime_params_file=file))
@@ -59,7 +59,7 @@ def test_a_required_parameter_without_a_value_is_one_error_before_the_server_sta
 
 
 def test_a_values_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
-    bundle = runtime_params_bundle(tmp_path / "model")
+    bundle = runtime_params_bundle(tmp_path / "model", artifact=False)
     with pytest.raises(InputError, match="must map each parameter"):
         resolve_config(TestLocalConfig(bundle, runtime_params_file=values_file(tmp_path, "- a\n")))
     with pytest.raises(InputError, match="not YAML"):
