@@ -101,6 +101,16 @@ def test_a_validation_input_outside_the_bundle_is_a_warning_as_datarobot_ignores
     assert not lint_bundle(bundle).ok  # inside the bundle, a missing file stays an error
 
 
+def test_runtime_parameter_definitions_are_checked_as_drum_reads_them(bundle: Path) -> None:
+    good = "runtimeParameterDefinitions:\n  - fieldName: k\n    type: numeric\n    defaultValue: 5\n    maxValue: 10\n"
+    (bundle / "model-metadata.yaml").write_text(METADATA + good)
+    assert lint_bundle(bundle).findings == []
+    (bundle / "model-metadata.yaml").write_text(METADATA + good.replace("maxValue: 10", "maxValue: 1"))
+    (finding,) = lint_bundle(bundle).findings
+    assert (finding.rule, finding.severity, finding.line) == ("metadata-invalid", "error", METADATA.count("\n") + 1)
+    assert "runtime parameter 'k' (numeric): its defaultValue is above maxValue 1" in finding.message
+
+
 def test_a_vendored_old_server_is_a_warning_with_the_fix(bundle: Path) -> None:
     (bundle / "server.py").write_text('HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"\n')
     (bundle / "gunicorn.conf.py").write_text("")
