@@ -198,6 +198,20 @@ def drum_venv() -> Path:
     return venv
 
 
+def drum_with(*packages: str) -> Path:
+    """DRUM's virtualenv with model frameworks added, at this environment's version or pinned (one marker each)."""
+    venv = drum_venv()
+    for package in packages:
+        # A framework this environment does not have (torch, tensorflow) comes pinned by the caller.
+        pinned = package if "==" in package else f"{package}=={metadata.version(package)}"
+        marker = venv / f".ready-{pinned}"
+        if not marker.exists():
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pinned]
+            subprocess.run(pip, check=True)
+            marker.touch()
+    return venv
+
+
 def drum_version(venv: Path) -> str:
     probe = subprocess.run([str(venv / "bin" / "drum"), "--version"], capture_output=True, text=True)
     return (probe.stdout or probe.stderr).strip().splitlines()[-1] if (probe.stdout or probe.stderr) else "?"

@@ -29,7 +29,7 @@ from bench.common import (
     Load,
     Row,
     drum_code_dir,
-    drum_venv,
+    drum_with,
     group_cpu_seconds,
     median_seconds,
     python_env,
@@ -54,6 +54,7 @@ class Model:
     features: pd.DataFrame
     drum_format: bool = False  # the bundle is already a DRUM code dir: DRUM serves it as it is
     lead: float = 3.0  # issue 23's goal for single-row requests: this many times DRUM's throughput
+    frameworks: tuple[str, ...] = ()  # what DRUM's virtualenv needs to load the artifact
 
 
 def template_model() -> Model:
@@ -76,6 +77,24 @@ def drum_hooks_model() -> Model:
     template = template_model()
     code = drum_code_dir(template.bundle, WORK / "server" / "drum-hooks")
     return Model("DRUM hooks (template model)", code, template.features, drum_format=True, lead=2.5)
+
+
+def framework_models() -> list[Model]:
+    """DataRobot's python3_xgboost and python3_onnx_regression, rebuilt small (tests/support/frameworks.py)."""
+    from tests.support.frameworks import onnx_artifact, xgboost_booster
+
+    models = []
+    for label, make, framework in (
+        ("XGBoost Booster artifact (.pkl)", xgboost_booster, "xgboost"),
+        ("ONNX artifact (.onnx)", onnx_artifact, "onnxruntime"),
+    ):
+        bundle = WORK / "server" / framework
+        shutil.rmtree(bundle, ignore_errors=True)
+        make(bundle, "regression")
+        data = pd.read_csv(bundle / "data" / "test.csv")
+        features = data.drop(columns=["progression"])
+        models.append(Model(label, bundle, features, drum_format=True, lead=2.0, frameworks=(framework,)))
+    return models
 
 
 def batch(features: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -134,7 +153,7 @@ def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
 
 
 def drum_side(model: Model, seconds: float, repeats: int) -> Side:
-    venv = drum_venv()
+    venv = drum_with(*model.frameworks)
     code = model.bundle if model.drum_format else drum_code_dir(model.bundle, WORK / "server" / "drum-code")
     port = free_port()
     command = [
@@ -172,8 +191,14 @@ def predict_seconds(model: Model) -> float:
     assert spec and spec.loader
     custom = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(custom)
-    loaded = custom.load_model(str(model.bundle))
     row = model.features.head(1).reset_index(drop=True)
+    if not hasattr(custom, "predict"):  # an artifact with DRUM's hooks: its load and scoring as the runtime does them
+        from cmkit_runtime import loader
+        from cmkit_runtime.target import Target
+
+        served = loader.load(model.bundle, Target("regression"))
+        return median_seconds(lambda: [served.predict(row) for _ in range(200)], 5) / 200
+    loaded = custom.load_model(str(model.bundle))
     return median_seconds(lambda: [custom.predict(loaded, row) for _ in range(200)], 5) / 200
 
 
@@ -247,7 +272,7 @@ def compare(model: Model, seconds: float, repeats: int) -> tuple[list[Row], Side
 def run(quick: bool = False) -> list[Row]:
     seconds, repeats = (3.0, 3) if quick else (15.0, 7)
     rows: list[Row] = []
-    for model in (template_model(), sklearn_model(), drum_hooks_model()):
+    for model in (template_model(), sklearn_model(), drum_hooks_model(), *framework_models()):
         rows += compare(model, seconds, repeats)[0]
     return rows
 

@@ -19,8 +19,8 @@ import click
 from cmkit import __version__, render
 from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.errors import CmkitError, InputError
-from cmkit.params import ENV_VAR, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
-from cmkit.target import TARGET_TYPES
+from cmkit.params import ENV_VAR, HEADER, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, merge
+from cmkit.target import TARGET_TYPES, read_labels_file
 
 if TYPE_CHECKING:
     from cmkit.resolvedrun import TestLocalConfig
@@ -153,10 +153,20 @@ def _test_options(func: F) -> F:
     options = [
         click.option("--target-type", type=click.Choice(TARGET_TYPES)),
         click.option("--target-name", help="Target column, removed from the dataset before predicting."),
+        click.option(
+            "--runtime-params-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Values of the metadata's runtimeParameterDefinitions (YAML, NAME: value; DRUM's flag and format).",
+        ),
         click.option("--positive-class-label"),
         click.option("--negative-class-label"),
         click.option(
             "--class-labels", type=LABEL_LIST, help="Multiclass labels, comma-separated, in the model's order."
+        ),
+        click.option(
+            "--class-labels-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Multiclass labels, one per line (DRUM's flag; labels may hold spaces or commas).",
         ),
         click.option("--environment", type=click.Path(path_type=Path, file_okay=False), help="Environment folder."),
         click.option("--image", help="A ready environment image instead of --environment."),
@@ -268,6 +278,11 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     from cmkit.resolvedrun import TestLocalConfig
 
     labels = flags.pop("class_labels", None)
+    labels_file = flags.pop("class_labels_file", None)
+    if labels_file is not None:
+        if labels:
+            raise InputError("give --class-labels or --class-labels-file, not both")
+        labels = read_labels_file(labels_file)
     checks = flags.pop("check", ())
     if "check_parameters" in flags:
         flags["parameters"] = _pop_parameters(flags, check=False)
@@ -284,6 +299,14 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    type=HEADER,
+    callback=merge,
+    help="Send this header with every check's request, e.g. for a custom_flask.py's auth (repeatable; never printed).",
+)
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
 @_check_parameter_options
 @click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)

@@ -22,9 +22,11 @@ from cmkit.metadata import METADATA_FILE, load_metadata, validate_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
 from cmkit_runtime.formats import (
     ARTIFACT,
+    ARTIFACT_PACKAGES,
     CMKIT_HOOKS,
     DRUM_HOOKS,
     HOOK_FILE,
+    OTHER_ARTIFACTS,
     SUPPORTED_ARTIFACTS,
     artifacts_in,
     format_of,
@@ -219,25 +221,53 @@ def _check_model_without_script(root: Path) -> list[Finding]:
     if findings:
         return findings
     model_format = format_of(names or ())
-    loadable, _ = artifacts_in(root)
+    loadable, others = artifacts_in(root)
     if model_format != ARTIFACT or (names is not None and "load_model" in names) or len(loadable) == 1:
         what = {CMKIT_HOOKS: "cmkit hooks", DRUM_HOOKS: "DRUM hooks"}.get(model_format, "an artifact")
-        return [
-            Finding(
-                START_SCRIPT,
-                "start-script-provided",
-                f"no start_server.sh: the model ({what}) is served by the environment's start script, so the "
-                "environment must provide one (cmkit's python3 environment and DataRobot's drop-in ones do)",
-                severity="note",
-            )
-        ]
+        provided = Finding(
+            START_SCRIPT,
+            "start-script-provided",
+            f"no start_server.sh: the model ({what}) is served by the environment's start script, so the "
+            "environment must provide one (cmkit's python3 environment and DataRobot's drop-in ones do)",
+            severity="note",
+        )
+        unhooked = model_format == ARTIFACT and not (names and "load_model" in names)
+        return [provided, *(_check_framework_required(root, loadable[0]) if unhooked else [])]
     reason = f"more than one artifact ({', '.join(p.name for p in loadable)})" if loadable else "no model"
+    if others and not loadable:
+        reason = f"{others[0].name}, which no built-in predictor loads ({OTHER_ARTIFACTS[others[0].suffix.lower()]})"
     return [
         Finding(
             START_SCRIPT,
             "start-script-missing",
             f"no start_server.sh and {reason}: add custom.py with load_model() and predict() (cmkit) or score() "
-            f"(DRUM), or one {' or '.join(SUPPORTED_ARTIFACTS)} artifact (cmkit init writes a working bundle)",
+            f"(DRUM), or one artifact ({', '.join(SUPPORTED_ARTIFACTS)}) (cmkit init writes a working bundle)",
+        )
+    ]
+
+
+# Frameworks an artifact needs that no Python environment of cmkit or DataRobot's python3 drop-in has.
+_FRAMEWORK_ARTIFACTS = frozenset({".onnx", ".h5", ".pth"})
+
+
+def _check_framework_required(root: Path, artifact: Path) -> list[Finding]:
+    """An .onnx, .h5 or .pth artifact loads only if the bundle's requirements install its framework."""
+    suffix = artifact.suffix.lower()
+    if suffix not in _FRAMEWORK_ARTIFACTS:
+        return []
+    package = ARTIFACT_PACKAGES[suffix]
+    path = root / REQUIREMENTS_FILE
+    text = read_text_file(path) if path.is_file() else ""
+    named = {line.split("#")[0].strip().split("[")[0].lower() for line in text.splitlines()}
+    if any(name.startswith(package) for name in named if name):  # tensorflow-cpu counts as tensorflow
+        return []
+    return [
+        Finding(
+            REQUIREMENTS_FILE,
+            "artifact-framework-missing",
+            f"{artifact.name} is loaded with {package}, which requirements.txt does not name: add {package} "
+            "(unless the environment installs it; DataRobot's framework drop-in environments do)",
+            severity="warning",
         )
     ]
 

@@ -20,6 +20,7 @@ from cmkit.errors import InputError
 from cmkit.safeyaml import compose_yaml
 from cmkit.target import METADATA_FIELDS, TARGET_TYPES, TargetSpec, TargetType
 from cmkit.textfiles import stat_or_none
+from cmkit_runtime.runtime_params import RuntimeParameterError, parse_definitions
 
 METADATA_FILE = "model-metadata.yaml"
 UNKNOWN_KEY = "unknown key '{path}' (ignored by DataRobot)"
@@ -188,6 +189,11 @@ class ModelMetadata:
         return _as_str(self._get("modelID"))
 
     @property
+    def runtime_parameter_definitions(self) -> Any:
+        """`runtimeParameterDefinitions` as written (cmkit_runtime/runtime_params.py reads it)."""
+        return self._get("runtimeParameterDefinitions")
+
+    @property
     def validation_input(self) -> str | None:
         return _as_str(self._get("validation", "input"))
 
@@ -272,12 +278,35 @@ def validate_metadata(meta: ModelMetadata, bundle: Path | None = None) -> list[M
     """
     problems = schema_problems(meta)
     problems += _check_labels(meta)
+    problems += _check_runtime_parameters(meta)
     dataset = meta.validation_input
-    if dataset and bundle is not None and not (bundle / dataset).is_file():
-        problems.append(
-            MetadataProblem(
-                f"validation.input '{dataset}' does not exist in the bundle",
-                meta.line_of("validation", "input"),
-            )
-        )
+    if dataset and bundle is not None:
+        problems += _check_validation_input(dataset, bundle, meta.line_of("validation", "input"))
     return problems
+
+
+def _check_runtime_parameters(meta: ModelMetadata) -> list[MetadataProblem]:
+    """runtimeParameterDefinitions as DRUM and DataRobot read them (cmkit_runtime/runtime_params.py)."""
+    try:
+        parse_definitions(meta.runtime_parameter_definitions)
+    except RuntimeParameterError as exc:
+        return [MetadataProblem(str(exc), meta.line_of("runtimeParameterDefinitions"))]
+    return []
+
+
+def _check_validation_input(dataset: str, bundle: Path, line: int | None) -> list[MetadataProblem]:
+    """Inside the bundle the file must exist; outside it (DataRobot's own templates point to
+    ../../tests/testdata/...) DataRobot ignores the key at upload, so it is only a warning."""
+    path = (bundle / dataset).resolve()
+    if not path.is_relative_to(bundle.resolve()):
+        return [
+            MetadataProblem(
+                f"validation.input '{dataset}' is outside the bundle: DataRobot ignores it at upload, "
+                "and test-local needs --dataset",
+                line,
+                "warning",
+            )
+        ]
+    if not path.is_file():
+        return [MetadataProblem(f"validation.input '{dataset}' does not exist in the bundle", line)]
+    return []

@@ -52,6 +52,21 @@ class KeyValue(click.ParamType):  # type: ignore[type-arg]  # generic only from 
         return {key: text}
 
 
+class Header(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.3
+    """`--header 'Name: value'` -> {Name: value}; a bad one is named without its value (a credential)."""
+
+    name = "'NAME: VALUE'"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, str]:
+        if isinstance(value, Mapping):
+            return dict(value)
+        name, sep, text = str(value).partition(":")
+        name = name.strip()
+        if not sep or not name or any(c.isspace() for c in name) or "\n" in text or "\r" in text:
+            self.fail(f"a header is 'Name: value' on one line (got one starting {name[:20]!r})", param, ctx)
+        return {name: text.strip()}
+
+
 class EnvVar(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.3
     """`--env KEY=VALUE`, or `--env KEY` for this environment's value (nothing when it is unset)."""
 
@@ -103,6 +118,7 @@ def merge(ctx: click.Context, param: click.Parameter, values: Iterable[Mapping[s
 
 
 KEY_VALUE = KeyValue()
+HEADER = Header()
 ENV_VAR = EnvVar()
 MEMORY_SIZE = MemorySize()
 LABEL_LIST = LabelList()

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
 from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import DEFAULT_CONFIGURATION
@@ -25,8 +27,10 @@ from cmkit.engine.choice import PROCESS, RuntimeChoice, choose_runtime, is_runti
 from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.engine.venvs import isolation_wanted
 from cmkit.errors import InputError
-from cmkit.metadata import ModelMetadata, load_metadata
+from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata
 from cmkit.target import TargetSpec, require_target_type
+from cmkit.textfiles import read_utf8
+from cmkit_runtime.runtime_params import RuntimeParameterError, parse_definitions, variables
 from cmkit_runtime.target import Target
 
 if TYPE_CHECKING:
@@ -76,6 +80,8 @@ class TestLocalConfig:
     server_environment: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     protocol: str | None = None  # predict_no_state or drum; None: detected (cmkit/checks/protocols.py)
+    runtime_params_file: Path | None = None  # DRUM's --runtime-params-file: values of runtimeParameterDefinitions
+    headers: dict[str, str] = field(default_factory=dict)  # --header, sent with every check's request
     # An execution environment on DataRobot (cmkit/remoteenv.py), with push's configuration.
     environment_id: str | None = None
     environment_version_id: str | None = None
@@ -102,7 +108,9 @@ class ServerSettings:
     bundle: Path
     runtime: RuntimeChoice
     url_prefix: str
-    contract: Mapping[str, str]  # DataRobot's target variables (empty: no target type known, `serve`)
+    # DataRobot's variables: the target's (none when no target type is known, `serve`) and the
+    # runtime parameters' MLOPS_RUNTIME_PARAM_* (values may be credentials: never rendered).
+    contract: Mapping[str, str]
     server_environment: Mapping[str, str]  # the user's --env
     # At most one of the three; none: cmkit's default environment (Docker).
     environment: Path | None
@@ -139,6 +147,7 @@ class ResolvedRun:
     keep: bool
     feature_impact: bool
     feature_impact_rows: int | None  # None: FeatureImpactOptions' default
+    headers: Mapping[str, str] = field(default_factory=dict)  # --header: credentials, never rendered
 
 
 def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None) -> ResolvedRun:
@@ -156,7 +165,7 @@ def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None
         **config.checks,
     }
     validate_levels(checks)
-    target = spec.target(config.target_name or (meta.target_name if meta else None))
+    target = spec.target(_target_name(config, meta))
     dataset = config.dataset
     if dataset is None and meta and meta.validation_input:
         dataset = bundle / meta.validation_input
@@ -174,6 +183,7 @@ def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None
         keep=config.keep,
         feature_impact=config.feature_impact,
         feature_impact_rows=config.feature_impact_rows,
+        headers=MappingProxyType(dict(config.headers)),
     )
 
 
@@ -226,6 +236,41 @@ def _requirements(bundle: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
+MAX_VALUES_BYTES = 1024 * 1024  # a runtime parameter values file: names and short values
+
+
+def _runtime_parameters(config: TestLocalConfig, meta: ModelMetadata | None, bundle: Path) -> dict[str, str]:
+    """MLOPS_RUNTIME_PARAM_* as DataRobot sets them: the values file's, else the defaults; refused before start."""
+    file = config.runtime_params_file
+    try:
+        definitions = parse_definitions(meta.runtime_parameter_definitions if meta else None)
+    except RuntimeParameterError as exc:
+        raise InputError(str(exc), file=bundle / METADATA_FILE) from None
+    values: Any = {}
+    if file is not None:
+        try:
+            values = yaml.safe_load(read_utf8(Path(file), MAX_VALUES_BYTES)) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"not YAML: {exc}", file=file) from None
+        if not isinstance(values, dict):
+            raise InputError("must map each parameter's fieldName to its value", file=file)
+        if not definitions:
+            raise InputError(
+                "model-metadata.yaml defines no runtimeParameterDefinitions for these values",
+                file=file,
+                hint="add the definitions to the metadata, as DataRobot needs them too",
+            )
+    try:
+        return variables(definitions, {str(k): v for k, v in values.items()})
+    except RuntimeParameterError as exc:
+        raise InputError(str(exc), file=file or bundle / METADATA_FILE) from None
+
+
+def _target_name(config: TestLocalConfig, meta: ModelMetadata | None) -> str | None:
+    """--target-name, else the metadata's: DataRobot sets it on every model as TARGET_NAME."""
+    return config.target_name or (meta.target_name if meta else None)
+
+
 def _server_settings(
     config: TestLocalConfig,
     meta: ModelMetadata | None,
@@ -260,7 +305,12 @@ def _server_settings(
         bundle=bundle,
         runtime=runtime,
         url_prefix=url_prefix,
-        contract=MappingProxyType(target_variables(spec.target()) if spec else {}),
+        contract=MappingProxyType(
+            {
+                **(target_variables(spec.target(_target_name(config, meta))) if spec else {}),
+                **_runtime_parameters(config, meta, bundle),
+            }
+        ),
         server_environment=MappingProxyType(dict(config.server_environment)),
         environment=config.environment,
         image=config.image,

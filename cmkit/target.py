@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from cmkit.errors import InputError
+from cmkit.textfiles import read_utf8
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import (
     SERVED,
@@ -98,3 +100,14 @@ def parse_label_list(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     return tuple(label.strip() for label in text.split(","))
+
+
+MAX_LABELS_FILE_BYTES = 1024 * 1024
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """`--class-labels-file`: one label per line, as DRUM reads it (blank lines skipped, spaces kept)."""
+    labels = [line for line in read_utf8(path, MAX_LABELS_FILE_BYTES).splitlines() if line.strip()]
+    if not labels:
+        raise InputError("no labels: write one label per line", file=path)
+    return labels

@@ -308,6 +308,7 @@ def check_options(run: ResolvedRun, expected: ExpectedPredictions | None = None)
         rtol=run.rtol,
         atol=run.atol,
         protocol=run.server.protocol,
+        headers=dict(run.headers),
         parameters=run.parameters,
         expected=expected,
     )

@@ -16,9 +16,26 @@ HOOK_MODULE = "custom"
 HOOK_FILE = f"{HOOK_MODULE}.py"
 CMKIT_HOOK_NAMES = ("load_model", "predict")
 DRUM_HOOK_NAMES = ("init", "load_model", "transform", "score", "post_process")
-# Artifacts the runtime loads, and others DataRobot's drop-in environments know (named in errors).
-SUPPORTED_ARTIFACTS = (".pkl", ".joblib")
-OTHER_ARTIFACTS = (".pth", ".h5", ".keras", ".onnx", ".xgb", ".jar", ".rds", ".pmml")
+# Artifacts DRUM's built-in predictors load (cmkit_runtime/artifacts.py), with the package each needs.
+ARTIFACT_PACKAGES = {
+    ".pkl": "scikit-learn",  # or whichever library pickled it (xgboost, lightgbm...)
+    ".joblib": "joblib",
+    ".onnx": "onnxruntime",
+    ".h5": "tensorflow",
+    ".pth": "torch",
+}
+SUPPORTED_ARTIFACTS = tuple(ARTIFACT_PACKAGES)
+# Model files no built-in Python predictor loads, and why (lint and the runtime's errors say it).
+OTHER_ARTIFACTS = {
+    ".keras": "DRUM loads Keras models from .h5 only: save with model.save('model.h5') or load it in load_model()",
+    ".xgb": "DRUM loads XGBoost models from .pkl only: pickle the Booster, or load it in load_model()",
+    ".ubj": "DRUM loads XGBoost models from .pkl only: pickle the Booster, or load it in load_model()",
+    ".pt": "DRUM loads PyTorch modules from .pth only: rename it, or load it in load_model()",
+    ".pmml": "no built-in predictor reads PMML: load it in load_model() (e.g. pypmml) and score with score()",
+    ".jar": "a Java model: DataRobot runs it in its Java drop-in environment, cmkit's runtime serves Python only",
+    ".mojo": "an H2O/DataRobot MOJO: DataRobot runs it in its Java drop-in environment, not a Python runtime",
+    ".rds": "an R model: DataRobot runs it in its R drop-in environment, cmkit's runtime serves Python only",
+}
 
 
 def format_of(defined: Iterable[str]) -> str:

@@ -6,15 +6,15 @@ The format is decided once, when the model loads, from what `custom.py` defines:
 2. `score`: DRUM hooks, with DRUM's order and meaning: `init(code_dir=...)`, `load_model(code_dir)`
    (else the artifact), then per request `transform(data, model)`, `score(data, model, **kwargs)`
    returning a DataFrame, `post_process(predictions, model)`. Every hook is optional.
-3. Neither: DRUM's built-in path for an artifact: the one `.pkl` or `.joblib` file at the top of the
-   bundle (or what `load_model` returns), with `transform` and `post_process` hooks if defined,
-   predicting through `predict` / `predict_proba` (classes mapped to labels through `classes_`).
+3. Neither: DRUM's built-in path for an artifact: the one artifact file at the top of the bundle
+   (`.pkl`, `.joblib`, `.onnx`, `.h5`, `.pth`), or what `load_model` returns, with `transform` and
+   `post_process` hooks if defined, scored by its framework's predictor (cmkit_runtime/artifacts.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import pickle
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cmkit_runtime.artifacts import LoadError as LoadError  # raised by load(), caught by the server
+from cmkit_runtime.artifacts import load_artifact, scorer
 from cmkit_runtime.formats import (
     ARTIFACT,
     CMKIT_HOOKS,
     DRUM_HOOK_NAMES,
     HOOK_FILE,
     HOOK_MODULE,
+    OTHER_ARTIFACTS,
     SUPPORTED_ARTIFACTS,
     artifacts_in,
     format_of,
@@ -37,10 +40,6 @@ from cmkit_runtime.formats import (
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import LabelKind
-
-
-class LoadError(Exception):
-    """The bundle holds no model this runtime can load; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,27 @@ class LoadedModel:
 
 def detect(code_dir: Path) -> tuple[Any, str]:
     """Import custom.py (if any) and name the format its hooks make."""
-    if not (code_dir / HOOK_FILE).is_file():
-        return None, ARTIFACT
+    # First on the path, as DRUM puts it: custom.py, and the classes a pickled artifact names
+    # (python3_pytorch's PyTorch.py), are imported from the bundle.
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
+    if not (code_dir / HOOK_FILE).is_file():
+        return None, ARTIFACT
+    offer_drum_shim()
     module = importlib.import_module(HOOK_MODULE)
     return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
+
+
+DRUM_SHIM = Path(__file__).resolve().parent / "drum_shim"
+
+
+def offer_drum_shim() -> None:
+    """`from datarobot_drum import RuntimeParameters` works without DRUM: the shim, last on the path.
+
+    Where DRUM is installed (cmkit's DRUM-based environment), DRUM's own module is found first.
+    """
+    if importlib.util.find_spec("datarobot_drum") is None and str(DRUM_SHIM) not in sys.path:
+        sys.path.append(str(DRUM_SHIM))
 
 
 def load(code_dir: Path, target: Target) -> LoadedModel:
@@ -94,7 +108,7 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
         artifact = find_artifact(code_dir)
         model = load_artifact(artifact)
     score = _hook(module, "score")
-    scorer = _score_hook(score, model, target) if score else artifact_predictor(model, target)
+    run = _score_hook(score, model, target) if score else scorer(model, target)
     transform, post_process = _hook(module, "transform"), _hook(module, "post_process")
 
     def predict(frame: pd.DataFrame) -> Any:
@@ -103,8 +117,8 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
             data = _frame_from_hook(transform(frame, model), "transform")
             if len(data) != len(frame):
                 raise BadPredictions(f"transform() returned {len(data)} rows for {len(frame)}")
-        raw = scorer(data)
-        if post_process is None and not target.is_classification and isinstance(raw, pd.DataFrame):
+        raw = run(data)
+        if score and post_process is None and not target.is_classification and isinstance(raw, pd.DataFrame):
             # What marshal then unmarshal would hand back, without the Predictions frame built
             # only to be unwrapped (~80 us of a single-row request)
             return single_column(raw, target)
@@ -148,24 +162,6 @@ def _score_hook(score: Callable[..., Any], model: Any, target: Target) -> Callab
     return run
 
 
-def artifact_predictor(model: Any, target: Target) -> Callable[[pd.DataFrame], Any]:
-    """DRUM's built-in predictor for scikit-learn-style objects."""
-    if target.is_classification:
-        if not callable(getattr(model, "predict_proba", None)):
-            raise LoadError(f"a {target.type} model needs predict_proba(); {type(model).__name__} has none")
-        classes = [str(c) for c in getattr(model, "classes_", [])] or _default_order(target)
-        return lambda data: pd.DataFrame(np.asarray(model.predict_proba(data)), columns=classes)
-    if not callable(getattr(model, "predict", None)):
-        raise LoadError(f"the artifact's {type(model).__name__} has no predict(); add a score() hook in custom.py")
-    return lambda data: model.predict(data)
-
-
-def _default_order(target: Target) -> list[str]:
-    # Without classes_, probabilities are read in scikit-learn's order for binary models
-    # ([negative, positive]) and in the declared order for multiclass ones.
-    return [target.labels[1], target.labels[0]] if target.type.label_kind is LabelKind.PAIR else list(target.labels)
-
-
 def marshal(raw: Any, target: Target) -> pd.DataFrame:
     """Output as DRUM hands it to post_process: a Predictions column, or one column per label."""
     if target.is_classification:
@@ -204,22 +200,9 @@ def find_artifact(code_dir: Path) -> Path:
     if found:
         return found[0]
     if other:
-        raise LoadError(
-            f"{other[0].name}: this runtime loads {' and '.join(SUPPORTED_ARTIFACTS)} artifacts; load this one in "
-            "custom.py's load_model() and predict with score()"
-        )
+        reason = OTHER_ARTIFACTS[other[0].suffix.lower()]
+        raise LoadError(f"{other[0].name}: {reason} (built-in artifacts: {', '.join(SUPPORTED_ARTIFACTS)})")
     raise LoadError(
         f"no model in {code_dir}: add custom.py with load_model() and predict() (cmkit) or score() (DRUM), "
-        f"or one {' or '.join(SUPPORTED_ARTIFACTS)} artifact"
+        f"or one artifact ({', '.join(SUPPORTED_ARTIFACTS)})"
     )
-
-
-def load_artifact(path: Path) -> Any:
-    if path.suffix.lower() == ".joblib":
-        try:
-            import joblib
-        except ImportError:
-            raise LoadError(f"{path.name} needs joblib: add joblib (or scikit-learn) to requirements.txt") from None
-        return joblib.load(path)
-    with path.open("rb") as handle:
-        return pickle.load(handle)  # the bundle's own artifact, loaded as DRUM loads it

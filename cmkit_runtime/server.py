@@ -45,7 +45,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.wsgi import get_input_stream
 
-from cmkit_runtime import __version__, loader, wire
+from cmkit_runtime import __version__, flask_extension, loader, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
 from cmkit_runtime.workers import APP_LOAD_ERROR, GENERATION, HOOKS_FLAG, loading_marker, workers_loading
@@ -180,8 +180,10 @@ def _plain(value: Any) -> Any:
 # The Python type of each JSON value, as a bit: a column's kind is the OR of its values' bits.
 _FLOAT, _INT, _NULL, _BOOL = 1, 2, 4, 8
 _KIND_BITS = {float: _FLOAT, int: _INT, type(None): _NULL, bool: _BOOL}
-# Columns pandas makes float64: floats, floats and integers, and any of them with nulls.
-_FLOATISH_BITS = np.array([_FLOAT, _FLOAT | _INT, _FLOAT | _NULL, _INT | _NULL, _FLOAT | _INT | _NULL])
+# Columns made float64: floats, floats and integers, any of them with nulls, and all-null columns,
+# which DRUM reads from DataRobot's CSV as float64 NaN (pd.read_csv), where pandas would make
+# the JSON list [None, ...] an object column (a Booster's DMatrix refuses that one).
+_FLOATISH_BITS = np.array([_FLOAT, _FLOAT | _INT, _FLOAT | _NULL, _INT | _NULL, _FLOAT | _INT | _NULL, _NULL])
 _FLOATISH = np.isin(np.arange(16), _FLOATISH_BITS)  # by kind bits: a lookup, not a search per request
 _ALL_NUMERIC = frozenset({float, int, type(None)})
 MAX_INSERTED = 32  # columns of another dtype added one by one to a float block
@@ -226,7 +228,8 @@ def _long(rows: int, columns: int) -> bool:
 # kind in Python: the one-step path's two dozen NumPy calls cost ~40 us whatever the size.
 SMALL_REQUEST = 64
 _OTHER = 16  # any type but float, int, None and bool: the general path
-_DTYPES = {_INT: np.int64, _NULL: object, _BOOL: np.bool_} | {int(bits): np.float64 for bits in _FLOATISH_BITS}
+# All-null columns are float64 NaN, as DRUM reads them (see _FLOATISH_BITS).
+_DTYPES = {_INT: np.int64, _BOOL: np.bool_} | {int(bits): np.float64 for bits in _FLOATISH_BITS}
 
 
 def _small_frame(names: list[str], values: list[list[Any]]) -> pd.DataFrame | None:
@@ -345,16 +348,14 @@ def _mixed_frame(
     kinds: np.ndarray,
     floatish: np.ndarray,
 ) -> pd.DataFrame:
-    """Float, int64 and all-null columns: one block per dtype, in the request's column order."""
-    if not (floatish | (kinds == _INT) | (kinds == _NULL)).all():
+    """Float (all-null ones included) and int64 columns: one block per dtype, in the request's column order."""
+    if not (floatish | (kinds == _INT)).all():
         raise ValueError("booleans among numbers: pandas makes such a column object")
     if _from_blocks is not None:
         return _blocks_frame(names, values_of, matrix, kinds, floatish)
     others = np.flatnonzero(~floatish)
 
     def column(i: int) -> np.ndarray:
-        if kinds[i] == _NULL:
-            return np.full(matrix.shape[1], None, dtype=object)
         return np.array(values_of(i), dtype=np.int64)  # exact, not through float64
 
     if len(others) <= MAX_INSERTED:
@@ -367,11 +368,9 @@ def _mixed_frame(
             frame.isetitem(int(i), column(int(i)))
         return frame
     parts = [_frame(matrix[floatish], names[floatish])] if floatish.any() else []
-    for kind in (_INT, _NULL):
-        positions = np.flatnonzero(kinds == kind)
-        if len(positions):
-            block = np.array([column(int(i)) for i in positions])
-            parts.append(_frame(block, names[positions]))
+    positions = np.flatnonzero(kinds == _INT)
+    if len(positions):
+        parts.append(_frame(np.array([column(int(i)) for i in positions]), names[positions]))
     frame = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
     return frame if frame.columns.equals(names) else frame[names]
 
@@ -405,9 +404,6 @@ def _blocks_frame(
     integers = np.flatnonzero(kinds == _INT)
     if len(integers):  # exact, not through float64
         blocks.append((np.array([values_of(i) for i in integers.tolist()], dtype=np.int64), integers))
-    nulls = np.flatnonzero(kinds == _NULL)
-    if len(nulls):
-        blocks.append((np.full((len(nulls), rows), None, dtype=object), nulls))
     frame: pd.DataFrame = _from_blocks(blocks, index=pd.RangeIndex(rows), columns=names)
     return frame
 
@@ -420,7 +416,8 @@ def frame_by_column(columns: dict[str, list[Any]]) -> pd.DataFrame:
     """
     arrays: dict[str, Any] = {}
     for name, values in columns.items():
-        array = np.array(values)
+        # An all-null column is float64 NaN, as DRUM's pd.read_csv reads it (see _FLOATISH_BITS).
+        array = np.full(len(values), np.nan) if values.count(None) == len(values) else np.array(values)
         arrays[name] = array if array.dtype.kind in "biuf" and array.ndim == 1 else values
     kinds = {a.dtype for a in arrays.values() if isinstance(a, np.ndarray)}
     # copy=False: the arrays and lists are this request's own, pandas need not copy them again.
@@ -700,9 +697,11 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     def predict_no_state() -> Response:
         return answer_prediction(request.get_data(), request.mimetype).response()
 
-    app.add_url_rule(f"{prefix}/", "ping", ping, methods=["GET"])
-    app.add_url_rule(f"{prefix}/info/", "info", info, methods=["GET"])
-    app.add_url_rule(f"{prefix}/predict_no_state/", "predict_no_state", predict_no_state, methods=["POST"])
+    # DRUM's endpoint names (its blueprint is "model_api"): a custom_flask.py names them, e.g. to
+    # leave model_api.ping without auth as DataRobot's flask_extension_httpauth template does.
+    app.add_url_rule(f"{prefix}/", "model_api.ping", ping, methods=["GET"])
+    app.add_url_rule(f"{prefix}/info/", "model_api.info", info, methods=["GET"])
+    app.add_url_rule(f"{prefix}/predict_no_state/", "model_api.predict_no_state", predict_no_state, methods=["POST"])
 
     @app.errorhandler(404)
     def not_found(_error: Exception) -> Response:
@@ -712,9 +711,14 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     def wrong_method(_error: Exception) -> Response:
         return _json(405, {"message": f"use GET {prefix}/ and POST {prefix}/predict_no_state/"})
 
-    # The hot routes skip Flask (its request context, routing and Response: ~160 us of a
-    # single-row request's ~450); every other route, method and error goes through it.
-    app.wsgi_app = HotRoutes(app.wsgi_app, {f"{prefix}/predict_no_state/": ("POST", answer_prediction)})  # type: ignore[method-assign]
+    # DRUM's custom_flask.py, after the routes as DRUM does. Its init_app may guard every route
+    # (auth, before_request hooks), so then every route stays Flask's.
+    if not flask_extension.apply(app, folder):
+        # The hot routes skip Flask (its request context, routing and Response: ~160 us of a
+        # single-row request's ~450); every other route, method and error goes through it.
+        app.wsgi_app = HotRoutes(  # type: ignore[method-assign]
+            app.wsgi_app, {f"{prefix}/predict_no_state/": ("POST", answer_prediction)}
+        )
     log.info("cmkit-runtime %s serving a %s model from %s at %s/", __version__, target.type, folder, prefix)
     holder.start()
     return app

@@ -57,6 +57,7 @@ class Target:
         found = meta.get("inferenceModel")
         model: dict[str, Any] = found if isinstance(found, dict) else {}
         name = model.get("targetName") if isinstance(model.get("targetName"), str) else None
+        name = environ.get("TARGET_NAME") or name  # DataRobot's variable, as for the type and labels
         named = (environ.get("TARGET_TYPE") or str(meta.get("targetType") or "")).lower()
         target_type = TargetType.served_named(named)
         if target_type is None:
@@ -75,9 +76,7 @@ class Target:
 # rule (`label_problems`) and answers any problem with one message naming both sources.
 
 
-def _binary_labels(
-    target_type: TargetType, environ: Mapping[str, str], model: Mapping[str, Any]
-) -> tuple[str, str]:
+def _binary_labels(target_type: TargetType, environ: Mapping[str, str], model: Mapping[str, Any]) -> tuple[str, str]:
     positive = environ.get("POSITIVE_CLASS_LABEL") or model.get("positiveClassLabel")
     negative = environ.get("NEGATIVE_CLASS_LABEL") or model.get("negativeClassLabel")
     if label_problems(target_type, positive or None, negative or None):

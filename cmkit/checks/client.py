@@ -13,7 +13,7 @@ same CPUs. Parallel requests reuse keep-alive connections (one per worker thread
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -27,6 +27,13 @@ from cmkit.checks.protocols import Detected, KnownProtocol, Payload
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+# A server behind its own auth (DRUM's Flask extension, custom_flask.py) answers these to the checks.
+AUTH_HINTS = {
+    401: " (the server requires authentication: give it with --header 'Authorization: ...')",
+    403: " (the server refused these credentials: check the value given with --header)",
+}
 
 
 class ServerUnreachable(Exception):
@@ -51,8 +58,11 @@ class ModelClient:
         protocol: str | None = None,
         *,
         known: KnownProtocol | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # --header: what a server behind its own auth (a custom_flask.py) needs on every request.
+        self.headers = dict(headers or {})
         self._known = known if known is not None else KnownProtocol(protocol)
         parts = urlsplit(self.url)
         self.prefix = parts.path
@@ -60,7 +70,7 @@ class ModelClient:
         self.parallelism = max(1, parallelism)
         # Never through the user's HTTP proxy: the server is local (or on the engine's host).
         self._pool = urllib3.HTTPConnectionPool(
-            parts.hostname or "127.0.0.1", parts.port or 80, maxsize=self.parallelism, block=True
+            parts.hostname or "127.0.0.1", parts.port or 80, maxsize=self.parallelism, block=True, headers=self.headers
         )
 
     def ping(self, timeout: float = 5.0) -> int:
@@ -80,7 +90,7 @@ class ModelClient:
 
     def sibling(self, timeout: float, parallelism: int) -> ModelClient:
         """A client of the same server with connections of its own, speaking what this one found."""
-        return ModelClient(self.url, timeout=timeout, parallelism=parallelism, known=self._known)
+        return ModelClient(self.url, timeout=timeout, parallelism=parallelism, known=self._known, headers=self.headers)
 
     def _detect(self, headers: Any) -> Detected:
         found = protocols.from_headers(headers)
@@ -123,7 +133,7 @@ class ModelClient:
                 "POST",
                 f"{self.prefix}{route}",
                 body=body,
-                headers={"Content-Type": content_type},
+                headers={**self.headers, "Content-Type": content_type},
                 retries=False,
                 timeout=self.timeout,
             )

@@ -35,6 +35,7 @@ class CheckOptions:
     parallelism: int = 8
     request_timeout: float = 600.0
     protocol: str | None = None  # predict_no_state or drum; None: detected from the server's answers
+    headers: dict[str, str] = field(default_factory=dict)  # --header; may hold credentials: never reported
     parameters: CheckParameters = field(default_factory=CheckParameters)
     expected: ExpectedPredictions | None = None  # predictionVerificationCheck's column
 

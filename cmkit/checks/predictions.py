@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from cmkit.checks.client import AUTH_HINTS
 from cmkit_runtime.target import Target
 
 __all__ = ["Target", "Verdict", "judge", "strict_json"]  # Target is the runtime's: one description of a target
@@ -79,7 +80,8 @@ def _error_message(status: int, text: str) -> str:
     except ValueError:
         pass
     detail = detail.replace("\n", " ")
-    return f"HTTP {status}: {detail[:300]}" if detail else f"HTTP {status}"
+    message = f"HTTP {status}: {detail[:300]}" if detail else f"HTTP {status}"
+    return message + AUTH_HINTS.get(status, "")
 
 
 def _is_number(value: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from cmkit.checks.client import ModelClient, ServerUnreachable
+from cmkit.checks.client import AUTH_HINTS, ModelClient, ServerUnreachable
 from cmkit.checks.results import FAILED, SUCCEEDED, CheckResult
 from cmkit.engine.base import Server
 
@@ -75,7 +75,7 @@ def wait_until_ready(server: Server, client: ModelClient, timeout: float, cancel
             }
             return CheckResult(SUCCEEDED, f"ready in {seconds:.1f}s", ready)
         if status not in (0, 503):
-            last = f"HTTP {status}"
+            last = f"HTTP {status}" + AUTH_HINTS.get(status, "")
             wrong_since = wrong_since or time.monotonic()
             if time.monotonic() - wrong_since > WRONG_ANSWER_GRACE_SECONDS:
                 return CheckResult(

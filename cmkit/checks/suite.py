@@ -247,7 +247,11 @@ def run_checks(
     ctx = Context(
         server=server,
         client=ModelClient(
-            server.url, timeout=options.request_timeout, parallelism=options.parallelism, protocol=options.protocol
+            server.url,
+            timeout=options.request_timeout,
+            parallelism=options.parallelism,
+            protocol=options.protocol,
+            headers=options.headers,
         ),
         dataset=dataset,
         target=target,

@@ -54,11 +54,15 @@ class RunSpec:
 def target_variables(target: Target) -> dict[str, str]:
     """What DataRobot sets on a custom model's container for its target, in the forms DRUM reads.
 
+    TARGET_TYPE always, TARGET_NAME when the model has a target column (docs/parity.md lists them).
+
     Binary labels go in POSITIVE_CLASS_LABEL and NEGATIVE_CLASS_LABEL; multiclass labels in
     CLASS_LABELS, separated by spaces as DRUM splits them. Labels holding white space cannot
     travel that way: the variable is left out and the runtime reads model-metadata.yaml.
     """
     variables, labels = {"TARGET_TYPE": target.type.drum_name}, target.labels
+    if target.name:  # DRUM's text generation, vector database and agentic models refuse to start without it
+        variables["TARGET_NAME"] = target.name
     if target.type.label_kind is LabelKind.PAIR and len(labels) == 2:
         variables["POSITIVE_CLASS_LABEL"], variables["NEGATIVE_CLASS_LABEL"] = labels
     elif target.type.label_kind is LabelKind.LIST and labels and all(label.split() == [label] for label in labels):

@@ -135,6 +135,20 @@ def server_command(bundle: Path, python: Path | None = None) -> list[str]:
     return [str(python or sys.executable), "-m", "cmkit_runtime", "serve", "--code-dir", str(bundle)]
 
 
+def _runtime_source(env: dict[str, str]) -> dict[str, str]:
+    """PYTHONPATH naming the source tree cmkit_runtime comes from, when cmkit runs from one (not installed).
+
+    Otherwise the server would import whichever copy the environment installed (an editable install
+    of another checkout), not the runtime of the cmkit that is testing it.
+    """
+    import cmkit_runtime
+
+    root = Path(cmkit_runtime.__file__).resolve().parent.parent
+    if root.name in ("site-packages", "dist-packages"):
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)}
+
+
 def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Path | None = None) -> ProcessServer:
     """Start the bundle's server on `port` (default: a free one), from `venv` (None: cmkit's Python)."""
     bundle = Path(bundle).resolve()
@@ -154,6 +168,8 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Pa
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
     if venv:
         env["VIRTUAL_ENV"] = str(venv)
+    else:  # cmkit's own Python: the runtime of the cmkit that is testing it (a venv installs that one)
+        env.update(_runtime_source(env))
     handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
     with os.fdopen(handle, "wb") as log:
         try:

@@ -56,6 +56,61 @@ def test_without_a_start_script_no_model_is_an_error(bundle: Path) -> None:
     assert rules(bundle) == [("hooks-syntax", "custom.py", 1)]
 
 
+@pytest.mark.parametrize("name", ["model.onnx", "model.h5", "model.pth", "MODEL.ONNX"])
+def test_every_artifact_drum_loads_is_a_model_and_its_framework_must_be_required(bundle: Path, name: str) -> None:
+    (bundle / "start_server.sh").unlink()
+    (bundle / "custom.py").write_text("def transform(data, model):\n    return data\n")  # the templates' hook
+    (bundle / name).write_bytes(b"\x08\x07")
+    package = {".onnx": "onnxruntime", ".h5": "tensorflow", ".pth": "torch"}[Path(name).suffix.lower()]
+    report = lint_bundle(bundle)
+    assert report.ok and [(f.rule, f.severity) for f in report.findings] == [
+        ("start-script-provided", "note"),
+        ("artifact-framework-missing", "warning"),
+    ]
+    assert f"{name} is loaded with {package}, which requirements.txt does not name" in report.findings[1].message
+    (bundle / "requirements.txt").write_text(f"{package}-cpu==1.0  # any variant of the package\n")
+    assert rules(bundle) == [("start-script-provided", "start_server.sh", None)]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("model.jar", "a Java model: DataRobot runs it in its Java drop-in environment"),
+        ("model.rds", "an R model"),
+        ("model.keras", "DRUM loads Keras models from .h5 only"),
+    ],
+)
+def test_an_artifact_no_builtin_predictor_loads_is_an_error_with_the_reason(bundle: Path, name: str, says: str) -> None:
+    (bundle / "start_server.sh").unlink()
+    (bundle / "custom.py").unlink()
+    (bundle / name).write_bytes(b"PK")
+    (finding,) = lint_bundle(bundle).findings
+    assert (finding.rule, finding.severity) == ("start-script-missing", "error")
+    assert f"{name}, which no built-in predictor loads ({says}" in finding.message
+
+
+def test_a_validation_input_outside_the_bundle_is_a_warning_as_datarobot_ignores_it(bundle: Path) -> None:
+    # DataRobot's python3_sklearn template points to ../../tests/testdata/.
+    metadata = METADATA.replace("data/sample.csv", "../../tests/testdata/juniors.csv")
+    (bundle / "model-metadata.yaml").write_text(metadata)
+    report = lint_bundle(bundle)
+    (finding,) = report.findings
+    assert report.ok and (finding.rule, finding.severity) == ("metadata-invalid", "warning")
+    assert "outside the bundle: DataRobot ignores it at upload" in finding.message
+    (bundle / "model-metadata.yaml").write_text(METADATA.replace("data/sample.csv", "data/missing.csv"))
+    assert not lint_bundle(bundle).ok  # inside the bundle, a missing file stays an error
+
+
+def test_runtime_parameter_definitions_are_checked_as_drum_reads_them(bundle: Path) -> None:
+    good = "runtimeParameterDefinitions:\n  - fieldName: k\n    type: numeric\n    defaultValue: 5\n    maxValue: 10\n"
+    (bundle / "model-metadata.yaml").write_text(METADATA + good)
+    assert lint_bundle(bundle).findings == []
+    (bundle / "model-metadata.yaml").write_text(METADATA + good.replace("maxValue: 10", "maxValue: 1"))
+    (finding,) = lint_bundle(bundle).findings
+    assert (finding.rule, finding.severity, finding.line) == ("metadata-invalid", "error", METADATA.count("\n") + 1)
+    assert "runtime parameter 'k' (numeric): its defaultValue is above maxValue 1" in finding.message
+
+
 def test_a_vendored_old_server_is_a_warning_with_the_fix(bundle: Path) -> None:
     (bundle / "server.py").write_text('HOOKS_FLAG = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"\n')
     (bundle / "gunicorn.conf.py").write_text("")

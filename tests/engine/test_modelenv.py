@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from cmkit.engine.base import target_variables
 from cmkit.engine.modelenv import model_environment, parse_env_flags
 from cmkit.errors import InputError
+from cmkit_runtime.target import Target
 from tests.support.bundles import metadata_yaml, write_static_bundle
 
 SECRET = "host-secret-token-7f3a9"
@@ -192,3 +194,11 @@ def test_stale_empty_cgroups_of_earlier_runs_are_removed() -> None:
         recent.rmdir()
     finally:
         first.close()
+
+
+def test_datarobots_target_variables_name_the_target_when_there_is_one() -> None:
+    assert target_variables(Target("textgeneration", (), "answer")) == {
+        "TARGET_TYPE": "textgeneration",
+        "TARGET_NAME": "answer",
+    }
+    assert target_variables(Target("anomaly")) == {"TARGET_TYPE": "anomaly"}

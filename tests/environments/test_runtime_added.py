@@ -20,7 +20,8 @@ def test_the_default_environment_gets_the_runtime_source() -> None:
     paths = [f.path for f in context_files(default_environment_dir())]
     assert {"Dockerfile", "requirements.txt", "start_server.sh"} <= set(paths)
     runtime = sorted(p for p in paths if p.startswith("cmkit_runtime/"))
-    expected = sorted(f"cmkit_runtime/{p.name}" for p in RUNTIME_DIR.glob("*.py"))
+    # Every module, and the datarobot_drum stand-in in its subfolder (loader.offer_drum_shim).
+    expected = sorted(f"cmkit_runtime/{p.relative_to(RUNTIME_DIR).as_posix()}" for p in RUNTIME_DIR.rglob("*.py"))
     assert runtime == expected and "cmkit_runtime/server.py" in runtime
 
 

@@ -97,7 +97,39 @@ def test_the_stand_in_runs_drum_with_datarobots_variables(tmp_path: Path, reques
         "TARGET_TYPE": "binary",
     }
     assert (variables["POSITIVE_CLASS_LABEL"], variables["NEGATIVE_CLASS_LABEL"]) == ("malignant", "benign")
+    assert variables["TARGET_NAME"] == "diagnosis"  # DataRobot sets it on every model; DRUM needs it for text
     assert "gunicorn" in command and "datarobot_drum" in command, command
+
+
+TEXTGEN_SCORE = """\
+import pandas as pd
+
+
+def load_model(code_dir):
+    return "echo"
+
+
+def score(data, model, **kwargs):
+    return pd.DataFrame({"answer": ["you said: " + str(text) for text in data["promptText"]]})
+"""
+
+
+def test_a_text_generation_model_starts_on_drum_because_target_name_is_set(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # python3_dummy_textgen's shape: DRUM refuses to start such a model without TARGET_NAME.
+    bundle = tmp_path / "textgen"
+    (bundle / "data").mkdir(parents=True)
+    (bundle / "data" / "prompts.csv").write_text("promptText,answer\nhello,hi\nhow are you,fine\n")
+    (bundle / "custom.py").write_text(TEXTGEN_SCORE)
+    (bundle / "requirements.txt").write_text("")
+    (bundle / "model-metadata.yaml").write_text(
+        "name: textgen\ntype: inference\ntargetType: textgeneration\ninferenceModel:\n  targetName: answer\n"
+        "validation:\n  input: data/prompts.csv\n"
+    )
+    document = run(bundle, "docker", request, environment=DROPIN, startup_timeout=180)
+    assert statuses(document)["longRunningService"] == "succeeded", document["testingStatus"]
+    assert statuses(document)["errorCheck"] == "succeeded", document["testingStatus"]
 
 
 # --- the stand-in on the emulator --------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_an_artifact_the_runtime_cannot_load_fails_at_once_naming_it(
     service = document["testingStatus"]["longRunningService"]  # type: ignore[index]
     assert service["status"] == "failed"
     assert "exited with code 4" in service["message"]
-    assert "model.onnx: this runtime loads .pkl and .joblib artifacts" in service["message"]
+    assert "model.jar: a Java model: DataRobot runs it in its Java drop-in environment" in service["message"]
     # At once, not after the 300 s startup timeout.
     assert document["details"]["checks"]["longRunningService"]["seconds"] < 60  # type: ignore[index]
 

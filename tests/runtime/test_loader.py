@@ -232,7 +232,7 @@ def test_a_transform_may_return_an_array(bundle: Path) -> None:
     pickle_to(bundle / "model.pkl", Classifier(None))
     model = load(bundle, BINARY)
     assert model.format == "artifact" and model.hooks == ("transform",)
-    assert sent(model, BINARY, FRAME.head(1)) == [{"yes": 0.3, "no": 0.7}]
+    assert sent(model, BINARY, FRAME.head(1)) == [{"yes": 0.7, "no": 0.3}]  # DRUM order: [positive, negative]
 
 
 def test_a_pickled_regressor_alone_is_drums_artifact_path(bundle: Path) -> None:
@@ -269,8 +269,8 @@ def test_without_joblib_a_joblib_artifact_says_what_to_install(bundle: Path, mon
         # classes_ name the columns: numbers match string labels as DRUM matches them.
         ([1, 0], Target("binary", ("1", "0")), {"1": 0.7, "0": 0.3}),
         (["no", "yes"], BINARY, {"no": 0.7, "yes": 0.3}),
-        # Without classes_, scikit-learn's binary order: [negative, positive].
-        (None, BINARY, {"no": 0.7, "yes": 0.3}),
+        # Without classes_, DRUM's order (measured on `drum server`): the declared labels, [positive, negative].
+        (None, BINARY, {"yes": 0.7, "no": 0.3}),
         (["c", "a", "b"], MULTICLASS, {"c": 0.7, "a": 0.15, "b": 0.15}),
     ],
 )
@@ -332,7 +332,8 @@ def test_an_artifacts_two_dimensional_single_column_output_is_one_prediction_per
     ("files", "says"),
     [
         (["a.pkl", "b.joblib"], "more than one model artifact in {bundle}: a.pkl, b.joblib; keep one"),
-        (["model.onnx"], "model.onnx: this runtime loads .pkl and .joblib artifacts; load this one in custom.py"),
+        (["model.rds"], "model.rds: an R model: DataRobot runs it in its R drop-in environment"),
+        (["model.keras"], "model.keras: DRUM loads Keras models from .h5 only"),
         ([], "no model in {bundle}: add custom.py with load_model() and predict() (cmkit) or score() (DRUM)"),
     ],
 )

@@ -41,6 +41,7 @@ def test_datarobots_variables_win_over_the_metadata(tmp_path: Path) -> None:
     regression = Target.from_sources(tmp_path, {"TARGET_TYPE": "REGRESSION"})
     assert regression == Target("regression", (), "churned") and not regression.is_classification
     assert regression.to_dict() == {"targetType": "regression", "targetName": "churned"}
+    assert Target.from_sources(tmp_path, {"TARGET_TYPE": "regression", "TARGET_NAME": "price"}).name == "price"
 
 
 def test_multiclass_labels_from_each_source(tmp_path: Path) -> None:

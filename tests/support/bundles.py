@@ -608,5 +608,5 @@ def transform_then_classifier(folder: Path) -> Path:
 
 def unknown_artifact(folder: Path) -> Path:
     bundle = write_drum_bundle(folder, DIABETES, None)
-    (bundle / "model.onnx").write_bytes(b"\x08\x07")
+    (bundle / "model.jar").write_bytes(b"PK\x03\x04")
     return bundle

@@ -23,11 +23,15 @@ from cmkit.engine.base import free_port
 from cmkit.engine.process import server_command
 
 VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 60.0  # a safety net for a server that never answers, not a speed requirement
 
 
 def server_env(port: int, prefix: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PORT": str(port)}
+    # The runtime under test is this checkout's, also for another interpreter (DRUM's venv with a
+    # heavy framework), which has no cmkit_runtime of its own.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     env.pop("URL_PREFIX", None)
     if prefix is not None:
         env["URL_PREFIX"] = prefix

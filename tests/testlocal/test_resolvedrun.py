@@ -49,7 +49,10 @@ def test_a_resolved_run_is_frozen_and_every_field_it_must_decide_is_decided(bund
     # What the request left unset, resolution decided: nothing downstream falls back again.
     assert isinstance(run.target, Target) and run.target.type == "regression"
     assert run.server.runtime == RuntimeChoice(PROCESS)
-    assert run.server.url_prefix.startswith("/") and run.server.contract == {"TARGET_TYPE": "regression"}
+    assert run.server.url_prefix.startswith("/") and run.server.contract == {
+        "TARGET_TYPE": "regression",
+        "TARGET_NAME": "y",
+    }
     assert isinstance(run.parameters, CheckParameters) and run.parameters.performance.numParallelUsers == 2
     assert run.checks["performanceCheck"] == "fail"  # configured, so turned on
     assert set(run.checks) >= {"errorCheck", "longRunningService", "stabilityCheck"}
@@ -146,3 +149,22 @@ def test_the_process_runtimes_isolation_and_the_installer_are_decided(bundle: Pa
     with pytest.raises(InputError) as caught:
         resolve_server(TestLocalConfig(bundle, runtime="process", installer="npm"))
     assert "unknown installer 'npm'" in caught.value.message and caught.value.exit_code == 2
+
+
+def test_class_labels_file_gives_labels_with_spaces_one_per_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cmkit.cli import _config, main
+    from cmkit.target import read_labels_file
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("Iris setosa\n\nIris versicolor, the other\nvirginica\n")
+    assert read_labels_file(labels) == ["Iris setosa", "Iris versicolor, the other", "virginica"]
+    config = _config(tmp_path, env={}, class_labels=None, class_labels_file=labels)
+    assert config.class_labels == ["Iris setosa", "Iris versicolor, the other", "virginica"]
+    both = ["test-local", str(tmp_path), "--class-labels", "a,b", "--class-labels-file", str(labels)]
+    result = CliRunner().invoke(main, both)
+    assert result.exit_code == 2 and "not both" in result.output
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(InputError, match="no labels"):
+        read_labels_file(tmp_path / "empty.txt")
