@@ -43,6 +43,7 @@ from cmkit.target import LabelKind, TargetSpec, TargetType, require_target_type
 
 DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
+SAMPLE_BODY = "data/sample.txt"  # an unstructured model's sample: one request body, not rows
 TEMPLATE_SUFFIX = ".tmpl"
 # The target column of each template's sample data, before --target-name renames it.
 DEFAULT_TARGET_NAMES = {
@@ -58,6 +59,7 @@ PREDICT_NOTES = {
     TargetType.MULTICLASS: "return a probability matrix, one column per class label in the declared order.",
     TargetType.ANOMALY: "return one anomaly score per row, higher meaning more anomalous.",
     TargetType.TEXT_GENERATION: "return one string per row.",
+    TargetType.UNSTRUCTURED: "return a str, bytes, or (data, {\"mimetype\": ..., \"charset\": ...}).",
 }
 # Binary sample data is written with these labels, replaced by the chosen ones.
 TEMPLATE_POSITIVE, TEMPLATE_NEGATIVE = "1", "0"
@@ -141,8 +143,10 @@ def make_spec(
     ):
         if label is not None:
             _check_text(label, what, flag)
-    if kind.has_target:
+    if kind.has_target and kind.structured:
         target_name = _check_text(target_name or DEFAULT_TARGET_NAMES[kind], "the target name", "--target-name")
+    elif target_name is not None:
+        target_name = _check_text(target_name, "the target name", "--target-name")
     return BundleSpec(kind, name, target_name, positive, negative, labels)
 
 
@@ -268,7 +272,19 @@ def _value(text: str) -> float | str:
         return text
 
 
+def sample_file(target_type: TargetType) -> str:
+    """The bundle's sample input, which validation.input names: rows, or one request body."""
+    return SAMPLE_BODY if target_type.unstructured else SAMPLE_DATA
+
+
 def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
+    if spec.target_type.unstructured:
+        return {
+            "name": spec.name,
+            "target_type": spec.target_type.drum_name,
+            "predict_note": PREDICT_NOTES[spec.target_type],
+            "sample_file": SAMPLE_BODY,
+        }
     if not spec.target_type.has_target:
         data_note, sample_note = f"no target column: {spec.target_type} models learn without one", ""
     else:
@@ -312,10 +328,11 @@ def render_bundle(
         sample, model = multiclass_example(spec)
         files[SAMPLE_DATA] = RenderedFile(SAMPLE_DATA, sample)
         files["model.json"] = RenderedFile("model.json", model)
-    values = _placeholders(spec, files[SAMPLE_DATA].content)
-    for rel, content in templated:
+    sample_path = sample_file(spec.target_type)
+    values = _placeholders(spec, files[sample_path].content)
+    for rel, content in dict(templated).items():  # a type's own template replaces common's
         files[rel] = RenderedFile(rel, _Template(content.decode("utf-8")).substitute(values).encode("utf-8"))
-    files[METADATA_FILE] = RenderedFile(METADATA_FILE, render_metadata(spec).encode("utf-8"))
+    files[METADATA_FILE] = RenderedFile(METADATA_FILE, render_metadata(spec, sample_path).encode("utf-8"))
     return [files[path] for path in sorted(files)]
 
 

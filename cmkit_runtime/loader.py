@@ -30,6 +30,7 @@ from cmkit_runtime.formats import (
     DRUM_HOOK_NAMES,
     HOOK_FILE,
     HOOK_MODULE,
+    SCORE_UNSTRUCTURED,
     SUPPORTED_ARTIFACTS,
     artifacts_in,
     format_of,
@@ -37,6 +38,9 @@ from cmkit_runtime.formats import (
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import LabelKind
+from cmkit_runtime.unstructured import ROUTES, BadUnstructured, Scorer, load_unstructured
+
+UNSTRUCTURED_FORMAT = "drum-unstructured"
 
 
 class LoadError(Exception):
@@ -50,6 +54,9 @@ class LoadedModel:
     artifact: str | None
     predict: Callable[[pd.DataFrame], Any]  # a request's frame -> raw output for format_predictions
     source: str  # what produces the output, for messages: "predict()", "score()"...
+    # An unstructured model's scorer (unstructured.py): the request's body, Content-Type, query
+    # and headers -> the answer. None for the other types, which predict frames.
+    unstructured: Scorer | None = None
 
 
 def detect(code_dir: Path) -> tuple[Any, str]:
@@ -64,6 +71,8 @@ def detect(code_dir: Path) -> tuple[Any, str]:
 
 def load(code_dir: Path, target: Target) -> LoadedModel:
     module, model_format = detect(code_dir)
+    if target.type.unstructured:
+        return _unstructured(module, code_dir)
     if model_format == CMKIT_HOOKS:
         return _cmkit(module, code_dir)
     return _drum(module, code_dir, target, model_format)
@@ -75,6 +84,22 @@ def _cmkit(module: Any, code_dir: Path) -> LoadedModel:
     hooks = tuple(name for name in ("load_model", "predict") if callable(getattr(module, name, None)))
     predict = module.predict
     return LoadedModel(CMKIT_HOOKS, hooks, None, lambda frame: predict(model, frame), "predict()")
+
+
+def _unstructured(module: Any, code_dir: Path) -> LoadedModel:
+    def default(folder: Path) -> tuple[Any, str | None]:
+        artifact = find_artifact(folder)
+        return load_artifact(artifact), artifact.name
+
+    try:
+        serve, hooks, artifact = load_unstructured(module, code_dir, default)
+    except BadUnstructured as exc:
+        raise LoadError(str(exc)) from None
+
+    def refuse(_frame: pd.DataFrame) -> Any:
+        raise BadPredictions(f"an unstructured model answers on {ROUTES[0]}, not with predictions")
+
+    return LoadedModel(UNSTRUCTURED_FORMAT, hooks, artifact, refuse, f"{SCORE_UNSTRUCTURED}()", serve)
 
 
 def _hook(module: Any, name: str) -> Callable[..., Any] | None:

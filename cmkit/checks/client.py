@@ -39,6 +39,13 @@ class Answer:
     text: str
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    status: int
+    content_type: str | None
+    body: bytes
+
+
 class ModelClient:
     """One run's client of one model server: `protocol` forces the prediction protocol (else the
     first readiness answer detects it); `known`, given by `sibling`, is another client's."""
@@ -130,6 +137,18 @@ class ModelClient:
         except HTTPError as exc:
             return Answer(0, f"request failed: {exc.__class__.__name__}: {exc}")
         return Answer(int(response.status), response.data.decode("utf-8", errors="replace"))
+
+    def post_raw(self, route: str, body: bytes, content_type: str | None) -> RawAnswer:
+        """POST `body` as is to `route` (under the prefix): an unstructured model's request, whatever
+        the server's protocol (DRUM and cmkit-runtime share the route); the answer's bytes kept."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            response = self._pool.urlopen(
+                "POST", f"{self.prefix}{route}", body=body, headers=headers, retries=False, timeout=self.timeout
+            )
+        except HTTPError as exc:
+            return RawAnswer(0, None, f"request failed: {exc.__class__.__name__}: {exc}".encode())
+        return RawAnswer(int(response.status), response.headers.get("Content-Type"), bytes(response.data))
 
     def map(self, func: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """`func` over `items` on `parallelism` threads, results in order."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import readiness
+from cmkit.checks import readiness, unstructured
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
@@ -43,6 +43,7 @@ from cmkit.checks.results import (
 from cmkit.checks.sampling import null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
 from cmkit.checks.stability import stability_check
+from cmkit.checks.unstructured import RawDataset
 from cmkit.checks.verification import prediction_verification
 from cmkit.engine.base import Server
 from cmkit.events import Events
@@ -228,6 +229,24 @@ PREDICTION_CHECKS: tuple[tuple[str, Callable[[Context], CheckResult]], ...] = (
 )
 
 
+def _unstructured_checks(ctx: Context, raw: RawDataset | None, results: dict[str, CheckResult]) -> None:
+    """errorCheck on the file as one body (checks/unstructured.py); the row-wise and load checks do not apply."""
+    for name, _ in PREDICTION_CHECKS:
+        ctx.raise_if_canceled()
+        if name != ERROR_CHECK:
+            results[name] = CheckResult(SKIPPED, unstructured.NOT_APPLICABLE)
+        elif ctx.level(name) == "skip":
+            results[name] = CheckResult(SKIPPED, "skipped by configuration")
+        elif raw is None:
+            results[name] = CheckResult(SKIPPED, "no test file: pass --dataset FILE or set validation.input")
+        else:
+            ctx.events.stage(f"running {name}")
+            started = time.monotonic()
+            results[name] = unstructured.error_check(ctx, raw)
+            results[name].seconds = round(time.monotonic() - started, 3)
+        ctx.events.check(name, results[name])
+
+
 def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult:
     started = time.monotonic()
     result = check(ctx)
@@ -237,7 +256,7 @@ def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult
 
 def run_checks(
     server: Server,
-    dataset: Dataset | None,
+    dataset: Dataset | RawDataset | None,
     target: Target,
     options: CheckOptions,
     events: Events | None = None,
@@ -249,7 +268,7 @@ def run_checks(
         client=ModelClient(
             server.url, timeout=options.request_timeout, parallelism=options.parallelism, protocol=options.protocol
         ),
-        dataset=dataset,
+        dataset=None if isinstance(dataset, RawDataset) else dataset,
         target=target,
         options=options,
         events=events or Events(),
@@ -265,6 +284,10 @@ def run_checks(
             ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:
             return not_started(ready)
+        if isinstance(dataset, RawDataset) or target.type.unstructured:
+            _unstructured_checks(ctx, dataset if isinstance(dataset, RawDataset) else None, results)
+            results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
+            return {name: results[name] for name in CHECK_NAMES}
         for name, check in PREDICTION_CHECKS:
             ctx.raise_if_canceled()
             if ctx.level(name) == "skip":
