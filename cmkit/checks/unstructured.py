@@ -102,7 +102,7 @@ def answer_problem(answer: RawAnswer) -> str | None:
         try:
             json.loads(text)
         except ValueError as exc:
-            return f"the answer says {mimetype} but is not JSON: {exc}"
+            return f"the answer says {answer.content_type} but is not JSON: {exc}"
     return None
 
 
