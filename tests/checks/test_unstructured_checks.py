@@ -14,7 +14,7 @@ from cmkit.checks.client import RawAnswer
 from cmkit.checks.context import CheckOptions
 from cmkit.checks.results import CHECK_NAMES, DEFAULT_CONFIGURATION, ERROR_CHECK, LONG_RUNNING_SERVICE
 from cmkit.checks.suite import run_checks
-from cmkit.checks.unstructured import RawDataset, answer_problem, content_type_of, load_raw
+from cmkit.checks.unstructured import NOT_APPLICABLE, RawDataset, answer_problem, content_type_of, load_raw
 from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.scaffold import SAMPLE_BODY
@@ -38,7 +38,8 @@ BROKEN = {
 
 
 def _bundle(root: Path, body: str) -> Path:
-    custom = f"def load_model(code_dir):\n    return None\n\n\ndef score_unstructured(model, data, query, **kwargs):\n    {body}\n"
+    custom = "def load_model(code_dir):\n    return None\n\n\n"
+    custom += f"def score_unstructured(model, data, query, **kwargs):\n    {body}\n"
     return write_runtime_bundle(root, "unstructured", "u", custom)
 
 
@@ -64,7 +65,7 @@ def test_init_s_example_passes_with_its_sample_sent_whole(tmp_path: Path) -> Non
     assert results[ERROR_CHECK][1].startswith(f"{len(raw.body)} bytes (text/plain; charset=utf-8) answered with")
     assert results[ERROR_CHECK][1].endswith("(application/json; charset=utf-8)")
     for name in CHECK_NAMES[2:]:  # no rows: the row-wise and load checks do not apply
-        assert results[name] == ("skipped", "not run for unstructured models: their input is one request body, not rows")
+        assert results[name] == ("skipped", NOT_APPLICABLE)
 
 
 def test_without_a_file_the_error_check_is_skipped_not_failed(tmp_path: Path) -> None:
