@@ -17,6 +17,7 @@ HOOK_FILE = f"{HOOK_MODULE}.py"
 CMKIT_HOOK_NAMES = ("load_model", "predict")
 DRUM_HOOK_NAMES = ("init", "load_model", "transform", "score", "post_process")
 SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models (unstructured.py)
+UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
 # Artifacts the runtime loads, and others DataRobot's drop-in environments know (named in errors).
 SUPPORTED_ARTIFACTS = (".pkl", ".joblib")
 OTHER_ARTIFACTS = (".pth", ".h5", ".keras", ".onnx", ".xgb", ".jar", ".rds", ".pmml")

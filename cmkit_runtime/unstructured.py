@@ -26,10 +26,10 @@ from typing import Any
 
 from werkzeug.http import parse_options_header
 
-from cmkit_runtime.formats import SCORE_UNSTRUCTURED
+from cmkit_runtime.formats import SCORE_UNSTRUCTURED, UNSTRUCTURED_ROUTES
 
 HOOK_NAMES = ("init", "load_model", SCORE_UNSTRUCTURED)
-ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
+ROUTES = UNSTRUCTURED_ROUTES
 TEXT_DEFAULT = "text/plain"
 BINARY_DEFAULT = "application/octet-stream"
 CHARSET_DEFAULT = "utf-8"

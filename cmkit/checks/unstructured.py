@@ -30,11 +30,12 @@ from werkzeug.http import parse_options_header
 from cmkit.checks.client import RawAnswer
 from cmkit.checks.results import ERROR_CHECK, CheckResult, conclude
 from cmkit.errors import InputError
+from cmkit_runtime.formats import UNSTRUCTURED_ROUTES
 
 if TYPE_CHECKING:
     from cmkit.checks.context import Context
 
-ROUTE = "/predictUnstructured/"
+ROUTE = UNSTRUCTURED_ROUTES[0]
 MAX_INPUT_BYTES = 100 * 1024 * 1024  # a model test's file; a larger one is a load test, not a check
 PREVIEW_CHARS = 200
 NOT_APPLICABLE = "not run for unstructured models: their input is one request body, not rows"

@@ -77,6 +77,7 @@ def test_a_wrong_mimetype_fails_the_error_check(runtime: str, tmp_path: Path, re
 def test_drum_and_cmkit_answer_the_same_bytes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     bundle = write_runtime_bundle(tmp_path / "words", "unstructured", "words", WORD_COUNT)
     (bundle / "data" / "sample.txt").write_text("one two three four five six seven eight nine ten\n")
+    (bundle / "start_server.sh").unlink()  # hooks only: each environment's own start script serves them
     on_drum = run(bundle, "docker", request, environment=DROPIN, startup_timeout=180)
     on_cmkit = run(bundle, "docker", request)
     assert on_drum["details"]["protocol"]["name"] == "drum"  # type: ignore[index]
