@@ -24,12 +24,15 @@ OTHER_ARTIFACTS = (".pth", ".h5", ".keras", ".onnx", ".xgb", ".jar", ".rds", ".p
 
 
 def format_of(defined: Iterable[str]) -> str:
-    """`score` makes DRUM hooks; else `predict` makes cmkit hooks; else the artifact path."""
+    """`score` makes DRUM hooks; else `predict` makes cmkit hooks; else DRUM's other entry points
+    (chat, score_unstructured) make DRUM hooks; else the artifact path."""
     names = set(defined)
     if "score" in names:
         return DRUM_HOOKS
     if "predict" in names:
         return CMKIT_HOOKS
+    if names & {"chat", SCORE_UNSTRUCTURED}:
+        return DRUM_HOOKS
     return ARTIFACT
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cmkit_runtime.chat import CHAT_ROUTES, NO_CHAT, ChatHooks
 from cmkit_runtime.formats import (
     ARTIFACT,
     CMKIT_HOOKS,
@@ -57,6 +58,10 @@ class LoadedModel:
     # An unstructured model's scorer (unstructured.py): the request's body, Content-Type, query
     # and headers -> the answer. None for the other types, which predict frames.
     unstructured: Scorer | None = None
+    # What chat.py serves: the loaded model (load_model's result or the artifact) and its chat hooks.
+    instance: Any = None
+    chat: ChatHooks = NO_CHAT
+    predicts: bool = True  # False: chat() only, every prediction request is refused
 
 
 def detect(code_dir: Path) -> tuple[Any, str]:
@@ -78,12 +83,22 @@ def load(code_dir: Path, target: Target) -> LoadedModel:
     return _drum(module, code_dir, target, model_format)
 
 
+def _chat_only(hooks: ChatHooks) -> Callable[[pd.DataFrame], Any]:
+    """A model that defines chat() and no score(): DataRobot asks it on /chat/completions only."""
+
+    def refuse(_data: pd.DataFrame) -> Any:
+        raise BadPredictions(f"this model defines {', '.join(hooks.names)} and no score(): ask it on {CHAT_ROUTES[0]}")
+
+    return refuse
+
+
 def _cmkit(module: Any, code_dir: Path) -> LoadedModel:
     load_model = getattr(module, "load_model", None)
     model = load_model(str(code_dir)) if callable(load_model) else None
-    hooks = tuple(name for name in ("load_model", "predict") if callable(getattr(module, name, None)))
+    chat = ChatHooks.of(module)
+    hooks = tuple(name for name in ("load_model", "predict") if callable(getattr(module, name, None))) + chat.names
     predict = module.predict
-    return LoadedModel(CMKIT_HOOKS, hooks, None, lambda frame: predict(model, frame), "predict()")
+    return LoadedModel(CMKIT_HOOKS, hooks, None, lambda frame: predict(model, frame), "predict()", None, model, chat)
 
 
 def _unstructured(module: Any, code_dir: Path) -> LoadedModel:
@@ -108,7 +123,8 @@ def _hook(module: Any, name: str) -> Callable[..., Any] | None:
 
 
 def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> LoadedModel:
-    hooks = tuple(name for name in DRUM_HOOK_NAMES if _hook(module, name))
+    chat = ChatHooks.of(module)
+    hooks = tuple(name for name in DRUM_HOOK_NAMES if _hook(module, name)) + chat.names
     init, load_model = _hook(module, "init"), _hook(module, "load_model")
     if init:
         init(code_dir=str(code_dir))
@@ -119,7 +135,10 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
         artifact = find_artifact(code_dir)
         model = load_artifact(artifact)
     score = _hook(module, "score")
-    scorer = _score_hook(score, model, target) if score else artifact_predictor(model, target)
+    if score:
+        scorer = _score_hook(score, model, target)
+    else:
+        scorer = _chat_only(chat) if chat.chat else artifact_predictor(model, target)
     transform, post_process = _hook(module, "transform"), _hook(module, "post_process")
 
     def predict(frame: pd.DataFrame) -> Any:
@@ -134,7 +153,9 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
         return unmarshal(predictions, target)
 
     source = "post_process()" if post_process else "score()" if score else f"the {type(model).__name__} artifact"
-    return LoadedModel(model_format, hooks, artifact.name if artifact else None, predict, source)
+    chat_only = not score and chat.chat is not None
+    artifact_name = artifact.name if artifact else None
+    return LoadedModel(model_format, hooks, artifact_name, predict, source, None, model, chat, not chat_only)
 
 
 def _frame_from_hook(value: Any, hook: str) -> pd.DataFrame:

@@ -14,6 +14,8 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
 - Unstructured models (unstructured.py) are served on `POST $URL_PREFIX/predictUnstructured/`
   (and DRUM's other name, `/predictionsUnstructured/`) instead of `predict_no_state`: any body
   in, the hook's bytes out with its Content-Type, as DRUM does.
+- `POST $URL_PREFIX/chat/completions` (and `/v1/chat/completions`) and `GET $URL_PREFIX/models`
+  (and `/v1/models`): OpenAI's chat completions from a model's `chat()` hook (chat.py).
 
 Each worker loads the model in a background thread, so the port answers 503 during a slow load
 instead of refusing connections; predictions that arrive meanwhile wait for the load, up to
@@ -44,7 +46,7 @@ import numpy as np
 import pandas as pd
 from flask import Flask, Response, request
 
-from cmkit_runtime import __version__, loader, wire
+from cmkit_runtime import __version__, chat, loader, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
 from cmkit_runtime.unstructured import ROUTES as UNSTRUCTURED_ROUTES
@@ -153,7 +155,7 @@ class ModelHolder:
         }
 
 
-def capabilities(target: Target) -> dict[str, Any]:
+def capabilities(target: Target, model: loader.LoadedModel | None) -> dict[str, Any]:
     """What this server offers, for clients that ask before sending (`GET /capabilities/`).
 
     Deliberately without DRUM's `supported_payload_formats` key: cmkit's checks read that key as
@@ -164,6 +166,10 @@ def capabilities(target: Target) -> dict[str, Any]:
         "targetType": target.type.drum_name,
         "predictionRoutes": list(UNSTRUCTURED_ROUTES) if target.type.unstructured else ["/predict_no_state/"],
         "requestFormats": ["any"] if target.type.unstructured else list(wire.REQUEST_FORMATS),
+        # DRUM's key and meaning: chat() is defined (None while the model loads).
+        "supported_methods": {"chat": bool(model.chat.chat) if model else None},
+        # False: a model with chat() and no score()/predict()/artifact, asked on /chat/completions only.
+        "predictions": model.predicts if model else None,
     }
 
 
@@ -582,8 +588,16 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
 
     app.add_url_rule(f"{prefix}/", "ping", ping, methods=["GET"])
     app.add_url_rule(f"{prefix}/info/", "info", info, methods=["GET"])
-    offered = capabilities(target)
-    app.add_url_rule(f"{prefix}/capabilities/", "capabilities", lambda: _json(200, offered), methods=["GET"])
+    def offered() -> Response:
+        return _json(200, capabilities(target, holder.model))
+
+    def chat_model() -> tuple[Any, chat.ChatHooks] | None:
+        if not holder.wait(load_wait) or holder.model is None:
+            return None
+        return holder.model.instance, holder.model.chat
+
+    app.add_url_rule(f"{prefix}/capabilities/", "capabilities", offered, methods=["GET"])
+    chat.add_routes(app, prefix, target.type, chat_model, _json)
     # Each type's prediction routes (DRUM's): what the 404 and 405 answers name.
     if target.type.unstructured:
         served = [f"{prefix}{route}" for route in UNSTRUCTURED_ROUTES]

@@ -62,6 +62,8 @@ class Traits:
     impact_metric: str | None  # permutation feature impact's metric; None: no feature impact
     explained: bool  # prediction explanations can be initialized for it
     interface: Interface = Interface.PREDICTIONS
+    chat: bool = False  # DataRobot's chat interface is the type's: chat() on /chat/completions (DRUM's rule)
+    llm_models: bool = False  # GET /models lists the LLMs it answers as (get_supported_llm_models)
 
 
 _N, _PAIR, _LIST = LabelKind.NONE, LabelKind.PAIR, LabelKind.LIST
@@ -86,14 +88,16 @@ class TargetType(str, Enum):
     BINARY =          "binary",          Traits("Binary", True, _PAIR, _PROB, True, True, True, "LogLoss", True)
     MULTICLASS =      "multiclass",      Traits("Multiclass", True, _LIST, _PROB, True, True, True, "LogLoss", False)
     ANOMALY =         "anomaly",         Traits("Anomaly", True, _N, _NUM, True, False, False, None, False)
-    TEXT_GENERATION = "textgeneration",  Traits("TextGeneration", True, _N, _TEXT, True, True, True, None, False)
+    TEXT_GENERATION = "textgeneration",  Traits("TextGeneration", True, _N, _TEXT, True, True, True, None, False,
+                                                chat=True, llm_models=True)
     UNSTRUCTURED =    "unstructured",    Traits("Unstructured", True, _N, _RAW, False, False, True, None, False,
                                                 Interface.UNSTRUCTURED)
     # Not served yet; `has_target` keeps what the emulator does with a target name set on them.
     TRANSFORM =       "transform",       Traits("Transform", False, _N, _OTHER, True, False, True, None, False)
     GEO_POINT =       "geopoint",        Traits("GeoPoint", False, _N, _OTHER, True, True, True, None, False)
     VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", False, _N, _OTHER, False, False, True, None, False)
-    AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", False, _N, _OTHER, False, False, True, None, False)
+    AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", False, _N, _OTHER, False, False, True, None, False,
+                                                chat=True)
     # fmt: on
 
     def __str__(self) -> str:
@@ -146,6 +150,15 @@ class TargetType(str, Enum):
     def unstructured(self) -> bool:
         """Served on /predictUnstructured/ by score_unstructured(): a request is any body, an answer any bytes."""
         return self.traits.interface is Interface.UNSTRUCTURED
+
+    @property
+    def chats(self) -> bool:
+        """chat() is this type's interface: a model without it is told "chat() is not implemented"."""
+        return self.traits.chat
+
+    @property
+    def lists_llm_models(self) -> bool:
+        return self.traits.llm_models
 
     @property
     def structured(self) -> bool:

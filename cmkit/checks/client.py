@@ -98,6 +98,10 @@ class ModelClient:
                 found = replace(found, columnar=True, keeps=protocols.keeps_columnar(*info))
         return self._known.remember(found)
 
+    def get(self, route: str) -> tuple[int, str]:
+        """Status and text of `GET {url}{route}` (e.g. /capabilities/); (0, "") without an answer."""
+        return self._get(route)
+
     def _get(self, route: str) -> tuple[int, str]:
         """Status and text of `GET {url}{route}`; (0, "") when there is no answer."""
         try:

@@ -37,6 +37,7 @@ class CheckOptions:
     protocol: str | None = None  # predict_no_state or drum; None: detected from the server's answers
     parameters: CheckParameters = field(default_factory=CheckParameters)
     expected: ExpectedPredictions | None = None  # predictionVerificationCheck's column
+    chat_stream_seconds: float = 60.0  # chatCompletions: a stream without [DONE] by then fails
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import readiness, unstructured
+from cmkit.checks import chat, readiness, unstructured
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
@@ -52,6 +52,9 @@ if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the criti
     from cmkit.checks.dataset import Dataset
 
 MAX_LISTED = 5
+# cmkit's checks beyond the API's seven, reported after them when they apply (not in the API's documents).
+EXTRA_CHECKS = (chat.CHAT_CHECK,)
+CHAT_ONLY = "not run: the model answers chat completions only (chat() without score()); see chatCompletions"
 
 
 # --- longRunningService -------------------------------------------------------------------------
@@ -288,9 +291,14 @@ def run_checks(
             _unstructured_checks(ctx, dataset if isinstance(dataset, RawDataset) else None, results)
             results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
             return {name: results[name] for name in CHECK_NAMES}
+        capabilities = ctx.client.get("/capabilities/")[1]
+        chats = chat.offers_chat(capabilities)
+        chat_only = chats and not chat.answers_predictions(capabilities)
         for name, check in PREDICTION_CHECKS:
             ctx.raise_if_canceled()
-            if ctx.level(name) == "skip":
+            if chat_only:
+                results[name] = CheckResult(SKIPPED, CHAT_ONLY)
+            elif ctx.level(name) == "skip":
                 results[name] = CheckResult(SKIPPED, "skipped by configuration")
             elif dataset is None:
                 results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
@@ -302,10 +310,14 @@ def run_checks(
                 ctx.events.stage(f"running {name}")
                 results[name] = _timed(check, ctx)
             ctx.events.check(name, results[name])
+        if chats:  # cmkit's own check, after the API's seven (checks/chat.py)
+            ctx.events.stage(f"running {chat.CHAT_CHECK}")
+            results[chat.CHAT_CHECK] = _timed(chat.chat_check, ctx)
+            ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
         results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
     except Canceled:
         for name in (LONG_RUNNING_SERVICE, *(n for n, _ in PREDICTION_CHECKS)):
             results.setdefault(name, CheckResult(CANCELED, "canceled"))
     finally:
         ctx.client.close()
-    return {name: results[name] for name in CHECK_NAMES}
+    return {name: results[name] for name in (*CHECK_NAMES, *EXTRA_CHECKS) if name in results or name in CHECK_NAMES}
