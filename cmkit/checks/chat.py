@@ -157,13 +157,13 @@ def _non_streaming(client: Any, model: str) -> tuple[str, dict[str, Any]]:
     try:
         raw = client.chat.completions.with_raw_response.create(model=model, messages=messages)
     except openai.APIStatusError as exc:
-        return f"HTTP {exc.status_code}: {_message(exc.response.text)}", {}
+        return f"non-streaming: HTTP {exc.status_code}: {_message(exc.response.text)}", {}
     except openai.APIError as exc:
-        return f"no answer: {exc}", {}
+        return f"non-streaming: no answer: {exc}", {}
     try:
         document = json.loads(raw.http_response.text)
     except ValueError:
-        return "the body is not JSON", {}
+        return "non-streaming: the body is not JSON", {}
     problem = judge_completion(document)
     return (f"non-streaming: {problem}" if problem else ""), document if isinstance(document, dict) else {}
 
