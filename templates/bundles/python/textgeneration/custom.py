@@ -86,12 +86,13 @@ def chat(completion_create_params: dict[str, Any], model: dict[str, Any]) -> Cha
     if completion_create_params.get("stream"):
         return _stream(answer, name, completion_id, created)
     prompt_tokens, completion_tokens = len(WORD.findall(str(prompt).lower())), len(answer.split())
+    message = ChatCompletionMessage(role="assistant", content=answer)
     return ChatCompletion(
         id=completion_id,
         object="chat.completion",
         created=created,
         model=name,
-        choices=[Choice(index=0, finish_reason="stop", message=ChatCompletionMessage(role="assistant", content=answer))],
+        choices=[Choice(index=0, finish_reason="stop", message=message)],
         usage=CompletionUsage(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
