@@ -244,6 +244,22 @@ def serving(session: ServeSession) -> None:
         _serving_unstructured(session.url, session.server.url_prefix)
         return
     _serving_at(session.url, session.server.url_prefix, session.protocol)
+    if session.chat:
+        _chat_examples(session.url)
+
+
+def _chat_examples(url: str) -> None:
+    """How to talk to a chat model: OpenAI's API at the served URL, from curl and the openai client."""
+    body = '{"model": "any", "messages": [{"role": "user", "content": "Hello"}]}'
+    console.print(f"chat: OpenAI's API at {url} (POST chat/completions, GET models); try:", markup=False)
+    console.print(f"  curl -s {url}chat/completions -H 'Content-Type: application/json' -d '{body}'", markup=False)
+    snippet = (
+        f'from openai import OpenAI; client = OpenAI(base_url="{url}", api_key="local"); '
+        'print(client.chat.completions.create(model="any", messages=[{"role": "user", "content": "Hello"}])'
+        ".choices[0].message.content)"
+    )
+    console.print(f"  python -c '{snippet}'", markup=False)
+    console.print("  (stream=True streams it, as from OpenAI)", markup=False)
 
 
 def _serving_unstructured(url: str, url_prefix: str | None) -> None:

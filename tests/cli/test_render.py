@@ -148,6 +148,17 @@ def test_serving_an_unstructured_model_names_its_route_and_a_curl(shown: Shown) 
     assert "predict_no_state" not in text
 
 
+def test_serving_a_chat_model_shows_curl_and_the_openai_client(shown: Shown) -> None:
+    server = SimpleNamespace(url="http://127.0.0.1:9000/m", url_prefix="/m")
+    session = ServeSession(server, Detected(PROTOCOLS[PREDICT_NO_STATE], "detected"), TargetType.TEXT_GENERATION)  # type: ignore[arg-type]
+    session.chat = True
+    render.serving(session)
+    text = shown()
+    assert "chat: OpenAI's API at http://127.0.0.1:9000/m/ (POST chat/completions, GET models)" in text
+    assert "curl -s http://127.0.0.1:9000/m/chat/completions -H 'Content-Type: application/json'" in text
+    assert 'OpenAI(base_url="http://127.0.0.1:9000/m/", api_key="local")' in text
+
+
 # --- push, env push, prune, init, emulator -----------------------------------------------------
 
 
