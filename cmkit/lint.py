@@ -23,6 +23,7 @@ from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_
 from cmkit.target import TargetType
 from cmkit_runtime.formats import (
     ARTIFACT,
+    CHAT_HOOK,
     CMKIT_HOOKS,
     DRUM_HOOKS,
     HOOK_FILE,
@@ -258,6 +259,12 @@ def _check_type_hooks(root: Path) -> list[Finding]:
     if target_type is None:
         return []
     has_hook = SCORE_UNSTRUCTURED in names
+    if target_type.chats and not target_type.structured and CHAT_HOOK not in names:
+        message = (
+            f"{target_type} models are asked on /chat/completions through chat(completion_create_params, model), "
+            f"which custom.py does not define (cmkit init --target-type {target_type} writes an example)"
+        )
+        return [Finding(HOOK_FILE, "hooks-target-type", message)]
     if target_type.unstructured and not has_hook:
         message = (
             f"{target_type} models are served through {SCORE_UNSTRUCTURED}(model, data, query, **kwargs), which "

@@ -60,6 +60,7 @@ PREDICT_NOTES = {
     TargetType.ANOMALY: "return one anomaly score per row, higher meaning more anomalous.",
     TargetType.TEXT_GENERATION: "return one string per row.",
     TargetType.UNSTRUCTURED: "return a str, bytes, or (data, {\"mimetype\": ..., \"charset\": ...}).",
+    TargetType.AGENTIC_WORKFLOW: "return a ChatCompletion, or ChatCompletionChunks when asked to stream.",
 }
 # Binary sample data is written with these labels, replaced by the chosen ones.
 TEMPLATE_POSITIVE, TEMPLATE_NEGATIVE = "1", "0"
@@ -160,7 +161,7 @@ def template_dir(template: str, templates_dir: Path | None = None) -> Path:
     return templates_dir / template
 
 
-def render_metadata(spec: BundleSpec, validation_input: str = SAMPLE_DATA) -> str:
+def render_metadata(spec: BundleSpec, validation_input: str | None = SAMPLE_DATA) -> str:
     """model-metadata.yaml for a spec, in DRUM's keys. PyYAML quotes what needs quoting ('1', 'yes')."""
     data: dict[str, object] = {"name": spec.name, "type": "inference", "targetType": spec.target_type.drum_name}
     inference: dict[str, object] = {}
@@ -173,7 +174,8 @@ def render_metadata(spec: BundleSpec, validation_input: str = SAMPLE_DATA) -> st
         inference["classLabels"] = list(spec.class_labels)
     if inference:
         data["inferenceModel"] = inference
-    data["validation"] = {"input": validation_input}
+    if validation_input is not None:
+        data["validation"] = {"input": validation_input}
     header = (
         "# How DataRobot (and cmkit) read this model, in DRUM's model-metadata.yaml format.\n"
         "# Every value is read as a string. `cmkit lint` checks this file.\n"
@@ -272,18 +274,21 @@ def _value(text: str) -> float | str:
         return text
 
 
-def sample_file(target_type: TargetType) -> str:
-    """The bundle's sample input, which validation.input names: rows, or one request body."""
-    return SAMPLE_BODY if target_type.unstructured else SAMPLE_DATA
+def sample_file(target_type: TargetType) -> str | None:
+    """The bundle's sample input, which validation.input names: rows, one request body, or none
+    (a chat model is asked chat completions, not a dataset)."""
+    if target_type.unstructured:
+        return SAMPLE_BODY
+    return SAMPLE_DATA if target_type.structured else None
 
 
 def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
-    if spec.target_type.unstructured:
+    if not spec.target_type.structured:
         return {
             "name": spec.name,
             "target_type": spec.target_type.drum_name,
             "predict_note": PREDICT_NOTES[spec.target_type],
-            "sample_file": SAMPLE_BODY,
+            "sample_file": sample_file(spec.target_type) or "",
         }
     if not spec.target_type.has_target:
         data_note, sample_note = f"no target column: {spec.target_type} models learn without one", ""
@@ -329,7 +334,7 @@ def render_bundle(
         files[SAMPLE_DATA] = RenderedFile(SAMPLE_DATA, sample)
         files["model.json"] = RenderedFile("model.json", model)
     sample_path = sample_file(spec.target_type)
-    values = _placeholders(spec, files[sample_path].content)
+    values = _placeholders(spec, files[sample_path].content if sample_path else b"")
     for rel, content in dict(templated).items():  # a type's own template replaces common's
         files[rel] = RenderedFile(rel, _Template(content.decode("utf-8")).substitute(values).encode("utf-8"))
     files[METADATA_FILE] = RenderedFile(METADATA_FILE, render_metadata(spec, sample_path).encode("utf-8"))

@@ -32,11 +32,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from cmkit_runtime.formats import CHAT_HOOK
 from cmkit_runtime.target_types import TargetType
 
 log = logging.getLogger("cmkit_runtime")
 
-CHAT_HOOK = "chat"
 MODELS_HOOK = "get_supported_llm_models"
 CHAT_ROUTES = ("/chat/completions", "/v1/chat/completions")
 MODELS_ROUTES = ("/models", "/v1/models")

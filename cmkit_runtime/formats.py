@@ -17,6 +17,7 @@ HOOK_FILE = f"{HOOK_MODULE}.py"
 CMKIT_HOOK_NAMES = ("load_model", "predict")
 DRUM_HOOK_NAMES = ("init", "load_model", "transform", "score", "post_process")
 SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models (unstructured.py)
+CHAT_HOOK = "chat"  # DRUM's chat completions hook (chat.py)
 UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
 # Artifacts the runtime loads, and others DataRobot's drop-in environments know (named in errors).
 SUPPORTED_ARTIFACTS = (".pkl", ".joblib")
@@ -31,7 +32,7 @@ def format_of(defined: Iterable[str]) -> str:
         return DRUM_HOOKS
     if "predict" in names:
         return CMKIT_HOOKS
-    if names & {"chat", SCORE_UNSTRUCTURED}:
+    if names & {CHAT_HOOK, SCORE_UNSTRUCTURED}:
         return DRUM_HOOKS
     return ARTIFACT
 

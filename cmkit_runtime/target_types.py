@@ -38,6 +38,7 @@ class Prediction(Enum):
     NUMBER = "number"
     TEXT = "text"
     BYTES = "bytes"  # one answer to one request body, any bytes with its Content-Type (unstructured)
+    CHAT = "chat"  # chat completions, not rows: judged by the chatCompletions check
     OTHER = "other"  # not a per-row value cmkit checks (yet): frames, documents, points, agent answers
 
 
@@ -96,8 +97,8 @@ class TargetType(str, Enum):
     TRANSFORM =       "transform",       Traits("Transform", False, _N, _OTHER, True, False, True, None, False)
     GEO_POINT =       "geopoint",        Traits("GeoPoint", False, _N, _OTHER, True, True, True, None, False)
     VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", False, _N, _OTHER, False, False, True, None, False)
-    AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", False, _N, _OTHER, False, False, True, None, False,
-                                                chat=True)
+    AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", True, _N, Prediction.CHAT, False, False, True,
+                                                None, False, chat=True)
     # fmt: on
 
     def __str__(self) -> str:

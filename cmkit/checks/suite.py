@@ -314,6 +314,10 @@ def run_checks(
             ctx.events.stage(f"running {chat.CHAT_CHECK}")
             results[chat.CHAT_CHECK] = _timed(chat.chat_check, ctx)
             ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
+        elif target.type.chats and not target.type.structured:  # chat() is all such a model answers
+            missing = f"the model defines no chat(): {target.type} models are asked on /chat/completions"
+            results[chat.CHAT_CHECK] = CheckResult(FAILED, missing)
+            ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
         results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
     except Canceled:
         for name in (LONG_RUNNING_SERVICE, *(n for n, _ in PREDICTION_CHECKS)):
