@@ -115,16 +115,18 @@ def test_a_malformed_answer_fails_with_one_line_naming_it(case: str, tmp_path: P
     assert status == "failed" and shown.startswith(message) and "\n" not in shown, shown
 
 
-def test_a_model_without_chat_gets_no_chat_check(tmp_path: Path) -> None:
-    from cmkit.scaffold import init_bundle, make_spec
-
-    init_bundle(tmp_path / "tg", make_spec("textgeneration", "tg"))
-    server = InProcessServer(tmp_path / "tg")
+def test_a_model_without_chat_gets_no_chat_check_unless_its_type_chats(tmp_path: Path) -> None:
+    predict_only = "def predict(model, X):\n    return ['ok'] * len(X)\n"
+    bundle = write_runtime_bundle(tmp_path / "tg", "textgeneration", "tg", predict_only)
+    server = InProcessServer(bundle)
     try:
         results = run_checks(server, None, Target("textgeneration"), CheckOptions(), RecordingEvents())
+        assert CHAT_CHECK not in results  # a text model may predict rows only
+        agent = run_checks(server, None, Target("agenticworkflow"), CheckOptions(), RecordingEvents())
     finally:
         server.stop()
-    assert CHAT_CHECK not in results
+    message = "the model defines no chat(): agenticworkflow models are asked on /chat/completions"
+    assert (agent[CHAT_CHECK].status, agent[CHAT_CHECK].message) == ("failed", message)
 
 
 def test_the_judges_of_a_completion_and_of_a_stream() -> None:

@@ -57,8 +57,10 @@ def test_drum_spellings_are_the_values() -> None:
         TargetType.from_api("binary")
 
 
-def test_served_are_the_six_cmkit_serves_today_in_cmkits_order() -> None:
-    assert TARGET_TYPES == ("regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured")
+def test_served_are_the_seven_cmkit_serves_today_in_cmkits_order() -> None:
+    assert TARGET_TYPES == (
+        "regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured", "agenticworkflow"
+    )  # fmt: skip
     assert tuple(TargetType.named(name) for name in TARGET_TYPES) == SERVED
     assert TargetType.served_named("TextGeneration") is TargetType.TEXT_GENERATION
     assert TargetType.served_named("Unstructured") is TargetType.UNSTRUCTURED
@@ -84,6 +86,9 @@ def test_what_the_code_branches_on() -> None:
         assert member.unstructured == (member.interface is Interface.UNSTRUCTURED)
     assert [m.drum_name for m in TargetType if m.unstructured] == ["unstructured"]
     assert [m.drum_name for m in TargetType if m.prediction is Prediction.BYTES] == ["unstructured"]
+    assert [m.drum_name for m in TargetType if m.chats] == ["textgeneration", "agenticworkflow"]
+    assert [m.drum_name for m in TargetType if m.lists_llm_models] == ["textgeneration"]
+    assert [m.drum_name for m in TargetType if m.prediction is Prediction.CHAT] == ["agenticworkflow"]
     assert {m.api_name for m in TargetType if m.structured} == {
         "Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint"
     }  # fmt: skip
