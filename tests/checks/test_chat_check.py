@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from cmkit.checks.chat import CHAT_CHECK, StreamState, judge_completion, judge_event
+from cmkit.checks.chat import (
+    CHAT_CHECK,
+    StreamState,
+    _message,
+    answers_predictions,
+    judge_completion,
+    judge_event,
+    offers_chat,
+)
 from cmkit.checks.context import CheckOptions
 from cmkit.checks.results import DEFAULT_CONFIGURATION, ERROR_CHECK
 from cmkit.checks.suite import run_checks
@@ -107,8 +115,10 @@ def test_a_chat_only_model_passes_the_chat_check_and_skips_the_row_checks(tmp_pa
     assert results[ERROR_CHECK][0] == "skipped" and "chat completions only" in results[ERROR_CHECK][1]
 
 
-@pytest.mark.slow  # five servers and the openai client's requests: the judges' test below is the fast tier's
-@pytest.mark.parametrize("case", sorted(BROKEN))
+# The stream that never ends waits a second for its deadline: the slow tier's.
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if "never" in c else c for c in sorted(BROKEN)]
+)
 def test_a_malformed_answer_fails_with_one_line_naming_it(case: str, tmp_path: Path) -> None:
     body, message = BROKEN[case]
     status, shown = _checks(_bundle(tmp_path / "bad", body))[CHAT_CHECK]
@@ -151,3 +161,17 @@ def test_the_judges_of_a_completion_and_of_a_stream() -> None:
     assert judge_event(chunk + '[{"index": 0, "delta": {"content": "x"}}]}', state) == ""
     assert judge_event("[DONE]", state) == "the stream ended without a finish_reason for choice 0"
     assert judge_event("{}", state) == "an event after [DONE]: {}"
+
+
+def test_what_the_capabilities_say_and_how_a_refusal_is_worded() -> None:
+    assert offers_chat('{"supported_methods": {"chat": true}}')
+    assert not offers_chat('{"supported_methods": {"chat": false}}') and not offers_chat("<html>")
+    assert not offers_chat('{"supported_payload_formats": {}}')  # an older DRUM says nothing
+    assert not answers_predictions('{"predictions": false}')
+    assert answers_predictions('{"supported_methods": {}}') and answers_predictions("not json")
+    assert _message('{"message": "ERROR: no"}') == "ERROR: no"
+    assert _message("<h1>oops</h1>\n") == "<h1>oops</h1>" and _message("[1]") == "[1]"
+    completion = {"id": "", "object": "chat.completion", "created": 0, "model": "m", "choices": []}
+    assert judge_completion(completion) == "the completion's object is 'chat.completion' and its id ''"
+    done = StreamState()
+    assert judge_event("[DONE]", done) == "" and done.done and done.chunks == 0

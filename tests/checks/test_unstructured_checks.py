@@ -101,3 +101,17 @@ def test_a_file_is_sent_with_the_type_its_extension_names(tmp_path: Path) -> Non
     assert content_type_of(Path("a.weird-extension")) == "application/octet-stream"
     with pytest.raises(InputError, match="not a file"):
         load_raw(tmp_path)
+
+
+def test_test_local_loads_an_unstructured_model_s_file_whole_and_refuses_feature_impact(tmp_path: Path) -> None:
+    from cmkit.scaffold import init_bundle, make_spec
+    from cmkit.testlocal import TestLocalConfig, load_datasets, resolve_config
+
+    bundle = tmp_path / "triage"
+    init_bundle(bundle, make_spec("unstructured", "triage"))
+    run = resolve_config(TestLocalConfig(bundle=bundle, runtime="process"))
+    raw, expected = load_datasets(run)
+    assert isinstance(raw, RawDataset) and expected is None
+    assert raw.body == (bundle / SAMPLE_BODY).read_bytes() and raw.rows == 1
+    with pytest.raises(InputError, match="feature impact permutes the columns of rows"):
+        resolve_config(TestLocalConfig(bundle=bundle, runtime="process", feature_impact=True))
