@@ -51,6 +51,9 @@ DEFAULT_TARGET_NAMES = {
     TargetType.BINARY: "churned",
     TargetType.MULTICLASS: "class",
     TargetType.TEXT_GENERATION: "resultText",
+    # DRUM refuses to start a text generation, vector database or agentic workflow model without
+    # a target name (TARGET_NAME): the agent's metadata names one, though it has no dataset.
+    TargetType.AGENTIC_WORKFLOW: "resultText",
 }
 # What predict() returns, for the README (binary: filled in with the positive label).
 PREDICT_NOTES = {
@@ -144,7 +147,7 @@ def make_spec(
     ):
         if label is not None:
             _check_text(label, what, flag)
-    if kind.has_target and kind.structured:
+    if kind.has_target and kind in DEFAULT_TARGET_NAMES:
         target_name = _check_text(target_name or DEFAULT_TARGET_NAMES[kind], "the target name", "--target-name")
     elif target_name is not None:
         target_name = _check_text(target_name, "the target name", "--target-name")

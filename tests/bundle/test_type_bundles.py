@@ -28,7 +28,9 @@ def test_init_writes_the_type_s_hook_and_input(tmp_path: Path, target_type: str,
     bundle = tmp_path / "m"
     result = init_bundle(bundle, make_spec(target_type, "m"))
     metadata = yaml.safe_load((bundle / "model-metadata.yaml").read_text())
-    assert metadata["targetType"] == target_type and "inferenceModel" not in metadata
+    assert metadata["targetType"] == target_type
+    # DRUM starts an agentic workflow only with a target name; an unstructured model needs none.
+    assert metadata.get("inferenceModel") == ({"targetName": "resultText"} if hook == "chat" else None)
     assert metadata.get("validation") == ({"input": sample} if sample else None)
     assert sample_file(make_spec(target_type, "m").target_type) == sample
     assert f"def {hook}(" in (bundle / "custom.py").read_text()

@@ -1,4 +1,4 @@
-"""test-local on chat models, in both runtimes: init's text-generation model passes every check and
+"""test-local on chat models, in both runtimes: init's text-generation model and agent pass every check and
 chatCompletions (the official openai client, non-streaming and streaming); a chat() that returns a
 dict without choices fails chatCompletions with one line."""
 
@@ -21,14 +21,17 @@ def chat(completion_create_params, model):
 '''
 
 
+@pytest.mark.parametrize("target_type", ["textgeneration", "agenticworkflow"])
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_init_s_chat_model_passes(runtime: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_init_s_chat_models_pass(runtime: str, target_type: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     bundle = tmp_path / "helpdesk"
-    init_bundle(bundle, make_spec("textgeneration", "helpdesk"))
+    init_bundle(bundle, make_spec(target_type, "helpdesk"))
     document = run(bundle, runtime, request, server_environment=THIS_RUNTIME)
     testing = document["testingStatus"]
     assert isinstance(testing, dict)
-    assert {testing[name]["status"] for name in SEED_CHECKS} == {"succeeded"}, testing
+    # The text model predicts its sample rows too; the agent answers chat completions only.
+    rows = "succeeded" if target_type == "textgeneration" else "skipped"
+    assert {testing[name]["status"] for name in SEED_CHECKS} == {"succeeded", rows}, testing
     assert testing[CHAT_CHECK]["status"] == "succeeded", testing[CHAT_CHECK]
     assert document["overallStatus"] == "succeeded"
 
