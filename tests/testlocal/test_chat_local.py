@@ -23,7 +23,9 @@ def chat(completion_create_params, model):
 
 @pytest.mark.parametrize("target_type", ["textgeneration", "agenticworkflow"])
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_init_s_chat_models_pass(runtime: str, target_type: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_init_s_chat_models_pass(
+    runtime: str, target_type: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     bundle = tmp_path / "helpdesk"
     init_bundle(bundle, make_spec(target_type, "helpdesk"))
     document = run(bundle, runtime, request, server_environment=THIS_RUNTIME)
