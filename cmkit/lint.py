@@ -20,13 +20,16 @@ from cmkit.bundle import (
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE, load_metadata, validate_metadata
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
+from cmkit.target import TargetType
 from cmkit_runtime.formats import (
     ARTIFACT,
     ARTIFACT_PACKAGES,
+    CHAT_HOOK,
     CMKIT_HOOKS,
     DRUM_HOOKS,
     HOOK_FILE,
     OTHER_ARTIFACTS,
+    SCORE_UNSTRUCTURED,
     SUPPORTED_ARTIFACTS,
     artifacts_in,
     format_of,
@@ -272,6 +275,41 @@ def _check_framework_required(root: Path, artifact: Path) -> list[Finding]:
     ]
 
 
+def _check_type_hooks(root: Path) -> list[Finding]:
+    """custom.py defines the hook its target type is served through (DRUM's rule: an unstructured
+    model is called through score_unstructured() only, every other type never through it)."""
+    names, findings = _hook_names(root)
+    if findings or names is None:
+        return []
+    try:
+        meta = load_metadata(root)
+    except InputError:
+        return []  # reported by metadata-yaml
+    target_type = TargetType.served_named(meta.target_type if meta else None)
+    if target_type is None:
+        return []
+    has_hook = SCORE_UNSTRUCTURED in names
+    if target_type.chats and not target_type.structured and CHAT_HOOK not in names:
+        message = (
+            f"{target_type} models are asked on /chat/completions through chat(completion_create_params, model), "
+            f"which custom.py does not define (cmkit init --target-type {target_type} writes an example)"
+        )
+        return [Finding(HOOK_FILE, "hooks-target-type", message)]
+    if target_type.unstructured and not has_hook:
+        message = (
+            f"{target_type} models are served through {SCORE_UNSTRUCTURED}(model, data, query, **kwargs), which "
+            "custom.py does not define (cmkit init --target-type unstructured writes an example)"
+        )
+        return [Finding(HOOK_FILE, "hooks-target-type", message)]
+    if has_hook and not target_type.unstructured:
+        message = (
+            f"custom.py defines {SCORE_UNSTRUCTURED}(), which only unstructured models are served through; "
+            f"this {target_type} model never calls it (set targetType: unstructured, or remove it)"
+        )
+        return [Finding(HOOK_FILE, "hooks-target-type", message, severity="warning")]
+    return []
+
+
 VENDORED_SERVER_MARK = "MODEL_SERVER_HALTS_ON_LOAD_FAILURE"  # in every server.py `cmkit init` wrote before 0.2
 
 
@@ -304,6 +342,7 @@ def lint_bundle(bundle: str | Path) -> LintReport:
     report.findings += _check_vendored_server(root)
     report.findings += _check_requirements(root)
     report.findings += _check_metadata(root)
+    report.findings += _check_type_hooks(root)
     report.findings += _check_files(listing)
     return report
 

@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cmkit.events import BYTES, STEPS, WAITING, Events
+from cmkit_runtime.formats import UNSTRUCTURED_ROUTES
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
     from cmkit.checks.protocols import Detected
@@ -239,7 +240,35 @@ def feature_impact(outcome: FeatureImpactOutcome) -> None:
 
 def serving(session: ServeSession) -> None:
     """serve: where the server answers and, when known, how to predict."""
+    if session.target_type is not None and session.target_type.unstructured:
+        _serving_unstructured(session.url, session.server.url_prefix)
+        return
     _serving_at(session.url, session.server.url_prefix, session.protocol)
+    if session.chat:
+        _chat_examples(session.url)
+
+
+def _chat_examples(url: str) -> None:
+    """How to talk to a chat model: OpenAI's API at the served URL, from curl and the openai client."""
+    body = '{"model": "any", "messages": [{"role": "user", "content": "Hello"}]}'
+    console.print(f"chat: OpenAI's API at {url} (POST chat/completions, GET models); try:", markup=False)
+    console.print(f"  curl -s {url}chat/completions -H 'Content-Type: application/json' -d '{body}'", markup=False)
+    snippet = (
+        f'from openai import OpenAI; client = OpenAI(base_url="{url}", api_key="local"); '
+        'print(client.chat.completions.create(model="any", messages=[{"role": "user", "content": "Hello"}])'
+        ".choices[0].message.content)"
+    )
+    console.print(f"  python -c '{snippet}'", markup=False)
+    console.print("  (stream=True streams it, as from OpenAI)", markup=False)
+
+
+def _serving_unstructured(url: str, url_prefix: str | None) -> None:
+    """An unstructured model takes any body on DRUM's route, whatever server serves it."""
+    console.print(f"[bold green]serving[/] {escape(url)}  (URL_PREFIX={escape(str(url_prefix))})", markup=True)
+    route = f"{url.rstrip('/')}{UNSTRUCTURED_ROUTES[0]}"
+    console.print(f"unstructured: POST {route} with any body; its Content-Type says what it is", markup=False)
+    console.print(f"try: curl -s {route} -H 'Content-Type: text/plain' --data-binary @FILE", markup=False)
+    console.print("Ctrl-C to stop and clean up", markup=False)
 
 
 def _serving_at(url: str | None, url_prefix: str | None, detected: Detected | None) -> None:

@@ -284,6 +284,11 @@ def _server_settings(
     _validate_server(config, environment_id)
     if spec is not None:
         spec.validate(hint="pass the flags, or set the labels in model-metadata.yaml")
+        if config.feature_impact and spec.type.unstructured:
+            raise InputError(
+                f"feature impact permutes the columns of rows: {spec.type} models take one request body",
+                hint="drop --feature-impact",
+            )
         if config.feature_impact and not spec.type.has_target:
             raise InputError(
                 f"feature impact scores predictions against a target: {spec.type} models have none",

@@ -43,6 +43,7 @@ from cmkit.target import LabelKind, TargetSpec, TargetType, require_target_type
 
 DEFAULT_TEMPLATE = "python"
 SAMPLE_DATA = "data/sample.csv"
+SAMPLE_BODY = "data/sample.txt"  # an unstructured model's sample: one request body, not rows
 TEMPLATE_SUFFIX = ".tmpl"
 # The target column of each template's sample data, before --target-name renames it.
 DEFAULT_TARGET_NAMES = {
@@ -50,6 +51,9 @@ DEFAULT_TARGET_NAMES = {
     TargetType.BINARY: "churned",
     TargetType.MULTICLASS: "class",
     TargetType.TEXT_GENERATION: "resultText",
+    # DRUM refuses to start a text generation, vector database or agentic workflow model without
+    # a target name (TARGET_NAME): the agent's metadata names one, though it has no dataset.
+    TargetType.AGENTIC_WORKFLOW: "resultText",
 }
 # What predict() returns, for the README (binary: filled in with the positive label).
 PREDICT_NOTES = {
@@ -58,6 +62,8 @@ PREDICT_NOTES = {
     TargetType.MULTICLASS: "return a probability matrix, one column per class label in the declared order.",
     TargetType.ANOMALY: "return one anomaly score per row, higher meaning more anomalous.",
     TargetType.TEXT_GENERATION: "return one string per row.",
+    TargetType.UNSTRUCTURED: "return a str, bytes, or (data, {\"mimetype\": ..., \"charset\": ...}).",
+    TargetType.AGENTIC_WORKFLOW: "return a ChatCompletion, or ChatCompletionChunks when asked to stream.",
 }
 # Binary sample data is written with these labels, replaced by the chosen ones.
 TEMPLATE_POSITIVE, TEMPLATE_NEGATIVE = "1", "0"
@@ -141,8 +147,10 @@ def make_spec(
     ):
         if label is not None:
             _check_text(label, what, flag)
-    if kind.has_target:
+    if kind.has_target and kind in DEFAULT_TARGET_NAMES:
         target_name = _check_text(target_name or DEFAULT_TARGET_NAMES[kind], "the target name", "--target-name")
+    elif target_name is not None:
+        target_name = _check_text(target_name, "the target name", "--target-name")
     return BundleSpec(kind, name, target_name, positive, negative, labels)
 
 
@@ -156,7 +164,7 @@ def template_dir(template: str, templates_dir: Path | None = None) -> Path:
     return templates_dir / template
 
 
-def render_metadata(spec: BundleSpec, validation_input: str = SAMPLE_DATA) -> str:
+def render_metadata(spec: BundleSpec, validation_input: str | None = SAMPLE_DATA) -> str:
     """model-metadata.yaml for a spec, in DRUM's keys. PyYAML quotes what needs quoting ('1', 'yes')."""
     data: dict[str, object] = {"name": spec.name, "type": "inference", "targetType": spec.target_type.drum_name}
     inference: dict[str, object] = {}
@@ -169,7 +177,8 @@ def render_metadata(spec: BundleSpec, validation_input: str = SAMPLE_DATA) -> st
         inference["classLabels"] = list(spec.class_labels)
     if inference:
         data["inferenceModel"] = inference
-    data["validation"] = {"input": validation_input}
+    if validation_input is not None:
+        data["validation"] = {"input": validation_input}
     header = (
         "# How DataRobot (and cmkit) read this model, in DRUM's model-metadata.yaml format.\n"
         "# Every value is read as a string. `cmkit lint` checks this file.\n"
@@ -268,7 +277,22 @@ def _value(text: str) -> float | str:
         return text
 
 
+def sample_file(target_type: TargetType) -> str | None:
+    """The bundle's sample input, which validation.input names: rows, one request body, or none
+    (a chat model is asked chat completions, not a dataset)."""
+    if target_type.unstructured:
+        return SAMPLE_BODY
+    return SAMPLE_DATA if target_type.structured else None
+
+
 def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
+    if not spec.target_type.structured:
+        return {
+            "name": spec.name,
+            "target_type": spec.target_type.drum_name,
+            "predict_note": PREDICT_NOTES[spec.target_type],
+            "sample_file": sample_file(spec.target_type) or "",
+        }
     if not spec.target_type.has_target:
         data_note, sample_note = f"no target column: {spec.target_type} models learn without one", ""
     else:
@@ -312,10 +336,11 @@ def render_bundle(
         sample, model = multiclass_example(spec)
         files[SAMPLE_DATA] = RenderedFile(SAMPLE_DATA, sample)
         files["model.json"] = RenderedFile("model.json", model)
-    values = _placeholders(spec, files[SAMPLE_DATA].content)
-    for rel, content in templated:
+    sample_path = sample_file(spec.target_type)
+    values = _placeholders(spec, files[sample_path].content if sample_path else b"")
+    for rel, content in dict(templated).items():  # a type's own template replaces common's
         files[rel] = RenderedFile(rel, _Template(content.decode("utf-8")).substitute(values).encode("utf-8"))
-    files[METADATA_FILE] = RenderedFile(METADATA_FILE, render_metadata(spec).encode("utf-8"))
+    files[METADATA_FILE] = RenderedFile(METADATA_FILE, render_metadata(spec, sample_path).encode("utf-8"))
     return [files[path] for path in sorted(files)]
 
 

@@ -11,12 +11,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmkit.checks.chat import offers_chat
 from cmkit.checks.client import ModelClient
 from cmkit.checks.protocols import Detected
 from cmkit.checks.readiness import wait_until_ready
 from cmkit.engine.base import ExitInfo, Server
 from cmkit.events import Events
 from cmkit.resolvedrun import TestLocalConfig, resolve_server
+from cmkit.target import TargetType
 from cmkit.testlocal import StartFailed, start_bundle
 
 
@@ -26,6 +28,8 @@ class ServeSession:
 
     server: Server
     protocol: Detected | None = None  # what the server speaks (name, route, how it was found)
+    target_type: TargetType | None = None  # as the server was told (TARGET_TYPE), when known
+    chat: bool = False  # the model defines chat(): serve shows how to talk to it (its /capabilities/)
     # How the server had ended when close() was first called: None while it still ran, so
     # the SIGTERM (or SIGKILL) that stop() sends does not count as the server failing.
     _closed: bool = field(default=False, init=False, repr=False)
@@ -43,6 +47,8 @@ class ServeSession:
             "url": self.url,
             "urlPrefix": self.server.url_prefix,
             "protocol": self.protocol.to_dict() if self.protocol else None,
+            "targetType": self.target_type.drum_name if self.target_type else None,
+            "chat": self.chat,
         }
 
     @property
@@ -70,6 +76,7 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
     client = ModelClient(session.server.url, protocol=settings.protocol)
     try:
         ready = wait_until_ready(session.server, client, startup_timeout, threading.Event())
+        session.chat = ready.status == "succeeded" and offers_chat(client.get("/capabilities/")[1])
     except BaseException:
         session.close()
         raise
@@ -79,4 +86,5 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
         session.close()
         raise StartFailed(ready.message)
     session.protocol = client.protocol
+    session.target_type = TargetType.served_named(settings.contract.get("TARGET_TYPE"))
     return session

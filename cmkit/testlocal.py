@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from cmkit.checks.context import CheckOptions
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
+    from cmkit.checks.unstructured import RawDataset
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
     from cmkit.remoteenv import UsedEnvironment
 
@@ -169,13 +170,16 @@ def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, po
 def _since(began: float) -> float:
     return round(time.monotonic() - began, 3)
 
-
-def load_datasets(run: ResolvedRun) -> tuple[Dataset | None, ExpectedPredictions | None]:
+def load_datasets(run: ResolvedRun) -> tuple[Dataset | RawDataset | None, ExpectedPredictions | None]:
     """The run's dataset and predictionVerificationCheck's expected predictions (None when not given)."""
     if run.dataset is None:
         return None, None
     # Imported here: pandas takes a third of a second to import, and this runs on a thread
     # while the image builds and the server starts (see run_test_local).
+    if run.target.type.unstructured:  # one file, sent as one request body (checks/unstructured.py)
+        from cmkit.checks.unstructured import load_raw
+
+        return load_raw(run.dataset), None
     from cmkit.checks.dataset import load_dataset, load_expected
 
     dataset = load_dataset(run.dataset, run.target.name if run.target.type.has_target else None)
@@ -235,12 +239,13 @@ def _run_details(run_id: str, run: ResolvedRun, start: StartInfo, began: float) 
 def _feature_impact(
     run: ResolvedRun,
     server: Server,
-    dataset: Dataset | None,
+    dataset: Dataset | RawDataset | None,
     results: dict[str, CheckResult],
     events: Events,
     cancel: threading.Event | None,
 ) -> FeatureImpactOutcome:
     """Feature impact on the server the checks used, when the model predicted the dataset."""
+    from cmkit.checks.unstructured import RawDataset
     from cmkit.featureimpact import (
         FeatureImpactFailed,
         FeatureImpactOptions,
@@ -249,8 +254,8 @@ def _feature_impact(
         compute,
     )
 
-    if dataset is None:
-        return FeatureImpactOutcome("skipped", "no dataset")
+    if dataset is None or isinstance(dataset, RawDataset):
+        return FeatureImpactOutcome("skipped", "no dataset of rows")
     blocking = [name for name in (LONG_RUNNING_SERVICE, ERROR_CHECK) if results[name].status in (FAILED, ABORTED)]
     if blocking:
         return FeatureImpactOutcome("skipped", f"not run: {blocking[0]} {results[blocking[0]].status}")
@@ -317,7 +322,7 @@ def check_options(run: ResolvedRun, expected: ExpectedPredictions | None = None)
 def check_server(
     run: ResolvedRun,
     server: Server,
-    dataset: Dataset | None,
+    dataset: Dataset | RawDataset | None,
     events: Events,
     cancel: threading.Event | None = None,
     expected: ExpectedPredictions | None = None,

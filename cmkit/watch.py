@@ -62,6 +62,7 @@ from cmkit.testlocal import (
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
+    from cmkit.checks.unstructured import RawDataset
 
 # A burst of saves (an editor's temp file, rename, chmod; a formatter after it) is one change
 # once nothing moved for this long; a steady stream is cut into changes every DEBOUNCE_MAX_MS.
@@ -386,9 +387,9 @@ class _DatasetCache:
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
-        self._loaded: tuple[Dataset | None, ExpectedPredictions | None] = (None, None)
+        self._loaded: tuple[Dataset | RawDataset | None, ExpectedPredictions | None] = (None, None)
 
-    def get(self, run: ResolvedRun) -> tuple[Dataset | None, ExpectedPredictions | None]:
+    def get(self, run: ResolvedRun) -> tuple[Dataset | RawDataset | None, ExpectedPredictions | None]:
         """The dataset and predictionVerificationCheck's expected predictions."""
         path = run.dataset
         try:

@@ -36,15 +36,21 @@ OTHER_ARTIFACTS = {
     ".mojo": "an H2O/DataRobot MOJO: DataRobot runs it in its Java drop-in environment, not a Python runtime",
     ".rds": "an R model: DataRobot runs it in its R drop-in environment, cmkit's runtime serves Python only",
 }
+SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models (unstructured.py)
+CHAT_HOOK = "chat"  # DRUM's chat completions hook (chat.py)
+UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
 
 
 def format_of(defined: Iterable[str]) -> str:
-    """`score` makes DRUM hooks; else `predict` makes cmkit hooks; else the artifact path."""
+    """`score` makes DRUM hooks; else `predict` makes cmkit hooks; else DRUM's other entry points
+    (chat, score_unstructured) make DRUM hooks; else the artifact path."""
     names = set(defined)
     if "score" in names:
         return DRUM_HOOKS
     if "predict" in names:
         return CMKIT_HOOKS
+    if names & {CHAT_HOOK, SCORE_UNSTRUCTURED}:
+        return DRUM_HOOKS
     return ARTIFACT
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from cmkit_runtime.artifacts import LoadError as LoadError  # raised by load(), caught by the server
 from cmkit_runtime.artifacts import load_artifact, scorer
+from cmkit_runtime.chat import CHAT_ROUTES, NO_CHAT, ChatHooks
 from cmkit_runtime.formats import (
     ARTIFACT,
     CMKIT_HOOKS,
@@ -33,6 +34,7 @@ from cmkit_runtime.formats import (
     HOOK_FILE,
     HOOK_MODULE,
     OTHER_ARTIFACTS,
+    SCORE_UNSTRUCTURED,
     SUPPORTED_ARTIFACTS,
     artifacts_in,
     format_of,
@@ -40,6 +42,9 @@ from cmkit_runtime.formats import (
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import LabelKind
+from cmkit_runtime.unstructured import ROUTES, BadUnstructured, Scorer, load_unstructured
+
+UNSTRUCTURED_FORMAT = "drum-unstructured"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ class LoadedModel:
     artifact: str | None
     predict: Callable[[pd.DataFrame], Any]  # a request's frame -> raw output for format_predictions
     source: str  # what produces the output, for messages: "predict()", "score()"...
+    # An unstructured model's scorer (unstructured.py): the request's body, Content-Type, query
+    # and headers -> the answer. None for the other types, which predict frames.
+    unstructured: Scorer | None = None
+    # What chat.py serves: the loaded model (load_model's result or the artifact) and its chat hooks.
+    instance: Any = None
+    chat: ChatHooks = NO_CHAT
+    predicts: bool = True  # False: chat() only, every prediction request is refused
 
 
 def detect(code_dir: Path) -> tuple[Any, str]:
@@ -78,17 +90,45 @@ def offer_drum_shim() -> None:
 
 def load(code_dir: Path, target: Target) -> LoadedModel:
     module, model_format = detect(code_dir)
+    if target.type.unstructured:
+        return _unstructured(module, code_dir)
     if model_format == CMKIT_HOOKS:
         return _cmkit(module, code_dir)
     return _drum(module, code_dir, target, model_format)
 
 
+def _chat_only(hooks: ChatHooks) -> Callable[[pd.DataFrame], Any]:
+    """A model that defines chat() and no score(): DataRobot asks it on /chat/completions only."""
+
+    def refuse(_data: pd.DataFrame) -> Any:
+        raise BadPredictions(f"this model defines {', '.join(hooks.names)} and no score(): ask it on {CHAT_ROUTES[0]}")
+
+    return refuse
+
+
 def _cmkit(module: Any, code_dir: Path) -> LoadedModel:
     load_model = getattr(module, "load_model", None)
     model = load_model(str(code_dir)) if callable(load_model) else None
-    hooks = tuple(name for name in ("load_model", "predict") if callable(getattr(module, name, None)))
+    chat = ChatHooks.of(module)
+    hooks = tuple(name for name in ("load_model", "predict") if callable(getattr(module, name, None))) + chat.names
     predict = module.predict
-    return LoadedModel(CMKIT_HOOKS, hooks, None, lambda frame: predict(model, frame), "predict()")
+    return LoadedModel(CMKIT_HOOKS, hooks, None, lambda frame: predict(model, frame), "predict()", None, model, chat)
+
+
+def _unstructured(module: Any, code_dir: Path) -> LoadedModel:
+    def default(folder: Path) -> tuple[Any, str | None]:
+        artifact = find_artifact(folder)
+        return load_artifact(artifact), artifact.name
+
+    try:
+        serve, hooks, artifact = load_unstructured(module, code_dir, default)
+    except BadUnstructured as exc:
+        raise LoadError(str(exc)) from None
+
+    def refuse(_frame: pd.DataFrame) -> Any:
+        raise BadPredictions(f"an unstructured model answers on {ROUTES[0]}, not with predictions")
+
+    return LoadedModel(UNSTRUCTURED_FORMAT, hooks, artifact, refuse, f"{SCORE_UNSTRUCTURED}()", serve)
 
 
 def _hook(module: Any, name: str) -> Callable[..., Any] | None:
@@ -97,7 +137,8 @@ def _hook(module: Any, name: str) -> Callable[..., Any] | None:
 
 
 def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> LoadedModel:
-    hooks = tuple(name for name in DRUM_HOOK_NAMES if _hook(module, name))
+    chat = ChatHooks.of(module)
+    hooks = tuple(name for name in DRUM_HOOK_NAMES if _hook(module, name)) + chat.names
     init, load_model = _hook(module, "init"), _hook(module, "load_model")
     if init:
         init(code_dir=str(code_dir))
@@ -108,7 +149,8 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
         artifact = find_artifact(code_dir)
         model = load_artifact(artifact)
     score = _hook(module, "score")
-    run = _score_hook(score, model, target) if score else scorer(model, target)
+    # score() first; a chat()-only model refuses predictions; else the artifact's own scorer.
+    run = _score_hook(score, model, target) if score else _chat_only(chat) if chat.chat else scorer(model, target)
     transform, post_process = _hook(module, "transform"), _hook(module, "post_process")
 
     def predict(frame: pd.DataFrame) -> Any:
@@ -128,7 +170,9 @@ def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> Loa
         return unmarshal(predictions, target)
 
     source = "post_process()" if post_process else "score()" if score else f"the {type(model).__name__} artifact"
-    return LoadedModel(model_format, hooks, artifact.name if artifact else None, predict, source)
+    chat_only = not score and chat.chat is not None
+    artifact_name = artifact.name if artifact else None
+    return LoadedModel(model_format, hooks, artifact_name, predict, source, None, model, chat, not chat_only)
 
 
 def _frame_from_hook(value: Any, hook: str) -> pd.DataFrame:

@@ -10,7 +10,12 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
   form instead (wire.py), which cmkit's null-value check uses; a short columnar body naming
   values this worker does not keep gets 409.
 - `GET  $URL_PREFIX/info/`: the runtime's version, the request formats, the model format and
-  hooks found, the target.
+  hooks found, the target. `GET $URL_PREFIX/capabilities/`: the prediction routes and bodies.
+- Unstructured models (unstructured.py) are served on `POST $URL_PREFIX/predictUnstructured/`
+  (and DRUM's other name, `/predictionsUnstructured/`) instead of `predict_no_state`: any body
+  in, the hook's bytes out with its Content-Type, as DRUM does.
+- `POST $URL_PREFIX/chat/completions` (and `/v1/chat/completions`) and `GET $URL_PREFIX/models`
+  (and `/v1/models`): OpenAI's chat completions from a model's `chat()` hook (chat.py).
 
 Each worker loads the model in a background thread, so the port answers 503 during a slow load
 instead of refusing connections; predictions that arrive meanwhile wait for the load, up to
@@ -45,9 +50,11 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.wsgi import get_input_stream
 
-from cmkit_runtime import __version__, flask_extension, loader, wire
+from cmkit_runtime import __version__, chat, flask_extension, loader, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
+from cmkit_runtime.unstructured import ROUTES as UNSTRUCTURED_ROUTES
+from cmkit_runtime.unstructured import BadUnstructured
 from cmkit_runtime.workers import APP_LOAD_ERROR, GENERATION, HOOKS_FLAG, loading_marker, workers_loading
 
 orjson: ModuleType | None
@@ -155,6 +162,24 @@ class ModelHolder:
             "workersLoading": workers_loading(os.getppid()) if os.environ.get(HOOKS_FLAG) == "1" else None,
             **self.target.to_dict(),
         }
+
+
+def capabilities(target: Target, model: loader.LoadedModel | None) -> dict[str, Any]:
+    """What this server offers, for clients that ask before sending (`GET /capabilities/`).
+
+    Deliberately without DRUM's `supported_payload_formats` key: cmkit's checks read that key as
+    "this is DRUM, send CSV to /predict/" (cmkit/checks/protocols.py).
+    """
+    return {
+        "runtime": "cmkit-runtime",
+        "targetType": target.type.drum_name,
+        "predictionRoutes": list(UNSTRUCTURED_ROUTES) if target.type.unstructured else ["/predict_no_state/"],
+        "requestFormats": ["any"] if target.type.unstructured else list(wire.REQUEST_FORMATS),
+        # DRUM's key and meaning: chat() is defined (None while the model loads).
+        "supported_methods": {"chat": bool(model.chat.chat) if model else None},
+        # False: a model with chat() and no score()/predict()/artifact, asked on /chat/completions only.
+        "predictions": model.predicts if model else None,
+    }
 
 
 def loads(body: bytes) -> Any:
@@ -697,23 +722,61 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     def predict_no_state() -> Response:
         return answer_prediction(request.get_data(), request.mimetype).response()
 
+    def predict_unstructured() -> Response:
+        if not holder.wait(load_wait) or holder.model is None or holder.model.unstructured is None:
+            return _json(503, {"message": f"the model is still loading after {load_wait:g}s; retry later"})
+        model, score = holder.model, holder.model.unstructured
+        try:
+            answer = score(request.get_data(), request.content_type, request.args, dict(request.headers))
+        except BadUnstructured as exc:
+            log.error("%s", exc)
+            return _json(500, {"message": str(exc)})
+        except Exception as exc:
+            log.exception("%s failed", model.source)
+            return _json(500, {"message": f"{model.source} raised {type(exc).__name__}: {exc}"})
+        response = Response(answer.body, status=200)
+        if answer.content_type is None:
+            del response.headers["Content-Type"]
+        else:
+            response.headers["Content-Type"] = answer.content_type
+        return response
+
+    def offered() -> Response:
+        return _json(200, capabilities(target, holder.model))
+
+    def chat_model() -> tuple[Any, chat.ChatHooks] | None:
+        if not holder.wait(load_wait) or holder.model is None:
+            return None
+        return holder.model.instance, holder.model.chat
+
     # DRUM's endpoint names (its blueprint is "model_api"): a custom_flask.py names them, e.g. to
     # leave model_api.ping without auth as DataRobot's flask_extension_httpauth template does.
     app.add_url_rule(f"{prefix}/", "model_api.ping", ping, methods=["GET"])
     app.add_url_rule(f"{prefix}/info/", "model_api.info", info, methods=["GET"])
-    app.add_url_rule(f"{prefix}/predict_no_state/", "model_api.predict_no_state", predict_no_state, methods=["POST"])
+    app.add_url_rule(f"{prefix}/capabilities/", "model_api.capabilities", offered, methods=["GET"])
+    chat.add_routes(app, prefix, target.type, chat_model, _json)
+    # Each type's prediction routes (DRUM's): what the 404 and 405 answers name.
+    if target.type.unstructured:
+        served = [f"{prefix}{route}" for route in UNSTRUCTURED_ROUTES]
+        for route in UNSTRUCTURED_ROUTES:
+            name = f"model_api.{route.strip('/')}"
+            app.add_url_rule(f"{prefix}{route}", name, predict_unstructured, methods=["POST"])
+    else:
+        served = [f"{prefix}/predict_no_state/"]
+        name = "model_api.predict_no_state"
+        app.add_url_rule(f"{prefix}/predict_no_state/", name, predict_no_state, methods=["POST"])
 
     @app.errorhandler(404)
     def not_found(_error: Exception) -> Response:
-        return _json(404, {"message": f"no such route; the model serves {prefix}/ and {prefix}/predict_no_state/"})
+        return _json(404, {"message": f"no such route; the model serves {prefix}/ and {' and '.join(served)}"})
 
     @app.errorhandler(405)
     def wrong_method(_error: Exception) -> Response:
-        return _json(405, {"message": f"use GET {prefix}/ and POST {prefix}/predict_no_state/"})
+        return _json(405, {"message": f"use GET {prefix}/ and POST {served[0]}"})
 
     # DRUM's custom_flask.py, after the routes as DRUM does. Its init_app may guard every route
     # (auth, before_request hooks), so then every route stays Flask's.
-    if not flask_extension.apply(app, folder):
+    if not flask_extension.apply(app, folder) and not target.type.unstructured:
         # The hot routes skip Flask (its request context, routing and Response: ~160 us of a
         # single-row request's ~450); every other route, method and error goes through it.
         app.wsgi_app = HotRoutes(  # type: ignore[method-assign]

@@ -37,7 +37,16 @@ class Prediction(Enum):
     PROBABILITIES = "probabilities"  # one probability per class label
     NUMBER = "number"
     TEXT = "text"
+    BYTES = "bytes"  # one answer to one request body, any bytes with its Content-Type (unstructured)
+    CHAT = "chat"  # chat completions, not rows: judged by the chatCompletions check
     OTHER = "other"  # not a per-row value cmkit checks (yet): frames, documents, points, agent answers
+
+
+class Interface(Enum):
+    """How the model server is asked for predictions, and which hooks answer (DRUM's routes)."""
+
+    PREDICTIONS = "predictions"  # a dataset's rows: predict_no_state (cmkit) or /predict/ (DRUM); score()/predict()
+    UNSTRUCTURED = "unstructured"  # any body: /predictUnstructured/, score_unstructured(model, data, query, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,14 @@ class Traits:
     has_target: bool  # False: the model learns without a target column, a target name is not looked for
     impact_metric: str | None  # permutation feature impact's metric; None: no feature impact
     explained: bool  # prediction explanations can be initialized for it
+    interface: Interface = Interface.PREDICTIONS
+    chat: bool = False  # DataRobot's chat interface is the type's: chat() on /chat/completions (DRUM's rule)
+    llm_models: bool = False  # GET /models lists the LLMs it answers as (get_supported_llm_models)
 
 
 _N, _PAIR, _LIST = LabelKind.NONE, LabelKind.PAIR, LabelKind.LIST
 _PROB, _NUM, _TEXT, _OTHER = Prediction.PROBABILITIES, Prediction.NUMBER, Prediction.TEXT, Prediction.OTHER
+_RAW = Prediction.BYTES
 
 
 class TargetType(str, Enum):
@@ -76,13 +89,16 @@ class TargetType(str, Enum):
     BINARY =          "binary",          Traits("Binary", True, _PAIR, _PROB, True, True, True, "LogLoss", True)
     MULTICLASS =      "multiclass",      Traits("Multiclass", True, _LIST, _PROB, True, True, True, "LogLoss", False)
     ANOMALY =         "anomaly",         Traits("Anomaly", True, _N, _NUM, True, False, False, None, False)
-    TEXT_GENERATION = "textgeneration",  Traits("TextGeneration", True, _N, _TEXT, True, True, True, None, False)
+    TEXT_GENERATION = "textgeneration",  Traits("TextGeneration", True, _N, _TEXT, True, True, True, None, False,
+                                                chat=True, llm_models=True)
+    UNSTRUCTURED =    "unstructured",    Traits("Unstructured", True, _N, _RAW, False, False, True, None, False,
+                                                Interface.UNSTRUCTURED)
     # Not served yet; `has_target` keeps what the emulator does with a target name set on them.
     TRANSFORM =       "transform",       Traits("Transform", False, _N, _OTHER, True, False, True, None, False)
     GEO_POINT =       "geopoint",        Traits("GeoPoint", False, _N, _OTHER, True, True, True, None, False)
-    UNSTRUCTURED =    "unstructured",    Traits("Unstructured", False, _N, _OTHER, False, False, True, None, False)
     VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", False, _N, _OTHER, False, False, True, None, False)
-    AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", False, _N, _OTHER, False, False, True, None, False)
+    AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", True, _N, Prediction.CHAT, False, False, True,
+                                                None, False, chat=True)
     # fmt: on
 
     def __str__(self) -> str:
@@ -126,6 +142,24 @@ class TargetType(str, Enum):
     def text_predictions(self) -> bool:
         """One string per row, compared exactly (no tolerances)."""
         return self.traits.prediction is Prediction.TEXT
+
+    @property
+    def interface(self) -> Interface:
+        return self.traits.interface
+
+    @property
+    def unstructured(self) -> bool:
+        """Served on /predictUnstructured/ by score_unstructured(): a request is any body, an answer any bytes."""
+        return self.traits.interface is Interface.UNSTRUCTURED
+
+    @property
+    def chats(self) -> bool:
+        """chat() is this type's interface: a model without it is told "chat() is not implemented"."""
+        return self.traits.chat
+
+    @property
+    def lists_llm_models(self) -> bool:
+        return self.traits.llm_models
 
     @property
     def structured(self) -> bool:

@@ -46,6 +46,13 @@ class Answer:
     text: str
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    status: int
+    content_type: str | None
+    body: bytes
+
+
 class ModelClient:
     """One run's client of one model server: `protocol` forces the prediction protocol (else the
     first readiness answer detects it); `known`, given by `sibling`, is another client's."""
@@ -101,6 +108,10 @@ class ModelClient:
                 found = replace(found, columnar=True, keeps=protocols.keeps_columnar(*info))
         return self._known.remember(found)
 
+    def get(self, route: str) -> tuple[int, str]:
+        """Status and text of `GET {url}{route}` (e.g. /capabilities/); (0, "") without an answer."""
+        return self._get(route)
+
     def _get(self, route: str) -> tuple[int, str]:
         """Status and text of `GET {url}{route}`; (0, "") when there is no answer."""
         try:
@@ -140,6 +151,18 @@ class ModelClient:
         except HTTPError as exc:
             return Answer(0, f"request failed: {exc.__class__.__name__}: {exc}")
         return Answer(int(response.status), response.data.decode("utf-8", errors="replace"))
+
+    def post_raw(self, route: str, body: bytes, content_type: str | None) -> RawAnswer:
+        """POST `body` as is to `route` (under the prefix): an unstructured model's request, whatever
+        the server's protocol (DRUM and cmkit-runtime share the route); the answer's bytes kept."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            response = self._pool.urlopen(
+                "POST", f"{self.prefix}{route}", body=body, headers=headers, retries=False, timeout=self.timeout
+            )
+        except HTTPError as exc:
+            return RawAnswer(0, None, f"request failed: {exc.__class__.__name__}: {exc}".encode())
+        return RawAnswer(int(response.status), response.headers.get("Content-Type"), bytes(response.data))
 
     def map(self, func: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """`func` over `items` on `parallelism` threads, results in order."""

@@ -38,6 +38,7 @@ class CheckOptions:
     headers: dict[str, str] = field(default_factory=dict)  # --header; may hold credentials: never reported
     parameters: CheckParameters = field(default_factory=CheckParameters)
     expected: ExpectedPredictions | None = None  # predictionVerificationCheck's column
+    chat_stream_seconds: float = 60.0  # chatCompletions: a stream without [DONE] by then fails
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import readiness
+from cmkit.checks import chat, readiness, unstructured
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
@@ -43,6 +43,7 @@ from cmkit.checks.results import (
 from cmkit.checks.sampling import null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
 from cmkit.checks.stability import stability_check
+from cmkit.checks.unstructured import RawDataset
 from cmkit.checks.verification import prediction_verification
 from cmkit.engine.base import Server
 from cmkit.events import Events
@@ -51,6 +52,9 @@ if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the criti
     from cmkit.checks.dataset import Dataset
 
 MAX_LISTED = 5
+# cmkit's checks beyond the API's seven, reported after them when they apply (not in the API's documents).
+EXTRA_CHECKS = (chat.CHAT_CHECK,)
+CHAT_ONLY = "not run: the model answers chat completions only (chat() without score()); see chatCompletions"
 
 
 # --- longRunningService -------------------------------------------------------------------------
@@ -228,6 +232,24 @@ PREDICTION_CHECKS: tuple[tuple[str, Callable[[Context], CheckResult]], ...] = (
 )
 
 
+def _unstructured_checks(ctx: Context, raw: RawDataset | None, results: dict[str, CheckResult]) -> None:
+    """errorCheck on the file as one body (checks/unstructured.py); the row-wise and load checks do not apply."""
+    for name, _ in PREDICTION_CHECKS:
+        ctx.raise_if_canceled()
+        if name != ERROR_CHECK:
+            results[name] = CheckResult(SKIPPED, unstructured.NOT_APPLICABLE)
+        elif ctx.level(name) == "skip":
+            results[name] = CheckResult(SKIPPED, "skipped by configuration")
+        elif raw is None:
+            results[name] = CheckResult(SKIPPED, "no test file: pass --dataset FILE or set validation.input")
+        else:
+            ctx.events.stage(f"running {name}")
+            started = time.monotonic()
+            results[name] = unstructured.error_check(ctx, raw)
+            results[name].seconds = round(time.monotonic() - started, 3)
+        ctx.events.check(name, results[name])
+
+
 def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult:
     started = time.monotonic()
     result = check(ctx)
@@ -237,7 +259,7 @@ def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult
 
 def run_checks(
     server: Server,
-    dataset: Dataset | None,
+    dataset: Dataset | RawDataset | None,
     target: Target,
     options: CheckOptions,
     events: Events | None = None,
@@ -253,7 +275,7 @@ def run_checks(
             protocol=options.protocol,
             headers=options.headers,
         ),
-        dataset=dataset,
+        dataset=None if isinstance(dataset, RawDataset) else dataset,
         target=target,
         options=options,
         events=events or Events(),
@@ -269,9 +291,18 @@ def run_checks(
             ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:
             return not_started(ready)
+        if isinstance(dataset, RawDataset) or target.type.unstructured:
+            _unstructured_checks(ctx, dataset if isinstance(dataset, RawDataset) else None, results)
+            results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
+            return {name: results[name] for name in CHECK_NAMES}
+        capabilities = ctx.client.get("/capabilities/")[1]
+        chats = chat.offers_chat(capabilities)
+        chat_only = chats and not chat.answers_predictions(capabilities)
         for name, check in PREDICTION_CHECKS:
             ctx.raise_if_canceled()
-            if ctx.level(name) == "skip":
+            if chat_only:
+                results[name] = CheckResult(SKIPPED, CHAT_ONLY)
+            elif ctx.level(name) == "skip":
                 results[name] = CheckResult(SKIPPED, "skipped by configuration")
             elif dataset is None:
                 results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
@@ -283,10 +314,18 @@ def run_checks(
                 ctx.events.stage(f"running {name}")
                 results[name] = _timed(check, ctx)
             ctx.events.check(name, results[name])
+        if chats:  # cmkit's own check, after the API's seven (checks/chat.py)
+            ctx.events.stage(f"running {chat.CHAT_CHECK}")
+            results[chat.CHAT_CHECK] = _timed(chat.chat_check, ctx)
+            ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
+        elif target.type.chats and not target.type.structured:  # chat() is all such a model answers
+            missing = f"the model defines no chat(): {target.type} models are asked on /chat/completions"
+            results[chat.CHAT_CHECK] = CheckResult(FAILED, missing)
+            ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
         results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
     except Canceled:
         for name in (LONG_RUNNING_SERVICE, *(n for n, _ in PREDICTION_CHECKS)):
             results.setdefault(name, CheckResult(CANCELED, "canceled"))
     finally:
         ctx.client.close()
-    return {name: results[name] for name in CHECK_NAMES}
+    return {name: results[name] for name in (*CHECK_NAMES, *EXTRA_CHECKS) if name in results or name in CHECK_NAMES}

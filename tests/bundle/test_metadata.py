@@ -47,7 +47,8 @@ def test_missing_and_wrong_values(tmp_path: Path) -> None:
         (
             3,
             "error",
-            "targetType 'nope' is not supported; use one of regression, binary, multiclass, anomaly, textgeneration",
+            "targetType 'nope' is not supported; use one of regression, binary, multiclass, anomaly, textgeneration, "
+            "unstructured, agenticworkflow",
         ),
     ]
     labels = "name: m\ntargetType: multiclass\ninferenceModel:\n  classLabels: a,b\n"

@@ -19,7 +19,7 @@ from rich.console import Console
 from cmkit import render
 from cmkit.api.resources import ModelTest, ModelVersion
 from cmkit.checks.parameters import CheckParameters
-from cmkit.checks.protocols import DRUM, PROTOCOLS, Detected
+from cmkit.checks.protocols import DRUM, PREDICT_NO_STATE, PROTOCOLS, Detected
 from cmkit.checks.results import ABORTED, FAILED, SUCCEEDED, WARNING, CheckResult, not_started
 from cmkit.emulator.server import EmulatorReady
 from cmkit.environments import EnvironmentPushResult
@@ -29,6 +29,7 @@ from cmkit.prune import Pruned, PruneOptions, PruneResult
 from cmkit.push import ManifestCache, PushOptions, PushResult, plan_push, prepare_bundle
 from cmkit.report import ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.serve import ServeSession
+from cmkit.target import TargetType
 from cmkit.watch import Change, Serving, WatchRun
 from tests.support.bundles import write_quick_bundle
 
@@ -134,6 +135,28 @@ def test_serving_says_where_and_how_to_predict(shown: Shown) -> None:
     assert "serving http://127.0.0.1:9000/m/  (URL_PREFIX=/m)" in text
     assert "protocol: drum: POST http://127.0.0.1:9000/m/predict/ with the dataset as CSV (text/csv)" in text
     assert "try: curl http://127.0.0.1:9000/m/" in text
+
+
+def test_serving_an_unstructured_model_names_its_route_and_a_curl(shown: Shown) -> None:
+    server = SimpleNamespace(url="http://127.0.0.1:9000/m", url_prefix="/m")
+    detected = Detected(PROTOCOLS[PREDICT_NO_STATE], "detected")
+    session = ServeSession(server, detected, TargetType.UNSTRUCTURED)  # type: ignore[arg-type]
+    render.serving(session)
+    text = shown()
+    assert "unstructured: POST http://127.0.0.1:9000/m/predictUnstructured/ with any body" in text
+    assert "try: curl -s http://127.0.0.1:9000/m/predictUnstructured/ -H 'Content-Type: text/plain'" in text
+    assert "predict_no_state" not in text
+
+
+def test_serving_a_chat_model_shows_curl_and_the_openai_client(shown: Shown) -> None:
+    server = SimpleNamespace(url="http://127.0.0.1:9000/m", url_prefix="/m")
+    session = ServeSession(server, Detected(PROTOCOLS[PREDICT_NO_STATE], "detected"), TargetType.TEXT_GENERATION)  # type: ignore[arg-type]
+    session.chat = True
+    render.serving(session)
+    text = shown()
+    assert "chat: OpenAI's API at http://127.0.0.1:9000/m/ (POST chat/completions, GET models)" in text
+    assert "curl -s http://127.0.0.1:9000/m/chat/completions -H 'Content-Type: application/json'" in text
+    assert 'OpenAI(base_url="http://127.0.0.1:9000/m/", api_key="local")' in text
 
 
 # --- push, env push, prune, init, emulator -----------------------------------------------------

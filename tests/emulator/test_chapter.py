@@ -235,7 +235,9 @@ def test_copy_has_every_version_and_file(emulator: Emulated, api: requests.Sessi
 def test_models_from_templates(emulator: Emulated, api: requests.Session) -> None:
     listed = api.get(emulator.url("customTemplates/")).json()
     subtypes = {t["templateSubType"] for t in listed["data"]}
-    assert subtypes == {"Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration"}
+    assert subtypes == {
+        "Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration", "Unstructured", "AgenticWorkflow"
+    }  # fmt: skip
     template = next(t for t in listed["data"] if t["templateSubType"] == "Binary")
     assert api.get(emulator.url(f"customTemplates/{template['id']}/")).json() == template
     url = emulator.url("customModels/fromModelTemplate/")

@@ -14,6 +14,7 @@ from cmkit_runtime.target import ConfigurationError, Target
 from cmkit_runtime.target_types import (
     SERVED,
     TARGET_TYPES,
+    Interface,
     LabelKind,
     Prediction,
     TargetType,
@@ -56,10 +57,13 @@ def test_drum_spellings_are_the_values() -> None:
         TargetType.from_api("binary")
 
 
-def test_served_are_the_five_cmkit_serves_today_in_cmkits_order() -> None:
-    assert TARGET_TYPES == ("regression", "binary", "multiclass", "anomaly", "textgeneration")
+def test_served_are_the_seven_cmkit_serves_today_in_cmkits_order() -> None:
+    assert TARGET_TYPES == (
+        "regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured", "agenticworkflow"
+    )  # fmt: skip
     assert tuple(TargetType.named(name) for name in TARGET_TYPES) == SERVED
     assert TargetType.served_named("TextGeneration") is TargetType.TEXT_GENERATION
+    assert TargetType.served_named("Unstructured") is TargetType.UNSTRUCTURED
     assert TargetType.served_named("transform") is None and TargetType.served_named(None) is None
     for name in ("init", "test-local", "serve"):
         command = main.commands[name]
@@ -78,7 +82,13 @@ def test_what_the_code_branches_on() -> None:
         assert member.is_classification == (member.prediction is Prediction.PROBABILITIES)
         assert member.numeric_predictions == (member.prediction is Prediction.NUMBER)
         assert member.text_predictions == (member.prediction is Prediction.TEXT)
-        assert not member.served or member.prediction is not Prediction.OTHER  # a served type is checked row by row
+        assert not member.served or member.prediction is not Prediction.OTHER  # a served type's answers are judged
+        assert member.unstructured == (member.interface is Interface.UNSTRUCTURED)
+    assert [m.drum_name for m in TargetType if m.unstructured] == ["unstructured"]
+    assert [m.drum_name for m in TargetType if m.prediction is Prediction.BYTES] == ["unstructured"]
+    assert [m.drum_name for m in TargetType if m.chats] == ["textgeneration", "agenticworkflow"]
+    assert [m.drum_name for m in TargetType if m.lists_llm_models] == ["textgeneration"]
+    assert [m.drum_name for m in TargetType if m.prediction is Prediction.CHAT] == ["agenticworkflow"]
     assert {m.api_name for m in TargetType if m.structured} == {
         "Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint"
     }  # fmt: skip
