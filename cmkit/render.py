@@ -31,6 +31,7 @@ from cmkit.events import BYTES, STEPS, WAITING, Events
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
     from cmkit.checks.protocols import Detected
+    from cmkit.diagnosis import Diagnosis
     from cmkit.emulator.server import EmulatorReady
     from cmkit.environments import EnvironmentPushResult
     from cmkit.featureimpact import FeatureImpactOutcome
@@ -198,7 +199,9 @@ def test_report(table: TestTable) -> None:
     grid.add_column("message", overflow="fold")
     for row in table.rows:
         style = _STATUS_STYLE.get(row.status, "")
-        grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(row.message))
+        # With a diagnosis the log's lines are below the table once, not inside a cell.
+        message = row.message.splitlines()[0] if table.diagnosis and row.message else row.message
+        grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(message))
     console.print(grid)
     overall = table.overall
     console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
@@ -207,10 +210,19 @@ def test_report(table: TestTable) -> None:
         console.print(f"protocol: {escape(name)} ({escape(how)})", markup=True)
     for warning in table.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
-    tail = table.log_tail if overall == "failed" else None
+    if table.diagnosis is not None:
+        diagnosis(table.diagnosis)
+    tail = table.log_tail if overall == "failed" and table.diagnosis is None else None
     if tail:
         console.print("[dim]last server log lines:[/]", markup=True)
         console.print(escape(str(tail)), markup=True)
+
+
+def diagnosis(found: Diagnosis) -> None:
+    """The one line saying what is wrong and what to do, and the evidence under it."""
+    console.print(f"[bold red]{escape(found.code)}:[/] {escape(found.line())}", markup=True)
+    for line in found.evidence:
+        console.print(f"  [dim]{escape(line)}[/]", markup=True)
 
 
 def feature_impact(outcome: FeatureImpactOutcome) -> None:

@@ -212,9 +212,7 @@ class Journal:
         self._lock = threading.Lock()
 
     def start(self, method: str, path: str, bytes_received: int) -> JournalEntry:
-        entry = JournalEntry(
-            seq=0, method=method, path=path, status=None, bytesReceived=bytes_received, started=now()
-        )
+        entry = JournalEntry(seq=0, method=method, path=path, status=None, bytesReceived=bytes_received, started=now())
         with self._lock:
             entry["seq"] = next(self._seq)
             self._entries.append(entry)

@@ -271,7 +271,6 @@ def has_requirements(text: str) -> bool:
     return any(line.strip() and not line.strip().startswith("#") for line in text.splitlines())
 
 
-
 def _file_key(file: BundleFile, hashes: HashCache) -> str:
     mode = "x" if os.access(file.source, os.X_OK) else "-"
     return f"{file.path}\0{mode}\0{file.sha256(hashes)}"
