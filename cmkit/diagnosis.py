@@ -269,6 +269,10 @@ def _from_build(build: list[str]) -> Diagnosis | None:
 OUTPUT_MARKERS = ("predictions for", "must return", "probabilit", "non-finite", "shape", "one number", "one string")
 
 
+# The runtime's (and DRUM's) words for class names that are not the labels, and errorCheck's.
+LABEL_MARKERS = ("expected predictions to have columns", "are not the class labels", "labels do not match")
+
+
 def _from_checks(evidence: FailureEvidence) -> Diagnosis | None:
     status, message = evidence.check("longRunningService")
     first = message.splitlines()[0] if message else ""
@@ -290,7 +294,7 @@ def _from_checks(evidence: FailureEvidence) -> Diagnosis | None:
     status, message = evidence.check("errorCheck")
     if status in ("failed", "warning") and message:
         first = message.splitlines()[0]
-        if "expected predictions to have columns" in message.lower() or "class labels" in message:
+        if any(marker in message.lower() for marker in LABEL_MARKERS):
             return Diagnosis(
                 LABEL_MISMATCH,
                 "the model's class names are not the configured labels",
