@@ -408,6 +408,53 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     sys.exit(1 if session.failed else 0)
 
 
+@command(main, "predict")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--input",
+    "input_csv",
+    default="-",
+    show_default=True,
+    help="CSV of rows to predict (every column is sent as a feature); '-' reads standard input.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the predictions CSV here (default: standard output).",
+)
+@_test_options
+@click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
+def predict_command(bundle: Path, input_csv: str, output: Path | None, as_json: bool, **flags: Any) -> None:
+    """Predict a CSV with BUNDLE, as `drum score` does: its columns, through test-local's runtime.
+
+    \b
+    Examples:
+      cmkit predict sample_models/regression_diabetes --input sample_models/regression_diabetes/data/test.csv
+      cat rows.csv | cmkit predict my_model --runtime process > predictions.csv
+      cmkit predict my_model --input rows.csv --output predictions.csv --json
+    """
+    import tempfile
+
+    from cmkit.predict import predict_bundle
+
+    _interrupt_on_sigterm()
+    config = _config(bundle, **flags)
+    with tempfile.TemporaryDirectory(prefix="cmkit-predict-") as folder:
+        source = Path(input_csv)
+        if input_csv == "-":
+            source = Path(folder) / "input.csv"
+            source.write_bytes(sys.stdin.buffer.read())
+        with render.ConsoleEvents() as events:
+            result = predict_bundle(config, source, events)
+    if result.predictions is not None:
+        text = result.predictions.to_csv(index=False)
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+        elif not as_json:
+            click.echo(text, nl=False)
+    _finish(as_json, result.to_dict(), lambda: render.prediction(result, output), not result.ok)
+
+
 def _api_options(func: F) -> F:
     func = click.option("--token", help="API token (else DATAROBOT_API_TOKEN or drconfig.yaml).")(func)
     return click.option("--endpoint", help="e.g. https://app.datarobot.com/api/v2 (else DATAROBOT_ENDPOINT).")(func)

@@ -30,12 +30,15 @@ from rich.table import Table
 from cmkit.events import BYTES, STEPS, WAITING, Events
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
+    from pathlib import Path
+
     from cmkit.checks.protocols import Detected
     from cmkit.diagnosis import Diagnosis
     from cmkit.emulator.server import EmulatorReady
     from cmkit.environments import EnvironmentPushResult
     from cmkit.featureimpact import FeatureImpactOutcome
     from cmkit.lint import LintReport
+    from cmkit.predict import PredictResult
     from cmkit.prune import PruneResult
     from cmkit.push import PushResult
     from cmkit.report import TestTable
@@ -223,6 +226,17 @@ def diagnosis(found: Diagnosis) -> None:
     console.print(f"[bold red]{escape(found.code)}:[/] {escape(found.line())}", markup=True)
     for line in found.evidence:
         console.print(f"  [dim]{escape(line)}[/]", markup=True)
+
+
+def prediction(result: PredictResult, output: Path | None) -> None:
+    """`cmkit predict`'s verdict on stderr (the predictions went to stdout or --output)."""
+    if result.ok:
+        where = f" to {output}" if output else ""
+        console.print(f"predicted {result.rows} rows{escape(where)}", markup=True)
+        return
+    console.print(f"[red]prediction failed:[/] {escape(result.problem or '')}", markup=True)
+    if result.diagnosis is not None:
+        diagnosis(result.diagnosis)
 
 
 def feature_impact(outcome: FeatureImpactOutcome) -> None:

@@ -140,8 +140,8 @@ def test_the_rule_catches(source: str) -> None:
         'def f():\n    """regression"""',
         'raise ValueError("binary models need both class labels")',
         'message = f"{kind} models take no class labels"',
-        'ok = target.type is TargetType.BINARY',
-        'ok = target.type.numeric_predictions',
+        "ok = target.type is TargetType.BINARY",
+        "ok = target.type.numeric_predictions",
         'ok = doc["customModelType"] == "inference"',
     ],
 )

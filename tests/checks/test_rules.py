@@ -73,7 +73,7 @@ def test_regression_row_problems(prediction: object, fragment: str) -> None:
     ("text", "fragment"),
     [
         ('{"predictions": [1.0, 1e999, 2]}', "row 1: non-finite value inf"),  # JSON allows it; orjson refuses it
-        ('{"predictions": [1.0, ' + str(10**400) + ']}', "row 1: number beyond a float's range"),
+        ('{"predictions": [1.0, ' + str(10**400) + "]}", "row 1: number beyond a float's range"),
         ('{"predictions": [1.0, 2, 1e999, 1e999]}', "2 invalid predictions: row 2: non-finite value inf; row 3"),
     ],
 )

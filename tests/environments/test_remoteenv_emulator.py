@@ -26,8 +26,6 @@ from tests.support.emulator_support import TOKEN, Emulator
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_datarobot_configuration")]
 
 
-
-
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
     emu = Emulator(tmp_path / "emulator-data").start()
