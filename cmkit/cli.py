@@ -284,6 +284,11 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 @click.option("--rtol", type=TOLERANCE, default=1e-5, show_default=True)
 @click.option("--atol", type=TOLERANCE, default=1e-8, show_default=True)
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")
+@click.option(
+    "--html",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (checks, diagnosis, latencies, feature impact).",
+)
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
 @click.option("--watch", is_flag=True, help="Keep the server up and rerun the checks after every save (Ctrl-C ends).")
 @click.option("--feature-impact", is_flag=True, help="Also rank features by permutation impact (RMSE / log loss).")
@@ -292,8 +297,11 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     type=click.IntRange(10, 100_000),
     help="Rows sampled for feature impact (implies --feature-impact; default: up to 2500, as DataRobot).",
 )
-def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: bool, **flags: Any) -> None:
+def test_local_command(
+    bundle: Path, junit: Path | None, html: Path | None, as_json: bool, watch: bool, **flags: Any
+) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
+    from cmkit.htmlreport import html_report
     from cmkit.junit import junit_xml
     from cmkit.testlocal import run_test_local
     from cmkit.textfiles import check_writable
@@ -301,8 +309,9 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     _interrupt_on_sigterm()
     flags["feature_impact"] = flags["feature_impact"] or flags["feature_impact_rows"] is not None
     config = _config(bundle, **flags)
-    if junit:
-        check_writable(junit)  # before the run, not after minutes of it
+    for report_file in (junit, html):
+        if report_file:
+            check_writable(report_file)  # before the run, not after minutes of it
     if watch:
         _watch_test_local(config, junit, as_json)
     with render.ConsoleEvents(show_build_output=not as_json) as events:
@@ -310,6 +319,8 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     document = report.to_dict()
     if junit:
         junit.write_text(junit_xml(report), encoding="utf-8")
+    if html:
+        html.write_text(html_report(document, f"cmkit test-local {bundle}"), encoding="utf-8")
 
     def show() -> None:
         render.test_report(report.table())

@@ -79,6 +79,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/cmkit-[0-9a-f]{8}/"), "/cmkit-<prefix>/"),
     (re.compile(r'"runId": "[0-9a-f]{12}"'), '"runId": "<run-id>"'),
     (re.compile(r"test-local-[0-9a-f]{12}\.log"), "test-local-<run-id>.log"),
+    (re.compile(r'"([<>]=?\d+)": \d+'), r'"\1": "<n>"'),  # latencyHistogramMs' buckets: measured
     (re.compile(rf'"({"|".join(_TIMED_KEYS)})": {_NUMBER}'), r'"\1": "<n>"'),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
     (re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\]"), "[<time>]"),
