@@ -239,6 +239,16 @@ def prediction(result: PredictResult, output: Path | None) -> None:
         diagnosis(result.diagnosis)
 
 
+BAR_WIDTH = 20
+
+
+def impact_bar(normalized: float, width: int = BAR_WIDTH) -> str:
+    """A feature's normalised impact as a bar of eighth blocks (nothing for no or negative impact)."""
+    eighths = round(max(0.0, min(1.0, normalized)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("" if not rest else " ▏▎▍▌▋▊▉"[rest])
+
+
 def feature_impact(outcome: FeatureImpactOutcome) -> None:
     """The ranking of `test-local --feature-impact`, most impactful feature first."""
     result = outcome.result
@@ -251,13 +261,15 @@ def feature_impact(outcome: FeatureImpactOutcome) -> None:
     table.add_column("#", justify="right")
     table.add_column("feature")
     table.add_column("normalized", justify="right")
+    table.add_column("", no_wrap=True)
     table.add_column(f"{result.metric} increase", justify="right")
     for position, item in enumerate(result.shown(), start=1):
         table.add_row(
             str(position),
             escape(item.feature_name),
             f"{item.impact_normalized:.3f}",
-            f"{item.impact_unnormalized:.6g}",
+            impact_bar(item.impact_normalized),
+            f"{item.impact_unnormalized:.4g}",  # one precision for every row, as the normalised column
         )
     console.print(table)
     console.print(f"baseline {result.metric} {result.baseline:.6g}, {round(result.seconds, 3):.2f} s")
