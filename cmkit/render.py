@@ -148,6 +148,8 @@ class ConsoleEvents(Events):
     def check(self, name: str, result: object) -> None:
         self.close()
         status = str(getattr(result, "status", ""))
+        if status == "skipped" and self.console.is_terminal:
+            return  # the final table sums the skipped checks up in one line
         style = _STATUS_STYLE.get(status, "")
         first = str(getattr(result, "message", "")).splitlines()[0:1]
         self.console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
@@ -200,12 +202,19 @@ def test_report(table: TestTable) -> None:
     grid.add_column("config")
     grid.add_column("status")
     grid.add_column("message", overflow="fold")
+    skipped = [row for row in table.rows if row.status == "skipped"]
     for row in table.rows:
+        if row.status == "skipped":
+            continue  # one line under the table, not a row each
         style = _STATUS_STYLE.get(row.status, "")
         # With a diagnosis the log's lines are below the table once, not inside a cell.
         message = row.message.splitlines()[0] if table.diagnosis and row.message else row.message
         grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(message))
     console.print(grid)
+    if skipped:
+        reasons = sorted({row.message for row in skipped})
+        head = reasons[0] if len(reasons) == 1 and reasons[0].startswith("skipped") else "skipped"
+        console.print(f"[dim]{escape(head)}: {escape(', '.join(row.name for row in skipped))}[/]", markup=True)
     overall = table.overall
     console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
     if table.protocol:

@@ -267,3 +267,11 @@ def test_feature_impact_bars_scale_to_the_top_feature() -> None:
     assert impact_bar(0.5) == "\u2588" * 10
     assert impact_bar(0.984) == "\u2588" * 19 + "\u258b"  # 157 eighths: 19 full, 5/8
     assert impact_bar(0.0) == impact_bar(-0.2) == ""  # no impact, or the model did better without it
+
+
+def test_skipped_checks_are_one_line_under_the_table(shown: Shown) -> None:
+    skipped = CheckResult("skipped", "skipped by configuration")
+    render.test_report(report(performanceCheck=skipped, stabilityCheck=skipped).table())
+    text = shown()
+    assert "skipped by configuration: performanceCheck, stabilityCheck" in text
+    assert "│ performanceCheck" not in text
