@@ -123,12 +123,24 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     is_flag=True,
     help="PATHS are files (as pre-commit passes them): lint each bundle that holds one.",
 )
-def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> None:
-    """Check bundles statically (no Docker): start script, requirements, metadata, files."""
+@click.option(
+    "--environment",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The environment folder the bundle runs on, for its packages (default: cmkit's python3 one).",
+)
+def lint_command(paths: tuple[str, ...], from_files: bool, environment: Path | None, as_json: bool) -> None:
+    """Check bundles statically (no Docker): code, hooks, imports, requirements, metadata, files.
+
+    \b
+    Examples:
+      cmkit lint my_model
+      cmkit lint --json sample_models/*/
+      cmkit lint my_model --environment my_environment
+    """
     from cmkit.lint import bundles_of_files, lint_bundle, lint_document
 
     bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
-    reports = [lint_bundle(b) for b in bundles]
+    reports = [lint_bundle(b, environment) for b in bundles]
 
     def show() -> None:
         for report in reports:

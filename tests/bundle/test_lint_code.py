@@ -186,3 +186,14 @@ def test_a_classifier_predicting_classes_instead_of_probabilities_is_a_warning(b
     (found,) = lint_bundle(bundle).findings
     assert (found.rule, found.line, found.severity) == ("hooks-not-probabilities", 9, "warning")
     assert "a binary model returns one probability per class label" in found.message
+
+
+def test_the_environment_is_the_one_named(bundle: Path, tmp_path: Path) -> None:
+    # An environment of one's own that installs scikit-learn: the import is provided.
+    (bundle / "custom.py").write_text("import sklearn\n" + HOOKS)
+    environment = tmp_path / "environment"
+    environment.mkdir()
+    (environment / "requirements.txt").write_text("pandas==2.2.3\nscikit-learn==1.5.2\n")
+    result = CliRunner().invoke(main, ["lint", str(bundle), "--environment", str(environment)])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(main, ["lint", str(bundle)]).exit_code == 1
