@@ -120,11 +120,20 @@ def _lines(text: str) -> list[str]:
     return [line.rstrip() for line in strip_ansi(text).splitlines()]
 
 
+def _latest_versions(line: str, keep: int = 5) -> str:
+    """pip's "(from versions: ...)" cut to the latest few: the ones a pin should name."""
+    match = re.search(r"\(from versions: ([^)]*)\)", line)
+    versions = match.group(1).split(", ") if match else []
+    if len(versions) <= keep or match is None:
+        return line
+    return f"{line[: match.start()]}(from versions: ..., {', '.join(versions[-keep:])}){line[match.end() :]}"
+
+
 def _unsatisfiable(build: list[str]) -> Diagnosis | None:
     pattern = re.compile(
         r"(?:Could not find a version that satisfies the requirement|No matching distribution found for) (\S+)"
     )
-    found = [line.strip() for line in build if pattern.search(line)]
+    found = [_latest_versions(line.strip()) for line in build if pattern.search(line)]
     if not found:
         return None
     match = pattern.search(found[-1])

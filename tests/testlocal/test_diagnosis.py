@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cmkit.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, TEST_LABEL, TEST_RUN_ID
 from tests.support.bundles import metadata_yaml, write_quick_bundle, write_runtime_bundle
 
 FAST = ["--runtime", "process", "--check", "sideEffects=skip", "--check", "nullValueImputation=skip"]
@@ -155,3 +155,20 @@ def test_an_unsatisfiable_pin_is_pips_line_without_its_colours(tmp_path: Path) -
         "`pip index versions scikit-learn` lists the versions that exist"
     )
     assert found.evidence[-1] == "ERROR: No matching distribution found for scikit-learn==99.0.0"
+
+
+@pytest.mark.docker
+def test_an_unsatisfiable_pin_in_the_dependency_build(tmp_path: Path, docker_client: object) -> None:
+    # The pin: ~70 lines of pip output with colour codes in a table cell, before.
+    custom = "def load_model(code_dir):\n    return None\n\n\ndef predict(model, X):\n    return X.iloc[:, 0]\n"
+    bundle = write_runtime_bundle(tmp_path / "bundle", "regression", "house", custom)
+    (bundle / "requirements.txt").write_text("scikit-learn==99.0.0\n")
+    docker = ["--runtime", "docker", "--label", f"{TEST_LABEL}={TEST_RUN_ID}"]
+    result = CliRunner().invoke(main, ["test-local", str(bundle), *docker, "--json"])
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)["diagnosis"]
+    assert found["code"] == "unsatisfiable-requirement"
+    assert found["message"] == "pip cannot find scikit-learn==99.0.0 (requirements.txt)"
+    assert found["evidence"][-1] == "ERROR: No matching distribution found for scikit-learn==99.0.0"
+    log = Path(found["logFile"]).read_text(encoding="utf-8")
+    assert "No matching distribution found" in log and "\x1b[" not in log

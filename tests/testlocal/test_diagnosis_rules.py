@@ -112,3 +112,13 @@ def test_the_log_is_saved_stripped_and_named(tmp_path: Path) -> None:
     assert Diagnosis.from_dict(saved.to_dict()) == saved
     (tmp_path / "file").write_text("")
     assert save_log(found, "text", tmp_path / "file", "run") == found  # no folder for it: no file named
+
+
+def test_pips_version_list_is_cut_to_the_latest() -> None:
+    versions = ", ".join(f"1.{minor}.0" for minor in range(30))
+    log = f"ERROR: Could not find a version that satisfies the requirement x==9 (from versions: {versions})\n"
+    found = diagnose(FailureEvidence(build_log=log))
+    assert found is not None and found.evidence == (
+        "ERROR: Could not find a version that satisfies the requirement x==9 "
+        "(from versions: ..., 1.25.0, 1.26.0, 1.27.0, 1.28.0, 1.29.0)",
+    )
