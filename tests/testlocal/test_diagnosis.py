@@ -172,3 +172,19 @@ def test_an_unsatisfiable_pin_in_the_dependency_build(tmp_path: Path, docker_cli
     assert found["evidence"][-1] == "ERROR: No matching distribution found for scikit-learn==99.0.0"
     log = Path(found["logFile"]).read_text(encoding="utf-8")
     assert "No matching distribution found" in log and "\x1b[" not in log
+
+
+@pytest.mark.docker
+def test_pandas_1_beside_the_environments_numpy_2(tmp_path: Path, docker_client: object) -> None:
+    # The ABI break: pip installs pandas 1.5 beside NumPy 2, and the import fails at start.
+    # lint names the line before any build (tests/bundle/test_lint_code.py); this is the run's side.
+    custom = "def load_model(code_dir):\n    return None\n\n\ndef predict(model, X):\n    return X.iloc[:, 0]\n"
+    bundle = write_runtime_bundle(tmp_path / "bundle", "regression", "house", "import pandas\n" + custom)
+    (bundle / "requirements.txt").write_text("pandas>=1.0,<2.0\n")
+    docker = ["--runtime", "docker", "--label", f"{TEST_LABEL}={TEST_RUN_ID}"]
+    result = CliRunner().invoke(main, ["test-local", str(bundle), *docker])
+    assert result.exit_code == 1
+    assert diagnosis_line(result.stderr).startswith(
+        "numpy-abi: a package was built against NumPy 1.x and the environment has NumPy 2: require a release"
+    )
+    assert "ValueError: numpy.dtype size changed" in result.stderr
