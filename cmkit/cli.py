@@ -99,7 +99,7 @@ def main() -> None:
     """Package, validate, test and upload DataRobot custom inference models."""
 
 
-@command(main, "deps")
+@command(main, "deps", short_help="requirements.txt as DataRobot's dependencies")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Map requirements.txt onto DataRobot's dependency structure.
@@ -117,19 +117,31 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     _finish(as_json, deps_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
-@command(main, "lint")
+@command(main, "lint", short_help="Static checks of a bundle, for pre-commit")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--from-files",
     is_flag=True,
     help="PATHS are files (as pre-commit passes them): lint each bundle that holds one.",
 )
-def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> None:
-    """Check bundles statically (no Docker): start script, requirements, metadata, files."""
+@click.option(
+    "--environment",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The environment folder the bundle runs on, for its packages (default: cmkit's python3 one).",
+)
+def lint_command(paths: tuple[str, ...], from_files: bool, environment: Path | None, as_json: bool) -> None:
+    """Check bundles statically (no Docker): code, hooks, imports, requirements, metadata, files.
+
+    \b
+    Examples:
+      cmkit lint my_model
+      cmkit lint --json sample_models/*/
+      cmkit lint my_model --environment my_environment
+    """
     from cmkit.lint import bundles_of_files, lint_bundle, lint_document
 
     bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
-    reports = [lint_bundle(b) for b in bundles]
+    reports = [lint_bundle(b, environment) for b in bundles]
 
     def show() -> None:
         for report in reports:
@@ -151,15 +163,19 @@ def _interrupt_on_sigterm() -> None:
 def _test_options(func: F) -> F:
     """Options shared by `test-local` and `serve`: what to run and how."""
     options = [
-        click.option("--target-type", type=click.Choice(TARGET_TYPES)),
+        click.option(
+            "--target-type",
+            type=click.Choice(TARGET_TYPES),
+            help="What the model predicts (default: targetType of model-metadata.yaml).",
+        ),
         click.option("--target-name", help="Target column, removed from the dataset before predicting."),
         click.option(
             "--runtime-params-file",
             type=click.Path(path_type=Path, dir_okay=False),
             help="Values of the metadata's runtimeParameterDefinitions (YAML, NAME: value; DRUM's flag and format).",
         ),
-        click.option("--positive-class-label"),
-        click.option("--negative-class-label"),
+        click.option("--positive-class-label", help="Binary: the positive class (default: the metadata's)."),
+        click.option("--negative-class-label", help="Binary: the negative class (default: the metadata's)."),
         click.option(
             "--class-labels", type=LABEL_LIST, help="Multiclass labels, comma-separated, in the model's order."
         ),
@@ -185,7 +201,13 @@ def _test_options(func: F) -> F:
             help="The server's prediction protocol (default: detected; DRUM's server is 'drum').",
         ),
         click.option("--maximum-memory", type=MEMORY_SIZE, help="Hard memory limit, e.g. 512M (Docker)."),
-        click.option("--network-egress", type=click.Choice(["NONE", "PUBLIC"]), default="PUBLIC", show_default=True),
+        click.option(
+            "--network-egress",
+            type=click.Choice(["NONE", "PUBLIC"]),
+            default="PUBLIC",
+            show_default=True,
+            help="NONE cuts the model off the network, as DataRobot's setting does (Docker).",
+        ),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
         click.option(
@@ -295,7 +317,7 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     )
 
 
-@command(main, "test-local")
+@command(main, "test-local", short_help="Run DataRobot's model-test checks locally")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
@@ -309,8 +331,20 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 )
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
 @_check_parameter_options
-@click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
-@click.option("--side-effects-rows", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--startup-timeout",
+    type=SECONDS,
+    default=120.0,
+    show_default=True,
+    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
+)
+@click.option(
+    "--side-effects-rows",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows sideEffects predicts one at a time and compares with the batch.",
+)
 @click.option(
     "--null-rows",
     default="auto",
@@ -319,9 +353,14 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     metavar="auto|all|N",
     help="Rows in each nullValueImputation request: auto samples wide datasets, all sends every row.",
 )
-@click.option("--rtol", type=TOLERANCE, default=1e-5, show_default=True)
-@click.option("--atol", type=TOLERANCE, default=1e-8, show_default=True)
+@click.option("--rtol", type=TOLERANCE, default=1e-5, show_default=True, help="sideEffects: relative tolerance.")
+@click.option("--atol", type=TOLERANCE, default=1e-8, show_default=True, help="sideEffects: absolute tolerance.")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write a JUnit XML report.")
+@click.option(
+    "--html",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (checks, diagnosis, latencies, feature impact).",
+)
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
 @click.option("--watch", is_flag=True, help="Keep the server up and rerun the checks after every save (Ctrl-C ends).")
 @click.option("--feature-impact", is_flag=True, help="Also rank features by permutation impact (RMSE / log loss).")
@@ -330,8 +369,18 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     type=click.IntRange(10, 100_000),
     help="Rows sampled for feature impact (implies --feature-impact; default: up to 2500, as DataRobot).",
 )
-def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: bool, **flags: Any) -> None:
-    """Build and run BUNDLE, then run DataRobot's model-test checks against it."""
+def test_local_command(
+    bundle: Path, junit: Path | None, html: Path | None, as_json: bool, watch: bool, **flags: Any
+) -> None:
+    """Build and run BUNDLE, then run DataRobot's model-test checks against it.
+
+    \b
+    Examples:
+      cmkit test-local sample_models/regression_diabetes
+      cmkit test-local my_model --runtime process --json > report.json
+      cmkit test-local my_model --check performanceCheck=fail --html report.html --junit junit.xml
+    """
+    from cmkit.htmlreport import html_report
     from cmkit.junit import junit_xml
     from cmkit.testlocal import run_test_local
     from cmkit.textfiles import check_writable
@@ -339,8 +388,9 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     _interrupt_on_sigterm()
     flags["feature_impact"] = flags["feature_impact"] or flags["feature_impact_rows"] is not None
     config = _config(bundle, **flags)
-    if junit:
-        check_writable(junit)  # before the run, not after minutes of it
+    for report_file in (junit, html):
+        if report_file:
+            check_writable(report_file)  # before the run, not after minutes of it
     if watch:
         _watch_test_local(config, junit, as_json)
     with render.ConsoleEvents(show_build_output=not as_json) as events:
@@ -348,6 +398,8 @@ def test_local_command(bundle: Path, junit: Path | None, as_json: bool, watch: b
     document = report.to_dict()
     if junit:
         junit.write_text(junit_xml(report), encoding="utf-8")
+    if html:
+        html.write_text(html_report(document, f"cmkit test-local {bundle}"), encoding="utf-8")
 
     def show() -> None:
         render.test_report(report.table())
@@ -413,10 +465,16 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
     sys.exit(0)
 
 
-@command(main, "serve")
+@command(main, "serve", short_help="Run a bundle's model server and stream its log")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @_test_options
-@click.option("--startup-timeout", type=SECONDS, default=120.0, show_default=True)
+@click.option(
+    "--startup-timeout",
+    type=SECONDS,
+    default=120.0,
+    show_default=True,
+    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
+)
 @click.option(
     "--watch", is_flag=True, help="Bring every save to the running server (reload, or rebuild what needs it)."
 )
@@ -446,17 +504,70 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     sys.exit(1 if session.failed else 0)
 
 
+@command(main, "predict", short_help="Predict a CSV, in drum score's columns")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--input",
+    "input_csv",
+    default="-",
+    show_default=True,
+    help="CSV of rows to predict (every column is sent as a feature); '-' reads standard input.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the predictions CSV here (default: standard output).",
+)
+@_test_options
+@click.option(
+    "--startup-timeout",
+    type=SECONDS,
+    default=120.0,
+    show_default=True,
+    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
+)
+def predict_command(bundle: Path, input_csv: str, output: Path | None, as_json: bool, **flags: Any) -> None:
+    """Predict a CSV with BUNDLE, as `drum score` does: its columns, through test-local's runtime.
+
+    \b
+    Examples:
+      cmkit predict sample_models/regression_diabetes --input sample_models/regression_diabetes/data/test.csv
+      cat rows.csv | cmkit predict my_model --runtime process > predictions.csv
+      cmkit predict my_model --input rows.csv --output predictions.csv --json
+    """
+    import tempfile
+
+    from cmkit.predict import predict_bundle
+
+    _interrupt_on_sigterm()
+    config = _config(bundle, **flags)
+    with tempfile.TemporaryDirectory(prefix="cmkit-predict-") as folder:
+        source = Path(input_csv)
+        if input_csv == "-":
+            source = Path(folder) / "input.csv"
+            source.write_bytes(sys.stdin.buffer.read())
+        with render.ConsoleEvents() as events:
+            result = predict_bundle(config, source, events)
+    if result.predictions is not None:
+        text = result.predictions.to_csv(index=False)
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+        elif not as_json:
+            click.echo(text, nl=False)
+    _finish(as_json, result.to_dict(), lambda: render.prediction(result, output), not result.ok)
+
+
 def _api_options(func: F) -> F:
     func = click.option("--token", help="API token (else DATAROBOT_API_TOKEN or drconfig.yaml).")(func)
     return click.option("--endpoint", help="e.g. https://app.datarobot.com/api/v2 (else DATAROBOT_ENDPOINT).")(func)
 
 
-@command(main, "push")
+@command(main, "push", short_help="Upload a bundle as a new model version")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @_api_options
 @click.option("--model-id", help="Push to this model (else modelID, else found or created from the metadata).")
 @click.option("--environment-id", help="Execution environment of the new version.")
-@click.option("--environment-version-id")
+@click.option("--environment-version-id", help="That environment's version (default: its latest).")
 @click.option("--minor", is_flag=True, help="Create a minor version (default: major).")
 @click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), help="Run DataRobot's test on this CSV.")
 @click.option("--dataset-id", help="Run DataRobot's test on this existing dataset.")
@@ -501,18 +612,18 @@ def push_command(
     _finish(as_json, result.to_dict(), lambda: render.push_result(result), result.failed)
 
 
-@main.group("env")
+@main.group("env", short_help="Execution environments on DataRobot")
 def env_group() -> None:
     """Execution environments."""
 
 
-@command(env_group, "push")
+@command(env_group, "push", short_help="Upload an execution environment and build it")
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @_api_options
 @click.option("--name", help="Environment name (default: the folder's name).")
 @click.option("--environment-id", help="Add a version to this environment.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the image build.")
-@click.option("--timeout", type=SECONDS, default=1800.0, show_default=True)
+@click.option("--timeout", type=SECONDS, default=1800.0, show_default=True, help="Seconds to wait for the image build.")
 def env_push_command(
     folder: Path,
     endpoint: str | None,
@@ -535,7 +646,7 @@ def env_push_command(
     _finish(as_json, result.to_dict(), lambda: render.environment_result(result), result.build_status == "failed")
 
 
-@command(main, "prune")
+@command(main, "prune", short_help="Remove the Docker objects cmkit left")
 @click.option("--older-than", metavar="DURATION", help="Only objects created more than this ago (30m, 12h, 7d).")
 @click.option(
     "--all", "everything", is_flag=True, help="Also running containers, the layer cache, wheel cache and venvs."
@@ -570,7 +681,7 @@ def prune_command(
     _finish(as_json, result.to_dict(), lambda: render.prune_result(result), result.failed)
 
 
-@command(main, "init")
+@command(main, "init", short_help="Write a new model bundle")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--target-type",
@@ -596,7 +707,13 @@ def init_command(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Write a new model bundle into DIRECTORY: server, example model, metadata, sample data."""
+    """Write a new model bundle into DIRECTORY: hooks (custom.py), example model, metadata, sample data.
+
+    \b
+    Examples:
+      cmkit init my_model --target-type binary
+      cmkit init churn --target-type multiclass --class-labels low,mid,high
+    """
     from pathlib import Path
 
     from cmkit.scaffold import init_bundle, make_spec
@@ -617,7 +734,7 @@ def init_command(
     _finish(as_json, result.to_dict(), lambda: render.init_result(result), False, show_with_json=False)
 
 
-@command(main, "emulator")
+@command(main, "emulator", short_help="Serve a local DataRobot custom-models API")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
 @click.option(

@@ -15,9 +15,16 @@ def junit_xml(report: TestReport, name: str = "cmkit test-local") -> str:
     """One testcase per check; failed -> <failure>, warning -> <system-out>, skipped/aborted -> <skipped>."""
     suite = ET.Element("testsuite", name=name, tests=str(len(report.results)))
     failures = skipped = 0
+    diagnosis = report.diagnosis
     for check, result in report.results.items():
         case = ET.SubElement(suite, "testcase", classname="cmkit.test_local", name=check, time=f"{result.seconds:.3f}")
-        if result.status == FAILED:
+        if result.status == FAILED and diagnosis is not None and not failures:
+            # The first failure carries the diagnosis: its code as the type CI dashboards group by.
+            failures += 1
+            evidence = [line for line in diagnosis.evidence if line != result.message]
+            text = "\n".join((diagnosis.line(), *evidence, "", result.message))
+            ET.SubElement(case, "failure", message=diagnosis.line(), type=diagnosis.code).text = text
+        elif result.status == FAILED:
             failures += 1
             ET.SubElement(
                 case, "failure", message=result.message.splitlines()[0] if result.message else "failed"

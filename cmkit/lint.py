@@ -17,10 +17,21 @@ from cmkit.bundle import (
     find_secrets,
     list_bundle,
 )
+from cmkit.codescan import (
+    EnvironmentPackages,
+    ParsedFile,
+    environment_packages,
+    find_conflicts,
+    local_modules,
+    parse_python_files,
+    pip_name_for,
+    provided_modules,
+    scan_imports,
+)
 from cmkit.errors import InputError
-from cmkit.metadata import METADATA_FILE, load_metadata, validate_metadata
-from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text, read_text_file
-from cmkit.target import TargetType
+from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata, validate_metadata
+from cmkit.paths import cache_dir, default_environment_dir
+from cmkit.requirements import REQUIREMENTS_FILE, DependencyReport, parse_requirements_text, read_text_file
 from cmkit_runtime.formats import (
     ARTIFACT,
     ARTIFACT_PACKAGES,
@@ -34,6 +45,7 @@ from cmkit_runtime.formats import (
     artifacts_in,
     format_of,
 )
+from cmkit_runtime.target_types import TargetType
 
 
 @dataclass(frozen=True)
@@ -131,28 +143,29 @@ def _check_start_script(root: Path) -> list[Finding]:
     return findings
 
 
-def _check_requirements(root: Path) -> list[Finding]:
+def _read_requirements(root: Path) -> tuple[DependencyReport | None, list[Finding]]:
+    """The bundle's requirements.txt parsed once (None without one), and what is wrong in it."""
     path = root / REQUIREMENTS_FILE
     if not os.path.lexists(path):
-        return []
+        return None, []
     try:
         report = parse_requirements_text(read_text_file(path), source=str(path))
     except InputError as exc:
-        return [Finding(REQUIREMENTS_FILE, "requirements-unreadable", exc.message, exc.line)]
-    return [
+        return None, [Finding(REQUIREMENTS_FILE, "requirements-unreadable", exc.message, exc.line)]
+    return report, [
         Finding(REQUIREMENTS_FILE, "requirements-invalid", f"{e.line!r}: {e.message}", e.line_number)
         for e in report.errors
     ]
 
 
-def _check_metadata(root: Path) -> list[Finding]:
+def _check_metadata(root: Path) -> tuple[ModelMetadata | None, list[Finding]]:
     try:
         meta = load_metadata(root)
     except InputError as exc:
-        return [Finding(METADATA_FILE, "metadata-yaml", exc.message, exc.line)]
+        return None, [Finding(METADATA_FILE, "metadata-yaml", exc.message, exc.line)]
     if meta is None:
-        return []
-    return [
+        return None, []
+    return meta, [
         Finding(METADATA_FILE, "metadata-invalid", p.message, p.line, p.severity) for p in validate_metadata(meta, root)
     ]
 
@@ -222,7 +235,7 @@ def _check_model_without_script(root: Path) -> list[Finding]:
     """Without start_server.sh the environment's runtime serves the bundle: it needs hooks or an artifact."""
     names, findings = _hook_names(root)
     if findings:
-        return findings
+        return []  # custom.py does not parse: _check_python_files reports it, with or without a script
     model_format = format_of(names or ())
     loadable, others = artifacts_in(root)
     if model_format != ARTIFACT or (names is not None and "load_model" in names) or len(loadable) == 1:
@@ -332,19 +345,184 @@ def _check_vendored_server(root: Path) -> list[Finding]:
     ]
 
 
-def lint_bundle(bundle: str | Path) -> LintReport:
+def lint_bundle(bundle: str | Path, environment: Path | None = None) -> LintReport:
+    """Lint a bundle; `environment`: the docker context it runs on (default: cmkit's python3 one)."""
     root = Path(bundle)
     if not root.is_dir():
         raise InputError("not a bundle folder", file=bundle, hint="pass the folder holding start_server.sh")
     listing = list_bundle(root)
     report = LintReport(bundle=str(root), files=len(listing.files), bytes=listing.total_bytes)
+    requirements, requirement_findings = _read_requirements(root)
+    meta, metadata_findings = _check_metadata(root)
+    files = [f.path for f in listing.files]
+    parsed = parse_python_files(root, files)
+    packages = _environment_packages(environment)
     report.findings += _check_start_script(root)
     report.findings += _check_vendored_server(root)
-    report.findings += _check_requirements(root)
-    report.findings += _check_metadata(root)
+    report.findings += requirement_findings
+    report.findings += metadata_findings
     report.findings += _check_type_hooks(root)
     report.findings += _check_files(listing)
+    report.findings += _check_python_files(parsed)
+    report.findings += _check_hooks(parsed, meta)
+    report.findings += _check_imports(parsed, files, requirements, packages, meta)
+    report.findings += _check_conflicts(requirements, packages)
     return report
+
+
+# --- what will break at start: the code, its hooks, its imports and its requirements -------------
+
+
+def _environment_packages(environment: Path | None) -> EnvironmentPackages | None:
+    """The packages the environment installs (its requirements.txt), None when it has none."""
+    folder = environment or default_environment_dir()
+    try:
+        text = (folder / REQUIREMENTS_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return environment_packages(text, cache_dir() / "lint")
+
+
+def _check_python_files(parsed: list[ParsedFile]) -> list[Finding]:
+    """Every .py of the bundle parses, whatever starts the server (a start script imports them too)."""
+    return [
+        Finding(
+            item.path,
+            "hooks-syntax" if item.path == HOOK_FILE else "python-syntax",
+            f"{item.path} does not parse: {item.error}",
+            item.line,
+        )
+        for item in parsed
+        if item.tree is None
+    ]
+
+
+def _hooks_tree(parsed: list[ParsedFile]) -> ast.Module | None:
+    return next((item.tree for item in parsed if item.path == HOOK_FILE), None)
+
+
+def _check_hooks(parsed: list[ParsedFile], meta: ModelMetadata | None) -> list[Finding]:
+    """custom.py's hooks take what the runtime passes them, and a classifier's return probabilities."""
+    tree = _hooks_tree(parsed)
+    if tree is None:
+        return []
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    model_format = format_of(functions)
+    findings = [
+        Finding(HOOK_FILE, "hook-signature", problem, node.lineno)
+        for name, node in functions.items()
+        if (problem := hook_signature_problem(model_format, name, node.args)) is not None
+    ]
+    target_type = meta.target_type if meta else None
+    kind = TargetType.served_named(target_type)
+    hook = "score" if model_format == DRUM_HOOKS else "predict" if model_format == CMKIT_HOOKS else None
+    if kind is not None and kind.is_classification and hook in functions:
+        calls = _method_calls(functions[hook])
+        if "predict" in calls and not calls & PROBABILITY_METHODS:
+            findings.append(
+                Finding(
+                    HOOK_FILE,
+                    "hooks-not-probabilities",
+                    f"{hook}() calls .predict() and no .predict_proba(): a {kind} model returns one probability "
+                    "per class label; return model.predict_proba(X) (named by model.classes_)",
+                    functions[hook].lineno,
+                    severity="warning",
+                )
+            )
+    return findings
+
+
+PROBABILITY_METHODS = frozenset({"predict_proba", "predict_log_proba", "decision_function", "softmax", "sigmoid"})
+
+
+def _method_calls(function: ast.AST) -> set[str]:
+    return {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for node in ast.walk(function)
+        if isinstance(node, ast.Call)
+    }
+
+
+# How the runtime (and DRUM) calls each hook: positional arguments, and keywords it passes.
+HOOK_CALLS: dict[str, dict[str, tuple[int, bool]]] = {
+    CMKIT_HOOKS: {"load_model": (1, False), "predict": (2, False)},
+    DRUM_HOOKS: {
+        "load_model": (1, False),
+        "transform": (2, False),
+        "score": (2, True),  # DRUM passes the target type and labels as keyword arguments
+        "post_process": (2, False),
+    },
+}
+HOOK_USAGE = {
+    "load_model": "load_model(code_dir)",
+    "predict": "predict(model, X)",
+    "transform": "transform(data, model)",
+    "score": "score(data, model, **kwargs)",
+    "post_process": "post_process(predictions, model)",
+}
+
+
+def hook_signature_problem(model_format: str, name: str, args: ast.arguments) -> str | None:
+    """Why a hook cannot take the call the runtime makes, or None."""
+    call = HOOK_CALLS.get(model_format, {}).get(name)
+    if call is None:
+        return None
+    positional, keywords = call
+    params = [*args.posonlyargs, *args.args]
+    required = len(params) - len(args.defaults)
+    if (len(params) < positional and args.vararg is None) or required > positional:
+        return f"{name}() takes {len(params)} positional parameter(s); the runtime calls {HOOK_USAGE[name]}"
+    if keywords and args.kwarg is None:
+        return f"{name}() has no **kwargs; DRUM passes the target type and labels as keywords: {HOOK_USAGE[name]}"
+    return None
+
+
+def _check_imports(
+    parsed: list[ParsedFile],
+    files: list[str],
+    requirements: DependencyReport | None,
+    packages: EnvironmentPackages | None,
+    meta: ModelMetadata | None,
+) -> list[Finding]:
+    """Modules the code imports that neither requirements.txt nor the environment installs."""
+    if packages is None:
+        return []
+    listed = provided_modules(d.package_name for d in requirements.dependencies) if requirements else set()
+    # A DataRobot environment named by ID is not known here: what it lacks is a warning, not an error.
+    remote = bool(meta and meta.environment_id)
+    missing = [use for use in scan_imports(parsed, local_modules(files)) if use.module not in listed | packages.modules]
+    return [
+        Finding(
+            use.file,
+            "import-not-in-requirements",
+            f"{use.file} imports {use.module}, which neither requirements.txt nor "
+            f"{'cmkit' + chr(39) + 's default' if remote else 'the'} environment installs: add "
+            f"{pip_name_for(use.module)} to requirements.txt",
+            use.line,
+            "warning" if remote else "error",
+        )
+        for use in missing
+    ]
+
+
+def _check_conflicts(requirements: DependencyReport | None, packages: EnvironmentPackages | None) -> list[Finding]:
+    """Requirements known to break beside what the environment pins (NumPy 2's ABI)."""
+    if requirements is None or packages is None:
+        return []
+    entries = [
+        (d.package_name, ",".join(f"{c.constraint_type}{c.version}" for c in d.constraints), d.line_number)
+        for d in requirements.dependencies
+    ]
+    return [
+        Finding(
+            REQUIREMENTS_FILE,
+            "requirement-conflict",
+            f"{c.package}{c.specifier} beside the environment's {c.environment_package}=={c.environment_version}: "
+            f"{c.why}. Allow {c.package}>={c.first_good}",
+            c.line,
+        )
+        for c in find_conflicts(entries, packages)
+    ]
 
 
 BUNDLE_MARKERS = (START_SCRIPT, METADATA_FILE)

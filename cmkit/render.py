@@ -31,11 +31,15 @@ from cmkit.events import BYTES, STEPS, WAITING, Events
 from cmkit_runtime.formats import UNSTRUCTURED_ROUTES
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
+    from pathlib import Path
+
     from cmkit.checks.protocols import Detected
+    from cmkit.diagnosis import Diagnosis
     from cmkit.emulator.server import EmulatorReady
     from cmkit.environments import EnvironmentPushResult
     from cmkit.featureimpact import FeatureImpactOutcome
     from cmkit.lint import LintReport
+    from cmkit.predict import PredictResult
     from cmkit.prune import PruneResult
     from cmkit.push import PushResult
     from cmkit.report import TestTable
@@ -145,6 +149,8 @@ class ConsoleEvents(Events):
     def check(self, name: str, result: object) -> None:
         self.close()
         status = str(getattr(result, "status", ""))
+        if status == "skipped" and self.console.is_terminal:
+            return  # the final table sums the skipped checks up in one line
         style = _STATUS_STYLE.get(status, "")
         first = str(getattr(result, "message", "")).splitlines()[0:1]
         self.console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
@@ -197,10 +203,19 @@ def test_report(table: TestTable) -> None:
     grid.add_column("config")
     grid.add_column("status")
     grid.add_column("message", overflow="fold")
+    skipped = [row for row in table.rows if row.status == "skipped"]
     for row in table.rows:
+        if row.status == "skipped":
+            continue  # one line under the table, not a row each
         style = _STATUS_STYLE.get(row.status, "")
-        grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(row.message))
+        # With a diagnosis the log's lines are below the table once, not inside a cell.
+        message = row.message.splitlines()[0] if table.diagnosis and row.message else row.message
+        grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(message))
     console.print(grid)
+    if skipped:
+        reasons = sorted({row.message for row in skipped})
+        head = reasons[0] if len(reasons) == 1 and reasons[0].startswith("skipped") else "skipped"
+        console.print(f"[dim]{escape(head)}: {escape(', '.join(row.name for row in skipped))}[/]", markup=True)
     overall = table.overall
     console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
     if table.protocol:
@@ -208,10 +223,40 @@ def test_report(table: TestTable) -> None:
         console.print(f"protocol: {escape(name)} ({escape(how)})", markup=True)
     for warning in table.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
-    tail = table.log_tail if overall == "failed" else None
+    if table.diagnosis is not None:
+        diagnosis(table.diagnosis)
+    tail = table.log_tail if overall == "failed" and table.diagnosis is None else None
     if tail:
         console.print("[dim]last server log lines:[/]", markup=True)
         console.print(escape(str(tail)), markup=True)
+
+
+def diagnosis(found: Diagnosis) -> None:
+    """The one line saying what is wrong and what to do, and the evidence under it."""
+    console.print(f"[bold red]{escape(found.code)}:[/] {escape(found.line())}", markup=True)
+    for line in found.evidence:
+        console.print(f"  [dim]{escape(line)}[/]", markup=True)
+
+
+def prediction(result: PredictResult, output: Path | None) -> None:
+    """`cmkit predict`'s verdict on stderr (the predictions went to stdout or --output)."""
+    if result.ok:
+        where = f" to {output}" if output else ""
+        console.print(f"predicted {result.rows} rows{escape(where)}", markup=True)
+        return
+    console.print(f"[red]prediction failed:[/] {escape(result.problem or '')}", markup=True)
+    if result.diagnosis is not None:
+        diagnosis(result.diagnosis)
+
+
+BAR_WIDTH = 20
+
+
+def impact_bar(normalized: float, width: int = BAR_WIDTH) -> str:
+    """A feature's normalised impact as a bar of eighth blocks (nothing for no or negative impact)."""
+    eighths = round(max(0.0, min(1.0, normalized)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("" if not rest else " ▏▎▍▌▋▊▉"[rest])
 
 
 def feature_impact(outcome: FeatureImpactOutcome) -> None:
@@ -226,13 +271,15 @@ def feature_impact(outcome: FeatureImpactOutcome) -> None:
     table.add_column("#", justify="right")
     table.add_column("feature")
     table.add_column("normalized", justify="right")
+    table.add_column("", no_wrap=True)
     table.add_column(f"{result.metric} increase", justify="right")
     for position, item in enumerate(result.shown(), start=1):
         table.add_row(
             str(position),
             escape(item.feature_name),
             f"{item.impact_normalized:.3f}",
-            f"{item.impact_unnormalized:.6g}",
+            impact_bar(item.impact_normalized),
+            f"{item.impact_unnormalized:.4g}",  # one precision for every row, as the normalised column
         )
     console.print(table)
     console.print(f"baseline {result.metric} {result.baseline:.6g}, {round(result.seconds, 3):.2f} s")

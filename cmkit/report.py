@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmkit.checks.parameters import CheckParameters
 from cmkit.checks.results import LONG_RUNNING_SERVICE, CheckResult, overall_status
+from cmkit.diagnosis import Diagnosis, FailureEvidence, diagnose
 
 if TYPE_CHECKING:
     from cmkit.engine.base import ExitInfo, Server
@@ -96,6 +97,7 @@ class TestReport:
     details: ReportDetails = field(default_factory=ReportDetails)
     server: Server | None = None  # still running when `keep` was asked
     feature_impact: FeatureImpactOutcome | None = None  # when asked for
+    diagnosis: Diagnosis | None = None  # the failure recognised (cmkit/diagnosis.py), when the run failed
 
     @property
     def overall_status(self) -> str:
@@ -111,6 +113,7 @@ class TestReport:
             self.details.protocol,
             self.details.all_warnings,
             self.details.server_log,
+            self.diagnosis,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +124,7 @@ class TestReport:
             "testingStatus": {name: r.to_api() for name, r in self.results.items()},
             "configuration": dict(self.configuration),
             "details": {**self.details.to_dict(), "checks": checks},
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
         }
         if self.feature_impact is not None:
             document["featureImpact"] = self.feature_impact.to_dict()
@@ -146,6 +150,7 @@ class TestTable:
     protocol: tuple[str, str] | None = None  # name, how it was chosen
     warnings: tuple[str, ...] = ()
     log_tail: str | None = None
+    diagnosis: Diagnosis | None = None
 
     @classmethod
     def from_api(cls, document: Mapping[str, Any]) -> TestTable:
@@ -163,7 +168,24 @@ class TestTable:
             (str(protocol["name"]), str(protocol["how"])) if protocol else None,
             tuple(str(warning) for warning in details.get("warnings", [])),
             details.get("logTail"),
+            _diagnosis_of(document, details),
         )
+
+
+def _diagnosis_of(document: Mapping[str, Any], details: Mapping[str, Any]) -> Diagnosis | None:
+    """A test resource's diagnosis: the emulator's (in its details), else recognised from what it says."""
+    given = details.get("diagnosis")
+    if isinstance(given, Mapping):
+        return Diagnosis.from_dict(given)
+    if document.get("overallStatus") != "failed":
+        return None
+    checks = {
+        name: (str(entry.get("status", "")), str(entry.get("message", "")))
+        for name, entry in (document.get("testingStatus") or {}).items()
+    }
+    # DataRobot's resource has no log: the checks' messages carry the server's last lines.
+    log = "\n".join([str(details.get("logTail") or ""), *(message for _, message in checks.values())])
+    return diagnose(FailureEvidence(server_log=log, checks=checks))
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,7 @@ def _server_settings(
                 hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
             )
     remote, warnings = _remote_source(config, environment_id, source)
+    warnings = (*_target_type_contradiction(config, meta), *warnings)
     if runtime is None:
         runtime = choose_runtime(config.runtime, needs_docker=bool(config.image or config.environment or remote))
     announced = (*warnings, *((FALLBACK_WARNING,) if runtime.fallback else ()))
@@ -331,6 +332,17 @@ def _server_settings(
         protocol=config.protocol,
         warnings=warnings,
         announced=announced,
+    )
+
+
+def _target_type_contradiction(config: TestLocalConfig, meta: ModelMetadata | None) -> tuple[str, ...]:
+    """A --target-type the metadata contradicts: DataRobot reads the metadata, so the run tests another model."""
+    flag, declared = config.target_type, meta.target_type if meta else None
+    if not flag or not declared or flag.lower() == declared.lower():
+        return ()
+    return (
+        f"--target-type {flag.lower()} contradicts model-metadata.yaml's targetType {declared}: this run tests a "
+        f"{flag.lower()} model, DataRobot will create a {declared} one; drop the flag or fix the metadata",
     )
 
 

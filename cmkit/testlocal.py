@@ -24,11 +24,13 @@ from cmkit.checks.results import (
     PREDICTION_VERIFICATION,
     CheckResult,
     not_started,
+    overall_status,
 )
+from cmkit.diagnosis import Diagnosis, FailureEvidence, diagnose, save_log, strip_ansi
 from cmkit.engine.base import RunSpec, Server
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, build_log
-from cmkit.paths import default_environment_dir
+from cmkit.paths import cache_dir, default_environment_dir
 from cmkit.report import CheckedDataset, Leftovers, ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.resolvedrun import ResolvedRun, ServerSettings
 
@@ -60,6 +62,7 @@ class StartFailed(CmkitError):
     """
 
     start: StartInfo = field(default_factory=StartInfo, repr=False)
+    build_log: str | None = field(default=None, repr=False)  # the whole build log when the build failed
 
 
 @dataclass
@@ -143,8 +146,10 @@ def _start_docker(
     except ModelStartFailed as exc:
         found = replace(start, build_seconds=exc.build_seconds, image=exc.image)
         if exc.build_log is not None:  # the build failed: its message with its last lines, and the tail for the report
-            found = replace(found, build_log_tail="\n".join(exc.build_log[-LOG_TAIL_LINES:]))
-            raise StartFailed(f"{exc.message}\n" + "\n".join(exc.build_log[-10:]), start=found) from exc
+            lines = strip_ansi("\n".join(exc.build_log)).splitlines()
+            found = replace(found, build_log_tail="\n".join(lines[-LOG_TAIL_LINES:]))
+            message = f"{exc.message}\n" + "\n".join(lines[-10:])
+            raise StartFailed(message, start=found, build_log="\n".join(lines)) from exc
         raise StartFailed(exc.message, start=found) from exc
     return StartedBundle(started.server, replace(start, build_seconds=started.build_seconds, image=started.image))
 
@@ -206,7 +211,9 @@ def run_test_local(
             loading.result()  # a bad dataset is the user's first problem (exit 2)
             results = not_started(CheckResult(FAILED, exc.message))
             details = _run_details(run_id, run, exc.start, began)
-            return TestReport(results, dict(run.checks), details)
+            evidence = FailureEvidence(exc.message, exc.build_log, checks=_verdicts(results))
+            found = _diagnosis(evidence, exc.build_log or exc.message, run_id)
+            return TestReport(results, dict(run.checks), details, diagnosis=found)
         try:
             dataset, expected = loading.result()
         except BaseException:
@@ -220,6 +227,17 @@ def run_test_local(
         if not run.keep:
             server.stop()
     leftovers = Leftovers.of(server)
+    whole_log = server.logs(None)
+    exit_info = checked.exit
+    evidence = FailureEvidence(
+        server_log=whole_log,
+        exit_code=exit_info.exit_code if exit_info else None,
+        oom_killed=bool(
+            (exit_info and exit_info.oom_killed) or checked.results[LONG_RUNNING_SERVICE].details.get("oomKilled")
+        ),
+        checks=_verdicts(checked.results),
+    )
+    found = _diagnosis(evidence, whole_log, run_id) if overall_status(checked.results) == FAILED else None
     details = replace(
         _run_details(run_id, run, started.start, began),
         checked=checked,
@@ -227,7 +245,19 @@ def run_test_local(
         peak_rss_mib=peak_rss_mib(),
         warnings=leftovers.warnings,
     )
-    return TestReport(checked.results, dict(run.checks), details, server if run.keep else None, impact)
+    return TestReport(checked.results, dict(run.checks), details, server if run.keep else None, impact, found)
+
+
+def _verdicts(results: dict[str, CheckResult]) -> dict[str, tuple[str, str]]:
+    return {name: (result.status, result.message) for name, result in results.items()}
+
+
+def _diagnosis(evidence: FailureEvidence, whole_log: str, run_id: str) -> Diagnosis | None:
+    """The failure recognised, with the whole log saved where the diagnosis says."""
+    found = diagnose(evidence)
+    if found is None:
+        return None
+    return save_log(found, whole_log, cache_dir() / "logs", f"test-local-{run_id}")
 
 
 def _run_details(run_id: str, run: ResolvedRun, start: StartInfo, began: float) -> ReportDetails:
@@ -341,7 +371,7 @@ def check_server(
         parameters=options.parameters,
         server=server.describe(),
         exit=exit_info,
-        log_tail=server.logs(LOG_TAIL_LINES),
+        log_tail=strip_ansi(server.logs(LOG_TAIL_LINES)),
     )
 
 

@@ -87,13 +87,21 @@ def order_by_labels(columns: list[Any], labels: tuple[str, ...]) -> list[int] | 
     return positions
 
 
-def _label_columns(raw: Any, labels: tuple[str, ...]) -> Any:
-    """A DataFrame whose columns are exactly the labels is taken by name, in `labels` order."""
-    if isinstance(raw, pd.DataFrame):
-        positions = order_by_labels(list(raw.columns), labels)
-        if positions is not None:
-            return raw.iloc[:, positions]
-    return raw
+def _label_columns(raw: Any, labels: tuple[str, ...], source: str) -> Any:
+    """A DataFrame with named columns is taken by name, in `labels` order; names that are not the
+    labels are an error naming both (as DRUM's), never a rename by position. A DataFrame without
+    names (a RangeIndex, as `pd.DataFrame(array)` makes) is read by position, as an array is."""
+    if not isinstance(raw, pd.DataFrame):
+        return raw
+    positions = order_by_labels(list(raw.columns), labels)
+    if positions is not None:
+        return raw.iloc[:, positions]
+    if isinstance(raw.columns, pd.RangeIndex):
+        return raw
+    raise BadPredictions(
+        f"expected predictions to have columns {sorted(labels)} (the configured labels), but {source} returned "
+        f"columns {[str(c) for c in raw.columns]}: make the labels the model's class names"
+    )
 
 
 def _check_probabilities(matrix: np.ndarray, source: str) -> None:
@@ -132,7 +140,7 @@ def _texts(raw: Any, rows: int, source: str) -> list[str]:
 
 def _binary(raw: Any, target: Target, rows: int, source: str) -> list[dict[str, float]]:
     positive, negative = target.labels
-    values = _as_array(_label_columns(raw, (negative, positive)), source)
+    values = _as_array(_label_columns(raw, (negative, positive), source), source)
     _check_rows(values, rows, source)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
@@ -149,7 +157,7 @@ def _binary(raw: Any, target: Target, rows: int, source: str) -> list[dict[str, 
 
 def _multiclass(raw: Any, target: Target, rows: int, source: str) -> list[dict[str, float]]:
     labels = target.labels
-    values = _as_array(_label_columns(raw, labels), source)
+    values = _as_array(_label_columns(raw, labels, source), source)
     _check_rows(values, rows, source)
     if values.ndim != 2 or values.shape[1] != len(labels):
         raise BadPredictions(

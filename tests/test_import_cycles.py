@@ -48,6 +48,7 @@ COMMANDS = frozenset(
         "cmkit.push",
         "cmkit.environments",
         "cmkit.prune",
+        "cmkit.predict",
     }
 )
 CLI = frozenset({"cmkit.cli", "cmkit.render", "cmkit.params", "cmkit.__main__"})

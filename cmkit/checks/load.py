@@ -67,6 +67,10 @@ class Latency:
         return ", ".join(f"{name} {value:.0f} ms" for name, value in shown)
 
 
+# Fixed bucket edges, so that histograms of two runs compare bucket by bucket.
+HISTOGRAM_EDGES_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
 @dataclass
 class LoadRun:
     outcomes: list[Outcome] = field(default_factory=list)
@@ -82,6 +86,15 @@ class LoadRun:
     def latency(self) -> Latency:
         return Latency.of([o.seconds for o in self.outcomes])
 
+    def histogram(self) -> dict[str, int]:
+        """Requests per latency bucket (upper bounds in ms, 1-2-5 steps): the report's histogram."""
+        counts = dict.fromkeys([f"<={edge}" for edge in HISTOGRAM_EDGES_MS] + [f">{HISTOGRAM_EDGES_MS[-1]}"], 0)
+        for outcome in self.outcomes:
+            ms = outcome.seconds * 1000.0
+            edge = next((e for e in HISTOGRAM_EDGES_MS if ms <= e), None)
+            counts[f"<={edge}" if edge is not None else f">{HISTOGRAM_EDGES_MS[-1]}"] += 1
+        return counts
+
     def to_dict(self) -> dict[str, object]:
         """The figures a load check reports in its details."""
         return {
@@ -91,6 +104,7 @@ class LoadRun:
             "seconds": round(self.seconds, 3),
             "requestsPerSecond": round(len(self.outcomes) / self.seconds, 1) if self.seconds > 0 else None,
             "latencyMs": self.latency.to_dict(),
+            "latencyHistogramMs": self.histogram(),
             "stoppedEarly": self.stopped,
         }
 

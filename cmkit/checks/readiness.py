@@ -12,6 +12,7 @@ import time
 
 from cmkit.checks.client import AUTH_HINTS, ModelClient, ServerUnreachable
 from cmkit.checks.results import FAILED, SUCCEEDED, CheckResult
+from cmkit.diagnosis import strip_ansi
 from cmkit.engine.base import Server
 
 POLL_SECONDS = 0.02  # the server's first 200 is detected within this (it counts in the edit loop)
@@ -35,7 +36,7 @@ def death_note(server: Server, check_oom: bool = True) -> str | None:
         what = "was killed for exceeding its memory limit (OOM)"
     else:
         return None
-    tail = server.logs(LOG_TAIL_LINES).strip()
+    tail = strip_ansi(server.logs(LOG_TAIL_LINES)).strip()
     hint = server.start_hint()
     return f"the server {what}" + (f": {hint}" if hint else "") + (f"; last log lines:\n{tail}" if tail else "")
 
@@ -86,7 +87,7 @@ def wait_until_ready(server: Server, client: ModelClient, timeout: float, cancel
         elif status == 503:
             wrong_since, last = None, "HTTP 503 (loading)"
         time.sleep(POLL_SECONDS)
-    tail = server.logs(LOG_TAIL_LINES).strip()
+    tail = strip_ansi(server.logs(LOG_TAIL_LINES)).strip()
     return CheckResult(
         FAILED,
         f"GET {server.url_prefix}/ did not answer 200 within {timeout:g}s "

@@ -272,6 +272,7 @@ class TestingOutcome(TypedDict, total=False):
     overallStatus: str
     testingStatus: dict[str, CheckStatus]
     details: dict[str, object]
+    diagnosis: dict[str, object] | None  # cmkit/diagnosis.py's, when the run failed
 
 
 class ModelTest(ResourceSettings, total=False):

@@ -23,6 +23,7 @@ from flask import Response
 from cmkit.checks.parameters import ParameterError, parse_parameters
 from cmkit.checks.results import CHECK_NAMES, FAILED, LEVELS, PREDICTION_VERIFICATION, CheckResult, not_started
 from cmkit.checks.results import DEFAULT_CONFIGURATION as CHECK_DEFAULTS
+from cmkit.diagnosis import Diagnosis
 from cmkit.emulator import datasets, environments, leftovers, models
 from cmkit.emulator.bodies import CustomModelTests
 from cmkit.emulator.common import USER, new_id, now, shape
@@ -299,9 +300,17 @@ def _record(emu: Emulator, test_id: str, report: TestingOutcome, log: Any) -> No
     for name, check in testing_status.items():
         log(f"{name}: {check['status']}" + (f": {check['message']}" if check["message"] else ""))
     log(f"overallStatus: {overall}")
+    diagnosis = report.get("diagnosis")
+    if isinstance(diagnosis, Mapping):
+        found = Diagnosis.from_dict(diagnosis)
+        for line in (f"diagnosis [{found.code}]: {found.line()}", *(f"  {e}" for e in found.evidence)):
+            log(line)
     if not _advance(emu, test_id, ModelTest(overallStatus=overall, testingStatus=testing_status, completedAt=now())):
         return  # cancelled meanwhile: the DELETE already recorded the outcome
-    emu.store.update(KIND, test_id, internal=Internal(details=report.get("details")))
+    details = report.get("details")
+    if details is not None and isinstance(diagnosis, Mapping):  # push's remote test reads it there
+        details = {**details, "diagnosis": diagnosis}
+    emu.store.update(KIND, test_id, internal=Internal(details=details))
     _finish_status(emu, test_id, overall, testing_status)
 
 

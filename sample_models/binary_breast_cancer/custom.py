@@ -1,7 +1,7 @@
 """Breast cancer diagnosis (malignant or benign): a scikit-learn logistic regression pipeline (model.joblib).
 
 Trained by sample_models/build.py on scikit-learn's breast cancer data set; the pipeline imputes
-missing values (medians), scales, then classifies. The server (server.py) calls load_model() once
+missing values (medians), scales, then classifies. The model runtime (cmkit-runtime) calls load_model() once
 per worker and predict() per request.
 """
 

@@ -1,7 +1,7 @@
 """Iris species from flower measurements: a scikit-learn multinomial logistic regression pipeline (model.joblib).
 
 Trained by sample_models/build.py on scikit-learn's iris data set; the pipeline imputes
-missing values (medians), scales, then classifies. The server (server.py) calls load_model() once
+missing values (medians), scales, then classifies. The model runtime (cmkit-runtime) calls load_model() once
 per worker and predict() per request.
 """
 

@@ -1,7 +1,7 @@
 """Diabetes progression one year after baseline: a scikit-learn Ridge pipeline (model.joblib).
 
 Trained by sample_models/build.py on scikit-learn's diabetes data set; the pipeline imputes
-missing values (medians), scales, then regresses. The server (server.py) calls load_model() once
+missing values (medians), scales, then regresses. The model runtime (cmkit-runtime) calls load_model() once
 per worker and predict() per request.
 """
 

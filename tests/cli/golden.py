@@ -14,7 +14,7 @@ and every other byte still count), each rule below with the reason:
 - `/cmkit-<8 hex>/`: test-local's random URL prefix -> `/cmkit-<prefix>/`.
 - 24-hex ids (the emulator's object ids, random) -> `<id-N>`, numbered by first appearance, so
   that the same id seen twice still has to be the same.
-- `"runId": "<12 hex>"` (uuid4) -> `<run-id>`.
+- `"runId": "<12 hex>"` (uuid4) -> `<run-id>`, also in a diagnosis' log file name.
 - numbers under time and memory keys (`seconds`, `startupSeconds`, every `durations` entry,
   `peakRssMiB`, `rowsPerSecond`, `secondsSinceSave`, latency figures) -> `<n>`: measured, not
   computed; `pid` -> `<n>`.
@@ -78,6 +78,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(127\.0\.0\.1|0\.0\.0\.0|localhost):\d+"), r"\1:<port>"),
     (re.compile(r"/cmkit-[0-9a-f]{8}/"), "/cmkit-<prefix>/"),
     (re.compile(r'"runId": "[0-9a-f]{12}"'), '"runId": "<run-id>"'),
+    (re.compile(r"test-local-[0-9a-f]{12}\.log"), "test-local-<run-id>.log"),
+    (re.compile(r'"([<>]=?\d+)": \d+'), r'"\1": "<n>"'),  # latencyHistogramMs' buckets: measured
     (re.compile(rf'"({"|".join(_TIMED_KEYS)})": {_NUMBER}'), r'"\1": "<n>"'),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
     (re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\]"), "[<time>]"),

@@ -94,7 +94,10 @@ def test_test_local_exits_1_when_a_check_fails_and_shows_the_log(bundle: Path, s
     assert result.exit_code == 1
     assert result.stdout == ""  # without --json nothing goes to stdout
     assert "errorCheck" in result.stderr and "broken on purpose" in result.stderr
-    assert "overall: failed" in result.stderr and "last server log lines:" in result.stderr
+    # The one-line diagnosis, and the whole log in the file it names (issue 26).
+    assert "overall: failed" in result.stderr and "predict-error: the model fails on the test data" in result.stderr
+    log_file = result.stderr.split("(whole log: ", 1)[1].split(")", 1)[0]
+    assert Path(log_file).is_file()
 
 
 def test_bad_input_is_one_line_exit_2_and_a_json_error_document(tmp_path: Path, sigterm_restored: None) -> None:

@@ -89,7 +89,8 @@ def test_feature_impact_ranks_features_or_says_why_it_did_not_run(shown: Shown) 
     lines = shown().splitlines()
     assert "feature impact (RMSE, 300 rows)" in lines[0]
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if "│" in line]
-    assert [row[:4] for row in cells] == [["1", "x2", "1.000", "3.5"], ["2", "x7", "0.571", "2"]]
+    bars = ["\u2588" * 20, "\u2588" * 11 + "\u258d"]  # the bar scales with the normalised impact
+    assert cells == [["1", "x2", "1.000", bars[0], "3.5"], ["2", "x7", "0.571", bars[1], "2"]]
     assert "baseline RMSE 0.25, 1.50 s" in shown()
 
     render.feature_impact(FeatureImpactOutcome("skipped", "not run: errorCheck failed"))
@@ -280,3 +281,20 @@ def test_serve_watch_says_serving_again_or_why_not(shown: Shown) -> None:
     assert "custom.py: restarted (reload 0.20s): not serving\nthe server exited with code 1" in text
     assert "serving http://127.0.0.1:9/m/  (URL_PREFIX=/m)" in text
     assert "error: model-metadata.yaml:3: bad targetType (still watching)" in text
+
+
+def test_feature_impact_bars_scale_to_the_top_feature() -> None:
+    from cmkit.render import impact_bar
+
+    assert impact_bar(1.0) == "\u2588" * 20
+    assert impact_bar(0.5) == "\u2588" * 10
+    assert impact_bar(0.984) == "\u2588" * 19 + "\u258b"  # 157 eighths: 19 full, 5/8
+    assert impact_bar(0.0) == impact_bar(-0.2) == ""  # no impact, or the model did better without it
+
+
+def test_skipped_checks_are_one_line_under_the_table(shown: Shown) -> None:
+    skipped = CheckResult("skipped", "skipped by configuration")
+    render.test_report(report(performanceCheck=skipped, stabilityCheck=skipped).table())
+    text = shown()
+    assert "skipped by configuration: performanceCheck, stabilityCheck" in text
+    assert "│ performanceCheck" not in text

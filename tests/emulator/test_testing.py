@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from cmkit.report import TestTable
 from tests.emulator.test_api import assert_conforms, create_model, create_version
 from tests.support.bundles import stdlib_files
 from tests.support.emulator_support import ended, wait_for
@@ -110,6 +111,12 @@ def test_a_model_that_fails_to_predict_ends_in_error_with_the_failed_checks(
     test = api.get(emulator.url(f"customModelTests/?customModelId={model_id}")).json()["data"][0]
     assert test["overallStatus"] == "failed" and test["testingStatus"]["errorCheck"]["status"] == "failed"
     assert "500" in test["testingStatus"]["errorCheck"]["message"]
+    # The test log names the diagnosis, as test-local does (issue 26); push's table recognises it
+    # from the resource alone, which is all DataRobot gives.
+    log = api.get(emulator.url(f"customModelTests/{test['id']}/log/")).text
+    assert "diagnosis [predict-error]: the model fails on the test data (HTTP 500): fix predict()" in log
+    table = TestTable.from_api(test)
+    assert table.diagnosis is not None and table.diagnosis.code == "predict-error"
 
 
 def test_a_server_that_never_answers_is_cancelled_and_one_test_runs_at_a_time(

@@ -137,3 +137,20 @@ def test_labels_compare_as_strings_and_as_numbers() -> None:
     assert order_by_labels(["no", "yes"], ("yes", "no")) == [1, 0]
     assert order_by_labels(["no", "yes"], ("yes", "no", "maybe")) is None
     assert order_by_labels([1, "1.0"], ("1", "2")) is None  # two columns are the same label
+
+
+def test_class_names_that_are_not_the_labels_are_refused_naming_both() -> None:
+    # The label mistake: a model of benign/malignant run with labels yes/no was renamed by
+    # position. DRUM refuses it ("Expected predictions to have columns ..., but encountered ..."); so does
+    # the runtime, naming both.
+    frame = pd.DataFrame({"benign": [0.25], "malignant": [0.75]})
+    with pytest.raises(BadPredictions) as raised:
+        format_predictions(frame, BINARY, 1)
+    assert str(raised.value) == (
+        "expected predictions to have columns ['no', 'yes'] (the configured labels), but predict() returned "
+        "columns ['benign', 'malignant']: make the labels the model's class names"
+    )
+    with pytest.raises(BadPredictions, match=r"returned columns \['a', 'b', 'x'\]"):
+        format_predictions(pd.DataFrame({"a": [0.2], "b": [0.3], "x": [0.5]}), MULTICLASS, 1)
+    # Unnamed columns (pd.DataFrame(array)) are read by position, as the array would be.
+    assert sent(pd.DataFrame(np.array([[0.75, 0.25]])), BINARY, 1) == [{"yes": 0.25, "no": 0.75}]

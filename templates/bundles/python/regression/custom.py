@@ -1,4 +1,4 @@
-"""Your model: the one file of this bundle you edit. The server (server.py) does everything else.
+"""Your model: the one file of this bundle you edit. The model runtime (cmkit-runtime) does everything else.
 
 It calls two functions:
 

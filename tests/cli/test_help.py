@@ -1,0 +1,41 @@
+"""Help a person can read (issue 26): every command listed with one untruncated line, every option described."""
+
+from __future__ import annotations
+
+import click
+from click.testing import CliRunner
+
+from cmkit.cli import main
+
+
+def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in group.commands.items():
+        found.append((prefix + name, command))
+        if isinstance(command, click.Group):
+            found += commands(command, f"{prefix}{name} ")
+    return found
+
+
+def test_every_option_is_described() -> None:
+    undescribed = [
+        f"{name} {param.opts[0]}"
+        for name, command in commands(main)
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    assert undescribed == []
+
+
+def test_cmkit_help_lists_each_command_on_one_whole_line() -> None:
+    shown = CliRunner().invoke(main, ["--help"], terminal_width=80).output
+    for name, command in commands(main):
+        if " " not in name:
+            assert command.short_help and f"  {command.short_help}\n" in shown, name
+    assert "server.py" not in shown
+
+
+def test_the_main_commands_show_examples() -> None:
+    for name in ("test-local", "predict", "init"):
+        shown = CliRunner().invoke(main, [*name.split(), "--help"], terminal_width=100).output
+        assert "Examples:\n    cmkit " + name in shown, name
