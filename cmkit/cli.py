@@ -55,11 +55,12 @@ def _finish(
     as_json: bool, document: Any, show: Callable[[], None], failed: bool, show_with_json: bool = True
 ) -> NoReturn:
     """Every command's tail: the JSON document on stdout (--json), the human rendering on stderr
-    (with --json too, unless `show_with_json` is off), then exit 1 if the checked thing failed."""
-    if as_json:
-        render.emit_json(document)
+    (with --json too, unless `show_with_json` is off), then exit 1 if the checked thing failed.
+    The rendering goes first: should it fail, the error's document is then the only one on stdout."""
     if show_with_json or not as_json:
         show()
+    if as_json:
+        render.emit_json(document)
     sys.exit(1 if failed else 0)
 
 
