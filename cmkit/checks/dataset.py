@@ -239,6 +239,26 @@ def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
     )
 
 
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what pandas keeps as int64/uint64 and JSON encoders write
+
+
+def _refuse_big_integers(features: pd.DataFrame, path: Path) -> None:
+    """pandas keeps an integer past 64 bits as a Python int in an object column, which the
+    request encoder (orjson) refuses: name the cell instead of failing in the middle of a check."""
+    low, high = _INT_RANGE
+    for name, series in features.items():
+        if series.dtype != object:
+            continue
+        for row, value in enumerate(series.tolist()):
+            if isinstance(value, int) and not low <= value <= high:
+                raise InputError(
+                    f"column {str(name)!r}, data row {row + 1}: {value} is an integer beyond 64 bits, "
+                    "which a JSON request body cannot carry as a number",
+                    file=path,
+                    hint="write it as a decimal (for example 1e20) or as text in a column of text",
+                )
+
+
 def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
     """Read a CSV test dataset; the target column, if named, must exist and is removed."""
     csv_path = Path(path)
@@ -269,6 +289,7 @@ def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
     # one take per dtype, not one per column.
     features = (frame.drop(columns=[target_name]) if target_name else frame).copy()
     _refuse_infinities(features, csv_path)
+    _refuse_big_integers(features, csv_path)
     target = frame[target_name] if target_name else None
     return Dataset(path=csv_path, features=features, target_name=target_name, target=target)
 
