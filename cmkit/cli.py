@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -76,9 +77,10 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
                 if debug:
                     raise
                 _fail(exc, as_json, exc.exit_code)
-            except KeyboardInterrupt:
-                render.error_line("interrupted")
-                sys.exit(130)
+            except KeyboardInterrupt as exc:
+                terminated = isinstance(exc, Terminated)
+                render.error_line("terminated" if terminated else "interrupted")
+                sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))  # as a shell reports them
             except (click.exceptions.Exit, click.ClickException):
                 raise
             except Exception as exc:  # an unexpected failure is still one line unless --debug
@@ -138,12 +140,15 @@ def lint_command(paths: tuple[str, ...], from_files: bool, as_json: bool) -> Non
     _finish(as_json, lint_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so that the same cleanup runs; exits 143, not 130."""
+
+
 def _interrupt_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt so cleanup (containers, processes) runs either way."""
-    import signal
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     signal.signal(signal.SIGTERM, handler)
 

@@ -222,9 +222,7 @@ def feature_impact(outcome: FeatureImpactOutcome) -> None:
     """The ranking of `test-local --feature-impact`, most impactful feature first."""
     result = outcome.result
     if outcome.status != "succeeded" or result is None:
-        console.print(
-            f"feature impact: {_status(outcome.status)} {escape(outcome.message)}"
-        )
+        console.print(f"feature impact: {_status(outcome.status)} {escape(outcome.message)}")
         return
     table = Table(title=f"feature impact ({result.metric}, {result.rows} rows)", title_justify="left")
     table.add_column("#", justify="right")
