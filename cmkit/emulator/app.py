@@ -12,7 +12,10 @@ import functools
 import hmac
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -102,7 +105,14 @@ def _tables() -> Iterator[Routes]:
 
 
 class ApiRequest(Request):
-    """Uploads go straight to the blob store's staging folder, hashed as they arrive."""
+    """Uploads go straight to a staging folder of their own request, hashed as they arrive.
+
+    The folder goes when the request closes, whatever the outcome: a form refused half-way
+    (413, too many parts) never hands its files to anyone who would close them, and they
+    stayed in the data dir's tmp until a restart. An accepted file was moved out (a rename).
+    """
+
+    _staging: Path | None = None
 
     def _get_file_stream(
         self,
@@ -111,7 +121,18 @@ class ApiRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> Any:
-        return current_emulator().store.blobs.new_upload()
+        blobs = current_emulator().store.blobs
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="request-", dir=blobs.staging))
+        return blobs.new_upload(self._staging)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._staging is not None:
+                shutil.rmtree(self._staging, ignore_errors=True)
+                self._staging = None
 
 
 def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flask:

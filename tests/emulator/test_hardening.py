@@ -386,3 +386,20 @@ def test_client_file_names_are_kept_as_plain_names(emu: FlaskEmulator) -> None:
 
     version = emu.request("POST", f"customModels/{model_id}/versions/", data=MultiDict(upload)).get_json()
     assert version["items"][0]["fileName"] == "start_server.sh"
+
+
+def staged(emu: FlaskEmulator) -> list[Path]:
+    return sorted(p for p in (emu.data_dir / "tmp").rglob("*") if p.is_file())
+
+
+def test_a_refused_upload_leaves_no_staged_file(emu: FlaskEmulator) -> None:
+    """Issue 27 item 6: a form refused mid-parse (413, too many parts) left every file it had staged
+    in the data dir's tmp until a restart; an accepted one leaves nothing there either."""
+    model_id = emu.model()
+    env_id = emu.environment_id()
+    too_many = {f"f{i}.txt": b"x" * 100 for i in range(1200)}  # 2,400 parts: over MAX_FORM_PARTS
+    response = emu.version(model_id, too_many, environment_id=env_id)
+    assert response.status_code == 413, response.get_json()
+    assert staged(emu) == []
+    assert emu.version(model_id, {"start_server.sh": START}, environment_id=env_id).status_code == 201
+    assert staged(emu) == []
