@@ -8,11 +8,13 @@ error bodies only then), errors included.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hmac
 import logging
 import re
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,8 +258,28 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _internal_error(exc: Exception) -> Response:
+    if _disk_full(exc):
+        # Nothing half-written was kept (staged uploads go with their request, the store commits
+        # or rolls back): the client may retry once there is room, so say so instead of 500.
+        LOG.error("disk full on %s %s: %s", request.method, request.path, exc)
+        message = f"Insufficient storage: the emulator's data dir {current_emulator().settings.data_dir} is full"
+        return json_response({"message": message}, 507)
     LOG.exception("internal error on %s %s", request.method, request.path)
     return json_response({"message": f"Internal emulator error: {exc.__class__.__name__}: {exc}"}, 500)
+
+
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (Python 3.11+), which typeshed does not list
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC/EDQUOT from a write, or SQLite's SQLITE_FULL, anywhere in the exception's chain."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 # -- service -------------------------------------------------------------------------------------
