@@ -318,6 +318,16 @@ def read_text_file(path: Path) -> str:
     return read_utf8(path, MAX_REQUIREMENTS_BYTES)
 
 
+def bundle_requirements(bundle: str | Path) -> str | None:
+    """A bundle's requirements.txt as every build and install reads it: None when there is none;
+    a FIFO, a folder, a file over 1 MiB or not UTF-8 is an InputError (a build once took the FIFO
+    for "no requirements" and installed nothing, and built a 2 MiB file for 65 s, then failed)."""
+    path = Path(bundle) / REQUIREMENTS_FILE
+    if not os.path.lexists(path):
+        return None
+    return read_text_file(path)
+
+
 def parse_requirements_file(path: str | Path) -> DependencyReport:
     """Parse a requirements file or a bundle's requirements.txt; raises InputError if unreadable."""
     resolved = resolve_requirements_path(path)

@@ -435,3 +435,71 @@ def test_sigterm_exits_143_and_ctrl_c_130(sigterm_restored: None) -> None:
     for name, code, word in (("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")):
         result = CliRunner().invoke(group, ["sleeper", "--signal-name", name])
         assert result.exit_code == code and f"error: {word}" in result.stderr
+
+
+# --- issue 27 item 15: every input checked before anything is built ------------------------------
+
+
+@pytest.fixture
+def unbuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bundle run on a Docker engine that does not answer: the first thing a build does is reach
+    it (exit 3), so an input error (exit 2) proves the input was checked before any build."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    files = {"data/sample.csv": "a,price\n1,2\n3,4\n"}
+    return write_static_bundle(tmp_path / "unbuilt", metadata=METADATA, files=files)
+
+
+def run_unbuilt(bundle: Path, *extra: str | Path) -> Result:
+    return cli("test-local", bundle, "--runtime", "docker", *extra)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["over 1 MiB", "fifo", "not utf-8"])
+def test_an_unusable_requirements_file_is_exit_2_before_any_build(unbuilt: Path, kind: str) -> None:
+    """README: requirements.txt is a regular UTF-8 file of at most 1 MiB. A 2 MiB file once built
+    for 65 s and exited 1; a FIFO was taken for "no requirements" (exit 0, nothing installed)."""
+    requirements = unbuilt / "requirements.txt"
+    if kind == "fifo":
+        os.mkfifo(requirements)
+    elif kind == "not utf-8":
+        requirements.write_bytes(b"six==1.16.0\n\xff\n")
+    else:
+        requirements.write_text("six==1.16.0\n" * 200_000)
+    result = run_unbuilt(unbuilt)
+    assert result.exit_code == 2, result.output
+    one_error_line(result, "requirements.txt")
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "message"),
+    [
+        ("a,price\n1,2\n3\n", "this row has 1 field(s), the header has 2"),
+        ("a,price\n", "the dataset has no rows"),
+        ("a,b\n1,2\n", "target column 'price' is not in the dataset"),
+        ("\x00\xff\xfe", "not a UTF-8 CSV file"),
+        (",".join(f"c{i}" for i in range(20_001)) + "\n", "the header has 20001 columns; cmkit tests at most 20000"),
+    ],
+    ids=["short row", "no rows", "no target", "not a csv", "too many columns"],
+)
+def test_dataset_errors_are_exit_2_before_any_build(unbuilt: Path, tmp_path: Path, csv_text: str, message: str) -> None:
+    dataset = tmp_path / "data.csv"
+    dataset.write_bytes(csv_text.encode("latin-1"))
+    result = run_unbuilt(unbuilt, "--dataset", dataset)
+    assert result.exit_code == 2, result.output
+    one_error_line(result, message)
+
+
+@pytest.mark.timeout(30)
+def test_a_million_column_header_is_refused_before_parsing(tmp_path: Path) -> None:
+    """Issue 27 item 9: a header of 1e6 columns took 94 s and 3.2 GB before "no rows"."""
+    from cmkit.checks.datasetfile import MAX_HEADER_BYTES
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"column{i}" for i in range(1_000_000)) + "\n1\n")
+    with pytest.raises(InputError, match="the header line is longer than 8 MiB"):
+        load_dataset(wide)
+    assert wide.stat().st_size > MAX_HEADER_BYTES
+    narrower = tmp_path / "narrower.csv"
+    narrower.write_text(",".join(f"c{i}" for i in range(100_000)) + "\n")
+    with pytest.raises(InputError, match="the header has 100000 columns"):
+        load_dataset(narrower)
