@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -710,6 +711,7 @@ def push_bundle(
         plan = plan_push(api, local, options, cache)
         if dry_run or api is None:
             return PushResult(plan, dry_run=True)
+        api.deadline = time.monotonic() + options.timeout  # no retry of a read waits past --timeout
         return push(api, plan, options, events, cache)
 
 
