@@ -101,6 +101,15 @@ def main() -> None:
     """Package, validate, test and upload DataRobot custom inference models."""
 
 
+def run() -> None:
+    """The `cmkit` program: credentials out of the process environment (cmkit/secretenv.py), where
+    a model it runs as a local process could read them, then the command line."""
+    from cmkit.secretenv import take_secrets
+
+    take_secrets()
+    main()
+
+
 @command(main, "deps")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
@@ -590,7 +599,17 @@ def init_command(
     type=click.Path(file_okay=False, path_type=Path),
     help="Where state lives (default: a per-user data folder, cmkit/emulator).",
 )
-@click.option("--token", "tokens", multiple=True, help="An API token to accept (repeatable; default: a random one).")
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    help="An API token to accept (repeatable; shown by ps: prefer --token-file or CMKIT_EMULATOR_TOKEN).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of API tokens to accept, one a line. Without any token: CMKIT_EMULATOR_TOKEN, else a random one.",
+)
 @click.option(
     "--runtime",
     type=click.Choice(["docker", "process"]),
@@ -613,6 +632,7 @@ def emulator_command(
     port: int,
     data_dir: Path | None,
     tokens: tuple[str, ...],
+    token_file: Path | None,
     runtime: str | None,
     fault_rate: float,
     fault_status: int,
@@ -628,14 +648,14 @@ def emulator_command(
     """
     import logging
 
-    from cmkit.emulator.server import EmulatorOptions, EmulatorReady, run
+    from cmkit.emulator.server import EmulatorOptions, EmulatorReady, accepted_tokens, run
 
     logging.basicConfig(level=logging.WARNING, format="cmkit emulator: %(levelname)s: %(message)s")
     options = EmulatorOptions(
         host=host,
         port=port,
         data_dir=data_dir,
-        tokens=tokens,
+        tokens=accepted_tokens(tokens, token_file),
         runtime=runtime,
         fault_rate=fault_rate,
         fault_status=fault_status,

@@ -29,10 +29,13 @@ from cmkit.emulator.store import DataDirInUse
 from cmkit.engine.choice import choose_runtime
 from cmkit.errors import InputError
 from cmkit.paths import default_environment_dir
+from cmkit.secretenv import secret
+from cmkit.textfiles import read_utf8
 
 LOG = logging.getLogger("cmkit.emulator")
 # Far above the 1 GiB artifacts pushes upload; waitress spools bodies to disk past 512 KiB.
 MAX_REQUEST_BODY = 1 << 40
+MAX_TOKEN_FILE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,25 @@ def job_engine(
     from cmkit.engine.docker import docker_client  # here: the docker SDK's import costs 0.3 s
 
     return DockerJobs(docker_client(), labels_for(data_dir, labels))
+
+
+def accepted_tokens(given: Sequence[str], token_file: Path | None) -> tuple[str, ...]:
+    """The tokens the emulator accepts: `--token`s, the lines of `--token-file`, else
+    CMKIT_EMULATOR_TOKEN (taken out of the environment at start, cmkit/secretenv.py). A token
+    on the command line is readable by every process of the machine (ps, /proc/<pid>/cmdline),
+    among them the models the emulator runs: the file and the variable keep it off it."""
+    tokens = list(given)
+    if token_file is not None:
+        text = read_utf8(token_file, MAX_TOKEN_FILE_BYTES)
+        from_file = [line.strip() for line in text.splitlines() if line.strip()]
+        if not from_file:
+            raise InputError("no token in this file", file=token_file, hint="write one token a line")
+        tokens += from_file
+    if not tokens:
+        variable = secret("CMKIT_EMULATOR_TOKEN")
+        if variable is not None:
+            tokens.append(variable)
+    return tuple(tokens)
 
 
 def run(options: EmulatorOptions, on_ready: Callable[[EmulatorReady], None], warn: Callable[[str], None]) -> None:
