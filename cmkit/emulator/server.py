@@ -8,6 +8,7 @@ as interrupted at the next start on the same data directory.
 from __future__ import annotations
 
 import logging
+import resource
 import secrets
 import signal
 import sqlite3
@@ -36,6 +37,16 @@ LOG = logging.getLogger("cmkit.emulator")
 # Far above the 1 GiB artifacts pushes upload; waitress spools bodies to disk past 512 KiB.
 MAX_REQUEST_BODY = 1 << 40
 MAX_TOKEN_FILE_BYTES = 64 * 1024
+# A connection costs waitress no thread until its request is whole, but it counts against the
+# connection limit (waitress: 100), and one that never finishes its headers stayed for 2 min:
+# 100 such connections, no token needed, kept every token holder out. So: many more
+# connections (within the open-file limit), and a connection silent for IDLE_TIMEOUT seconds
+# with no request in progress (headers never finished, or an idle keep-alive) is closed,
+# checked every CLEANUP_INTERVAL seconds. A request being answered or a body being sent is
+# activity; neither is cut.
+MAX_CONNECTIONS = 1000
+IDLE_TIMEOUT = 15
+CLEANUP_INTERVAL = 2
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,9 @@ def _listen(app: Any, options: EmulatorOptions) -> Any:
             port=options.port,
             threads=options.threads,
             max_request_body_size=MAX_REQUEST_BODY,
+            connection_limit=connection_limit(),
+            channel_timeout=IDLE_TIMEOUT,
+            cleanup_interval=CLEANUP_INTERVAL,
             asyncore_use_poll=True,
             ident="cmkit-emulator",
         )
@@ -167,6 +181,13 @@ def _listen(app: Any, options: EmulatorOptions) -> Any:
         raise InputError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", hint="--port 0 picks a free port"
         ) from exc
+
+
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or fewer when the open-file limit would not hold them and the data files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = soft - 100 if soft != resource.RLIM_INFINITY else MAX_CONNECTIONS
+    return max(100, min(MAX_CONNECTIONS, room))
 
 
 def _display_host(host: str) -> str:
