@@ -139,6 +139,8 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None) -> Proce
     port = port or free_port()
     # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
     env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
+    # What a killed cmkit (SIGKILL while its model loaded) left running is ended first.
+    processtree.sweep_leftovers()
     tracker = processtree.ProcessTracker()
     env.update(tracker.environment())
     command = server_command(bundle)
