@@ -264,3 +264,62 @@ def test_a_change_that_could_not_run_is_carried_into_the_next() -> None:
     merged = first.then(later)
     assert merged.changed == ("model-metadata.yaml", "old.pkl") and merged.removed == ("custom.py",)
     assert merged.saved_at == 42.0
+
+
+SLOW_ONCE = '''"""Loads slowly once: the first load that finds the file named by SLOW_ONCE removes it and takes 8 s."""
+import os
+import time
+
+import pandas as pd
+
+
+def load_model(code_dir):
+    flag = os.environ.get("SLOW_ONCE", "")
+    if flag and os.path.exists(flag):
+        os.unlink(flag)
+        time.sleep(8)
+    return None
+
+
+def score(data, model, **kwargs):
+    return pd.DataFrame({"Predictions": [1.0] * len(data)})
+'''
+
+
+@pytest.mark.slow
+def test_a_reload_whose_workers_do_not_answer_in_time_restarts_the_server(tmp_path: Path) -> None:
+    """Issue 27 item 14: on a loaded machine new workers answered after the reload's wait, and the
+    run reported longRunningService failed (`reloadedWorkers: false`) for a good edit. Here a
+    reload's workers take 8 s, past the 4 s --startup-timeout: the watch restarts the server."""
+    import threading
+
+    from cmkit.events import Events
+    from cmkit.testlocal import TestLocalConfig
+    from cmkit.watch import RESTARTED, Watch, WatchRun
+    from tests.support.bundles import write_runtime_bundle
+
+    bundle = write_runtime_bundle(tmp_path / "model", "regression", "slow-once", SLOW_ONCE)
+    flag = tmp_path / "slow-once"
+    checks = {"nullValueImputation": "skip", "sideEffects": "skip"}
+    config = TestLocalConfig(
+        bundle, runtime="process", checks=checks, startup_timeout=4, server_environment={"SLOW_ONCE": str(flag)}
+    )
+    stop = threading.Event()
+    watch = Watch(config, Events(), stop)
+    runs: list[WatchRun] = []
+
+    def on_run(run: WatchRun) -> None:
+        runs.append(run)
+        if len(runs) == 1:
+            flag.write_text("")
+            edit(bundle / "custom.py", (bundle / "custom.py").read_text() + "\n# edited\n")
+        else:
+            stop.set()
+
+    thread = threading.Thread(target=watch.test_local, args=(on_run, lambda error: None))
+    thread.start()
+    thread.join(RESULT_TIMEOUT)
+    stop.set()
+    thread.join(30)
+    assert [run.overall_status for run in runs] == ["succeeded", "succeeded"], [r.to_dict() for r in runs]
+    assert runs[1].action == RESTARTED and not flag.exists()
