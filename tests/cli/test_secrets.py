@@ -48,6 +48,24 @@ def test_the_emulator_takes_tokens_from_a_file_or_the_variable(tmp_path: Path, m
         accepted_tokens((), tokens)
 
 
+@pytest.mark.usefixtures("no_datarobot_configuration")
+def test_take_secrets_moves_the_token_out_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process: the variable leaves os.environ (and the C environment, zeroed first), and
+    `secret` and the API configuration still find it. The subprocess tests below see /proc."""
+    from cmkit import secretenv
+    from cmkit.api.config import load_api_config
+
+    monkeypatch.setattr(secretenv, "_taken", {})  # what this test takes stays in this test
+    monkeypatch.setenv("DATAROBOT_API_TOKEN", SECRET)
+    monkeypatch.setenv("DATAROBOT_ENDPOINT", "http://127.0.0.1:9/api/v2")
+    monkeypatch.delenv("CMKIT_EMULATOR_TOKEN", raising=False)
+    secretenv.take_secrets()
+    assert "DATAROBOT_API_TOKEN" not in os.environ
+    assert secretenv.secret("DATAROBOT_API_TOKEN") == SECRET and secretenv.secret("CMKIT_EMULATOR_TOKEN") is None
+    assert load_api_config().token == SECRET
+    assert load_api_config(environ={"DATAROBOT_ENDPOINT": "http://h/api/v2", "DATAROBOT_API_TOKEN": "t"}).token == "t"
+
+
 @pytest.mark.slow
 def test_a_process_model_cannot_read_the_hosts_token_from_any_ancestor(tmp_path: Path) -> None:
     bundle = write_static_bundle(tmp_path / "snoop", SNOOP, metadata=metadata_yaml("snoop"))
