@@ -1,3 +1,3 @@
-from cmkit.cli import main
+from cmkit.cli import run
 
-main()
+run()

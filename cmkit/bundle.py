@@ -75,6 +75,7 @@ _SECRET_MARKERS = (
 )
 _HEAD_BYTES = 4096
 MAX_IGNORE_FILE_BYTES = 1024 * 1024
+MAX_IGNORE_PATTERNS = 5000
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,41 @@ class BundleListing:
 def ignore_spec(root: Path, extra: Iterable[str] = ()) -> pathspec.PathSpec:  # type: ignore[type-arg]
     lines = list(BUILTIN_IGNORES) + list(extra)
     ignore_file = root / IGNORE_FILE
+    own: list[str] = []
     if stat_or_none(ignore_file) is not None:
-        lines += read_limited(ignore_file, MAX_IGNORE_FILE_BYTES).decode("utf-8", errors="replace").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+        own = read_limited(ignore_file, MAX_IGNORE_FILE_BYTES).decode("utf-8", errors="replace").splitlines()
+        _check_pattern_count(ignore_file, own)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines + own)
+    except ValueError:  # pathspec's GitIgnorePatternError: a line such as a lone `!`
+        raise _bad_pattern(ignore_file, own) from None
+
+
+def _check_pattern_count(ignore_file: Path, lines: list[str]) -> None:
+    """Every path is matched against every pattern (pathspec compiles one regex each): 40,000
+    patterns took 13 s over a small bundle, so the count has a ceiling instead of a slow run."""
+    patterns = sum(1 for line in lines if line.strip() and not line.startswith("#"))
+    if patterns > MAX_IGNORE_PATTERNS:
+        raise InputError(
+            f"{patterns} patterns; cmkit reads at most {MAX_IGNORE_PATTERNS}",
+            file=ignore_file,
+            hint="ignore whole folders (name/) or use wildcards (*.csv) instead of listing files one by one",
+        )
+
+
+def _bad_pattern(ignore_file: Path, lines: list[str]) -> InputError:
+    """The first line pathspec refuses, as an input error on that line."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except ValueError:
+            return InputError(
+                f"not a valid ignore pattern: {line!r}",
+                file=ignore_file,
+                line=number,
+                hint="`!` re-includes what follows it (!keep.csv); escape a literal one as \\!",
+            )
+    return InputError("not a valid ignore pattern", file=ignore_file)
 
 
 def _inside(root: Path, target: Path) -> bool:
@@ -153,6 +186,20 @@ def _link_problem(base: Path, path: Path, rel: str) -> LinkProblem | None:
     return None
 
 
+def _check_name(directory: Path, name: str) -> None:
+    """A name that is not UTF-8 (bytes ff fe) has no upload path, JSON or HTTP form for it:
+    refuse it here, where every command lists the bundle, rather than in the middle of a push."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+        raise InputError(
+            f"this file name is not UTF-8: '{shown}'",
+            file=directory,
+            hint=f"rename it, or ignore it in {IGNORE_FILE} with a wildcard (*.bin)",
+        ) from None
+
+
 def list_bundle(root: str | Path, extra_ignores: Iterable[str] = ()) -> BundleListing:
     """List the files a bundle ships, following symlinks only while they stay inside it."""
     base = Path(root).resolve()
@@ -174,6 +221,7 @@ def list_bundle(root: str | Path, extra_ignores: Iterable[str] = ()) -> BundleLi
                 is_dir = False
             if spec.match_file(rel + "/" if is_dir else rel):
                 continue
+            _check_name(directory, entry.name)
             if entry.is_symlink():
                 problem = _link_problem(base, path, rel)
                 if problem is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,11 +57,12 @@ def _finish(
     as_json: bool, document: Any, show: Callable[[], None], failed: bool, show_with_json: bool = True
 ) -> NoReturn:
     """Every command's tail: the JSON document on stdout (--json), the human rendering on stderr
-    (with --json too, unless `show_with_json` is off), then exit 1 if the checked thing failed."""
-    if as_json:
-        render.emit_json(document)
+    (with --json too, unless `show_with_json` is off), then exit 1 if the checked thing failed.
+    The rendering goes first: should it fail, the error's document is then the only one on stdout."""
     if show_with_json or not as_json:
         show()
+    if as_json:
+        render.emit_json(document)
     sys.exit(1 if failed else 0)
 
 
@@ -76,9 +78,10 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
                 if debug:
                     raise
                 _fail(exc, as_json, exc.exit_code)
-            except KeyboardInterrupt:
-                render.error_line("interrupted")
-                sys.exit(130)
+            except KeyboardInterrupt as exc:
+                terminated = isinstance(exc, Terminated)
+                render.error_line("terminated" if terminated else "interrupted")
+                sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))  # as a shell reports them
             except (click.exceptions.Exit, click.ClickException):
                 raise
             except Exception as exc:  # an unexpected failure is still one line unless --debug
@@ -97,6 +100,15 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
 @click.version_option(__version__, prog_name="cmkit")
 def main() -> None:
     """Package, validate, test and upload DataRobot custom inference models."""
+
+
+def run() -> None:
+    """The `cmkit` program: credentials out of the process environment (cmkit/secretenv.py), where
+    a model it runs as a local process could read them, then the command line."""
+    from cmkit.secretenv import take_secrets
+
+    take_secrets()
+    main()
 
 
 @command(main, "deps", short_help="requirements.txt as DataRobot's dependencies")
@@ -150,12 +162,15 @@ def lint_command(paths: tuple[str, ...], from_files: bool, environment: Path | N
     _finish(as_json, lint_document(reports), show, not all(r.ok for r in reports), show_with_json=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so that the same cleanup runs; exits 143, not 130."""
+
+
 def _interrupt_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt so cleanup (containers, processes) runs either way."""
-    import signal
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     signal.signal(signal.SIGTERM, handler)
 
@@ -742,7 +757,17 @@ def init_command(
     type=click.Path(file_okay=False, path_type=Path),
     help="Where state lives (default: a per-user data folder, cmkit/emulator).",
 )
-@click.option("--token", "tokens", multiple=True, help="An API token to accept (repeatable; default: a random one).")
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    help="An API token to accept (repeatable; shown by ps: prefer --token-file or CMKIT_EMULATOR_TOKEN).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of API tokens to accept, one a line. Without any token: CMKIT_EMULATOR_TOKEN, else a random one.",
+)
 @click.option(
     "--runtime",
     type=click.Choice(["docker", "process"]),
@@ -765,6 +790,7 @@ def emulator_command(
     port: int,
     data_dir: Path | None,
     tokens: tuple[str, ...],
+    token_file: Path | None,
     runtime: str | None,
     fault_rate: float,
     fault_status: int,
@@ -780,14 +806,14 @@ def emulator_command(
     """
     import logging
 
-    from cmkit.emulator.server import EmulatorOptions, EmulatorReady, run
+    from cmkit.emulator.server import EmulatorOptions, EmulatorReady, accepted_tokens, run
 
     logging.basicConfig(level=logging.WARNING, format="cmkit emulator: %(levelname)s: %(message)s")
     options = EmulatorOptions(
         host=host,
         port=port,
         data_dir=data_dir,
-        tokens=tokens,
+        tokens=accepted_tokens(tokens, token_file),
         runtime=runtime,
         fault_rate=fault_rate,
         fault_status=fault_status,

@@ -26,6 +26,10 @@ METADATA_FILE = "model-metadata.yaml"
 UNKNOWN_KEY = "unknown key '{path}' (ignored by DataRobot)"
 
 
+# The API's CustomModelCreate/CustomModelUpdate cap a model's name at 255 characters.
+MAX_MODEL_NAME = 255
+
+
 def _keys(*names: str, section: str = "") -> dict[str, Any]:
     """`propertyNames` allowing `names`: one warning per other key, at its own line."""
     path = f"{section}.{{value}}" if section else "{value}"
@@ -70,7 +74,12 @@ SCHEMA: dict[str, Any] = {
         "name": {
             "type": "string",
             "minLength": 1,
-            "x-messages": {"type": "missing 'name'", "minLength": "missing 'name'"},
+            "maxLength": MAX_MODEL_NAME,
+            "x-messages": {
+                "type": "missing 'name'",
+                "minLength": "missing 'name'",
+                "maxLength": f"the name is longer than the API's {MAX_MODEL_NAME} characters",
+            },
         },
         "type": {
             "if": {"type": "string", "minLength": 1},

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -151,11 +152,42 @@ class ManifestCache:
             return None
 
     def put(self, manifest: dict[str, str]) -> None:
+        self._write(self._path(manifest_digest(manifest)), manifest)
+
+    def _write(self, path: Path, document: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self._path(manifest_digest(manifest))
         temporary = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        temporary.write_text(json.dumps(manifest, sort_keys=True))
+        temporary.write_text(json.dumps(document, sort_keys=True))
         temporary.replace(path)
+
+    # A version upload and the PATCH recording its digest are two requests (the API's create
+    # takes no description): between them, a push records what it is uploading, so that a rerun
+    # after an interruption (Ctrl-C, a lost answer) finds its own version instead of uploading an
+    # identical second one.
+
+    def _pending_path(self, model_id: str) -> Path:
+        # Hashed: the id comes from the server, and names a file here.
+        return self.folder / f"pending-{hashlib.sha256(model_id.encode()).hexdigest()[:32]}.json"
+
+    def begin(self, model_id: str, digest: str, before: str | None, paths: set[str]) -> None:
+        """About to upload a version of `digest` holding `paths`, after version `before`."""
+        self._write(self._pending_path(model_id), {"digest": digest, "before": before, "paths": sorted(paths)})
+
+    def done(self, model_id: str) -> None:
+        self._pending_path(model_id).unlink(missing_ok=True)
+
+    def interrupted(self, model_id: str, latest: ModelVersion) -> str | None:
+        """The digest of `latest` when it is the version an interrupted push of this machine
+        uploaded (newer than the one it followed, with exactly its files), else None."""
+        try:
+            pending = json.loads(self._pending_path(model_id).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(pending, dict) or pending.get("before") == latest.id:
+            return None
+        if pending.get("paths") != sorted(latest.file_paths):
+            return None
+        return str(pending.get("digest") or "") or None
 
 
 # --- options, plan, result ----------------------------------------------------------------------
@@ -227,6 +259,8 @@ class PushPlan:
     environment_id: str | None
     environment_version_id: str | None
     reason: str = ""
+    # The latest version is this machine's interrupted push: its digest is recorded first.
+    record_digest: bool = False
 
     @property
     def upload_bytes(self) -> int:
@@ -389,6 +423,11 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
         if model:
             create = None
     latest = model.latest_version if model else None
+    record_digest = False
+    if model is not None and latest is not None and latest.digest is None:
+        digest = cache.interrupted(model.id, latest)
+        if digest is not None:
+            latest, record_digest = replace(latest, description=f"{DIGEST_MARKER} {digest}"), True
     environment_id = options.environment_id or (metadata.environment_id if metadata else None)
     environment_version_id = options.environment_version_id
     if latest and not environment_id and not environment_version_id:
@@ -408,7 +447,17 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
     else:
         action, upload, delete, reason = "new-version", list(local.files), [], "first version of the model"
     return PushPlan(
-        local, model, create, latest, action, upload, delete, environment_id, environment_version_id, reason
+        local,
+        model,
+        create,
+        latest,
+        action,
+        upload,
+        delete,
+        environment_id,
+        environment_version_id,
+        reason,
+        record_digest,
     )
 
 
@@ -661,14 +710,21 @@ def push(
     model, result.created_model = _ensure_model(api, plan, events)
     result.model_id = model.id
     result.model_url = f"{redact_url(api.config.app_url)}/registry/custom-model-workshop/{model.id}"
+    if plan.record_digest and plan.latest is not None and plan.latest.digest is not None:
+        events.stage(f"{plan.latest.label}: the version an interrupted push uploaded")
+        if _describe_version(api, model.id, plan.latest, plan.latest.digest, events).digest:
+            cache.done(model.id)
     if plan.action == "up-to-date" and not result.created_model:
         events.stage(f"up to date: {plan.latest.label if plan.latest else ''}")
         result.version = plan.latest
     else:
         cache.put(plan.bundle.manifest)
+        cache.begin(model.id, plan.bundle.digest, plan.latest.id if plan.latest else None, _expected_paths(plan))
         version = _upload_version(api, model.id, plan, options, events)
         result.uploaded_files, result.uploaded_bytes = len(plan.upload), plan.upload_bytes
         result.version = _describe_version(api, model.id, version, plan.bundle.digest, events)
+        if result.version.digest:  # recorded on the version: nothing left to find after an interruption
+            cache.done(model.id)
     assert result.version is not None
     if result.version.has_dependencies:
         _build_dependencies(api, model.id, result.version, result, options, events)
@@ -710,6 +766,7 @@ def push_bundle(
         plan = plan_push(api, local, options, cache)
         if dry_run or api is None:
             return PushResult(plan, dry_run=True)
+        api.deadline = time.monotonic() + options.timeout  # no retry of a read waits past --timeout
         return push(api, plan, options, events, cache)
 
 

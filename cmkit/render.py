@@ -111,6 +111,13 @@ _STATUS_STYLE = {
 }
 
 
+def _status(status: str, style: str | None = None) -> str:
+    """A status word in its style, as markup. A status with no style (in_progress, queued...) is
+    plain text: rich reads `[]word[/]` as a closing tag with nothing to close and raises."""
+    style = _STATUS_STYLE.get(status, "") if style is None else style
+    return f"[{style}]{escape(status)}[/]" if style else escape(status)
+
+
 class ConsoleEvents(Events):
     """Progress of test-local, serve and push on stderr.
 
@@ -151,9 +158,8 @@ class ConsoleEvents(Events):
         status = str(getattr(result, "status", ""))
         if status == "skipped" and self.console.is_terminal:
             return  # the final table sums the skipped checks up in one line
-        style = _STATUS_STYLE.get(status, "")
         first = str(getattr(result, "message", "")).splitlines()[0:1]
-        self.console.print(f"  {name}: [{style}]{status}[/] {escape(first[0] if first else '')}", markup=True)
+        self.console.print(f"  {name}: {_status(status)} {escape(first[0] if first else '')}", markup=True)
 
     def progress(self, label: str, done: int, total: int, unit: str = BYTES) -> None:
         if self.console.is_terminal:
@@ -207,17 +213,16 @@ def test_report(table: TestTable) -> None:
     for row in table.rows:
         if row.status == "skipped":
             continue  # one line under the table, not a row each
-        style = _STATUS_STYLE.get(row.status, "")
         # With a diagnosis the log's lines are below the table once, not inside a cell.
         message = row.message.splitlines()[0] if table.diagnosis and row.message else row.message
-        grid.add_row(row.name, row.level, f"[{style}]{row.status}[/]", escape(message))
+        grid.add_row(escape(row.name), escape(row.level), _status(row.status), escape(message))
     console.print(grid)
     if skipped:
         reasons = sorted({row.message for row in skipped})
         head = reasons[0] if len(reasons) == 1 and reasons[0].startswith("skipped") else "skipped"
         console.print(f"[dim]{escape(head)}: {escape(', '.join(row.name for row in skipped))}[/]", markup=True)
     overall = table.overall
-    console.print(f"overall: [{_STATUS_STYLE.get(overall, '')}]{overall}[/]", markup=True)
+    console.print(f"overall: {_status(overall)}", markup=True)
     if table.protocol:
         name, how = table.protocol
         console.print(f"protocol: {escape(name)} ({escape(how)})", markup=True)
@@ -263,9 +268,7 @@ def feature_impact(outcome: FeatureImpactOutcome) -> None:
     """The ranking of `test-local --feature-impact`, most impactful feature first."""
     result = outcome.result
     if outcome.status != "succeeded" or result is None:
-        console.print(
-            f"feature impact: [{_STATUS_STYLE.get(outcome.status, '')}]{outcome.status}[/] {escape(outcome.message)}"
-        )
+        console.print(f"feature impact: {_status(outcome.status)} {escape(outcome.message)}")
         return
     table = Table(title=f"feature impact ({result.metric}, {result.rows} rows)", title_justify="left")
     table.add_column("#", justify="right")
@@ -474,13 +477,11 @@ def watch_run(run: WatchRun) -> None:
     console.print(f"[bold]{escape(headline)}[/]", markup=True)
     for name, result in run.report.results.items():
         message = result.message.splitlines()
-        style = _STATUS_STYLE.get(result.status, "")
-        console.print(f"  {name}: [{style}]{result.status}[/] {escape(message[0] if message else '')}", markup=True)
+        console.print(f"  {name}: {_status(result.status)} {escape(message[0] if message else '')}", markup=True)
     overall = run.overall_status
     since = run.seconds_since_save
     timing = f"{since:.2f}s after the save" if since is not None else f"in {durations.get('total', 0):.1f}s"
-    style = _STATUS_STYLE.get(overall, "")
-    console.print(f"[{style}]{overall}[/], {timing}", markup=True)
+    console.print(f"{_status(overall)}, {timing}", markup=True)
     tail = details.server_log if overall == "failed" else None
     if tail:
         console.print("[dim]last server log lines:[/]", markup=True)

@@ -37,7 +37,7 @@ import yaml
 
 from cmkit.bundle import START_SCRIPT
 from cmkit.errors import InputError
-from cmkit.metadata import METADATA_FILE
+from cmkit.metadata import MAX_MODEL_NAME, METADATA_FILE
 from cmkit.paths import templates_dir as shipped_templates
 from cmkit.target import LabelKind, TargetSpec, TargetType, require_target_type
 
@@ -130,6 +130,8 @@ def make_spec(
     """Validate a combination of options; each bad one is an InputError naming the fix."""
     kind = require_target_type(target_type)
     _check_text(name, "the model name", "--name")
+    if len(name) > MAX_MODEL_NAME:  # else init writes a bundle its own lint refuses
+        raise InputError(f"the model name has {len(name)} characters; the API takes at most {MAX_MODEL_NAME}")
     if not kind.has_target and target_name is not None:
         raise InputError(f"{kind} models have no target", hint="drop --target-name")
     positive, negative = positive_class_label, negative_class_label

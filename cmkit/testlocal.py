@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from cmkit.checks.context import CheckOptions
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
+    from cmkit.checks.datasetfile import CsvShape
     from cmkit.checks.unstructured import RawDataset
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
     from cmkit.remoteenv import UsedEnvironment
@@ -94,6 +95,9 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
 
     `port`: the host port to serve on (default: a free one), so a restarted server keeps its URL.
     """
+    from cmkit.requirements import bundle_requirements
+
+    bundle_requirements(settings.bundle)  # an unusable requirements.txt is exit 2 before any build
     for warning in settings.announced:
         events.stage(f"warning: {warning}")
     remote = fetch_remote_environment(settings, events)
@@ -175,7 +179,24 @@ def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, po
 def _since(began: float) -> float:
     return round(time.monotonic() - began, 3)
 
-def load_datasets(run: ResolvedRun) -> tuple[Dataset | RawDataset | None, ExpectedPredictions | None]:
+
+def check_dataset_file(run: ResolvedRun) -> CsvShape | None:
+    """The run's dataset checked as a file (limits, header, row lengths, target), without pandas:
+    README promises its errors before the image is built, which may take minutes."""
+    from cmkit.checks.datasetfile import check_csv
+
+    if run.dataset is None or run.target.type.unstructured:  # an unstructured model's file is any bytes
+        return None
+    return check_csv(run.dataset, _target_column(run))
+
+
+def _target_column(run: ResolvedRun) -> str | None:
+    return run.target.name if run.target.type.has_target else None
+
+
+def load_datasets(
+    run: ResolvedRun, shape: CsvShape | None = None
+) -> tuple[Dataset | RawDataset | None, ExpectedPredictions | None]:
     """The run's dataset and predictionVerificationCheck's expected predictions (None when not given)."""
     if run.dataset is None:
         return None, None
@@ -187,7 +208,7 @@ def load_datasets(run: ResolvedRun) -> tuple[Dataset | RawDataset | None, Expect
         return load_raw(run.dataset), None
     from cmkit.checks.dataset import load_dataset, load_expected
 
-    dataset = load_dataset(run.dataset, run.target.name if run.target.type.has_target else None)
+    dataset = load_dataset(run.dataset, _target_column(run), shape)
     expected = None
     if run.verification_dataset is not None and run.checks.get(PREDICTION_VERIFICATION) != "skip":
         expected = load_expected(run.verification_dataset, run.parameters.verification.predictionsColumn)
@@ -202,9 +223,10 @@ def run_test_local(
     run = resolve_config(config)
     run_id = uuid.uuid4().hex[:12]
     began = time.monotonic()
+    shape = check_dataset_file(run)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmkit-dataset") as pool:
         # The dataset loads while the image builds and the server starts: both wait on I/O.
-        loading = pool.submit(load_datasets, run)
+        loading = pool.submit(load_datasets, run, shape)
         try:
             started = start_bundle(run.server, events, run_id)
         except StartFailed as exc:

@@ -76,6 +76,34 @@ def _message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
+class BoundedRetry(Retry):
+    """urllib3's retries of reads, whose every wait is bounded: a server's Retry-After by
+    MAX_RETRY_WAIT (backoff_max bounds only urllib3's own backoff: `Retry-After: 3600` on a read
+    once slept an hour under `push --timeout 5`), and all of them by the client's deadline."""
+
+    def __init__(self, *args: Any, deadline: Callable[[], float | None] = lambda: None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def new(self, **kw: Any) -> BoundedRetry:
+        renewed = super().new(**kw)
+        renewed.deadline = self.deadline
+        return renewed
+
+    def get_retry_after(self, response: Any) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, MAX_RETRY_WAIT)
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
+        wait = self.get_backoff_time() if wait is None else wait
+        deadline = self.deadline()
+        if deadline is not None:  # past it the retry happens at once: its answer decides
+            wait = min(wait, max(0.0, deadline - time.monotonic()))
+        if wait > 0:
+            time.sleep(wait)
+
+
 class DataRobotClient:
     def __init__(self, config: ApiConfig) -> None:
         if not config.token or any(ch.isspace() for ch in config.token):
@@ -86,7 +114,11 @@ class DataRobotClient:
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {config.token}", "User-Agent": f"cmkit/{__version__}"})
         self.session.verify = config.ssl_verify
-        retry = Retry(
+        # When set (time.monotonic() seconds), no wait of this client lasts past it: push sets
+        # it from --timeout.
+        self.deadline: float | None = None
+        retry = BoundedRetry(
+            deadline=lambda: self.deadline,
             total=config.max_retries,
             connect=config.max_retries,
             read=config.max_retries,
@@ -238,7 +270,7 @@ def poll_until(
             raise ApiError(f"{what} did not finish within {timeout:g}s")
         if on_wait is not None:
             on_wait(value)
-        time.sleep(interval)
+        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
         value = fetch()
     return value
 

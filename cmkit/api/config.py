@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from cmkit.errors import InputError
 from cmkit.safeyaml import load_yaml
+from cmkit.secretenv import secret
 from cmkit.textfiles import stat_or_none
 
 DEFAULT_CONFIG_FILE = Path("~/.config/datarobot/drconfig.yaml")
@@ -112,7 +113,8 @@ def load_api_config(
     path = _config_file(env)
     data = _read_file(path)
     endpoint = endpoint or env.get("DATAROBOT_ENDPOINT") or data.get("endpoint")
-    token = token or env.get("DATAROBOT_API_TOKEN") or data.get("token")
+    taken = secret("DATAROBOT_API_TOKEN") if environ is None else None  # moved out of os.environ at start
+    token = token or env.get("DATAROBOT_API_TOKEN") or taken or data.get("token")
     if not endpoint or not token:
         missing = " and ".join(n for n, v in (("endpoint", endpoint), ("token", token)) if not v)
         raise MissingCredentials(

@@ -9,9 +9,7 @@ those pieces joined; the body with a column made null swaps that one piece for a
 
 from __future__ import annotations
 
-import csv
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -22,6 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from cmkit.checks.datasetfile import CsvShape, check_csv, read_shape
 from cmkit.checks.protocols import KeptTwin, Payload, encode_payload
 from cmkit.errors import InputError
 
@@ -191,37 +190,6 @@ def _json_column(series: pd.Series) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
-def _check_row_lengths(reader: Any, header: list[str], path: Path) -> None:
-    """Every row must have as many fields as the header: pandas would pad a short row with NaN."""
-    try:
-        for row in reader:
-            if row and len(row) != len(header):
-                raise InputError(
-                    f"this row has {len(row)} field(s), the header has {len(header)}",
-                    file=path,
-                    line=reader.line_num,
-                    hint="write one value per column; an empty value is nothing between two commas",
-                )
-    except csv.Error:
-        return  # quoting trouble or a huge field: pandas, which reads the file next, has the final word
-
-
-def _header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            try:
-                header = next(reader, [])
-            except csv.Error as exc:
-                raise InputError(f"unreadable CSV header: {exc}", file=path, line=1) from exc
-            _check_row_lengths(reader, header, path)
-            return header
-    except UnicodeDecodeError as exc:
-        raise InputError("not a UTF-8 CSV file", file=path, hint="export the dataset as UTF-8 CSV") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=path) from exc
-
-
 def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
     """pandas reads 'inf' as a float that no JSON request body can carry: say where it is."""
     numeric = features.select_dtypes(include="float")
@@ -239,36 +207,45 @@ def _refuse_infinities(features: pd.DataFrame, path: Path) -> None:
     )
 
 
-def load_dataset(path: str | Path, target_name: str | None = None) -> Dataset:
-    """Read a CSV test dataset; the target column, if named, must exist and is removed."""
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what pandas keeps as int64/uint64 and JSON encoders write
+
+
+def _refuse_big_integers(features: pd.DataFrame, path: Path) -> None:
+    """pandas keeps an integer past 64 bits as a Python int in an object column, which the
+    request encoder (orjson) refuses: name the cell instead of failing in the middle of a check."""
+    low, high = _INT_RANGE
+    for name, series in features.items():
+        if series.dtype != object:
+            continue
+        for row, value in enumerate(series.tolist()):
+            if isinstance(value, int) and not low <= value <= high:
+                raise InputError(
+                    f"column {str(name)!r}, data row {row + 1}: {value} is an integer beyond 64 bits, "
+                    "which a JSON request body cannot carry as a number",
+                    file=path,
+                    hint="write it as a decimal (for example 1e20) or as text in a column of text",
+                )
+
+
+def load_dataset(path: str | Path, target_name: str | None = None, shape: CsvShape | None = None) -> Dataset:
+    """Read a CSV test dataset; the target column, if named, must exist and is removed.
+
+    `shape`: what `check_csv` found when the caller already checked the file (before a build).
+    """
     csv_path = Path(path)
-    if not csv_path.is_file():
-        raise InputError("dataset not found", file=csv_path, hint="pass --dataset or set validation.input")
-    header = _header(csv_path)
-    if not header:
-        raise InputError("the dataset is empty", file=csv_path, line=1, hint="it needs a header row and data rows")
-    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
-    if duplicates:
-        raise InputError(
-            f"duplicate column names: {', '.join(duplicates)}", file=csv_path, line=1, hint="rename the columns"
-        )
+    if shape is None:
+        check_csv(csv_path, target_name)
     try:
         frame = pd.read_csv(csv_path, encoding="utf-8-sig", low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(f"unreadable CSV: {str(exc).splitlines()[0]}", file=csv_path) from exc
     if frame.empty:
         raise InputError("the dataset has no rows", file=csv_path, hint="add data rows under the header")
-    if target_name is not None and target_name not in frame.columns:
-        raise InputError(
-            f"target column '{target_name}' is not in the dataset (columns: {', '.join(map(str, header[:8]))})",
-            file=csv_path,
-            line=1,
-            hint="fix --target-name or inferenceModel.targetName",
-        )
     # copy(): one block per dtype (read_csv leaves one per column), so taking sample rows is
     # one take per dtype, not one per column.
     features = (frame.drop(columns=[target_name]) if target_name else frame).copy()
     _refuse_infinities(features, csv_path)
+    _refuse_big_integers(features, csv_path)
     target = frame[target_name] if target_name else None
     return Dataset(path=csv_path, features=features, target_name=target_name, target=target)
 
@@ -291,7 +268,7 @@ def load_expected(path: str | Path, column: str | None) -> ExpectedPredictions:
         raise InputError(
             "no predictions column for the verification dataset", file=csv_path, hint="pass --predictions-column NAME"
         )
-    header = _header(csv_path)
+    header = read_shape(csv_path).header
     if column not in header:
         raise InputError(
             f"column '{column}' is not in the verification dataset (columns: {', '.join(header[:8])})",

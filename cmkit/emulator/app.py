@@ -8,11 +8,16 @@ error bodies only then), errors included.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hmac
 import logging
 import re
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -102,7 +107,14 @@ def _tables() -> Iterator[Routes]:
 
 
 class ApiRequest(Request):
-    """Uploads go straight to the blob store's staging folder, hashed as they arrive."""
+    """Uploads go straight to a staging folder of their own request, hashed as they arrive.
+
+    The folder goes when the request closes, whatever the outcome: a form refused half-way
+    (413, too many parts) never hands its files to anyone who would close them, and they
+    stayed in the data dir's tmp until a restart. An accepted file was moved out (a rename).
+    """
+
+    _staging: Path | None = None
 
     def _get_file_stream(
         self,
@@ -111,7 +123,18 @@ class ApiRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> Any:
-        return current_emulator().store.blobs.new_upload()
+        blobs = current_emulator().store.blobs
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="request-", dir=blobs.staging))
+        return blobs.new_upload(self._staging)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._staging is not None:
+                shutil.rmtree(self._staging, ignore_errors=True)
+                self._staging = None
 
 
 def create_app(emu: Emulator, injector: FaultInjector, journal: Journal) -> Flask:
@@ -235,8 +258,28 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _internal_error(exc: Exception) -> Response:
+    if _disk_full(exc):
+        # Nothing half-written was kept (staged uploads go with their request, the store commits
+        # or rolls back): the client may retry once there is room, so say so instead of 500.
+        LOG.error("disk full on %s %s: %s", request.method, request.path, exc)
+        message = f"Insufficient storage: the emulator's data dir {current_emulator().settings.data_dir} is full"
+        return json_response({"message": message}, 507)
     LOG.exception("internal error on %s %s", request.method, request.path)
     return json_response({"message": f"Internal emulator error: {exc.__class__.__name__}: {exc}"}, 500)
+
+
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (Python 3.11+), which typeshed does not list
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC/EDQUOT from a write, or SQLite's SQLITE_FULL, anywhere in the exception's chain."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 # -- service -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ as interrupted at the next start on the same data directory.
 from __future__ import annotations
 
 import logging
+import resource
 import secrets
 import signal
 import sqlite3
@@ -29,10 +30,23 @@ from cmkit.emulator.store import DataDirInUse
 from cmkit.engine.choice import choose_runtime
 from cmkit.errors import InputError
 from cmkit.paths import default_environment_dir
+from cmkit.secretenv import secret
+from cmkit.textfiles import read_utf8
 
 LOG = logging.getLogger("cmkit.emulator")
 # Far above the 1 GiB artifacts pushes upload; waitress spools bodies to disk past 512 KiB.
 MAX_REQUEST_BODY = 1 << 40
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+# A connection costs waitress no thread until its request is whole, but it counts against the
+# connection limit (waitress: 100), and one that never finishes its headers stayed for 2 min:
+# 100 such connections, no token needed, kept every token holder out. So: many more
+# connections (within the open-file limit), and a connection silent for IDLE_TIMEOUT seconds
+# with no request in progress (headers never finished, or an idle keep-alive) is closed,
+# checked every CLEANUP_INTERVAL seconds. A request being answered or a body being sent is
+# activity; neither is cut.
+MAX_CONNECTIONS = 1000
+IDLE_TIMEOUT = 15
+CLEANUP_INTERVAL = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,25 @@ def job_engine(
     return DockerJobs(docker_client(), labels_for(data_dir, labels))
 
 
+def accepted_tokens(given: Sequence[str], token_file: Path | None) -> tuple[str, ...]:
+    """The tokens the emulator accepts: `--token`s, the lines of `--token-file`, else
+    CMKIT_EMULATOR_TOKEN (taken out of the environment at start, cmkit/secretenv.py). A token
+    on the command line is readable by every process of the machine (ps, /proc/<pid>/cmdline),
+    among them the models the emulator runs: the file and the variable keep it off it."""
+    tokens = list(given)
+    if token_file is not None:
+        text = read_utf8(token_file, MAX_TOKEN_FILE_BYTES)
+        from_file = [line.strip() for line in text.splitlines() if line.strip()]
+        if not from_file:
+            raise InputError("no token in this file", file=token_file, hint="write one token a line")
+        tokens += from_file
+    if not tokens:
+        variable = secret("CMKIT_EMULATOR_TOKEN")
+        if variable is not None:
+            tokens.append(variable)
+    return tuple(tokens)
+
+
 def run(options: EmulatorOptions, on_ready: Callable[[EmulatorReady], None], warn: Callable[[str], None]) -> None:
     """Serve until SIGTERM/SIGINT; `on_ready` is told where it serves once it does."""
     if any(not token.strip() for token in options.tokens):
@@ -138,6 +171,9 @@ def _listen(app: Any, options: EmulatorOptions) -> Any:
             port=options.port,
             threads=options.threads,
             max_request_body_size=MAX_REQUEST_BODY,
+            connection_limit=connection_limit(),
+            channel_timeout=IDLE_TIMEOUT,
+            cleanup_interval=CLEANUP_INTERVAL,
             asyncore_use_poll=True,
             ident="cmkit-emulator",
         )
@@ -145,6 +181,13 @@ def _listen(app: Any, options: EmulatorOptions) -> Any:
         raise InputError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", hint="--port 0 picks a free port"
         ) from exc
+
+
+def connection_limit() -> int:
+    """MAX_CONNECTIONS, or fewer when the open-file limit would not hold them and the data files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = soft - 100 if soft != resource.RLIM_INFINITY else MAX_CONNECTIONS
+    return max(100, min(MAX_CONNECTIONS, room))
 
 
 def _display_host(host: str) -> str:

@@ -339,8 +339,8 @@ class BlobStore:
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def new_upload(self) -> HashingFile:
-        return HashingFile(self.staging)
+    def new_upload(self, staging: Path | None = None) -> HashingFile:
+        return HashingFile(staging or self.staging)
 
     def ingest(self, upload: HashingFile) -> Blob:
         """Move a finished upload into place (or drop it when that content is already stored)."""

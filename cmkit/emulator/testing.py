@@ -161,10 +161,9 @@ def _parameters(
 
 
 def _header(path: Path) -> list[str]:
-    # test-local's reader; imported here because it loads pandas, which the emulator's start avoids.
-    from cmkit.checks.dataset import _header as read_header
+    from cmkit.checks.datasetfile import read_shape  # test-local's reader, without pandas
 
-    return read_header(path)
+    return read_shape(path).header
 
 
 def _check(status: str, message: str = "") -> CheckStatus:

@@ -60,6 +60,7 @@ from cmkit.engine.wheels import (
 from cmkit.envcontext import context_files, tar_context
 from cmkit.errors import InputError
 from cmkit.hashcache import HashCache
+from cmkit.requirements import bundle_requirements
 
 
 class ImageBuilder:
@@ -287,9 +288,7 @@ class ImageBuilder:
         if (environment is None) == (image is None):
             raise InputError("give exactly one of an environment folder or an image")
         env = self.environment(environment, rebuild) if environment else self._resolve(image or "")
-        requirements = Path(bundle_dir) / "requirements.txt"
-        text = requirements.read_text(encoding="utf-8") if requirements.is_file() else None
-        deps = self.dependencies(env, text, rebuild)
+        deps = self.dependencies(env, bundle_requirements(bundle_dir), rebuild)
         return ModelImage(env, deps, self.code(deps, Path(bundle_dir), rebuild))
 
     # -- helpers ------------------------------------------------------------------------------

@@ -23,6 +23,9 @@ from cmkit.engine.base import ExitInfo, RunSpec, Server, free_port
 from cmkit.errors import InputError
 
 STOP_GRACE_SECONDS = 5.0
+# The server writes its output straight into a file of its own; cmkit reads only its end. A
+# model printing 200 MiB once made cmkit hold 913 MiB: reports need the last lines only.
+MAX_LOG_BYTES = 1024 * 1024
 
 
 class ProcessServer(Server):
@@ -66,10 +69,17 @@ class ProcessServer(Server):
         return "\n".join(text.splitlines()[-tail:]) if tail else text
 
     def _read_log(self) -> str:
+        """The log's last MAX_LOG_BYTES at most, from its first whole line in them."""
         try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
+            with self.log_path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - MAX_LOG_BYTES))
+                data = handle.read(MAX_LOG_BYTES)
         except OSError:
             return ""
+        if size > MAX_LOG_BYTES:
+            data = data[data.find(b"\n") + 1 :] if b"\n" in data else data
+        return data.decode("utf-8", errors="replace")
 
     def follow_logs(self) -> Iterator[str]:
         try:
@@ -157,6 +167,8 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Pa
     port = port or free_port()
     # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
     env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
+    # What a killed cmkit (SIGKILL while its model loaded) left running is ended first.
+    processtree.sweep_leftovers()
     tracker = processtree.ProcessTracker()
     env.update(tracker.environment())
     bin_dir = venv / "bin" if venv else Path(sys.executable).parent

@@ -28,6 +28,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 MARKER = "CMKIT_SERVER_ID"
+# Who started the server: "<pid>.<start time>" of the cmkit process. A server whose owner is no
+# longer running (cmkit was killed with SIGKILL while the model loaded) is a leftover that the
+# next start ends, as the emulator does with its own (cmkit/emulator/leftovers.py).
+OWNER = "CMKIT_SERVER_OWNER"
 _PROC = Path("/proc")
 # Moves the shell into the cgroup, then becomes the start script (same pid, same process group).
 _ENTER_CGROUP = '{ echo $$ > "$1"; } 2>/dev/null; shift; exec "$@"'
@@ -64,6 +68,59 @@ def marked_processes(value: str) -> list[int]:
         if state not in ("Z", "X"):
             found.append(int(entry.name))
     return found
+
+
+def _started(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot): with its pid, who it is, reuse aside."""
+    try:
+        return (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_id(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}.{_started(pid)}"
+
+
+def _owner_gone(owner: str) -> bool:
+    pid, _, _ = owner.partition(".")
+    return not pid.isdigit() or owner_id(int(pid)) != owner
+
+
+def sweep_leftovers(grace: float = 3.0) -> list[int]:
+    """End the servers (and all they started) of cmkit processes that are no longer running."""
+    prefix = f"{OWNER}=".encode()
+    orphans: list[int] = []
+    for entry in _PROC.iterdir() if can_track() else ():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            owner = next((v for v in (entry / "environ").read_bytes().split(b"\0") if v.startswith(prefix)), None)
+            if owner is not None and _owner_gone(owner[len(prefix) :].decode(errors="replace")):
+                orphans.append(int(entry.name))
+    if orphans:
+        _signal_all(orphans, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_all([pid for pid in orphans if _alive(pid)], signal.SIGKILL)
+    parent = _own_cgroup_dir()
+    for cgroup in parent.glob("cmkit-*") if parent is not None else ():
+        parts = cgroup.name.split("-")
+        # cmkit-<owner>-<marker>; a name without an owner is an older cmkit's: not ours to judge.
+        if len(parts) == 3 and _owner_gone(parts[1]):  # what dropped the variable (env -i) is still in it
+            with contextlib.suppress(OSError):
+                (cgroup / "cgroup.kill").write_text("1")
+    return orphans
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _own_cgroup_dir() -> Path | None:
@@ -119,7 +176,7 @@ class ProcessTracker:
         if parent is None:
             return None
         _remove_stale_cgroups(parent)
-        path = parent / f"cmkit-{self.marker}"
+        path = parent / f"cmkit-{owner_id()}-{self.marker}"
         try:
             path.mkdir()
         except OSError:  # read-only hierarchy, no delegation: the marker is the net
@@ -131,7 +188,7 @@ class ProcessTracker:
         return path
 
     def environment(self) -> dict[str, str]:
-        return {MARKER: self.marker}
+        return {MARKER: self.marker, OWNER: owner_id()}
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """`argv`, started inside the cgroup when there is one."""

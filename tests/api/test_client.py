@@ -325,3 +325,26 @@ def test_with_client_gives_work_a_configured_client(
     with pytest.raises(MissingCredentials):
         with_client(None, None, work)
     assert len(clients) == 1
+
+
+def test_a_reads_retry_after_is_capped_and_bounded_by_the_deadline(
+    server: str, script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 4: `Retry-After: 3600` on a read made `push --timeout 5` sleep the hour (the
+    30 s cap covered creates only)."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    script.answer("hour/", (503, {"Retry-After": "3600"}, {"message": "later"}), (200, {}, {"ok": True}))
+    assert client(server).get("hour/") == {"ok": True}
+    assert slept == [MAX_RETRY_WAIT]
+    slept.clear()
+    bounded = client(server)
+    bounded.deadline = time.monotonic() + 5
+    script.answer("hour2/", (503, {"Retry-After": "3600"}, {"message": "later"}), (200, {}, {"ok": True}))
+    assert bounded.get("hour2/") == {"ok": True}
+    assert len(slept) == 1 and 4 < slept[0] <= 5
+    bounded.deadline = time.monotonic() - 1  # past it: the retries happen at once
+    script.answer("down/", (503, {"Retry-After": "3600"}, {"message": "still down"}))
+    with pytest.raises(ApiError, match="HTTP 503"):
+        bounded.get("down/")
+    assert slept[1:] == []

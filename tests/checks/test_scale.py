@@ -60,6 +60,18 @@ def test_an_infinite_value_is_an_input_error_naming_the_column(tmp_path: Path) -
         load_dataset(tmp_path / "d.csv", "y")
 
 
+def test_an_integer_past_64_bits_is_an_input_error_naming_the_cell(tmp_path: Path) -> None:
+    """Issue 27 item 10: pandas keeps it as a Python int, which the request encoder refused
+    mid-check ("Integer exceeds 64-bit range", an internal error)."""
+    (tmp_path / "d.csv").write_text("a,b,y\n1,99999999999999999999,0\n2,3,1\n")
+    with pytest.raises(InputError, match="column 'b', data row 1: 99999999999999999999 is an integer beyond 64 bits"):
+        load_dataset(tmp_path / "d.csv", "y")
+    # The 64-bit extremes are numbers pandas keeps in int64/uint64, and they go on the wire as written.
+    (tmp_path / "e.csv").write_text("a,b,y\n-9223372036854775808,18446744073709551615,0\n2,3,1\n")
+    body = load_dataset(tmp_path / "e.csv", "y").payload().body
+    assert b"18446744073709551615" in body and b"-9223372036854775808" in body
+
+
 def test_null_rows_are_all_rows_until_the_budget_then_a_bounded_spread_sample() -> None:
     narrow = pd.DataFrame(np.zeros((2000, 40)))
     assert null_check_rows(narrow).indices is None  # 40 columns x 2,000 rows: every row

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from cmkit.api.config import load_api_config
 from cmkit.checks.dataset import load_dataset
-from cmkit.cli import main
+from cmkit.cli import _interrupt_on_sigterm, command, main
 from cmkit.engine.base import free_port
 from cmkit.errors import InputError
 from cmkit.lint import lint_bundle
@@ -367,3 +371,135 @@ def test_a_hostile_cmkitignore_is_exit_2(bundle: Path, kind: str) -> None:
     result = cli("lint", bundle)
     assert result.exit_code == 2
     one_error_line(result, ".cmkitignore")
+
+
+# --- issue 27 item 13 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", ["!", "keep.csv\n!"])
+def test_an_invalid_cmkitignore_pattern_is_exit_2_naming_its_line(bundle: Path, no_config: Path, line: str) -> None:
+    """A lone `!` once made lint say ok and push --dry-run fail with an internal error."""
+    (bundle / ".cmkitignore").write_text(line + "\n")
+    number = line.count("\n") + 1
+    for arguments in (["lint"], ["push", "--dry-run", "--endpoint", "http://127.0.0.1:9/api/v2", "--token", "t"]):
+        result = cli(*arguments, bundle)
+        assert result.exit_code == 2, result.output
+        one_error_line(result, f".cmkitignore:{number}: not a valid ignore pattern: '!'")
+
+
+def test_too_many_cmkitignore_patterns_are_exit_2_before_any_matching(bundle: Path) -> None:
+    """40,000 patterns took 13 s: every path is matched against every pattern."""
+    (bundle / ".cmkitignore").write_text("".join(f"data/file{i}.csv\n" for i in range(40_000)))
+    one_error_line(cli("lint", bundle), "40000 patterns; cmkit reads at most 5000")
+
+
+def test_a_file_name_that_is_not_utf8_is_exit_2_unless_ignored(bundle: Path, no_config: Path) -> None:
+    os.close(os.open(os.path.join(os.fsencode(bundle), b"model\xff\xfe.bin"), os.O_CREAT | os.O_WRONLY))
+    for arguments in (["lint"], ["push", "--dry-run", "--endpoint", "http://127.0.0.1:9/api/v2", "--token", "t"]):
+        result = cli(*arguments, bundle)
+        assert result.exit_code == 2, result.output
+        one_error_line(result, "this file name is not UTF-8: 'model\\xff\\xfe.bin'")
+    (bundle / ".cmkitignore").write_text("*.bin\n")
+    assert cli("lint", bundle).exit_code != 2
+
+
+def test_init_refuses_a_name_the_api_refuses(tmp_path: Path) -> None:
+    """A 70,000-character --name once wrote a bundle that failed its own lint."""
+    result = cli("init", tmp_path / "b", "--target-type", "regression", "--name", "a" * 70_000)
+    assert result.exit_code == 2 and not (tmp_path / "b").exists()
+    one_error_line(result, "the model name has 70000 characters; the API takes at most 255")
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "model-metadata.yaml").write_text(METADATA.replace("house-prices", "n" * 256))
+    messages = [f.message for f in lint_bundle(tmp_path / "meta").findings]
+    assert any("longer than the API's 255 characters" in m for m in messages), messages
+
+
+@pytest.fixture
+def sigterm_restored() -> Iterator[None]:
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_exits_143_and_ctrl_c_130(sigterm_restored: None) -> None:
+    """SIGTERM runs Ctrl-C's cleanup but exits as a shell reports a terminated process (128 + 15)."""
+    group = click.Group()
+
+    @command(group, "sleeper")
+    @click.option("--signal-name")
+    def sleeper(as_json: bool, signal_name: str) -> None:
+        _interrupt_on_sigterm()
+        os.kill(os.getpid(), getattr(signal, signal_name))
+        time.sleep(10)
+
+    for name, code, word in (("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")):
+        result = CliRunner().invoke(group, ["sleeper", "--signal-name", name])
+        assert result.exit_code == code and f"error: {word}" in result.stderr
+
+
+# --- issue 27 item 15: every input checked before anything is built ------------------------------
+
+
+@pytest.fixture
+def unbuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bundle run on a Docker engine that does not answer: the first thing a build does is reach
+    it (exit 3), so an input error (exit 2) proves the input was checked before any build."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    files = {"data/sample.csv": "a,price\n1,2\n3,4\n"}
+    return write_static_bundle(tmp_path / "unbuilt", metadata=METADATA, files=files)
+
+
+def run_unbuilt(bundle: Path, *extra: str | Path) -> Result:
+    return cli("test-local", bundle, "--runtime", "docker", *extra)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["over 1 MiB", "fifo", "not utf-8"])
+def test_an_unusable_requirements_file_is_exit_2_before_any_build(unbuilt: Path, kind: str) -> None:
+    """README: requirements.txt is a regular UTF-8 file of at most 1 MiB. A 2 MiB file once built
+    for 65 s and exited 1; a FIFO was taken for "no requirements" (exit 0, nothing installed)."""
+    requirements = unbuilt / "requirements.txt"
+    if kind == "fifo":
+        os.mkfifo(requirements)
+    elif kind == "not utf-8":
+        requirements.write_bytes(b"six==1.16.0\n\xff\n")
+    else:
+        requirements.write_text("six==1.16.0\n" * 200_000)
+    result = run_unbuilt(unbuilt)
+    assert result.exit_code == 2, result.output
+    one_error_line(result, "requirements.txt")
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "message"),
+    [
+        ("a,price\n1,2\n3\n", "this row has 1 field(s), the header has 2"),
+        ("a,price\n", "the dataset has no rows"),
+        ("a,b\n1,2\n", "target column 'price' is not in the dataset"),
+        ("\x00\xff\xfe", "not a UTF-8 CSV file"),
+        (",".join(f"c{i}" for i in range(20_001)) + "\n", "the header has 20001 columns; cmkit tests at most 20000"),
+    ],
+    ids=["short row", "no rows", "no target", "not a csv", "too many columns"],
+)
+def test_dataset_errors_are_exit_2_before_any_build(unbuilt: Path, tmp_path: Path, csv_text: str, message: str) -> None:
+    dataset = tmp_path / "data.csv"
+    dataset.write_bytes(csv_text.encode("latin-1"))
+    result = run_unbuilt(unbuilt, "--dataset", dataset)
+    assert result.exit_code == 2, result.output
+    one_error_line(result, message)
+
+
+@pytest.mark.timeout(30)
+def test_a_million_column_header_is_refused_before_parsing(tmp_path: Path) -> None:
+    """Issue 27 item 9: a header of 1e6 columns took 94 s and 3.2 GB before "no rows"."""
+    from cmkit.checks.datasetfile import MAX_HEADER_BYTES
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"column{i}" for i in range(1_000_000)) + "\n1\n")
+    with pytest.raises(InputError, match="the header line is longer than 8 MiB"):
+        load_dataset(wide)
+    assert wide.stat().st_size > MAX_HEADER_BYTES
+    narrower = tmp_path / "narrower.csv"
+    narrower.write_text(",".join(f"c{i}" for i in range(100_000)) + "\n")
+    with pytest.raises(InputError, match="the header has 100000 columns"):
+        load_dataset(narrower)

@@ -3,6 +3,8 @@ drconfig.yaml files never make a command print a traceback; exit codes stay 0, 1
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +36,12 @@ REQUIREMENT_PIECES = [
 ]  # fmt: skip
 CSV_PIECES = [
     "a", "b", "price", ",", "\n", "\r\n", '"', '""', "1", "2.5", "nan", "inf", "-", "", " ", "\x00", "é", "\ufeff",
-    "2024-01-01", "true", ";", "\t", "1e400", "a,b,price\n",
+    "2024-01-01", "true", ";", "\t", "1e400", "a,b,price\n", "99999999999999999999", "-9223372036854775809",
+    "18446744073709551615",
+]  # fmt: skip
+IGNORE_PIECES = [
+    "!", "\\!", "*", "**", "/", "\\", "[", "]", "[!a]", "?", "#", " ", "\n", "\r\n", "data/", "*.csv", "!keep",
+    "\x00", "é", "\ufeff", "a", "..", ".", "{", "}",
 ]  # fmt: skip
 
 
@@ -125,6 +132,7 @@ def test_random_csv_loads_or_is_an_input_error(examples: int) -> None:
             else:
                 assert dataset.rows > 0
                 dataset.payload()  # strict JSON: never NaN
+                dataset.row_payloads(range(min(dataset.rows, 3)))  # and never an integer JSON cannot carry
 
     check()
 
@@ -136,3 +144,29 @@ def test_random_csv_through_test_local(data: bytes) -> None:
     with bundle() as root:
         (root / "data.csv").write_bytes(data)
         run("test-local", root, "--runtime", "process", "--dataset", root / "data.csv", "--startup-timeout", "5")
+
+
+NAMES = st.binary(min_size=1, max_size=12).filter(lambda name: b"/" not in name and b"\0" not in name)
+
+
+@tiers(60)
+def test_random_cmkitignore_and_file_names(examples: int) -> None:
+    """Issue 27 item 13: a `.cmkitignore` line `!` and a file name of bytes ff fe were internal
+    errors of push --dry-run after lint said ok. Any ignore file and any names: one line, exit 0-2."""
+    env = {"DATAROBOT_CONFIG_FILE": "/nonexistent/drconfig.yaml", "DATAROBOT_API_TOKEN": "", "DATAROBOT_ENDPOINT": ""}
+
+    @settings(max_examples=examples, deadline=None)
+    @given(hostile(IGNORE_PIECES), st.lists(NAMES, max_size=3))
+    @example(b"!\n", [])
+    @example(b"", [b"\xff\xfe"])
+    def check(ignore: bytes, names: list[bytes]) -> None:
+        with bundle() as root:
+            (root / ".cmkitignore").write_bytes(ignore)
+            for name in names:
+                if name not in (b".", b".."):
+                    with contextlib.suppress(OSError):  # a name this file system refuses
+                        os.close(os.open(os.path.join(os.fsencode(root), name), os.O_CREAT | os.O_WRONLY))
+            run("lint", root)
+            run("push", root, "--dry-run", env=env)  # no credentials: planned offline
+
+    check()

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from cmkit.cli import main
 from cmkit.emulator import models, validation
+from cmkit.emulator.store import BlobStore, HashingFile
 from tests.support.emulator_support import FlaskEmulator
 
 MODEL = {"name": "m", "customModelType": "inference", "targetType": "Regression", "targetName": "y"}
@@ -386,3 +387,43 @@ def test_client_file_names_are_kept_as_plain_names(emu: FlaskEmulator) -> None:
 
     version = emu.request("POST", f"customModels/{model_id}/versions/", data=MultiDict(upload)).get_json()
     assert version["items"][0]["fileName"] == "start_server.sh"
+
+
+def staged(emu: FlaskEmulator) -> list[Path]:
+    return sorted(p for p in (emu.data_dir / "tmp").rglob("*") if p.is_file())
+
+
+def test_a_refused_upload_leaves_no_staged_file(emu: FlaskEmulator) -> None:
+    """Issue 27 item 6: a form refused mid-parse (413, too many parts) left every file it had staged
+    in the data dir's tmp until a restart; an accepted one leaves nothing there either."""
+    model_id = emu.model()
+    env_id = emu.environment_id()
+    too_many = {f"f{i}.txt": b"x" * 100 for i in range(1200)}  # 2,400 parts: over MAX_FORM_PARTS
+    response = emu.version(model_id, too_many, environment_id=env_id)
+    assert response.status_code == 413, response.get_json()
+    assert staged(emu) == []
+    assert emu.version(model_id, {"start_server.sh": START}, environment_id=env_id).status_code == 201
+    assert staged(emu) == []
+
+
+def test_a_full_disk_is_507_with_a_message_and_leaves_nothing(
+    emu: FlaskEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 13: a full disk answered 500 "Internal emulator error". The disk here is
+    /dev/full, whose every write fails with the kernel's ENOSPC, under each staged upload."""
+    model_id = emu.model()
+    env_id = emu.environment_id()
+    new_upload = BlobStore.new_upload
+
+    def on_a_full_disk(self: BlobStore, staging: Path | None = None) -> HashingFile:
+        upload = new_upload(self, staging)
+        upload._file = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed by the upload
+        return upload
+
+    monkeypatch.setattr(BlobStore, "new_upload", on_a_full_disk)
+    response = emu.version(model_id, {"start_server.sh": START * 1000}, environment_id=env_id)
+    assert response.status_code == 507, response.get_json()
+    assert response.get_json()["message"] == (f"Insufficient storage: the emulator's data dir {emu.data_dir} is full")
+    assert staged(emu) == []
+    monkeypatch.undo()
+    assert emu.version(model_id, {"start_server.sh": START}, environment_id=env_id).status_code == 201

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cmkit.engine.base import RunSpec
-from cmkit.engine.process import ProcessServer, server_command, start_process
+from cmkit.engine.process import MAX_LOG_BYTES, ProcessServer, server_command, start_process
 from cmkit.errors import InputError
 from tests.support.bundles import write_static_bundle
 
@@ -129,3 +129,19 @@ def test_without_a_start_script_the_installed_runtime_serves_the_bundle(tmp_path
 def test_a_missing_bundle_folder_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a bundle folder"):
         start_process(tmp_path / "absent", RunSpec(url_prefix="/"))
+
+
+def test_only_the_end_of_a_huge_log_is_read(tmp_path: Path) -> None:
+    """Issue 27 item 7: a model printing 200 MiB made cmkit read it all (913 MiB of memory). The
+    report needs its end: at most MAX_LOG_BYTES of it, from a whole line, is read, during the run
+    and after the stop."""
+    script = "#!/bin/sh\nyes 'a line of model output' | head -c 23000000\necho 'the last words'\nexit 1\n"
+    server = start_process(write_static_bundle(tmp_path, script), RunSpec(url_prefix="/"))
+    try:
+        server.process.wait(timeout=30)
+        for text in (server.logs(None), (server.stop(), server.logs(None))[1]):
+            assert len(text.encode()) <= MAX_LOG_BYTES and text.endswith("the last words\n")
+            assert text.startswith("a line of model output\n")
+        assert server.logs(2) == "a line of model output\nthe last words"
+    finally:
+        server.stop()

@@ -104,3 +104,24 @@ def test_a_new_tracker_removes_old_empty_cgroups_but_not_recent_ones(tracker: Pr
         for path in (stale, recent):
             if path.exists():
                 path.rmdir()
+
+
+def test_a_start_sweeps_what_a_killed_cmkit_left_and_nothing_else() -> None:
+    """Issue 27 item 8: SIGKILL of `test-local --runtime process` while the model loaded left its
+    processes running forever; the next start now ends those whose owner is gone (pid and start
+    time: a reused pid is not the owner), and leaves a live owner's server alone."""
+    dead_owner = spawn(["true"])
+    dead_owner.wait()
+    orphan = spawn(["sh", "-c", STUBBORN], {processtree.OWNER: f"{dead_owner.pid}.1"})
+    kept = spawn(["sh", "-c", STUBBORN], {processtree.OWNER: processtree.owner_id()})
+    try:
+        for process in (orphan, kept):
+            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        swept = processtree.sweep_leftovers(grace=0.2)  # the shell and its sleep of the moment
+        assert orphan.pid in swept and kept.pid not in swept
+        assert orphan.wait(timeout=5) == -9  # it ignored SIGTERM: SIGKILL after the grace
+        assert kept.poll() is None
+    finally:
+        for process in (orphan, kept):
+            process.kill()
+            process.wait()

@@ -140,7 +140,7 @@ def test_lost_answers_are_retried_after_looking_for_what_they_created(
     assert again.version is not None and again.version.label == "v2.0"
 
 
-def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads_everything(
+def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_records_it(
     emulator: FlaskEmulator, api: DataRobotClient, tmp_path: Path
 ) -> None:
     root = write_stdlib_bundle(tmp_path / "bundle", name="push-no-digest")
@@ -151,6 +151,41 @@ def test_a_digest_that_cannot_be_recorded_is_a_warning_and_the_next_push_uploads
     version = result.version
     assert version is not None and "cmkit-digest" not in str(version.description)
     assert any("could not record the bundle digest" in line for line in events.lines)
-    cache = ManifestCache(tmp_path / "manifests")
-    plan = plan_push(api, prepare_bundle(root), options, cache)
-    assert plan.action == "new-version" and "not pushed from here" in plan.reason
+    # The next push finds the version its predecessor uploaded (issue 27 item 3): it records the
+    # digest, and uploads nothing.
+    again = carry_out(api, options)
+    assert again.plan.action == "up-to-date" and again.plan.record_digest
+    assert again.version is not None and again.version.id == version.id and again.uploaded_files == 0
+    stored = emulator.request("GET", f"customModels/{result.model_id}/versions/{version.id}/").get_json()
+    assert "cmkit-digest" in stored["description"]
+    assert not carry_out(api, options).plan.record_digest  # recorded: nothing left pending
+
+
+def test_ctrl_c_between_the_upload_and_its_digest_does_not_upload_it_twice(
+    emulator: FlaskEmulator, api: DataRobotClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 3: interrupted after the version upload, before its digest was recorded, the
+    rerun uploaded a second, identical version (2.0 = 1.0)."""
+    from cmkit import push as push_module
+
+    root = write_stdlib_bundle(tmp_path / "bundle", name="push-interrupted")
+    options = PushOptions(bundle=root, environment_id=emulator.environment_id())
+    carry_out(api, options)
+    (root / "serve.py").write_text((root / "serve.py").read_text() + "\n# edited\n")
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(push_module, "_describe_version", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        carry_out(api, options)
+    monkeypatch.undo()
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    rerun = carry_out(api, options)
+    assert rerun.plan.action == "up-to-date" and rerun.uploaded_files == 0
+    model_id = rerun.model_id
+    labels = [v["label"] for v in emulator.request("GET", f"customModels/{model_id}/versions/").get_json()["data"]]
+    assert labels == ["v2.0", "v1.0"], labels
+    # And the next edit is a patch on that version again, not every file.
+    (root / "serve.py").write_text((root / "serve.py").read_text() + "\n# edited again\n")
+    assert carry_out(api, options).plan.action == "patch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -210,3 +211,45 @@ def test_serve_prints_the_url_serves_and_cleans_up_on_ctrl_c(tmp_path: Path) -> 
             process.kill()
     with pytest.raises(ProcessLookupError):
         os.kill(int(info["pid"]), 0)
+
+
+# A model that "loads" for a minute: it writes its pid and its child's, then waits.
+LOADING = """\
+#!/bin/sh
+sleep 120 &
+echo "$$ $!" > "$(dirname "$0")/pids"
+wait
+"""
+
+
+def test_a_run_killed_while_its_model_loads_is_swept_by_the_next(tmp_path: Path) -> None:
+    """Issue 27 item 8: SIGKILL of test-local while the model loaded left its processes forever."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.bundles import metadata_yaml, write_static_bundle
+
+    loading = write_static_bundle(tmp_path / "loading", LOADING, metadata=metadata_yaml("loading"))
+    command = [sys.executable, "-m", "cmkit", "test-local", "--runtime", "process", "--startup-timeout", "100"]
+    first = subprocess.Popen([*command, str(loading)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids_file = loading / "pids"
+    deadline = time.monotonic() + 60
+    while not pids_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    pids = [int(p) for p in pids_file.read_text().split()]
+    try:
+        assert all(Path(f"/proc/{pid}").exists() for pid in pids)  # left behind by the kill
+        other = write_static_bundle(tmp_path / "other", "#!/bin/sh\nexit 3\n", metadata=metadata_yaml("other"))
+        next_run = subprocess.run([*command, str(other)], capture_output=True, timeout=60)
+        assert next_run.returncode == 1, next_run.stderr
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

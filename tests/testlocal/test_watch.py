@@ -174,3 +174,24 @@ def test_a_change_describes_many_files_briefly() -> None:
     assert change.describe() == "a, b, c, d and 2 more"
     assert Change().describe() == "nothing"
     assert change.to_dict() == {"changed": ["a", "b", "c", "d", "e"], "removed": [], "environment": True}
+
+
+def test_a_model_writing_into_its_own_folder_stops_the_watch_with_a_clear_message(tmp_path: Path) -> None:
+    """Issue 27 item 11: a model that wrote into its own folder triggered itself 49-88 times in
+    15-25 s, forever. The watch now stops after SELF_TRIGGERED_RUNS such runs in a row, naming
+    the files; the user's own edits during the watch (tests above) never count."""
+    from cmkit.errors import InputError
+    from cmkit.watch import SELF_TRIGGERED_RUNS
+
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    start = bundle / "start_server.sh"
+    writes = '#!/bin/sh\ndate +%s%N > "$(dirname "$0")/cache.txt"\n'
+    start.write_text(start.read_text().replace("#!/bin/sh\n", writes, 1))
+    stop = threading.Event()
+    watch = Watch(TestLocalConfig(bundle, runtime="process", checks=CHECKS), Events(), stop)
+    runs: list[WatchRun] = []
+    with pytest.raises(InputError, match=r"the model writes into its own folder \(cache.txt\)") as stopped:
+        run_watch(lambda: watch.test_local(runs.append, lambda error: None), stop)
+    assert "list these files in .cmkitignore" in str(stopped.value)
+    assert len(runs) == SELF_TRIGGERED_RUNS  # the first run and the ones its writes started, then no more
+    assert watch.live.server is None
