@@ -416,9 +416,13 @@ def test_init_refuses_a_name_the_api_refuses(tmp_path: Path) -> None:
 
 @pytest.fixture
 def sigterm_restored() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
+    """SIGTERM's handler restored after the test; SIGINT raising KeyboardInterrupt during it, as in
+    a terminal. A shell starts a background job with SIGINT ignored (CI may run the suite so), and
+    Python then installs no KeyboardInterrupt handler: a Ctrl-C would never reach the command."""
+    previous = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
-    signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGTERM, previous[0])
+    signal.signal(signal.SIGINT, previous[1])
 
 
 def test_sigterm_exits_143_and_ctrl_c_130(sigterm_restored: None) -> None:
