@@ -111,6 +111,16 @@ def run() -> None:
     main()
 
 
+
+# test-local's, serve's and predict's: the one readiness deadline (checks/readiness.py).
+_startup_timeout = click.option(
+    "--startup-timeout",
+    type=SECONDS,
+    default=120.0,
+    show_default=True,
+    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
+)
+
 @command(main, "deps", short_help="requirements.txt as DataRobot's dependencies")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
@@ -346,13 +356,7 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 )
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
 @_check_parameter_options
-@click.option(
-    "--startup-timeout",
-    type=SECONDS,
-    default=120.0,
-    show_default=True,
-    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
-)
+@_startup_timeout
 @click.option(
     "--side-effects-rows",
     type=click.IntRange(min=1),
@@ -483,13 +487,7 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
 @command(main, "serve", short_help="Run a bundle's model server and stream its log")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @_test_options
-@click.option(
-    "--startup-timeout",
-    type=SECONDS,
-    default=120.0,
-    show_default=True,
-    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
-)
+@_startup_timeout
 @click.option(
     "--watch", is_flag=True, help="Bring every save to the running server (reload, or rebuild what needs it)."
 )
@@ -534,13 +532,7 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     help="Write the predictions CSV here (default: standard output).",
 )
 @_test_options
-@click.option(
-    "--startup-timeout",
-    type=SECONDS,
-    default=120.0,
-    show_default=True,
-    help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
-)
+@_startup_timeout
 def predict_command(bundle: Path, input_csv: str, output: Path | None, as_json: bool, **flags: Any) -> None:
     """Predict a CSV with BUNDLE, as `drum score` does: its columns, through test-local's runtime.
 
