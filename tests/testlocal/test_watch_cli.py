@@ -236,7 +236,9 @@ def test_serve_watch_reloads_and_says_when_it_answers_again(tmp_path: Path) -> N
 def test_docker_watch_break_fix_requirements_and_ctrl_c(docker_client, tmp_path: Path) -> None:
     bundle = template_bundle(tmp_path)
     label = f"{TEST_LABEL}={TEST_RUN_ID}"
-    watching = Watching(["test-local", str(bundle), "--runtime", "docker", "--label", label])
+    # --installer pip: its layer is keyed by requirements.txt's text (uv's by the planned set of
+    # versions, which other tests of this session build too), so this edit must rebuild it.
+    watching = Watching(["test-local", str(bundle), "--runtime", "docker", "--installer", "pip", "--label", label])
     try:
         # Its own text: test_testlocal_docker builds "six==1.16.0  # <run id>" on the same environment
         # in this session, and that layer would be cached here.
