@@ -30,6 +30,7 @@ from cmkit.codescan import (
 )
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata, validate_metadata
+from cmkit.modeldefs import definitions_for, disagreements
 from cmkit.paths import cache_dir, default_environment_dir
 from cmkit.requirements import REQUIREMENTS_FILE, DependencyReport, parse_requirements_text, read_text_file
 from cmkit_runtime.formats import (
@@ -167,6 +168,21 @@ def _check_metadata(root: Path) -> tuple[ModelMetadata | None, list[Finding]]:
         return None, []
     return meta, [
         Finding(METADATA_FILE, "metadata-invalid", p.message, p.line, p.severity) for p in validate_metadata(meta, root)
+    ]
+
+
+def _check_definitions(root: Path, meta: ModelMetadata | None) -> list[Finding]:
+    """The GitHub Action's definitions of this folder (model.yaml, models.yaml): readable as the Action
+    reads them, and where they and model-metadata.yaml disagree, which wins and why."""
+    try:
+        definitions = definitions_for(root)
+    except InputError as exc:
+        where = os.path.relpath(exc.file, root) if exc.file is not None else "model.yaml"
+        return [Finding(where, "model-definition", exc.message + (f" ({exc.hint})" if exc.hint else ""), exc.line)]
+    return [
+        Finding(os.path.relpath(d.file, root), "definition-disagrees", d.message, d.line, "warning")
+        for definition in definitions
+        for d in disagreements(definition, meta)
     ]
 
 
@@ -361,6 +377,7 @@ def lint_bundle(bundle: str | Path, environment: Path | None = None) -> LintRepo
     report.findings += _check_vendored_server(root)
     report.findings += requirement_findings
     report.findings += metadata_findings
+    report.findings += _check_definitions(root, meta)
     report.findings += _check_type_hooks(root)
     report.findings += _check_files(listing)
     report.findings += _check_python_files(parsed)
