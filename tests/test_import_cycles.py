@@ -49,6 +49,7 @@ COMMANDS = frozenset(
         "cmkit.environments",
         "cmkit.prune",
         "cmkit.predict",
+        "cmkit.repositoryrun",
     }
 )
 CLI = frozenset({"cmkit.cli", "cmkit.render", "cmkit.params", "cmkit.__main__"})
