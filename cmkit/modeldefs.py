@@ -376,9 +376,9 @@ class _Model:
             return None
         value = data[name]
         if not isinstance(value, str) or not value:
-            shown = "empty" if value in ("", None) else f"a {type(value).__name__} ({value!r})"
+            shown = "it is empty" if value in ("", None) else f"got {value!r} ({type(value).__name__})"
             raise self.fail(
-                f"'{'.'.join(parts)}' must be a non-empty string, not {shown}",
+                f"'{'.'.join(parts)}' must be a non-empty string; {shown}",
                 *parts,
                 hint=hint or "quote it: the Action reads YAML types",
             )

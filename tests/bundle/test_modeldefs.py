@@ -203,7 +203,7 @@ def test_what_the_action_refuses_is_an_input_error_at_the_keys_line(
     ("settings", "words"),
     [
         ('  positive_class_label: "yes"\n', "binary models need both class labels"),
-        ("  positive_class_label: 1\n  negative_class_label: 0\n", "non-empty string, not a int"),
+        ("  positive_class_label: 1\n  negative_class_label: 0\n", "must be a non-empty string; got 1 (int)"),
         ('  positive_class_label: "a"\n  negative_class_label: "a"\n', "must differ"),
         (
             '  prediction_threshold: 0.5\n  positive_class_label: "y"\n  negative_class_label: "n"\n',
