@@ -11,7 +11,9 @@ and one JUnit file holds one test suite per model.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import time
 import xml.etree.ElementTree as ET
@@ -118,13 +120,15 @@ def model_config(template: TestLocalConfig, model: RepoModel) -> TestLocalConfig
     return replace(template, bundle=model.folder, definition=model.definition)
 
 
-def _terminate_as_interrupt() -> None:
-    """A worker turns SIGTERM into KeyboardInterrupt, so its server is stopped as on Ctrl-C."""
+def _worker_start(pids: Any) -> None:
+    """A worker says who it is (so an interrupted run can end it) and turns SIGTERM into
+    KeyboardInterrupt, so its server is stopped as on Ctrl-C."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    pids.put(os.getpid())
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,15 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _run_in_worker(config: TestLocalConfig) -> RunResult:
+    """run_one in a worker: interrupted (SIGTERM from `_end_workers`), it has stopped its server on the
+    way out and exits, rather than take the pool's next model."""
+    try:
+        return run_one(config)
+    except KeyboardInterrupt:
+        os._exit(128 + signal.SIGTERM)
+
+
 def _runs(models: list[RepoModel], template: TestLocalConfig, jobs: int) -> Iterator[tuple[RepoModel, RunResult]]:
     """Each model's run as it finishes: one after another in this process, or in `jobs` worker processes."""
     if jobs <= 1 or len(models) <= 1:
@@ -177,10 +190,41 @@ def _runs(models: list[RepoModel], template: TestLocalConfig, jobs: int) -> Iter
             yield model, run_one(model_config(template, model))
         return
     context = _worker_context()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_terminate_as_interrupt) as pool:
-        started = {pool.submit(run_one, model_config(template, model)): model for model in models}
+    pids = context.SimpleQueue()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_start, initargs=(pids,))
+    try:
+        started = {pool.submit(_run_in_worker, model_config(template, model)): model for model in models}
         for future in as_completed(started):
             yield started[future], future.result()
+    except BaseException:
+        # Ctrl-C or SIGTERM: no model starts any more, and each running worker stops its server now
+        # (waiting for the pool would run every queued model first).
+        pool.shutdown(wait=False, cancel_futures=True)
+        _end_workers(pids)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _end_workers(pids: Any) -> None:
+    """SIGTERM to every worker (each stops its server and exits), then wait for them to be gone."""
+    workers = []
+    while not pids.empty():
+        workers.append(int(pids.get()))
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30  # a server's stop is bounded (engine/process.py, docker.py)
+    while workers and time.monotonic() < deadline:
+        workers = [pid for pid in workers if _alive(pid)]
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_repository(

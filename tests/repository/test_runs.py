@@ -142,3 +142,44 @@ def test_jobs_share_one_docker_engine(tmp_path: Path, docker_client: object) -> 
     assert {o.document["details"]["runtime"] for o in result.outcomes if o.document} == {"docker"}
     containers = docker_client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={TEST_RUN_ID}"})  # type: ignore[attr-defined]
     assert containers == []
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Live processes whose command line names a path under `folder` (the models' servers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(folder) in command and "cmkit" not in command:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_workers_and_their_servers_without_running_the_queue(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.bundles import write_stdlib_bundle
+
+    root = tmp_path / "repo"
+    for index in range(4):  # servers that never listen: each run would wait its whole startup timeout
+        write_stdlib_bundle(root / f"m{index}", behaviour="hangs", name=f"m{index}")
+    command = [sys.executable, "-m", "cmkit", "test-local", "--all", str(root), "--jobs", "2", "--runtime", "process"]
+    process = subprocess.Popen(command, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(_processes_under(root)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(_processes_under(root)) == 2, "two servers, one per worker"
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=40) == 128 + signal.SIGTERM
+    assert time.monotonic() - began < 30  # not the 120 s startup timeouts of the queued models
+    time.sleep(0.5)
+    assert _processes_under(root) == []
