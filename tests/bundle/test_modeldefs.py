@@ -303,3 +303,21 @@ def test_two_definitions_of_one_folder_are_named_together(tmp_path: Path) -> Non
     _write(tmp_path / "two.yaml", ACTION_SAMPLE.replace("awesome-model-id", "other"))
     with pytest.raises(InputError, match="2 model definitions describe this folder"):
         definition_for(tmp_path)
+
+
+def test_lint_judges_the_hooks_by_the_type_model_yaml_serves(tmp_path: Path) -> None:
+    """A regression bundle's metadata, an Action definition saying Binary: a predict() returning classes is
+    a binary model's problem, which lint reports by the definition's type (the one the Action creates)."""
+    bundle = tmp_path / "m"
+    (bundle / "data").mkdir(parents=True)
+    (bundle / "custom.py").write_text(
+        "def load_model(code_dir):\n    return object()\n\n\ndef predict(model, X):\n    return model.predict(X)\n"
+    )
+    (bundle / "model-metadata.yaml").write_text("name: m\ntype: inference\ntargetType: regression\n")
+    binary = ACTION_SAMPLE.replace("Regression", "Binary").replace(
+        "  target_name: Grade 2014\n", '  target_name: t\n  positive_class_label: "y"\n  negative_class_label: "n"\n'
+    )
+    assert "hooks-not-probabilities" not in {f.rule for f in lint_bundle(bundle).findings}
+    _write(bundle / "model.yaml", binary)
+    rules = {f.rule for f in lint_bundle(bundle).findings}
+    assert {"hooks-not-probabilities", "definition-disagrees"} <= rules
