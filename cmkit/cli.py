@@ -565,6 +565,25 @@ def _test_repository(
 
     if watch or html or flags.get("keep"):
         raise InputError("--all runs each model once and reports them together", hint="drop --watch, --html and --keep")
+    one_model = [
+        f"--{name.replace('_', '-')}"
+        for name in (
+            "dataset",
+            "verification_dataset",
+            "target_type",
+            "target_name",
+            "positive_class_label",
+            "negative_class_label",
+            "class_labels",
+            "class_labels_file",
+        )
+        if flags.get(name)
+    ]
+    if one_model:
+        raise InputError(
+            f"{', '.join(one_model)} describe one model, not every model of a repository",
+            hint="set them in each model's model-metadata.yaml or model.yaml, or test that model alone",
+        )
     if junit:
         check_writable(junit)
     selection = _selection((path,) if path else (), changed_since, shard)

@@ -183,3 +183,10 @@ def test_sigterm_stops_the_workers_and_their_servers_without_running_the_queue(t
     assert time.monotonic() - began < 30  # not the 120 s startup timeouts of the queued models
     time.sleep(0.5)
     assert _processes_under(root) == []
+
+
+def test_flags_that_describe_one_model_are_refused_with_all(tmp_path: Path) -> None:
+    root = _repository(tmp_path / "repo", {"good": "good"})
+    result = CliRunner().invoke(main, ["test-local", "--all", str(root), "--target-type", "binary", "--json"])
+    assert result.exit_code == 2
+    assert "--target-type describe one model" in json.loads(result.stdout)["error"]["message"]
