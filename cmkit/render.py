@@ -565,6 +565,7 @@ def repository_result(result: RepositoryResult) -> None:
 def model_list(selection: Selection, shards: int | None) -> None:
     for model in selection.models:
         shard = f"  shard {model.shard(shards)}/{shards}" if shards else ""
-        source = f"  {model.definition.file.name}" if model.definition else ""
-        console.print(f"{escape(model.name)}  {escape(model.path)}{escape(source)}{shard}")
+        described = model.to_dict()["definition"]
+        source = f"  {model.name} ({described})" if described else ""
+        console.print(f"{escape(model.path)}{escape(source)}{shard}")
     console.print(_selected(selection))

@@ -151,6 +151,9 @@ def test_list_prints_the_models_and_shards_for_a_ci_matrix(repo: Path) -> None:
         "targetType": "regression",
         "shard": f"{shard_of('a', 2)}/2",
     }
+    shown = CliRunner().invoke(main, ["list", str(repo), "--shards", "2"])
+    assert f"defs/a  a (defs/models.yaml:3)  shard {shard_of('a', 2)}/2" in shown.output
+    assert "5 of 5 model(s)" in shown.output
     one = CliRunner().invoke(main, ["list", str(repo), "--shard", "1/2", "--json"])
     assert {m["shard"] for m in json.loads(one.stdout)["models"]} == {"1/2"}
 
