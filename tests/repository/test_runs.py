@@ -190,3 +190,39 @@ def test_flags_that_describe_one_model_are_refused_with_all(tmp_path: Path) -> N
     result = CliRunner().invoke(main, ["test-local", "--all", str(root), "--target-type", "binary", "--json"])
     assert result.exit_code == 2
     assert "--target-type describe one model" in json.loads(result.stdout)["error"]["message"]
+
+
+def test_ending_the_workers_terminates_each_and_waits_for_it(tmp_path: Path) -> None:
+    """What an interrupted --jobs run does to the workers that announced themselves (here: two sleepers)."""
+    import multiprocessing
+    import subprocess
+
+    from cmkit.repositoryrun import _alive, _end_workers
+
+    sleepers = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    pids = multiprocessing.get_context("spawn").SimpleQueue()
+    for sleeper in sleepers:
+        pids.put(sleeper.pid)
+    reaped = [False, False]
+
+    def reap() -> None:  # the fork server reaps real workers; here this test is their parent
+        for index, sleeper in enumerate(sleepers):
+            reaped[index] = sleeper.wait(timeout=10) == -15
+
+    import threading
+
+    reaper = threading.Thread(target=reap)
+    reaper.start()
+    _end_workers(pids)
+    reaper.join()
+    assert reaped == [True, True] and not any(_alive(s.pid) for s in sleepers)
+
+
+def test_workers_fork_from_a_preloaded_fork_server_where_there_is_one() -> None:
+    import multiprocessing
+
+    from cmkit.repositoryrun import _worker_context
+
+    context = _worker_context()
+    expected = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    assert context.get_start_method() == expected
