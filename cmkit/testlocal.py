@@ -106,6 +106,7 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
         url_prefix=settings.url_prefix,
         environment=settings.server_environment,
         contract=settings.contract,
+        contract_files=settings.contract_files,
         maximum_memory=settings.maximum_memory,
         network_egress=settings.network_egress,
         labels=settings.labels,
