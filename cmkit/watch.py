@@ -600,7 +600,7 @@ class Watch:
         server = self.live.server
         message = applied.start_error
         if server is not None and message is None:
-            ready = wait_ready(server, self.settings.startup_timeout, self.stop)
+            ready = wait_ready(server, self.settings.startup_timeout, self.stop, headers=self.requested.headers)
             message = None if ready.status == "succeeded" else ready.message
         return Serving(
             f"{server.url}/" if server else None,
