@@ -51,6 +51,8 @@ DEFAULT_TARGET_NAMES = {
     TargetType.BINARY: "churned",
     TargetType.MULTICLASS: "class",
     TargetType.TEXT_GENERATION: "resultText",
+    TargetType.GEO_POINT: "depot",
+    TargetType.VECTOR_DATABASE: "relevant",
     # DRUM refuses to start a text generation, vector database or agentic workflow model without
     # a target name (TARGET_NAME): the agent's metadata names one, though it has no dataset.
     TargetType.AGENTIC_WORKFLOW: "resultText",
@@ -62,6 +64,8 @@ PREDICT_NOTES = {
     TargetType.MULTICLASS: "return a probability matrix, one column per class label in the declared order.",
     TargetType.ANOMALY: "return one anomaly score per row, higher meaning more anomalous.",
     TargetType.TEXT_GENERATION: "return one string per row.",
+    TargetType.GEO_POINT: "return one point per row, as well-known text: `POINT (longitude latitude)`.",
+    TargetType.VECTOR_DATABASE: "return one string per row: the documents nearest to the row's query.",
     TargetType.UNSTRUCTURED: "return a str, bytes, or (data, {\"mimetype\": ..., \"charset\": ...}).",
     TargetType.AGENTIC_WORKFLOW: "return a ChatCompletion, or ChatCompletionChunks when asked to stream.",
 }

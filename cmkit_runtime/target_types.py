@@ -37,9 +37,10 @@ class Prediction(Enum):
     PROBABILITIES = "probabilities"  # one probability per class label
     NUMBER = "number"
     TEXT = "text"
+    POINT = "point"  # one string per row naming a point: POINT (x y), as WKT writes it (geopoint)
     BYTES = "bytes"  # one answer to one request body, any bytes with its Content-Type (unstructured)
     CHAT = "chat"  # chat completions, not rows: judged by the chatCompletions check
-    OTHER = "other"  # not a per-row value cmkit checks (yet): frames, documents, points, agent answers
+    OTHER = "other"  # not a per-row value cmkit checks: a transform's frame (judged whole)
 
 
 class Interface(Enum):
@@ -69,7 +70,7 @@ class Traits:
 
 _N, _PAIR, _LIST = LabelKind.NONE, LabelKind.PAIR, LabelKind.LIST
 _PROB, _NUM, _TEXT, _OTHER = Prediction.PROBABILITIES, Prediction.NUMBER, Prediction.TEXT, Prediction.OTHER
-_RAW = Prediction.BYTES
+_RAW, _POINT = Prediction.BYTES, Prediction.POINT
 
 
 class TargetType(str, Enum):
@@ -95,8 +96,9 @@ class TargetType(str, Enum):
                                                 Interface.UNSTRUCTURED)
     # Not served yet; `has_target` keeps what the emulator does with a target name set on them.
     TRANSFORM =       "transform",       Traits("Transform", False, _N, _OTHER, True, False, True, None, False)
-    GEO_POINT =       "geopoint",        Traits("GeoPoint", False, _N, _OTHER, True, True, True, None, False)
-    VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", False, _N, _OTHER, False, False, True, None, False)
+    GEO_POINT =       "geopoint",        Traits("GeoPoint", True, _N, _POINT, True, True, True, None, False)
+    # DRUM scores a vector database row by row from a CSV (/predict/, one column out): structured.
+    VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", True, _N, _TEXT, True, False, True, None, False)
     AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", True, _N, Prediction.CHAT, False, False, True,
                                                 None, False, chat=True)
     # fmt: on
@@ -140,8 +142,13 @@ class TargetType(str, Enum):
 
     @property
     def text_predictions(self) -> bool:
-        """One string per row, compared exactly (no tolerances)."""
-        return self.traits.prediction is Prediction.TEXT
+        """One string per row, compared exactly (no tolerances): text, documents, points."""
+        return self.traits.prediction in (Prediction.TEXT, Prediction.POINT)
+
+    @property
+    def point_predictions(self) -> bool:
+        """Each row's string must name a point (`POINT (x y)`), on top of the text rule."""
+        return self.traits.prediction is Prediction.POINT
 
     @property
     def interface(self) -> Interface:

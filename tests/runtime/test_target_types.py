@@ -57,9 +57,10 @@ def test_drum_spellings_are_the_values() -> None:
         TargetType.from_api("binary")
 
 
-def test_served_are_the_seven_cmkit_serves_today_in_cmkits_order() -> None:
+def test_served_are_the_ones_cmkit_serves_today_in_cmkits_order() -> None:
     assert TARGET_TYPES == (
-        "regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured", "agenticworkflow"
+        "regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured", "geopoint",
+        "vectordatabase", "agenticworkflow",
     )  # fmt: skip
     assert tuple(TargetType.named(name) for name in TARGET_TYPES) == SERVED
     assert TargetType.served_named("TextGeneration") is TargetType.TEXT_GENERATION
@@ -75,13 +76,15 @@ def test_what_the_code_branches_on() -> None:
     by_prediction = {kind: {m.drum_name for m in TargetType if m.prediction is kind} for kind in Prediction}
     assert by_prediction[Prediction.PROBABILITIES] == {"binary", "multiclass"}
     assert by_prediction[Prediction.NUMBER] == {"regression", "anomaly"}
-    assert by_prediction[Prediction.TEXT] == {"textgeneration"}
+    assert by_prediction[Prediction.TEXT] == {"textgeneration", "vectordatabase"}
+    assert by_prediction[Prediction.POINT] == {"geopoint"}
     assert {m.drum_name for m in TargetType if m.label_kind is LabelKind.PAIR} == {"binary"}
     assert {m.drum_name for m in TargetType if m.label_kind is LabelKind.LIST} == {"multiclass"}
     for member in TargetType:
         assert member.is_classification == (member.prediction is Prediction.PROBABILITIES)
         assert member.numeric_predictions == (member.prediction is Prediction.NUMBER)
-        assert member.text_predictions == (member.prediction is Prediction.TEXT)
+        assert member.text_predictions == (member.prediction in (Prediction.TEXT, Prediction.POINT))
+        assert member.point_predictions == (member.prediction is Prediction.POINT)
         assert not member.served or member.prediction is not Prediction.OTHER  # a served type's answers are judged
         assert member.unstructured == (member.interface is Interface.UNSTRUCTURED)
     assert [m.drum_name for m in TargetType if m.unstructured] == ["unstructured"]
@@ -90,7 +93,7 @@ def test_what_the_code_branches_on() -> None:
     assert [m.drum_name for m in TargetType if m.lists_llm_models] == ["textgeneration"]
     assert [m.drum_name for m in TargetType if m.prediction is Prediction.CHAT] == ["agenticworkflow"]
     assert {m.api_name for m in TargetType if m.structured} == {
-        "Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint"
+        "Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint", "VectorDatabase"
     }  # fmt: skip
     assert {m.api_name for m in TargetType if m.needs_target_name} == {
         "Binary", "Regression", "Multiclass", "TextGeneration", "GeoPoint"
