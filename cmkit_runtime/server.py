@@ -14,6 +14,9 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
 - Unstructured models (unstructured.py) are served on `POST $URL_PREFIX/predictUnstructured/`
   (and DRUM's other name, `/predictionsUnstructured/`) instead of `predict_no_state`: any body
   in, the hook's bytes out with its Content-Type, as DRUM does.
+- Transform models (transform.py) are served on `POST $URL_PREFIX/transform/` instead: a CSV
+  under the form key `X` (or as the body), and optionally `y`, in; DRUM's multipart answer out
+  (`X.format`, `X.transformed`: the transformed frame as CSV, row for row).
 - `POST $URL_PREFIX/chat/completions` (and `/v1/chat/completions`) and `GET $URL_PREFIX/models`
   (and `/v1/models`): OpenAI's chat completions from a model's `chat()` hook (chat.py).
 
@@ -50,7 +53,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.wsgi import get_input_stream
 
-from cmkit_runtime import __version__, chat, flask_extension, loader, wire
+from cmkit_runtime import __version__, chat, flask_extension, loader, transform, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
 from cmkit_runtime.unstructured import ROUTES as UNSTRUCTURED_ROUTES
@@ -173,13 +176,24 @@ def capabilities(target: Target, model: loader.LoadedModel | None) -> dict[str, 
     return {
         "runtime": "cmkit-runtime",
         "targetType": target.type.drum_name,
-        "predictionRoutes": list(UNSTRUCTURED_ROUTES) if target.type.unstructured else ["/predict_no_state/"],
-        "requestFormats": ["any"] if target.type.unstructured else list(wire.REQUEST_FORMATS),
+        "predictionRoutes": list(prediction_routes(target)),
+        "requestFormats": ["any"] if target.type.unstructured else ["csv"] if target.type.transforms else list(
+            wire.REQUEST_FORMATS
+        ),
         # DRUM's key and meaning: chat() is defined (None while the model loads).
         "supported_methods": {"chat": bool(model.chat.chat) if model else None},
         # False: a model with chat() and no score()/predict()/artifact, asked on /chat/completions only.
         "predictions": model.predicts if model else None,
     }
+
+
+def prediction_routes(target: Target) -> tuple[str, ...]:
+    """The routes that answer this type's requests (DRUM's), under the prefix."""
+    if target.type.unstructured:
+        return UNSTRUCTURED_ROUTES
+    if target.type.transforms:
+        return transform.ROUTES
+    return ("/predict_no_state/",)
 
 
 def loads(body: bytes) -> Any:
@@ -741,6 +755,21 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
             response.headers["Content-Type"] = answer.content_type
         return response
 
+    def transform_frame() -> Response:
+        if not holder.wait(load_wait) or holder.model is None or holder.model.transformer is None:
+            return _json(503, {"message": f"the model is still loading after {load_wait:g}s; retry later"})
+        model, transformer = holder.model, holder.model.transformer
+        try:
+            data, target_frame = transform.request_frames(request.files, request.get_data(), request.mimetype)
+            answer = transform.transformed(transformer, data, target_frame)
+        except transform.BadTransform as exc:
+            log.error("%s", exc)
+            return _json(exc.status, {"message": str(exc)})
+        except Exception as exc:
+            log.exception("%s failed", model.source)
+            return _json(500, {"message": f"{model.source} raised {type(exc).__name__}: {exc}"})
+        return Response(answer.body, status=200, content_type=answer.content_type)
+
     def offered() -> Response:
         return _json(200, capabilities(target, holder.model))
 
@@ -756,11 +785,12 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     app.add_url_rule(f"{prefix}/capabilities/", "model_api.capabilities", offered, methods=["GET"])
     chat.add_routes(app, prefix, target.type, chat_model, _json)
     # Each type's prediction routes (DRUM's): what the 404 and 405 answers name.
-    if target.type.unstructured:
-        served = [f"{prefix}{route}" for route in UNSTRUCTURED_ROUTES]
-        for route in UNSTRUCTURED_ROUTES:
+    if target.type.unstructured or target.type.transforms:
+        served = [f"{prefix}{route}" for route in prediction_routes(target)]
+        answer = predict_unstructured if target.type.unstructured else transform_frame
+        for route in prediction_routes(target):
             name = f"model_api.{route.strip('/')}"
-            app.add_url_rule(f"{prefix}{route}", name, predict_unstructured, methods=["POST"])
+            app.add_url_rule(f"{prefix}{route}", name, answer, methods=["POST"])
     else:
         served = [f"{prefix}/predict_no_state/"]
         name = "model_api.predict_no_state"
@@ -776,7 +806,7 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
 
     # DRUM's custom_flask.py, after the routes as DRUM does. Its init_app may guard every route
     # (auth, before_request hooks), so then every route stays Flask's.
-    if not flask_extension.apply(app, folder) and not target.type.unstructured:
+    if not flask_extension.apply(app, folder) and prediction_routes(target) == ("/predict_no_state/",):
         # The hot routes skip Flask (its request context, routing and Response: ~160 us of a
         # single-row request's ~450); every other route, method and error goes through it.
         app.wsgi_app = HotRoutes(  # type: ignore[method-assign]

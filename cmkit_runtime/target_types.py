@@ -40,7 +40,7 @@ class Prediction(Enum):
     POINT = "point"  # one string per row naming a point: POINT (x y), as WKT writes it (geopoint)
     BYTES = "bytes"  # one answer to one request body, any bytes with its Content-Type (unstructured)
     CHAT = "chat"  # chat completions, not rows: judged by the chatCompletions check
-    OTHER = "other"  # not a per-row value cmkit checks: a transform's frame (judged whole)
+    FRAME = "frame"  # a transformed frame, as many rows as given (transform): judged whole, not per row
 
 
 class Interface(Enum):
@@ -48,6 +48,7 @@ class Interface(Enum):
 
     PREDICTIONS = "predictions"  # a dataset's rows: predict_no_state (cmkit) or /predict/ (DRUM); score()/predict()
     UNSTRUCTURED = "unstructured"  # any body: /predictUnstructured/, score_unstructured(model, data, query, **kwargs)
+    TRANSFORM = "transform"  # a CSV in, a CSV out (multipart): /transform/, transform(data, model)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Traits:
 
 
 _N, _PAIR, _LIST = LabelKind.NONE, LabelKind.PAIR, LabelKind.LIST
-_PROB, _NUM, _TEXT, _OTHER = Prediction.PROBABILITIES, Prediction.NUMBER, Prediction.TEXT, Prediction.OTHER
+_PROB, _NUM, _TEXT, _FRAME = Prediction.PROBABILITIES, Prediction.NUMBER, Prediction.TEXT, Prediction.FRAME
 _RAW, _POINT = Prediction.BYTES, Prediction.POINT
 
 
@@ -94,8 +95,9 @@ class TargetType(str, Enum):
                                                 chat=True, llm_models=True)
     UNSTRUCTURED =    "unstructured",    Traits("Unstructured", True, _N, _RAW, False, False, True, None, False,
                                                 Interface.UNSTRUCTURED)
-    # Not served yet; `has_target` keeps what the emulator does with a target name set on them.
-    TRANSFORM =       "transform",       Traits("Transform", False, _N, _OTHER, True, False, True, None, False)
+    # A transform has no target to predict: `has_target` keeps the emulator's answer to one set on it.
+    TRANSFORM =       "transform",       Traits("Transform", True, _N, _FRAME, True, False, True, None, False,
+                                                Interface.TRANSFORM)
     GEO_POINT =       "geopoint",        Traits("GeoPoint", True, _N, _POINT, True, True, True, None, False)
     # DRUM scores a vector database row by row from a CSV (/predict/, one column out): structured.
     VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", True, _N, _TEXT, True, False, True, None, False)
@@ -158,6 +160,11 @@ class TargetType(str, Enum):
     def unstructured(self) -> bool:
         """Served on /predictUnstructured/ by score_unstructured(): a request is any body, an answer any bytes."""
         return self.traits.interface is Interface.UNSTRUCTURED
+
+    @property
+    def transforms(self) -> bool:
+        """Served on /transform/ by transform(): a CSV in, the transformed CSV out, row for row."""
+        return self.traits.interface is Interface.TRANSFORM
 
     @property
     def chats(self) -> bool:
