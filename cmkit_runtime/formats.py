@@ -40,6 +40,7 @@ OTHER_ARTIFACTS = {
 SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models (unstructured.py)
 CHAT_HOOK = "chat"  # DRUM's chat completions hook (chat.py)
 UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
+TRANSFORM_ROUTES = ("/transform/",)  # DRUM's route of transform models (transform.py)
 
 
 def format_of(defined: Iterable[str]) -> str:

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from werkzeug.datastructures import FileStorage
 
-from cmkit_runtime.formats import TRANSFORM_HOOK
+from cmkit_runtime.formats import TRANSFORM_HOOK, TRANSFORM_ROUTES
 
-ROUTES = ("/transform/",)
+ROUTES = TRANSFORM_ROUTES
 FEATURES_KEY, TARGET_KEY = "X", "y"
 FORMAT = "csv"
 TRANSFORMED = ".transformed"
