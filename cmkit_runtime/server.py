@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Flask, Response, request
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.wsgi import get_input_stream
@@ -627,21 +628,37 @@ class Answer:
     status: int
     body: bytes
     mimetype: str = "application/json"
+    events: Iterator[bytes] | None = None  # a stream of server-sent events instead of `body` (chat)
 
     @classmethod
     def json(cls, status: int, document: Any) -> Answer:
         return cls(status, dumps(document))
 
+    @classmethod
+    def of_chat(cls, answer: chat.ChatAnswer) -> Answer:
+        if answer.events is not None:
+            return cls(answer.status, b"", chat.EVENTS_MIMETYPE, answer.events)
+        return cls.json(answer.status, answer.document)
+
     def response(self) -> Response:
+        if self.events is not None:
+            return Response(self.events, status=self.status, mimetype=self.mimetype)
         return Response(self.body, status=self.status, mimetype=self.mimetype)
 
     def headers(self) -> list[tuple[str, str]]:
-        """What werkzeug writes for a bytes body of a mimetype it gives no charset (JSON)."""
+        """What werkzeug writes: for a bytes body of a mimetype it gives no charset (JSON), its length;
+        for a stream (text/*: werkzeug adds utf-8), no length (the server chunks it)."""
+        if self.events is not None:
+            return [("Content-Type", f"{self.mimetype}; charset=utf-8")]
         return [("Content-Type", self.mimetype), ("Content-Length", str(len(self.body)))]
 
+    def iterable(self) -> Iterable[bytes]:
+        return self.events if self.events is not None else [self.body]
 
-# A hot route answers a request's body and mimetype; its table maps a path to (method, route).
-HotRoute = Callable[[bytes, str], Answer]
+
+# A hot route answers a request's body, mimetype and WSGI environ (for its headers); its table
+# maps a path to (method, route).
+HotRoute = Callable[[bytes, str, Mapping[str, Any]], Answer]
 
 
 class HotRoutes:
@@ -664,14 +681,14 @@ class HotRoutes:
             return self.flask_app(environ, start_response)
         try:
             body = get_input_stream(environ).read()
-            answer = hot[1](body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower())
+            answer = hot[1](body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower(), environ)
         except HTTPException as exc:  # e.g. a client gone before the whole body arrived: as Flask answers it
             return exc(environ, start_response)
         except Exception:  # what Flask does with an exception a view lets out: logged, a bare 500
             log.exception("Exception on %s [%s]", environ.get("PATH_INFO"), environ.get("REQUEST_METHOD"))
             return InternalServerError()(environ, start_response)
         start_response(f"{answer.status} {HTTP_STATUS_CODES[answer.status].upper()}", answer.headers())
-        return [answer.body]
+        return answer.iterable()
 
 
 def _configure_logging() -> None:
@@ -713,7 +730,7 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     def info() -> Response:
         return _json(200, holder.info())
 
-    def answer_prediction(body: bytes, mimetype: str) -> Answer:
+    def answer_prediction(body: bytes, mimetype: str, _environ: Mapping[str, Any] | None = None) -> Answer:
         if not holder.wait(load_wait) or holder.model is None:
             return Answer.json(503, {"message": f"the model is still loading after {load_wait:g}s; retry later"})
         try:
@@ -784,6 +801,11 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     app.add_url_rule(f"{prefix}/info/", "model_api.info", info, methods=["GET"])
     app.add_url_rule(f"{prefix}/capabilities/", "model_api.capabilities", offered, methods=["GET"])
     chat.add_routes(app, prefix, target.type, chat_model, _json)
+
+    def hot_chat(body: bytes, mimetype: str, environ: Mapping[str, Any]) -> Answer:
+        headers = dict(EnvironHeaders(dict(environ)))  # as dict(request.headers) gives them to chat()
+        return Answer.of_chat(chat.answer_chat(chat_model(), target.type, body, mimetype, headers))
+
     # Each type's prediction routes (DRUM's): what the 404 and 405 answers name.
     if target.type.unstructured or target.type.transforms:
         served = [f"{prefix}{route}" for route in prediction_routes(target)]
@@ -806,12 +828,13 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
 
     # DRUM's custom_flask.py, after the routes as DRUM does. Its init_app may guard every route
     # (auth, before_request hooks), so then every route stays Flask's.
-    if not flask_extension.apply(app, folder) and prediction_routes(target) == ("/predict_no_state/",):
+    if not flask_extension.apply(app, folder):
         # The hot routes skip Flask (its request context, routing and Response: ~160 us of a
         # single-row request's ~450); every other route, method and error goes through it.
-        app.wsgi_app = HotRoutes(  # type: ignore[method-assign]
-            app.wsgi_app, {f"{prefix}/predict_no_state/": ("POST", answer_prediction)}
-        )
+        hot: dict[str, tuple[str, HotRoute]] = {f"{prefix}{route}": ("POST", hot_chat) for route in chat.CHAT_ROUTES}
+        if prediction_routes(target) == ("/predict_no_state/",):
+            hot[f"{prefix}/predict_no_state/"] = ("POST", answer_prediction)
+        app.wsgi_app = HotRoutes(app.wsgi_app, hot)  # type: ignore[method-assign]
     log.info("cmkit-runtime %s serving a %s model from %s at %s/", __version__, target.type, folder, prefix)
     holder.start()
     return app

@@ -8,7 +8,10 @@ the same parts, byte for byte, and the same refusal, for the same custom.py and 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 import urllib.error
@@ -93,7 +96,10 @@ def _drum_server(bundle: Path, port: int) -> subprocess.Popen[bytes]:
     drum = drum_with() / "bin" / "drum"
     command = [str(drum), "server", "--code-dir", str(bundle), "--target-type", "transform"]
     with (bundle.parent / "drum.log").open("wb") as log:  # the child keeps its own copy of the descriptor
-        server = subprocess.Popen([*command, "--address", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        # Its own session: drum runs gunicorn as a child, and the whole group is ended after.
+        server = subprocess.Popen(
+            [*command, "--address", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -101,9 +107,15 @@ def _drum_server(bundle: Path, port: int) -> subprocess.Popen[bytes]:
                 return server
         except OSError:  # refused, reset or timed out while DRUM starts
             if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
+                _stop(server)
                 raise AssertionError((bundle.parent / "drum.log").read_text()[-2000:]) from None
             time.sleep(0.2)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
 
 
 def _drum_post(port: int, body: bytes, content_type: str) -> RawAnswer:
@@ -153,5 +165,4 @@ def test_drum_and_cmkit_answer_the_same_parts(tmp_path: Path) -> None:
             assert _fields(ours) == _fields(theirs), name  # every part, byte for byte
             assert read_answer(theirs, len(frame)).problem is None  # the check reads DRUM's answer too
     finally:
-        drum.kill()
-        drum.wait()
+        _stop(drum)
