@@ -168,3 +168,45 @@ def test_a_model_without_the_hook_that_is_not_scikit_learn_does_not_load(tmp_pat
     with pytest.raises(LoadError, match="requires a user-defined transform hook for non-sklearn transformers"):
         load(bundle, Target("transform"))
     _forget_hooks(bundle)
+
+
+def test_what_is_refused_before_and_after_the_hook() -> None:
+    from cmkit_runtime import transform as tf
+
+    def as_given(data: pd.DataFrame, model: object) -> object:
+        return model
+
+    with pytest.raises(tf.BadTransform, match="must take 2 or 3 arguments; hook provided takes 1"):
+        tf.hook_transformer(lambda data: data, None)
+    rows = pd.DataFrame({"a": [1, 2]})
+    with pytest.raises(tf.BadTransform, match="transform must return a dataframe, but received <class 'list'>"):
+        tf.transformed(tf.hook_transformer(as_given, [1, 2]), rows, None)
+    blank = pd.DataFrame({"  ": [1, 2]})
+    with pytest.raises(tf.BadTransform, match="Ensure there are no column names made up entirely of whitespace"):
+        tf.transformed(tf.hook_transformer(as_given, blank), rows, None)
+    with pytest.raises(tf.BadTransform, match="the CSV cannot be read") as raised:
+        tf.read_csv(b"")
+    assert raised.value.status == 422
+    with pytest.raises(tf.BadTransform, match="encoding must be UTF-8"):
+        tf.read_csv(b"a\n\xff\xfe\n")
+    assert tf.read_csv(b"a\n1\n\n2\n")["a"].isna().tolist() == [False, True, False]  # one column: blank lines kept
+
+
+def test_sparse_input_is_refused_and_a_scikit_learn_like_transformer_serves_alone() -> None:
+    from werkzeug.datastructures import FileStorage
+
+    from cmkit_runtime import transform as tf
+
+    mtx = FileStorage(io.BytesIO(b"%%MatrixMarket"), filename="X.mtx")
+    with pytest.raises(tf.BadTransform, match="sparse"):
+        tf.request_frames({"X": mtx}, b"", "multipart/form-data")
+    with pytest.raises(tf.BadTransform, match="sparse"):
+        tf.request_frames({}, b"1 1 1", "text/mtx")
+
+    class sklearnDoubler:  # noqa: N801 - DRUM's test is the class's printed name holding "sklearn"
+        def transform(self, data: pd.DataFrame) -> object:
+            return data.to_numpy() * 2
+
+    run = tf.artifact_transformer(sklearnDoubler())
+    assert run is not None and run(pd.DataFrame({"a": [1, 2]}), None)[0].tolist() == [2, 4]
+    assert tf.artifact_transformer(object()) is None
