@@ -203,7 +203,7 @@ def test_sparse_input_is_refused_and_a_scikit_learn_like_transformer_serves_alon
     with pytest.raises(tf.BadTransform, match="sparse"):
         tf.request_frames({}, b"1 1 1", "text/mtx")
 
-    class sklearnDoubler:  # noqa: N801 - DRUM's test is the class's printed name holding "sklearn"
+    class sklearnDoubler:  # DRUM's test is the class's printed name holding "sklearn"
         def transform(self, data: pd.DataFrame) -> object:
             return data.to_numpy() * 2
 
