@@ -178,9 +178,7 @@ def capabilities(target: Target, model: loader.LoadedModel | None) -> dict[str, 
         "runtime": "cmkit-runtime",
         "targetType": target.type.drum_name,
         "predictionRoutes": list(prediction_routes(target)),
-        "requestFormats": ["any"] if target.type.unstructured else ["csv"] if target.type.transforms else list(
-            wire.REQUEST_FORMATS
-        ),
+        "requestFormats": request_formats(target),
         # DRUM's key and meaning: chat() is defined (None while the model loads).
         "supported_methods": {"chat": bool(model.chat.chat) if model else None},
         # False: a model with chat() and no score()/predict()/artifact, asked on /chat/completions only.
@@ -195,6 +193,15 @@ def prediction_routes(target: Target) -> tuple[str, ...]:
     if target.type.transforms:
         return transform.ROUTES
     return ("/predict_no_state/",)
+
+
+def request_formats(target: Target) -> list[str]:
+    """What the prediction routes read: any body (unstructured), a CSV (transform), else the runtime's JSON forms."""
+    if target.type.unstructured:
+        return ["any"]
+    if target.type.transforms:
+        return ["csv"]
+    return list(wire.REQUEST_FORMATS)
 
 
 def loads(body: bytes) -> Any:
