@@ -355,8 +355,15 @@ def push_result(result: PushResult) -> None:
         console.print(f"dependencies: {escape(deps)}", markup=True)
         return
     if result.build_status == "failed":
-        console.print("[bold red]dependency build failed[/]; last log lines:", markup=True)
-        console.print(escape(result.build_log_tail or ""), markup=True)
+        from cmkit.diagnosis import BUILD_FAILED  # push has imported it already
+
+        found = result.diagnosis()
+        if found is not None and found.code != BUILD_FAILED:  # recognised: one line and its evidence
+            console.print("[bold red]dependency build failed[/]", markup=True)
+            diagnosis(found)
+        else:
+            console.print("[bold red]dependency build failed[/]; last log lines:", markup=True)
+            console.print(escape(result.build_log_tail or ""), markup=True)
     test = result.test_table()
     if test is not None:
         test_report(test)

@@ -203,6 +203,23 @@ def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Pat
     assert "model m1 version v2 (v2.0): 3 file(s), 3.0 MiB; build failed; https://example.invalid/model/m1" in text
 
 
+def test_a_failed_dependency_build_is_one_diagnosis_in_the_text_and_in_json(shown: Shown, tmp_path: Path) -> None:
+    log = (
+        "Step 5/8 : RUN pip install -r requirements.txt\n"
+        "ERROR: Could not find a version that satisfies the requirement scikit-learn==99.0.0 "
+        "(from versions: 1.5.0, 1.6.0)\n"
+        "ERROR: No matching distribution found for scikit-learn==99.0.0"
+    )
+    result = PushResult(dry_run_plan(tmp_path).plan, build_status="failed", build_log_tail=log)
+    found = result.diagnosis()
+    assert found is not None and result.to_dict()["diagnosis"] == found.to_dict()
+    render.push_result(result)
+    text = shown()
+    assert "dependency build failed" in text and "last log lines" not in text
+    assert found.line() in text.replace("\n", " ") or found.problem in text
+    assert PushResult(dry_run_plan(tmp_path / "other").plan).to_dict()["diagnosis"] is None
+
+
 def test_env_push_says_uploaded_or_up_to_date_and_shows_a_failed_build(shown: Shown) -> None:
     render.environment_result(EnvironmentPushResult("e1", "ev1", True, False, "failed", "no base image", 2048))
     render.environment_result(EnvironmentPushResult("e1", "ev1", False, True, "success"))
