@@ -243,6 +243,22 @@ def test_prune_lists_each_object_and_counts_them(shown: Shown) -> None:
     assert "would remove 0 container(s), 0 image(s) and 0 cache entries; kept 0" in shown()
 
 
+def test_prune_fits_80_columns_without_losing_a_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = io.StringIO()
+    monkeypatch.setattr(render, "console", Console(file=buffer, width=80, highlight=False))
+    wheel = "/root/.cache/cmkit/wheels/scikit_learn-1.9.1-cp311-cp311-manylinux_2_28_x86_64.whl"
+    objects = [
+        Pruned("image", "sha256:" + "a" * 64, "cmkit-code:10ae7748e28d-6da7ec1e9dbf", 0.0, "code image", size=5 << 20),
+        Pruned("wheel", wheel, wheel, 0.0, "older than 7d", size=13 << 20, kept="in use"),
+    ]
+    render.prune_result(PruneResult(PruneOptions(dry_run=True), objects))
+    lines = buffer.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in buffer.getvalue()
+    assert lines[0].split() == ["action", "kind", "name", "age", "size", "why"]
+    assert "aaaaaaaaaaaa" in buffer.getvalue() and "13.0 MiB" in buffer.getvalue()
+    assert "/root/.cache/" in buffer.getvalue() and ".whl" in buffer.getvalue()  # the path, folded, not cut
+
+
 def test_emulator_ready_prints_the_endpoint_token_and_environment(shown: Shown) -> None:
     render.emulator_ready(EmulatorReady("http://127.0.0.1:8080/api/v2", "tok-[1]", "/data", "process", "env1"))
     text = shown()
