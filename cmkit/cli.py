@@ -97,6 +97,7 @@ OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
         "feature_impact_rows",
     ),
     "Server": (
+        "reuse",
         "runtime",
         "isolate",
         "installer",
@@ -644,8 +645,15 @@ def serve_command(
 @_header_option
 @_startup_timeout
 @_verbose_option
+@click.option(
+    "--reuse/--no-reuse",
+    default=True,
+    show_default=True,
+    help="Predict on the server `cmkit serve` runs for this bundle (same target and parameters, files "
+    "unchanged) instead of starting one.",
+)
 def predict_command(
-    bundle: Path, input_csv: str, output: Path | None, as_json: bool, verbose: bool, **flags: Any
+    bundle: Path, input_csv: str, output: Path | None, as_json: bool, verbose: bool, reuse: bool, **flags: Any
 ) -> None:
     """Predict a CSV with BUNDLE, as `drum score` does: its columns, through test-local's runtime.
 
@@ -667,7 +675,7 @@ def predict_command(
             source = Path(folder) / "input.csv"
             source.write_bytes(sys.stdin.buffer.read())
         with render.ConsoleEvents(verbose=verbose) as events:
-            result = predict_bundle(config, source, events)
+            result = predict_bundle(config, source, events, reuse=reuse)
     if result.predictions is not None:
         text = result.predictions.to_csv(index=False)
         if output is not None:

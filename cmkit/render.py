@@ -287,7 +287,8 @@ def prediction(result: PredictResult, output: Path | None) -> None:
     """`cmkit predict`'s verdict on stderr (the predictions went to stdout or --output)."""
     if result.ok:
         where = f" to {output}" if output else ""
-        console.print(f"predicted {result.rows} rows{escape(where)}", markup=True)
+        warm = f" on the server of `cmkit serve` at {result.warm_server}" if result.warm_server else ""
+        console.print(f"predicted {result.rows} rows{escape(where)}{escape(warm)}", markup=True)
         return
     console.print(f"[red]prediction failed:[/] {escape(result.problem or '')}", markup=True)
     if result.diagnosis is not None:
