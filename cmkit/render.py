@@ -129,7 +129,7 @@ class ConsoleEvents(Events):
     remote builds a spinner.
 
     Otherwise plain lines, which CI logs keep readable: the build's own output (unless
-    `show_build_output` is off, --json: then one line a step), a line per check, uploads at
+    `show_build_output` is off, --json: then one line a step), a line per check that ran, uploads at
     0/25/50/75/100 %. A stage ends whatever is drawn. Use as a context manager so nothing
     drawn outlives the command.
     """
