@@ -26,6 +26,7 @@ from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.jobs import LogSink
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.store import Resource
+from cmkit_runtime.target_types import LabelKind
 
 if TYPE_CHECKING:
     from cmkit.serve import ServeSession
@@ -149,23 +150,27 @@ def predict(live: Live, rows: bytes, folder: Path) -> list[dict[str, Any]]:
     verdict = judge(answer.status, answer.text, dataset.rows, live.target)
     if not verdict.ok or verdict.values is None:
         raise invalid(f"The model failed to predict: {verdict.summary()}")
-    return [_row(index, value, live) for index, value in enumerate(verdict.values.tolist())]
+    return [
+        prediction_row(index, value, live.target, live.threshold) for index, value in enumerate(verdict.values.tolist())
+    ]
 
 
-def _row(index: int, value: Any, live: Live) -> dict[str, Any]:
-    target = live.target
+def prediction_row(index: int, value: Any, target: Target, threshold: float) -> dict[str, Any]:
+    """One row of the prediction API's answer from errorCheck's value for it (a number, or one
+    probability per label in `target.labels` order): binary picks the positive class at
+    `threshold` and reports it; multiclass picks the likeliest."""
     if not target.is_classification:
         name = target.name or "Predictions"
         return {"rowId": index, "prediction": value, "predictionValues": [{"label": name, "value": value}]}
     probabilities = dict(zip(target.labels, value, strict=True))
     values = [{"label": label, "value": probability} for label, probability in probabilities.items()]
-    if len(target.labels) == 2 and target.type.label_kind.name == "PAIR":
+    if target.type.label_kind is LabelKind.PAIR:
         positive, negative = target.labels
-        chosen = positive if probabilities[positive] >= live.threshold else negative
+        chosen = positive if probabilities[positive] >= threshold else negative
         return {
             "rowId": index,
             "prediction": chosen,
-            "predictionThreshold": live.threshold,
+            "predictionThreshold": threshold,
             "predictionValues": values,
         }
     chosen = max(probabilities, key=lambda label: probabilities[label])
