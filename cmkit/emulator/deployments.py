@@ -62,6 +62,7 @@ PREDICTION_ENVIRONMENT: PredictionEnvironment = {
     "platform": "datarobotServerless",
     "supportedModelFormats": ["customModel"],
     "isManagedByManagementAgent": False,
+    "isDeleted": False,
     "importance": "LOW",
 }
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -157,7 +158,8 @@ def _package_ref(package: ModelPackage) -> dict[str, str]:
 
 
 def _prediction_root() -> str:
-    return f"{request.host_url.rstrip('/')}{PREDICTION_PREFIX.rstrip('/')}"
+    """The prediction server's URL, as DataRobot gives it: its host; the route adds /predApi/v1.0/."""
+    return request.host_url.rstrip("/")
 
 
 def _launch(emu: Emulator, deployment_id: str, version_id: str, status_id: str, cancel: threading.Event) -> None:

@@ -430,6 +430,7 @@ class PredictionEnvironment(TypedDict, total=False):
     platform: str
     supportedModelFormats: list[str]
     isManagedByManagementAgent: bool
+    isDeleted: bool
     importance: str
 
 
