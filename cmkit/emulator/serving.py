@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmkit.emulator import models, testing
+from cmkit.emulator import leftovers, models, testing
 from cmkit.emulator.documents import CustomModel, CustomModelVersion
 from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.jobs import LogSink
@@ -71,6 +71,8 @@ def launch(emu: Emulator, model_id: str, version_id: str, log: LogSink, cancel: 
             checks={},
             maximum_memory=version.doc.get("maximumMemory"),
             network_egress=version.doc.get("networkEgressPolicy") or "PUBLIC",
+            # The emulator's marker: a start after a killed emulator ends what it left running.
+            server_environment={leftovers.MARKER_ENV: leftovers.marker(emu, f"deployment-{workdir.name}")},
         )
         run = resolve_config(request)
         log(f"launching custom model {model_id} version {version_id} with the {emu.engine.runtime} runtime")

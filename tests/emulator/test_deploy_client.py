@@ -23,7 +23,7 @@ from cmkit.engine.choice import PROCESS
 from cmkit.predict import predict_bundle
 from cmkit.resolvedrun import TestLocalConfig
 from cmkit.scaffold import init_bundle, make_spec
-from tests.support.emulator_support import TOKEN, Emulator
+from tests.support.emulator_support import TOKEN, Emulator, seeded_environment_ready
 from tests.support.lazy import lazy_module
 
 dr = lazy_module("datarobot")
@@ -38,9 +38,31 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def docker_emulator(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    running = Emulator(tmp_path_factory.mktemp("deploy-client-docker") / "data", runtime="docker").start()
+    try:
+        seeded_environment_ready(running)
+        yield running
+    finally:
+        running.stop()
+
+
 def test_a_version_goes_from_package_to_deployment_and_predicts_as_cmkit_predict(
     emulator: Emulator, tmp_path: Path
 ) -> None:
+    deliver_and_compare(emulator, tmp_path)
+
+
+@pytest.mark.docker
+def test_a_deployment_in_the_docker_runtime_predicts_as_cmkit_predict(
+    docker_emulator: Emulator, tmp_path: Path
+) -> None:
+    deliver_and_compare(docker_emulator, tmp_path)
+
+
+def deliver_and_compare(emulator: Emulator, tmp_path: Path) -> None:
+    """The official client's delivery of `cmkit init`'s binary model; its predictions checked."""
     bundle = tmp_path / "model"
     init_bundle(bundle, make_spec("binary", "deploy-judge"))
     sample = bundle / "data" / "sample.csv"
