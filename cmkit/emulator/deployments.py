@@ -34,7 +34,7 @@ from cmkit.emulator.documents import (
     ModelPackage,
     PredictionEnvironment,
 )
-from cmkit.emulator.errors import invalid, not_found
+from cmkit.emulator.errors import ErrorResponse, invalid, not_found
 from cmkit.emulator.http import (
     PREDICTION_PREFIX,
     Query,
@@ -52,6 +52,7 @@ from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Kind, Resource
 
 KIND: Kind[Deployment] = Kind("deployment")
+MAX_PREDICTION_BYTES = 50 * 2**20  # the real-time prediction API's limit on a request
 IMPORTANCE = ("CRITICAL", "HIGH", "MODERATE", "LOW")
 REPLACEMENT_REASONS = ("ACCURACY", "DATA_DRIFT", "ERRORS", "SCHEDULED_REFRESH", "SCORING_SPEED", "DEPRECATION", "OTHER")
 # The one prediction environment: the emulator's own runtime, for custom models.
@@ -543,6 +544,8 @@ def _text_response(text: str) -> Response:
 
 
 def _predictions(emu: Emulator, deployment_id: str) -> Response:
+    if (request.content_length or 0) > MAX_PREDICTION_BYTES:
+        raise ErrorResponse(413, f"A prediction request is at most {MAX_PREDICTION_BYTES} bytes (50 MB)")
     live = live_model(emu, deployment_id)
     files = {name: storage.read() for name, storage in request.files.items()}
     rows = serving.rows_csv(request.get_data(cache=True) if not files else b"", request.content_type or "", files)

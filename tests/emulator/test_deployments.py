@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from cmkit.emulator import deployments
 from cmkit.emulator.serving import prediction_row
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import TargetType
@@ -148,6 +149,10 @@ def test_a_version_is_packaged_registered_deployed_and_predicts(
         == 422
     )
 
+    with pytest.MonkeyPatch.context() as patch:  # the 50 MB limit, scaled down to this body
+        patch.setattr(deployments, "MAX_PREDICTION_BYTES", len(body) - 1)
+        too_big = api.post(emulator.url(f"deployments/{dep_id}/predictions/"), data=body)
+    assert too_big.status_code == 413 and "at most" in too_big.json()["message"]
     search = api.get(emulator.url("deployments/"), params={"search": "D"}).json()["data"]
     assert dep_id in [entry["id"] for entry in search]
     assert (
@@ -255,15 +260,15 @@ def test_refusals(emulator: InProcessEmulator, api: requests.Session) -> None:
     assert names == {"same", "same (2)"}
     assert api.get(emulator.url(f"modelPackages/{ABSENT}/")).status_code == 404
 
-    deployments = emulator.url("deployments/fromModelPackage/")
-    assert api.post(deployments, json={"modelPackageId": ABSENT, "label": "x"}).status_code == 422
-    assert api.post(deployments, json={"modelPackageId": made["id"]}).status_code == 422
+    create_url = emulator.url("deployments/fromModelPackage/")
+    assert api.post(create_url, json={"modelPackageId": ABSENT, "label": "x"}).status_code == 422
+    assert api.post(create_url, json={"modelPackageId": made["id"]}).status_code == 422
     assert (
-        api.post(deployments, json={"modelPackageId": made["id"], "label": "x", "importance": "HUGE"}).status_code
+        api.post(create_url, json={"modelPackageId": made["id"], "label": "x", "importance": "HUGE"}).status_code
         == 422
     )
     elsewhere = {"modelPackageId": made["id"], "label": "x", "predictionEnvironmentId": ABSENT}
-    assert api.post(deployments, json=elsewhere).status_code == 422
+    assert api.post(create_url, json=elsewhere).status_code == 422
     assert deploy(emulator, api, made["id"], userProvidedId="ns/refusals").status_code == 303
     duplicate = api.post(
         deployments, json={"modelPackageId": made["id"], "label": "x", "userProvidedId": "ns/refusals"}
