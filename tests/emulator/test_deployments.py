@@ -271,7 +271,7 @@ def test_refusals(emulator: InProcessEmulator, api: requests.Session) -> None:
     assert api.post(create_url, json=elsewhere).status_code == 422
     assert deploy(emulator, api, made["id"], userProvidedId="ns/refusals").status_code == 303
     duplicate = api.post(
-        deployments, json={"modelPackageId": made["id"], "label": "x", "userProvidedId": "ns/refusals"}
+        create_url, json={"modelPackageId": made["id"], "label": "x", "userProvidedId": "ns/refusals"}
     )
     assert duplicate.status_code == 422 and "already exists" in duplicate.json()["message"]
 
