@@ -23,10 +23,11 @@ from typing import Any, cast
 
 from flask import Response, request
 
-from cmkit.emulator import datasets, modelpackages, serving
+from cmkit.emulator import datasets, modelpackages, models, serving
 from cmkit.emulator.common import USER, new_id, now
 from cmkit.emulator.documents import (
     Challenger,
+    CustomModel,
     CustomModelImage,
     DeployedModel,
     Deployment,
@@ -146,6 +147,7 @@ def create(emu: Emulator, body: dict[str, Any]) -> tuple[str, str]:
                 {"userProvidedId": "must be unique"},
             )
         emu.store.insert(KIND, doc["id"], doc, internal=Internal(settings=dict(DEFAULT_SETTINGS), challengers=[]))
+        _count_deployment(emu, package["customModelId"], +1)
     deployment_id = doc["id"]
     emu.jobs.submit(
         f"deployment:{deployment_id}:{status_id}",
@@ -238,9 +240,19 @@ def update(emu: Emulator, deployment_id: str, body: dict[str, Any]) -> None:
 
 
 def delete(emu: Emulator, deployment_id: str) -> None:
-    _deployment(emu, deployment_id)
-    emu.store.delete(KIND, deployment_id)
+    with emu.store.transaction():
+        deployment = _deployment(emu, deployment_id)
+        emu.store.delete(KIND, deployment_id)
+        _count_deployment(emu, deployment.doc["model"]["customModelImage"]["customModelId"], -1)
     emu.served.close(deployment_id)
+
+
+def _count_deployment(emu: Emulator, model_id: str, change: int) -> None:
+    """A custom model's `deploymentsCount` (and so the `isDeployed` filter) follows its deployments."""
+    model = emu.store.get(models.KIND, model_id, include_deleted=True)
+    if model is not None:
+        count = max(0, int(model.doc.get("deploymentsCount") or 0) + change)
+        emu.store.update(models.KIND, model_id, CustomModel(deploymentsCount=count))
 
 
 def settings(emu: Emulator, deployment_id: str) -> dict[str, Any]:
@@ -314,6 +326,10 @@ def _replace(emu: Emulator, deployment_id: str, package: ModelPackage, status_id
         set_status(emu, status_id, "ERROR", f"The replacement model did not start: {exc}")
         return
     emu.served.put(deployment_id, live)  # closes the replaced model's server
+    replaced = emu.store.get(KIND, deployment_id)
+    if replaced is not None and replaced.doc["model"]["customModelImage"]["customModelId"] != package["customModelId"]:
+        _count_deployment(emu, replaced.doc["model"]["customModelImage"]["customModelId"], -1)
+        _count_deployment(emu, package["customModelId"], +1)
     changes = Deployment(model=deployed_model(emu, package), modelPackage=_package_ref(package), status="active")
     emu.store.update(KIND, deployment_id, changes)
     set_status(emu, status_id, "COMPLETED", location=f"deployments/{deployment_id}/")

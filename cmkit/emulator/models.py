@@ -200,8 +200,9 @@ def _matches(doc: CustomModel, query: Query) -> bool:
         return False
     if query.get("targetType") and doc["targetType"] != query["targetType"]:
         return False
-    if str(query.get("isDeployed", "")).lower() == "true":
-        return False  # nothing is ever deployed in the emulator
+    deployed = str(query.get("isDeployed", "")).lower()
+    if deployed in ("true", "false") and (doc.get("deploymentsCount", 0) > 0) != (deployed == "true"):
+        return False
     search = (query.get("searchFor") or "").lower()
     texts = (doc.get("name"), doc.get("description"), doc.get("language"))
     return not search or any(search in (text or "").lower() for text in texts)

@@ -212,8 +212,14 @@ def test_a_version_is_packaged_registered_deployed_and_predicts(
     assert runtime_log.status_code == 200 and "model loaded" in runtime_log.text
     assert "launching custom model" in api.get(emulator.url(f"customModelDeployments/{dep_id}/logs/")).text
 
+    deployed_models = api.get(emulator.url("customModels/"), params={"isDeployed": "true"}).json()["data"]
+    assert model_id in [entry["id"] for entry in deployed_models]
+    assert api.get(emulator.url(f"customModels/{model_id}/")).json()["deploymentsCount"] == 1
     assert api.delete(emulator.url(f"deployments/{dep_id}/")).status_code == 204
     assert api.get(emulator.url(f"deployments/{dep_id}/")).status_code == 404
+    assert api.get(emulator.url(f"customModels/{model_id}/")).json()["deploymentsCount"] == 0
+    undeployed = api.get(emulator.url("customModels/"), params={"isDeployed": "false"}).json()["data"]
+    assert model_id in [entry["id"] for entry in undeployed]
     assert api.post(emulator.url(f"deployments/{dep_id}/predictions/"), json=sample).status_code == 404
     assert api.get(emulator.url(f"customModelDeployments/{dep_id}/logs/")).status_code == 200  # kept
     assert api.get(emulator.url(f"customModelDeployments/{ABSENT}/logs/")).status_code == 404
