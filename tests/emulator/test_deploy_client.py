@@ -110,6 +110,26 @@ def deliver_and_compare(emulator: Emulator, tmp_path: Path) -> None:
         assert probabilities == pytest.approx({label: float(value) for label, value in expected.items()})
         assert row["prediction"] == ("1" if probabilities["1"] >= row["predictionThreshold"] else "0")
 
+    # The settings, a replacement and the challengers, through the client's own methods.
+    deployment.update_drift_tracking_settings(target_drift_enabled=True, feature_drift_enabled=True, max_wait=60)
+    drift = deployment.get_drift_tracking_settings()
+    assert drift["target_drift"]["enabled"] is True and drift["feature_drift"]["enabled"] is True
+    newer = dr.CustomModelVersion.create_from_previous(
+        model.id, base_environment_id=str(emulator.info["environmentId"])
+    )
+    assert (newer.version_major, newer.version_minor) == (2, 0)  # the packaged 1.0 is frozen
+    replacement = dr.RegisteredModelVersion.create_for_custom_model_version(
+        newer.id, registered_model_id=registered.registered_model_id
+    )
+    assert replacement.registered_model_version == 2
+    status, _, _ = deployment.validate_replacement_model(new_registered_model_version_id=replacement.id)
+    assert status == "passing"
+    deployment.perform_model_replace(replacement.id, dr.enums.MODEL_REPLACEMENT_REASON.ACCURACY, max_wait=300)
+    assert dr.Deployment.get(deployment.id).model["id"] == newer.id
+    assert [challenger.model["id"] for challenger in deployment.list_challengers()] == [newer.id]
+    replaced = requests.post(url, json=records, headers=headers, timeout=60)
+    assert replaced.json() == by_csv.json()  # the same code, so the same predictions
+
     deployment.delete()
     assert deployment.id not in [listed.id for listed in dr.Deployment.list()]
     assert requests.post(url, json=records, headers=headers, timeout=60).status_code == 404
