@@ -569,6 +569,21 @@ def _predictions(emu: Emulator, deployment_id: str) -> Response:
     return json_response({"data": data})
 
 
+def _unstructured(emu: Emulator, deployment_id: str) -> Response:
+    if (request.content_length or 0) > MAX_PREDICTION_BYTES:
+        raise ErrorResponse(413, f"A prediction request is at most {MAX_PREDICTION_BYTES} bytes (50 MB)")
+    live = live_model(emu, deployment_id)
+    if not live.target.type.unstructured:
+        raise invalid("The deployment's model is structured: send its rows to predictions")
+    body, content_type = serving.predict_unstructured(live, request.get_data(cache=True), request.content_type)
+    return Response(body, 200, content_type=content_type or "application/octet-stream")
+
+
+@ROUTES.api("POST", "deployments/{deploymentId}/predictionsUnstructured", documented=False, prefix=PREDICTION_PREFIX)
+def http_predict_unstructured(emu: Emulator, query: Query, deploymentId: str) -> Response:
+    return _unstructured(emu, deploymentId)
+
+
 @ROUTES.api("POST", "deployments/{deploymentId}/predictions", documented=False, prefix=PREDICTION_PREFIX)
 def http_predict(emu: Emulator, query: Query, deploymentId: str) -> Response:
     return _predictions(emu, deploymentId)

@@ -128,8 +128,27 @@ def rows_csv(body: bytes, content_type: str, files: dict[str, bytes]) -> bytes:
     return body
 
 
+def predict_unstructured(live: Live, body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """An unstructured model's answer to `body`, sent as is (as `predictionsUnstructured` does):
+    its bytes and Content-Type; 422 when the model does not answer 200."""
+    from cmkit.checks.client import ModelClient
+    from cmkit.checks.unstructured import ROUTE
+
+    client = ModelClient(live.session.server.url, protocol=live.protocol)
+    try:
+        answer = client.post_raw(ROUTE, body, content_type)
+    finally:
+        client.close()
+    if answer.status != 200:
+        text = answer.body[:500].decode("utf-8", errors="replace")
+        raise invalid(f"The model failed to predict: HTTP {answer.status}: {text}")
+    return answer.body, answer.content_type
+
+
 def predict(live: Live, rows: bytes, folder: Path) -> list[dict[str, Any]]:
     """The model's predictions for `rows` (CSV), as the prediction API's `data` entries."""
+    if live.target.type.unstructured:
+        raise invalid("The deployment's model is unstructured: send its requests to predictionsUnstructured")
     from cmkit.checks.client import ModelClient
     from cmkit.checks.dataset import load_dataset
     from cmkit.checks.predictions import judge

@@ -270,15 +270,12 @@ def test_refusals(emulator: InProcessEmulator, api: requests.Session) -> None:
     assert api.post(create_url, json={"modelPackageId": ABSENT, "label": "x"}).status_code == 422
     assert api.post(create_url, json={"modelPackageId": made["id"]}).status_code == 422
     assert (
-        api.post(create_url, json={"modelPackageId": made["id"], "label": "x", "importance": "HUGE"}).status_code
-        == 422
+        api.post(create_url, json={"modelPackageId": made["id"], "label": "x", "importance": "HUGE"}).status_code == 422
     )
     elsewhere = {"modelPackageId": made["id"], "label": "x", "predictionEnvironmentId": ABSENT}
     assert api.post(create_url, json=elsewhere).status_code == 422
     assert deploy(emulator, api, made["id"], userProvidedId="ns/refusals").status_code == 303
-    duplicate = api.post(
-        create_url, json={"modelPackageId": made["id"], "label": "x", "userProvidedId": "ns/refusals"}
-    )
+    duplicate = api.post(create_url, json={"modelPackageId": made["id"], "label": "x", "userProvidedId": "ns/refusals"})
     assert duplicate.status_code == 422 and "already exists" in duplicate.json()["message"]
 
     environments = api.get(
@@ -348,3 +345,72 @@ def test_a_classifier_row_names_its_class_and_every_probability(
         {"label": label, "value": p} for label, p in zip(target.labels, value, strict=True)
     ]
     assert ("predictionThreshold" in row) is (target.type is TargetType.BINARY)
+
+
+UNSTRUCTURED_SERVER = r"""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PREFIX = "/" + os.environ.get("URL_PREFIX", "").strip("/")
+PREFIX = "" if PREFIX == "/" else PREFIX
+
+
+class Model(BaseHTTPRequestHandler):
+    def answer(self, code, payload, kind):
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self):
+        self.answer(200 if self.path == PREFIX + "/" else 404, b"{}", "application/json")
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != PREFIX + "/predictUnstructured/" or body == b"fail":
+            self.answer(500, b"no", "text/plain")
+        else:
+            self.answer(200, body.upper(), "text/plain; charset=utf-8")
+
+    def log_message(self, format, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Model).serve_forever()
+"""
+
+
+def test_an_unstructured_deployment_answers_its_requests_as_the_model_does(
+    emulator: InProcessEmulator, api: requests.Session
+) -> None:
+    model = create_model(api, emulator, targetType="Unstructured", targetName=None)
+    files = {
+        "start_server.sh": b'#!/bin/sh\nexec python "$(dirname "$0")/serve.py"\n',
+        "serve.py": UNSTRUCTURED_SERVER.encode(),
+    }
+    env_id = str(emulator.info["environmentId"])
+    version = create_version(api, emulator, model["id"], files, baseEnvironmentId=env_id).json()
+    done = deploy(emulator, api, package(emulator, api, version["id"])["id"])
+    dep_id = api.get(done.headers["Location"]).json()["id"]
+    url = f"{emulator.root}predApi/v1.0/deployments/{dep_id}/predictionsUnstructured"
+    answer = api.post(url, data=b"hello", headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 200 and answer.content == b"HELLO"
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    failed = api.post(url, data=b"fail", headers={"Content-Type": "text/plain"})
+    assert failed.status_code == 422 and "HTTP 500" in failed.json()["message"]
+    as_rows = api.post(emulator.url(f"deployments/{dep_id}/predictions/"), json=rows(1))
+    assert as_rows.status_code == 422 and "predictionsUnstructured" in as_rows.json()["message"]
+    structured = structured_deployment(emulator, api)
+    wrong_route = api.post(f"{emulator.root}predApi/v1.0/deployments/{structured}/predictionsUnstructured", data=b"x")
+    assert wrong_route.status_code == 422 and "structured" in wrong_route.json()["message"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(deployments, "MAX_PREDICTION_BYTES", 2)
+        assert api.post(url, data=b"hello").status_code == 413
+
+
+def structured_deployment(emulator: InProcessEmulator, api: requests.Session) -> str:
+    """A deployment of the stdlib model: its id."""
+    _, version = model_version(emulator, api)
+    done = deploy(emulator, api, package(emulator, api, version["id"])["id"])
+    return str(api.get(done.headers["Location"]).json()["id"])
