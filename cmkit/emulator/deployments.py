@@ -53,6 +53,7 @@ from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Kind, Resource
 
 KIND: Kind[Deployment] = Kind("deployment")
+_RELAUNCH = threading.Lock()
 MAX_PREDICTION_BYTES = 50 * 2**20  # the real-time prediction API's limit on a request
 IMPORTANCE = ("CRITICAL", "HIGH", "MODERATE", "LOW")
 REPLACEMENT_REASONS = ("ACCURACY", "DATA_DRIFT", "ERRORS", "SCHEDULED_REFRESH", "SCORING_SPEED", "DEPRECATION", "OTHER")
@@ -191,6 +192,16 @@ def _package_model(emu: Emulator, version_id: str) -> str:
 
 def live_model(emu: Emulator, deployment_id: str) -> serving.Live:
     """The deployment's running model; launched again first when the emulator restarted since."""
+    live = emu.served.get(deployment_id)
+    if isinstance(live, serving.Live):
+        return live
+    # One relaunch at a time: two first predictions after a restart must not both launch (the
+    # second's put would stop the server the first is using).
+    with _RELAUNCH:
+        return _relaunch(emu, deployment_id)
+
+
+def _relaunch(emu: Emulator, deployment_id: str) -> serving.Live:
     live = emu.served.get(deployment_id)
     if isinstance(live, serving.Live):
         return live
