@@ -219,8 +219,14 @@ def update(emu: Emulator, model_id: str, body: CustomModelUpdate) -> CustomModel
 
 
 def delete(emu: Emulator, model_id: str) -> None:
-    _model(emu, model_id)
-    emu.store.delete(KIND, model_id)
+    with emu.store.transaction():
+        model = _model(emu, model_id)
+        deployed = int(model.doc.get("deploymentsCount") or 0)
+        if deployed:
+            # DataRobot keeps a deployed model: its deployments must go first (the Action checks
+            # customModelDeployments/ before it deletes a model, for this reason).
+            raise invalid(f"Custom model {model_id} is used by {deployed} deployment(s): delete them first")
+        emu.store.delete(KIND, model_id)
 
 
 # -- versions ------------------------------------------------------------------------------------

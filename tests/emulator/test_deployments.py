@@ -215,6 +215,8 @@ def test_a_version_is_packaged_registered_deployed_and_predicts(
     deployed_models = api.get(emulator.url("customModels/"), params={"isDeployed": "true"}).json()["data"]
     assert model_id in [entry["id"] for entry in deployed_models]
     assert api.get(emulator.url(f"customModels/{model_id}/")).json()["deploymentsCount"] == 1
+    kept = api.delete(emulator.url(f"customModels/{model_id}/"))
+    assert kept.status_code == 422 and "delete them first" in kept.json()["message"]
     assert api.delete(emulator.url(f"deployments/{dep_id}/")).status_code == 204
     assert api.get(emulator.url(f"deployments/{dep_id}/")).status_code == 404
     assert api.get(emulator.url(f"customModels/{model_id}/")).json()["deploymentsCount"] == 0
