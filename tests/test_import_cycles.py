@@ -50,6 +50,7 @@ COMMANDS = frozenset(
         "cmkit.prune",
         "cmkit.predict",
         "cmkit.repositoryrun",
+        "cmkit.warmserver",
     }
 )
 CLI = frozenset({"cmkit.cli", "cmkit.render", "cmkit.params", "cmkit.__main__"})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import chat, readiness, unstructured
+from cmkit.checks import chat, readiness, transform, unstructured
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
@@ -243,9 +243,32 @@ def _unstructured_checks(ctx: Context, raw: RawDataset | None, results: dict[str
         elif raw is None:
             results[name] = CheckResult(SKIPPED, "no test file: pass --dataset FILE or set validation.input")
         else:
-            ctx.events.stage(f"running {name}")
+            ctx.events.check_started(name)
             started = time.monotonic()
             results[name] = unstructured.error_check(ctx, raw)
+            results[name].seconds = round(time.monotonic() - started, 3)
+        ctx.events.check(name, results[name])
+
+
+def _transform_checks(ctx: Context, results: dict[str, CheckResult]) -> None:
+    """errorCheck and nullValueImputation on /transform/ (checks/transform.py); the others compare predictions."""
+    dataset = ctx.dataset
+    applies = {ERROR_CHECK: transform.error_check, NULL_VALUE_IMPUTATION: transform.null_value_imputation}
+    for name, _ in PREDICTION_CHECKS:
+        ctx.raise_if_canceled()
+        check = applies.get(name)
+        if check is None:
+            results[name] = CheckResult(SKIPPED, transform.NOT_APPLICABLE)
+        elif ctx.level(name) == "skip":
+            results[name] = CheckResult(SKIPPED, "skipped by configuration")
+        elif dataset is None:
+            results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
+        elif name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
+            results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
+        else:
+            ctx.events.stage(f"running {name}")
+            started = time.monotonic()
+            results[name] = check(ctx, dataset)
             results[name].seconds = round(time.monotonic() - started, 3)
         ctx.events.check(name, results[name])
 
@@ -295,6 +318,10 @@ def run_checks(
             _unstructured_checks(ctx, dataset if isinstance(dataset, RawDataset) else None, results)
             results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
             return {name: results[name] for name in CHECK_NAMES}
+        if target.type.transforms:
+            _transform_checks(ctx, results)
+            results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
+            return {name: results[name] for name in CHECK_NAMES}
         capabilities = ctx.client.get("/capabilities/")[1]
         chats = chat.offers_chat(capabilities)
         chat_only = chats and not chat.answers_predictions(capabilities)
@@ -311,11 +338,11 @@ def run_checks(
                 # row-wise consistency: the later checks would only repeat errorCheck's finding.
                 results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
             else:
-                ctx.events.stage(f"running {name}")
+                ctx.events.check_started(name)
                 results[name] = _timed(check, ctx)
             ctx.events.check(name, results[name])
         if chats:  # cmkit's own check, after the API's seven (checks/chat.py)
-            ctx.events.stage(f"running {chat.CHAT_CHECK}")
+            ctx.events.check_started(chat.CHAT_CHECK)
             results[chat.CHAT_CHECK] = _timed(chat.chat_check, ctx)
             ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
         elif target.type.chats and not target.type.structured:  # chat() is all such a model answers
