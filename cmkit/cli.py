@@ -69,6 +69,7 @@ def _finish(
 # `--help` shows a command's options in these sections, in this order (by the option's name;
 # one table for every command, so that an option is in the same section wherever it appears).
 OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
+    "Repository": ("all_models", "changed_since", "shard", "jobs"),
     "Target": (
         "target_type",
         "target_name",
@@ -117,7 +118,17 @@ OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
         "ca_bundle",
         "labels",
     ),
-    "DataRobot": ("endpoint", "token", "model_id", "minor", "allow_secret", "no_wait", "timeout", "dry_run"),
+    "DataRobot": (
+        "endpoint",
+        "token",
+        "model_id",
+        "namespace",
+        "minor",
+        "allow_secret",
+        "no_wait",
+        "timeout",
+        "dry_run",
+    ),
     "Output": ("as_json", "junit", "html", "verbose", "keep", "watch", "debug"),
 }
 _SECTION_OF = {name: section for section, names in OPTION_SECTIONS.items() for name in names}
@@ -200,6 +211,83 @@ _startup_timeout = click.option(
 )
 
 
+def _repository_options(func: F) -> F:
+    """--all and what narrows it: every model of a repository (cmkit/repository.py)."""
+    options = [
+        click.option(
+            "--all",
+            "all_models",
+            is_flag=True,
+            help="Every model of the repository at PATH (default: .): bundles, model.yaml and models.yaml.",
+        ),
+        click.option(
+            "--changed-since",
+            metavar="REF",
+            help="With --all: only models whose files changed since this git ref (and uncommitted changes).",
+        ),
+        click.option(
+            "--shard",
+            metavar="I/N",
+            help="With --all: only shard I of N (stable: a model's shard depends on its identity alone).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _selection(paths: tuple[Any, ...], changed_since: str | None, shard: str | None) -> Any:
+    """The models --all takes from the one PATH given (default: the current folder)."""
+    from cmkit.repository import select_models
+
+    if len(paths) > 1:
+        raise InputError("--all takes one PATH: the repository's folder")
+    return select_models(Path(paths[0]) if paths else Path("."), changed_since, shard)
+
+
+def _no_repository_flags(changed_since: str | None, shard: str | None) -> None:
+    if changed_since or shard:
+        raise InputError("--changed-since and --shard select among a repository's models", hint="add --all")
+
+
+def _finish_repository(as_json: bool, result: Any, junit: Path | None = None) -> NoReturn:
+    """--all's tail: the aggregated document and JUnit file, the summary, exit 0, 1 or 2."""
+    if junit is not None:
+        junit.write_text(result.junit_xml(), encoding="utf-8")
+    render.repository_result(result)
+    if as_json:
+        render.emit_json(result.to_dict())
+    sys.exit(result.exit_code)
+
+
+@command(main, "list", short_help="The models of a repository, for a CI matrix")
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--changed-since", metavar="REF", help="Only models whose files changed since this git ref.")
+@click.option("--shard", metavar="I/N", help="Only shard I of N.")
+@click.option("--shards", type=click.IntRange(1, 256), help="Give each model its shard of N (and list the N shards).")
+def list_command(
+    path: Path | None, changed_since: str | None, shard: str | None, shards: int | None, as_json: bool
+) -> None:
+    """List every model of the repository at PATH (default: .), as test-local --all finds them.
+
+    \b
+    Examples:
+      cmkit list
+      cmkit list --json --shards 4 | jq -c .shards        # a GitHub Actions matrix
+      cmkit list --changed-since origin/main --json
+    """
+    from cmkit.repository import parse_shard, select_models
+
+    selection = select_models(path or Path("."), changed_since, shard)
+    total = shards or (parse_shard(shard)[1] if shard else None)
+    document = {
+        "selection": selection.to_dict(),
+        "shards": [f"{i}/{total}" for i in range(1, total + 1)] if total else [],
+        "models": [m.to_dict(total) for m in selection.models],
+    }
+    _finish(as_json, document, lambda: render.model_list(selection, total), False, show_with_json=False)
+
+
 @command(main, "deps", short_help="requirements.txt as DataRobot's dependencies")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
@@ -235,7 +323,16 @@ def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="The environment folder the bundle runs on, for its packages (default: cmkit's python3 one).",
 )
-def lint_command(paths: tuple[str, ...], from_files: bool, environment: Path | None, as_json: bool) -> None:
+@_repository_options
+def lint_command(
+    paths: tuple[str, ...],
+    from_files: bool,
+    environment: Path | None,
+    all_models: bool,
+    changed_since: str | None,
+    shard: str | None,
+    as_json: bool,
+) -> None:
     """Check bundles statically (no Docker): code, hooks, imports, requirements, metadata, files.
 
     \b
@@ -243,10 +340,16 @@ def lint_command(paths: tuple[str, ...], from_files: bool, environment: Path | N
       cmkit lint my_model
       cmkit lint --json sample_models/*/
       cmkit lint my_model --environment my_environment
+      cmkit lint --all --changed-since origin/main
     """
     from cmkit.lint import bundles_of_files, lint_bundle, lint_document
 
-    bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
+    if all_models:
+        folders = {m.folder: None for m in _selection(paths, changed_since, shard).models}
+        bundles: list[Any] = list(folders)
+    else:
+        _no_repository_flags(changed_since, shard)
+        bundles = bundles_of_files(paths) if from_files else list(paths or (".",))
     reports = [lint_bundle(b, environment) for b in bundles]
 
     def show() -> None:
@@ -313,9 +416,8 @@ def _test_options(func: F) -> F:
         click.option(
             "--network-egress",
             type=click.Choice(["NONE", "PUBLIC"]),
-            default="PUBLIC",
-            show_default=True,
-            help="NONE cuts the model off the network, as DataRobot's setting does (Docker).",
+            help="NONE cuts the model off the network, as DataRobot's setting does (Docker; default: model.yaml's "
+            "egress_network_policy, else PUBLIC).",
         ),
         click.option("--url-prefix", help="URL_PREFIX for the server (default: a random one holding '/')."),
         click.option("--rebuild", is_flag=True, help="Rebuild every image layer."),
@@ -424,6 +526,7 @@ def _pop_parameters(flags: dict[str, Any], check: bool = True) -> dict[str, Any]
 def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     """The request of test-local and serve, as the flags give it: resolve_config reads and checks it."""
     from cmkit.checks.settings import parse_check_settings
+    from cmkit.modeldefs import definition_for
     from cmkit.resolvedrun import TestLocalConfig
 
     labels = flags.pop("class_labels", None)
@@ -435,6 +538,8 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     checks = flags.pop("check", ())
     if "check_parameters" in flags:
         flags["parameters"] = _pop_parameters(flags, check=False)
+    if "definition" not in flags:
+        flags["definition"] = definition_for(bundle) if Path(bundle).is_dir() else None
     return TestLocalConfig(
         server_environment=flags.pop("env"),
         bundle=bundle,
@@ -445,7 +550,15 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 
 
 @command(main, "test-local", short_help="Run DataRobot's model-test checks locally")
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundle", required=False, type=click.Path(path_type=Path))
+@_repository_options
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="With --all: models tested at once, each in a worker process, on the one engine.",
+)
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
 @_header_option
@@ -485,7 +598,17 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     help="Rows sampled for feature impact (implies --feature-impact; default: up to 2500, as DataRobot).",
 )
 def test_local_command(
-    bundle: Path, junit: Path | None, html: Path | None, as_json: bool, watch: bool, verbose: bool, **flags: Any
+    bundle: Path | None,
+    junit: Path | None,
+    html: Path | None,
+    as_json: bool,
+    watch: bool,
+    verbose: bool,
+    all_models: bool,
+    changed_since: str | None,
+    shard: str | None,
+    jobs: int,
+    **flags: Any,
 ) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it.
 
@@ -494,6 +617,7 @@ def test_local_command(
       cmkit test-local sample_models/regression_diabetes
       cmkit test-local my_model --runtime process --json > report.json
       cmkit test-local my_model --check performanceCheck=fail --html report.html --junit junit.xml
+      cmkit test-local --all --jobs 2 --shard 1/4 --junit junit.xml --json > report.json
     """
     from cmkit.htmlreport import html_report
     from cmkit.junit import junit_xml
@@ -502,6 +626,11 @@ def test_local_command(
 
     _interrupt_on_sigterm()
     flags["feature_impact"] = flags["feature_impact"] or flags["feature_impact_rows"] is not None
+    if all_models:
+        _test_repository(bundle, junit, as_json, watch, html, changed_since, shard, jobs, flags)
+    _no_repository_flags(changed_since, shard)
+    if bundle is None:
+        raise click.UsageError("give a BUNDLE folder, or --all for every model of a repository")
     config = _config(bundle, **flags)
     for report_file in (junit, html):
         if report_file:
@@ -525,6 +654,51 @@ def test_local_command(
 
     impact_failed = report.feature_impact is not None and report.feature_impact.failed
     _finish(as_json, document, show, report.overall_status == "failed" or impact_failed)
+
+
+def _test_repository(
+    path: Path | None,
+    junit: Path | None,
+    as_json: bool,
+    watch: bool,
+    html: Path | None,
+    changed_since: str | None,
+    shard: str | None,
+    jobs: int,
+    flags: dict[str, Any],
+) -> NoReturn:
+    """test-local --all: every selected model, `jobs` at a time; one document, one JUnit file."""
+    from cmkit.repositoryrun import test_repository
+    from cmkit.textfiles import check_writable
+
+    if watch or html or flags.get("keep"):
+        raise InputError("--all runs each model once and reports them together", hint="drop --watch, --html and --keep")
+    one_model = [
+        f"--{name.replace('_', '-')}"
+        for name in (
+            "dataset",
+            "verification_dataset",
+            "target_type",
+            "target_name",
+            "positive_class_label",
+            "negative_class_label",
+            "class_labels",
+            "class_labels_file",
+        )
+        if flags.get(name)
+    ]
+    if one_model:
+        raise InputError(
+            f"{', '.join(one_model)} describe one model, not every model of a repository",
+            hint="set them in each model's model-metadata.yaml or model.yaml, or test that model alone",
+        )
+    if junit:
+        check_writable(junit)
+    selection = _selection((path,) if path else (), changed_since, shard)
+    template = _config(Path("."), definition=None, **flags)
+    render.repository_start(selection, jobs)
+    result = test_repository(selection, template, jobs, render.repository_outcome)
+    _finish_repository(as_json, result, junit)
 
 
 def _watch_test_local(config: TestLocalConfig, junit: Path | None, as_json: bool, verbose: bool) -> None:
@@ -691,8 +865,13 @@ def _api_options(func: F) -> F:
 
 
 @command(main, "push", short_help="Upload a bundle as a new model version")
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundle", required=False, type=click.Path(path_type=Path))
 @_api_options
+@_repository_options
+@click.option(
+    "--namespace",
+    help="The GitHub Action's namespace for model.yaml's user_provided_model_id (default: GITHUB_REPOSITORY_ID/).",
+)
 @click.option("--model-id", help="Push to this model (else modelID, else found or created from the metadata).")
 @click.option("--environment-id", help="Execution environment of the new version.")
 @click.option("--environment-version-id", help="That environment's version (default: its latest).")
@@ -708,7 +887,10 @@ def _api_options(func: F) -> F:
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be created and uploaded; send nothing.")
 def push_command(
-    bundle: Path,
+    bundle: Path | None,
+    all_models: bool,
+    changed_since: str | None,
+    shard: str | None,
     endpoint: str | None,
     token: str | None,
     dataset: Path | None,
@@ -723,6 +905,10 @@ def push_command(
 ) -> None:
     """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test.
 
+    A model.yaml or models.yaml of DataRobot's GitHub Action describing BUNDLE makes the push
+    create and update the model the Action would (its namespaced user_provided_model_id, its
+    settings, its version's resources and files, its test).
+
     \b
     Examples:
       cmkit push my_model --dry-run
@@ -730,10 +916,34 @@ def push_command(
       cmkit push my_model --endpoint http://127.0.0.1:8080/api/v2 --token TOKEN --json
     """
     from cmkit.checks.settings import parse_check_settings
+    from cmkit.modeldefs import definition_for
     from cmkit.push import PushOptions, push_bundle
 
+    if all_models:
+        if flags.get("model_id"):
+            raise InputError("--model-id names one model", hint="drop it with --all")
+        _push_repository(
+            bundle,
+            changed_since,
+            shard,
+            endpoint,
+            token,
+            check,
+            allow_secret,
+            minor,
+            no_wait,
+            dry_run,
+            as_json,
+            dataset,
+            dataset_id,
+            flags,
+        )
+    _no_repository_flags(changed_since, shard)
+    if bundle is None:
+        raise click.UsageError("give a BUNDLE folder, or --all for every model of a repository")
     options = PushOptions(
         bundle=bundle,
+        definition=definition_for(bundle) if bundle.is_dir() else None,
         major=not minor,
         dataset=dataset,
         dataset_id=dataset_id,
@@ -745,6 +955,46 @@ def push_command(
     with render.ConsoleEvents() as events:
         result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
     _finish(as_json, result.to_dict(), lambda: render.push_result(result), result.failed)
+
+
+def _push_repository(
+    path: Path | None,
+    changed_since: str | None,
+    shard: str | None,
+    endpoint: str | None,
+    token: str | None,
+    check: tuple[str, ...],
+    allow_secret: tuple[str, ...],
+    minor: bool,
+    no_wait: bool,
+    dry_run: bool,
+    as_json: bool,
+    dataset: Path | None,
+    dataset_id: str | None,
+    flags: dict[str, Any],
+) -> NoReturn:
+    """push --all: each selected model in turn, as `cmkit push` pushes it alone; one document."""
+    from cmkit.checks.settings import parse_check_settings
+    from cmkit.push import PushOptions
+    from cmkit.repositoryrun import push_repository
+
+    selection = _selection((path,) if path else (), changed_since, shard)
+    template = PushOptions(
+        bundle=Path("."),
+        major=not minor,
+        dataset=dataset,
+        dataset_id=dataset_id,
+        checks=parse_check_settings(check),
+        parameters=_pop_parameters(flags),
+        wait=not no_wait,
+        **flags,
+    )
+    render.repository_start(selection, 1)
+    with render.ConsoleEvents() as events:
+        result = push_repository(
+            selection, template, allow_secret, endpoint, token, dry_run, events, render.repository_outcome
+        )
+    _finish_repository(as_json, result)
 
 
 @main.group("env", short_help="Execution environments on DataRobot")

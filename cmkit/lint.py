@@ -30,6 +30,7 @@ from cmkit.codescan import (
 )
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata, validate_metadata
+from cmkit.modeldefs import definitions_for, disagreements
 from cmkit.paths import cache_dir, default_environment_dir
 from cmkit.requirements import REQUIREMENTS_FILE, DependencyReport, parse_requirements_text, read_text_file
 from cmkit_runtime.formats import (
@@ -170,6 +171,26 @@ def _check_metadata(root: Path) -> tuple[ModelMetadata | None, list[Finding]]:
     ]
 
 
+def _check_definitions(root: Path, meta: ModelMetadata | None) -> tuple[TargetType | None, list[Finding]]:
+    """The GitHub Action's definitions of this folder (model.yaml, models.yaml): readable as the Action
+    reads them, and where they and model-metadata.yaml disagree, which wins and why. Also the target
+    type the model is served as: one definition's (it wins), else the metadata's."""
+    try:
+        definitions = definitions_for(root)
+    except InputError as exc:
+        where = os.path.relpath(exc.file, root) if exc.file is not None else "model.yaml"
+        message = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        return None, [Finding(where, "model-definition", message, exc.line)]
+    findings = [
+        Finding(os.path.relpath(d.file, root), "definition-disagrees", d.message, d.line, "warning")
+        for definition in definitions
+        for d in disagreements(definition, meta)
+    ]
+    if len(definitions) == 1:
+        return definitions[0].served_type, findings
+    return TargetType.served_named(meta.target_type if meta else None), findings
+
+
 def _check_files(listing: BundleListing) -> list[Finding]:
     findings = [
         Finding(
@@ -288,17 +309,12 @@ def _check_framework_required(root: Path, artifact: Path) -> list[Finding]:
     ]
 
 
-def _check_type_hooks(root: Path) -> list[Finding]:
+def _check_type_hooks(root: Path, target_type: TargetType | None) -> list[Finding]:
     """custom.py defines the hook its target type is served through (DRUM's rule: an unstructured
     model is called through score_unstructured() only, every other type never through it)."""
     names, findings = _hook_names(root)
     if findings or names is None:
         return []
-    try:
-        meta = load_metadata(root)
-    except InputError:
-        return []  # reported by metadata-yaml
-    target_type = TargetType.served_named(meta.target_type if meta else None)
     if target_type is None:
         return []
     has_hook = SCORE_UNSTRUCTURED in names
@@ -361,10 +377,12 @@ def lint_bundle(bundle: str | Path, environment: Path | None = None) -> LintRepo
     report.findings += _check_vendored_server(root)
     report.findings += requirement_findings
     report.findings += metadata_findings
-    report.findings += _check_type_hooks(root)
+    target_type, definition_findings = _check_definitions(root, meta)
+    report.findings += definition_findings
+    report.findings += _check_type_hooks(root, target_type)
     report.findings += _check_files(listing)
     report.findings += _check_python_files(parsed)
-    report.findings += _check_hooks(parsed, meta)
+    report.findings += _check_hooks(parsed, target_type)
     report.findings += _check_imports(parsed, files, requirements, packages, meta)
     report.findings += _check_conflicts(requirements, packages)
     return report
@@ -401,7 +419,7 @@ def _hooks_tree(parsed: list[ParsedFile]) -> ast.Module | None:
     return next((item.tree for item in parsed if item.path == HOOK_FILE), None)
 
 
-def _check_hooks(parsed: list[ParsedFile], meta: ModelMetadata | None) -> list[Finding]:
+def _check_hooks(parsed: list[ParsedFile], kind: TargetType | None) -> list[Finding]:
     """custom.py's hooks take what the runtime passes them, and a classifier's return probabilities."""
     tree = _hooks_tree(parsed)
     if tree is None:
@@ -413,8 +431,6 @@ def _check_hooks(parsed: list[ParsedFile], meta: ModelMetadata | None) -> list[F
         for name, node in functions.items()
         if (problem := hook_signature_problem(model_format, name, node.args)) is not None
     ]
-    target_type = meta.target_type if meta else None
-    kind = TargetType.served_named(target_type)
     hook = "score" if model_format == DRUM_HOOKS else "predict" if model_format == CMKIT_HOOKS else None
     if kind is not None and kind.is_classification and hook in functions:
         calls = _method_calls(functions[hook])

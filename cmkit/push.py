@@ -47,13 +47,14 @@ from cmkit.api.resources import (
 )
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.checks.results import PREDICTION_VERIFICATION
-from cmkit.checks.settings import implied_levels
+from cmkit.checks.settings import definition_levels, definition_parameters, implied_levels
 from cmkit.diagnosis import BUILD_FAILED, Diagnosis, FailureEvidence, diagnose
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.hashcache import HashCache
 from cmkit.lint import Finding, lint_bundle
 from cmkit.metadata import ModelMetadata, load_metadata
+from cmkit.modeldefs import ModelDefinition, definition_paths
 from cmkit.paths import cache_dir
 from cmkit.report import TestTable
 from cmkit.requirements import REQUIREMENTS_FILE, Dependency, parse_requirements_text, read_text_file
@@ -110,11 +111,17 @@ def manifest_digest(manifest: dict[str, str]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = (), hashes: HashCache | None = None) -> LocalBundle:
+def prepare_bundle(
+    bundle: Path,
+    allow_secrets: tuple[str, ...] = (),
+    hashes: HashCache | None = None,
+    definition: ModelDefinition | None = None,
+) -> LocalBundle:
     """Everything `lint` and `deps` check must pass before anything is sent.
 
     Every file is hashed here (through `hashes`, the user's hash cache by default), and the
-    cache is saved once the last file is.
+    cache is saved once the last file is. A GitHub Action `definition` keeps the files its
+    include and exclude globs keep, as the Action uploads them.
     """
     report = lint_bundle(bundle)
     allowed = set(allow_secrets)
@@ -126,8 +133,12 @@ def prepare_bundle(bundle: Path, allow_secrets: tuple[str, ...] = (), hashes: Ha
     dependencies = (
         list(parse_requirements_text(read_text_file(requirements)).dependencies) if requirements.is_file() else []
     )
+    listed = listing.files
+    if definition is not None:
+        kept = definition_paths(definition, [f.path for f in listed])
+        listed = [f for f in listed if f.path in kept]
     hashes = hashes or HashCache()
-    files = [LocalFile.of(f, hashes) for f in listing.files]
+    files = [LocalFile.of(f, hashes) for f in listed]
     hashes.save()
     return LocalBundle(
         root=Path(bundle),
@@ -210,6 +221,10 @@ class PushOptions:
     verification_dataset: Path | None = None
     wait: bool = True
     timeout: float = 1800.0
+    # The GitHub Action's definition of the model (cmkit/modeldefs.py) and the Action's namespace:
+    # the push creates and updates the model the Action would.
+    definition: ModelDefinition | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,7 @@ class NewModel:
     negative_class_label: str | None = None
     class_labels: list[str] | None = None
     prediction_threshold: float | None = None
+    unstructured_kind: bool | None = None  # isUnstructuredModelKind, sent as the Action sends it
 
     def to_api(self) -> dict[str, Any]:
         """`POST customModels/`'s body (and the plan's `createModel`): optional fields only when set."""
@@ -243,6 +259,7 @@ class NewModel:
             "negativeClassLabel": self.negative_class_label,
             "classLabels": self.class_labels,
             "predictionThreshold": self.prediction_threshold,
+            "isUnstructuredModelKind": self.unstructured_kind,
         }
         payload.update({k: v for k, v in optional.items() if v is not None})
         return payload
@@ -262,6 +279,8 @@ class PushPlan:
     reason: str = ""
     # The latest version is this machine's interrupted push: its digest is recorded first.
     record_digest: bool = False
+    # The version's resources (maximumMemory, replicas, networkEgressPolicy), as multipart fields.
+    version_settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def upload_bytes(self) -> int:
@@ -281,6 +300,7 @@ class PushPlan:
             "delete": [item.file_path for item in self.delete],
             "digest": self.bundle.digest,
             "dependencies": [d.to_api() for d in self.bundle.dependencies],
+            "versionSettings": self.version_settings,
         }
 
 
@@ -379,6 +399,37 @@ def new_model(metadata: ModelMetadata | None, bundle: Path) -> NewModel:
     )
 
 
+def model_from_definition(definition: ModelDefinition, namespace: str | None) -> NewModel:
+    """The model the GitHub Action creates from `definition`: its settings, its namespaced userProvidedId."""
+    threshold = definition.prediction_threshold if definition.api_target_type.numeric_predictions else None
+    return NewModel(
+        name=definition.name,
+        target_type=definition.api_target_type.api_name,
+        language=definition.language or "python",
+        description=definition.description or "",
+        user_provided_id=definition.namespaced_id(namespace),
+        target_name=definition.target_name,
+        positive_class_label=definition.positive_class_label,
+        negative_class_label=definition.negative_class_label,
+        class_labels=list(definition.class_labels) if definition.class_labels is not None else None,
+        prediction_threshold=threshold,
+        unstructured_kind=definition.unstructured_kind,
+    )
+
+
+def version_settings(definition: ModelDefinition | None) -> dict[str, str]:
+    """The version's resources a definition sets, as the Action sends them."""
+    if definition is None:
+        return {}
+    version = definition.version
+    given = {
+        "maximumMemory": version.memory,
+        "replicas": version.replicas,
+        "networkEgressPolicy": version.egress,
+    }
+    return {name: str(value) for name, value in given.items() if value}
+
+
 def find_model(api: DataRobotClient, wanted: NewModel) -> CustomModel | None:
     """The model created for this bundle earlier (by anyone), found by its userProvidedId."""
     for document in api.pages("customModels/", {"searchFor": wanted.name, "customModelType": "inference"}):
@@ -430,7 +481,10 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
                     raise InputError(f"model {model_id} does not exist", hint="check --model-id or modelID") from exc
                 raise
     else:
-        create = new_model(metadata, local.root)
+        if options.definition is not None:
+            create = model_from_definition(options.definition, options.namespace)
+        else:
+            create = new_model(metadata, local.root)
         model = find_model(api, create) if api else None
         if model:
             create = None
@@ -440,8 +494,13 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
         digest = cache.interrupted(model.id, latest)
         if digest is not None:
             latest, record_digest = replace(latest, description=f"{DIGEST_MARKER} {digest}"), True
-    environment_id = options.environment_id or (metadata.environment_id if metadata else None)
-    environment_version_id = options.environment_version_id
+    version = options.definition.version if options.definition else None
+    environment_id = (
+        options.environment_id
+        or (version.environment_id if version else None)
+        or (metadata.environment_id if metadata else None)
+    )
+    environment_version_id = options.environment_version_id or (version.environment_version_id if version else None)
     if latest and not environment_id and not environment_version_id:
         environment_id = latest.base_environment_id
     if not environment_id and not environment_version_id:
@@ -470,6 +529,7 @@ def plan_push(api: DataRobotClient | None, local: LocalBundle, options: PushOpti
         environment_version_id,
         reason,
         record_digest,
+        version_settings(options.definition),
     )
 
 
@@ -513,6 +573,7 @@ def _version_parts(plan: PushPlan, options: PushOptions, handles: list[IO[bytes]
         parts.append(("baseEnvironmentId", plan.environment_id))
     if plan.environment_version_id:
         parts.append(("baseEnvironmentVersionId", plan.environment_version_id))
+    parts += list(plan.version_settings.items())
     for file, handle in zip(plan.upload, handles, strict=True):
         parts.append(("file", (file.path.rsplit("/", 1)[-1], handle, "application/octet-stream")))
         parts.append(("filePath", file.path))
@@ -765,8 +826,8 @@ def push_bundle(
         raise InputError("give --dataset or --dataset-id, not both")
     if not Path(options.bundle).is_dir():
         raise InputError("not a bundle folder", file=options.bundle)
-    options = _with_implied_levels(options)
-    local = prepare_bundle(options.bundle, allow_secrets)
+    options = _with_implied_levels(_with_definition_test(options))
+    local = prepare_bundle(options.bundle, allow_secrets, definition=options.definition)
     try:
         api: DataRobotClient | None = DataRobotClient(load_api_config(endpoint, token))
     except MissingCredentials:
@@ -780,6 +841,20 @@ def push_bundle(
             return PushResult(plan, dry_run=True)
         api.deadline = time.monotonic() + options.timeout  # no retry of a read waits past --timeout
         return push(api, plan, options, events, cache)
+
+
+def _with_definition_test(options: PushOptions) -> PushOptions:
+    """The test the Action runs after its upload (model.yaml's `test`), unless the flags name one."""
+    definition = options.definition
+    test = definition.test if definition else None
+    if test is None or test.skip or options.dataset or options.dataset_id or not test.test_data_id:
+        return options
+    return replace(
+        options,
+        dataset_id=test.test_data_id,
+        checks={**definition_levels(test), **options.checks},
+        parameters={**definition_parameters(test), **options.parameters},
+    )
 
 
 def _with_implied_levels(options: PushOptions) -> PushOptions:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # types only: every command imports render, and lint's import
     from cmkit.prune import PruneResult
     from cmkit.push import PushResult
     from cmkit.report import TestTable
+    from cmkit.repository import Selection
+    from cmkit.repositoryrun import ModelOutcome, RepositoryResult
     from cmkit.requirements import DependencyReport
     from cmkit.scaffold import InitResult
     from cmkit.serve import ServeSession
@@ -588,3 +590,54 @@ def watch_serving(served: Serving) -> None:
 def watch_error(error: Exception) -> None:
     """A change that cannot be run (broken metadata, an unreadable dataset): watching goes on."""
     error_line(f"{error} (still watching)")
+
+
+# --- a repository's models (--all, list) ------------------------------------------------------------
+
+
+def _selected(selection: Selection) -> str:
+    narrowed = []
+    if selection.changed_since:
+        narrowed.append(f"changed since {selection.changed_since}")
+    if selection.shard:
+        narrowed.append(f"shard {selection.shard[0]}/{selection.shard[1]}")
+    how = f" ({', '.join(narrowed)})" if narrowed else ""
+    return f"{len(selection.models)} of {selection.found} model(s){how}"
+
+
+def repository_start(selection: Selection, jobs: int) -> None:
+    console.print(f"> {escape(str(selection.root))}: {_selected(selection)}, {jobs} at a time")
+
+
+def repository_outcome(outcome: ModelOutcome) -> None:
+    """One line as each model finishes (in finishing order with --jobs)."""
+    model = outcome.model
+    why = ""
+    if outcome.error:
+        why = f": {outcome.error.get('message')}"
+    console.print(
+        f"  {_status(outcome.status if outcome.status != 'error' else 'failed')} {escape(model.name)}"
+        f" ({escape(model.path)}) in {outcome.seconds:.1f}s{escape(why)}"
+    )
+
+
+def repository_result(result: RepositoryResult) -> None:
+    table = Table(title=f"cmkit {result.command} --all: {_selected(result.selection)}")
+    for column in ("model", "path", "status", "seconds"):
+        table.add_column(column)
+    for outcome in result.outcomes:
+        table.add_row(
+            escape(outcome.model.name), escape(outcome.model.path), _status(outcome.status), f"{outcome.seconds:.1f}"
+        )
+    console.print(table)
+    summary = ", ".join(f"{result.count(s)} {s}" for s in ("succeeded", "failed", "error"))
+    console.print(f"overall: {_status('succeeded' if result.ok else 'failed')} ({summary}) in {result.seconds:.1f}s")
+
+
+def model_list(selection: Selection, shards: int | None) -> None:
+    for model in selection.models:
+        shard = f"  shard {model.shard(shards)}/{shards}" if shards else ""
+        described = model.to_dict()["definition"]
+        source = f"  {model.name} ({described})" if described else ""
+        console.print(f"{escape(model.path)}{escape(source)}{shard}")
+    console.print(_selected(selection))

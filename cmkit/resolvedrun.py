@@ -20,14 +20,15 @@ import yaml
 
 from cmkit.checks.parameters import CheckParameters, ParameterError, parse_parameters
 from cmkit.checks.protocols import PROTOCOL_NAMES
-from cmkit.checks.results import DEFAULT_CONFIGURATION
-from cmkit.checks.settings import implied_levels, validate_levels
+from cmkit.checks.results import DEFAULT_CONFIGURATION, PREDICTION_VERIFICATION
+from cmkit.checks.settings import definition_levels, definition_parameters, implied_levels, validate_levels
 from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_files, target_variables
 from cmkit.engine.choice import PROCESS, RuntimeChoice, choose_runtime, is_runtime
 from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.engine.venvs import isolation_wanted
 from cmkit.errors import InputError
 from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata
+from cmkit.modeldefs import ModelDefinition, disagreements
 from cmkit.target import TargetSpec, require_target_type
 from cmkit.textfiles import read_utf8
 from cmkit_runtime.runtime_params import RuntimeParameterError, parse_definitions, variables
@@ -63,7 +64,7 @@ class TestLocalConfig:
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     verification_dataset: Path | None = None  # predictionVerificationCheck's expected predictions
     maximum_memory: int | None = None
-    network_egress: str = "PUBLIC"
+    network_egress: str | None = None  # None: the model definition's, else PUBLIC
     url_prefix: str | None = None
     startup_timeout: float = 120.0
     side_effects_rows: int = 1000
@@ -89,6 +90,9 @@ class TestLocalConfig:
     token: str | None = field(default=None, repr=False)
     feature_impact: bool = False  # also compute permutation feature impact on the same server
     feature_impact_rows: int | None = None
+    # The GitHub Action's definition of this model (model.yaml / models.yaml, cmkit/modeldefs.py):
+    # its target, test checks and resources stand under the flags and over model-metadata.yaml.
+    definition: ModelDefinition | None = None
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,14 @@ def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None
 
     `runtime`: a choice made before (a watch keeps its first), else made here.
     """
-    parameters = _parse_parameters(config.parameters)  # first, as when the flags were read
+    definition = config.definition
+    parameters = _parse_parameters(config.parameters, definition)  # first, as when the flags were read
     meta, bundle = _metadata(config)
     spec = _target_spec(bundle, config, meta, required=True)
     assert spec is not None
     checks = {
         **DEFAULT_CONFIGURATION,
+        **_definition_levels(config),
         **implied_levels(config.parameters, config.verification_dataset is not None),
         **config.checks,
     }
@@ -196,11 +202,33 @@ def resolve_server(config: TestLocalConfig, runtime: RuntimeChoice | None = None
     return _server_settings(config, meta, bundle, spec, runtime)
 
 
-def _parse_parameters(raw: Mapping[str, Mapping[str, Any]]) -> CheckParameters:
+def _parse_parameters(
+    raw: Mapping[str, Mapping[str, Any]], definition: ModelDefinition | None = None
+) -> CheckParameters:
+    """The flags' parameters over the definition's test checks' (checked when the definition was read)."""
+    base = None
+    if definition is not None and definition.test is not None:
+        base = parse_parameters(definition_parameters(definition.test))
     try:
-        return parse_parameters(raw)
+        return parse_parameters(raw, base)
     except ParameterError as exc:
         raise InputError(f"bad check parameters: {exc}") from exc
+
+
+def _definition_levels(config: TestLocalConfig) -> dict[str, str]:
+    """The check levels of the definition's test, as the Action configures DataRobot's test.
+
+    No `test` section: the Action runs no test, and test-local its own defaults. Its
+    prediction_verification names a DataRobot dataset, which a local run cannot read: without
+    --verification-dataset that check is skipped (and the run says so).
+    """
+    definition = config.definition
+    if definition is None or definition.test is None:
+        return {}
+    levels = definition_levels(definition.test)
+    if config.verification_dataset is None:
+        levels[PREDICTION_VERIFICATION] = "skip"
+    return levels
 
 
 def _metadata(config: TestLocalConfig) -> tuple[ModelMetadata | None, Path]:
@@ -214,6 +242,15 @@ def _target_spec(
     bundle: Path, config: TestLocalConfig, meta: ModelMetadata | None, required: bool
 ) -> TargetSpec | None:
     """The target type and labels (flags over metadata), validated; None when neither names a type."""
+    definition = config.definition
+    if definition is not None and not config.target_type:
+        spec = definition.spec()  # model.yaml wins over the metadata (modeldefs.disagreements says why)
+        return TargetSpec(
+            spec.type,
+            config.positive_class_label or spec.positive,
+            config.negative_class_label or spec.negative,
+            config.class_labels or spec.class_labels,
+        )
     target_type = (config.target_type or (meta.target_type if meta else None) or "").lower() or None
     if target_type is None:
         if required:
@@ -268,8 +305,27 @@ def _runtime_parameters(config: TestLocalConfig, meta: ModelMetadata | None, bun
 
 
 def _target_name(config: TestLocalConfig, meta: ModelMetadata | None) -> str | None:
-    """--target-name, else the metadata's: DataRobot sets it on every model as TARGET_NAME."""
-    return config.target_name or (meta.target_name if meta else None)
+    """--target-name, else the definition's, else the metadata's: DataRobot sets it on every model as TARGET_NAME."""
+    definition = config.definition.target_name if config.definition else None
+    return config.target_name or definition or (meta.target_name if meta else None)
+
+
+def _definition_warnings(config: TestLocalConfig, meta: ModelMetadata | None) -> tuple[str, ...]:
+    """Where model.yaml and model-metadata.yaml disagree: the run follows model.yaml, as the Action does."""
+    if config.definition is None:
+        return ()
+    return tuple(f"{d.file}:{d.line}: {d.message}" for d in disagreements(config.definition, meta))
+
+
+def _resources(config: TestLocalConfig) -> tuple[int | None, str]:
+    """Memory and egress: the flags, else the definition's test memory or version's, else unlimited and PUBLIC."""
+    definition = config.definition
+    memory, egress = config.maximum_memory, config.network_egress
+    if definition is not None:
+        test_memory = definition.test.memory if definition.test else None
+        memory = memory or test_memory or definition.version.memory
+        egress = egress or definition.version.egress
+    return memory, egress or "PUBLIC"
 
 
 def _server_settings(
@@ -282,7 +338,8 @@ def _server_settings(
     environment_id, source = config.environment_id, FLAG
     if environment_id is None and config.environment is None and config.image is None and config.runtime != PROCESS:
         environment_id, source = (meta.environment_id if meta else None), METADATA  # DRUM's key, honoured like the flag
-    _validate_server(config, environment_id)
+    maximum_memory, network_egress = _resources(config)
+    _validate_server(config, environment_id, network_egress)
     if spec is not None:
         spec.validate(hint="pass the flags, or set the labels in model-metadata.yaml")
         if config.feature_impact and spec.type.unstructured:
@@ -296,11 +353,11 @@ def _server_settings(
                 hint="drop --feature-impact (DataRobot uses SHAP-based impact for them)",
             )
     remote, warnings = _remote_source(config, environment_id, source)
-    warnings = (*_target_type_contradiction(config, meta), *warnings)
+    warnings = (*_definition_warnings(config, meta), *_target_type_contradiction(config, meta), *warnings)
     if runtime is None:
         runtime = choose_runtime(config.runtime, needs_docker=bool(config.image or config.environment or remote))
     announced = (*warnings, *((FALLBACK_WARNING,) if runtime.fallback else ()))
-    if runtime.name == PROCESS and (config.maximum_memory or config.network_egress == "NONE"):
+    if runtime.name == PROCESS and (maximum_memory or network_egress == "NONE"):
         warnings = (
             *announced,
             "the process runtime cannot enforce --maximum-memory or --network-egress NONE; use Docker for those",
@@ -324,8 +381,8 @@ def _server_settings(
         environment=config.environment,
         image=config.image,
         remote=remote,
-        maximum_memory=config.maximum_memory,
-        network_egress=config.network_egress,
+        maximum_memory=maximum_memory,
+        network_egress=network_egress,
         labels=MappingProxyType(dict(config.labels)),
         ca_bundle=config.ca_bundle,
         rebuild=config.rebuild,
@@ -349,9 +406,9 @@ def _target_type_contradiction(config: TestLocalConfig, meta: ModelMetadata | No
     )
 
 
-def _validate_server(config: TestLocalConfig, environment_id: str | None) -> None:
-    if config.network_egress not in NETWORK_EGRESS:
-        raise InputError(f"bad network egress '{config.network_egress}'", hint="use NONE or PUBLIC")
+def _validate_server(config: TestLocalConfig, environment_id: str | None, network_egress: str) -> None:
+    if network_egress not in NETWORK_EGRESS:
+        raise InputError(f"bad network egress '{network_egress}'", hint="use NONE or PUBLIC")
     given = [
         flag
         for flag, value in (

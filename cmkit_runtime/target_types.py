@@ -295,3 +295,21 @@ def _list_problems(labels: list[str]) -> list[Problem]:
         shown = ", ".join(repr(label) for label in repeated)
         return [Problem("classLabels", f"{{classes}} repeats {shown}: the labels must have no duplicates")]
     return []
+
+
+# -- DataRobot's custom-models GitHub Action -----------------------------------------------------
+
+# How the Action's model.yaml spells a target type (its `target_type` key), and what it sends for
+# each: the API's type and `isUnstructuredModelKind`. Its three "Unstructured (X)" kinds are a
+# model of type X served through score_unstructured(): cmkit serves them as UNSTRUCTURED.
+ACTION_TARGET_TYPES: Mapping[str, tuple[TargetType, bool]] = {
+    "Binary": (TargetType.BINARY, False),
+    "Regression": (TargetType.REGRESSION, False),
+    "Multiclass": (TargetType.MULTICLASS, False),
+    "Anomaly Detection": (TargetType.ANOMALY, False),
+    "TextGeneration": (TargetType.TEXT_GENERATION, False),
+    "Unstructured (Binary)": (TargetType.BINARY, True),
+    "Unstructured (Regression)": (TargetType.REGRESSION, True),
+    "Unstructured (Multiclass)": (TargetType.MULTICLASS, True),
+    "Unstructured (Other)": (TargetType.UNSTRUCTURED, True),
+}

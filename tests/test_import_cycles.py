@@ -49,6 +49,7 @@ COMMANDS = frozenset(
         "cmkit.environments",
         "cmkit.prune",
         "cmkit.predict",
+        "cmkit.repositoryrun",
         "cmkit.warmserver",
     }
 )

@@ -12,13 +12,44 @@ from typing import Any
 from cmkit.checks.parameters import ParameterError, parse_parameters
 from cmkit.checks.results import (
     CHECK_NAMES,
+    ERROR_CHECK,
     LEVELS,
     LONG_RUNNING_SERVICE,
+    NULL_VALUE_IMPUTATION,
     PERFORMANCE,
     PREDICTION_VERIFICATION,
+    SIDE_EFFECTS,
     STABILITY,
 )
 from cmkit.errors import InputError
+from cmkit.modeldefs import TestSection
+
+# The GitHub Action's check keys (model.yaml's test.checks) and the API's names for them.
+ACTION_CHECKS = {
+    "null_value_imputation": NULL_VALUE_IMPUTATION,
+    "side_effects": SIDE_EFFECTS,
+    "prediction_verification": PREDICTION_VERIFICATION,
+    "performance": PERFORMANCE,
+    "stability": STABILITY,
+}
+
+
+def definition_levels(test: TestSection) -> dict[str, str]:
+    """A model.yaml test's `configuration`, as the Action builds it: a check it does not enable is skipped."""
+    levels = {LONG_RUNNING_SERVICE: "fail", ERROR_CHECK: "fail"}
+    for key, name in ACTION_CHECKS.items():
+        setting = test.checks.get(key)
+        levels[name] = setting.level if setting else "skip"
+    return levels
+
+
+def definition_parameters(test: TestSection) -> dict[str, dict[str, Any]]:
+    """A model.yaml test's `parameters`: those of its enabled checks, in the API's names."""
+    return {
+        ACTION_CHECKS[key]: dict(setting.parameters)
+        for key, setting in test.checks.items()
+        if setting.enabled and setting.parameters
+    }
 
 
 def parse_check_settings(values: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
