@@ -1,0 +1,139 @@
+"""R models (custom.R hooks, .rds artifacts) served by cmkit_runtime through rpy2, as DRUM's R predictor serves them.
+
+The models are trained in the test by R (tests/support/rmodels.py); predictions are compared with
+R's own predict() on the same rows. Slow tier: R starts in seconds and caret takes a few more.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from cmkit.engine.rhost import host_problem, r_packages
+from tests.support.bundles import write_files
+from tests.support.rmodels import LABELS, TARGETS, build_r_models, install_pack, require_r
+from tests.support.serving import serve
+from tests.testlocal.test_samples import run, statuses
+
+pytestmark = pytest.mark.slow
+STRUCTURED = sorted(TARGETS)
+
+
+@pytest.fixture(scope="module")
+def r_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_r_models(tmp_path_factory.mktemp("r-models"))
+
+
+def served(bundle: Path, data: pd.DataFrame, log: Path, env: dict[str, str] | None = None) -> pd.DataFrame:
+    columns = {name: [None if pd.isna(v) else v for v in data[name]] for name in data.columns}
+    with serve(bundle, log, prefix=None, env=env) as server:
+        response = server.predict(columns)
+    assert response.status_code == 200, response.text + log.read_text()[-3000:]
+    predictions = response.json()["predictions"]
+    if LABELS[bundle.name]:
+        return pd.DataFrame(predictions)[list(LABELS[bundle.name])]
+    return pd.DataFrame({"Predictions": predictions})
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_predictions_are_rs_own(name: str, r_models: Path, tmp_path: Path) -> None:
+    bundle = r_models / name
+    data = pd.read_csv(bundle / "data" / "test.csv")
+    ours = served(bundle, data, tmp_path / "server.log")  # the type and labels: model-metadata.yaml
+    expected = pd.read_csv(bundle / "data" / "expected.csv", dtype=float)
+    expected.columns = [str(c) for c in expected.columns]
+    assert list(ours.columns) == list(expected.columns)
+    np.testing.assert_allclose(ours.to_numpy(float), expected.to_numpy(float), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_r_models_pass_test_local_in_the_process(name: str, r_models: Path, request: pytest.FixtureRequest) -> None:
+    bundle = r_models / name
+    document = run(bundle, "process", request, dataset=bundle / "data" / "labelled.csv")
+    # lm and caret's glm refuse a column R reads as logical (all NA): as under DRUM, the null
+    # check warns; the models with a transform() that fills NAs pass it.
+    expected = {"longRunningService": "succeeded", "errorCheck": "succeeded", "sideEffects": "succeeded"}
+    found = statuses(document)
+    assert {k: found[k] for k in expected} == expected, document["testingStatus"]
+    if name in ("glm_hooks", "caret_multiclass"):
+        assert found["nullValueImputation"] == "succeeded", document["testingStatus"]
+
+
+def test_r_errors_carry_rs_message_and_call(r_models: Path, tmp_path: Path) -> None:
+    bundle = write_files(
+        tmp_path / "failing",
+        {
+            "custom.R": "score <- function(data, model, labels) {\n  check(data)\n}\n"
+            'check <- function(data) stop("no score for ", nrow(data), " rows")\n',
+            "model.rds": (r_models / "lm_rds" / "model.rds").read_bytes(),
+        },
+    )
+    with serve(bundle, tmp_path / "server.log", prefix=None, env={"TARGET_TYPE": "regression"}) as server:
+        response = server.predict({"x1": [1.0, 2.0], "x2": [0.0, 1.0], "x3": [1, 2]})
+    assert response.status_code == 500
+    assert response.json()["message"] == "R: Error in check(data) : no score for 2 rows"
+
+
+def test_unstructured_r_model_like_datarobots_template(r_models: Path, tmp_path: Path) -> None:
+    bundle = r_models / "word_count"
+    library = install_pack(tmp_path / "r-library")
+    env = {"TARGET_TYPE": "unstructured", "R_LIBS": str(library)}
+    with serve(bundle, tmp_path / "server.log", prefix=None, env=env) as server:
+        text = requests.post(server.url("/predictUnstructured/"), data="rough road leads to the stars\n", timeout=30)
+        binary = requests.post(
+            server.url("/predictUnstructured/?ret_mode=binary"),
+            data="один два три".encode(),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+    assert (text.status_code, text.text, text.headers["Content-Type"]) == (200, "6", "text/plain; charset=utf-8")
+    assert binary.status_code == 200, binary.text
+    assert binary.headers["Content-Type"] == "application/octet-stream"
+    assert struct.unpack(">i", binary.content) == (3,)
+
+
+def test_unstructured_r_model_passes_test_local(r_models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    bundle = r_models / "word_count"
+    library = install_pack(tmp_path / "r-library")
+    document = run(
+        bundle, "process", request, dataset=bundle / "data" / "words.txt", server_environment={"R_LIBS": str(library)}
+    )
+    assert set(statuses(document).values()) <= {"succeeded", "skipped"}, document["testingStatus"]
+    assert statuses(document)["longRunningService"] == "succeeded"
+
+
+def test_a_missing_r_package_is_named_before_the_start(r_models: Path, request: pytest.FixtureRequest) -> None:
+    require_r()
+    bundle = r_models / "word_count"  # requirements.txt names pack, which Debian does not package
+    assert host_problem(bundle) is not None and "R package pack," in (host_problem(bundle) or "")
+    document = run(bundle, "process", request, dataset=bundle / "data" / "words.txt")
+    assert document["testingStatus"]["longRunningService"]["status"] == "failed"  # type: ignore[index]
+    assert "requirements.txt names the R package pack" in str(document["testingStatus"])
+
+
+def test_a_missing_r_package_at_load_is_one_line(r_models: Path, tmp_path: Path) -> None:
+    # The shape of DataRobot's r_lang template: init() attaches brnn (not packaged by Debian).
+    bundle = write_files(
+        tmp_path / "r_lang_like",
+        {
+            "custom.R": "init <- function(...) {\n  library(brnn)\n  library(glmnet)\n}\n",
+            "model.rds": (r_models / "lm_rds" / "model.rds").read_bytes(),
+        },
+    )
+    log = tmp_path / "server.log"
+    with serve(bundle, log, prefix=None, env={"TARGET_TYPE": "regression"}, ready=False) as server:
+        server.process.wait(timeout=120)
+    assert "custom.R needs the R package 'brnn', which is not installed: add it to requirements.txt" in log.read_text()
+
+
+def test_requirements_name_r_packages() -> None:
+    assert r_packages("# R packages\nstringr\npack >= 0.1  # words\n\nglmnet==4.1\nstringr\n") == [
+        "stringr",
+        "pack",
+        "glmnet",
+    ]
