@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
+from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.engine.rhost import host_problem, r_packages
 from tests.support.bundles import write_files
 from tests.support.rmodels import LABELS, TARGETS, build_r_models, install_pack, require_r
@@ -137,3 +138,57 @@ def test_requirements_name_r_packages() -> None:
         "pack",
         "glmnet",
     ]
+
+
+def verified_run(bundle: Path, runtime: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """test-local with predictionVerificationCheck against R's own predictions (a regression's)."""
+    return run(
+        bundle,
+        runtime,
+        request,
+        dataset=bundle / "data" / "labelled.csv",
+        verification_dataset=bundle / "data" / "expected.csv",
+        checks={PREDICTION_VERIFICATION: "fail"},
+        parameters={PREDICTION_VERIFICATION: {"predictionsColumn": "Predictions", "comparisonPrecision": 1e-9}},
+    )
+
+
+def test_test_local_verifies_rs_predictions_in_the_process(r_models: Path, request: pytest.FixtureRequest) -> None:
+    document = verified_run(r_models / "lm_rds", "process", request)
+    assert statuses(document)["errorCheck"] == "succeeded"
+    verification = document["testingStatus"][PREDICTION_VERIFICATION]  # type: ignore[index]
+    assert verification["status"] == "succeeded", verification
+
+
+@pytest.mark.docker
+def test_r_models_in_cmkits_r_environment(r_models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The r environment (Debian's R, rpy2, the runtime) serves an .rds as R predicts it, and custom.R hooks."""
+    document = verified_run(r_models / "lm_rds", "docker", request)
+    verification = document["testingStatus"][PREDICTION_VERIFICATION]  # type: ignore[index]
+    assert verification["status"] == "succeeded", verification
+    hooks = run(r_models / "glm_hooks", "docker", request, dataset=r_models / "glm_hooks" / "data" / "labelled.csv")
+    assert set(statuses(hooks).values()) == {"succeeded"}, hooks["testingStatus"]
+
+
+@pytest.mark.docker
+def test_r_packages_come_from_debian_in_the_dependency_layer(
+    r_models: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """requirements.txt names R packages: the environment lacks stringr, the layer installs r-cran-stringr;
+    pack is in neither Debian nor a reachable CRAN: the build fails naming it."""
+    source = (r_models / "word_count" / "custom.R").read_text()
+    words = write_files(
+        tmp_path / "words",
+        {
+            "custom.R": source.replace("  library(pack)\n", ""),
+            "requirements.txt": "stringr  # Debian's r-cran-stringr\n",
+            "model-metadata.yaml": (r_models / "word_count" / "model-metadata.yaml").read_text(),
+            "data/words.txt": "rough road leads to the stars\n",
+        },
+    )
+    document = run(words, "docker", request, dataset=words / "data" / "words.txt")
+    assert statuses(document)["longRunningService"] == "succeeded", document["testingStatus"]
+    assert "failed" not in statuses(document).values(), document["testingStatus"]
+    missing = run(r_models / "word_count", "docker", request, dataset=words / "data" / "words.txt")
+    message = str(missing["testingStatus"]["longRunningService"])  # type: ignore[index]
+    assert "R package pack: Debian has no r-cran-pack" in message, message
