@@ -62,9 +62,14 @@ def read_r_source(path: Path) -> RSource:
         )
     except (OSError, subprocess.TimeoutExpired):
         return _scanned(path)
-    lines = done.stdout.splitlines()
+    return from_parser_output(done.stdout) or _scanned(path)
+
+
+def from_parser_output(stdout: str) -> RSource | None:
+    """What PARSE_PROGRAM printed, read; None when it did not run (R failed before it printed)."""
+    lines = stdout.splitlines()
     if not lines or lines[0] not in ("ok", "error"):
-        return _scanned(path)
+        return None
     if lines[0] == "error":
         line = lines[1] if len(lines) > 1 else ""
         message = " ".join(" ".join(lines[2:]).split()) or "custom.R does not parse"
