@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from cmkit.checks.results import PREDICTION_VERIFICATION
-from cmkit.engine.rhost import host_problem, r_packages
+from cmkit.engine.rhost import host_problem
+from cmkit.scaffold import init_bundle, make_spec
 from tests.support.bundles import write_files
 from tests.support.rmodels import LABELS, TARGETS, build_r_models, install_pack, require_r
 from tests.support.serving import serve
@@ -132,14 +133,6 @@ def test_a_missing_r_package_at_load_is_one_line(r_models: Path, tmp_path: Path)
     assert "custom.R needs the R package 'brnn', which is not installed: add it to requirements.txt" in log.read_text()
 
 
-def test_requirements_name_r_packages() -> None:
-    assert r_packages("# R packages\nstringr\npack >= 0.1  # words\n\nglmnet==4.1\nstringr\n") == [
-        "stringr",
-        "pack",
-        "glmnet",
-    ]
-
-
 def verified_run(bundle: Path, runtime: str, request: pytest.FixtureRequest) -> dict[str, object]:
     """test-local with predictionVerificationCheck against R's own predictions (a regression's)."""
     return run(
@@ -192,3 +185,13 @@ def test_r_packages_come_from_debian_in_the_dependency_layer(
     missing = run(r_models / "word_count", "docker", request, dataset=words / "data" / "words.txt")
     message = str(missing["testingStatus"]["longRunningService"])  # type: ignore[index]
     assert "R package pack: Debian has no r-cran-pack" in message, message
+
+
+@pytest.mark.parametrize("target", ["regression", "binary", "multiclass", "unstructured"])
+def test_init_language_r_models_pass_test_local(target: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    require_r()
+    labels = ("low", "mid", "high") if target == "multiclass" else ()
+    bundle = init_bundle(tmp_path / target, make_spec(target, "m", class_labels=labels), template="r").bundle
+    document = run(bundle, "process", request)
+    found = statuses(document)  # an unstructured model skips the row checks
+    assert found["errorCheck"] == "succeeded" and set(found.values()) <= {"succeeded", "skipped"}, found
