@@ -39,16 +39,8 @@ OTHER_ARTIFACTS = {
 # R models (cmkit_runtime/rmodels.py): DRUM's custom.R hooks and .rds artifacts.
 R_HOOK_FILES = ("custom.R", "custom.r")  # DRUM looks for custom.R, then custom.r
 R_ARTIFACT = ".rds"
-R_HOOK_NAMES = (
-    "init",
-    "load_model",
-    "read_input_data",
-    "transform",
-    "score",
-    "score_unstructured",
-    "post_process",
-)
 SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models (unstructured.py)
+R_HOOK_NAMES = (*DRUM_HOOK_NAMES, "read_input_data", SCORE_UNSTRUCTURED)  # DRUM's R hooks
 CHAT_HOOK = "chat"  # DRUM's chat completions hook (chat.py)
 UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
 

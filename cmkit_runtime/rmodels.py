@@ -121,7 +121,7 @@ local({
       if (is.factor(column)) as.character(column) else column
     }))
   }
-  glue$unstructured <- function(model, data, kwargs) {
+  glue$respond <- function(model, data, kwargs) {
     do.call(glue$hook("score_unstructured"), c(list(model, data), kwargs))
   }
   glue
@@ -375,7 +375,7 @@ def unstructured_scorer(session: RSession, model: Any) -> Callable[..., Unstruct
 
         def run() -> Any:
             r_kwargs = session.ro.vectors.ListVector({k: _r_value(session, v) for k, v in arguments.items()})
-            returned = session.fn("unstructured")(model, _r_value(session, data), r_kwargs)
+            returned = session.fn("respond")(model, _r_value(session, data), r_kwargs)
             return returned
 
         try:
