@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import WORK, Load, Row, drum_with, python_env, ratio, server_process, table, wrk
-from cmkit.checks.protocols import encode_payload
+from bench.server import cmkit_body
 from cmkit.engine.base import free_port
 from cmkit.engine.process import server_command
 
@@ -66,7 +66,7 @@ def cmkit_load(row: pd.DataFrame, seconds: float) -> Load:
     env = {**python_env(), "PORT": str(port), "CUSTOM_MODEL_WORKERS": "1", "TARGET_TYPE": "regression"}
     url = f"http://127.0.0.1:{port}"
     with server_process(server_command(FOLDER), env, url + "/", cwd=FOLDER, log=WORK / "r-cmkit.log") as server:
-        body = encode_payload(row)
+        body = cmkit_body(row)
         return wrk(f"{url}/predict_no_state/", body, "application/json", seconds=seconds, server_group=server.pid)
 
 

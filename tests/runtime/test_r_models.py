@@ -18,12 +18,14 @@ from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.engine.rhost import host_problem
 from cmkit.scaffold import init_bundle, make_spec
 from tests.support.bundles import write_files
+from tests.support.drum import drum_score
 from tests.support.rmodels import LABELS, TARGETS, build_r_models, install_pack, require_r
 from tests.support.serving import serve
 from tests.testlocal.test_samples import run, statuses
 
 pytestmark = pytest.mark.slow
 STRUCTURED = sorted(TARGETS)
+RPY2 = "rpy2==3.5.17"  # into DRUM's venv: rpy2 3.6 needs R 4.3+, Debian bookworm's is 4.2
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,20 @@ def test_predictions_are_rs_own(name: str, r_models: Path, tmp_path: Path) -> No
     expected.columns = [str(c) for c in expected.columns]
     assert list(ours.columns) == list(expected.columns)
     np.testing.assert_allclose(ours.to_numpy(float), expected.to_numpy(float), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+def test_predictions_are_drums(name: str, r_models: Path, tmp_path: Path) -> None:
+    """`drum score` through DRUM's own R predictor (rpy2 in DRUM's venv; devtools, which its R glue
+    loads, from Debian: .ci/run installs it) gives the same numbers."""
+    bundle = r_models / name
+    data = pd.read_csv(bundle / "data" / "test.csv")
+    ours = served(bundle, data, tmp_path / "server.log")
+    theirs = drum_score(bundle, bundle / "data" / "test.csv", TARGETS[name], LABELS[name], RPY2)
+    theirs.columns = [str(c) for c in theirs.columns]
+    assert sorted(theirs.columns) == sorted(ours.columns)  # DRUM writes a binary's columns in its own order
+    theirs = theirs[list(ours.columns)]
+    np.testing.assert_allclose(ours.to_numpy(float), theirs.to_numpy(float), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", STRUCTURED)
