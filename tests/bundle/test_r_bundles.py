@@ -128,7 +128,7 @@ def test_process_runtime_without_r(tmp_path: Path, no_r: None) -> None:
 
 
 def test_process_runtime_names_missing_r_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("rpy2")  # the dev extra installs it; the check asks for it before R's packages
+    pytest.importorskip("rpy2")  # the r extra (.ci/run installs it); the check asks for it before R packages
     fake_rscript(tmp_path / "bin", "pack\n")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     bundle = write_files(tmp_path / "m", {"custom.R": HOOKS, "requirements.txt": "stringr\npack\n"})
