@@ -175,7 +175,9 @@ class RSession:
             whole = " ".join(str(self.ro.r("geterrmessage()")[0]).split())
         except Exception:  # R itself is in trouble: rpy2's word is all there is
             whole = ""
-        return whole if whole.startswith("Error") else f"Error: {' '.join(str(exc).split())}"
+        told = " ".join(str(exc).split())
+        # R's last error message is this error's when it holds rpy2's text (not an earlier one's)
+        return whole if whole.startswith("Error") and told in whole else f"Error: {told}"
 
     def fn(self, name: str) -> Any:
         """A glue function, looked up once (a lookup builds rpy2's wrapper: ~0.35 ms a request)."""
