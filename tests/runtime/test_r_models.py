@@ -211,3 +211,15 @@ def test_init_language_r_models_pass_test_local(target: str, tmp_path: Path, req
     document = run(bundle, "process", request)
     found = statuses(document)  # an unstructured model skips the row checks
     assert found["errorCheck"] == "succeeded" and set(found.values()) <= {"succeeded", "skipped"}, found
+
+
+def test_an_anomaly_model_is_predicted_as_regression_is(r_models: Path, tmp_path: Path) -> None:
+    """DRUM's R predictor scores anomaly models with predict(model, data), as regression ones."""
+    bundle = write_files(tmp_path / "anomaly", {"model.rds": (r_models / "lm_rds" / "model.rds").read_bytes()})
+    data = pd.read_csv(r_models / "lm_rds" / "data" / "test.csv")
+    columns = {name: data[name].tolist() for name in data.columns}
+    with serve(bundle, tmp_path / "server.log", prefix=None, env={"TARGET_TYPE": "anomaly"}) as server:
+        response = server.predict(columns)
+    assert response.status_code == 200, response.text
+    expected = pd.read_csv(r_models / "lm_rds" / "data" / "expected.csv")["Predictions"].to_numpy()
+    np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-12, atol=1e-12)
