@@ -273,6 +273,19 @@ def _test_options(func: F) -> F:
     return func
 
 
+# test-local, serve and predict: a server behind its own auth (a custom_flask.py) gets the header on
+# every request, the readiness polls included.
+_header_option = click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    type=HEADER,
+    callback=merge,
+    help="Send this header with every request to the model, e.g. for a custom_flask.py's auth "
+    "(repeatable; never printed).",
+)
+
+
 def _null_rows(value: str) -> str | int:
     from cmkit.checks.sampling import parse_null_rows
 
@@ -346,14 +359,7 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
 @_test_options
-@click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    type=HEADER,
-    callback=merge,
-    help="Send this header with every check's request, e.g. for a custom_flask.py's auth (repeatable; never printed).",
-)
+@_header_option
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
 @_check_parameter_options
 @_startup_timeout
@@ -487,6 +493,7 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
 @command(main, "serve", short_help="Run a bundle's model server and stream its log")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @_test_options
+@_header_option
 @_startup_timeout
 @click.option(
     "--watch", is_flag=True, help="Bring every save to the running server (reload, or rebuild what needs it)."
@@ -532,6 +539,7 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
     help="Write the predictions CSV here (default: standard output).",
 )
 @_test_options
+@_header_option
 @_startup_timeout
 def predict_command(bundle: Path, input_csv: str, output: Path | None, as_json: bool, **flags: Any) -> None:
     """Predict a CSV with BUNDLE, as `drum score` does: its columns, through test-local's runtime.

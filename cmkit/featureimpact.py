@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ class FeatureImpactOptions:
     seed: int = 0
     parallelism: int = 4
     request_timeout: float = 600.0
+    headers: Mapping[str, str] = field(default_factory=dict)  # --header, for a server behind its own auth
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,9 @@ def compute(
     truth = _truth(dataset, target, rows)
     base = {name: [values[i] for i in rows] for name, values in dataset.columns.items()}
     names = list(base)
-    client = ModelClient(url, timeout=options.request_timeout, parallelism=options.parallelism)
+    client = ModelClient(
+        url, timeout=options.request_timeout, parallelism=options.parallelism, headers=options.headers
+    )
 
     def predict(name: str | None) -> float:
         if cancel is not None and cancel.is_set():

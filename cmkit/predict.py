@@ -21,7 +21,7 @@ from cmkit.checks.results import FAILED, SUCCEEDED
 from cmkit.diagnosis import Diagnosis, FailureEvidence, diagnose, save_log
 from cmkit.events import Events
 from cmkit.paths import cache_dir
-from cmkit.resolvedrun import TestLocalConfig, resolve_config
+from cmkit.resolvedrun import ResolvedRun, TestLocalConfig, resolve_config
 from cmkit.testlocal import StartFailed, start_bundle
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import LabelKind
@@ -96,27 +96,22 @@ def predict_bundle(
         evidence = FailureEvidence(exc.message, exc.build_log, checks={"longRunningService": (FAILED, exc.message)})
         return _failed(dataset.rows, exc.message, evidence, exc.build_log or exc.message, run_id)
     try:
-        return _predict(server, run.server.startup_timeout, run.server.protocol, dataset, run.target, run_id, cancel)
+        return _predict(server, run, dataset, run_id, cancel)
     finally:
         server.stop()
 
 
 def _predict(
-    server: Server,
-    timeout: float,
-    protocol: str | None,
-    dataset: Any,
-    target: Target,
-    run_id: str,
-    cancel: threading.Event | None,
+    server: Server, run: ResolvedRun, dataset: Any, run_id: str, cancel: threading.Event | None
 ) -> PredictResult:
     from cmkit.checks.client import ModelClient
     from cmkit.checks.predictions import judge
     from cmkit.checks.readiness import wait_until_ready
 
-    client = ModelClient(server.url, protocol=protocol)
+    target = run.target
+    client = ModelClient(server.url, protocol=run.server.protocol, headers=run.headers)
     try:
-        ready = wait_until_ready(server, client, timeout, cancel or threading.Event())
+        ready = wait_until_ready(server, client, run.server.startup_timeout, cancel or threading.Event())
         if ready.status != SUCCEEDED:
             return _failed_server(server, dataset.rows, "longRunningService", ready.message, ready.details, run_id)
         answer = client.predict(dataset.payload())

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cmkit.events import BYTES, STEPS, WAITING, Events
-from cmkit_runtime.formats import UNSTRUCTURED_ROUTES
+from cmkit_runtime.formats import TRANSFORM_ROUTES, UNSTRUCTURED_ROUTES
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
     from pathlib import Path
@@ -293,6 +293,9 @@ def serving(session: ServeSession) -> None:
     if session.target_type is not None and session.target_type.unstructured:
         _serving_unstructured(session.url, session.server.url_prefix)
         return
+    if session.target_type is not None and session.target_type.transforms:
+        _serving_transform(session.url, session.server.url_prefix)
+        return
     _serving_at(session.url, session.server.url_prefix, session.protocol)
     if session.chat:
         _chat_examples(session.url)
@@ -318,6 +321,15 @@ def _serving_unstructured(url: str, url_prefix: str | None) -> None:
     route = f"{url.rstrip('/')}{UNSTRUCTURED_ROUTES[0]}"
     console.print(f"unstructured: POST {route} with any body; its Content-Type says what it is", markup=False)
     console.print(f"try: curl -s {route} -H 'Content-Type: text/plain' --data-binary @FILE", markup=False)
+    console.print("Ctrl-C to stop and clean up", markup=False)
+
+
+def _serving_transform(url: str, url_prefix: str | None) -> None:
+    """A transform takes a CSV under the form key X on DRUM's route, whatever server serves it."""
+    console.print(f"[bold green]serving[/] {escape(url)}  (URL_PREFIX={escape(str(url_prefix))})", markup=True)
+    route = f"{url.rstrip('/')}{TRANSFORM_ROUTES[0]}"
+    console.print(f"transform: POST {route} with a CSV under the form key X; the answer's X.transformed", markup=False)
+    console.print(f"try: curl -s {route} -F X=@FILE.csv", markup=False)
     console.print("Ctrl-C to stop and clean up", markup=False)
 
 

@@ -22,7 +22,7 @@ from cmkit.checks.parameters import CheckParameters, ParameterError, parse_param
 from cmkit.checks.protocols import PROTOCOL_NAMES
 from cmkit.checks.results import DEFAULT_CONFIGURATION
 from cmkit.checks.settings import implied_levels, validate_levels
-from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_variables
+from cmkit.engine.base import NETWORK_EGRESS, normalise_url_prefix, random_url_prefix, target_files, target_variables
 from cmkit.engine.choice import PROCESS, RuntimeChoice, choose_runtime, is_runtime
 from cmkit.engine.installers import INSTALLERS, UV
 from cmkit.engine.venvs import isolation_wanted
@@ -112,6 +112,7 @@ class ServerSettings:
     # DataRobot's variables: the target's (none when no target type is known, `serve`) and the
     # runtime parameters' MLOPS_RUNTIME_PARAM_* (values may be credentials: never rendered).
     contract: Mapping[str, str]
+    contract_files: Mapping[str, str]  # the files its variables name: CLASS_LABELS_FILE (target_files)
     server_environment: Mapping[str, str]  # the user's --env
     # At most one of the three; none: cmkit's default environment (Docker).
     environment: Path | None
@@ -308,16 +309,18 @@ def _server_settings(
     else:
         warnings = announced
     url_prefix = normalise_url_prefix(config.url_prefix) if config.url_prefix is not None else random_url_prefix()
+    target = spec.target(_target_name(config, meta)) if spec else None
     return ServerSettings(
         bundle=bundle,
         runtime=runtime,
         url_prefix=url_prefix,
         contract=MappingProxyType(
             {
-                **(target_variables(spec.target(_target_name(config, meta))) if spec else {}),
+                **(target_variables(target) if target else {}),
                 **_runtime_parameters(config, meta, bundle),
             }
         ),
+        contract_files=MappingProxyType(target_files(target) if target else {}),
         server_environment=MappingProxyType(dict(config.server_environment)),
         environment=config.environment,
         image=config.image,

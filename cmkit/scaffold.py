@@ -51,6 +51,8 @@ DEFAULT_TARGET_NAMES = {
     TargetType.BINARY: "churned",
     TargetType.MULTICLASS: "class",
     TargetType.TEXT_GENERATION: "resultText",
+    TargetType.GEO_POINT: "depot",
+    TargetType.VECTOR_DATABASE: "relevant",
     # DRUM refuses to start a text generation, vector database or agentic workflow model without
     # a target name (TARGET_NAME): the agent's metadata names one, though it has no dataset.
     TargetType.AGENTIC_WORKFLOW: "resultText",
@@ -62,6 +64,9 @@ PREDICT_NOTES = {
     TargetType.MULTICLASS: "return a probability matrix, one column per class label in the declared order.",
     TargetType.ANOMALY: "return one anomaly score per row, higher meaning more anomalous.",
     TargetType.TEXT_GENERATION: "return one string per row.",
+    TargetType.GEO_POINT: "return one point per row, as well-known text: `POINT (longitude latitude)`.",
+    TargetType.VECTOR_DATABASE: "return one string per row: the documents nearest to the row's query.",
+    TargetType.TRANSFORM: "return a DataFrame with one row per row of X, in row order.",
     TargetType.UNSTRUCTURED: "return a str, bytes, or (data, {\"mimetype\": ..., \"charset\": ...}).",
     TargetType.AGENTIC_WORKFLOW: "return a ChatCompletion, or ChatCompletionChunks when asked to stream.",
 }
@@ -200,7 +205,7 @@ def relabel_sample(content: bytes, spec: BundleSpec) -> bytes:
     """The template's sample data with the chosen target column name and (binary) class labels."""
     reader = csv.reader(io.StringIO(content.decode("utf-8")))
     header, *rows = list(reader)
-    if not spec.target_type.has_target:
+    if not spec.target_type.has_target or spec.target_name is None:  # no target column (transform)
         return content
     default = DEFAULT_TARGET_NAMES[spec.target_type]
     column = header.index(default)
@@ -297,6 +302,8 @@ def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
         }
     if not spec.target_type.has_target:
         data_note, sample_note = f"no target column: {spec.target_type} models learn without one", ""
+    elif spec.target_name is None:
+        data_note, sample_note = f"no target column: a {spec.target_type} model predicts none", ""
     else:
         data_note = f"with the target column `{spec.target_name}`"
         sample_note = f", with the target column `{spec.target_name}`"

@@ -73,7 +73,7 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
     settings = resolve_server(config)
     session = ServeSession(start_bundle(settings, events, uuid.uuid4().hex[:12]).server)
     # A client of its own (wait_ready's way), kept for the protocol it found: serve prints it.
-    client = ModelClient(session.server.url, protocol=settings.protocol)
+    client = ModelClient(session.server.url, protocol=settings.protocol, headers=config.headers)
     try:
         ready = wait_until_ready(session.server, client, startup_timeout, threading.Event())
         session.chat = ready.status == "succeeded" and offers_chat(client.get("/capabilities/")[1])

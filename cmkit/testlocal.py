@@ -106,6 +106,7 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
         url_prefix=settings.url_prefix,
         environment=settings.server_environment,
         contract=settings.contract,
+        contract_files=settings.contract_files,
         maximum_memory=settings.maximum_memory,
         network_egress=settings.network_egress,
         labels=settings.labels,
@@ -320,7 +321,7 @@ def _feature_impact(
         return FeatureImpactOutcome("skipped", f"not run: {blocking[0]} {results[blocking[0]].status}")
     check_dataset(dataset, run.target)  # bad input is exit 2, as for the checks
     try:
-        options = FeatureImpactOptions(run.feature_impact_rows)
+        options = FeatureImpactOptions(run.feature_impact_rows, headers=run.headers)
         result = compute(server.url, dataset, run.target, options, events, cancel)
     except FeatureImpactFailed as exc:
         return FeatureImpactOutcome("failed", exc.message)
@@ -352,10 +353,10 @@ def run_feature_impact(
     from cmkit.checks.readiness import wait_ready
 
     try:
-        ready = wait_ready(server, run.server.startup_timeout, cancel)
+        ready = wait_ready(server, run.server.startup_timeout, cancel, headers=run.headers)
         if ready.status != "succeeded":
             raise FeatureImpactFailed(f"the model server did not start: {ready.message}\n{server.logs(LOG_TAIL_LINES)}")
-        options = FeatureImpactOptions(run.feature_impact_rows)
+        options = FeatureImpactOptions(run.feature_impact_rows, headers=run.headers)
         return compute(server.url, dataset, target, options, events, cancel)
     finally:
         server.stop()

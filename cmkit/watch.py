@@ -14,6 +14,8 @@ nothing moved for `DEBOUNCE_STEP_MS`. What a change does depends on what it touc
 - the `--environment` folder: the environment is rebuilt and a new container started.
 - `model-metadata.yaml`: the checks' settings are read again; a new target type or labels need
   new container variables, so a new container (or process).
+- the `--runtime-params-file` values, wherever the file is: read again; new values are new
+  MLOPS_RUNTIME_PARAM_* variables, so a new container (or process), as for the metadata.
 
 test-local then reruns the checks; each run's report has the shape of a single run's, plus
 `details.watch` (what changed, what was done, the seconds since the save). A broken edit is a
@@ -88,29 +90,47 @@ class Change:
     removed: tuple[str, ...] = ()
     environment: bool = False
     saved_at: float = field(default_factory=time.time)  # wall clock of the newest save
+    inputs: tuple[str, ...] = ()  # files outside the bundle the run reads (--runtime-params-file), changed
 
     def touches(self, path: str) -> bool:
         return path in self.changed or path in self.removed
 
     def describe(self) -> str:
-        names = [*self.changed, *(f"{path} (removed)" for path in self.removed)]
+        names = [*self.changed, *(f"{path} (removed)" for path in self.removed), *self.inputs]
         if self.environment:
             names.append("the environment")
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         return shown or "nothing"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"changed": list(self.changed), "removed": list(self.removed), "environment": self.environment}
+        document: dict[str, Any] = {
+            "changed": list(self.changed),
+            "removed": list(self.removed),
+            "environment": self.environment,
+        }
+        if self.inputs:
+            document["inputs"] = list(self.inputs)
+        return document
 
     def then(self, later: Change) -> Change:
         """This change followed by `later`, as one (a change that could not be run is carried over)."""
         changed = (set(self.changed) - set(later.removed)) | set(later.changed)
         removed = (set(self.removed) - set(later.changed)) | set(later.removed)
         environment = self.environment or later.environment
-        return Change(tuple(sorted(changed)), tuple(sorted(removed)), environment, later.saved_at)
+        inputs = tuple(sorted({*self.inputs, *later.inputs}))
+        return Change(tuple(sorted(changed)), tuple(sorted(removed)), environment, later.saved_at, inputs)
 
 
 Signature = tuple[int, int, int]  # size, mtime in ns, mode: a save changes at least one
+
+
+def signature(path: Path) -> Signature | None:
+    """None: the file is absent (or unreadable), which is a state of its own."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_mode)
 
 
 def snapshot(bundle: Path) -> dict[str, tuple[Signature, BundleFile]]:
@@ -125,11 +145,20 @@ def snapshot(bundle: Path) -> dict[str, tuple[Signature, BundleFile]]:
 class BundleWatcher:
     """Yields a `Change` for each burst of saves that changes the bundle's file set."""
 
-    def __init__(self, bundle: Path, environment: Path | None = None, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Path,
+        environment: Path | None = None,
+        stop: threading.Event | None = None,
+        inputs: tuple[Path, ...] = (),
+    ) -> None:
+        """`inputs`: single files outside the bundle the run reads (the runtime parameters' values)."""
         self.bundle = Path(bundle).resolve()
         self.environment = Path(environment).resolve() if environment else None
         self.stop = stop or threading.Event()
         self.state = snapshot(self.bundle)  # what the server has
+        resolved = (Path(path).resolve() for path in inputs)
+        self.inputs = {path: signature(path) for path in resolved if not path.is_relative_to(self.bundle)}
         self._spec = ignore_spec(self.bundle)
         # One item per burst: touched the environment? None once the watch has stopped.
         self._bursts: queue.Queue[bool | None] = queue.Queue()
@@ -151,13 +180,16 @@ class BundleWatcher:
         current = snapshot(self.bundle)
         changed = tuple(sorted(p for p, (sig, _) in current.items() if p not in self.state or self.state[p][0] != sig))
         removed = tuple(sorted(p for p in self.state if p not in current))
-        if not (changed or removed or environment):
+        now = {path: signature(path) for path in self.inputs}
+        inputs = tuple(sorted(str(path) for path, sig in now.items() if sig != self.inputs[path]))
+        if not (changed or removed or environment or inputs):
             return None
-        self.state = current
+        self.state, self.inputs = current, now
         if IGNORE_FILE in changed or IGNORE_FILE in removed:
             self._spec = ignore_spec(self.bundle)
         mtimes = [current[p][0][1] / 1e9 for p in changed]
-        return Change(changed, removed, environment, max(mtimes) if mtimes else time.time())
+        mtimes += [sig[1] / 1e9 for path, sig in now.items() if str(path) in inputs and sig is not None]
+        return Change(changed, removed, environment, max(mtimes) if mtimes else time.time(), inputs)
 
     def files(self, paths: tuple[str, ...]) -> list[BundleFile]:
         return [self.state[path][1] for path in paths if path in self.state]
@@ -167,6 +199,28 @@ class BundleWatcher:
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="cmkit-watch", daemon=True)
             self._thread.start()
+            if self.inputs:
+                threading.Thread(target=self._watch_inputs, name="cmkit-watch-inputs", daemon=True).start()
+
+    def _watch_inputs(self) -> None:
+        """The input files' folders, not recursively (a values file may sit in a large home folder).
+
+        A folder, not the file: editors save by renaming a new file over the old one.
+        """
+        folders = sorted({path.parent for path in self.inputs if path.parent.is_dir()})
+        wanted = {str(path) for path in self.inputs}
+        if not folders:
+            return
+        for _events in watchfiles.watch(
+            *folders,
+            watch_filter=lambda _change, path: path in wanted,
+            debounce=DEBOUNCE_MAX_MS,
+            step=DEBOUNCE_STEP_MS,
+            stop_event=self.stop,
+            raise_interrupt=False,
+            recursive=False,
+        ):
+            self._bursts.put(False)
 
     def _watch(self) -> None:
         roots = [self.bundle, *([self.environment] if self.environment else [])]
@@ -463,7 +517,8 @@ class Watch:
         self.events = events
         self.serve_only = serve_only
         self.settings, self.run = self._resolve(None)
-        self.watcher = BundleWatcher(self.settings.bundle, self.settings.environment, self.stop)
+        inputs = (config.runtime_params_file,) if config.runtime_params_file else ()
+        self.watcher = BundleWatcher(self.settings.bundle, self.settings.environment, self.stop, inputs)
         self.live = LiveServer(self.settings, events, on_server or (lambda server: None))
         self.datasets = _DatasetCache()
         self.runs = 0
@@ -600,7 +655,7 @@ class Watch:
         server = self.live.server
         message = applied.start_error
         if server is not None and message is None:
-            ready = wait_ready(server, self.settings.startup_timeout, self.stop)
+            ready = wait_ready(server, self.settings.startup_timeout, self.stop, headers=self.requested.headers)
             message = None if ready.status == "succeeded" else ready.message
         return Serving(
             f"{server.url}/" if server else None,

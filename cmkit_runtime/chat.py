@@ -22,6 +22,7 @@ their own `to_dict()` / `to_json()` (pydantic's `model_dump` as a fallback).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import json
@@ -117,9 +118,15 @@ def split_result(result: Any) -> tuple[dict[str, Any] | None, Iterator[bytes] | 
     return None, stream_events(first, chunks)
 
 
+@functools.lru_cache(maxsize=8)
+def _takes_headers(hook: Callable[..., Any]) -> bool:
+    """More than the two parameters (asked once per hook: inspect.signature costs ~15 us a call)."""
+    return len(inspect.signature(hook).parameters) > 2
+
+
 def call_chat(hook: Callable[..., Any], params: Any, model: Any, headers: Mapping[str, str]) -> Any:
     """DRUM's call: the headers go to hooks that take more than the two parameters."""
-    if len(inspect.signature(hook).parameters) > 2:
+    if _takes_headers(hook):
         return hook(params, model, headers=dict(headers))
     return hook(params, model)
 
@@ -132,6 +139,52 @@ def models_document(hook: Callable[..., Any] | None, model: Any) -> dict[str, An
     return {"object": "list", "data": listed}
 
 
+@dataclass(frozen=True)
+class ChatAnswer:
+    """What a chat request is answered: a JSON document, or server-sent events (status 200)."""
+
+    status: int
+    document: Any = None
+    events: Iterator[bytes] | None = None
+
+
+EVENTS_MIMETYPE = "text/event-stream"
+
+
+def _params(body: bytes, mimetype: str) -> Any:
+    """The body's JSON as Flask's `get_json(silent=True)` reads it: None unless a JSON mimetype parses."""
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:  # bad JSON, or bytes that are no UTF encoding
+        return None
+
+
+def answer_chat(
+    found: tuple[Any, ChatHooks] | None, target_type: TargetType, body: bytes, mimetype: str, headers: Mapping[str, str]
+) -> ChatAnswer:
+    """One chat completions request, answered as DRUM answers it (the module's rules)."""
+    if found is None:
+        return ChatAnswer(503, {"message": "the model is still loading; retry later"})
+    model, hooks = found
+    if hooks.chat is None:
+        missing = "chat() is not implemented" if target_type.chats else "chat is not supported"
+        return ChatAnswer(404, {"message": f"ERROR: This model's chat interface was called, but {missing}."})
+    params = _params(body, mimetype)
+    if not isinstance(params, dict):
+        return ChatAnswer(400, {"message": "the body must be a JSON object of chat completion parameters"})
+    try:
+        document, events = split_result(call_chat(hooks.chat, params, model, headers))
+    except BadChat as exc:
+        log.error("%s", exc)
+        return ChatAnswer(500, {"message": str(exc)})
+    except Exception as exc:
+        log.exception("chat() failed")
+        return ChatAnswer(500, {"message": f"chat() raised {type(exc).__name__}: {exc}"})
+    return ChatAnswer(200, document, events)
+
+
 def add_routes(
     app: Flask,
     prefix: str,
@@ -139,30 +192,17 @@ def add_routes(
     loaded: Callable[[], tuple[Any, ChatHooks] | None],
     json_response: Callable[[int, Any], Response],
 ) -> None:
-    """The chat and model-list routes; `loaded()` waits for the model and gives it with its hooks."""
+    """The chat and model-list routes; `loaded()` waits for the model and gives it with its hooks.
+
+    The server also answers the chat routes in front of Flask (server.py's HotRoutes), through
+    the same `answer_chat`: this Flask view serves them when a custom_flask.py guards every route.
+    """
 
     def chat() -> Response:
-        found = loaded()
-        if found is None:
-            return json_response(503, {"message": "the model is still loading; retry later"})
-        model, hooks = found
-        if hooks.chat is None:
-            missing = "chat() is not implemented" if target_type.chats else "chat is not supported"
-            return json_response(404, {"message": f"ERROR: This model's chat interface was called, but {missing}."})
-        params = request.get_json(silent=True)
-        if not isinstance(params, dict):
-            return json_response(400, {"message": "the body must be a JSON object of chat completion parameters"})
-        try:
-            document, events = split_result(call_chat(hooks.chat, params, model, dict(request.headers)))
-        except BadChat as exc:
-            log.error("%s", exc)
-            return json_response(500, {"message": str(exc)})
-        except Exception as exc:
-            log.exception("chat() failed")
-            return json_response(500, {"message": f"chat() raised {type(exc).__name__}: {exc}"})
-        if events is not None:
-            return Response(events, status=200, mimetype="text/event-stream")
-        return json_response(200, document)
+        answer = answer_chat(loaded(), target_type, request.get_data(), request.mimetype, dict(request.headers))
+        if answer.events is not None:
+            return Response(answer.events, status=200, mimetype=EVENTS_MIMETYPE)
+        return json_response(answer.status, answer.document)
 
     def models() -> Response:
         found = loaded()

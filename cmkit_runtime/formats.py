@@ -15,7 +15,8 @@ ARTIFACT = "artifact"
 HOOK_MODULE = "custom"
 HOOK_FILE = f"{HOOK_MODULE}.py"
 CMKIT_HOOK_NAMES = ("load_model", "predict")
-DRUM_HOOK_NAMES = ("init", "load_model", "transform", "score", "post_process")
+TRANSFORM_HOOK = "transform"  # DRUM's hook (and scikit-learn's method) of the same name as the target type
+DRUM_HOOK_NAMES = ("init", "load_model", TRANSFORM_HOOK, "score", "post_process")
 # Artifacts DRUM's built-in predictors load (cmkit_runtime/artifacts.py), with the package each needs.
 ARTIFACT_PACKAGES = {
     ".pkl": "scikit-learn",  # or whichever library pickled it (xgboost, lightgbm...)
@@ -43,6 +44,7 @@ SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models 
 R_HOOK_NAMES = (*DRUM_HOOK_NAMES, "read_input_data", SCORE_UNSTRUCTURED)  # DRUM's R hooks
 CHAT_HOOK = "chat"  # DRUM's chat completions hook (chat.py)
 UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
+TRANSFORM_ROUTES = ("/transform/",)  # DRUM's route of transform models (transform.py)
 
 
 def format_of(defined: Iterable[str]) -> str:

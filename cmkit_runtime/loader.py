@@ -36,6 +36,7 @@ from cmkit_runtime.formats import (
     OTHER_ARTIFACTS,
     SCORE_UNSTRUCTURED,
     SUPPORTED_ARTIFACTS,
+    TRANSFORM_HOOK,
     artifacts_in,
     format_of,
     is_r_bundle,
@@ -43,9 +44,12 @@ from cmkit_runtime.formats import (
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import LabelKind
+from cmkit_runtime.transform import ROUTES as TRANSFORM_ROUTES
+from cmkit_runtime.transform import BadTransform, Transformer, artifact_transformer, hook_transformer
 from cmkit_runtime.unstructured import ROUTES, BadUnstructured, Scorer, load_unstructured
 
 UNSTRUCTURED_FORMAT = "drum-unstructured"
+TRANSFORM_FORMAT = "drum-transform"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class LoadedModel:
     instance: Any = None
     chat: ChatHooks = NO_CHAT
     predicts: bool = True  # False: chat() only, every prediction request is refused
+    # A transform model's transformer (transform.py): features and target frames -> the frame.
+    transformer: Transformer | None = None
 
 
 def detect(code_dir: Path) -> tuple[Any, str]:
@@ -95,6 +101,8 @@ def load(code_dir: Path, target: Target) -> LoadedModel:
     module, model_format = detect(code_dir)
     if target.type.unstructured:
         return _unstructured(module, code_dir)
+    if target.type.transforms:
+        return _transform(module, code_dir)
     if model_format == CMKIT_HOOKS:
         return _cmkit(module, code_dir)
     return _drum(module, code_dir, target, model_format)
@@ -147,6 +155,33 @@ def _unstructured(module: Any, code_dir: Path) -> LoadedModel:
         raise LoadError(str(exc)) from None
 
     return LoadedModel(UNSTRUCTURED_FORMAT, hooks, artifact, _refuse_frames, f"{SCORE_UNSTRUCTURED}()", serve)
+
+
+def _transform(module: Any, code_dir: Path) -> LoadedModel:
+    """DRUM's transform model: init, load_model (else the artifact), then transform() per request."""
+    init, load_model, hook = _hook(module, "init"), _hook(module, "load_model"), _hook(module, TRANSFORM_HOOK)
+    if init:
+        init(code_dir=str(code_dir))
+    artifact: Path | None = None
+    if load_model:
+        model = load_model(str(code_dir))
+    else:
+        artifact = find_artifact(code_dir)
+        model = load_artifact(artifact)
+    try:
+        run = hook_transformer(hook, model) if hook else artifact_transformer(model)
+    except BadTransform as exc:
+        raise LoadError(str(exc)) from None
+    if run is None:  # DRUM's words: only a scikit-learn transformer serves without the hook
+        raise LoadError("A transform task requires a user-defined transform hook for non-sklearn transformers")
+
+    def refuse(_frame: pd.DataFrame) -> Any:
+        raise BadPredictions(f"a transform model answers on {TRANSFORM_ROUTES[0]}, not with predictions")
+
+    hooks = tuple(name for name in ("init", "load_model", TRANSFORM_HOOK) if _hook(module, name))
+    source = "transform()" if hook else f"the {type(model).__name__} artifact"
+    name = artifact.name if artifact else None
+    return LoadedModel(TRANSFORM_FORMAT, hooks, name, refuse, source, None, model, transformer=run)
 
 
 def _hook(module: Any, name: str) -> Callable[..., Any] | None:

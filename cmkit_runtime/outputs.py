@@ -2,8 +2,9 @@
 
 Whatever the model format, its output ends here: numbers for regression and anomaly models,
 `{label: probability}` per row for classifiers (labels in declared order), one string per row for
-text generation. DRUM's `score` DataFrames (a `Predictions` column, or one column per label) are
-read as DRUM reads them.
+text generation, vector databases and geopoints (`POINT (x y)`: the checks judge the point, as
+DRUM's server sends what the model returns). DRUM's `score` DataFrames (a `Predictions` column,
+or one column per label) are read as DRUM reads them.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def _numbers(raw: Any, rows: int, source: str) -> np.ndarray:
     return values  # an array: the JSON writer takes it without building a Python list
 
 
-def _texts(raw: Any, rows: int, source: str) -> list[str]:
+def _texts(raw: Any, rows: int, source: str, target: Target) -> list[str]:
     values = raw.to_numpy() if isinstance(raw, pd.DataFrame | pd.Series) else np.asarray(raw, dtype=object)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
@@ -134,7 +135,7 @@ def _texts(raw: Any, rows: int, source: str) -> list[str]:
     texts: list[str] = values.tolist()
     for row, value in enumerate(texts):
         if not isinstance(value, str):
-            raise BadPredictions(f"{source} must return one string per row (textgeneration); row {row} is {value!r}")
+            raise BadPredictions(f"{source} must return one string per row ({target.type}); row {row} is {value!r}")
     return texts
 
 
@@ -176,7 +177,7 @@ def format_predictions(raw: Any, target: Target, rows: int, source: str = "predi
     if target.type.numeric_predictions:
         return _numbers(raw, rows, source)
     if target.type.text_predictions:
-        return _texts(raw, rows, source)
+        return _texts(raw, rows, source, target)
     if target.type.label_kind is LabelKind.PAIR:
         return _binary(raw, target, rows, source)
     return _multiclass(raw, target, rows, source)

@@ -14,6 +14,9 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
 - Unstructured models (unstructured.py) are served on `POST $URL_PREFIX/predictUnstructured/`
   (and DRUM's other name, `/predictionsUnstructured/`) instead of `predict_no_state`: any body
   in, the hook's bytes out with its Content-Type, as DRUM does.
+- Transform models (transform.py) are served on `POST $URL_PREFIX/transform/` instead: a CSV
+  under the form key `X` (or as the body), and optionally `y`, in; DRUM's multipart answer out
+  (`X.format`, `X.transformed`: the transformed frame as CSV, row for row).
 - `POST $URL_PREFIX/chat/completions` (and `/v1/chat/completions`) and `GET $URL_PREFIX/models`
   (and `/v1/models`): OpenAI's chat completions from a model's `chat()` hook (chat.py).
 
@@ -35,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -46,11 +49,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Flask, Response, request
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES, parse_options_header
 from werkzeug.wsgi import get_input_stream
 
-from cmkit_runtime import __version__, chat, flask_extension, loader, wire
+from cmkit_runtime import __version__, chat, flask_extension, loader, transform, wire
 from cmkit_runtime.outputs import BadPredictions, format_predictions
 from cmkit_runtime.target import Target
 from cmkit_runtime.unstructured import ROUTES as UNSTRUCTURED_ROUTES
@@ -173,13 +177,31 @@ def capabilities(target: Target, model: loader.LoadedModel | None) -> dict[str, 
     return {
         "runtime": "cmkit-runtime",
         "targetType": target.type.drum_name,
-        "predictionRoutes": list(UNSTRUCTURED_ROUTES) if target.type.unstructured else ["/predict_no_state/"],
-        "requestFormats": ["any"] if target.type.unstructured else list(wire.REQUEST_FORMATS),
+        "predictionRoutes": list(prediction_routes(target)),
+        "requestFormats": request_formats(target),
         # DRUM's key and meaning: chat() is defined (None while the model loads).
         "supported_methods": {"chat": bool(model.chat.chat) if model else None},
         # False: a model with chat() and no score()/predict()/artifact, asked on /chat/completions only.
         "predictions": model.predicts if model else None,
     }
+
+
+def prediction_routes(target: Target) -> tuple[str, ...]:
+    """The routes that answer this type's requests (DRUM's), under the prefix."""
+    if target.type.unstructured:
+        return UNSTRUCTURED_ROUTES
+    if target.type.transforms:
+        return transform.ROUTES
+    return ("/predict_no_state/",)
+
+
+def request_formats(target: Target) -> list[str]:
+    """What the prediction routes read: any body (unstructured), a CSV (transform), else the runtime's JSON forms."""
+    if target.type.unstructured:
+        return ["any"]
+    if target.type.transforms:
+        return ["csv"]
+    return list(wire.REQUEST_FORMATS)
 
 
 def loads(body: bytes) -> Any:
@@ -613,21 +635,37 @@ class Answer:
     status: int
     body: bytes
     mimetype: str = "application/json"
+    events: Iterator[bytes] | None = None  # a stream of server-sent events instead of `body` (chat)
 
     @classmethod
     def json(cls, status: int, document: Any) -> Answer:
         return cls(status, dumps(document))
 
+    @classmethod
+    def of_chat(cls, answer: chat.ChatAnswer) -> Answer:
+        if answer.events is not None:
+            return cls(answer.status, b"", chat.EVENTS_MIMETYPE, answer.events)
+        return cls.json(answer.status, answer.document)
+
     def response(self) -> Response:
+        if self.events is not None:
+            return Response(self.events, status=self.status, mimetype=self.mimetype)
         return Response(self.body, status=self.status, mimetype=self.mimetype)
 
     def headers(self) -> list[tuple[str, str]]:
-        """What werkzeug writes for a bytes body of a mimetype it gives no charset (JSON)."""
+        """What werkzeug writes: for a bytes body of a mimetype it gives no charset (JSON), its length;
+        for a stream (text/*: werkzeug adds utf-8), no length (the server chunks it)."""
+        if self.events is not None:
+            return [("Content-Type", f"{self.mimetype}; charset=utf-8")]
         return [("Content-Type", self.mimetype), ("Content-Length", str(len(self.body)))]
 
+    def iterable(self) -> Iterable[bytes]:
+        return self.events if self.events is not None else [self.body]
 
-# A hot route answers a request's body and mimetype; its table maps a path to (method, route).
-HotRoute = Callable[[bytes, str], Answer]
+
+# A hot route answers a request's body, mimetype and WSGI environ (for its headers); its table
+# maps a path to (method, route).
+HotRoute = Callable[[bytes, str, Mapping[str, Any]], Answer]
 
 
 class HotRoutes:
@@ -650,14 +688,14 @@ class HotRoutes:
             return self.flask_app(environ, start_response)
         try:
             body = get_input_stream(environ).read()
-            answer = hot[1](body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower())
+            answer = hot[1](body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower(), environ)
         except HTTPException as exc:  # e.g. a client gone before the whole body arrived: as Flask answers it
             return exc(environ, start_response)
         except Exception:  # what Flask does with an exception a view lets out: logged, a bare 500
             log.exception("Exception on %s [%s]", environ.get("PATH_INFO"), environ.get("REQUEST_METHOD"))
             return InternalServerError()(environ, start_response)
         start_response(f"{answer.status} {HTTP_STATUS_CODES[answer.status].upper()}", answer.headers())
-        return [answer.body]
+        return answer.iterable()
 
 
 def _configure_logging() -> None:
@@ -699,7 +737,7 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     def info() -> Response:
         return _json(200, holder.info())
 
-    def answer_prediction(body: bytes, mimetype: str) -> Answer:
+    def answer_prediction(body: bytes, mimetype: str, _environ: Mapping[str, Any] | None = None) -> Answer:
         if not holder.wait(load_wait) or holder.model is None:
             return Answer.json(503, {"message": f"the model is still loading after {load_wait:g}s; retry later"})
         try:
@@ -741,6 +779,21 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
             response.headers["Content-Type"] = answer.content_type
         return response
 
+    def transform_frame() -> Response:
+        if not holder.wait(load_wait) or holder.model is None or holder.model.transformer is None:
+            return _json(503, {"message": f"the model is still loading after {load_wait:g}s; retry later"})
+        model, transformer = holder.model, holder.model.transformer
+        try:
+            data, target_frame = transform.request_frames(request.files, request.get_data(), request.mimetype)
+            answer = transform.transformed(transformer, data, target_frame)
+        except transform.BadTransform as exc:
+            log.error("%s", exc)
+            return _json(exc.status, {"message": str(exc)})
+        except Exception as exc:
+            log.exception("%s failed", model.source)
+            return _json(500, {"message": f"{model.source} raised {type(exc).__name__}: {exc}"})
+        return Response(answer.body, status=200, content_type=answer.content_type)
+
     def offered() -> Response:
         return _json(200, capabilities(target, holder.model))
 
@@ -755,12 +808,18 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     app.add_url_rule(f"{prefix}/info/", "model_api.info", info, methods=["GET"])
     app.add_url_rule(f"{prefix}/capabilities/", "model_api.capabilities", offered, methods=["GET"])
     chat.add_routes(app, prefix, target.type, chat_model, _json)
+
+    def hot_chat(body: bytes, mimetype: str, environ: Mapping[str, Any]) -> Answer:
+        headers = dict(EnvironHeaders(dict(environ)))  # as dict(request.headers) gives them to chat()
+        return Answer.of_chat(chat.answer_chat(chat_model(), target.type, body, mimetype, headers))
+
     # Each type's prediction routes (DRUM's): what the 404 and 405 answers name.
-    if target.type.unstructured:
-        served = [f"{prefix}{route}" for route in UNSTRUCTURED_ROUTES]
-        for route in UNSTRUCTURED_ROUTES:
+    if target.type.unstructured or target.type.transforms:
+        served = [f"{prefix}{route}" for route in prediction_routes(target)]
+        answer = predict_unstructured if target.type.unstructured else transform_frame
+        for route in prediction_routes(target):
             name = f"model_api.{route.strip('/')}"
-            app.add_url_rule(f"{prefix}{route}", name, predict_unstructured, methods=["POST"])
+            app.add_url_rule(f"{prefix}{route}", name, answer, methods=["POST"])
     else:
         served = [f"{prefix}/predict_no_state/"]
         name = "model_api.predict_no_state"
@@ -776,12 +835,13 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
 
     # DRUM's custom_flask.py, after the routes as DRUM does. Its init_app may guard every route
     # (auth, before_request hooks), so then every route stays Flask's.
-    if not flask_extension.apply(app, folder) and not target.type.unstructured:
+    if not flask_extension.apply(app, folder):
         # The hot routes skip Flask (its request context, routing and Response: ~160 us of a
         # single-row request's ~450); every other route, method and error goes through it.
-        app.wsgi_app = HotRoutes(  # type: ignore[method-assign]
-            app.wsgi_app, {f"{prefix}/predict_no_state/": ("POST", answer_prediction)}
-        )
+        hot: dict[str, tuple[str, HotRoute]] = {f"{prefix}{route}": ("POST", hot_chat) for route in chat.CHAT_ROUTES}
+        if prediction_routes(target) == ("/predict_no_state/",):
+            hot[f"{prefix}/predict_no_state/"] = ("POST", answer_prediction)
+        app.wsgi_app = HotRoutes(app.wsgi_app, hot)  # type: ignore[method-assign]
     log.info("cmkit-runtime %s serving a %s model from %s at %s/", __version__, target.type, folder, prefix)
     holder.start()
     return app

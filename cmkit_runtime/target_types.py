@@ -37,9 +37,10 @@ class Prediction(Enum):
     PROBABILITIES = "probabilities"  # one probability per class label
     NUMBER = "number"
     TEXT = "text"
+    POINT = "point"  # one string per row naming a point: POINT (x y), as WKT writes it (geopoint)
     BYTES = "bytes"  # one answer to one request body, any bytes with its Content-Type (unstructured)
     CHAT = "chat"  # chat completions, not rows: judged by the chatCompletions check
-    OTHER = "other"  # not a per-row value cmkit checks (yet): frames, documents, points, agent answers
+    FRAME = "frame"  # a transformed frame, as many rows as given (transform): judged whole, not per row
 
 
 class Interface(Enum):
@@ -47,6 +48,7 @@ class Interface(Enum):
 
     PREDICTIONS = "predictions"  # a dataset's rows: predict_no_state (cmkit) or /predict/ (DRUM); score()/predict()
     UNSTRUCTURED = "unstructured"  # any body: /predictUnstructured/, score_unstructured(model, data, query, **kwargs)
+    TRANSFORM = "transform"  # a CSV in, a CSV out (multipart): /transform/, transform(data, model)
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,8 @@ class Traits:
 
 
 _N, _PAIR, _LIST = LabelKind.NONE, LabelKind.PAIR, LabelKind.LIST
-_PROB, _NUM, _TEXT, _OTHER = Prediction.PROBABILITIES, Prediction.NUMBER, Prediction.TEXT, Prediction.OTHER
-_RAW = Prediction.BYTES
+_PROB, _NUM, _TEXT, _FRAME = Prediction.PROBABILITIES, Prediction.NUMBER, Prediction.TEXT, Prediction.FRAME
+_RAW, _POINT = Prediction.BYTES, Prediction.POINT
 
 
 class TargetType(str, Enum):
@@ -93,10 +95,12 @@ class TargetType(str, Enum):
                                                 chat=True, llm_models=True)
     UNSTRUCTURED =    "unstructured",    Traits("Unstructured", True, _N, _RAW, False, False, True, None, False,
                                                 Interface.UNSTRUCTURED)
-    # Not served yet; `has_target` keeps what the emulator does with a target name set on them.
-    TRANSFORM =       "transform",       Traits("Transform", False, _N, _OTHER, True, False, True, None, False)
-    GEO_POINT =       "geopoint",        Traits("GeoPoint", False, _N, _OTHER, True, True, True, None, False)
-    VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", False, _N, _OTHER, False, False, True, None, False)
+    # A transform has no target to predict: `has_target` keeps the emulator's answer to one set on it.
+    TRANSFORM =       "transform",       Traits("Transform", True, _N, _FRAME, True, False, True, None, False,
+                                                Interface.TRANSFORM)
+    GEO_POINT =       "geopoint",        Traits("GeoPoint", True, _N, _POINT, True, True, True, None, False)
+    # DRUM scores a vector database row by row from a CSV (/predict/, one column out): structured.
+    VECTOR_DATABASE = "vectordatabase",  Traits("VectorDatabase", True, _N, _TEXT, True, False, True, None, False)
     AGENTIC_WORKFLOW = "agenticworkflow", Traits("AgenticWorkflow", True, _N, Prediction.CHAT, False, False, True,
                                                 None, False, chat=True)
     # fmt: on
@@ -140,8 +144,13 @@ class TargetType(str, Enum):
 
     @property
     def text_predictions(self) -> bool:
-        """One string per row, compared exactly (no tolerances)."""
-        return self.traits.prediction is Prediction.TEXT
+        """One string per row, compared exactly (no tolerances): text, documents, points."""
+        return self.traits.prediction in (Prediction.TEXT, Prediction.POINT)
+
+    @property
+    def point_predictions(self) -> bool:
+        """Each row's string must name a point (`POINT (x y)`), on top of the text rule."""
+        return self.traits.prediction is Prediction.POINT
 
     @property
     def interface(self) -> Interface:
@@ -151,6 +160,11 @@ class TargetType(str, Enum):
     def unstructured(self) -> bool:
         """Served on /predictUnstructured/ by score_unstructured(): a request is any body, an answer any bytes."""
         return self.traits.interface is Interface.UNSTRUCTURED
+
+    @property
+    def transforms(self) -> bool:
+        """Served on /transform/ by transform(): a CSV in, the transformed CSV out, row for row."""
+        return self.traits.interface is Interface.TRANSFORM
 
     @property
     def chats(self) -> bool:

@@ -306,6 +306,7 @@ BROKEN = (
     Broken("exits_at_start", "regression", own=("start_server.sh",)),
     Broken("memory_hog", "regression"),
     Broken("slow_start", "regression"),
+    Broken("not_a_point", "geopoint"),
 )
 BROKEN_COMMON = ("model-metadata.yaml", "data/sample.csv", "requirements.txt", ".cmkitignore")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,9 +127,29 @@ def _check_text(value: Any) -> str | None:
     return None
 
 
+# A point as WKT writes it, `POINT (x y)` (a Z or M coordinate allowed), and as DRUM's own geopoint
+# fixture writes it, `POINT(x, y)`: a word, then two or three finite numbers in parentheses.
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_POINT = re.compile(
+    rf"\s*POINT\s*(?:Z|M|ZM)?\s*\(\s*{_NUMBER}(?:\s*,\s*|\s+){_NUMBER}(?:(?:\s*,\s*|\s+){_NUMBER})?\s*\)\s*",
+    re.IGNORECASE,
+)
+
+
+def _check_point(value: Any) -> str | None:
+    problem = _check_text(value)
+    if problem:
+        return problem
+    if not _POINT.fullmatch(value):
+        return f"expected a point such as 'POINT (2.35 48.85)', got {json.dumps(value)[:60]}"
+    return None
+
+
 def _check_row(value: Any, target: Target) -> str | None:
     if target.is_classification:
         return _check_probabilities(value, target.labels)
+    if target.type.point_predictions:
+        return _check_point(value)
     if target.type.text_predictions:
         return _check_text(value)
     return _check_number(value)

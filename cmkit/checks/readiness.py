@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 
 from cmkit.checks.client import AUTH_HINTS, ModelClient, ServerUnreachable
 from cmkit.checks.results import FAILED, SUCCEEDED, CheckResult
@@ -96,10 +97,18 @@ def wait_until_ready(server: Server, client: ModelClient, timeout: float, cancel
 
 
 def wait_ready(
-    server: Server, timeout: float, cancel: threading.Event | None = None, protocol: str | None = None
+    server: Server,
+    timeout: float,
+    cancel: threading.Event | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> CheckResult:
-    """`wait_until_ready` with a client of its own (serve, --watch, feature impact); details name the protocol."""
-    client = ModelClient(server.url, protocol=protocol)
+    """`wait_until_ready` with a client of its own (serve, --watch, feature impact); details name the protocol.
+
+    `headers` (--header) go with every poll: a server behind its own auth (custom_flask.py)
+    answers the readiness route 401 without them, and would never be ready.
+    """
+    client = ModelClient(server.url, protocol=protocol, headers=headers)
     try:
         return wait_until_ready(server, client, timeout, cancel or threading.Event())
     finally:

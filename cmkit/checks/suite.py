@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmkit.checks import chat, readiness, unstructured
+from cmkit.checks import chat, readiness, transform, unstructured
 from cmkit.checks.client import ModelClient, ServerUnreachable
 from cmkit.checks.context import CheckOptions, Context
 from cmkit.checks.performance import performance_check
@@ -250,6 +250,29 @@ def _unstructured_checks(ctx: Context, raw: RawDataset | None, results: dict[str
         ctx.events.check(name, results[name])
 
 
+def _transform_checks(ctx: Context, results: dict[str, CheckResult]) -> None:
+    """errorCheck and nullValueImputation on /transform/ (checks/transform.py); the others compare predictions."""
+    dataset = ctx.dataset
+    applies = {ERROR_CHECK: transform.error_check, NULL_VALUE_IMPUTATION: transform.null_value_imputation}
+    for name, _ in PREDICTION_CHECKS:
+        ctx.raise_if_canceled()
+        check = applies.get(name)
+        if check is None:
+            results[name] = CheckResult(SKIPPED, transform.NOT_APPLICABLE)
+        elif ctx.level(name) == "skip":
+            results[name] = CheckResult(SKIPPED, "skipped by configuration")
+        elif dataset is None:
+            results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
+        elif name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
+            results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
+        else:
+            ctx.events.stage(f"running {name}")
+            started = time.monotonic()
+            results[name] = check(ctx, dataset)
+            results[name].seconds = round(time.monotonic() - started, 3)
+        ctx.events.check(name, results[name])
+
+
 def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult:
     started = time.monotonic()
     result = check(ctx)
@@ -293,6 +316,10 @@ def run_checks(
             return not_started(ready)
         if isinstance(dataset, RawDataset) or target.type.unstructured:
             _unstructured_checks(ctx, dataset if isinstance(dataset, RawDataset) else None, results)
+            results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
+            return {name: results[name] for name in CHECK_NAMES}
+        if target.type.transforms:
+            _transform_checks(ctx, results)
             results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
             return {name: results[name] for name in CHECK_NAMES}
         capabilities = ctx.client.get("/capabilities/")[1]

@@ -88,7 +88,7 @@ def answer_problem(answer: RawAnswer) -> str | None:
     if answer.status == 0:
         return answer.body.decode("utf-8", "replace")
     if answer.status != 200:
-        return f"HTTP {answer.status}: {_message(answer.body)}"
+        return f"HTTP {answer.status}: {answer_message(answer.body)}"
     if answer.content_type is None:
         return "the answer has no Content-Type" if answer.body else None
     mimetype, options = parse_options_header(answer.content_type)
@@ -107,7 +107,7 @@ def answer_problem(answer: RawAnswer) -> str | None:
     return None
 
 
-def _message(body: bytes) -> str:
+def answer_message(body: bytes) -> str:
     text = body.decode("utf-8", "replace")
     try:
         document = json.loads(text)

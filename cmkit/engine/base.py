@@ -28,16 +28,23 @@ class RunSpec:
     maximum_memory: int | None = None
     network_egress: str = "PUBLIC"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # DataRobot's variables that name a file (CLASS_LABELS_FILE): variable -> the file's text.
+    # Each runtime writes the file where its server can read it and sets the variable to its path.
+    contract_files: Mapping[str, str] = field(default_factory=dict)
 
-    def contract_environment(self, port: int, code_dir: str, listen: str = "0.0.0.0") -> dict[str, str]:
+    def contract_environment(
+        self, port: int, code_dir: str, listen: str = "0.0.0.0", files_dir: str = ""
+    ) -> dict[str, str]:
         """The variables DataRobot sets on a custom model's container (docs/parity.md lists them).
 
         PORT for servers that read it (cmkit's runtime), ADDRESS (`listen:port`) for DRUM, which
         reads only that; a local process listens on loopback. The target variables come from
-        `contract` (target_variables).
+        `contract` (target_variables); those naming a file point into `files_dir`, where the
+        runtime wrote `contract_files`.
         """
         return {
             **self.contract,
+            **{name: f"{files_dir}/{name}" for name in self.contract_files},
             "PORT": str(port),
             "ADDRESS": f"{listen}:{port}",
             "URL_PREFIX": self.url_prefix,
@@ -45,10 +52,16 @@ class RunSpec:
         }
 
     def server_environment(
-        self, port: int, code_dir: str, host: Mapping[str, str] | None = None, listen: str = "0.0.0.0"
+        self,
+        port: int,
+        code_dir: str,
+        host: Mapping[str, str] | None = None,
+        listen: str = "0.0.0.0",
+        files_dir: str = "",
     ) -> dict[str, str]:
         """The contract, the user's `environment` (--env) and the allowlisted `host` variables."""
-        return model_environment(self.contract_environment(port, code_dir, listen), self.environment, host or {})
+        contract = self.contract_environment(port, code_dir, listen, files_dir)
+        return model_environment(contract, self.environment, host or {})
 
 
 def target_variables(target: Target) -> dict[str, str]:
@@ -68,6 +81,18 @@ def target_variables(target: Target) -> dict[str, str]:
     elif target.type.label_kind is LabelKind.LIST and labels and all(label.split() == [label] for label in labels):
         variables["CLASS_LABELS"] = " ".join(labels)
     return variables
+
+
+def target_files(target: Target) -> dict[str, str]:
+    """The files DataRobot's variables name for `target`: CLASS_LABELS_FILE when CLASS_LABELS cannot carry the labels.
+
+    One label a line, as DRUM's `--class-labels-file` (which the CLASS_LABELS_FILE variable becomes)
+    and cmkit's runtime read it.
+    """
+    labels = target.labels
+    if target.type.label_kind is LabelKind.LIST and labels and "CLASS_LABELS" not in target_variables(target):
+        return {"CLASS_LABELS_FILE": "".join(f"{label}\n" for label in labels)}
+    return {}
 
 
 @dataclass(frozen=True)

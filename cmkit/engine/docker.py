@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from cmkit.errors import CmkitError, DockerUnavailable
 
 LABEL = "cmkit"
 RUN_LABEL = "cmkit.run"
+# Where the files DataRobot's variables name (CLASS_LABELS_FILE) are put in a container: /tmp
+# exists in every image, and the folder is the run's own.
+CONTRACT_FILES_DIR = "/tmp/cmkit-contract"
 
 
 class ContainerStartFailed(CmkitError):
@@ -174,7 +179,7 @@ def start_container(
     containers); by default the engine picks a free one.
     """
     options: dict[str, Any] = {
-        "environment": spec.server_environment(CONTAINER_PORT, CODE_DIR),
+        "environment": spec.server_environment(CONTAINER_PORT, CODE_DIR, files_dir=CONTRACT_FILES_DIR),
         "labels": {LABEL: "1", RUN_LABEL: run_id, **spec.labels},
     }
     if spec.maximum_memory:
@@ -190,6 +195,8 @@ def start_container(
     container = client.containers.create(image, **options)
     try:
         try:
+            if spec.contract_files:
+                container.put_archive("/", contract_archive(spec.contract_files))
             container.start()
         except APIError as exc:
             raise ContainerStartFailed(f"the container could not start: {exc.explanation or exc}") from exc
@@ -198,6 +205,21 @@ def start_container(
         with contextlib.suppress(DockerException):
             container.remove(force=True)
         raise
+
+
+def contract_archive(files: Mapping[str, str]) -> bytes:
+    """A tar of the contract's files under CONTRACT_FILES_DIR, readable by any user the image runs as."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        folder = tarfile.TarInfo(CONTRACT_FILES_DIR.lstrip("/"))
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(folder)
+        for name, text in files.items():
+            data = text.encode("utf-8")
+            entry = tarfile.TarInfo(f"{folder.name}/{name}")
+            entry.size, entry.mode = len(data), 0o644
+            archive.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from cmkit.bundle import START_SCRIPT
@@ -40,8 +41,10 @@ class ProcessServer(Server):
         tracker: processtree.ProcessTracker,
         bundle: Path,
         venv: Path | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         self.process = process
+        self.files_dir = files_dir  # the contract's files (CLASS_LABELS_FILE), removed at stop
         self.bundle = bundle
         self.venv = venv  # None: cmkit's own Python
         self.log_path = log_path
@@ -120,6 +123,8 @@ class ProcessServer(Server):
         self._final_logs = self._read_log()
         with contextlib.suppress(OSError):
             self.log_path.unlink()
+        if self.files_dir is not None:
+            shutil.rmtree(self.files_dir, ignore_errors=True)
 
     def leftovers(self) -> dict[str, object] | None:
         return self._leftovers
@@ -165,8 +170,11 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Pa
     if not bundle.is_dir():
         raise InputError("not a bundle folder", file=bundle)
     port = port or free_port()
+    files_dir = write_contract_files(spec.contract_files)
     # Not os.environ: the host's secrets (DATAROBOT_API_TOKEN...) must not reach the model.
-    env = spec.server_environment(port, str(bundle), host=os.environ, listen="127.0.0.1")
+    env = spec.server_environment(
+        port, str(bundle), host=os.environ, listen="127.0.0.1", files_dir=str(files_dir or "")
+    )
     # What a killed cmkit (SIGKILL while its model loaded) left running is ended first.
     processtree.sweep_leftovers()
     tracker = processtree.ProcessTracker()
@@ -196,8 +204,20 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Pa
             )
         except BaseException:
             tracker.close()
+            if files_dir is not None:
+                shutil.rmtree(files_dir, ignore_errors=True)
             raise
-    return ProcessServer(process, Path(name), port, spec, tracker, bundle, venv)
+    return ProcessServer(process, Path(name), port, spec, tracker, bundle, venv, files_dir)
+
+
+def write_contract_files(files: Mapping[str, str]) -> Path | None:
+    """The contract's files in a private folder of their own (None: there are none)."""
+    if not files:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="cmkit-contract-"))
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
 
 
 def _directly_executable(script: Path) -> bool:

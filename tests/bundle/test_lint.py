@@ -173,7 +173,7 @@ def test_broken_yaml_names_the_line(bundle: Path) -> None:
     [
         ("type: inference\ntargetType: regression\n", "missing 'name'"),
         ("name: m\ntype: inference\n", "missing 'targetType'"),
-        ("name: m\ntargetType: transform\n", "not supported"),
+        ("name: m\ntargetType: clustering\n", "not supported"),
         ("name: m\ntype: training\ntargetType: regression\n", "type 'training'"),
         (
             "name: m\ntargetType: binary\ninferenceModel:\n  positiveClassLabel: yes\n",

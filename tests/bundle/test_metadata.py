@@ -48,7 +48,7 @@ def test_missing_and_wrong_values(tmp_path: Path) -> None:
             3,
             "error",
             "targetType 'nope' is not supported; use one of regression, binary, multiclass, anomaly, textgeneration, "
-            "unstructured, agenticworkflow",
+            "unstructured, transform, geopoint, vectordatabase, agenticworkflow",
         ),
     ]
     labels = "name: m\ntargetType: multiclass\ninferenceModel:\n  classLabels: a,b\n"

@@ -115,6 +115,37 @@ def test_multiclass_values_follow_declared_order() -> None:
     assert verdict.values is not None and verdict.values.tolist() == [[0.2, 0.3, 0.5]]
 
 
+@pytest.mark.parametrize(
+    "point", ["POINT (2.35 48.85)", "point(2.35,48.85)", "POINT(-1e2, 4.)", " POINT Z (1 2 3) ", "POINT (.5 -0.25)"]
+)
+def test_a_geopoint_prediction_is_a_point(point: str) -> None:
+    verdict = judge(200, json.dumps({"predictions": [point]}), 1, Target("geopoint"))
+    assert verdict.ok and list(verdict.values) == [point]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("prediction", "fragment"),
+    [
+        ("48.85, 2.35", 'got "48.85, 2.35"'),  # two bare numbers: not a point
+        ("POINT (2.35)", "expected a point"),
+        ("POINT (2.35 48.85", "expected a point"),
+        ("LINESTRING (0 0, 1 1)", "expected a point"),
+        ("POINT (east north)", "expected a point"),
+        (2.35, "expected a string, got 2.35"),
+    ],
+)
+def test_what_is_not_a_point(prediction: object, fragment: str) -> None:
+    verdict = judge(200, json.dumps({"predictions": [prediction]}), 1, Target("geopoint"))
+    assert not verdict.ok and fragment in verdict.summary()
+
+
+def test_a_vector_database_answers_one_string_per_row() -> None:
+    documents = json.dumps([{"id": "a", "score": 0.5}])
+    assert judge(200, json.dumps({"predictions": [documents]}), 1, Target("vectordatabase")).ok
+    verdict = judge(200, json.dumps({"predictions": [[{"id": "a"}]]}), 1, Target("vectordatabase"))
+    assert not verdict.ok and "expected a string" in verdict.summary()
+
+
 def test_summary_names_first_rows_and_counts_the_rest() -> None:
     verdict = judge(200, body(["x"] * 8), 8, REGRESSION)
     assert verdict.summary().startswith("8 invalid predictions: row 0:")

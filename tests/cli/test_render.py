@@ -149,6 +149,16 @@ def test_serving_an_unstructured_model_names_its_route_and_a_curl(shown: Shown) 
     assert "predict_no_state" not in text
 
 
+def test_serving_a_transform_names_its_route_and_a_curl(shown: Shown) -> None:
+    server = SimpleNamespace(url="http://127.0.0.1:9000/m", url_prefix="/m")
+    detected = Detected(PROTOCOLS[PREDICT_NO_STATE], "detected")
+    render.serving(ServeSession(server, detected, TargetType.TRANSFORM))  # type: ignore[arg-type]
+    text = shown()
+    assert "transform: POST http://127.0.0.1:9000/m/transform/ with a CSV under the form key X" in text
+    assert "try: curl -s http://127.0.0.1:9000/m/transform/ -F X=@FILE.csv" in text
+    assert "predict_no_state" not in text
+
+
 def test_serving_a_chat_model_shows_curl_and_the_openai_client(shown: Shown) -> None:
     server = SimpleNamespace(url="http://127.0.0.1:9000/m", url_prefix="/m")
     session = ServeSession(server, Detected(PROTOCOLS[PREDICT_NO_STATE], "detected"), TargetType.TEXT_GENERATION)  # type: ignore[arg-type]

@@ -236,7 +236,8 @@ def test_models_from_templates(emulator: Emulated, api: requests.Session) -> Non
     listed = api.get(emulator.url("customTemplates/")).json()
     subtypes = {t["templateSubType"] for t in listed["data"]}
     assert subtypes == {
-        "Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration", "Unstructured", "AgenticWorkflow"
+        "Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration", "Unstructured", "Transform", "GeoPoint",
+        "VectorDatabase", "AgenticWorkflow",
     }  # fmt: skip
     template = next(t for t in listed["data"] if t["templateSubType"] == "Binary")
     assert api.get(emulator.url(f"customTemplates/{template['id']}/")).json() == template

@@ -145,3 +145,16 @@ def test_only_the_end_of_a_huge_log_is_read(tmp_path: Path) -> None:
         assert server.logs(2) == "a line of model output\nthe last words"
     finally:
         server.stop()
+
+
+def test_the_contracts_files_are_written_for_the_server_and_removed_at_stop(tmp_path: Path) -> None:
+    script = '#!/bin/sh\necho "labels from $CLASS_LABELS_FILE:"; cat "$CLASS_LABELS_FILE"; sleep 30\n'
+    spec = RunSpec(url_prefix="/", contract_files={"CLASS_LABELS_FILE": "Iris setosa\nvirginica\n"})
+    server = start_process(write_static_bundle(tmp_path / "m", script), spec)
+    try:
+        log = wait_for_log(server, "virginica")
+        assert server.files_dir is not None
+        assert f"labels from {server.files_dir}/CLASS_LABELS_FILE:\nIris setosa\nvirginica" in log
+    finally:
+        server.stop()
+    assert not server.files_dir.exists()

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from cmkit.bundle import API_MAX_FILES
 from cmkit.cli import main
+from cmkit.scaffold import init_bundle, make_spec
 from tests.conftest import TEST_RUN_ID
 from tests.support.bundles import write_expected, write_flask_bundle
 from tests.support.emulator_support import TOKEN, Emulator, seeded_environment_ready
@@ -330,3 +331,31 @@ def test_failing_dependency_build_exits_1_with_the_log(tmp_path: Path, docker_cl
         assert "dependency build failed" in result.stderr
     finally:
         emu.stop()
+
+
+@pytest.mark.parametrize(
+    ("target_type", "api_name", "sample", "success"),
+    [
+        ("transform", "Transform", "data/sample.csv", "10 rows transformed into 6 columns"),
+        ("geopoint", "GeoPoint", "data/sample.csv", "24 rows predicted"),
+        ("vectordatabase", "VectorDatabase", "data/sample.csv", "10 rows predicted"),
+        ("unstructured", "Unstructured", "data/sample.txt", "answered with"),
+        ("textgeneration", "TextGeneration", "data/sample.csv", "rows predicted"),
+        ("agenticworkflow", "AgenticWorkflow", None, None),
+    ],
+)
+def test_init_s_bundle_of_each_new_type_is_pushed_and_tested_remotely(
+    emulator: Emulator, tmp_path: Path, target_type: str, api_name: str, sample: str | None, success: str | None
+) -> None:
+    bundle = tmp_path / target_type
+    init_bundle(bundle, make_spec(target_type, target_type))
+    dataset = ["--dataset", str(bundle / sample)] if sample else []  # an agent has no dataset to test on
+    result, document = push(emulator, bundle, *dataset)
+    assert result.exit_code == 0, result.output
+    (model,) = models(emulator)
+    assert model["targetType"] == api_name and document["createdModel"]
+    if success is None:
+        assert document.get("test") is None
+        return
+    assert document["test"]["overallStatus"] == "succeeded", document["test"]
+    assert success in document["test"]["testingStatus"]["errorCheck"]["message"]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import Client
 
-from cmkit_runtime.server import create_app
+from cmkit_runtime.server import HotRoutes, create_app
 from tests.checks.test_chat_check import CHAT
 from tests.support.bundles import write_runtime_bundle
 
@@ -148,3 +149,35 @@ def test_without_chat_drums_404s(tmp_path: Path, target_type: str, chat_message:
         if models_status == 200:
             assert models.get_json() == {"object": "list", "data": []}
         assert client.get("/m/capabilities/").get_json()["supported_methods"] == {"chat": False}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hello"}]}', "application/json"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hello"}], "stream": true}', "application/json"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "breaks"}], "stream": true}', "application/json"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "dict"}]}', "application/json"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "raises"}]}', "application/json"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hello"}]}', "text/plain"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hello"}]}', "application/vnd.x+json"),
+        (b"[1, 2]", "application/json"),
+        (b"\xff{", "application/json"),
+    ],
+)
+def test_the_chat_routes_answer_in_front_of_flask_as_flask_does(
+    chat_model: FlaskClient, body: bytes, content_type: str
+) -> None:
+    """The chat routes are hot routes (server.py's HotRoutes): status, headers and body are Flask's bytes."""
+    hot = chat_model.application.wsgi_app
+    assert isinstance(hot, HotRoutes) and "/m/chat/completions" in hot.routes
+    answers = [
+        Client(wsgi).post("/m/chat/completions", data=body, headers={"Content-Type": content_type, "X-Test": "1"})
+        for wsgi in (chat_model.application, hot.flask_app)
+    ]
+    served, flask = answers
+    assert (served.status, list(served.headers), served.get_data()) == (
+        flask.status,
+        list(flask.headers),
+        flask.get_data(),
+    )

@@ -83,6 +83,17 @@ def test_onnx_template_passes_in_docker_with_its_requirements(tmp_path: Path, re
 
 @pytest.mark.docker
 @pytest.mark.slow
+def test_xgboost_template_passes_in_docker(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # A native Booster scored on a DMatrix, the path DRUM's XGBoost predictor takes; its
+    # requirements (xgboost, scikit-learn) are installed into the image from the wheel cache.
+    bundle = frameworks.xgboost_booster(tmp_path / "model", "multiclass")
+    document = run(bundle, "docker", request, startup_timeout=300)
+    assert set(statuses(document).values()) == {"succeeded"}, document["testingStatus"]
+    assert document["details"]["runtime"] == "docker"  # type: ignore[index]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
 def test_a_framework_missing_from_requirements_is_named_in_one_line(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

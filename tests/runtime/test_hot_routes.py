@@ -115,13 +115,13 @@ def test_the_route_table_takes_new_routes(app: Flask) -> None:
     """A new prediction route is one more entry (a target type's own route, say)."""
     hot = app.wsgi_app
     assert isinstance(hot, HotRoutes)
-    echo = HotRoutes(hot.flask_app, {"/echo/": ("PUT", lambda body, mimetype: Answer(201, body, mimetype))})
+    echo = HotRoutes(hot.flask_app, {"/echo/": ("PUT", lambda body, mimetype, _environ: Answer(201, body, mimetype))})
     answer = Client(echo).put("/echo/", data=b"hello", headers={"Content-Type": "Text/Plain; charset=x"})
     assert (answer.status, answer.get_data(), answer.headers["Content-Type"]) == ("201 CREATED", b"hello", "text/plain")
 
 
 def test_a_route_that_raises_gets_flasks_bare_500(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
-    def broken(body: bytes, mimetype: str) -> Answer:
+    def broken(body: bytes, mimetype: str, _environ: object) -> Answer:
         raise MemoryError("no room")
 
     hot = app.wsgi_app

@@ -57,14 +57,17 @@ def test_drum_spellings_are_the_values() -> None:
         TargetType.from_api("binary")
 
 
-def test_served_are_the_seven_cmkit_serves_today_in_cmkits_order() -> None:
+def test_served_are_the_ones_cmkit_serves_today_in_cmkits_order() -> None:
     assert TARGET_TYPES == (
-        "regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured", "agenticworkflow"
+        "regression", "binary", "multiclass", "anomaly", "textgeneration", "unstructured", "transform", "geopoint",
+        "vectordatabase", "agenticworkflow",
     )  # fmt: skip
+    assert tuple(TargetType) == SERVED  # all ten of the API
     assert tuple(TargetType.named(name) for name in TARGET_TYPES) == SERVED
     assert TargetType.served_named("TextGeneration") is TargetType.TEXT_GENERATION
     assert TargetType.served_named("Unstructured") is TargetType.UNSTRUCTURED
-    assert TargetType.served_named("transform") is None and TargetType.served_named(None) is None
+    assert TargetType.served_named("Transform") is TargetType.TRANSFORM
+    assert TargetType.served_named("clustering") is None and TargetType.served_named(None) is None
     for name in ("init", "test-local", "serve"):
         command = main.commands[name]
         choices = [p.type.choices for p in command.params if p.name == "target_type"]
@@ -75,22 +78,26 @@ def test_what_the_code_branches_on() -> None:
     by_prediction = {kind: {m.drum_name for m in TargetType if m.prediction is kind} for kind in Prediction}
     assert by_prediction[Prediction.PROBABILITIES] == {"binary", "multiclass"}
     assert by_prediction[Prediction.NUMBER] == {"regression", "anomaly"}
-    assert by_prediction[Prediction.TEXT] == {"textgeneration"}
+    assert by_prediction[Prediction.TEXT] == {"textgeneration", "vectordatabase"}
+    assert by_prediction[Prediction.POINT] == {"geopoint"}
     assert {m.drum_name for m in TargetType if m.label_kind is LabelKind.PAIR} == {"binary"}
     assert {m.drum_name for m in TargetType if m.label_kind is LabelKind.LIST} == {"multiclass"}
     for member in TargetType:
         assert member.is_classification == (member.prediction is Prediction.PROBABILITIES)
         assert member.numeric_predictions == (member.prediction is Prediction.NUMBER)
-        assert member.text_predictions == (member.prediction is Prediction.TEXT)
-        assert not member.served or member.prediction is not Prediction.OTHER  # a served type's answers are judged
+        assert member.text_predictions == (member.prediction in (Prediction.TEXT, Prediction.POINT))
+        assert member.point_predictions == (member.prediction is Prediction.POINT)
+        assert member.transforms == (member.interface is Interface.TRANSFORM)
         assert member.unstructured == (member.interface is Interface.UNSTRUCTURED)
     assert [m.drum_name for m in TargetType if m.unstructured] == ["unstructured"]
+    assert [m.drum_name for m in TargetType if m.transforms] == ["transform"]
+    assert [m.drum_name for m in TargetType if m.prediction is Prediction.FRAME] == ["transform"]
     assert [m.drum_name for m in TargetType if m.prediction is Prediction.BYTES] == ["unstructured"]
     assert [m.drum_name for m in TargetType if m.chats] == ["textgeneration", "agenticworkflow"]
     assert [m.drum_name for m in TargetType if m.lists_llm_models] == ["textgeneration"]
     assert [m.drum_name for m in TargetType if m.prediction is Prediction.CHAT] == ["agenticworkflow"]
     assert {m.api_name for m in TargetType if m.structured} == {
-        "Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint"
+        "Binary", "Regression", "Multiclass", "Anomaly", "Transform", "TextGeneration", "GeoPoint", "VectorDatabase"
     }  # fmt: skip
     assert {m.api_name for m in TargetType if m.needs_target_name} == {
         "Binary", "Regression", "Multiclass", "TextGeneration", "GeoPoint"

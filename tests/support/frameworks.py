@@ -232,7 +232,7 @@ CUSTOM_FLASK = f"""\
 
 
     def init_app(app):
-        no_auth_endpoints = {{"model_api.ping", "model_api.health"}}
+        no_auth_endpoints = {{NO_AUTH_ENDPOINTS}}
 
         @app.before_request
         def check_auth():
@@ -243,13 +243,17 @@ CUSTOM_FLASK = f"""\
 """
 
 
-def httpauth_bundle(folder: Path) -> Path:
-    """flask_extension_httpauth: a working model behind a custom_flask.py that wants a bearer token."""
+def httpauth_bundle(folder: Path, guard_ping: bool = False) -> Path:
+    """flask_extension_httpauth: a working model behind a custom_flask.py that wants a bearer token.
+
+    `guard_ping`: the readiness route wants it too (the template leaves ping open)."""
     from importlib.metadata import version
 
     from tests.support.bundles import hooks_only
 
     bundle = hooks_only(folder)
-    (bundle / "custom_flask.py").write_text(textwrap.dedent(CUSTOM_FLASK))
+    open_endpoints = "set()" if guard_ping else '{"model_api.ping", "model_api.health"}'
+    custom_flask = textwrap.dedent(CUSTOM_FLASK).replace("{NO_AUTH_ENDPOINTS}", open_endpoints)
+    (bundle / "custom_flask.py").write_text(custom_flask)
     (bundle / "requirements.txt").write_text(f"flask-httpauth=={version('flask-httpauth')}\n")
     return bundle

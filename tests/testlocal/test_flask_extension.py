@@ -10,6 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from cmkit.cli import main
+from cmkit.resolvedrun import TestLocalConfig
+from cmkit.serve import serve_bundle
+from cmkit.testlocal import StartFailed
 from tests.support.frameworks import TOKEN, httpauth_bundle
 from tests.testlocal.test_samples import statuses
 
@@ -40,3 +43,30 @@ def test_a_malformed_header_is_refused_without_echoing_its_value(tmp_path: Path)
     result = CliRunner().invoke(main, ["test-local", str(tmp_path), "--header", "Authorization Bearer secret-value"])
     assert result.exit_code == 2 and "a header is 'Name: value'" in result.output
     assert "secret-value" not in result.output
+
+
+@pytest.mark.slow
+def test_serve_waits_for_a_guarded_readiness_route_with_the_header(tmp_path: Path) -> None:
+    bundle = httpauth_bundle(tmp_path / "model", guard_ping=True)
+    with pytest.raises(StartFailed) as caught:  # without it, the readiness route answers 401
+        serve_bundle(TestLocalConfig(bundle=bundle, runtime="process"), startup_timeout=30)
+    assert "401" in caught.value.message
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    session = serve_bundle(TestLocalConfig(bundle=bundle, runtime="process", headers=headers), startup_timeout=30)
+    try:
+        assert session.to_dict()["protocol"] is not None  # ready: it answered 200 and was detected
+    finally:
+        session.close()
+
+
+@pytest.mark.slow
+def test_predict_sends_the_header(tmp_path: Path) -> None:
+    bundle = httpauth_bundle(tmp_path / "model", guard_ping=True)
+    rows = bundle / "data" / "test.csv"
+    header = f"Authorization: Bearer {TOKEN}"
+    result = CliRunner().invoke(
+        main, ["predict", str(bundle), "--runtime", "process", "--input", str(rows), "--header", header]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "Predictions" and len(result.stdout.splitlines()) > 2
+    assert TOKEN not in result.output

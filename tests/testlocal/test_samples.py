@@ -31,6 +31,7 @@ BROKEN = {
     "nan_output": (ERROR_CHECK, "failed", "non-finite value (NaN or infinity)"),
     "wrong_count": (ERROR_CHECK, "failed", "predictions for"),
     "bad_probabilities": (ERROR_CHECK, "failed", "sum to 1.4, not 1"),
+    "not_a_point": (ERROR_CHECK, "failed", "expected a point such as 'POINT (2.35 48.85)', got \"48.8236, 2.3186\""),
     "ignores_url_prefix": (LONG_RUNNING_SERVICE, "failed", "does the server mount its routes under URL_PREFIX"),
     "exits_at_start": (LONG_RUNNING_SERVICE, "failed", "exited with code 3"),
 }
@@ -65,7 +66,9 @@ def test_good_sample_models_succeed(sample: str, runtime: str, request: pytest.F
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("target", ["regression", "binary", "multiclass", "anomaly", "textgeneration"])
+@pytest.mark.parametrize(
+    "target", ["regression", "binary", "multiclass", "anomaly", "textgeneration", "geopoint", "vectordatabase"]
+)
 def test_init_templates_succeed(target: str, runtime: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     labels = ("setosa", "versicolor", "virginica") if target == "multiclass" else ()
     bundle = tmp_path / f"{target}-model"

@@ -195,3 +195,41 @@ def test_a_model_writing_into_its_own_folder_stops_the_watch_with_a_clear_messag
     assert "list these files in .cmkitignore" in str(stopped.value)
     assert len(runs) == SELF_TRIGGERED_RUNS  # the first run and the ones its writes started, then no more
     assert watch.live.server is None
+
+
+def test_serve_starts_a_new_server_when_the_runtime_parameters_values_change(tmp_path: Path) -> None:
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    definitions = "runtimeParameterDefinitions:\n  - fieldName: greeting\n    type: string\n"
+    (bundle / "model-metadata.yaml").write_text(f"name: quick\ntype: inference\n{definitions}")
+    values = tmp_path / "elsewhere" / "values.yaml"  # outside the bundle: only the input watch sees it
+    values.parent.mkdir()
+    values.write_text("greeting: hello\n")
+    stop = threading.Event()
+    started: list[Any] = []
+    config = TestLocalConfig(bundle, runtime="process", startup_timeout=10, runtime_params_file=values)
+    watch = Watch(config, Events(), stop, on_server=started.append, serve_only=True)
+    served: list[dict[str, Any]] = []
+    environs: list[bytes] = []  # what each server was started with, read while it runs
+
+    def on_ready(serving: Serving) -> None:
+        served.append(serving.to_dict())
+        environs.append(Path(f"/proc/{started[-1].process.pid}/environ").read_bytes())
+        if len(served) == 1:
+            edit(values, "greeting: bonjour\n")
+        else:
+            stop.set()
+
+    run_watch(lambda: watch.serve(on_ready, pytest.fail), stop)
+
+    first, changed = served
+    assert changed["ready"] and changed["url"] == first["url"]
+    assert changed["watch"]["action"] == NEW_SERVER and changed["watch"]["inputs"] == [str(values.resolve())]
+    assert len(started) == 2
+    assert b"hello" in environs[0] and b"bonjour" not in environs[0]
+    assert b"MLOPS_RUNTIME_PARAM_greeting=" in environs[1] and b"bonjour" in environs[1]
+
+
+def test_a_change_carries_the_inputs_it_touched() -> None:
+    first, later = Change(inputs=("/v/a.yaml",)), Change(changed=("custom.py",), inputs=("/v/b.yaml",))
+    assert first.then(later).inputs == ("/v/a.yaml", "/v/b.yaml")
+    assert first.describe() == "/v/a.yaml" and Change().to_dict().get("inputs") is None
