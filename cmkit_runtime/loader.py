@@ -112,6 +112,10 @@ def _r(code_dir: Path, target: Target) -> LoadedModel:
     """An R bundle (custom.R, .rds): rpy2 and R are imported here, and only here."""
     from cmkit_runtime import rmodels
 
+    if not (target.type.unstructured or target.type.numeric_predictions or target.is_classification):
+        raise LoadError(
+            f"an R model serves a regression, binary, multiclass, anomaly or unstructured target, not {target.type}"
+        )
     session, model, hooks, artifact = rmodels.start(code_dir)
     if target.type.unstructured:
         if SCORE_UNSTRUCTURED not in hooks:

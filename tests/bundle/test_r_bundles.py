@@ -17,6 +17,8 @@ from cmkit.paths import default_environment_dir, default_environment_for, r_envi
 from cmkit.rlint import from_parser_output, read_r_source
 from cmkit.scaffold import init_bundle, make_spec, render_bundle
 from cmkit_runtime.formats import is_r_bundle
+from cmkit_runtime.loader import LoadError, load
+from cmkit_runtime.target import Target
 from tests.support.bundles import metadata_yaml, write_files
 
 HOOKS = "init <- function(...) library(stats)\nscore = function(data, model, labels) data\nhelper <- 3\n"
@@ -135,3 +137,9 @@ def test_process_runtime_names_missing_r_packages(tmp_path: Path, monkeypatch: p
     problem = host_problem(bundle, {"R_LIBS": "/nowhere"})
     assert problem is not None and problem.startswith("requirements.txt names the R package pack, which")
     assert missing_r_packages([], "Rscript") == []
+
+
+def test_r_models_serve_the_types_drums_r_predictor_serves(tmp_path: Path) -> None:
+    bundle = write_files(tmp_path / "m", {"model.rds": b"x"})
+    with pytest.raises(LoadError, match=r"an R model serves a regression, .* target, not textgeneration"):
+        load(bundle, Target("textgeneration"))  # refused before R is started
