@@ -223,3 +223,12 @@ def test_an_anomaly_model_is_predicted_as_regression_is(r_models: Path, tmp_path
     assert response.status_code == 200, response.text
     expected = pd.read_csv(r_models / "lm_rds" / "data" / "expected.csv")["Predictions"].to_numpy()
     np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_feature_impact_ranks_an_r_models_features(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    require_r()
+    bundle = init_bundle(tmp_path / "r", make_spec("regression", "m"), template="r").bundle
+    document = run(bundle, "process", request, feature_impact=True)
+    impact = document["featureImpact"]
+    ranked = [entry["featureName"] for entry in impact["featureImpacts"]]  # type: ignore[index]
+    assert ranked[0] == "sqft" and sorted(ranked) == ["age_years", "bedrooms", "distance_km", "sqft"], impact
