@@ -66,6 +66,85 @@ def _finish(
     sys.exit(1 if failed else 0)
 
 
+# `--help` shows a command's options in these sections, in this order (by the option's name;
+# one table for every command, so that an option is in the same section wherever it appears).
+OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
+    "Target": (
+        "target_type",
+        "target_name",
+        "positive_class_label",
+        "negative_class_label",
+        "class_labels",
+        "class_labels_file",
+        "runtime_params_file",
+    ),
+    "Data and checks": (
+        "input_csv",
+        "output",
+        "dataset",
+        "dataset_id",
+        "check",
+        "verification_dataset",
+        "predictions_column",
+        "comparison_precision",
+        "matching_rate",
+        "check_parameters",
+        "side_effects_rows",
+        "null_rows",
+        "rtol",
+        "atol",
+        "feature_impact",
+        "feature_impact_rows",
+    ),
+    "Server": (
+        "reuse",
+        "runtime",
+        "isolate",
+        "installer",
+        "rebuild",
+        "environment",
+        "image",
+        "environment_id",
+        "environment_version_id",
+        "protocol",
+        "url_prefix",
+        "header",
+        "headers",
+        "env",
+        "maximum_memory",
+        "network_egress",
+        "startup_timeout",
+        "ca_bundle",
+        "labels",
+    ),
+    "DataRobot": ("endpoint", "token", "model_id", "minor", "allow_secret", "no_wait", "timeout", "dry_run"),
+    "Output": ("as_json", "junit", "html", "verbose", "keep", "watch", "debug"),
+}
+_SECTION_OF = {name: section for section, names in OPTION_SECTIONS.items() for name in names}
+SECTIONED_FROM = 15  # options; test-local, serve, predict and push have 20-50
+_ORDER = {name: index for names in OPTION_SECTIONS.values() for index, name in enumerate(names)}
+
+
+class SectionedCommand(click.Command):
+    """A command whose `--help` groups its options (OPTION_SECTIONS); a command with few options keeps one list."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        options = [param for param in self.get_params(ctx) if isinstance(param, click.Option)]  # arguments: in Usage
+        if len(options) <= SECTIONED_FROM:  # a short list reads better whole
+            super().format_options(ctx, formatter)
+            return
+        records: dict[str, list[tuple[str, str]]] = {}
+        for param in sorted(options, key=lambda param: _ORDER.get(param.name or "", len(_ORDER))):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                section = _SECTION_OF.get(param.name or "", "Options")
+                records.setdefault("Output" if param is self.get_help_option(ctx) else section, []).append(record)
+        for section in (*OPTION_SECTIONS, "Options"):
+            if section in records:
+                with formatter.section(section):
+                    formatter.write_dl(records[section])
+
+
 def command(group: click.Group, name: str | None = None, **settings: Any) -> Callable[[F], F]:
     """Register a command with the shared `--json`/`--debug` options and error handling."""
 
@@ -91,7 +170,7 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
 
         run = click.option("--debug", is_flag=True, help="Show tracebacks of errors.")(run)
         run = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(run)
-        return group.command(name, **settings)(run)  # type: ignore[return-value]
+        return group.command(name, cls=SectionedCommand, **settings)(run)  # type: ignore[return-value]
 
     return decorate
 
@@ -111,7 +190,6 @@ def run() -> None:
     main()
 
 
-
 # test-local's, serve's and predict's: the one readiness deadline (checks/readiness.py).
 _startup_timeout = click.option(
     "--startup-timeout",
@@ -121,12 +199,18 @@ _startup_timeout = click.option(
     help="Seconds the server has to answer GET {URL_PREFIX}/ with 200.",
 )
 
+
 @command(main, "deps", short_help="requirements.txt as DataRobot's dependencies")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 def deps_command(paths: tuple[str, ...], as_json: bool) -> None:
     """Map requirements.txt onto DataRobot's dependency structure.
 
     PATHS are requirements files or bundle folders (default: the current folder).
+
+    \b
+    Examples:
+      cmkit deps sample_models/regression_diabetes
+      cmkit deps my_model/requirements.txt --json
     """
     from cmkit.requirements import deps_document, parse_requirements_file
 
@@ -286,6 +370,11 @@ _header_option = click.option(
 )
 
 
+_verbose_option = click.option(
+    "--verbose", "-v", is_flag=True, help="On a terminal, also show the raw docker build output (plain lines show it)."
+)
+
+
 def _null_rows(value: str) -> str | int:
     from cmkit.checks.sampling import parse_null_rows
 
@@ -386,6 +475,7 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write a self-contained HTML report (checks, diagnosis, latencies, feature impact).",
 )
+@_verbose_option
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
 @click.option("--watch", is_flag=True, help="Keep the server up and rerun the checks after every save (Ctrl-C ends).")
 @click.option("--feature-impact", is_flag=True, help="Also rank features by permutation impact (RMSE / log loss).")
@@ -395,7 +485,7 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     help="Rows sampled for feature impact (implies --feature-impact; default: up to 2500, as DataRobot).",
 )
 def test_local_command(
-    bundle: Path, junit: Path | None, html: Path | None, as_json: bool, watch: bool, **flags: Any
+    bundle: Path, junit: Path | None, html: Path | None, as_json: bool, watch: bool, verbose: bool, **flags: Any
 ) -> None:
     """Build and run BUNDLE, then run DataRobot's model-test checks against it.
 
@@ -417,8 +507,8 @@ def test_local_command(
         if report_file:
             check_writable(report_file)  # before the run, not after minutes of it
     if watch:
-        _watch_test_local(config, junit, as_json)
-    with render.ConsoleEvents(show_build_output=not as_json) as events:
+        _watch_test_local(config, junit, as_json, verbose)
+    with render.ConsoleEvents(show_build_output=not as_json, verbose=verbose) as events:
         report = run_test_local(config, events)
     document = report.to_dict()
     if junit:
@@ -437,7 +527,7 @@ def test_local_command(
     _finish(as_json, document, show, report.overall_status == "failed" or impact_failed)
 
 
-def _watch_test_local(config: TestLocalConfig, junit: Path | None, as_json: bool) -> None:
+def _watch_test_local(config: TestLocalConfig, junit: Path | None, as_json: bool, verbose: bool) -> None:
     """test-local --watch: one compact result per run (a JSON line each with --json), until Ctrl-C."""
     from cmkit.junit import junit_xml
     from cmkit.watch import Watch, WatchRun
@@ -452,7 +542,7 @@ def _watch_test_local(config: TestLocalConfig, junit: Path | None, as_json: bool
         render.watch_run(run)
         last[:] = [run.overall_status]
 
-    watch = Watch(config, render.ConsoleEvents(show_build_output=not as_json))
+    watch = Watch(config, render.ConsoleEvents(show_build_output=not as_json, verbose=verbose))
     render.watching(str(config.bundle))
     try:
         watch.test_local(on_run, render.watch_error)
@@ -461,7 +551,7 @@ def _watch_test_local(config: TestLocalConfig, junit: Path | None, as_json: bool
     sys.exit(1 if last == ["failed"] else 0)
 
 
-def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float) -> None:
+def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float, verbose: bool) -> None:
     """serve --watch: the server's logs as they come, and a line (JSON with --json) after each reload."""
     import threading
     from dataclasses import replace
@@ -481,7 +571,10 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
         render.watch_serving(served)
 
     watch = Watch(
-        replace(config, startup_timeout=startup_timeout), render.ConsoleEvents(), on_server=stream_logs, serve_only=True
+        replace(config, startup_timeout=startup_timeout),
+        render.ConsoleEvents(verbose=verbose),
+        on_server=stream_logs,
+        serve_only=True,
     )
     try:
         watch.serve(on_ready, render.watch_error)
@@ -495,18 +588,28 @@ def _watch_serve(config: TestLocalConfig, as_json: bool, startup_timeout: float)
 @_test_options
 @_header_option
 @_startup_timeout
+@_verbose_option
 @click.option(
     "--watch", is_flag=True, help="Bring every save to the running server (reload, or rebuild what needs it)."
 )
-def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bool, **flags: Any) -> None:
-    """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up."""
+def serve_command(
+    bundle: Path, as_json: bool, startup_timeout: float, watch: bool, verbose: bool, **flags: Any
+) -> None:
+    """Build and run BUNDLE, print its URL, stream its logs until Ctrl-C, then clean up.
+
+    \b
+    Examples:
+      cmkit serve sample_models/regression_diabetes
+      cmkit serve my_model --runtime process --watch
+      cmkit serve my_model --header 'Authorization: Bearer TOKEN' --json
+    """
     from cmkit.serve import serve_bundle
 
     _interrupt_on_sigterm()
     config = _config(bundle, **flags)
     if watch:
-        _watch_serve(config, as_json, startup_timeout)
-    with render.ConsoleEvents() as events:
+        _watch_serve(config, as_json, startup_timeout, verbose)
+    with render.ConsoleEvents(verbose=verbose) as events:
         session = serve_bundle(config, events, startup_timeout)
     try:
         if as_json:
@@ -541,7 +644,17 @@ def serve_command(bundle: Path, as_json: bool, startup_timeout: float, watch: bo
 @_test_options
 @_header_option
 @_startup_timeout
-def predict_command(bundle: Path, input_csv: str, output: Path | None, as_json: bool, **flags: Any) -> None:
+@_verbose_option
+@click.option(
+    "--reuse/--no-reuse",
+    default=True,
+    show_default=True,
+    help="Predict on the server `cmkit serve` runs for this bundle (same target and parameters, files "
+    "unchanged) instead of starting one.",
+)
+def predict_command(
+    bundle: Path, input_csv: str, output: Path | None, as_json: bool, verbose: bool, reuse: bool, **flags: Any
+) -> None:
     """Predict a CSV with BUNDLE, as `drum score` does: its columns, through test-local's runtime.
 
     \b
@@ -561,8 +674,8 @@ def predict_command(bundle: Path, input_csv: str, output: Path | None, as_json: 
         if input_csv == "-":
             source = Path(folder) / "input.csv"
             source.write_bytes(sys.stdin.buffer.read())
-        with render.ConsoleEvents() as events:
-            result = predict_bundle(config, source, events)
+        with render.ConsoleEvents(verbose=verbose) as events:
+            result = predict_bundle(config, source, events, reuse=reuse)
     if result.predictions is not None:
         text = result.predictions.to_csv(index=False)
         if output is not None:
@@ -608,7 +721,14 @@ def push_command(
     as_json: bool,
     **flags: Any,
 ) -> None:
-    """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test."""
+    """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test.
+
+    \b
+    Examples:
+      cmkit push my_model --dry-run
+      cmkit push my_model --dataset my_model/data/sample.csv
+      cmkit push my_model --endpoint http://127.0.0.1:8080/api/v2 --token TOKEN --json
+    """
     from cmkit.checks.settings import parse_check_settings
     from cmkit.push import PushOptions, push_bundle
 
@@ -649,7 +769,13 @@ def env_push_command(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version."""
+    """Upload FOLDER (a docker context with a Dockerfile) as an execution environment version.
+
+    \b
+    Examples:
+      cmkit env push templates/environments/python3
+      cmkit env push my_environment --name 'My Python 3.11' --no-wait --json
+    """
     from cmkit.api.connect import with_client
     from cmkit.environments import push_environment
 
@@ -683,6 +809,12 @@ def prune_command(
     By default: stopped containers, untagged build leftovers, code images and what killed installs
     left in cmkit's cache. --all adds running containers (--keep, serve), the environment and
     dependency images (the layer cache), the shared wheel cache and the process runtime's venvs.
+
+    \b
+    Examples:
+      cmkit prune --dry-run
+      cmkit prune --older-than 7d
+      cmkit prune --all
     """
     from cmkit.prune import PruneOptions, parse_duration, prune_engine
 
@@ -812,6 +944,12 @@ def emulator_command(
 
     Rehearse pushes and CI pipelines offline: DataRobot's own client and `cmkit push` work
     against it. Prints the endpoint and the token to use (`--json`: one JSON document).
+
+    \b
+    Examples:
+      cmkit emulator
+      cmkit emulator --port 0 --runtime process --json
+      CMKIT_EMULATOR_TOKEN=local-token cmkit emulator --data-dir /tmp/emulator
     """
     import logging
 

@@ -13,6 +13,7 @@ from typing import Any
 
 BYTES = "bytes"
 STEPS = "steps"
+ITEMS = "items"  # things counted, not bytes (feature impact's features)
 # total == 0 means "no known end" (a remote build being polled): a spinner and the time elapsed.
 WAITING = "waiting"
 
@@ -25,6 +26,17 @@ class Events:
 
     def log(self, line: str) -> None:
         """A raw output line (build output)."""
+
+    def step(self, label: str, number: int, total: int, text: str) -> None:
+        """Step `number` of `total` of the activity `label` starts (a docker build's instruction `text`).
+
+        By default a progress event: `number - 1` steps are done.
+        """
+        self.progress(label, number - 1, total, STEPS)
+
+    def check_started(self, name: str) -> None:
+        """A check starts running (its end is `check`)."""
+        self.stage(f"running {name}")
 
     def check(self, name: str, result: Any) -> None:
         """A check ended with a `CheckResult`."""
@@ -70,14 +82,14 @@ _BUILD_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
 
 
 def build_log(events: Events, label: str = "docker build") -> Callable[[str], None]:
-    """A docker build's output lines -> `log` events, and its `Step N/M` lines -> progress."""
+    """A docker build's output lines -> `log` events, and its `Step N/M : INSTRUCTION` lines -> `step`."""
 
     def line(text: str) -> None:
         events.log(text)
         step = _BUILD_STEP.match(text)
         if step:
-            # Step N starting means N-1 are done; the next stage event ends the bar.
-            events.progress(label, int(step[1]) - 1, int(step[2]), STEPS)
+            # Step N starting means N-1 are done; the next stage event ends the step.
+            events.step(label, int(step[1]), int(step[2]), text[step.end() :].strip())
 
     return line
 

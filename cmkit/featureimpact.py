@@ -26,7 +26,7 @@ from cmkit.checks.client import ModelClient
 from cmkit.checks.predictions import Target, judge
 from cmkit.checks.protocols import encode_payload
 from cmkit.errors import CmkitError, InputError
-from cmkit.events import Events
+from cmkit.events import ITEMS, Events
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset
@@ -250,7 +250,7 @@ def compute(
         scores: dict[str, float] = {}
         for done, (name, value) in enumerate(zip(names, client.map(predict, names), strict=True), start=1):
             scores[name] = value
-            events.progress("feature impact", done, len(names))
+            events.progress("feature impact", done, len(names), ITEMS)
     finally:
         client.close()
     return FeatureImpactResult(

@@ -23,6 +23,7 @@ from cmkit.events import Events
 from cmkit.paths import cache_dir
 from cmkit.resolvedrun import ResolvedRun, TestLocalConfig, resolve_config
 from cmkit.testlocal import StartFailed, start_bundle
+from cmkit.warmserver import AttachedServer, WarmServer, find_warm_server
 from cmkit_runtime.target import Target
 from cmkit_runtime.target_types import LabelKind
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from cmkit.engine.base import Server
 
 PREDICTIONS_COLUMN = "Predictions"  # DRUM's column for single-column targets
+WARM_PING_SECONDS = 2.0  # a warm server answers its readiness route at once, or is not used
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class PredictResult:
     predictions: pd.DataFrame | None = None
     problem: str | None = None
     diagnosis: Diagnosis | None = None
+    warm_server: str | None = None  # the URL of the `cmkit serve` server used; None: predict started one
 
     @property
     def ok(self) -> bool:
@@ -55,6 +58,7 @@ class PredictResult:
             "predictions": self.predictions.to_dict(orient="records") if self.predictions is not None else None,
             "problem": self.problem,
             "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
+            "warmServer": self.warm_server,
         }
 
 
@@ -81,15 +85,27 @@ def as_drum_frame(values: Any, target: Target) -> pd.DataFrame:
 
 
 def predict_bundle(
-    config: TestLocalConfig, input_csv: Path, events: Events | None = None, cancel: threading.Event | None = None
+    config: TestLocalConfig,
+    input_csv: Path,
+    events: Events | None = None,
+    cancel: threading.Event | None = None,
+    reuse: bool = True,
 ) -> PredictResult:
-    """Start the bundle, predict `input_csv` (every column sent as a feature), stop it."""
+    """Start the bundle, predict `input_csv` (every column sent as a feature), stop it.
+
+    `reuse`: when `cmkit serve` runs this bundle with the same variables and unchanged files
+    (cmkit/warmserver.py), predict on that server instead, and leave it running.
+    """
     from cmkit.checks.dataset import load_dataset
 
     events = events or Events()
     run = resolve_config(replace(config, dataset=None, verification_dataset=None))
     dataset = load_dataset(input_csv)  # bad input is exit 2 before anything starts
     run_id = uuid.uuid4().hex[:12]
+    warm = _warm_server(run) if reuse else None
+    if warm is not None:
+        events.stage(f"predicting on the server `cmkit serve` runs at {warm.url}/ (--no-reuse starts one)")
+        return replace(_predict(AttachedServer(warm), run, dataset, run_id, cancel), warm_server=warm.url + "/")
     try:
         server = start_bundle(run.server, events, run_id).server
     except StartFailed as exc:
@@ -99,6 +115,22 @@ def predict_bundle(
         return _predict(server, run, dataset, run_id, cancel)
     finally:
         server.stop()
+
+
+def _warm_server(run: ResolvedRun) -> WarmServer | None:
+    """A warm server of the bundle that answers now (a note of a server that does not is ignored)."""
+    from cmkit.checks.client import ModelClient, ServerUnreachable
+
+    warm = find_warm_server(run.server.bundle, run.server.contract)
+    if warm is None:
+        return None
+    client = ModelClient(warm.url, headers=run.headers)
+    try:
+        return warm if client.ping(timeout=WARM_PING_SECONDS) == 200 else None
+    except ServerUnreachable:
+        return None
+    finally:
+        client.close()
 
 
 def _predict(

@@ -48,6 +48,7 @@ from cmkit.api.resources import (
 from cmkit.bundle import BundleFile, list_bundle
 from cmkit.checks.results import PREDICTION_VERIFICATION
 from cmkit.checks.settings import implied_levels
+from cmkit.diagnosis import BUILD_FAILED, Diagnosis, FailureEvidence, diagnose
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, status_waiter, upload_progress
 from cmkit.hashcache import HashCache
@@ -315,6 +316,16 @@ class PushResult:
         """The remote test as the final table shows it (None when no test was started)."""
         return TestTable.from_api(self.test.document) if self.test else None
 
+    def diagnosis(self) -> Diagnosis | None:
+        """What went wrong, as test-local says it: the failed dependency build's, else the remote test's."""
+        if self.build_status == "failed":
+            found = diagnose(FailureEvidence(build_log=self.build_log_tail or ""))
+            if found is not None and found.code == BUILD_FAILED:  # nothing recognised: the log is the evidence
+                found = replace(found, action="read the dependency build's last lines below (buildLogTail)")
+            return found
+        table = self.test_table()
+        return table.diagnosis if table is not None and table.overall == "failed" else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dryRun": self.dry_run,
@@ -330,6 +341,7 @@ class PushResult:
             "buildLogTail": self.build_log_tail,
             "datasetId": self.dataset_id,
             "test": self.test.document if self.test else None,
+            "diagnosis": found.to_dict() if (found := self.diagnosis()) else None,
             "plan": self.plan.to_dict(),
         }
 

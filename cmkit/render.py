@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich import filesize
+from rich import box, filesize
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -25,9 +26,9 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
-from cmkit.events import BYTES, STEPS, WAITING, Events
+from cmkit.events import BYTES, ITEMS, STEPS, WAITING, Events
 from cmkit_runtime.formats import TRANSFORM_ROUTES, UNSTRUCTURED_ROUTES
 
 if TYPE_CHECKING:  # types only: every command imports render, and lint's imports cost 0.2 s
@@ -119,19 +120,27 @@ def _status(status: str, style: str | None = None) -> str:
 
 
 class ConsoleEvents(Events):
-    """Progress of test-local, serve and push on stderr.
+    """Progress of test-local, serve, predict and push on stderr.
 
-    On a terminal, progress events drive rich bars (bytes with speed and time left for uploads,
-    steps and time elapsed for builds, a spinner for polled remote builds); otherwise they are
-    plain lines at 0/25/50/75/100 %, which CI logs keep readable. A stage ends the bars open.
-    Use as a context manager so a bar never outlives the command.
+    On a terminal: each build step is one line, drawn with a spinner and its time while it runs
+    and left with its time when the next starts; the raw build output only with `verbose` (a
+    failed build's tail is in the error). A running check is a spinner that goes away: the
+    final table shows each check once. Uploads draw a bar (bytes, speed, time left), polled
+    remote builds a spinner.
+
+    Otherwise plain lines, which CI logs keep readable: the build's own output (unless
+    `show_build_output` is off, --json: then one line a step), a line per check that ran, uploads at
+    0/25/50/75/100 %. A stage ends whatever is drawn. Use as a context manager so nothing
+    drawn outlives the command.
     """
 
-    def __init__(self, show_build_output: bool = True, out: Console | None = None) -> None:
-        self.show_build_output = show_build_output
+    def __init__(self, show_build_output: bool = True, out: Console | None = None, verbose: bool = False) -> None:
         self.console = out or console
+        terminal = self.console.is_terminal
+        self.show_build_output = verbose if terminal else show_build_output
         self._bars: dict[str, tuple[Progress, TaskID]] = {}
         self._printed: dict[str, int] = {}
+        self._step: tuple[str, float] | None = None  # the build step drawn: its line, when it started
 
     def __enter__(self) -> ConsoleEvents:
         return self
@@ -144,6 +153,12 @@ class ConsoleEvents(Events):
             bar.stop()
         self._bars.clear()
         self._printed.clear()
+        if self._step is not None:
+            text, began = self._step
+            self._step = None
+            took = time.monotonic() - began
+            # No tick: a step that failed ends the same way, and the error below says so.
+            self.console.print(f"  [dim]·[/] {escape(text)} [dim]{took:.1f}s[/]", markup=True, **_ONE_LINE)
 
     def stage(self, text: str) -> None:
         self.close()
@@ -153,28 +168,50 @@ class ConsoleEvents(Events):
         if self.show_build_output:
             self.console.print(f"  [dim]{escape(line)}[/]", markup=True)
 
+    def step(self, label: str, number: int, total: int, text: str) -> None:
+        if not self.console.is_terminal:
+            if not self.show_build_output:  # else the build's own "Step N/M" lines say it
+                self.console.print(f"  {escape(label)}: step {number}/{total}", markup=True)
+            return
+        self.close()  # the step before ends: its line stays, with its time
+        line = f"{label} {number}/{total}: {text}"
+        self._step = (line, time.monotonic())
+        self._bar(f"step:{label}:{number}", WAITING, None, transient=True, description=escape(line))
+
+    def check_started(self, name: str) -> None:
+        if not self.console.is_terminal:
+            super().check_started(name)
+            return
+        self.close()
+        self._bar(f"check:{name}", WAITING, None, transient=True, description=f"running {name}")
+
     def check(self, name: str, result: object) -> None:
         self.close()
         status = str(getattr(result, "status", ""))
-        if status == "skipped" and self.console.is_terminal:
-            return  # the final table sums the skipped checks up in one line
+        if self.console.is_terminal or status == "skipped":
+            return  # the final table shows each check once, and the skipped ones in one line
         first = str(getattr(result, "message", "")).splitlines()[0:1]
         self.console.print(f"  {name}: {_status(status)} {escape(first[0] if first else '')}", markup=True)
 
     def progress(self, label: str, done: int, total: int, unit: str = BYTES) -> None:
         if self.console.is_terminal:
-            bar, task = self._bar(label, unit, total or None)
+            bar, task = self._bar(label, unit, total or None, transient=unit != BYTES)
             bar.update(task, completed=done, total=total or None)
         else:
             self._plain(label, done, total, unit)
 
-    def _bar(self, label: str, unit: str, total: int | None) -> tuple[Progress, TaskID]:
-        if label not in self._bars:
-            self.close()  # one live display at a time: uploads and builds never overlap
-            bar = Progress(*_columns(unit), console=self.console, transient=unit != BYTES)
-            self._bars[label] = (bar, bar.add_task(label, total=total))
+    def _bar(
+        self, key: str, unit: str, total: int | None, transient: bool, description: str | None = None
+    ) -> tuple[Progress, TaskID]:
+        if key not in self._bars:
+            if self._bars:  # one live display at a time: uploads, build steps and checks never overlap
+                for bar, _ in self._bars.values():
+                    bar.stop()
+                self._bars.clear()
+            bar = Progress(*_columns(unit), console=self.console, transient=transient)
+            self._bars[key] = (bar, bar.add_task(description or key, total=total))
             bar.start()
-        return self._bars[label]
+        return self._bars[key]
 
     def _plain(self, label: str, done: int, total: int, unit: str) -> None:
         if unit == WAITING or total <= 0:
@@ -186,19 +223,22 @@ class ConsoleEvents(Events):
         quarter = done * 4 // total
         if self._printed.get(label, -1) < quarter:
             self._printed[label] = quarter
-            self.console.print(
-                f"  {escape(label)}: {_human_bytes(done)} of {_human_bytes(total)} ({quarter * 25}%)", markup=True
-            )
+            counted = f"{done} of {total}" if unit == ITEMS else f"{_human_bytes(done)} of {_human_bytes(total)}"
+            self.console.print(f"  {escape(label)}: {counted} ({quarter * 25}%)", markup=True)
+
+
+# A build step's line is cut to the width, never wrapped: a RUN instruction can be very long.
+_ONE_LINE: dict[str, Any] = {"overflow": "ellipsis", "no_wrap": True, "crop": True}
 
 
 def _columns(unit: str) -> list[ProgressColumn]:
-    description = TextColumn("[bold cyan]{task.description}")
+    description = TextColumn("[bold cyan]{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis"))
     if unit == BYTES:
         sizes = DownloadColumn(binary_units=True)
         return [description, BarColumn(), sizes, TransferSpeedColumn(), TimeRemainingColumn()]
-    if unit == STEPS:
-        steps = TextColumn("{task.completed:.0f}/{task.total:.0f} steps")
-        return [SpinnerColumn(), description, BarColumn(), steps, TimeElapsedColumn()]
+    if unit in (STEPS, ITEMS):
+        counted = TextColumn("{task.completed:.0f}/{task.total:.0f}" + (" steps" if unit == STEPS else ""))
+        return [SpinnerColumn(), description, BarColumn(), counted, TimeElapsedColumn()]
     return [SpinnerColumn(), description, TimeElapsedColumn()]
 
 
@@ -247,7 +287,8 @@ def prediction(result: PredictResult, output: Path | None) -> None:
     """`cmkit predict`'s verdict on stderr (the predictions went to stdout or --output)."""
     if result.ok:
         where = f" to {output}" if output else ""
-        console.print(f"predicted {result.rows} rows{escape(where)}", markup=True)
+        warm = f" on the server of `cmkit serve` at {result.warm_server}" if result.warm_server else ""
+        console.print(f"predicted {result.rows} rows{escape(where)}{escape(warm)}", markup=True)
         return
     console.print(f"[red]prediction failed:[/] {escape(result.problem or '')}", markup=True)
     if result.diagnosis is not None:
@@ -367,8 +408,15 @@ def push_result(result: PushResult) -> None:
         console.print(f"dependencies: {escape(deps)}", markup=True)
         return
     if result.build_status == "failed":
-        console.print("[bold red]dependency build failed[/]; last log lines:", markup=True)
-        console.print(escape(result.build_log_tail or ""), markup=True)
+        from cmkit.diagnosis import BUILD_FAILED  # push has imported it already
+
+        found = result.diagnosis()
+        if found is not None and found.code != BUILD_FAILED:  # recognised: one line and its evidence
+            console.print("[bold red]dependency build failed[/]", markup=True)
+            diagnosis(found)
+        else:
+            console.print("[bold red]dependency build failed[/]; last log lines:", markup=True)
+            console.print(escape(result.build_log_tail or ""), markup=True)
     test = result.test_table()
     if test is not None:
         test_report(test)
@@ -385,20 +433,24 @@ def push_result(result: PushResult) -> None:
 
 
 def prune_result(result: PruneResult) -> None:
+    """A table that fits 80 columns: the id under the name, the age instead of the time stamp,
+    why it was kept with why it was selected (`--json` has every field in full)."""
     dry_run = result.options.dry_run
     if result.objects:
-        table = Table(title_justify="left")
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         table.add_column("action", no_wrap=True)
         table.add_column("kind", no_wrap=True)
-        table.add_column("name", overflow="fold")
-        table.add_column("id", no_wrap=True)
-        table.add_column("created", no_wrap=True)
+        table.add_column("name", overflow="fold", ratio=2)
+        table.add_column("age", justify="right", no_wrap=True)
         table.add_column("size", justify="right", no_wrap=True)
-        table.add_column("why")
+        table.add_column("why", overflow="fold", ratio=1)
+        now = time.time()
         for item in result.objects:
             size = _human_bytes(item.size) if item.size is not None else ""
-            action = item.action(dry_run) + (f": {item.reason}" if item.reason else "")
-            table.add_row(escape(action), item.kind, escape(item.name), item.short_id, item.created_utc, size, item.why)
+            name = escape(item.name) + (f"\n[dim]{item.short_id}[/]" if item.short_id else "")
+            why = escape(item.why) + (f"; [yellow]kept: {escape(item.reason)}[/]" if item.reason else "")
+            action = "kept" if item.reason else item.action(dry_run)
+            table.add_row(action, item.kind, name, _age(now - item.created), size, why)
         console.print(table)
     verb = "would remove" if dry_run else "removed"
     console.print(
@@ -406,6 +458,14 @@ def prune_result(result: PruneResult) -> None:
         f"entries; kept {result.kept}",
         markup=False,
     )
+
+
+def _age(seconds: float) -> str:
+    """30s, 12m, 5h, 3d: as --older-than spells durations."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
 
 
 def environment_result(result: EnvironmentPushResult) -> None:

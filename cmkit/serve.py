@@ -1,7 +1,8 @@
 """`cmkit serve`: build and start a bundle for interactive use, until the user ends it.
 
 The server is started as test-local starts it (same image, variables, limits) and waited for
-with longRunningService's readiness rule; `serve --watch` is cmkit/watch.py's.
+with longRunningService's readiness rule; `serve --watch` is cmkit/watch.py's. Once it
+answers, a note tells `cmkit predict` where (cmkit/warmserver.py); close() removes it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cmkit.checks.chat import offers_chat
@@ -20,6 +22,7 @@ from cmkit.events import Events
 from cmkit.resolvedrun import TestLocalConfig, resolve_server
 from cmkit.target import TargetType
 from cmkit.testlocal import StartFailed, start_bundle
+from cmkit.warmserver import remove_note, write_note
 
 
 @dataclass
@@ -30,6 +33,7 @@ class ServeSession:
     protocol: Detected | None = None  # what the server speaks (name, route, how it was found)
     target_type: TargetType | None = None  # as the server was told (TARGET_TYPE), when known
     chat: bool = False  # the model defines chat(): serve shows how to talk to it (its /capabilities/)
+    note: Path | None = None  # the warm-server note `cmkit predict` finds it by (cmkit/warmserver.py)
     # How the server had ended when close() was first called: None while it still ran, so
     # the SIGTERM (or SIGKILL) that stop() sends does not count as the server failing.
     _closed: bool = field(default=False, init=False, repr=False)
@@ -38,6 +42,7 @@ class ServeSession:
     def close(self) -> None:
         if not self._closed:
             self._closed, self._exit_before_close = True, self.server.exit_info()
+        remove_note(self.note)
         self.server.stop()
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,4 +92,5 @@ def serve_bundle(config: TestLocalConfig, events: Events | None = None, startup_
         raise StartFailed(ready.message)
     session.protocol = client.protocol
     session.target_type = TargetType.served_named(settings.contract.get("TARGET_TYPE"))
+    session.note = write_note(session.server, settings.bundle, settings.contract)
     return session

@@ -62,6 +62,7 @@ from cmkit.testlocal import (
     load_datasets,
     start_bundle,
 )
+from cmkit.warmserver import remove_note, write_note
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
@@ -523,6 +524,7 @@ class Watch:
         self.datasets = _DatasetCache()
         self.runs = 0
         self.self_writes = SelfWrites()
+        self.note: Path | None = None  # serve's warm-server note (cmkit/warmserver.py)
         self.watcher.start()
 
     def _resolve(self, current: ServerSettings | None) -> tuple[ServerSettings, ResolvedRun | None]:
@@ -649,14 +651,19 @@ class Watch:
                 on_ready(serving)
         finally:
             self.stop.set()
+            remove_note(self.note)
             self.live.close()
 
     def _serving(self, change: Change | None, applied: Applied) -> Serving:
         server = self.live.server
         message = applied.start_error
+        remove_note(self.note)  # the server changed: until it answers, predict starts its own
+        self.note = None
         if server is not None and message is None:
             ready = wait_ready(server, self.settings.startup_timeout, self.stop, headers=self.requested.headers)
             message = None if ready.status == "succeeded" else ready.message
+            if message is None:
+                self.note = write_note(server, self.settings.bundle, self.settings.contract)
         return Serving(
             f"{server.url}/" if server else None,
             self.settings.url_prefix,

@@ -49,6 +49,7 @@ COMMANDS = frozenset(
         "cmkit.environments",
         "cmkit.prune",
         "cmkit.predict",
+        "cmkit.warmserver",
     }
 )
 CLI = frozenset({"cmkit.cli", "cmkit.render", "cmkit.params", "cmkit.__main__"})

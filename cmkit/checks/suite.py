@@ -243,7 +243,7 @@ def _unstructured_checks(ctx: Context, raw: RawDataset | None, results: dict[str
         elif raw is None:
             results[name] = CheckResult(SKIPPED, "no test file: pass --dataset FILE or set validation.input")
         else:
-            ctx.events.stage(f"running {name}")
+            ctx.events.check_started(name)
             started = time.monotonic()
             results[name] = unstructured.error_check(ctx, raw)
             results[name].seconds = round(time.monotonic() - started, 3)
@@ -338,11 +338,11 @@ def run_checks(
                 # row-wise consistency: the later checks would only repeat errorCheck's finding.
                 results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
             else:
-                ctx.events.stage(f"running {name}")
+                ctx.events.check_started(name)
                 results[name] = _timed(check, ctx)
             ctx.events.check(name, results[name])
         if chats:  # cmkit's own check, after the API's seven (checks/chat.py)
-            ctx.events.stage(f"running {chat.CHAT_CHECK}")
+            ctx.events.check_started(chat.CHAT_CHECK)
             results[chat.CHAT_CHECK] = _timed(chat.chat_check, ctx)
             ctx.events.check(chat.CHAT_CHECK, results[chat.CHAT_CHECK])
         elif target.type.chats and not target.type.structured:  # chat() is all such a model answers

@@ -30,9 +30,11 @@ from cmkit.emulator import (
     conversions,
     copies,
     datasets,
+    deployments,
     environment_admin,
     environments,
     featureimpact,
+    modelpackages,
     models,
     repositories,
     status,
@@ -44,6 +46,7 @@ from cmkit.emulator.faults import RULE_SCHEMA, SETTINGS_SCHEMA, FaultInjector, F
 from cmkit.emulator.http import (
     ADMIN_PREFIX,
     EXTENSION,
+    PREDICTION_PREFIX,
     AdminRoute,
     Query,
     Route,
@@ -53,8 +56,6 @@ from cmkit.emulator.http import (
     json_body,
     json_response,
     no_content,
-    page,
-    paging,
 )
 from cmkit.emulator.openapi import openapi_document
 from cmkit.emulator.reference import API_PREFIX, Reference
@@ -62,7 +63,9 @@ from cmkit.emulator.service import Emulator
 from cmkit.emulator.validation import check_query, check_schema, is_id
 
 LOG = logging.getLogger("cmkit.emulator")
-API_VERSION = {"major": 2, "minor": 37, "versionString": "2.37.0", "releasedVersion": "2.37.0"}
+# The server version the current official client (datarobot 3.20) expects: an older one makes
+# every `dr.Client()` warn "Client version is ahead of server version".
+API_VERSION = {"major": 2, "minor": 49, "versionString": "2.49.0", "releasedVersion": "2.49.0"}
 # Room for 1000 file/filePath pairs plus the other fields: a version with more files than the
 # API allows still reaches validation (422) instead of the form parser's blunt 413.
 MAX_FORM_PARTS = 2 * (API_MAX_FILES + 1) + 100
@@ -84,6 +87,8 @@ RESOURCES: tuple[ModuleType, ...] = (
     repositories,
     conversions,
     environment_admin,
+    modelpackages,
+    deployments,
 )
 
 
@@ -187,7 +192,7 @@ def _routing(reference: Reference) -> Flask:
 
 def _register(app: Flask, reference: Reference, route: Route) -> None:
     spec = reference.route(route.method, route.path) if route.documented else None
-    rule = API_PREFIX + re.sub(r"{(\w+)}", r"<\1>", route.path)
+    rule = route.prefix + re.sub(r"{(\w+)}", r"<\1>", route.path)
 
     def view(**path_params: str) -> Response:
         for name, value in path_params.items():
@@ -197,7 +202,8 @@ def _register(app: Flask, reference: Reference, route: Route) -> None:
         query: Query = check_query(spec, request.args) if spec else {}  # type: ignore[assignment]
         return route.view(current_emulator(), query, **path_params)
 
-    app.add_url_rule(rule, f"{route.method} {route.path}", view, methods=[route.method])
+    name = f"{route.method} {route.path}" if route.prefix == API_PREFIX else f"{route.method} {rule}"
+    app.add_url_rule(rule, name, view, methods=[route.method])
 
 
 def _register_unimplemented(app: Flask, reference: Reference) -> None:
@@ -233,7 +239,7 @@ def _token_ok(emu: Emulator, header: str) -> bool:
 
 def _authenticate() -> Response | None:
     path = request.path
-    if not (path.startswith(API_PREFIX) or path.startswith(ADMIN_PREFIX)):
+    if not path.startswith((API_PREFIX, ADMIN_PREFIX, PREDICTION_PREFIX)):
         return None
     if not _token_ok(current_emulator(), request.headers.get("Authorization", "")):
         message = "Missing or invalid API token: send 'Authorization: Bearer <token>' or 'Token <token>'"
@@ -305,15 +311,6 @@ def limits(emu: Emulator, query: Query) -> Response:
             "maxCustomModelReplicasPerDeployment": 8,
         }
     )
-
-
-# -- custom model deployments (DataRobot's deployment chapter) -----------------------------------
-
-
-@ROUTES.api("GET", "customModelDeployments/", documented=False)
-def list_custom_model_deployments(emu: Emulator, query: Query) -> Response:
-    """The emulator never deploys: always an empty page (clients list it before deleting a model)."""
-    return page([], paging(blank_is_default=True))
 
 
 # -- admin routes (outside the API: faults, journal, info) ---------------------------------------

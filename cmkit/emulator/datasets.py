@@ -15,8 +15,8 @@ from flask import Response, request
 
 from cmkit.emulator.common import USER, new_id, now
 from cmkit.emulator.documents import Dataset, Internal
-from cmkit.emulator.errors import invalid
-from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response
+from cmkit.emulator.errors import ErrorResponse, invalid
+from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response, no_content
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import INTERRUPTED, create_status, set_status
 from cmkit.emulator.store import HashingFile, Kind, Resource
@@ -92,7 +92,17 @@ def get(emu: Emulator, dataset_id: str) -> Dataset:
 
 
 def _dataset(emu: Emulator, dataset_id: str) -> Resource[Dataset]:
+    deleted = emu.store.get(KIND, dataset_id, include_deleted=True)
+    if deleted is not None and deleted.deleted:
+        # DataRobot's catalog keeps a deleted dataset's id: 410, not 404.
+        raise ErrorResponse(410, f"Dataset {dataset_id} has been deleted")
     return get_or_404(emu, KIND, dataset_id, "Dataset")
+
+
+def delete(emu: Emulator, dataset_id: str) -> None:
+    """Soft delete: what was computed from it (tests, training data) keeps its stored file."""
+    _dataset(emu, dataset_id)
+    emu.store.delete(KIND, dataset_id)
 
 
 def csv_path(emu: Emulator, dataset_id: str) -> Path:
@@ -125,3 +135,9 @@ def http_create_dataset(emu: Emulator, query: Query) -> Response:
 @ROUTES.api("GET", "datasets/{datasetId}/", documented=False)
 def http_get_dataset(emu: Emulator, query: Query, datasetId: str) -> Response:
     return json_response(get(emu, datasetId))
+
+
+@ROUTES.api("DELETE", "datasets/{datasetId}/", documented=False)
+def http_delete_dataset(emu: Emulator, query: Query, datasetId: str) -> Response:
+    delete(emu, datasetId)
+    return no_content()

@@ -325,6 +325,115 @@ class Status(TypedDict, total=False):
     statusType: str | None
 
 
+# -- model registry and deployments (outside the custom-models chapter) --------------------------
+
+
+class PackageTarget(TypedDict, total=False):
+    """A model package's (and registered model's) target, as the Action and client read it."""
+
+    name: str | None
+    type: str
+    classNames: list[str] | None
+    positiveClassLabel: str | None
+    negativeClassLabel: str | None
+    predictionThreshold: float | None
+
+
+class ModelPackage(TypedDict, total=False):
+    """A model package, which DataRobot also calls a registered model version."""
+
+    id: str
+    name: str
+    modelId: str  # the custom model version it packages
+    registeredModelId: str
+    registeredModelVersion: int
+    modelExecutionType: str
+    isArchived: bool
+    isDeprecated: bool
+    importMeta: dict[str, object]
+    sourceMeta: dict[str, object]
+    modelKind: dict[str, object]
+    target: PackageTarget
+    modelDescription: dict[str, object]
+    datasets: dict[str, object]
+    timeseries: dict[str, object]
+    permissions: list[str]
+    activeDeploymentCount: int
+    buildStatus: str
+    userProvidedId: str | None
+    createdAt: str
+    customModelId: str  # not DataRobot's field: the version's model, for listing by model
+
+
+class RegisteredModel(TypedDict, total=False):
+    id: str
+    name: str
+    description: str | None
+    createdAt: str
+    modifiedAt: str
+    createdBy: dict[str, str]
+    target: PackageTarget
+    lastVersionNum: int
+    isArchived: bool
+    isGlobal: bool
+
+
+class CustomModelImage(TypedDict):
+    customModelId: str
+    customModelVersionId: str
+    executionEnvironmentId: str
+    executionEnvironmentVersionId: str
+
+
+class DeployedModel(TypedDict, total=False):
+    """A deployment's `model` (and a challenger's): the package's custom model version."""
+
+    id: str  # the custom model version, as DataRobot reports a custom model's deployment
+    type: str
+    targetName: str | None
+    targetType: str
+    customModelImage: CustomModelImage
+    deployedAt: str
+
+
+class Deployment(TypedDict, total=False):
+    id: str
+    label: str
+    description: str | None
+    importance: str
+    status: str
+    userProvidedId: str | None
+    model: DeployedModel
+    modelPackage: dict[str, str]
+    predictionEnvironment: dict[str, object]
+    defaultPredictionServer: dict[str, str]
+    serviceHealth: dict[str, str | None]
+    modelHealth: dict[str, str | None]
+    accuracyHealth: dict[str, str | None]
+    permissions: list[str]
+    createdAt: str
+    creator: dict[str, str]
+
+
+class Challenger(TypedDict, total=False):
+    id: str
+    name: str
+    model: DeployedModel
+    modelPackage: dict[str, str]
+    predictionEnvironment: dict[str, str]
+
+
+class PredictionEnvironment(TypedDict, total=False):
+    id: str
+    name: str
+    description: str
+    platform: str
+    supportedModelFormats: list[str]
+    isManagedByManagementAgent: bool
+    isDeleted: bool
+    importance: str
+
+
 # -- conversions, explanations, feature impact, repositories -------------------------------------
 
 
@@ -412,6 +521,10 @@ class Internal(TypedDict, total=False):
     rowCount: int | None  # feature impact: the rows asked for
     datasetId: str  # feature impact: the training data it runs on
     secretConfigId: str  # model from a template
+    packaged: bool  # version: made into a model package (frozen: the next version is a major one)
+    settings: dict[str, object]  # deployment: its settings document (GET/PATCH settings/)
+    challengers: list[dict[str, object]]  # deployment: its challengers, oldest first
+    launch: str  # deployment: how its model's launch ended (`ready`, or the failure's text)
 
 
 def changes(doc_type: type[DocT], body: Mapping[str, object]) -> DocT:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # annotations only: status (imported by service's modules) im
 JSON = "application/json"
 EXTENSION = "cmkit.emulator"
 ADMIN_PREFIX = "/__emulator__/"
+PREDICTION_PREFIX = "/predApi/v1.0/"  # DataRobot's prediction API, on the same server and tokens
 BodyT = TypeVar("BodyT")  # a request body type of `bodies`
 
 
@@ -74,6 +75,7 @@ class Route:
     path: str  # relative to /api/v2/, in the reference's spelling
     view: View
     documented: bool  # False for routes the custom-models reference does not describe
+    prefix: str = API_PREFIX  # where `path` hangs: the API, or the prediction API (PREDICTION_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,11 @@ class Routes:
     api_routes: list[Route] = field(default_factory=list)
     admin_routes: list[AdminRoute] = field(default_factory=list)
 
-    def api(self, method: str, path: str, documented: bool = True) -> Callable[[Callable[..., Response]], View]:
+    def api(
+        self, method: str, path: str, documented: bool = True, prefix: str = API_PREFIX
+    ) -> Callable[[Callable[..., Response]], View]:
         def declare(view: Callable[..., Response]) -> View:
-            self.api_routes.append(Route(method, path, view, documented))
+            self.api_routes.append(Route(method, path, view, documented, prefix))
             return view
 
         return declare

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from cmkit.emulator.documents import FeatureImpactResult, TestingOutcome
     from cmkit.engine.builder import ImageBuilder
     from cmkit.resolvedrun import TestLocalConfig
+    from cmkit.serve import ServeSession
 
 LOG = logging.getLogger("cmkit.emulator")
 LogSink = Callable[[str], None]
@@ -148,6 +149,14 @@ class JobEngine(ABC):
     ) -> FeatureImpactResult:
         """Permutation feature impact of a version, served as its model tests are."""
         return run_feature_impact(replace(self.in_runtime(request), feature_impact_rows=row_count), log, cancel)
+
+    def serve(self, request: TestLocalConfig, log: LogSink, startup_timeout: float) -> ServeSession:
+        """A deployed version's model server, started as `cmkit serve` starts one and left running:
+        the caller closes it (a deployment deleted, its model replaced, the emulator stopped).
+        StartFailed when it does not answer."""
+        from cmkit.serve import serve_bundle
+
+        return serve_bundle(self.in_runtime(request), LogEvents(log), startup_timeout)
 
     def in_runtime(self, request: TestLocalConfig) -> TestLocalConfig:
         """`request` run in this engine's runtime: the environment's context is built by Docker only.

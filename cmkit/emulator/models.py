@@ -97,7 +97,11 @@ def create(emu: Emulator, body: CustomModelCreate) -> CustomModelResponse:
         "targetName": body.get("targetName"),
         "positiveClassLabel": body.get("positiveClassLabel"),
         "negativeClassLabel": body.get("negativeClassLabel"),
-        "predictionThreshold": body.get("predictionThreshold", 0.5 if kind is TargetType.BINARY else None),
+        # DataRobot answers a threshold on Regression models too (0.5 unless given), and the
+        # Action compares its setting with it.
+        "predictionThreshold": body.get(
+            "predictionThreshold", 0.5 if kind in (TargetType.BINARY, TargetType.REGRESSION) else None
+        ),
         "classLabels": body.get("classLabels"),
         "userProvidedId": body.get("userProvidedId"),
         "created": created,
@@ -196,8 +200,9 @@ def _matches(doc: CustomModel, query: Query) -> bool:
         return False
     if query.get("targetType") and doc["targetType"] != query["targetType"]:
         return False
-    if str(query.get("isDeployed", "")).lower() == "true":
-        return False  # nothing is ever deployed in the emulator
+    deployed = str(query.get("isDeployed", "")).lower()
+    if deployed in ("true", "false") and (doc.get("deploymentsCount", 0) > 0) != (deployed == "true"):
+        return False
     search = (query.get("searchFor") or "").lower()
     texts = (doc.get("name"), doc.get("description"), doc.get("language"))
     return not search or any(search in (text or "").lower() for text in texts)
@@ -214,8 +219,14 @@ def update(emu: Emulator, model_id: str, body: CustomModelUpdate) -> CustomModel
 
 
 def delete(emu: Emulator, model_id: str) -> None:
-    _model(emu, model_id)
-    emu.store.delete(KIND, model_id)
+    with emu.store.transaction():
+        model = _model(emu, model_id)
+        deployed = int(model.doc.get("deploymentsCount") or 0)
+        if deployed:
+            # DataRobot keeps a deployed model: its deployments must go first (the Action checks
+            # customModelDeployments/ before it deletes a model, for this reason).
+            raise invalid(f"Custom model {model_id} is used by {deployed} deployment(s): delete them first")
+        emu.store.delete(KIND, model_id)
 
 
 # -- versions ------------------------------------------------------------------------------------
@@ -368,9 +379,12 @@ def _version_items(
 
 
 def _next_number(latest: Resource[CustomModelVersion] | None, is_major_update: str) -> tuple[int, int]:
-    major = latest.doc["versionMajor"] if latest else 0
-    minor = latest.doc["versionMinor"] if latest else 0
-    if is_major_update.lower() == "true":
+    """DataRobot's numbering: the first version is 1.0; a major update, or any version after a
+    frozen one (made into a model package), is the next major; otherwise the next minor."""
+    if latest is None:
+        return 1, 0
+    major, minor = latest.doc["versionMajor"], latest.doc["versionMinor"]
+    if is_major_update.lower() == "true" or latest.internal.get("packaged"):
         return major + 1, 0
     return major, minor + 1
 
@@ -469,7 +483,9 @@ def _version(emu: Emulator, model_id: str, version_id: str) -> Resource[CustomMo
 
 
 def render_version(emu: Emulator, resource: Resource[CustomModelVersion], latest_id: str) -> VersionResponse:
-    doc = VersionResponse(**resource.doc, isFrozen=resource.id != latest_id)
+    # Frozen: superseded, or made into a model package (which DataRobot freezes).
+    frozen = resource.id != latest_id or bool(resource.internal.get("packaged"))
+    doc = VersionResponse(**resource.doc, isFrozen=frozen)
     return shape(doc, emu.reference.schema("CustomModelVersionResponse"))
 
 

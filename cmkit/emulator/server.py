@@ -47,6 +47,12 @@ MAX_TOKEN_FILE_BYTES = 64 * 1024
 MAX_CONNECTIONS = 1000
 IDLE_TIMEOUT = 15
 CLEANUP_INTERVAL = 2
+# A client trickling a header byte every few seconds is never idle, so IDLE_TIMEOUT alone let it
+# hold a connection for ever (slow-loris). Headers are a few hundred bytes that any real client
+# sends at once: a request whose headers are not whole HEADER_DEADLINE seconds after its first
+# byte was seen has its connection closed. Bodies are not bounded this way: a large upload on a
+# slow link is legitimate.
+HEADER_DEADLINE = 30
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,7 @@ def run(options: EmulatorOptions, on_ready: Callable[[EmulatorReady], None], war
 
 def _listen(app: Any, options: EmulatorOptions) -> Any:
     try:
-        return waitress.create_server(  # type: ignore[attr-defined]  # public API, absent from the stubs
+        server = waitress.create_server(  # type: ignore[attr-defined]  # public API, absent from the stubs
             app,
             host=options.host,
             port=options.port,
@@ -181,6 +187,38 @@ def _listen(app: Any, options: EmulatorOptions) -> Any:
         raise InputError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}", hint="--port 0 picks a free port"
         ) from exc
+    bound_header_time(server, HEADER_DEADLINE)
+    return server
+
+
+def bound_header_time(server: Any, deadline: float) -> None:
+    """Close connections whose request headers are still unfinished `deadline` s after first seen.
+
+    Waitress calls `maintenance(now)` every cleanup interval on its own thread; this adds one
+    rule to it. It reads waitress's channel attributes (`active_channels`, a channel's partial
+    `request` and its `headers_finished`), the same ones its own idle rule reads. A partial
+    request is timed from the first sweep that sees it, so the bound is the deadline plus at
+    most one cleanup interval.
+    """
+    first_seen: dict[int, tuple[object, float]] = {}
+    idle_rule = server.maintenance
+
+    def maintenance(now: float) -> None:
+        idle_rule(now)
+        alive: dict[int, tuple[object, float]] = {}
+        for key, channel in list(server.active_channels.items()):
+            partial = getattr(channel, "request", None)
+            if partial is None or partial.headers_finished:
+                continue
+            seen, since = first_seen.get(key, (None, now))
+            since = since if seen is partial else now
+            alive[key] = (partial, since)
+            if now - since >= deadline:
+                channel.will_close = True
+        first_seen.clear()
+        first_seen.update(alive)
+
+    server.maintenance = maintenance
 
 
 def connection_limit() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,42 @@ class LogStore:
             return "".join(deque(handle, maxlen=lines))
 
 
+class Served:
+    """Model servers the emulator keeps running (deployments), by key; closed at stop.
+
+    Held in memory only: after a restart a deployment's server starts again when it is next
+    asked for a prediction.
+    """
+
+    def __init__(self) -> None:
+        self._servers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            return self._servers.get(key)
+
+    def put(self, key: str, server: Any) -> None:
+        """Keep `server` (anything with `close()`) under `key`, closing the one it replaces."""
+        with self._lock:
+            old = self._servers.pop(key, None)
+            self._servers[key] = server
+        if old is not None:
+            old.close()
+
+    def close(self, key: str) -> None:
+        with self._lock:
+            server = self._servers.pop(key, None)
+        if server is not None:
+            server.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()
+
+
 class Emulator:
     def __init__(self, settings: EmulatorSettings, engine: JobEngine, reference: Reference | None = None) -> None:
         self.settings = settings
@@ -85,10 +122,12 @@ class Emulator:
         self.logs = LogStore(self.store.path("logs"))
         self.jobs = JobRunner(settings.job_workers)
         self.digest = data_dir_digest(settings.data_dir)
+        self.served = Served()
 
     def stop(self, timeout: float = SHUTDOWN_GRACE) -> list[str]:
         """Cancel background jobs, wait for them to record it, close the store."""
         stuck = self.jobs.shutdown(timeout)
+        self.served.close_all()
         if stuck:
             LOG.warning("jobs still running at shutdown (recovered at next start): %s", ", ".join(stuck))
         self.store.close()

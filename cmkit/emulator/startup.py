@@ -7,14 +7,21 @@ port changes nothing on disk.
 
 from __future__ import annotations
 
-from cmkit.emulator import datasets, environments, featureimpact, leftovers, models, status, testing
+from cmkit.emulator import datasets, deployments, environments, featureimpact, leftovers, models, status, testing
 from cmkit.emulator.service import Emulator
 
 
 def start(emu: Emulator) -> Emulator:
     """Recover from an earlier run, then make sure the seeded environment exists."""
     leftovers.clean(emu)
-    recovers = (environments.recover, models.recover, testing.recover, datasets.recover, featureimpact.recover)
+    recovers = (
+        environments.recover,
+        models.recover,
+        testing.recover,
+        datasets.recover,
+        featureimpact.recover,
+        deployments.recover,
+    )
     for recover in recovers:
         recover(emu)
     status.recover_statuses(emu)

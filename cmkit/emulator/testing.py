@@ -232,15 +232,15 @@ def model_request(
     Tests and feature impact add what they run (`run`); the job engine adds its runtime. The API
     spells target types its own way (Regression, TextGeneration): the request takes DRUM's name.
     """
+    fields: dict[str, Any] = {"target_name": model.doc.get("targetName"), **run}
     return TestLocalConfig(
         bundle=models.materialize(emu, version, workdir / "bundle"),
         target_type=TargetType.from_api(model.doc["targetType"]).drum_name,
-        target_name=model.doc.get("targetName"),
         positive_class_label=model.doc.get("positiveClassLabel"),
         negative_class_label=model.doc.get("negativeClassLabel"),
         class_labels=model.doc.get("classLabels"),
         environment=environments.context_dir(emu, environment_version_id),
-        **run,
+        **fields,
     )
 
 
@@ -257,12 +257,22 @@ def _request(emu: Emulator, test: Resource[ModelTest]) -> TestLocalConfig:
     verification = None
     if isinstance(verification_id, str) and test.internal["configuration"].get(PREDICTION_VERIFICATION) != "skip":
         verification = copy_dataset(emu, verification_id, workdir / f"expected-{verification_id}.csv")
+    environment = {leftovers.MARKER_ENV: leftovers.marker(emu, test_id)}
+    target_name = model.doc.get("targetName")
+    run_target: dict[str, Any] = {}
+    if dataset is not None and target_name and target_name not in _header(dataset):
+        # DataRobot tests on a prediction dataset: its target column is dropped when present,
+        # not required. test-local requires a named target in its dataset, so the run names
+        # none; the model is still told its target, as DataRobot tells it (TARGET_NAME).
+        run_target["target_name"] = None
+        environment["TARGET_NAME"] = target_name
     return model_request(
         emu,
         model,
         version,
         workdir,
         doc["executionEnvironmentVersion"]["id"],
+        **run_target,
         dataset=dataset,
         checks=dict(test.internal["configuration"]),
         parameters=parameters,
@@ -271,7 +281,7 @@ def _request(emu: Emulator, test: Resource[ModelTest]) -> TestLocalConfig:
         network_egress=doc.get("networkEgressPolicy") or "PUBLIC",
         # The emulator's marker, which lets the next start find a server that outlived a killed
         # emulator (leftovers.py), on top of the contract's variables.
-        server_environment={leftovers.MARKER_ENV: leftovers.marker(emu, test_id)},
+        server_environment=environment,
     )
 
 

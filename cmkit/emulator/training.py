@@ -34,7 +34,7 @@ from cmkit.emulator.bodies import (
 from cmkit.emulator.common import now
 from cmkit.emulator.documents import CustomModel, CustomModelVersion, VersionResponse
 from cmkit.emulator.errors import ErrorResponse, invalid
-from cmkit.emulator.http import Query, Routes, accepted, api_url, checked_body, json_response
+from cmkit.emulator.http import Query, Routes, accepted, checked_body
 from cmkit.emulator.service import Emulator
 from cmkit.emulator.status import create_status, set_status
 from cmkit.emulator.store import Resource
@@ -134,6 +134,9 @@ def http_assign_training_data(emu: Emulator, query: Query, customModelId: str) -
 def http_version_with_training_data(emu: Emulator, query: Query, customModelId: str) -> Response:
     body = checked_body(DeprecatedCustomModelVersionTrainingDataUpdate)
     version = version_with_training_data(emu, customModelId, body)
-    # The version exists already; its Location is where the assignment is followed.
-    location = api_url(f"customModels/{customModelId}/versions/{version['id']}/")
-    return json_response(version, 202, {"Location": location})
+    # The reference words this as `PATCH trainingData/`: the Location is a status to poll (the
+    # Action polls it for `status`), which redirects to the new version once COMPLETED. The
+    # version exists already, so the status is born completed.
+    status_id = create_status(emu, f"Training data of custom model {customModelId}", "trainingData")
+    set_status(emu, status_id, "COMPLETED", location=f"customModels/{customModelId}/versions/{version['id']}/")
+    return accepted(version, status_id)

@@ -40,7 +40,9 @@ def check_dataset(
     target = model.doc.get("targetName")
     if target and TargetType.from_api(model.doc["targetType"]).has_target and target not in header:
         raise invalid(
-            f"Dataset {dataset_id} is incompatible with custom model {model.id}: it has no target column {target!r}",
+            # DataRobot's wording, which the Action's tests match.
+            f"Custom model's target is not found in the provided dataset: dataset {dataset_id} "
+            f"has no column {target!r} (custom model {model.id})",
             {"datasetId": f"has no column {target}"},
         )
     if partition_column and partition_column not in header:

@@ -39,3 +39,22 @@ def test_the_main_commands_show_examples() -> None:
     for name in ("test-local", "predict", "init"):
         shown = CliRunner().invoke(main, [*name.split(), "--help"], terminal_width=100).output
         assert "Examples:\n    cmkit " + name in shown, name
+
+
+def test_every_command_shows_examples() -> None:
+    for name, command in commands(main):
+        if not isinstance(command, click.Group):
+            shown = CliRunner().invoke(main, [*name.split(), "--help"], terminal_width=100).output
+            assert "Examples:\n    cmkit " in shown or "Examples:\n    CMKIT_" in shown, name
+
+
+def test_long_option_lists_are_grouped_in_sections() -> None:
+    shown = CliRunner().invoke(main, ["test-local", "--help"], terminal_width=80).output
+    sections = [line[:-1] for line in shown.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert sections[-5:] == ["Target", "Data and checks", "Server", "DataRobot", "Output"]
+    target = shown.split("\nTarget:\n")[1].split("\n\n")[0]
+    assert "--class-labels-file" in target and "--dataset" not in target
+    assert "-h, --help" in shown.split("\nOutput:\n")[1]
+    assert "Options:" not in shown  # every option of test-local has its section
+    short = CliRunner().invoke(main, ["init", "--help"], terminal_width=80).output
+    assert "\nOptions:\n" in short and "\nTarget:\n" not in short  # a short list stays whole

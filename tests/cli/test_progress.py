@@ -149,9 +149,9 @@ def test_terminal_upload_bar_shows_sizes_and_stays_after_the_upload(terminal: Te
     assert "  uploading: " not in text  # no plain lines on a terminal
 
 
-def test_terminal_build_bar_counts_steps_and_goes_away(terminal: Terminal) -> None:
+def test_terminal_build_steps_are_one_line_each_with_their_time(terminal: Terminal) -> None:
     out, stream = console_on(terminal)
-    with ConsoleEvents(show_build_output=False, out=out) as events:
+    with ConsoleEvents(out=out) as events:  # the build output is hidden on a terminal without --verbose
         line = build_log(events, "building")
         for text in STEPS:
             line(text)
@@ -161,9 +161,39 @@ def test_terminal_build_bar_counts_steps_and_goes_away(terminal: Terminal) -> No
     stream.close()
     raw = terminal.raw()
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert "building" in text and "2/3 steps" in text and BAR in text
+    finished = re.findall(r"  · (building \d/3: [^\r\n]*?) \d+\.\ds", text)
+    assert finished == ["building 1/3: FROM python:3.11-slim", "building 2/3: COPY . /x", "building 3/3: LABEL a=b"]
+    assert "0123456789ab" not in text  # the raw output ("---> id") is not shown
+    assert "steps" not in text and BAR not in text  # no "2/3 steps" bar while step 3 runs
     assert "starting cmkit-code:abc" in text and "dependency build: processing" in text
-    assert raw.count("\x1b[?25l") == raw.count("\x1b[?25h") == 2  # each bar hides the cursor and gives it back
+    assert raw.count("\x1b[?25l") == raw.count("\x1b[?25h")  # each spinner gives the cursor back
+
+
+def test_verbose_shows_the_build_output_on_a_terminal(terminal: Terminal) -> None:
+    out, stream = console_on(terminal)
+    with ConsoleEvents(out=out, verbose=True) as events:
+        line = build_log(events, "building")
+        for text in STEPS:
+            line(text)
+    stream.close()
+    assert "0123456789ab" in terminal.text()
+
+
+def test_checks_are_a_passing_spinner_on_a_terminal_and_a_line_each_otherwise(terminal: Terminal) -> None:
+    from cmkit.checks.results import CheckResult
+
+    out, stream = console_on(terminal)
+    with ConsoleEvents(out=out) as events:
+        events.check_started("errorCheck")
+        events.check("errorCheck", CheckResult("succeeded", "200 for 10 rows"))
+    stream.close()
+    text = terminal.text()
+    assert "running errorCheck" in text and "200 for 10 rows" not in text  # the table shows it, once
+    buffer = io.StringIO()
+    with ConsoleEvents(out=Console(file=buffer, width=200)) as events:
+        events.check_started("errorCheck")
+        events.check("errorCheck", CheckResult("succeeded", "200 for 10 rows"))
+    assert buffer.getvalue().splitlines() == ["> running errorCheck", "  errorCheck: succeeded 200 for 10 rows"]
 
 
 # --- end to end: `cmkit push` against the emulator ----------------------------------------------
@@ -242,4 +272,21 @@ def test_test_local_draws_a_build_bar_on_a_terminal(docker_client: object, tmp_p
     text = terminal.text()
     assert process.returncode == 0, text
     assert json.loads(process.stdout)["details"]["image"]["code"]["cached"] is False
-    assert "building" in text and BAR in text and re.search(r"\d/\d steps", text)
+    assert re.search(r"· building \d+/\d+: \S.* \d+\.\ds", text)  # one line per build step, with its time
+
+
+def test_counted_progress_is_not_shown_as_bytes(terminal: Terminal) -> None:
+    from cmkit.events import ITEMS
+
+    out, stream = console_on(terminal)
+    with ConsoleEvents(out=out) as events:
+        for done in range(11):
+            events.progress("feature impact", done, 10, ITEMS)
+    stream.close()
+    text = terminal.text()
+    assert "10/10" in text and "bytes" not in text and "/s" not in text
+    buffer = io.StringIO()
+    with ConsoleEvents(out=Console(file=buffer, width=200)) as events:
+        for done in range(11):
+            events.progress("feature impact", done, 10, ITEMS)
+    assert buffer.getvalue().splitlines()[-1] == "  feature impact: 10 of 10 (100%)"

@@ -213,6 +213,23 @@ def test_a_push_names_the_version_its_build_and_test(shown: Shown, tmp_path: Pat
     assert "model m1 version v2 (v2.0): 3 file(s), 3.0 MiB; build failed; https://example.invalid/model/m1" in text
 
 
+def test_a_failed_dependency_build_is_one_diagnosis_in_the_text_and_in_json(shown: Shown, tmp_path: Path) -> None:
+    log = (
+        "Step 5/8 : RUN pip install -r requirements.txt\n"
+        "ERROR: Could not find a version that satisfies the requirement scikit-learn==99.0.0 "
+        "(from versions: 1.5.0, 1.6.0)\n"
+        "ERROR: No matching distribution found for scikit-learn==99.0.0"
+    )
+    result = PushResult(dry_run_plan(tmp_path).plan, build_status="failed", build_log_tail=log)
+    found = result.diagnosis()
+    assert found is not None and result.to_dict()["diagnosis"] == found.to_dict()
+    render.push_result(result)
+    text = shown()
+    assert "dependency build failed" in text and "last log lines" not in text
+    assert found.line() in text.replace("\n", " ") or found.problem in text
+    assert PushResult(dry_run_plan(tmp_path / "other").plan).to_dict()["diagnosis"] is None
+
+
 def test_env_push_says_uploaded_or_up_to_date_and_shows_a_failed_build(shown: Shown) -> None:
     render.environment_result(EnvironmentPushResult("e1", "ev1", True, False, "failed", "no base image", 2048))
     render.environment_result(EnvironmentPushResult("e1", "ev1", False, True, "success"))
@@ -234,6 +251,22 @@ def test_prune_lists_each_object_and_counts_them(shown: Shown) -> None:
 
     render.prune_result(PruneResult(PruneOptions(dry_run=True), []))
     assert "would remove 0 container(s), 0 image(s) and 0 cache entries; kept 0" in shown()
+
+
+def test_prune_fits_80_columns_without_losing_a_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = io.StringIO()
+    monkeypatch.setattr(render, "console", Console(file=buffer, width=80, highlight=False))
+    wheel = "/root/.cache/cmkit/wheels/scikit_learn-1.9.1-cp311-cp311-manylinux_2_28_x86_64.whl"
+    objects = [
+        Pruned("image", "sha256:" + "a" * 64, "cmkit-code:10ae7748e28d-6da7ec1e9dbf", 0.0, "code image", size=5 << 20),
+        Pruned("wheel", wheel, wheel, 0.0, "older than 7d", size=13 << 20, kept="in use"),
+    ]
+    render.prune_result(PruneResult(PruneOptions(dry_run=True), objects))
+    lines = buffer.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in buffer.getvalue()
+    assert lines[0].split() == ["action", "kind", "name", "age", "size", "why"]
+    assert "aaaaaaaaaaaa" in buffer.getvalue() and "13.0 MiB" in buffer.getvalue()
+    assert "/root/.cache/" in buffer.getvalue() and ".whl" in buffer.getvalue()  # the path, folded, not cut
 
 
 def test_emulator_ready_prints_the_endpoint_token_and_environment(shown: Shown) -> None:

@@ -241,6 +241,178 @@ class ActionClient:
         if response.status_code != 204:
             raise ActionError(f"Failed to delete custom model: {response.text}")
 
+    def delete_dataset(self, dataset_id: str) -> None:
+        if self.delete(f"datasets/{dataset_id}/").status_code != 204:
+            raise ActionError(f"Failed deleting dataset id '{dataset_id}'")
+
+    def update_model_version_with_training_data(self, model_id: str, dataset_id: str, git: dict[str, Any]) -> Any:
+        payload = {"trainingData": {"datasetId": dataset_id}, "holdoutData": {}, "gitModelVersion": git}
+        response = self.patch(f"customModels/{model_id}/versions/withTrainingData", json_body=payload)
+        if response.status_code != 202:
+            raise ActionError(f"Failed to assign training data: {response.status_code} {response.text}")
+        location = self.wait_for_async_resolution(response.headers["Location"])
+        return self.get(location, raw=True).json()
+
+    # -- the model registry (DrClient's registered model methods) ---------------------------------
+    def get_registered_model_by_name(self, name: str) -> dict[str, Any] | None:
+        items = self.paginated_fetch("registeredModels/", params={"search": name})
+        return next((item for item in items if item["name"] == name), None)
+
+    def create_or_update_registered_model(self, version_id: str, name: str) -> str:
+        registered = self.get_registered_model_by_name(name)
+        registered_id = registered["id"] if registered else None
+        if registered_id:
+            versions = self.paginated_fetch(f"registeredModels/{registered_id}/versions/")
+            existing = next((v["id"] for v in versions if v["modelId"] == version_id), None)
+            if existing:
+                return str(existing)
+        package = self.create_model_package(version_id, None if registered_id else name, registered_id)
+        return str(package["id"])
+
+    def update_registered_model(self, name: str, description: str | None, is_global: bool | None) -> None:
+        registered = self.get_registered_model_by_name(name)
+        if registered is None:
+            raise ActionError(f"Failed to find registered model by name: {name}")
+        payload: dict[str, Any] = {}
+        if description is not None and description != registered["description"]:
+            payload["description"] = description
+        if is_global is not None and is_global != registered.get("isGlobal"):
+            payload["isGlobal"] = is_global
+        if payload and self.patch(f"registeredModels/{registered['id']}/", json_body=payload).status_code != 200:
+            raise ActionError("Failed to update registered model properties")
+
+    def create_model_package(
+        self, version_id: str, registered_name: str | None = None, registered_id: str | None = None
+    ) -> dict[str, Any]:
+        payload = {"customModelVersionId": version_id}
+        if registered_name:
+            payload["registeredModelName"] = registered_name
+        if registered_id:
+            payload["registeredModelId"] = registered_id
+        response = self.post("modelPackages/fromCustomModelVersion/", json_body=payload)
+        if response.status_code != 201:
+            raise ActionError(f"Failed creating model's package: {response.status_code} {response.text}")
+        self.wait_for_async_resolution(response.headers["Location"])
+        return dict(response.json())
+
+    # -- deployments (DrClient's deployment methods) -----------------------------------------------
+    def fetch_deployments(self) -> list[dict[str, Any]]:
+        deployments = self.paginated_fetch("deployments/")
+        return [d for d in deployments if (d.get("userProvidedId") or "").startswith(NAMESPACE)]
+
+    def fetch_deployment_by_git_id(self, git_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.fetch_deployments() if d["userProvidedId"] == NAMESPACE + git_id), None)
+
+    def prediction_environment_id(self, name: str | None = None) -> str:
+        url = "predictionEnvironments/?supportedModelFormats=customModel" + (f"&search={name}" if name else "")
+        environments = self.paginated_fetch(url)
+        if not environments:
+            raise ActionError("Prediction environment is missing")
+        return str(environments[0]["id"])
+
+    def create_deployment(self, version: dict[str, Any], git_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+        package = self.create_model_package(version["id"])
+        payload = {
+            "userProvidedId": NAMESPACE + git_id,
+            "modelPackageId": package["id"],
+            "label": settings.get("label") or f"{package['target']['name']} Predictions [GitHub CI/CD]",
+            "predictionEnvironmentId": self.prediction_environment_id(),
+        }
+        response = self.post("deployments/fromModelPackage/", json_body=payload)
+        if response.status_code != 202:
+            raise ActionError(f"Failed creating a deployment: {response.status_code} {response.text}")
+        deployment_id = response.json()["id"]
+        try:
+            location = self.wait_for_async_resolution(response.headers["Location"])
+        except ActionError as exc:
+            persistent = self.get(f"customModelDeployments/{deployment_id}/logs/")
+            raise ActionError(f"A background job failed: {exc}\n{persistent.text}") from exc
+        runtime = self.post(f"customModelDeployments/{deployment_id}/logs/")
+        if runtime.status_code == 202:
+            text = self.get(self.wait_for_async_resolution(runtime.headers["Location"]), raw=True).text
+            if "WARNING" in text or "ERROR" in text:
+                raise ActionError(f"A deployment reported a warning or an error: {text}")
+        deployment = dict(self.get(location, raw=True).json())
+        deployment, _ = self.update_deployment_settings(deployment, settings)
+        return deployment
+
+    def update_deployment_settings(
+        self, deployment: dict[str, Any], settings: dict[str, Any], actual: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        updated = False
+        entity = {k: settings[k] for k in ("label", "description") if k in settings and settings[k] != deployment[k]}
+        if entity:
+            response = self.patch(f"deployments/{deployment['id']}/", json_body=entity)
+            if response.status_code != 204:
+                raise ActionError(f"Failed to update deployment: {response.text}")
+            deployment, updated = {**deployment, **entity}, True
+        payload: dict[str, Any] = {}
+        for section in ("targetDrift", "featureDrift", "challengerModels", "predictionsDataCollection"):
+            if section in settings and settings[section] != bool(actual and actual[section]["enabled"]):
+                payload[section] = {"enabled": settings[section]}
+        if "associationId" in settings and (
+            actual is None or actual["associationId"]["columnNames"] != [settings["associationId"]]
+        ):
+            payload["associationId"] = {"columnNames": [settings["associationId"]]}
+        if payload:
+            response = self.patch(f"deployments/{deployment['id']}/settings/", json_body=payload)
+            if response.status_code != 202:
+                raise ActionError(f"Failed to update deployment settings: {response.status_code} {response.text}")
+            location = self.wait_for_async_resolution(response.headers["Location"])
+            deployment, updated = dict(self.get(location, raw=True).json()), True
+        return deployment, updated
+
+    def fetch_deployment_settings(self, deployment_id: str) -> dict[str, Any]:
+        response = self.get(f"deployments/{deployment_id}/settings/")
+        if response.status_code != 200:
+            raise ActionError(f"Failed to fetch deployment settings: {response.text}")
+        return dict(response.json())
+
+    def submit_deployment_actuals(self, deployment: dict[str, Any], dataset_id: str) -> Any:
+        payload = {"datasetId": dataset_id, "actualValueColumn": "y", "associationIdColumn": "a"}
+        response = self.post(f"deployments/{deployment['id']}/actuals/fromDataset/", json_body=payload)
+        if response.status_code != 202:
+            raise ActionError(f"Failed to update association dataset: {response.text}")
+        return self.get(self.wait_for_async_resolution(response.headers["Location"]), raw=True).json()
+
+    def validate_model_compatibility(self, package_id: str, deployment_id: str) -> None:
+        response = self.post(f"deployments/{deployment_id}/model/validation/", json_body={"modelPackageId": package_id})
+        if response.status_code != 200 or response.json()["status"] == "failing":
+            raise ActionError(f"A deployment's model validation failed: {response.text}")
+
+    def replace_model_deployment(self, version: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
+        package = self.create_model_package(version["id"])
+        self.validate_model_compatibility(package["id"], deployment["id"])
+        payload = {"modelPackageId": package["id"], "reason": "ERRORS"}
+        response = self.patch(f"deployments/{deployment['id']}/model/", json_body=payload)
+        if response.status_code != 202:
+            raise ActionError(f"Failed to replace a model in a deployment: {response.text}")
+        return dict(self.get(self.wait_for_async_resolution(response.headers["Location"]), raw=True).json())
+
+    def create_challenger(self, version: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
+        package = self.create_model_package(version["id"])
+        self.validate_model_compatibility(package["id"], deployment["id"])
+        payload = {
+            "modelPackageId": package["id"],
+            "name": package["name"],
+            "predictionEnvironmentId": self.prediction_environment_id(),
+        }
+        response = self.post(f"deployments/{deployment['id']}/challengers/", json_body=payload)
+        if response.status_code != 202:
+            raise ActionError(f"Failed to submit a challenger: {response.text}")
+        return dict(self.get(self.wait_for_async_resolution(response.headers["Location"]), raw=True).json())
+
+    def fetch_challengers(self, deployment_id: str) -> list[dict[str, Any]]:
+        response = self.get(f"deployments/{deployment_id}/challengers/")
+        if response.status_code != 200:
+            raise ActionError(f"Failed to fetch deployment challengers: {response.text}")
+        return list(response.json()["data"])
+
+    def delete_deployment_by_id(self, deployment_id: str) -> None:
+        response = self.delete(f"deployments/{deployment_id}/")
+        if response.status_code != 204:
+            raise ActionError(f"Failed to delete deployment: {response.text}")
+
 
 # The Action's model.yaml `test.checks` section, and how it turns it into the request
 # (DrClient._build_tests_configuration / _build_tests_parameters, percentages / 100).
@@ -558,8 +730,98 @@ def test_bad_later_check_settings_are_refused(action: ActionClient, emulator: Em
     assert action.fetch_custom_model_tests(made["model"]["id"]) == []  # nothing was started
 
 
-def test_custom_model_deployments_is_an_empty_page(emulator: Emulator) -> None:
-    response = emulator.session().get(emulator.url("customModelDeployments/"), params={"limit": 5})
+def test_custom_model_deployments_of_a_model_without_any_is_an_empty_page(emulator: Emulator) -> None:
+    absent = {"limit": 5, "customModelIds": "0" * 24}
+    response = emulator.session().get(emulator.url("customModelDeployments/"), params=absent)
     assert response.status_code == 200
     assert response.json() == {"count": 0, "totalCount": 0, "next": None, "previous": None, "data": []}
     assert emulator.session().get(emulator.url("customModelDeployments/"), params={"limit": "x"}).status_code == 422
+
+
+# -- the Action's deployment runs (DeploymentController), as its functional suite drives them -----
+
+
+def test_deployment_created_configured_challenged_replaced_and_deleted(
+    action: ActionClient, emulator: Emulator, bundle: Path
+) -> None:
+    env_id = str(emulator.info["environmentId"])
+    made = sync(action, env_id, bundle, "model-deployed", git_version("e1"), {"name": "deployed"})
+    actuals_id = action.upload_dataset(bundle / "data" / "sample.csv")
+    settings: dict[str, Any] = {"description": "a deployment", "associationId": "a", "challengerModels": True}
+    settings["predictionsDataCollection"] = True
+    # DeploymentController.create_deployment: the deployment, its actuals, its settings.
+    deployment = action.create_deployment(made["latest"], "deployment-1", settings)
+    action.submit_deployment_actuals(deployment, actuals_id)
+    deployment, _ = action.update_deployment_settings(
+        deployment, settings, action.fetch_deployment_settings(deployment["id"])
+    )
+    found = action.fetch_deployment_by_git_id("deployment-1")
+    assert found is not None and found["id"] == deployment["id"] and found["description"] == "a deployment"
+    image = found["model"]["customModelImage"]
+    assert (image["customModelId"], image["customModelVersionId"]) == (made["model"]["id"], made["latest"]["id"])
+    actual = action.fetch_deployment_settings(deployment["id"])
+    assert actual["associationId"]["columnNames"] == ["a"] and actual["challengerModels"]["enabled"] is True
+    # Nothing changed: the Action's next run sends nothing.
+    assert action.update_deployment_settings(found, settings, actual) == (found, False)
+    # A changed label and drift: the entity (204) and the settings (202) are both updated.
+    changed = {**settings, "label": "new label", "targetDrift": True}
+    updated, did = action.update_deployment_settings(found, changed, actual)
+    assert did and updated["label"] == "new label"
+    assert action.fetch_deployment_settings(deployment["id"])["targetDrift"]["enabled"] is True
+
+    # A new version of a packaged (frozen) version is a major one; with challengers enabled the
+    # Action submits it as a challenger, once: the champion is listed first.
+    newer = sync(action, env_id, bundle, "model-deployed", git_version("e2"), {"name": "deployed"}, new_files=True)
+    assert (newer["latest"]["versionMajor"], newer["latest"]["versionMinor"]) == (2, 0)
+    assert action.fetch_challengers(deployment["id"])[-1]["model"]["id"] == made["latest"]["id"]
+    action.create_challenger(newer["latest"], found)
+    challengers = action.fetch_challengers(deployment["id"])
+    assert len(challengers) == 2 and challengers[-1]["model"]["id"] == newer["latest"]["id"]
+
+    # Challengers disabled: the model is replaced by the latest version.
+    replaced = action.replace_model_deployment(newer["latest"], found)
+    assert replaced["model"]["customModelImage"]["customModelVersionId"] == newer["latest"]["id"]
+
+    # ModelController.handle_deleted_models: a deployed model is not deleted.
+    in_use = action.fetch_custom_model_deployments([made["model"]["id"]])
+    assert [d["customModel"]["id"] for d in in_use] == [made["model"]["id"]]
+    # DeploymentController.handle_deleted_deployments, then the model can go.
+    action.delete_deployment_by_id(deployment["id"])
+    assert action.fetch_deployment_by_git_id("deployment-1") is None
+    assert action.fetch_custom_model_deployments([made["model"]["id"]]) == []
+    action.delete_custom_model_by_model_id(made["model"]["id"])
+    action.delete_dataset(actuals_id)
+
+
+def test_deployment_of_a_model_that_fails_reports_the_error(
+    action: ActionClient, emulator: Emulator, bundle: Path
+) -> None:
+    env_id = str(emulator.info["environmentId"])
+    broken = write_flask_bundle(
+        bundle.parent / "broken-start", start_script="#!/bin/sh\necho ERROR: no model >&2\nexit 3\n"
+    )
+    made = sync(action, env_id, broken, "model-broken", git_version("f1"), {"name": "broken"})
+    with pytest.raises(ActionError, match="ERROR"):
+        action.create_deployment(made["latest"], "deployment-broken", {})
+
+
+def test_registered_model_training_data_and_dataset_deletion(
+    action: ActionClient, emulator: Emulator, bundle: Path
+) -> None:
+    env_id = str(emulator.info["environmentId"])
+    made = sync(action, env_id, bundle, "model-registered", git_version("r1"), {"name": "registered"})
+    first = action.create_or_update_registered_model(made["latest"]["id"], "registered_model")
+    assert action.create_or_update_registered_model(made["latest"]["id"], "registered_model") == first
+    action.update_registered_model("registered_model", "described", True)
+    registered = action.get_registered_model_by_name("registered_model")
+    assert registered is not None and registered["description"] == "described" and registered["isGlobal"] is True
+
+    # Training data at the version level: withTrainingData's Location is a status to poll.
+    model = action.update_model(made["model"]["id"], {"isTrainingDataForVersionsPermanentlyEnabled": True})
+    dataset_id = action.upload_dataset(bundle / "data" / "sample.csv")
+    version = action.update_model_version_with_training_data(model["id"], dataset_id, git_version("r2"))
+    assert version["trainingData"]["datasetId"] == dataset_id
+    assert (version["versionMajor"], version["versionMinor"]) == (2, 0)  # the packaged 1.0 is frozen
+    action.delete_dataset(dataset_id)
+    with pytest.raises(ActionError):
+        action.delete_dataset(dataset_id)

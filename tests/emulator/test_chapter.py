@@ -85,7 +85,7 @@ def test_model_training_data_assignment(emulator: Emulated, api: requests.Sessio
     url = emulator.url(f"customModels/{model['id']}/trainingData/")
     without_target = dataset_id(emulator, api, b"a,b\n1,2\n")
     refused = api.patch(url, json={"datasetId": without_target})
-    assert refused.status_code == 422 and "target column" in refused.json()["message"]
+    assert refused.status_code == 422 and "target is not found in the provided dataset" in refused.json()["message"]
     assert api.patch(url, json={"datasetId": ABSENT}).status_code == 404
     good = dataset_id(emulator, api, (bundle / "data" / "train.csv").read_bytes())
     assert api.patch(url, json={"datasetId": good, "partitionColumn": "nope"}).status_code == 422

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cmkit.cli import main
@@ -60,3 +61,61 @@ def test_classifier_columns_are_drums() -> None:
     frame = as_drum_frame([[0.25, 0.75]], binary)  # errorCheck's values: in the target's label order
     assert frame.to_dict(orient="records") == [{"no": 0.75, "yes": 0.25}]
     assert drum_columns(Target("multiclass", ("a", "b", "c"))) == ["a", "b", "c"]
+
+
+def test_predict_reuses_the_server_cmkit_serve_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmkit.predict import predict_bundle
+    from cmkit.serve import serve_bundle
+    from cmkit.testlocal import TestLocalConfig
+    from cmkit.warmserver import find_warm_server, notes_dir
+
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1.0,2\n")
+    config = TestLocalConfig(bundle, runtime="process", startup_timeout=10)
+    session = serve_bundle(config, startup_timeout=10)
+    try:
+        warm = predict_bundle(config, rows)
+        assert warm.warm_server == session.url and warm.ok
+        assert float(warm.predictions["Predictions"][0]) == linear_prediction("1.0", "2")  # type: ignore[index]
+        assert session.server.exit_info() is None  # left running for its serve
+        assert predict_bundle(config, rows, reuse=False).warm_server is None
+        other = TestLocalConfig(bundle, runtime="process", startup_timeout=10, target_type="anomaly")
+        assert predict_bundle(other, rows).warm_server is None  # other variables: another server
+        (bundle / "behaviour.txt").write_text("good\n")  # saved since the server loaded it
+        assert predict_bundle(config, rows).warm_server is None
+    finally:
+        session.close()
+    assert not list(notes_dir().glob("*.json"))  # the note goes with the server
+    assert find_warm_server(bundle, {}) is None
+
+
+def test_a_note_whose_serve_is_gone_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import subprocess
+
+    from cmkit.warmserver import contract_digest, find_warm_server, fingerprint, notes_dir
+
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    bundle = write_quick_bundle(tmp_path / "bundle").resolve()
+    finished = subprocess.Popen(["true"])  # a pid whose process has ended
+    finished.wait()
+
+    notes_dir().mkdir(parents=True)
+    note = notes_dir() / f"{hashlib.sha256(str(bundle).encode()).hexdigest()[:16]}-{finished.pid}.json"
+    note.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "bundle": str(bundle),
+                "url": "http://127.0.0.1:9/m",
+                "urlPrefix": "/m",
+                "runtime": "process",
+                "pid": finished.pid,
+                "contract": contract_digest({}),
+                "fingerprint": fingerprint(bundle),
+            }
+        )
+    )
+    assert find_warm_server(bundle, {}) is None and not note.exists()

@@ -116,7 +116,12 @@ def test_edits_rerun_the_checks_and_a_broken_metadata_edit_is_carried_to_the_nex
     assert watch.live.server is None  # the watch's end removed its server
 
 
-def test_serve_brings_each_edit_to_the_server_and_says_when_it_answers(tmp_path: Path) -> None:
+def test_serve_brings_each_edit_to_the_server_and_says_when_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cmkit.warmserver import find_warm_server
+
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
     bundle = write_quick_bundle(tmp_path / "bundle")
     (bundle / "model-metadata.yaml").write_text("name: quick\ntype: inference\n")  # serve needs no target
     stop = threading.Event()
@@ -125,8 +130,12 @@ def test_serve_brings_each_edit_to_the_server_and_says_when_it_answers(tmp_path:
     watch = Watch(config, Events(), stop, on_server=started.append, serve_only=True)
     served: list[dict[str, Any]] = []
 
+    warm: list[str | None] = []  # what `cmkit predict` would find after each change
+
     def on_ready(serving: Serving) -> None:
         served.append(serving.to_dict())
+        found = find_warm_server(bundle, watch.settings.contract)
+        warm.append(found.url + "/" if found else None)
         if len(served) == 1:
             edit(bundle / "behaviour.txt", "crash_at_start\n")
         elif len(served) == 2:
@@ -144,6 +153,8 @@ def test_serve_brings_each_edit_to_the_server_and_says_when_it_answers(tmp_path:
     assert back["ready"] and back["url"] == first["url"] and back["message"] is None
     assert back["watch"]["secondsSinceSave"] > 0 and "total" not in back["watch"]["durations"]
     assert len(started) == 3  # serve streams the logs of each server started
+    assert warm == [first["url"], None, back["url"]]  # a server that does not answer is not offered
+    assert find_warm_server(bundle, watch.settings.contract) is None  # the note went with the watch
 
 
 def test_a_server_that_cannot_start_is_a_failed_run_not_an_error(tmp_path: Path) -> None:
