@@ -1086,6 +1086,11 @@ def prune_command(
     help="What the model predicts (prompted for when stdin is a terminal).",
 )
 @click.option("--template", default="python", show_default=True, help="Bundle template in templates/bundles/.")
+@click.option(
+    "--language",
+    type=click.Choice(["python", "r"]),
+    help="r: custom.R hooks, served in R (regression, binary, multiclass, unstructured); the r template.",
+)
 @click.option("--name", help="Model name in model-metadata.yaml (default: the folder's name).")
 @click.option("--target-name", help="Target column name (default: the sample data's).")
 @click.option("--positive-class-label", help='Binary: the positive class (default "1").')
@@ -1096,6 +1101,7 @@ def init_command(
     directory: str,
     target_type: str | None,
     template: str,
+    language: str | None,
     name: str | None,
     target_name: str | None,
     positive_class_label: str | None,
@@ -1104,12 +1110,13 @@ def init_command(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Write a new model bundle into DIRECTORY: hooks (custom.py), example model, metadata, sample data.
+    """Write a new model bundle into DIRECTORY: hooks (custom.py, or custom.R), example model, metadata, sample data.
 
     \b
     Examples:
       cmkit init my_model --target-type binary
       cmkit init churn --target-type multiclass --class-labels low,mid,high
+      cmkit init prices --language r --target-type regression
     """
     from pathlib import Path
 
@@ -1127,7 +1134,9 @@ def init_command(
         negative_class_label=negative_class_label,
         class_labels=class_labels or (),
     )
-    result = init_bundle(directory, spec, template=template, force=force)
+    if language is not None and template not in ("python", language):
+        raise InputError(f"--language {language} and --template {template} name two templates", hint="pass one")
+    result = init_bundle(directory, spec, template=language or template, force=force)
     _finish(as_json, result.to_dict(), lambda: render.init_result(result), False, show_with_json=False)
 
 

@@ -33,6 +33,7 @@ from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata, validate
 from cmkit.modeldefs import definitions_for, disagreements
 from cmkit.paths import cache_dir, default_environment_dir
 from cmkit.requirements import REQUIREMENTS_FILE, DependencyReport, parse_requirements_text, read_text_file
+from cmkit.rlint import read_r_source
 from cmkit_runtime.formats import (
     ARTIFACT,
     ARTIFACT_PACKAGES,
@@ -41,10 +42,14 @@ from cmkit_runtime.formats import (
     DRUM_HOOKS,
     HOOK_FILE,
     OTHER_ARTIFACTS,
+    R_HOOK_FILES,
     SCORE_UNSTRUCTURED,
     SUPPORTED_ARTIFACTS,
     artifacts_in,
     format_of,
+    is_r_bundle,
+    r_artifacts_in,
+    r_hook_file,
 )
 from cmkit_runtime.target_types import TargetType
 
@@ -254,6 +259,8 @@ def _hook_names(root: Path) -> tuple[set[str] | None, list[Finding]]:
 
 def _check_model_without_script(root: Path) -> list[Finding]:
     """Without start_server.sh the environment's runtime serves the bundle: it needs hooks or an artifact."""
+    if is_r_bundle(root):
+        return _check_r_model(root)
     names, findings = _hook_names(root)
     if findings:
         return []  # custom.py does not parse: _check_python_files reports it, with or without a script
@@ -281,6 +288,54 @@ def _check_model_without_script(root: Path) -> list[Finding]:
             f"(DRUM), or one artifact ({', '.join(SUPPORTED_ARTIFACTS)}) (cmkit init writes a working bundle)",
         )
     ]
+
+
+def _check_r_model(root: Path) -> list[Finding]:
+    """An R model (custom.R, .rds; cmkit_runtime/rmodels.py): custom.R parses (R's parser when R is
+    installed), and its hooks and artifacts give the runtime a model to serve for its target type."""
+    hook_file = r_hook_file(root)
+    source = read_r_source(root / hook_file) if hook_file else None
+    if hook_file and source and source.error:
+        return [Finding(hook_file, "r-syntax", f"{hook_file} does not parse: {source.error}", source.error_line)]
+    defined = source.defined if source else frozenset()
+    try:
+        meta = load_metadata(root)
+    except InputError:
+        meta = None  # reported by metadata-yaml
+    target_type = TargetType.served_named(meta.target_type if meta else None)
+    unstructured = bool(target_type and target_type.unstructured)
+    findings = [
+        Finding(
+            START_SCRIPT,
+            "start-script-provided",
+            "no start_server.sh: an R model (custom.R hooks or an .rds), served in R by the environment's start "
+            "script (cmkit's r environment, DataRobot's R drop-in); requirements.txt names R packages",
+            severity="note",
+        )
+    ]
+    if hook_file and source and not source.parsed_by_r:
+        message = f"R is not installed here: {hook_file}'s syntax is not checked (its hooks were found by a line scan)"
+        findings.append(Finding(hook_file, "r-not-parsed", message, severity="note"))
+    artifacts = r_artifacts_in(root)
+    if "load_model" in defined:
+        return findings + _r_type_hooks(hook_file, defined, unstructured)
+    if len(artifacts) > 1:
+        names = ", ".join(p.name for p in artifacts)
+        findings.append(
+            Finding(START_SCRIPT, "r-artifacts", f"more than one .rds ({names}): keep one, or read it in load_model()")
+        )
+    elif not artifacts and not unstructured:
+        findings.append(
+            Finding(START_SCRIPT, "r-no-model", "custom.R has no load_model() and the bundle no .rds: add one of them")
+        )
+    return findings + _r_type_hooks(hook_file, defined, unstructured)
+
+
+def _r_type_hooks(hook_file: str | None, defined: frozenset[str], unstructured: bool) -> list[Finding]:
+    if unstructured and SCORE_UNSTRUCTURED not in defined:
+        message = f"an unstructured R model is served through {SCORE_UNSTRUCTURED}(model, data, query, ...), which "
+        return [Finding(hook_file or R_HOOK_FILES[0], "hooks-target-type", message + "custom.R does not define")]
+    return []
 
 
 # Frameworks an artifact needs that no Python environment of cmkit or DataRobot's python3 drop-in has.
@@ -368,11 +423,13 @@ def lint_bundle(bundle: str | Path, environment: Path | None = None) -> LintRepo
         raise InputError("not a bundle folder", file=bundle, hint="pass the folder holding start_server.sh")
     listing = list_bundle(root)
     report = LintReport(bundle=str(root), files=len(listing.files), bytes=listing.total_bytes)
-    requirements, requirement_findings = _read_requirements(root)
+    r_model = is_r_bundle(root) and not (root / START_SCRIPT).exists()
+    # An R model's requirements.txt names R packages, not pip requirements: pip's rules do not apply.
+    requirements, requirement_findings = (None, []) if r_model else _read_requirements(root)
     meta, metadata_findings = _check_metadata(root)
     files = [f.path for f in listing.files]
     parsed = parse_python_files(root, files)
-    packages = _environment_packages(environment)
+    packages = None if r_model else _environment_packages(environment)
     report.findings += _check_start_script(root)
     report.findings += _check_vendored_server(root)
     report.findings += requirement_findings

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from cmkit_runtime.formats import is_r_bundle
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -20,6 +22,15 @@ def templates_dir() -> Path:
 
 def default_environment_dir() -> Path:
     return templates_dir() / "environments" / "python3"
+
+
+def r_environment_dir() -> Path:
+    return templates_dir() / "environments" / "r"
+
+
+def default_environment_for(bundle: Path) -> Path:
+    """The environment a bundle is built on without --environment: R's for an R model, else python3's."""
+    return r_environment_dir() if is_r_bundle(bundle) else default_environment_dir()
 
 
 def cache_dir() -> Path:

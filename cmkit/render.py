@@ -488,7 +488,8 @@ def init_result(result: InitResult) -> None:
     )
     for path in result.files:
         console.print(f"  {escape(path)}")
-    console.print("Next: edit custom.py, then run", markup=False)
+    hooks = next((path for path in result.files if path.startswith("custom.")), "custom.py")
+    console.print(f"Next: edit {hooks}, then run", markup=False)
     for command in result.next_commands:
         console.print(f"  {escape(command)}")
 

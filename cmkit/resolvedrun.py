@@ -31,6 +31,7 @@ from cmkit.metadata import METADATA_FILE, ModelMetadata, load_metadata
 from cmkit.modeldefs import ModelDefinition, disagreements
 from cmkit.target import TargetSpec, require_target_type
 from cmkit.textfiles import read_utf8
+from cmkit_runtime.formats import is_r_bundle
 from cmkit_runtime.runtime_params import RuntimeParameterError, parse_definitions, variables
 from cmkit_runtime.target import Target
 
@@ -387,7 +388,9 @@ def _server_settings(
         ca_bundle=config.ca_bundle,
         rebuild=config.rebuild,
         installer=config.installer,
-        isolate=runtime.name == PROCESS and isolation_wanted(_requirements(bundle), config.isolate),
+        isolate=runtime.name == PROCESS
+        and not is_r_bundle(bundle)
+        and isolation_wanted(_requirements(bundle), config.isolate),
         startup_timeout=config.startup_timeout,
         protocol=config.protocol,
         warnings=warnings,

@@ -311,12 +311,22 @@ def _placeholders(spec: BundleSpec, sample: bytes) -> dict[str, str]:
     return {
         "name": spec.name,
         "target_type": spec.target_type.drum_name,
+        "target_name": json.dumps(spec.target_name or ""),  # a string literal in R (and Python)
         "predict_note": PREDICT_NOTES[spec.target_type].format(positive=spec.positive_class_label),
         "data_note": data_note,
         "sample_note": sample_note,
         "labels_note": labels_note,
         "example_request": _example_request(sample, spec),
     }
+
+
+def _shared_data(root: Path, own: Path) -> list[tuple[str, Path]]:
+    """The python template's sample data for a template whose type folder has none (the r
+    template's models are fitted on the same samples): one copy of each sample in the repository."""
+    shared = root.parent / DEFAULT_TEMPLATE / own.name / "data"
+    if (own / "data").is_dir() or root.name == DEFAULT_TEMPLATE or not shared.is_dir():
+        return []
+    return [(f"data/{rel}", source) for rel, source in _template_files(shared)]
 
 
 def _template_files(folder: Path) -> Iterable[tuple[str, Path]]:
@@ -330,21 +340,29 @@ def render_bundle(
 ) -> list[RenderedFile]:
     """Every file of the bundle, in memory, sorted by path."""
     root = template_dir(template, templates_dir)
+    own = root / spec.target_type.drum_name
+    if not own.is_dir():
+        written = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "common")
+        raise InputError(
+            f"the {template} template has no {spec.target_type} model",
+            hint=f"it writes {', '.join(written)} models: pass one of them to --target-type",
+        )
     files: dict[str, RenderedFile] = {}
     templated: list[tuple[str, bytes]] = []
-    for folder in (root / "common", root / spec.target_type.drum_name):
-        for rel, source in _template_files(folder):
-            content = source.read_bytes()
-            if rel.endswith(TEMPLATE_SUFFIX):
-                templated.append((rel[: -len(TEMPLATE_SUFFIX)], content))  # rendered once the data is known
-                continue
-            if rel == SAMPLE_DATA:
-                content = relabel_sample(content, spec)
-            files[rel] = RenderedFile(rel, content, executable=rel == START_SCRIPT or os.access(source, os.X_OK))
+    sources = [*_shared_data(root, own), *_template_files(root / "common"), *_template_files(own)]
+    for rel, source in sources:
+        content = source.read_bytes()
+        if rel.endswith(TEMPLATE_SUFFIX):
+            templated.append((rel[: -len(TEMPLATE_SUFFIX)], content))  # rendered once the data is known
+            continue
+        if rel == SAMPLE_DATA:
+            content = relabel_sample(content, spec)
+        files[rel] = RenderedFile(rel, content, executable=rel == START_SCRIPT or os.access(source, os.X_OK))
     if spec.target_type.label_kind is LabelKind.LIST:
         sample, model = multiclass_example(spec)
         files[SAMPLE_DATA] = RenderedFile(SAMPLE_DATA, sample)
-        files["model.json"] = RenderedFile("model.json", model)
+        if template == DEFAULT_TEMPLATE:  # the python model's parameters; the r one fits the sample itself
+            files["model.json"] = RenderedFile("model.json", model)
     sample_path = sample_file(spec.target_type)
     values = _placeholders(spec, files[sample_path].content if sample_path else b"")
     for rel, content in dict(templated).items():  # a type's own template replaces common's

@@ -30,7 +30,7 @@ from cmkit.diagnosis import Diagnosis, FailureEvidence, diagnose, save_log, stri
 from cmkit.engine.base import RunSpec, Server
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, build_log
-from cmkit.paths import cache_dir, default_environment_dir
+from cmkit.paths import cache_dir, default_environment_for
 from cmkit.report import CheckedDataset, Leftovers, ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.resolvedrun import ResolvedRun, ServerSettings
 
@@ -116,7 +116,9 @@ def start_bundle(settings: ServerSettings, events: Events, run_id: str, port: in
     from cmkit.engine.docker import docker_client  # here: the docker SDK's import costs 0.3 s
 
     context = remote.fetched.context_dir if remote else None
-    environment = None if settings.image else (context or settings.environment or default_environment_dir())
+    environment = (
+        None if settings.image else (context or settings.environment or default_environment_for(settings.bundle))
+    )
     return _start_docker(docker_client(), settings, environment, spec, run_id, events, start, port)
 
 
@@ -161,8 +163,13 @@ def _start_docker(
 
 def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
     from cmkit.engine.process import start_process
+    from cmkit.engine.rhost import host_problem
     from cmkit.engine.venvs import VenvFailed, ensure_venv
 
+    own_script = (settings.bundle / "start_server.sh").exists()
+    problem = None if own_script else host_problem(settings.bundle, settings.server_environment)
+    if problem:  # an R bundle on a machine without R, rpy2 or its R packages: one line, before any start
+        raise StartFailed(problem, start=start)
     venv = None
     if settings.isolate:
         requirements = settings.bundle / "requirements.txt"

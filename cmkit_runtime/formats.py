@@ -35,9 +35,13 @@ OTHER_ARTIFACTS = {
     ".pmml": "no built-in predictor reads PMML: load it in load_model() (e.g. pypmml) and score with score()",
     ".jar": "a Java model: DataRobot runs it in its Java drop-in environment, cmkit's runtime serves Python only",
     ".mojo": "an H2O/DataRobot MOJO: DataRobot runs it in its Java drop-in environment, not a Python runtime",
-    ".rds": "an R model: DataRobot runs it in its R drop-in environment, cmkit's runtime serves Python only",
+    ".rds": "an R model, which is served in R only when the bundle has no custom.py (custom.R, or the .rds alone)",
 }
+# R models (cmkit_runtime/rmodels.py): DRUM's custom.R hooks and .rds artifacts.
+R_HOOK_FILES = ("custom.R", "custom.r")  # DRUM looks for custom.R, then custom.r
+R_ARTIFACT = ".rds"
 SCORE_UNSTRUCTURED = "score_unstructured"  # DRUM's hook of unstructured models (unstructured.py)
+R_HOOK_NAMES = (*DRUM_HOOK_NAMES, "read_input_data", SCORE_UNSTRUCTURED)  # DRUM's R hooks
 CHAT_HOOK = "chat"  # DRUM's chat completions hook (chat.py)
 UNSTRUCTURED_ROUTES = ("/predictUnstructured/", "/predictionsUnstructured/")  # DRUM serves both names
 TRANSFORM_ROUTES = ("/transform/",)  # DRUM's route of transform models (transform.py)
@@ -62,3 +66,19 @@ def artifacts_in(code_dir: Path) -> tuple[list[Path], list[Path]]:
     loadable = [p for p in files if p.suffix.lower() in SUPPORTED_ARTIFACTS]
     others = [p for p in files if p.suffix.lower() in OTHER_ARTIFACTS]
     return loadable, others
+
+
+def r_hook_file(code_dir: Path) -> str | None:
+    """custom.R (or custom.r) at the top of the bundle, as DRUM looks for it."""
+    return next((name for name in R_HOOK_FILES if (code_dir / name).is_file()), None)
+
+
+def r_artifacts_in(code_dir: Path) -> list[Path]:
+    return sorted(p for p in code_dir.iterdir() if p.is_file() and p.suffix.lower() == R_ARTIFACT)
+
+
+def is_r_bundle(code_dir: Path) -> bool:
+    """An R model: no custom.py, and custom.R or an .rds artifact (DRUM picks its R predictor so)."""
+    if (code_dir / HOOK_FILE).is_file():
+        return False
+    return r_hook_file(code_dir) is not None or bool(r_artifacts_in(code_dir))

@@ -39,6 +39,7 @@ from cmkit_runtime.formats import (
     TRANSFORM_HOOK,
     artifacts_in,
     format_of,
+    is_r_bundle,
 )
 from cmkit_runtime.outputs import PREDICTIONS_COLUMN, BadPredictions, order_by_labels, same_label, single_column
 from cmkit_runtime.target import Target
@@ -95,6 +96,8 @@ def offer_drum_shim() -> None:
 
 
 def load(code_dir: Path, target: Target) -> LoadedModel:
+    if is_r_bundle(code_dir):
+        return _r(code_dir, target)
     module, model_format = detect(code_dir)
     if target.type.unstructured:
         return _unstructured(module, code_dir)
@@ -103,6 +106,28 @@ def load(code_dir: Path, target: Target) -> LoadedModel:
     if model_format == CMKIT_HOOKS:
         return _cmkit(module, code_dir)
     return _drum(module, code_dir, target, model_format)
+
+
+def _r(code_dir: Path, target: Target) -> LoadedModel:
+    """An R bundle (custom.R, .rds): rpy2 and R are imported here, and only here."""
+    from cmkit_runtime import rmodels
+
+    if not (target.type.unstructured or target.type.numeric_predictions or target.is_classification):
+        raise LoadError(
+            f"an R model serves a regression, binary, multiclass, anomaly or unstructured target, not {target.type}"
+        )
+    session, model, hooks, artifact = rmodels.start(code_dir)
+    if target.type.unstructured:
+        if SCORE_UNSTRUCTURED not in hooks:
+            raise LoadError("an unstructured R model needs score_unstructured(model, data, query, ...) in custom.R")
+        serve = rmodels.unstructured_scorer(session, model)
+        return LoadedModel(rmodels.R_FORMAT, hooks, artifact, _refuse_frames, f"{SCORE_UNSTRUCTURED}()", serve, model)
+    r_model = rmodels.RModel(session, model, target, hooks)
+    return LoadedModel(rmodels.R_FORMAT, hooks, artifact, r_model.predict, r_model.source, None, model)
+
+
+def _refuse_frames(_frame: pd.DataFrame) -> Any:
+    raise BadPredictions(f"an unstructured model answers on {ROUTES[0]}, not with predictions")
 
 
 def _chat_only(hooks: ChatHooks) -> Callable[[pd.DataFrame], Any]:
@@ -133,10 +158,7 @@ def _unstructured(module: Any, code_dir: Path) -> LoadedModel:
     except BadUnstructured as exc:
         raise LoadError(str(exc)) from None
 
-    def refuse(_frame: pd.DataFrame) -> Any:
-        raise BadPredictions(f"an unstructured model answers on {ROUTES[0]}, not with predictions")
-
-    return LoadedModel(UNSTRUCTURED_FORMAT, hooks, artifact, refuse, f"{SCORE_UNSTRUCTURED}()", serve)
+    return LoadedModel(UNSTRUCTURED_FORMAT, hooks, artifact, _refuse_frames, f"{SCORE_UNSTRUCTURED}()", serve)
 
 
 def _transform(module: Any, code_dir: Path) -> LoadedModel:

@@ -38,6 +38,7 @@ from cmkit.engine.images import (
     has_requirements,
     layer_id,
     missing_labels,
+    r_dependency_files,
     tar_of,
     trust_dockerfile,
     uv_dependency_files,
@@ -61,6 +62,7 @@ from cmkit.envcontext import context_files, tar_context
 from cmkit.errors import InputError
 from cmkit.hashcache import HashCache
 from cmkit.requirements import bundle_requirements
+from cmkit_runtime.formats import is_r_bundle
 
 
 class ImageBuilder:
@@ -123,7 +125,9 @@ class ImageBuilder:
             )
         return self._built(tag, log)
 
-    def dependencies(self, base: BuiltImage | str, requirements: str | None, rebuild: bool = False) -> BuiltImage:
+    def dependencies(
+        self, base: BuiltImage | str, requirements: str | None, rebuild: bool = False, r_packages: bool = False
+    ) -> BuiltImage:
         """The environment plus the bundle's requirements.txt installed, and nothing else.
 
         With the uv installer (the default) the wheels come from the shared cache, filled on
@@ -134,6 +138,8 @@ class ImageBuilder:
         base_image = self._resolve(base)
         if not requirements or not has_requirements(requirements):
             return base_image
+        if r_packages:  # an R bundle: requirements.txt names R packages (images.r_dependency_files)
+            return self._r_dependencies(base_image, requirements, rebuild)
         if self.settings.installer == UV and not _local_engine(self.client):
             # The wheel cache is mounted into the plan's container and served on this host's
             # loopback: an engine elsewhere (DOCKER_HOST=tcp://...) sees neither.
@@ -152,6 +158,23 @@ class ImageBuilder:
             "dependencies",
             tag,
             fileobj=tar_of(dependency_files(base_image, requirements, self.settings)),
+            custom_context=True,
+            buildargs=self.settings.build_args(),
+            nocache=rebuild,
+            labels={**self.labels, KIND_LABEL: "deps"},
+        )
+        return self._built(tag, log)
+
+    def _r_dependencies(self, base: BuiltImage, requirements: str, rebuild: bool) -> BuiltImage:
+        tag = f"cmkit-deps:{content_hash('r', base.image_id, requirements, self.settings.fingerprint())}"
+        existing = self._existing(tag, rebuild)
+        if existing:
+            return existing
+        self.on_log(f"installing requirements.txt's R packages into {tag}")
+        log = self._build(
+            "dependencies",
+            tag,
+            fileobj=tar_of(r_dependency_files(base, requirements, self.settings)),
             custom_context=True,
             buildargs=self.settings.build_args(),
             nocache=rebuild,
@@ -288,7 +311,7 @@ class ImageBuilder:
         if (environment is None) == (image is None):
             raise InputError("give exactly one of an environment folder or an image")
         env = self.environment(environment, rebuild) if environment else self._resolve(image or "")
-        deps = self.dependencies(env, bundle_requirements(bundle_dir), rebuild)
+        deps = self.dependencies(env, bundle_requirements(bundle_dir), rebuild, is_r_bundle(Path(bundle_dir)))
         return ModelImage(env, deps, self.code(deps, Path(bundle_dir), rebuild))
 
     # -- helpers ------------------------------------------------------------------------------

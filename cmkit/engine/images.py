@@ -214,6 +214,30 @@ def dependency_files(base: BuiltImage, requirements: str, settings: BuildSetting
     return files
 
 
+R_INSTALLER = "install-r-packages"  # what cmkit's R environment provides (templates/environments/r)
+
+
+def r_dependency_files(base: BuiltImage, requirements: str, settings: BuildSettings) -> dict[str, bytes]:
+    """An R bundle's dependency layer: its requirements.txt names R packages, which the R
+    environment's `install-r-packages` installs (Debian's r-cran-*, else CRAN), as root."""
+    files = {"requirements.txt": requirements.encode()}
+    ca = settings.ca_bytes()
+    cert_env = ""
+    if ca:  # CRAN over HTTPS behind a TLS-inspecting proxy: R's libcurl reads CURL_CA_BUNDLE
+        files["ca-bundle.crt"] = ca
+        cert_env = f"CURL_CA_BUNDLE={BUILD_DIR}/ca-bundle.crt SSL_CERT_FILE={BUILD_DIR}/ca-bundle.crt "
+    args = "".join(f"ARG {name}\n" for name in settings.build_args())
+    files["Dockerfile"] = (
+        f"FROM {base.image_id}\n"
+        "USER root\n"
+        f"COPY . {BUILD_DIR}/\n"
+        f"{args}"
+        f"RUN {cert_env}{R_INSTALLER} {BUILD_DIR}/requirements.txt && rm -rf {BUILD_DIR}\n"
+        f"USER {base.user or 'root'}\n"
+    ).encode()
+    return files
+
+
 def uv_dependency_files(
     base: BuiltImage, pins: list[str], wheels_url: str, uv_path: str, prefix: str
 ) -> dict[str, bytes]:

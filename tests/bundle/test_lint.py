@@ -76,13 +76,15 @@ def test_every_artifact_drum_loads_is_a_model_and_its_framework_must_be_required
     ("name", "says"),
     [
         ("model.jar", "a Java model: DataRobot runs it in its Java drop-in environment"),
-        ("model.rds", "an R model"),
+        ("model.rds", "an R model, which is served in R only when the bundle has no custom.py"),
         ("model.keras", "DRUM loads Keras models from .h5 only"),
     ],
 )
 def test_an_artifact_no_builtin_predictor_loads_is_an_error_with_the_reason(bundle: Path, name: str, says: str) -> None:
     (bundle / "start_server.sh").unlink()
     (bundle / "custom.py").unlink()
+    if name.endswith(".rds"):  # alone, an .rds is an R model (tests/bundle/test_r_bundles.py); beside custom.py not
+        (bundle / "custom.py").write_text("def init(code_dir):\n    pass\n")
     (bundle / name).write_bytes(b"PK")
     (finding,) = lint_bundle(bundle).findings
     assert (finding.rule, finding.severity) == ("start-script-missing", "error")

@@ -332,7 +332,7 @@ def test_an_artifacts_two_dimensional_single_column_output_is_one_prediction_per
     ("files", "says"),
     [
         (["a.pkl", "b.joblib"], "more than one model artifact in {bundle}: a.pkl, b.joblib; keep one"),
-        (["model.rds"], "model.rds: an R model: DataRobot runs it in its R drop-in environment"),
+        (["model.rds", "custom.py"], "model.rds: an R model, which is served in R only when the bundle has no custom"),
         (["model.keras"], "model.keras: DRUM loads Keras models from .h5 only"),
         ([], "no model in {bundle}: add custom.py with load_model() and predict() (cmkit) or score() (DRUM)"),
     ],

@@ -1,0 +1,90 @@
+"""R bundles on this machine: what the process runtime needs to serve one, said in one line when missing.
+
+An R bundle (custom.R or an .rds, no custom.py: `cmkit_runtime.formats.is_r_bundle`) is served
+by cmkit_runtime in cmkit's own Python through rpy2, with the host's R. Its requirements.txt
+names R packages, one per line, as DataRobot's R environments take them (not pip
+requirements: the process runtime builds no venv for it). Before the server starts, this
+module says which of R, rpy2 or those packages is missing, instead of a traceback in the log.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from cmkit_runtime.formats import is_r_bundle
+
+REQUIREMENTS_FILE = "requirements.txt"
+# An R package name (letters, digits, dots; starts with a letter); what follows (a version
+# constraint, a comment) is not a name.
+PACKAGE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9.]*)")
+RPY2_PIN = "rpy2>=3.5,<3.6"  # rpy2 3.6 needs R 4.3 or later; Debian bookworm's R is 4.2
+CHECK_SECONDS = 60.0
+
+
+def r_packages(text: str) -> list[str]:
+    """The R packages a requirements.txt names, in order, without duplicates."""
+    names: list[str] = []
+    for line in text.splitlines():
+        stripped = line.split("#", 1)[0]
+        found = PACKAGE.match(stripped)
+        if found and found.group(1) not in names:
+            names.append(found.group(1))
+    return names
+
+
+def bundle_r_packages(bundle: Path) -> list[str]:
+    path = bundle / REQUIREMENTS_FILE
+    return r_packages(path.read_text(encoding="utf-8", errors="replace")) if path.is_file() else []
+
+
+def missing_r_packages(packages: list[str], rscript: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Those of `packages` this R cannot load (one Rscript run for all)."""
+    if not packages:
+        return []
+    names = ", ".join(f'"{name}"' for name in packages)
+    program = f'for (p in c({names})) if (!requireNamespace(p, quietly = TRUE)) cat(p, "\\n", sep = "")'
+    done = subprocess.run(
+        [rscript, "--vanilla", "-e", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        timeout=CHECK_SECONDS,
+        check=False,
+        env=None if environ is None else dict(environ),
+    )
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def host_problem(bundle: Path, server_environment: Mapping[str, str] | None = None) -> str | None:
+    """Why this machine cannot serve the R bundle with the process runtime, or None (also for non-R bundles).
+
+    `server_environment`: the `--env` variables the server gets (R_LIBS may name a library folder).
+    """
+    if not is_r_bundle(bundle):
+        return None
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return (
+            "this is an R model (custom.R or .rds) and R is not installed here: install it (Debian/Ubuntu: "
+            "apt-get install r-base-core) or use --runtime docker, which builds cmkit's R environment"
+        )
+    if importlib.util.find_spec("rpy2") is None:
+        return (
+            f"this is an R model (custom.R or .rds): cmkit's Python needs rpy2 to serve it (pip install '{RPY2_PIN}'), "
+            "or use --runtime docker, which builds cmkit's R environment"
+        )
+    environ = {**os.environ, **(server_environment or {})}
+    missing = missing_r_packages(bundle_r_packages(bundle), rscript, environ)
+    if missing:
+        return (
+            f"requirements.txt names the R package{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which this "
+            "machine's R does not have: install it (Debian: apt-get install r-cran-<name>; else install.packages()) "
+            "or use --runtime docker"
+        )
+    return None
