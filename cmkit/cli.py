@@ -886,6 +886,11 @@ def _api_options(func: F) -> F:
     "--timeout", type=SECONDS, default=1800.0, show_default=True, help="Seconds to wait for builds and tests."
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be created and uploaded; send nothing.")
+@click.option(
+    "--html",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the remote test's report as one self-contained HTML page.",
+)
 def push_command(
     bundle: Path | None,
     all_models: bool,
@@ -901,6 +906,7 @@ def push_command(
     no_wait: bool,
     dry_run: bool,
     as_json: bool,
+    html: Path | None,
     **flags: Any,
 ) -> None:
     """Upload BUNDLE as a new version of its DataRobot model (only what changed), build, test.
@@ -912,13 +918,16 @@ def push_command(
     \b
     Examples:
       cmkit push my_model --dry-run
-      cmkit push my_model --dataset my_model/data/sample.csv
+      cmkit push my_model --dataset my_model/data/sample.csv --html report.html
       cmkit push my_model --endpoint http://127.0.0.1:8080/api/v2 --token TOKEN --json
     """
     from cmkit.checks.settings import parse_check_settings
+    from cmkit.htmlreport import push_html_report
     from cmkit.modeldefs import definition_for
     from cmkit.push import PushOptions, push_bundle
 
+    if html and (dry_run or no_wait or all_models):
+        raise InputError("--html reports the remote test push waits for", hint="drop --dry-run, --no-wait or --all")
     if all_models:
         if flags.get("model_id"):
             raise InputError("--model-id names one model", hint="drop it with --all")
@@ -954,7 +963,10 @@ def push_command(
     )
     with render.ConsoleEvents() as events:
         result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
-    _finish(as_json, result.to_dict(), lambda: render.push_result(result), result.failed)
+    document = result.to_dict()
+    if html:
+        html.write_text(push_html_report(document, f"cmkit push {bundle}"), encoding="utf-8")
+    _finish(as_json, document, lambda: render.push_result(result), result.failed)
 
 
 def _push_repository(

@@ -1,6 +1,7 @@
-"""`test-local --html`: a model test's report as one self-contained HTML file.
+"""`test-local --html` and `push --html`: a model test's report as one self-contained HTML file.
 
-Drawn from the `--json` document (`TestReport.to_dict()`), so a saved report renders the same:
+Drawn from the `--json` document (`TestReport.to_dict()`, or push's document with DataRobot's
+remote test in it), so a saved report renders the same:
 the verdict per check, the diagnosis, performanceCheck's and stabilityCheck's latency
 percentiles and histogram, feature impact as bars, the dataset and the environment. Inline
 CSS and SVG only: no script, no font, no request to any network, so it opens from a CI
@@ -144,9 +145,7 @@ def html_report(document: Mapping[str, Any], title: str = "cmkit test-local") ->
     warnings = "".join(f"<li>{_e(w)}</li>" for w in details.get("warnings") or [])
     log = details.get("logTail") if overall == "failed" and not document.get("diagnosis") else None
     body = (
-        f"<h1>{_e(title)}</h1>"
-        f'<p><span class="verdict" style="background:{STATUS_COLOURS.get(overall, "#6e7781")}">{_e(overall)}</span></p>'
-        + _diagnosis(document.get("diagnosis"))
+        _diagnosis(document.get("diagnosis"))
         + f"<h2>Checks</h2>{_checks(document)}"
         + (f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "")
         + "".join(_load_check(name, checks.get(name) or {}) for name in ("performanceCheck", "stabilityCheck"))
@@ -154,8 +153,48 @@ def html_report(document: Mapping[str, Any], title: str = "cmkit test-local") ->
         + _run(details)
         + (f"<h2>Server log (last lines)</h2><pre>{_e(log)}</pre>" if log else "")
     )
+    return _page(title, overall, body)
+
+
+def push_html_report(document: Mapping[str, Any], title: str = "cmkit push") -> str:
+    """The page for a push `--json` document: DataRobot's remote test, or the build that failed.
+
+    The verdict is the remote test's; a failed dependency build (no test ran) is "failed" with
+    its log tail; a push that ran no test says so instead of a verdict it never had.
+    """
+    test = document.get("test") or {}
+    build_failed = document.get("buildStatus") == "failed"
+    overall = "failed" if build_failed else str(test.get("overallStatus") or "not tested")
+    log = document.get("buildLogTail") if build_failed and not document.get("diagnosis") else None
+    body = (
+        _diagnosis(document.get("diagnosis"))
+        + (f"<h2>Checks</h2>{_checks(test)}" if test else "<p class='muted'>No test ran on DataRobot.</p>")
+        + _remote(document, test)
+        + (f"<h2>Dependency build log (last lines)</h2><pre>{_e(log)}</pre>" if log else "")
+    )
+    return _page(title, overall, body)
+
+
+def _page(title: str, overall: str, body: str) -> str:
+    verdict = f'<span class="verdict" style="background:{STATUS_COLOURS.get(overall, "#6e7781")}">{_e(overall)}</span>'
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}: {_e(overall)}</title><style>{STYLE}</style></head><body>{body}</body></html>\n"
+        f"<title>{_e(title)}: {_e(overall)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_e(title)}</h1><p>{verdict}</p>{body}</body></html>\n"
     )
+
+
+def _remote(document: Mapping[str, Any], test: Mapping[str, Any]) -> str:
+    environment = test.get("executionEnvironment") or {}
+    entries = [
+        ("model", document.get("modelUrl") or document.get("modelId")),
+        ("version", document.get("versionLabel")),
+        ("files uploaded", document.get("filesUploaded")),
+        ("dependency build", document.get("buildStatus")),
+        ("environment", environment.get("name")),
+        ("dataset", document.get("datasetId")),
+        ("test", test.get("id")),
+    ]
+    shown = "".join(f"<dt>{_e(key)}</dt><dd>{_e(value)}</dd>" for key, value in entries if value is not None)
+    return f"<h2>Push</h2><dl>{shown}</dl>" if shown else ""
