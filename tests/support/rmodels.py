@@ -159,9 +159,13 @@ numToRaw <- function(num, nBytes = 4) {
 
 
 def require_r() -> str:
-    """Rscript's path; without R the test skips, except in CI (.ci/run installs R): there it fails."""
+    """Rscript's path; without R the test skips, except in CI (.ci/run installs R): there it fails.
+
+    CI is told by `CI` (what CI services set) or by CMKIT_REQUIRE_DOCKER=1, which .ci/run exports
+    after installing R: a run of .ci/run by hand must not skip them either.
+    """
     if RSCRIPT is None:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("CMKIT_REQUIRE_DOCKER") == "1":
             pytest.fail("R is not installed: .ci/run installs r-base-core and the r-cran-* packages the R tests use")
         pytest.skip("R is not installed (apt-get install r-base-core r-cran-caret r-cran-glmnet r-cran-stringr)")
     return RSCRIPT
