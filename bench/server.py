@@ -14,7 +14,9 @@ import argparse
 import io
 import json
 import shutil
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,10 @@ class Model:
     drum_format: bool = False  # the bundle is already a DRUM code dir: DRUM serves it as it is
     lead: float = 3.0  # issue 23's goal for single-row requests: this many times DRUM's throughput
     frameworks: tuple[str, ...] = ()  # what DRUM's virtualenv needs to load the artifact
+    # The framework is too heavy for cmkit's dev extra (torch, TensorFlow): cmkit's runtime runs
+    # from DRUM's virtualenv too (the bundle's start_server.sh names its Python), and the model's
+    # own time is measured there.
+    heavy: bool = False
 
 
 def template_model() -> Model:
@@ -94,6 +100,22 @@ def framework_models() -> list[Model]:
         data = pd.read_csv(bundle / "data" / "test.csv")
         features = data.drop(columns=["progression"])
         models.append(Model(label, bundle, features, drum_format=True, lead=2.0, frameworks=(framework,)))
+    return models
+
+
+def heavy_models() -> list[Model]:
+    """DataRobot's python3_pytorch and python3_keras, built small with the template's save call
+    by DRUM's virtualenv once the framework is added to it (tests/runtime/test_heavy_frameworks.py)."""
+    from tests.runtime.test_heavy_frameworks import FRAMEWORKS, heavy_bundle
+
+    models = []
+    for label, framework in (("PyTorch artifact (.pth)", "torch"), ("Keras artifact (.h5)", "keras")):
+        bundle = WORK / "server" / framework
+        shutil.rmtree(bundle, ignore_errors=True)
+        heavy_bundle(framework, "regression", bundle)
+        features = pd.read_csv(bundle / "data" / "test.csv").drop(columns=["progression"])
+        pinned = (FRAMEWORKS[framework],)
+        models.append(Model(label, bundle, features, drum_format=True, lead=2.0, frameworks=pinned, heavy=True))
     return models
 
 
@@ -137,6 +159,7 @@ def cmkit_side(model: Model, seconds: float, repeats: int) -> Side:
     # TARGET_TYPE as DataRobot sets it: the DRUM-hook code dir has no model-metadata.yaml.
     env = {**python_env(), "PORT": str(port), "URL_PREFIX": PREFIX, "CUSTOM_MODEL_WORKERS": "1"}
     env["TARGET_TYPE"] = "regression"
+    env["PYTHONPATH"] = str(REPO)  # this checkout's runtime, whichever Python the start script names
     url = f"http://127.0.0.1:{port}{PREFIX}"
     with server_process(
         server_command(model.bundle), env, url + "/", cwd=model.bundle, log=WORK / "server" / "cmkit.log"
@@ -185,6 +208,8 @@ def predict_seconds(model: Model) -> float:
     """The model's own time for one row (load_model once, then predict), in this process."""
     import importlib.util
 
+    if model.heavy:
+        return _own_seconds_in(drum_with(*model.frameworks) / "bin" / "python", model)
     hooks = model.bundle / "bundle_custom.py"  # the DRUM-hook dir keeps the model's own custom.py there
     source = hooks if hooks.is_file() else model.bundle / "custom.py"
     spec = importlib.util.spec_from_file_location(f"bench_custom_{model.bundle.name}", source)
@@ -200,6 +225,41 @@ def predict_seconds(model: Model) -> float:
         return median_seconds(lambda: [served.predict(row) for _ in range(200)], 5) / 200
     loaded = custom.load_model(str(model.bundle))
     return median_seconds(lambda: [custom.predict(loaded, row) for _ in range(200)], 5) / 200
+
+
+OWN_SECONDS = """
+import sys, time, pandas as pd
+from pathlib import Path
+from cmkit_runtime import loader
+from cmkit_runtime.target import Target
+served = loader.load(Path(sys.argv[1]), Target("regression"))
+row = pd.read_csv(sys.argv[2]).head(1)
+served.predict(row)
+times = []
+for _ in range(5):
+    began = time.perf_counter()
+    for _ in range(200):
+        served.predict(row)
+    times.append((time.perf_counter() - began) / 200)
+print(sorted(times)[2])
+"""
+
+
+def _own_seconds_in(python: Path, model: Model) -> float:
+    """The model's own time for one row, loaded and scored as the runtime does, in `python`."""
+    with tempfile.TemporaryDirectory() as folder:
+        rows = Path(folder) / "row.csv"
+        model.features.head(1).to_csv(rows, index=False)
+        env = {**python_env(), "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [str(python), "-c", OWN_SECONDS, str(model.bundle), str(rows)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=600,
+        )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def compare(model: Model, seconds: float, repeats: int) -> tuple[list[Row], Side]:
@@ -272,7 +332,7 @@ def compare(model: Model, seconds: float, repeats: int) -> tuple[list[Row], Side
 def run(quick: bool = False) -> list[Row]:
     seconds, repeats = (3.0, 3) if quick else (15.0, 7)
     rows: list[Row] = []
-    for model in (template_model(), sklearn_model(), drum_hooks_model(), *framework_models()):
+    for model in (template_model(), sklearn_model(), drum_hooks_model(), *framework_models(), *heavy_models()):
         rows += compare(model, seconds, repeats)[0]
     return rows
 
