@@ -150,31 +150,24 @@ class ImageBuilder:
             except NoWheels as exc:
                 self.on_log(f"no wheel for the image for every requirement ({exc.detail}); installing with pip")
         tag = f"cmkit-deps:{content_hash(base_image.image_id, requirements, self.settings.fingerprint())}"
-        existing = self._existing(tag, rebuild)
-        if existing:
-            return existing
-        self.on_log(f"installing requirements.txt into {tag} with pip")
-        log = self._build(
-            "dependencies",
-            tag,
-            fileobj=tar_of(dependency_files(base_image, requirements, self.settings)),
-            custom_context=True,
-            buildargs=self.settings.build_args(),
-            nocache=rebuild,
-            labels={**self.labels, KIND_LABEL: "deps"},
-        )
-        return self._built(tag, log)
+        files = dependency_files(base_image, requirements, self.settings)
+        return self._installed(tag, files, "installing requirements.txt into {tag} with pip", rebuild)
 
     def _r_dependencies(self, base: BuiltImage, requirements: str, rebuild: bool) -> BuiltImage:
         tag = f"cmkit-deps:{content_hash('r', base.image_id, requirements, self.settings.fingerprint())}"
+        files = r_dependency_files(base, requirements, self.settings)
+        return self._installed(tag, files, "installing requirements.txt's R packages into {tag}", rebuild)
+
+    def _installed(self, tag: str, files: dict[str, bytes], message: str, rebuild: bool) -> BuiltImage:
+        """The dependency layer `tag` built from the context `files` (an installer's RUN), or reused."""
         existing = self._existing(tag, rebuild)
         if existing:
             return existing
-        self.on_log(f"installing requirements.txt's R packages into {tag}")
+        self.on_log(message.format(tag=tag))
         log = self._build(
             "dependencies",
             tag,
-            fileobj=tar_of(r_dependency_files(base, requirements, self.settings)),
+            fileobj=tar_of(files),
             custom_context=True,
             buildargs=self.settings.build_args(),
             nocache=rebuild,

@@ -195,23 +195,8 @@ def dependency_files(base: BuiltImage, requirements: str, settings: BuildSetting
     Installed as root, then back to the base's user; the CA and index settings reach pip for
     this one RUN, and the context is removed in the same step so no layer keeps it.
     """
-    files = {"requirements.txt": requirements.encode()}
-    ca = settings.ca_bytes()
-    cert_env = ""
-    if ca:
-        files["ca-bundle.crt"] = ca
-        cert_env = f"PIP_CERT={BUILD_DIR}/ca-bundle.crt "
-    args = "".join(f"ARG {name}\n" for name in settings.build_args())
-    files["Dockerfile"] = (
-        f"FROM {base.image_id}\n"
-        "USER root\n"
-        f"COPY . {BUILD_DIR}/\n"
-        f"{args}"
-        f"RUN {cert_env}pip install --no-cache-dir --disable-pip-version-check "
-        f"-r {BUILD_DIR}/requirements.txt && rm -rf {BUILD_DIR}\n"
-        f"USER {base.user or 'root'}\n"
-    ).encode()
-    return files
+    install = f"pip install --no-cache-dir --disable-pip-version-check -r {BUILD_DIR}/requirements.txt"
+    return _installing_context(base, requirements, settings, ("PIP_CERT",), install)
 
 
 R_INSTALLER = "install-r-packages"  # what cmkit's R environment provides (templates/environments/r)
@@ -220,19 +205,29 @@ R_INSTALLER = "install-r-packages"  # what cmkit's R environment provides (templ
 def r_dependency_files(base: BuiltImage, requirements: str, settings: BuildSettings) -> dict[str, bytes]:
     """An R bundle's dependency layer: its requirements.txt names R packages, which the R
     environment's `install-r-packages` installs (Debian's r-cran-*, else CRAN), as root."""
+    # CRAN over HTTPS behind a TLS-inspecting proxy: R's libcurl reads CURL_CA_BUNDLE.
+    install = f"{R_INSTALLER} {BUILD_DIR}/requirements.txt"
+    return _installing_context(base, requirements, settings, ("CURL_CA_BUNDLE", "SSL_CERT_FILE"), install)
+
+
+def _installing_context(
+    base: BuiltImage, requirements: str, settings: BuildSettings, ca_variables: tuple[str, ...], install: str
+) -> dict[str, bytes]:
+    """requirements.txt, the host CA (named to the installer by `ca_variables`) and a Dockerfile
+    whose one RUN installs them as root and removes the context, so no layer keeps it."""
     files = {"requirements.txt": requirements.encode()}
-    ca = settings.ca_bytes()
     cert_env = ""
-    if ca:  # CRAN over HTTPS behind a TLS-inspecting proxy: R's libcurl reads CURL_CA_BUNDLE
+    ca = settings.ca_bytes()
+    if ca:
         files["ca-bundle.crt"] = ca
-        cert_env = f"CURL_CA_BUNDLE={BUILD_DIR}/ca-bundle.crt SSL_CERT_FILE={BUILD_DIR}/ca-bundle.crt "
+        cert_env = "".join(f"{name}={BUILD_DIR}/ca-bundle.crt " for name in ca_variables)
     args = "".join(f"ARG {name}\n" for name in settings.build_args())
     files["Dockerfile"] = (
         f"FROM {base.image_id}\n"
         "USER root\n"
         f"COPY . {BUILD_DIR}/\n"
         f"{args}"
-        f"RUN {cert_env}{R_INSTALLER} {BUILD_DIR}/requirements.txt && rm -rf {BUILD_DIR}\n"
+        f"RUN {cert_env}{install} && rm -rf {BUILD_DIR}\n"
         f"USER {base.user or 'root'}\n"
     ).encode()
     return files
