@@ -163,15 +163,8 @@ def _unstructured(module: Any, code_dir: Path) -> LoadedModel:
 
 def _transform(module: Any, code_dir: Path) -> LoadedModel:
     """DRUM's transform model: init, load_model (else the artifact), then transform() per request."""
-    init, load_model, hook = _hook(module, "init"), _hook(module, "load_model"), _hook(module, TRANSFORM_HOOK)
-    if init:
-        init(code_dir=str(code_dir))
-    artifact: Path | None = None
-    if load_model:
-        model = load_model(str(code_dir))
-    else:
-        artifact = find_artifact(code_dir)
-        model = load_artifact(artifact)
+    hook = _hook(module, TRANSFORM_HOOK)
+    model, artifact = _initialised_model(module, code_dir)
     try:
         run = hook_transformer(hook, model) if hook else artifact_transformer(model)
     except BadTransform as exc:
@@ -188,6 +181,17 @@ def _transform(module: Any, code_dir: Path) -> LoadedModel:
     return LoadedModel(TRANSFORM_FORMAT, hooks, name, refuse, source, None, model, transformer=run)
 
 
+def _initialised_model(module: Any, code_dir: Path) -> tuple[Any, Path | None]:
+    """DRUM's start: init(code_dir=...), then load_model()'s object, else the artifact's (and its path)."""
+    init, load_model = _hook(module, "init"), _hook(module, "load_model")
+    if init:
+        init(code_dir=str(code_dir))
+    if load_model:
+        return load_model(str(code_dir)), None
+    artifact = find_artifact(code_dir)
+    return load_artifact(artifact), artifact
+
+
 def _hook(module: Any, name: str) -> Callable[..., Any] | None:
     hook = getattr(module, name, None) if module is not None else None
     return hook if callable(hook) else None
@@ -196,15 +200,7 @@ def _hook(module: Any, name: str) -> Callable[..., Any] | None:
 def _drum(module: Any, code_dir: Path, target: Target, model_format: str) -> LoadedModel:
     chat = ChatHooks.of(module)
     hooks = tuple(name for name in DRUM_HOOK_NAMES if _hook(module, name)) + chat.names
-    init, load_model = _hook(module, "init"), _hook(module, "load_model")
-    if init:
-        init(code_dir=str(code_dir))
-    artifact: Path | None = None
-    if load_model:
-        model = load_model(str(code_dir))
-    else:
-        artifact = find_artifact(code_dir)
-        model = load_artifact(artifact)
+    model, artifact = _initialised_model(module, code_dir)
     score = _hook(module, "score")
     # score() first; a chat()-only model refuses predictions; else the artifact's own scorer.
     run = _score_hook(score, model, target) if score else _chat_only(chat) if chat.chat else scorer(model, target)

@@ -257,20 +257,28 @@ def _transform_checks(ctx: Context, results: dict[str, CheckResult]) -> None:
     for name, _ in PREDICTION_CHECKS:
         ctx.raise_if_canceled()
         check = applies.get(name)
-        if check is None:
-            results[name] = CheckResult(SKIPPED, transform.NOT_APPLICABLE)
-        elif ctx.level(name) == "skip":
-            results[name] = CheckResult(SKIPPED, "skipped by configuration")
-        elif dataset is None:
-            results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
-        elif name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
-            results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
-        else:
-            ctx.events.stage(f"running {name}")
+        held = CheckResult(SKIPPED, transform.NOT_APPLICABLE) if check is None else _held(ctx, name, results)
+        if held is not None:
+            results[name] = held
+        elif check is not None and dataset is not None:
+            ctx.events.check_started(name)  # as the prediction checks: a spinner, then the check once
             started = time.monotonic()
             results[name] = check(ctx, dataset)
             results[name].seconds = round(time.monotonic() - started, 3)
         ctx.events.check(name, results[name])
+
+
+def _held(ctx: Context, name: str, results: dict[str, CheckResult]) -> CheckResult | None:
+    """Why the prediction check `name` does not run (skipped or aborted), or None: it runs."""
+    if ctx.level(name) == "skip":
+        return CheckResult(SKIPPED, "skipped by configuration")
+    if ctx.dataset is None:
+        return CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
+    if name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
+        # A model that cannot predict on the plain dataset tells nothing about nulls or
+        # row-wise consistency: the later checks would only repeat errorCheck's finding.
+        return CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
+    return None
 
 
 def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult:
@@ -327,16 +335,9 @@ def run_checks(
         chat_only = chats and not chat.answers_predictions(capabilities)
         for name, check in PREDICTION_CHECKS:
             ctx.raise_if_canceled()
-            if chat_only:
-                results[name] = CheckResult(SKIPPED, CHAT_ONLY)
-            elif ctx.level(name) == "skip":
-                results[name] = CheckResult(SKIPPED, "skipped by configuration")
-            elif dataset is None:
-                results[name] = CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
-            elif name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
-                # A model that cannot predict on the plain dataset tells nothing about nulls or
-                # row-wise consistency: the later checks would only repeat errorCheck's finding.
-                results[name] = CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
+            held = CheckResult(SKIPPED, CHAT_ONLY) if chat_only else _held(ctx, name, results)
+            if held is not None:
+                results[name] = held
             else:
                 ctx.events.check_started(name)
                 results[name] = _timed(check, ctx)
