@@ -11,7 +11,6 @@ goals: at least 2x DRUM's completions per second, at most 0.5x its time to the f
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import WORK, Load, Row, drum_with, python_env, ratio, server_process, table, wrk
+from bench.common import WORK, Load, Row, drum_with, python_env, ratio, script_main, server_process, wrk
 from cmkit.engine.base import free_port
 from cmkit.engine.process import server_command
 from cmkit.scaffold import init_bundle, make_spec
@@ -146,9 +145,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    options = parser.parse_args()
-    results = run(options.quick)
-    print(json.dumps([r.__dict__ for r in results], indent=2) if options.json else table(results))
+    script_main(run, __doc__)

@@ -6,6 +6,7 @@ worker count, warms up, repeats, and reports medians and ratios. Nothing here as
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -316,3 +317,13 @@ def wrk(
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     return Load(rps, p50, p99, errors, requests_done, cpu)
+
+
+def script_main(run: Callable[[bool], list[Row]], description: str | None) -> None:
+    """A comparison run as a script: `--quick`, and `--json` for its rows as JSON instead of the table."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    results = run(options.quick)
+    print(json.dumps([row.__dict__ for row in results], indent=2) if options.json else table(results))

@@ -11,8 +11,6 @@ environment runs one), single-row requests from 8 keep-alive clients (wrk): cmki
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import WORK, Load, Row, drum_with, python_env, ratio, server_process, table, wrk
+from bench.common import WORK, Load, Row, drum_with, python_env, ratio, script_main, server_process, wrk
 from bench.server import cmkit_body
 from cmkit.engine.base import free_port
 from cmkit.engine.process import server_command
@@ -136,11 +134,6 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    options = parser.parse_args()
     started = time.time()
-    results = run(options.quick)
-    print(json.dumps([r.__dict__ for r in results], indent=2) if options.json else table(results))
+    script_main(run, __doc__)
     print(f"({time.time() - started:.0f} s)", file=sys.stderr)

@@ -10,9 +10,7 @@ side gets its native route and format (cmkit: JSON on `predict_no_state/`, DRUM:
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import shutil
 import subprocess
 import sys
@@ -36,8 +34,8 @@ from bench.common import (
     median_seconds,
     python_env,
     ratio,
+    script_main,
     server_process,
-    table,
     wrk,
 )
 from cmkit.checks.protocols import encode_payload
@@ -338,9 +336,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    options = parser.parse_args()
-    results = run(options.quick)
-    print(json.dumps([r.__dict__ for r in results], indent=2) if options.json else table(results))
+    script_main(run, __doc__)
