@@ -138,9 +138,10 @@ def test_copy_templates_and_sharing_through_the_client(
     assert {i.file_path for i in copy.latest_version.items} == {i.file_path for i in model.latest_version.items}
     templates = dr.models.custom_templates.CustomTemplate.list()
     subtypes = {t.template_sub_type for t in templates}
-    # One template per served target type (cmkit init's), as the emulator lists them.
+    # One template per served target type (cmkit init's), as the emulator lists them: all ten now.
     assert subtypes == {
-        "Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration", "Unstructured", "AgenticWorkflow"
+        "Regression", "Binary", "Multiclass", "Anomaly", "TextGeneration", "Unstructured", "AgenticWorkflow",
+        "Transform", "GeoPoint", "VectorDatabase",
     }  # fmt: skip
     environment = dr.ExecutionEnvironment.get(env_id)
     environment.share([dr.SharingAccess("ana@example.com", dr.enums.SHARING_ROLE.CONSUMER, can_share=False)])
