@@ -74,13 +74,28 @@ def detect(code_dir: Path) -> tuple[Any, str]:
     """Import custom.py (if any) and name the format its hooks make."""
     # First on the path, as DRUM puts it: custom.py, and the classes a pickled artifact names
     # (python3_pytorch's PyTorch.py), are imported from the bundle.
-    if str(code_dir) not in sys.path:
+    if sys.path[:1] != [str(code_dir)]:
+        if str(code_dir) in sys.path:
+            sys.path.remove(str(code_dir))
         sys.path.insert(0, str(code_dir))
     if not (code_dir / HOOK_FILE).is_file():
         return None, ARTIFACT
     offer_drum_shim()
+    _forget_other_bundle(code_dir)
     module = importlib.import_module(HOOK_MODULE)
     return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
+
+
+def _forget_other_bundle(code_dir: Path) -> None:
+    """Drop a `custom` module imported from another folder, so this bundle's own is imported.
+
+    A served process loads one bundle, but a process that loads several in turn (a test run, an
+    embedding) would otherwise get the first bundle's hooks from Python's module cache, silently.
+    """
+    cached = sys.modules.get(HOOK_MODULE)
+    origin = getattr(cached, "__file__", None)
+    if cached is not None and (origin is None or Path(origin).resolve().parent != code_dir.resolve()):
+        del sys.modules[HOOK_MODULE]
 
 
 DRUM_SHIM = Path(__file__).resolve().parent / "drum_shim"

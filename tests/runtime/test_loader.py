@@ -102,6 +102,18 @@ def test_cmkit_hooks_load_once_and_predict_with_the_model(bundle: Path) -> None:
     assert sent(model, REGRESSION) == [1.5, 2.5, 3.5]
 
 
+def test_a_second_bundle_in_the_same_process_gets_its_own_hooks(bundle: Path) -> None:
+    # Both custom.py files are imported as `custom`: the first one must not answer for the second
+    # (a test run loads many bundles in one process; it once exited the run with code 4).
+    first, second = bundle / "first", bundle / "second"
+    for folder, value in ((first, 1), (second, 2)):
+        folder.mkdir()
+        write_custom(folder, f"def predict(model, X):\n    return X['x'] * 0 + {value}\n")
+    assert sent(load(first, REGRESSION), REGRESSION) == [1, 1, 1]
+    assert sent(load(second, REGRESSION), REGRESSION) == [2, 2, 2]
+    assert sent(load(first, REGRESSION), REGRESSION) == [1, 1, 1]  # and back
+
+
 def test_cmkit_predict_without_load_model_gets_none(bundle: Path) -> None:
     write_custom(bundle, "def predict(model, X):\n    return [0.0 if model is None else 1.0] * len(X)\n")
     model = load(bundle, REGRESSION)
