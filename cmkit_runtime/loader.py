@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,19 +71,25 @@ class LoadedModel:
     transformer: Transformer | None = None
 
 
+# Models load in a background thread (server.ModelHolder); a process holding several apps (a test
+# run) must not interleave one bundle's path and module changes with another's import.
+_IMPORTING = threading.Lock()
+
+
 def detect(code_dir: Path) -> tuple[Any, str]:
     """Import custom.py (if any) and name the format its hooks make."""
-    # First on the path, as DRUM puts it: custom.py, and the classes a pickled artifact names
-    # (python3_pytorch's PyTorch.py), are imported from the bundle.
-    if sys.path[:1] != [str(code_dir)]:
-        if str(code_dir) in sys.path:
-            sys.path.remove(str(code_dir))
-        sys.path.insert(0, str(code_dir))
-    if not (code_dir / HOOK_FILE).is_file():
-        return None, ARTIFACT
-    offer_drum_shim()
-    _forget_other_bundle(code_dir)
-    module = importlib.import_module(HOOK_MODULE)
+    with _IMPORTING:
+        # First on the path, as DRUM puts it: custom.py, and the classes a pickled artifact names
+        # (python3_pytorch's PyTorch.py), are imported from the bundle.
+        if sys.path[:1] != [str(code_dir)]:
+            if str(code_dir) in sys.path:
+                sys.path.remove(str(code_dir))
+            sys.path.insert(0, str(code_dir))
+        if not (code_dir / HOOK_FILE).is_file():
+            return None, ARTIFACT
+        offer_drum_shim()
+        _forget_other_bundle(code_dir)
+        module = importlib.import_module(HOOK_MODULE)
     return module, format_of(name for name in dir(module) if callable(getattr(module, name)))
 
 

@@ -114,6 +114,27 @@ def test_a_second_bundle_in_the_same_process_gets_its_own_hooks(bundle: Path) ->
     assert sent(load(first, REGRESSION), REGRESSION) == [1, 1, 1]  # and back
 
 
+def test_bundles_loading_at_once_in_one_process_each_get_their_own_hooks(bundle: Path) -> None:
+    # Models load in background threads: several apps in one process (a test run) once raced on
+    # sys.path and the module cache, and a failed load ends the process (the server's rule).
+    import concurrent.futures
+
+    folders = []
+    for value in range(4):
+        folder = bundle / f"b{value}"
+        folder.mkdir()
+        slow_import = "import time\ntime.sleep(0.01)\n"  # widens the window the race needed
+        write_custom(folder, f"{slow_import}def predict(model, X):\n    return X['x'] * 0 + {value}\n")
+        folders.append((folder, value))
+
+    def loaded(job: tuple[Path, int]) -> bool:
+        folder, value = job
+        return bool(sent(load(folder, REGRESSION), REGRESSION) == [value] * 3)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(loaded, folders * 10))
+
+
 def test_cmkit_predict_without_load_model_gets_none(bundle: Path) -> None:
     write_custom(bundle, "def predict(model, X):\n    return [0.0 if model is None else 1.0] * len(X)\n")
     model = load(bundle, REGRESSION)
