@@ -1,0 +1,117 @@
+"""The emulator's model tests on an R model, as a user gets there: `cmkit emulator`, `cmkit env push
+templates/environments/r`, then `cmkit push` of an R bundle on that environment with its test.
+
+The model is an `lm` trained by R in the test (tests/support/rmodels.py) with custom.R hooks; its
+requirements.txt names an R package the R environment lacks (stringr), which the dependency build
+installs (Docker: Debian's r-cran-stringr in the dependency layer; process: the host's R must have
+it). All seven checks run and pass, the prediction verification against R's own `predict()`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cmkit.cli import main
+from cmkit.paths import r_environment_dir
+from tests.support.bundles import write_files
+from tests.support.emulator_support import TOKEN, Emulator
+from tests.support.rmodels import build_r_models
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_datarobot_configuration")]
+RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
+SEVEN = (
+    "errorCheck",
+    "longRunningService",
+    "nullValueImputation",
+    "sideEffects",
+    "predictionVerificationCheck",
+    "performanceCheck",
+    "stabilityCheck",
+)
+# init() attaches the declared package: the model loads only where the dependency build installed it.
+HOOKS = """\
+init <- function(code_dir) {
+  library(stringr)
+}
+
+transform <- function(data, model) {
+  data[is.na(data)] <- 0
+  data
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def r_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_r_models(tmp_path_factory.mktemp("r-models"))
+
+
+@pytest.fixture
+def emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Emulator]:
+    runtime = request.param
+    if runtime == "docker":
+        request.getfixturevalue("docker_client")  # skips without an engine (fails under CMKIT_REQUIRE_DOCKER=1)
+    running = Emulator(tmp_path / "emulator-data", runtime=runtime).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def cli(emulator: Emulator, *arguments: str) -> tuple[int, dict[str, Any], str]:
+    result = CliRunner().invoke(main, [*arguments, "--endpoint", emulator.endpoint, "--token", TOKEN, "--json"])
+    document = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, document, result.output
+
+
+@pytest.mark.parametrize("emulator", RUNTIMES, indirect=True)
+def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
+    emulator: Emulator, r_models: Path, tmp_path: Path
+) -> None:
+    code, environment, output = cli(emulator, "env", "push", str(r_environment_dir()), "--name", "R 4.2")
+    assert code == 0 and environment["buildStatus"] == "success", output
+    source = r_models / "lm_rds"
+    bundle = write_files(
+        tmp_path / "lm",
+        {
+            "model.rds": (source / "model.rds").read_bytes(),
+            "custom.R": HOOKS,
+            "requirements.txt": "stringr\n",
+            "model-metadata.yaml": (source / "model-metadata.yaml").read_text(),
+        },
+    )
+    code, pushed, output = cli(
+        emulator,
+        "push",
+        str(bundle),
+        "--environment-id",
+        environment["environmentId"],
+        "--dataset",
+        str(source / "data" / "labelled.csv"),
+        "--verification-dataset",
+        str(source / "data" / "expected.csv"),
+        "--predictions-column",
+        "Predictions",
+        "--check-parameter",
+        "predictionVerificationCheck.comparisonPrecision=1e-9",
+        "--check",
+        "performanceCheck=fail",
+        "--check",
+        "stabilityCheck=fail",
+        "--check-parameter",
+        "stabilityCheck.numPredictions=20",
+        "--check-parameter",
+        "stabilityCheck.maxPayloadSize=25",
+    )
+    assert code == 0, output
+    assert pushed["buildStatus"] == "success", output  # stringr, as an R package
+    status = pushed["test"]["testingStatus"]
+    assert {name: status[name]["status"] for name in SEVEN} == dict.fromkeys(SEVEN, "succeeded"), status
+    model = emulator.session().get(emulator.url(f"customModels/{pushed['modelId']}/")).json()
+    assert model["language"] == "r"  # push tells DataRobot what DRUM will run
