@@ -6,17 +6,18 @@ the PATH prints what R's program prints (the real R runs them in tests/runtime/t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from cmkit.engine.rhost import host_problem, missing_r_packages, r_packages
+from cmkit.engine.rhost import ENVIRONMENT_R_PACKAGES, host_problem, missing_r_packages, r_packages
 from cmkit.errors import InputError
 from cmkit.lint import lint_bundle
 from cmkit.paths import default_environment_dir, default_environment_for, r_environment_dir
 from cmkit.rlint import from_parser_output, read_r_source
 from cmkit.scaffold import init_bundle, make_spec, render_bundle
-from cmkit_runtime.formats import is_r_bundle
+from cmkit_runtime.formats import is_r_bundle, is_r_file_set
 from cmkit_runtime.loader import LoadError, load
 from cmkit_runtime.target import Target
 from tests.support.bundles import metadata_yaml, write_files
@@ -143,3 +144,15 @@ def test_r_models_serve_the_types_drums_r_predictor_serves(tmp_path: Path) -> No
     bundle = write_files(tmp_path / "m", {"model.rds": b"x"})
     with pytest.raises(LoadError, match=r"an R model serves a regression, .* target, not textgeneration"):
         load(bundle, Target("textgeneration"))  # refused before R is started
+
+
+def test_the_r_environments_packages_are_what_its_dockerfile_installs() -> None:
+    """rhost's list and the Dockerfile's apt-get line: an isolated process sees what the image holds."""
+    dockerfile = (r_environment_dir() / "Dockerfile").read_text()
+    installed = set(re.findall(r"\br-cran-([a-z0-9.]+)", dockerfile))
+    assert installed == {name.lower() for name in ENVIRONMENT_R_PACKAGES}
+
+
+def test_an_uploads_names_tell_an_r_model_as_the_folder_does() -> None:
+    assert is_r_file_set(["custom.R", "data"]) and is_r_file_set(["model.RDS"]) and is_r_file_set(["custom.r"])
+    assert not is_r_file_set(["custom.py", "model.rds"]) and not is_r_file_set(["model.pkl", ".rds-notes"])

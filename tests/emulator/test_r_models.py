@@ -2,9 +2,10 @@
 templates/environments/r`, then `cmkit push` of an R bundle on that environment with its test.
 
 The model is an `lm` trained by R in the test (tests/support/rmodels.py) with custom.R hooks; its
-requirements.txt names an R package the R environment lacks (stringr), which the dependency build
-installs (Docker: Debian's r-cran-stringr in the dependency layer; process: the host's R must have
-it). All seven checks run and pass, the prediction verification against R's own `predict()`.
+requirements.txt names an R package the R environment lacks (praise), which the dependency build
+installs (Docker: Debian's r-cran-praise in the dependency layer; process: the host's R must have
+it: r-cran-devtools, which .ci/run installs, pulls it in). All seven checks run and pass, the
+prediction verification against R's own `predict()`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ SEVEN = (
 # init() attaches the declared package: the model loads only where the dependency build installed it.
 HOOKS = """\
 init <- function(code_dir) {
-  library(stringr)
+  library(praise)
 }
 
 transform <- function(data, model) {
@@ -82,7 +83,7 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
         {
             "model.rds": (source / "model.rds").read_bytes(),
             "custom.R": HOOKS,
-            "requirements.txt": "stringr\n",
+            "requirements.txt": "praise\n",
             "model-metadata.yaml": (source / "model-metadata.yaml").read_text(),
         },
     )
@@ -110,7 +111,7 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
         "stabilityCheck.maxPayloadSize=25",
     )
     assert code == 0, output
-    assert pushed["buildStatus"] == "success", output  # stringr, as an R package
+    assert pushed["buildStatus"] == "success", output  # praise, as an R package
     status = pushed["test"]["testingStatus"]
     assert {name: status[name]["status"] for name in SEVEN} == dict.fromkeys(SEVEN, "succeeded"), status
     model = emulator.session().get(emulator.url(f"customModels/{pushed['modelId']}/")).json()
