@@ -165,7 +165,7 @@ def _start_docker(
 
 def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
     from cmkit.engine.process import start_process
-    from cmkit.engine.rhost import host_problem
+    from cmkit.engine.rhost import RLibraryFailed, host_problem
     from cmkit.engine.venvs import VenvFailed
 
     own_script = (settings.bundle / "start_server.sh").exists()
@@ -176,7 +176,7 @@ def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, po
     if settings.isolate:
         try:
             venv, spec = _isolation(settings, spec, own_script)
-        except VenvFailed as exc:
+        except (VenvFailed, RLibraryFailed) as exc:
             raise StartFailed(exc.message, start=start) from exc
     try:
         return start_process(settings.bundle, spec, port, venv)

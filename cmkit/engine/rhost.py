@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from cmkit.errors import CmkitError
 from cmkit.paths import cache_dir
 from cmkit_runtime.formats import is_r_bundle
 
@@ -117,6 +118,10 @@ def host_problem(bundle: Path, server_environment: Mapping[str, str] | None = No
     return None
 
 
+class RLibraryFailed(CmkitError):
+    """The isolated R library could not be made; the message says why."""
+
+
 def isolated_r_environment(bundle: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """The variables that give the server's R only the R environment's and the bundle's packages.
 
@@ -126,20 +131,24 @@ def isolated_r_environment(bundle: Path, environ: Mapping[str, str]) -> dict[str
     installed as root) at every start: that folder is not hidden (docs/runtime.md).
     """
     rscript = shutil.which("Rscript")
-    if rscript is None:  # host_problem said so before any start
-        raise RuntimeError("R is not installed")
+    if rscript is None:  # host_problem says so before any start
+        raise RLibraryFailed("R is not installed here")
     wanted = list(dict.fromkeys([*ENVIRONMENT_R_PACKAGES, *bundle_r_packages(bundle)]))
-    done = subprocess.run(
-        [rscript, "--vanilla", "-e", CLOSURE_PROGRAM, *wanted],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        timeout=CHECK_SECONDS,
-        check=True,
-        env=dict(environ),
-    )
-    links = sorted(tuple(line.split("\t", 1)) for line in done.stdout.splitlines() if "\t" in line)
-    library = _library_of(links)
+    try:
+        done = subprocess.run(
+            [rscript, "--vanilla", "-e", CLOSURE_PROGRAM, *wanted],
+            capture_output=True,
+            text=True,
+            timeout=CHECK_SECONDS,
+            check=True,
+            env=dict(environ),
+        )
+        links = sorted(tuple(line.split("\t", 1)) for line in done.stdout.splitlines() if "\t" in line)
+        library = _library_of(links)
+    except subprocess.CalledProcessError as exc:
+        raise RLibraryFailed(f"R could not list the packages' dependencies: {exc.stderr.strip()[-500:]}") from exc
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        raise RLibraryFailed(f"the isolated R library could not be made: {exc}") from exc
     return {"R_LIBS_SITE": str(library), "R_LIBS_USER": str(library)}
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from cmkit.engine.rhost import ENVIRONMENT_R_PACKAGES, host_problem, missing_r_packages, r_packages
+from cmkit.engine.rhost import (
+    ENVIRONMENT_R_PACKAGES,
+    RLibraryFailed,
+    host_problem,
+    isolated_r_environment,
+    missing_r_packages,
+    r_packages,
+)
 from cmkit.errors import InputError
 from cmkit.lint import lint_bundle
 from cmkit.paths import default_environment_dir, default_environment_for, r_environment_dir
@@ -156,3 +163,25 @@ def test_the_r_environments_packages_are_what_its_dockerfile_installs() -> None:
 def test_an_uploads_names_tell_an_r_model_as_the_folder_does() -> None:
     assert is_r_file_set(["custom.R", "data"]) and is_r_file_set(["model.RDS"]) and is_r_file_set(["custom.r"])
     assert not is_r_file_set(["custom.py", "model.rds"]) and not is_r_file_set(["model.pkl", ".rds-notes"])
+
+
+def test_the_isolated_r_library_links_what_r_lists_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What R answers (package, folder) becomes one folder of links in the cache, reused while R's answer
+    is the same (the real R's answer: tests/engine/test_r_isolation.py)."""
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    installed = [write_files(site / name, {"DESCRIPTION": f"Package: {name}\n"}) for name in ("caret", "praise")]
+    r_bin = fake_rscript(tmp_path / "bin", "".join(f"{p.name}\t{p}\n" for p in installed) + "a note without a tab\n")
+    monkeypatch.setenv("PATH", str(r_bin))
+    bundle = write_files(tmp_path / "m", {"custom.R": "", "requirements.txt": "praise\n"})
+    variables = isolated_r_environment(bundle, {"PATH": str(r_bin)})
+    library = Path(variables["R_LIBS_SITE"])
+    assert variables == {"R_LIBS_SITE": str(library), "R_LIBS_USER": str(library)}
+    assert sorted(p.name for p in library.iterdir()) == ["caret", "praise"]
+    assert (library / "praise" / "DESCRIPTION").read_text() == "Package: praise\n"
+    assert isolated_r_environment(bundle, {"PATH": str(r_bin)}) == variables
+
+
+def test_the_isolated_r_library_without_r_is_one_error(tmp_path: Path, no_r: None) -> None:
+    with pytest.raises(RLibraryFailed, match="R is not installed here"):
+        isolated_r_environment(write_files(tmp_path / "m", {"custom.R": ""}), {})
