@@ -203,10 +203,9 @@ class ProcessJobs(JobEngine):
         """An R model's packages: this machine's R must have them (the process runtime installs nothing)."""
         import shutil
 
-        from cmkit.engine.rhost import missing_r_packages, r_packages
+        from cmkit.engine.rhost import missing_r_packages
 
-        names = r_packages(requirements)
-        log(f"requirements.txt names the R packages {', '.join(names) or '(none)'}")
+        names = log_r_packages(requirements, log)
         rscript = shutil.which("Rscript")
         if names and rscript is None:
             raise JobFailed("this is an R model and R is not installed on the emulator's machine")
@@ -251,12 +250,23 @@ class DockerJobs(JobEngine):
         from cmkit.engine.images import BuildFailed
 
         builder = self._builder(log)
+        if r_model:
+            log_r_packages(requirements, log)
         try:
             environment = builder.environment(context_dir)
             built = builder.dependencies(environment, requirements, r_packages=r_model)
         except BuildFailed as exc:
             raise JobFailed(str(exc)) from exc
         log(f"dependency image {built.tag} ({built.image_id})")
+
+
+def log_r_packages(requirements: str, log: LogSink) -> list[str]:
+    """An R model's requirements.txt, as the build reads it: R package names, one per line."""
+    from cmkit.engine.rhost import r_packages
+
+    names = r_packages(requirements)
+    log(f"an R model: requirements.txt names the R packages {', '.join(names) or '(none)'}")
+    return names
 
 
 def data_dir_digest(data_dir: Path) -> str:

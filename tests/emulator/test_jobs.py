@@ -89,8 +89,8 @@ def test_the_process_runtime_checks_an_r_models_packages_on_this_machines_r(
     nothing, so a package this machine's R lacks fails the build (Docker installs it: the Docker tier)."""
     lines: list[str] = []
     ProcessJobs().build_dependencies(tmp_path, "# nothing but a comment\n", lines.append, r_model=True)
-    assert lines[0] == "requirements.txt names the R packages (none)"
+    assert lines[0] == "an R model: requirements.txt names the R packages (none)"
     monkeypatch.setenv("PATH", str(tmp_path))  # no Rscript here
     with pytest.raises(JobFailed, match="R is not installed on the emulator's machine"):
         ProcessJobs().build_dependencies(tmp_path, "stringr\n", lines.append, r_model=True)
-    assert lines[-1] == "requirements.txt names the R packages stringr"
+    assert lines[-1] == "an R model: requirements.txt names the R packages stringr"

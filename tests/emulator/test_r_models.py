@@ -111,7 +111,12 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
         "stabilityCheck.maxPayloadSize=25",
     )
     assert code == 0, output
-    assert pushed["buildStatus"] == "success", output  # praise, as an R package
+    assert pushed["buildStatus"] == "success", output
+    build_log = emulator.session().get(
+        emulator.url(f"customModels/{pushed['modelId']}/versions/{pushed['versionId']}/dependencyBuildLog/")
+    )
+    assert "an R model: requirements.txt names the R packages praise" in build_log.text, build_log.text
+    assert "pip" not in build_log.text and "wheel" not in build_log.text, build_log.text  # R's installer, not pip's
     status = pushed["test"]["testingStatus"]
     assert {name: status[name]["status"] for name in SEVEN} == dict.fromkeys(SEVEN, "succeeded"), status
     model = emulator.session().get(emulator.url(f"customModels/{pushed['modelId']}/")).json()
