@@ -183,14 +183,15 @@ def test_r_models_in_cmkits_r_environment(r_models: Path, tmp_path: Path, reques
 def test_r_packages_come_from_debian_in_the_dependency_layer(
     r_models: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """requirements.txt names R packages: the environment lacks stringr, the layer installs r-cran-stringr;
+    """requirements.txt names R packages: the environment lacks praise, the layer installs r-cran-praise
+    (stringr it has already, through the packages it installs);
     pack is in neither Debian nor a reachable CRAN: the build fails naming it."""
     source = (r_models / "word_count" / "custom.R").read_text()
     words = write_files(
         tmp_path / "words",
         {
-            "custom.R": source.replace("  library(pack)\n", ""),
-            "requirements.txt": "stringr  # Debian's r-cran-stringr\n",
+            "custom.R": source.replace("  library(pack)\n", "  library(praise)\n"),
+            "requirements.txt": "stringr\npraise  # Debian's r-cran-praise\n",
             "model-metadata.yaml": (r_models / "word_count" / "model-metadata.yaml").read_text(),
             "data/words.txt": "rough road leads to the stars\n",
         },
