@@ -77,6 +77,8 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
 ) -> None:
     code, environment, output = cli(emulator, "env", "push", str(r_environment_dir()), "--name", "R 4.2")
     assert code == 0 and environment["buildStatus"] == "success", output
+    recorded = emulator.session().get(emulator.url(f"executionEnvironments/{environment['environmentId']}/")).json()
+    assert recorded["programmingLanguage"] == "r"  # it installs rpy2
     source = r_models / "lm_rds"
     bundle = write_files(
         tmp_path / "lm",
