@@ -226,10 +226,14 @@ def test_an_anomaly_model_is_predicted_as_regression_is(r_models: Path, tmp_path
     np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-12, atol=1e-12)
 
 
-def test_feature_impact_ranks_an_r_models_features(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    require_r()
+@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_feature_impact_ranks_an_r_models_features(
+    runtime: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if runtime == "process":
+        require_r()
     bundle = init_bundle(tmp_path / "r", make_spec("regression", "m"), template="r").bundle
-    document = run(bundle, "process", request, feature_impact=True)
+    document = run(bundle, runtime, request, feature_impact=True)
     impact = document["featureImpact"]
     ranked = [entry["featureName"] for entry in impact["featureImpacts"]]  # type: ignore[index]
     assert ranked[0] == "sqft" and sorted(ranked) == ["age_years", "bedrooms", "distance_km", "sqft"], impact
