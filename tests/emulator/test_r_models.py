@@ -5,7 +5,9 @@ The model is an `lm` trained by R in the test (tests/support/rmodels.py) with cu
 requirements.txt names an R package the R environment lacks (praise), which the dependency build
 installs (Docker: Debian's r-cran-praise in the dependency layer; process: the host's R must have
 it: r-cran-devtools, which .ci/run installs, pulls it in). All seven checks run and pass, the
-prediction verification against R's own `predict()`.
+prediction verification against R's own `predict()`. The same path with DataRobot's official
+client (its own upload of the R environment's folder, the dependency build, the model test) runs
+in the Docker tier.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from cmkit.cli import main
 from cmkit.paths import r_environment_dir
 from tests.support.bundles import write_files
 from tests.support.emulator_support import TOKEN, Emulator
+from tests.support.lazy import lazy_module
 from tests.support.rmodels import build_r_models
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_datarobot_configuration")]
+dr = lazy_module("datarobot")  # the official client: imported only by the test that uses it
+
+pytestmark = pytest.mark.slow
 RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 SEVEN = (
     "errorCheck",
@@ -65,12 +70,26 @@ def emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Emulato
         running.stop()
 
 
+def lm_bundle(r_models: Path, folder: Path) -> Path:
+    source = r_models / "lm_rds"
+    return write_files(
+        folder,
+        {
+            "model.rds": (source / "model.rds").read_bytes(),
+            "custom.R": HOOKS,
+            "requirements.txt": "praise\n",
+            "model-metadata.yaml": (source / "model-metadata.yaml").read_text(),
+        },
+    )
+
+
 def cli(emulator: Emulator, *arguments: str) -> tuple[int, dict[str, Any], str]:
     result = CliRunner().invoke(main, [*arguments, "--endpoint", emulator.endpoint, "--token", TOKEN, "--json"])
     document = json.loads(result.stdout) if result.stdout.strip() else {}
     return result.exit_code, document, result.output
 
 
+@pytest.mark.usefixtures("no_datarobot_configuration")  # push reads only its flags
 @pytest.mark.parametrize("emulator", RUNTIMES, indirect=True)
 def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
     emulator: Emulator, r_models: Path, tmp_path: Path
@@ -80,15 +99,7 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
     recorded = emulator.session().get(emulator.url(f"executionEnvironments/{environment['environmentId']}/")).json()
     assert recorded["programmingLanguage"] == "r"  # it installs rpy2
     source = r_models / "lm_rds"
-    bundle = write_files(
-        tmp_path / "lm",
-        {
-            "model.rds": (source / "model.rds").read_bytes(),
-            "custom.R": HOOKS,
-            "requirements.txt": "praise\n",
-            "model-metadata.yaml": (source / "model-metadata.yaml").read_text(),
-        },
-    )
+    bundle = lm_bundle(r_models, tmp_path / "lm")
     code, pushed, output = cli(
         emulator,
         "push",
@@ -123,3 +134,28 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
     assert {name: status[name]["status"] for name in SEVEN} == dict.fromkeys(SEVEN, "succeeded"), status
     model = emulator.session().get(emulator.url(f"customModels/{pushed['modelId']}/")).json()
     assert model["language"] == "r"  # push tells DataRobot what DRUM will run
+
+
+@pytest.mark.parametrize("emulator", [pytest.param("docker", marks=pytest.mark.docker)], indirect=True)
+def test_the_official_client_tests_an_r_model_on_an_r_environment_it_uploaded(
+    emulator: Emulator, r_models: Path, tmp_path: Path
+) -> None:
+    """DataRobot's client end to end: the R environment's folder as its version, the R bundle, its
+    dependency build (R packages) and the model test of the seed's four checks."""
+    dr.Client(endpoint=emulator.endpoint, token=TOKEN)
+    environment = dr.ExecutionEnvironment.create(name="R (client)", programming_language="r")
+    built = dr.ExecutionEnvironmentVersion.create(environment.id, str(r_environment_dir()), max_wait=1200)
+    assert built.build_status == "success", built.get_build_log()
+    model = dr.CustomInferenceModel.create(
+        name="r-client", target_type=dr.TARGET_TYPE.REGRESSION, target_name="y", language="r"
+    )
+    bundle = lm_bundle(r_models, tmp_path / "lm")
+    version = dr.CustomModelVersion.create_clean(model.id, base_environment_id=environment.id, folder_path=str(bundle))
+    build = dr.CustomModelVersionDependencyBuild.start_build(model.id, version.id, max_wait=1200)
+    assert build.build_status == "success", build.get_log()
+    dataset = dr.Dataset.create_from_file(file_path=str(r_models / "lm_rds" / "data" / "labelled.csv"))
+    test = dr.CustomModelTest.create(model.id, version.id, dataset_id=dataset.id, max_wait=1200)
+    status = {name: check["status"] for name, check in test.detailed_status.items()}
+    seed = ("long_running_service", "error_check", "null_value_imputation", "side_effects")
+    assert {name: status[name] for name in seed} == dict.fromkeys(seed, "succeeded"), test.detailed_status
+    assert test.overall_status == "succeeded"
