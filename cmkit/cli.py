@@ -24,6 +24,7 @@ from cmkit.params import ENV_VAR, HEADER, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, me
 from cmkit.target import TARGET_TYPES, read_labels_file
 
 if TYPE_CHECKING:
+    from cmkit.push import PushOptions
     from cmkit.resolvedrun import TestLocalConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -928,31 +929,15 @@ def push_command(
 
     if html and (dry_run or no_wait or all_models):
         raise InputError("--html reports the remote test push waits for", hint="drop --dry-run, --no-wait or --all")
-    if all_models:
-        if flags.get("model_id"):
-            raise InputError("--model-id names one model", hint="drop it with --all")
-        _push_repository(
-            bundle,
-            changed_since,
-            shard,
-            endpoint,
-            token,
-            check,
-            allow_secret,
-            minor,
-            no_wait,
-            dry_run,
-            as_json,
-            dataset,
-            dataset_id,
-            flags,
-        )
-    _no_repository_flags(changed_since, shard)
-    if bundle is None:
-        raise click.UsageError("give a BUNDLE folder, or --all for every model of a repository")
+    if all_models and flags.get("model_id"):
+        raise InputError("--model-id names one model", hint="drop it with --all")
+    if not all_models:
+        _no_repository_flags(changed_since, shard)
+        if bundle is None:
+            raise click.UsageError("give a BUNDLE folder, or --all for every model of a repository")
     options = PushOptions(
-        bundle=bundle,
-        definition=definition_for(bundle) if bundle.is_dir() else None,
+        bundle=bundle or Path("."),  # --all: each selected model's folder replaces it
+        definition=definition_for(bundle) if bundle and bundle.is_dir() and not all_models else None,
         major=not minor,
         dataset=dataset,
         dataset_id=dataset_id,
@@ -961,6 +946,8 @@ def push_command(
         wait=not no_wait,
         **flags,
     )
+    if all_models:
+        _push_repository(bundle, changed_since, shard, options, allow_secret, endpoint, token, dry_run, as_json)
     with render.ConsoleEvents() as events:
         result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
     document = result.to_dict()
@@ -973,34 +960,17 @@ def _push_repository(
     path: Path | None,
     changed_since: str | None,
     shard: str | None,
+    template: PushOptions,
+    allow_secret: tuple[str, ...],
     endpoint: str | None,
     token: str | None,
-    check: tuple[str, ...],
-    allow_secret: tuple[str, ...],
-    minor: bool,
-    no_wait: bool,
     dry_run: bool,
     as_json: bool,
-    dataset: Path | None,
-    dataset_id: str | None,
-    flags: dict[str, Any],
 ) -> NoReturn:
     """push --all: each selected model in turn, as `cmkit push` pushes it alone; one document."""
-    from cmkit.checks.settings import parse_check_settings
-    from cmkit.push import PushOptions
     from cmkit.repositoryrun import push_repository
 
     selection = _selection((path,) if path else (), changed_since, shard)
-    template = PushOptions(
-        bundle=Path("."),
-        major=not minor,
-        dataset=dataset,
-        dataset_id=dataset_id,
-        checks=parse_check_settings(check),
-        parameters=_pop_parameters(flags),
-        wait=not no_wait,
-        **flags,
-    )
     render.repository_start(selection, 1)
     with render.ConsoleEvents() as events:
         result = push_repository(

@@ -9,11 +9,8 @@ a transform that changes the row count, returns a target, or gets no samples.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import sys
-import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from pathlib import Path
@@ -24,12 +21,12 @@ from flask.testing import FlaskClient
 
 from cmkit.checks.client import RawAnswer
 from cmkit.checks.transform import read_answer, request_body
-from cmkit_runtime.server import create_app
 from cmkit_runtime.transform import ROWS_CHANGED, csv_payload, multipart
 from tests.support.bundles import write_runtime_bundle
+from tests.support.inprocess import forget_bundle, loaded_client
 
 # ?-less: the request's columns say what to do (a column named "mode" picks the misbehaviour).
-HOOKS = '''
+HOOKS = """
 import pandas as pd
 
 
@@ -51,28 +48,15 @@ def transform(data, model, y=None):
     out["a"] = out["a"].fillna(0) * model
     out[" spaced "] = 1 if y is None else len(y)
     return out
-'''
+"""
 ROWS = b"a,b\n1,x\n,y\n3,z\n"
-
-
-def _forget_hooks(code_dir: Path) -> None:
-    sys.modules.pop("custom", None)
-    with contextlib.suppress(ValueError):
-        sys.path.remove(str(code_dir.resolve()))
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
     bundle = write_runtime_bundle(tmp_path / "t", "transform", "t", HOOKS)
-    _forget_hooks(bundle)
-    app = create_app(bundle, environ={"URL_PREFIX": "/p"})
-    test_client = app.test_client()
-    deadline = time.monotonic() + 10
-    while test_client.get("/p/").status_code != 200:
-        assert time.monotonic() < deadline, "the model did not load"
-        time.sleep(0.005)
-    yield test_client
-    _forget_hooks(bundle)
+    with loaded_client(bundle, {"URL_PREFIX": "/p"}, "/p") as test_client:
+        yield test_client
 
 
 def _fields(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -164,10 +148,10 @@ def test_a_model_without_the_hook_that_is_not_scikit_learn_does_not_load(tmp_pat
     from cmkit_runtime.target import Target
 
     bundle = write_runtime_bundle(tmp_path / "n", "transform", "n", "def load_model(code_dir):\n    return 1\n")
-    _forget_hooks(bundle)
+    forget_bundle(bundle)
     with pytest.raises(LoadError, match="requires a user-defined transform hook for non-sklearn transformers"):
         load(bundle, Target("transform"))
-    _forget_hooks(bundle)
+    forget_bundle(bundle)
 
 
 def test_what_is_refused_before_and_after_the_hook() -> None:
