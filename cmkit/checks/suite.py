@@ -337,7 +337,11 @@ def run_checks(
         protocol = ctx.client.protocol
         routes = _own_routes(target, server.url_prefix)
         if routes is not None:  # served on DRUM's routes of the type, whichever server answers
-            ctx.events.stage(f"{target.type.value} model: checked on {routes} (DRUM's route; no prediction protocol)")
+            how = f"DRUM's route of {target.type.value} models; no prediction protocol"
+            ctx.events.stage(f"{target.type.value} model: checked on {routes} ({how})")
+            # The report's "protocol:" line says the route, not the predict_no_state detected by
+            # default; what was detected (DRUM's server or not) is kept beside it.
+            ready.details["protocol"] = {"name": routes, "how": how, "detected": ready.details.get("protocol")}
         elif protocol is not None:
             ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:

@@ -92,8 +92,15 @@ def _sparse_run(bundle: Path, dataset: SparseDataset) -> dict[str, tuple[str, st
     finally:
         server.stop()
     # Item 3 of issue 25's rest: no "prediction protocol: predict_no_state" line for a transform.
-    assert "== transform model: checked on POST /transform/ (DRUM's route; no prediction protocol)" in events.lines
+    how = "DRUM's route of transform models; no prediction protocol"
+    assert f"== transform model: checked on POST /transform/ ({how})" in events.lines
     assert not any(line.startswith("== prediction protocol") for line in events.lines)
+    protocol = results[LONG_RUNNING_SERVICE].details["protocol"]
+    assert (protocol["name"], protocol["how"], protocol["detected"]["name"]) == (
+        "POST /transform/",
+        how,
+        "predict_no_state",
+    )
     return {name: (result.status, result.message) for name, result in results.items()}
 
 
