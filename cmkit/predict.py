@@ -175,7 +175,7 @@ def _predict(
         client.close()
     verdict = judge(answer.status, answer.text, dataset.rows, target)
     if not verdict.ok or verdict.values is None:
-        return _failed_server(server, dataset.rows, "errorCheck", verdict.summary(), {}, run_id)
+        return _failed_server(server, dataset.rows, "errorCheck", verdict.summary(), {}, run_id, target)
     return PredictResult(dataset.rows, as_drum_frame(verdict.values, target))
 
 
@@ -195,7 +195,13 @@ def _transform(client: ModelClient, server: Server, dataset: Dataset | SparseDat
 
 
 def _failed_server(
-    server: Server, rows: int, check: str, message: str, details: dict[str, Any], run_id: str
+    server: Server,
+    rows: int,
+    check: str,
+    message: str,
+    details: dict[str, Any],
+    run_id: str,
+    target: Target | None = None,
 ) -> PredictResult:
     log = server.logs(None)
     info = server.exit_info()
@@ -204,6 +210,7 @@ def _failed_server(
         exit_code=info.exit_code if info else None,
         oom_killed=bool((info and info.oom_killed) or details.get("oomKilled")),
         checks={check: (FAILED, message)},
+        prediction=target.type.prediction if target else None,
     )
     return _failed(rows, message, evidence, log, run_id)
 

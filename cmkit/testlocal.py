@@ -288,6 +288,7 @@ def run_test_local(
             (exit_info and exit_info.oom_killed) or checked.results[LONG_RUNNING_SERVICE].details.get("oomKilled")
         ),
         checks=_verdicts(checked.results),
+        prediction=run.target.type.prediction,
     )
     found = _diagnosis(evidence, whole_log, run_id) if overall_status(checked.results) == FAILED else None
     details = replace(
