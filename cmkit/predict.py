@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from cmkit.checks.results import FAILED, SUCCEEDED
 from cmkit.diagnosis import Diagnosis, FailureEvidence, diagnose, save_log
-from cmkit.errors import InputError
 from cmkit.events import Events
 from cmkit.paths import cache_dir
 from cmkit.resolvedrun import ResolvedRun, TestLocalConfig, resolve_config
@@ -126,17 +125,9 @@ def predict_bundle(
 def _load_input(run: ResolvedRun, path: Path) -> Dataset | SparseDataset:
     """The rows to send: a CSV, or (transform models) a sparse .mtx and its column file."""
     from cmkit.checks.dataset import load_dataset
-    from cmkit.checks.sparse import is_mtx, load_sparse
+    from cmkit.checks.sparse import load_sparse, sparse_input
 
-    if is_mtx(path):
-        if not run.target.type.transforms:
-            raise InputError(
-                f"a sparse (.mtx) input is for transform models; this one is {run.target.type.value}",
-                file=path,
-                hint="pass the rows as a CSV",
-            )
-        return load_sparse(path, run.sparse_column_file)
-    return load_dataset(path)
+    return load_sparse(path, run.sparse_column_file) if sparse_input(path, run.target.type) else load_dataset(path)
 
 
 def _warm_server(run: ResolvedRun) -> WarmServer | None:

@@ -203,17 +203,9 @@ def check_dataset_file(run: ResolvedRun) -> CsvShape | None:
 
 def _sparse_input(run: ResolvedRun) -> bool:
     """A Matrix Market (.mtx) dataset: a transform's sparse rows, as DRUM takes them."""
-    from cmkit.checks.sparse import is_mtx
+    from cmkit.checks.sparse import sparse_input
 
-    if run.dataset is None or not is_mtx(run.dataset):
-        return False
-    if not run.target.type.transforms:
-        raise InputError(
-            f"a sparse (.mtx) dataset is for transform models; this one is {run.target.type.value}",
-            file=run.dataset,
-            hint="pass the rows as a CSV",
-        )
-    return True
+    return run.dataset is not None and sparse_input(run.dataset, run.target.type)
 
 
 def _target_column(run: ResolvedRun) -> str | None:

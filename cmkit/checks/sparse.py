@@ -22,6 +22,8 @@ from cmkit.textfiles import read_limited
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cmkit_runtime.target_types import TargetType
+
 MTX_SUFFIX = ".mtx"
 MAX_INPUT_BYTES = 1024 * 1024 * 1024  # a test matrix; past this it is a load test, not a check
 MAX_NAMES_BYTES = 64 * 1024 * 1024
@@ -31,6 +33,20 @@ NEEDS_SCIPY = "reading a sparse (.mtx) answer needs SciPy: pip install scipy"
 
 def is_mtx(path: Path) -> bool:
     return path.suffix.lower() == MTX_SUFFIX
+
+
+def sparse_input(path: Path, target_type: TargetType) -> bool:
+    """Whether `path` is a sparse input (a .mtx); InputError when the model is not a transform,
+    the one type DRUM's sparse input reaches a hook of here (test-local's dataset, predict's input)."""
+    if not is_mtx(path):
+        return False
+    if not target_type.transforms:
+        raise InputError(
+            f"a sparse (.mtx) dataset is for transform models; this one is {target_type.value}",
+            file=path,
+            hint="pass the rows as a CSV",
+        )
+    return True
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,12 @@ def test_a_note_whose_serve_is_gone_is_removed(tmp_path: Path, monkeypatch: pyte
         )
     )
     assert find_warm_server(bundle, {}) is None and not note.exists()
+
+
+def test_a_sparse_input_is_for_transform_models(tmp_path: Path) -> None:
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    rows = tmp_path / "rows.mtx"
+    rows.write_text("%%MatrixMarket matrix coordinate real general\n1 1 1\n1 1 2\n")
+    result = CliRunner().invoke(main, ["predict", str(bundle), *PROCESS, "--input", str(rows)])
+    assert result.exit_code == 2
+    assert "a sparse (.mtx) dataset is for transform models; this one is regression" in result.stderr
