@@ -83,6 +83,7 @@ OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
         "input_csv",
         "output",
         "dataset",
+        "sparse_column_file",
         "dataset_id",
         "check",
         "verification_dataset",
