@@ -84,6 +84,7 @@ OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
         "input_csv",
         "output",
         "dataset",
+        "sparse_column_file",
         "dataset_id",
         "check",
         "verification_dataset",
@@ -373,6 +374,15 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _sparse_column_option(func: F) -> F:
+    """DRUM's column file of a sparse (.mtx) input: test-local's and predict's."""
+    return click.option(
+        "--sparse-column-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Column names of a .mtx input, one a line (DRUM's flag; sent as the X.colnames file).",
+    )(func)
+
+
 def _test_options(func: F) -> F:
     """Options shared by `test-local` and `serve`: what to run and how."""
     options = [
@@ -560,7 +570,12 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     show_default=True,
     help="With --all: models tested at once, each in a worker process, on the one engine.",
 )
-@click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path),
+    help="Test CSV (default: validation.input); a transform model also takes a sparse .mtx (Matrix Market).",
+)
+@_sparse_column_option
 @_test_options
 @_header_option
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
@@ -685,6 +700,7 @@ def _test_repository(
             "negative_class_label",
             "class_labels",
             "class_labels_file",
+            "sparse_column_file",
         )
         if flags.get(name)
     ]
@@ -809,13 +825,15 @@ def serve_command(
     "input_csv",
     default="-",
     show_default=True,
-    help="CSV of rows to predict (every column is sent as a feature); '-' reads standard input.",
+    help="CSV of rows to predict (every column is sent as a feature), or a transform model's sparse .mtx; "
+    "'-' reads standard input.",
 )
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the predictions CSV here (default: standard output).",
 )
+@_sparse_column_option
 @_test_options
 @_header_option
 @_startup_timeout
