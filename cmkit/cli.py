@@ -24,6 +24,7 @@ from cmkit.params import ENV_VAR, HEADER, KEY_VALUE, LABEL_LIST, MEMORY_SIZE, me
 from cmkit.target import TARGET_TYPES, read_labels_file
 
 if TYPE_CHECKING:
+    from cmkit.push import PushOptions
     from cmkit.resolvedrun import TestLocalConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,6 +84,7 @@ OPTION_SECTIONS: dict[str, tuple[str, ...]] = {
         "input_csv",
         "output",
         "dataset",
+        "sparse_column_file",
         "dataset_id",
         "check",
         "verification_dataset",
@@ -372,6 +374,15 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _sparse_column_option(func: F) -> F:
+    """DRUM's column file of a sparse (.mtx) input: test-local's and predict's."""
+    return click.option(
+        "--sparse-column-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Column names of a .mtx input, one a line (DRUM's flag; sent as the X.colnames file).",
+    )(func)
+
+
 def _test_options(func: F) -> F:
     """Options shared by `test-local` and `serve`: what to run and how."""
     options = [
@@ -559,7 +570,12 @@ def _config(bundle: Path, **flags: Any) -> TestLocalConfig:
     show_default=True,
     help="With --all: models tested at once, each in a worker process, on the one engine.",
 )
-@click.option("--dataset", type=click.Path(path_type=Path), help="Test CSV (default: validation.input).")
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path),
+    help="Test CSV (default: validation.input); a transform model also takes a sparse .mtx (Matrix Market).",
+)
+@_sparse_column_option
 @_test_options
 @_header_option
 @click.option("--check", multiple=True, metavar="NAME=LEVEL", help="fail|warn|skip for a check; repeatable.")
@@ -684,6 +700,7 @@ def _test_repository(
             "negative_class_label",
             "class_labels",
             "class_labels_file",
+            "sparse_column_file",
         )
         if flags.get(name)
     ]
@@ -808,13 +825,15 @@ def serve_command(
     "input_csv",
     default="-",
     show_default=True,
-    help="CSV of rows to predict (every column is sent as a feature); '-' reads standard input.",
+    help="CSV of rows to predict (every column is sent as a feature), or a transform model's sparse .mtx; "
+    "'-' reads standard input.",
 )
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the predictions CSV here (default: standard output).",
 )
+@_sparse_column_option
 @_test_options
 @_header_option
 @_startup_timeout
@@ -928,31 +947,15 @@ def push_command(
 
     if html and (dry_run or no_wait or all_models):
         raise InputError("--html reports the remote test push waits for", hint="drop --dry-run, --no-wait or --all")
-    if all_models:
-        if flags.get("model_id"):
-            raise InputError("--model-id names one model", hint="drop it with --all")
-        _push_repository(
-            bundle,
-            changed_since,
-            shard,
-            endpoint,
-            token,
-            check,
-            allow_secret,
-            minor,
-            no_wait,
-            dry_run,
-            as_json,
-            dataset,
-            dataset_id,
-            flags,
-        )
-    _no_repository_flags(changed_since, shard)
-    if bundle is None:
-        raise click.UsageError("give a BUNDLE folder, or --all for every model of a repository")
+    if all_models and flags.get("model_id"):
+        raise InputError("--model-id names one model", hint="drop it with --all")
+    if not all_models:
+        _no_repository_flags(changed_since, shard)
+        if bundle is None:
+            raise click.UsageError("give a BUNDLE folder, or --all for every model of a repository")
     options = PushOptions(
-        bundle=bundle,
-        definition=definition_for(bundle) if bundle.is_dir() else None,
+        bundle=bundle or Path("."),  # --all: each selected model's folder replaces it
+        definition=definition_for(bundle) if bundle and bundle.is_dir() and not all_models else None,
         major=not minor,
         dataset=dataset,
         dataset_id=dataset_id,
@@ -961,6 +964,8 @@ def push_command(
         wait=not no_wait,
         **flags,
     )
+    if all_models:
+        _push_repository(bundle, changed_since, shard, options, allow_secret, endpoint, token, dry_run, as_json)
     with render.ConsoleEvents() as events:
         result = push_bundle(options, allow_secret, endpoint, token, dry_run, events)
     document = result.to_dict()
@@ -973,34 +978,17 @@ def _push_repository(
     path: Path | None,
     changed_since: str | None,
     shard: str | None,
+    template: PushOptions,
+    allow_secret: tuple[str, ...],
     endpoint: str | None,
     token: str | None,
-    check: tuple[str, ...],
-    allow_secret: tuple[str, ...],
-    minor: bool,
-    no_wait: bool,
     dry_run: bool,
     as_json: bool,
-    dataset: Path | None,
-    dataset_id: str | None,
-    flags: dict[str, Any],
 ) -> NoReturn:
     """push --all: each selected model in turn, as `cmkit push` pushes it alone; one document."""
-    from cmkit.checks.settings import parse_check_settings
-    from cmkit.push import PushOptions
     from cmkit.repositoryrun import push_repository
 
     selection = _selection((path,) if path else (), changed_since, shard)
-    template = PushOptions(
-        bundle=Path("."),
-        major=not minor,
-        dataset=dataset,
-        dataset_id=dataset_id,
-        checks=parse_check_settings(check),
-        parameters=_pop_parameters(flags),
-        wait=not no_wait,
-        **flags,
-    )
     render.repository_start(selection, 1)
     with render.ConsoleEvents() as events:
         result = push_repository(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cmkit.codescan import pip_name_for
+from cmkit_runtime.target_types import Prediction
 
 # Stable codes: scripts and CI branch on them. Add, never rename.
 SYNTAX_ERROR = "syntax-error"
@@ -108,9 +109,27 @@ class FailureEvidence:
     exit_code: int | None = None  # None: still running, or never started
     oom_killed: bool = False
     checks: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # name -> (status, message)
+    prediction: Prediction | None = None  # what one row's prediction is for the run's target type, when known
 
     def check(self, name: str) -> tuple[str, str]:
         return self.checks.get(name, ("", ""))
+
+
+# What a valid prediction is, for the wrong-output hint: the type's own, when the run knows it.
+VALID_PREDICTIONS = {
+    Prediction.NUMBER: "a finite number",
+    Prediction.PROBABILITIES: "a probability per class label, each in [0, 1], summing to 1",
+    Prediction.TEXT: "a string",
+    Prediction.POINT: "a point as well-known text, longitude first: 'POINT (2.35 48.85)' for Paris",
+}
+ANY_VALID_PREDICTION = (
+    "a number for regression and anomaly, a probability per label for classifiers, a string for text "
+    "generation and vector databases, 'POINT (longitude latitude)' for geopoints"
+)
+
+
+def _valid_prediction(prediction: Prediction | None) -> str:
+    return VALID_PREDICTIONS.get(prediction, ANY_VALID_PREDICTION) if prediction else ANY_VALID_PREDICTION
 
 
 # --- recognisers: each reads the evidence and returns a Diagnosis or None ------------------------
@@ -321,7 +340,7 @@ def _from_checks(evidence: FailureEvidence) -> Diagnosis | None:
         return Diagnosis(
             WRONG_OUTPUT,
             "the model's predictions have the wrong shape or type",
-            "return one prediction per row: numbers for regression, a probability per label for classifiers",
+            f"return one prediction per row: {_valid_prediction(evidence.prediction)}",
             (first,),
         )
     return None

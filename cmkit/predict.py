@@ -7,6 +7,10 @@ rules. The predictions come back in the shape `drum score --output` writes: a `P
 column for regression, anomaly and text generation, one probability column per class label
 for classifiers (binary: negative, then positive; multiclass: the declared order). A failure is
 a `Diagnosis`, as test-local's.
+
+A transform model gets its rows on `/transform/` (a CSV, or a sparse Matrix Market `.mtx` file
+with DRUM's column file) and the transformed frame comes back as `drum score` writes it: the
+frame's CSV, a sparse answer written dense.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from cmkit_runtime.target_types import LabelKind
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cmkit.checks.client import ModelClient
+    from cmkit.checks.dataset import Dataset
+    from cmkit.checks.sparse import SparseDataset
     from cmkit.engine.base import Server
 
 PREDICTIONS_COLUMN = "Predictions"  # DRUM's column for single-column targets
@@ -96,11 +103,9 @@ def predict_bundle(
     `reuse`: when `cmkit serve` runs this bundle with the same variables and unchanged files
     (cmkit/warmserver.py), predict on that server instead, and leave it running.
     """
-    from cmkit.checks.dataset import load_dataset
-
     events = events or Events()
     run = resolve_config(replace(config, dataset=None, verification_dataset=None))
-    dataset = load_dataset(input_csv)  # bad input is exit 2 before anything starts
+    dataset = _load_input(run, input_csv)  # bad input is exit 2 before anything starts
     run_id = uuid.uuid4().hex[:12]
     warm = _warm_server(run) if reuse else None
     if warm is not None:
@@ -115,6 +120,14 @@ def predict_bundle(
         return _predict(server, run, dataset, run_id, cancel)
     finally:
         server.stop()
+
+
+def _load_input(run: ResolvedRun, path: Path) -> Dataset | SparseDataset:
+    """The rows to send: a CSV, or (transform models) a sparse .mtx and its column file."""
+    from cmkit.checks.dataset import load_dataset
+    from cmkit.checks.sparse import load_sparse, sparse_input
+
+    return load_sparse(path, run.sparse_column_file) if sparse_input(path, run.target.type) else load_dataset(path)
 
 
 def _warm_server(run: ResolvedRun) -> WarmServer | None:
@@ -146,17 +159,40 @@ def _predict(
         ready = wait_until_ready(server, client, run.server.startup_timeout, cancel or threading.Event())
         if ready.status != SUCCEEDED:
             return _failed_server(server, dataset.rows, "longRunningService", ready.message, ready.details, run_id)
+        if target.type.transforms:
+            return _transform(client, server, dataset, run_id)
         answer = client.predict(dataset.payload())
     finally:
         client.close()
     verdict = judge(answer.status, answer.text, dataset.rows, target)
     if not verdict.ok or verdict.values is None:
-        return _failed_server(server, dataset.rows, "errorCheck", verdict.summary(), {}, run_id)
+        return _failed_server(server, dataset.rows, "errorCheck", verdict.summary(), {}, run_id, target)
     return PredictResult(dataset.rows, as_drum_frame(verdict.values, target))
 
 
+def _transform(client: ModelClient, server: Server, dataset: Dataset | SparseDataset, run_id: str) -> PredictResult:
+    """The rows on /transform/ as the transform check sends them; the answer's frame, as drum score writes it."""
+    from cmkit.checks.sparse import SparseDataset
+    from cmkit.checks.transform import ROUTE, answer_frame, read_answer, request_body, sparse_body
+
+    if isinstance(dataset, SparseDataset):
+        body, content_type = sparse_body(dataset)
+    else:
+        body, content_type = request_body(dataset.features, dataset.path.name)
+    read = read_answer(client.post_raw(ROUTE, body, content_type), dataset.rows)
+    if read.problem is not None:
+        return _failed_server(server, dataset.rows, "errorCheck", read.problem, {}, run_id)
+    return PredictResult(dataset.rows, answer_frame(read))
+
+
 def _failed_server(
-    server: Server, rows: int, check: str, message: str, details: dict[str, Any], run_id: str
+    server: Server,
+    rows: int,
+    check: str,
+    message: str,
+    details: dict[str, Any],
+    run_id: str,
+    target: Target | None = None,
 ) -> PredictResult:
     log = server.logs(None)
     info = server.exit_info()
@@ -165,6 +201,7 @@ def _failed_server(
         exit_code=info.exit_code if info else None,
         oom_killed=bool((info and info.oom_killed) or details.get("oomKilled")),
         checks={check: (FAILED, message)},
+        prediction=target.type.prediction if target else None,
     )
     return _failed(rows, message, evidence, log, run_id)
 

@@ -373,6 +373,7 @@ def _serving_transform(url: str, url_prefix: str | None) -> None:
     route = f"{url.rstrip('/')}{TRANSFORM_ROUTES[0]}"
     console.print(f"transform: POST {route} with a CSV under the form key X; the answer's X.transformed", markup=False)
     console.print(f"try: curl -s {route} -F X=@FILE.csv", markup=False)
+    console.print(f"sparse: curl -s {route} -F X=@FILE.mtx -F X.colnames=@NAMES.txt (DRUM's form)", markup=False)
     console.print("Ctrl-C to stop and clean up", markup=False)
 
 

@@ -64,6 +64,7 @@ class TestLocalConfig:
     # as the user or the API gave it; parsed once, by resolve_config.
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     verification_dataset: Path | None = None  # predictionVerificationCheck's expected predictions
+    sparse_column_file: Path | None = None  # DRUM's --sparse-column-file: a .mtx dataset's column names
     maximum_memory: int | None = None
     network_egress: str | None = None  # None: the model definition's, else PUBLIC
     url_prefix: str | None = None
@@ -146,6 +147,7 @@ class ResolvedRun:
     parameters: CheckParameters
     dataset: Path | None  # None: no dataset (the checks that need one are skipped)
     verification_dataset: Path | None  # predictionVerificationCheck's expected predictions, when given
+    sparse_column_file: Path | None  # a .mtx dataset's column names, one a line (DRUM's flag)
     side_effects_rows: int
     null_rows: str | int
     rtol: float
@@ -184,6 +186,7 @@ def resolve_config(config: TestLocalConfig, runtime: RuntimeChoice | None = None
         parameters=parameters,
         dataset=dataset,
         verification_dataset=config.verification_dataset,
+        sparse_column_file=config.sparse_column_file,
         side_effects_rows=config.side_effects_rows,
         null_rows=config.null_rows,
         rtol=config.rtol,

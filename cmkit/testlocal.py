@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from cmkit.checks.context import CheckOptions
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
     from cmkit.checks.datasetfile import CsvShape
+    from cmkit.checks.sparse import SparseDataset
     from cmkit.checks.unstructured import RawDataset
     from cmkit.featureimpact import FeatureImpactOutcome, FeatureImpactResult
     from cmkit.remoteenv import UsedEnvironment
@@ -215,7 +216,16 @@ def check_dataset_file(run: ResolvedRun) -> CsvShape | None:
 
     if run.dataset is None or run.target.type.unstructured:  # an unstructured model's file is any bytes
         return None
+    if _sparse_input(run):  # checked by load_sparse, which reads only its size line
+        return None
     return check_csv(run.dataset, _target_column(run))
+
+
+def _sparse_input(run: ResolvedRun) -> bool:
+    """A Matrix Market (.mtx) dataset: a transform's sparse rows, as DRUM takes them."""
+    from cmkit.checks.sparse import sparse_input
+
+    return run.dataset is not None and sparse_input(run.dataset, run.target.type)
 
 
 def _target_column(run: ResolvedRun) -> str | None:
@@ -224,7 +234,7 @@ def _target_column(run: ResolvedRun) -> str | None:
 
 def load_datasets(
     run: ResolvedRun, shape: CsvShape | None = None
-) -> tuple[Dataset | RawDataset | None, ExpectedPredictions | None]:
+) -> tuple[Dataset | RawDataset | SparseDataset | None, ExpectedPredictions | None]:
     """The run's dataset and predictionVerificationCheck's expected predictions (None when not given)."""
     if run.dataset is None:
         return None, None
@@ -234,6 +244,10 @@ def load_datasets(
         from cmkit.checks.unstructured import load_raw
 
         return load_raw(run.dataset), None
+    if _sparse_input(run):  # sent as it is (checks/transform.py), with DRUM's column file
+        from cmkit.checks.sparse import load_sparse
+
+        return load_sparse(run.dataset, run.sparse_column_file), None
     from cmkit.checks.dataset import load_dataset, load_expected
 
     dataset = load_dataset(run.dataset, _target_column(run), shape)
@@ -286,6 +300,7 @@ def run_test_local(
             (exit_info and exit_info.oom_killed) or checked.results[LONG_RUNNING_SERVICE].details.get("oomKilled")
         ),
         checks=_verdicts(checked.results),
+        prediction=run.target.type.prediction,
     )
     found = _diagnosis(evidence, whole_log, run_id) if overall_status(checked.results) == FAILED else None
     details = replace(
@@ -319,12 +334,13 @@ def _run_details(run_id: str, run: ResolvedRun, start: StartInfo, began: float) 
 def _feature_impact(
     run: ResolvedRun,
     server: Server,
-    dataset: Dataset | RawDataset | None,
+    dataset: Dataset | RawDataset | SparseDataset | None,
     results: dict[str, CheckResult],
     events: Events,
     cancel: threading.Event | None,
 ) -> FeatureImpactOutcome:
     """Feature impact on the server the checks used, when the model predicted the dataset."""
+    from cmkit.checks.sparse import SparseDataset
     from cmkit.checks.unstructured import RawDataset
     from cmkit.featureimpact import (
         FeatureImpactFailed,
@@ -334,7 +350,7 @@ def _feature_impact(
         compute,
     )
 
-    if dataset is None or isinstance(dataset, RawDataset):
+    if dataset is None or isinstance(dataset, RawDataset | SparseDataset):
         return FeatureImpactOutcome("skipped", "no dataset of rows")
     blocking = [name for name in (LONG_RUNNING_SERVICE, ERROR_CHECK) if results[name].status in (FAILED, ABORTED)]
     if blocking:
@@ -402,7 +418,7 @@ def check_options(run: ResolvedRun, expected: ExpectedPredictions | None = None)
 def check_server(
     run: ResolvedRun,
     server: Server,
-    dataset: Dataset | RawDataset | None,
+    dataset: Dataset | RawDataset | SparseDataset | None,
     events: Events,
     cancel: threading.Event | None = None,
     expected: ExpectedPredictions | None = None,

@@ -66,6 +66,7 @@ from cmkit.warmserver import remove_note, write_note
 
 if TYPE_CHECKING:
     from cmkit.checks.dataset import Dataset, ExpectedPredictions
+    from cmkit.checks.sparse import SparseDataset
     from cmkit.checks.unstructured import RawDataset
 
 # A burst of saves (an editor's temp file, rename, chmod; a formatter after it) is one change
@@ -445,9 +446,9 @@ class _DatasetCache:
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
-        self._loaded: tuple[Dataset | RawDataset | None, ExpectedPredictions | None] = (None, None)
+        self._loaded: tuple[Dataset | RawDataset | SparseDataset | None, ExpectedPredictions | None] = (None, None)
 
-    def get(self, run: ResolvedRun) -> tuple[Dataset | RawDataset | None, ExpectedPredictions | None]:
+    def get(self, run: ResolvedRun) -> tuple[Dataset | RawDataset | SparseDataset | None, ExpectedPredictions | None]:
         """The dataset and predictionVerificationCheck's expected predictions."""
         path = run.dataset
         try:

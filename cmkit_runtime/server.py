@@ -14,9 +14,10 @@ Routes, mounted under URL_PREFIX (normalised to "" or "/a/b"):
 - Unstructured models (unstructured.py) are served on `POST $URL_PREFIX/predictUnstructured/`
   (and DRUM's other name, `/predictionsUnstructured/`) instead of `predict_no_state`: any body
   in, the hook's bytes out with its Content-Type, as DRUM does.
-- Transform models (transform.py) are served on `POST $URL_PREFIX/transform/` instead: a CSV
-  under the form key `X` (or as the body), and optionally `y`, in; DRUM's multipart answer out
-  (`X.format`, `X.transformed`: the transformed frame as CSV, row for row).
+- Transform models (transform.py) are served on `POST $URL_PREFIX/transform/` instead: a CSV or
+  a sparse Matrix Market file under the form key `X` (or as the body), and optionally `y`, in;
+  DRUM's multipart answer out (`X.format`, `X.transformed`: the transformed frame as CSV, or as
+  Matrix Market with `X.colnames` when it is sparse, row for row).
 - `POST $URL_PREFIX/chat/completions` (and `/v1/chat/completions`) and `GET $URL_PREFIX/models`
   (and `/v1/models`): OpenAI's chat completions from a model's `chat()` hook (chat.py).
 
@@ -196,11 +197,12 @@ def prediction_routes(target: Target) -> tuple[str, ...]:
 
 
 def request_formats(target: Target) -> list[str]:
-    """What the prediction routes read: any body (unstructured), a CSV (transform), else the runtime's JSON forms."""
+    """What the prediction routes read: any body (unstructured), a CSV or a Matrix Market file (transform),
+    else the runtime's JSON forms."""
     if target.type.unstructured:
         return ["any"]
     if target.type.transforms:
-        return ["csv"]
+        return ["csv", "mtx"]
     return list(wire.REQUEST_FORMATS)
 
 

@@ -4,7 +4,10 @@ What DRUM 1.18 does, kept here so that a bundle answers the same under either se
 
 - In: the features as a CSV file under the form key `X` (multipart/form-data), or as the whole
   body (`Content-Type: text/csv`); optionally a target CSV under `y`. Read with pandas as DRUM
-  reads a CSV. Neither: 422 naming both ways.
+  reads a CSV. Neither: 422 naming both ways. Sparse data is a Matrix Market file: a file part
+  whose name ends in `.mtx`, or a body sent as `text/mtx`; its column names, one a line, in the
+  file part `X.colnames` (DRUM's sparse column file), else 0, 1, 2...; the hook gets a pandas
+  frame of sparse columns (`DataFrame.sparse.from_spmatrix`).
 - The hook: `transform(data, model)`, or `transform(data, model, y)` with the target frame (None
   without `y`). Without the hook, a scikit-learn transformer artifact's own `transform()`. It
   must return a DataFrame (a 2-D array is taken as one) with as many rows as it was given;
@@ -12,20 +15,26 @@ What DRUM 1.18 does, kept here so that a bundle answers the same under either se
 - Out: multipart/form-data, as DRUM's encoder writes it: a part `X.format` (`csv`) and a file
   part `X.transformed` holding the frame as CSV (column names stripped, `\\r\\n` line ends, no
   final line end), then `y.format` and `y.transformed` (the target, unchanged) when `y` was sent.
-  Parts are separated by a fresh random boundary, so answers compare part by part.
+  Parts are separated by a fresh random boundary, so answers compare part by part. A frame whose
+  columns are all sparse is answered sparse, as DRUM does: `X.format` is `sparse`, `X.transformed`
+  the matrix as SciPy's `mmwrite` writes it and `X.colnames` its column names, one a line.
+
+SciPy is the model's dependency, not the runtime's: it is imported only when sparse data arrives
+or leaves, and a missing SciPy is one line saying what to add to requirements.txt.
 
 A hook that fails or breaks a rule is `BadTransform`: the server answers 500 with DRUM's
-message, the one line the checks show. Sparse (`.mtx`) inputs and outputs are not served.
+message, the one line the checks show.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import io
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -36,7 +45,14 @@ from cmkit_runtime.formats import TRANSFORM_HOOK, TRANSFORM_ROUTES
 ROUTES = TRANSFORM_ROUTES
 FEATURES_KEY, TARGET_KEY = "X", "y"
 FORMAT = "csv"
+SPARSE_FORMAT = "sparse"  # DRUM's X.format of a Matrix Market answer
 TRANSFORMED = ".transformed"
+COLNAMES = ".colnames"  # DRUM's X.colnames: a sparse matrix's column names, one a line
+MTX_SUFFIX = ".mtx"
+MTX_MIMETYPE = "text/mtx"  # DRUM's mimetype of a Matrix Market body
+NEEDS_SCIPY = (
+    "sparse (.mtx) data needs SciPy, which the model's environment lacks: add scipy to the bundle's requirements.txt"
+)
 MIMETYPE = "multipart/form-data"
 PART_TYPE = "application/octet-stream"
 # DRUM's wording, so that a check reads the same line from either server.
@@ -59,6 +75,7 @@ class TransformAnswer:
     content_type: str
 
 
+SPARSE: Any = pd.DataFrame.sparse  # pandas' sparse accessor (its stubs do not type it)
 Transformer = Callable[[pd.DataFrame, pd.DataFrame | None], pd.DataFrame]
 
 
@@ -84,8 +101,9 @@ def artifact_transformer(model: Any) -> Transformer | None:
 
     def run(data: pd.DataFrame, _target: pd.DataFrame | None) -> pd.DataFrame:
         out = model.transform(data)
-        if hasattr(out, "toarray"):  # a scipy sparse matrix: served dense (sparse answers are not served)
-            out = out.toarray()
+        if hasattr(out, "tocoo"):  # a SciPy sparse matrix (OneHotEncoder's default): answered sparse, as DRUM
+            sparse: pd.DataFrame = SPARSE.from_spmatrix(out)
+            return sparse
         frame: pd.DataFrame = pd.DataFrame(out)
         return frame
 
@@ -113,25 +131,64 @@ def read_csv(data: bytes) -> pd.DataFrame:
     return frame
 
 
+def _scipy_io() -> Any:
+    """scipy.io, imported only for sparse data: SciPy is the model's dependency, not the runtime's."""
+    try:
+        return importlib.import_module("scipy.io")
+    except ImportError:
+        raise BadTransform(NEEDS_SCIPY) from None
+
+
+def read_mtx(data: bytes, names: list[str] | None) -> pd.DataFrame:
+    """DRUM's read of a Matrix Market file: a frame of sparse columns, named by `names` when given."""
+    scipy_io = _scipy_io()
+    try:
+        matrix = scipy_io.mmread(io.BytesIO(data))
+    except Exception as exc:  # SciPy raises ValueError, IndexError or others on a broken file
+        raise BadTransform(f"the .mtx cannot be read: {exc}", 422) from None
+    if not hasattr(matrix, "tocoo"):  # the dense "array" variant of the format
+        matrix = importlib.import_module("scipy.sparse").coo_matrix(matrix)
+    if names is not None and len(names) != matrix.shape[1]:
+        raise BadTransform(f"X{COLNAMES} names {len(names)} columns, the matrix has {matrix.shape[1]}", 422)
+    frame: pd.DataFrame = SPARSE.from_spmatrix(matrix, columns=names)
+    return frame
+
+
+def column_names(data: bytes) -> list[str] | None:
+    """DRUM's sparse column file: one name a line, each stripped; empty: none given."""
+    if not data:
+        return None
+    try:
+        return [line.strip().decode("utf-8") for line in io.BytesIO(data).readlines()]
+    except UnicodeDecodeError:
+        raise BadTransform(f"X{COLNAMES} must be UTF-8 text, one column name a line", 422) from None
+
+
+def _read(data: bytes, sparse: bool, names: list[str] | None = None) -> pd.DataFrame:
+    return read_mtx(data, names) if sparse else read_csv(data)
+
+
+def _is_mtx(part: FileStorage) -> bool:
+    """DRUM tells a file's format by its name: `.mtx` is Matrix Market, anything else a CSV."""
+    return (part.filename or "").lower().endswith(MTX_SUFFIX)
+
+
 def request_frames(
     files: Mapping[str, FileStorage], body: bytes, mimetype: str
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The features (and the target, if sent) of a /transform/ request, as DRUM finds them."""
     features = files.get(FEATURES_KEY)
     if features is not None:
-        data = features.stream.read()
+        data, sparse = features.stream.read(), _is_mtx(features)
     elif body:
-        data = body
+        data, sparse = body, mimetype == MTX_MIMETYPE
     else:
         raise BadTransform(NO_SAMPLES, 422)
-    for part in (features, files.get(TARGET_KEY)):
-        if part is not None and (part.filename or "").lower().endswith(".mtx"):
-            raise BadTransform("sparse (.mtx) input is not served by cmkit-runtime: send a CSV", 422)
-    if features is None and mimetype.endswith("mtx"):
-        raise BadTransform("sparse (.mtx) input is not served by cmkit-runtime: send a CSV", 422)
+    names_part = files.get(f"{FEATURES_KEY}{COLNAMES}")
+    names = column_names(names_part.stream.read()) if names_part is not None else None
     target_part = files.get(TARGET_KEY)
-    target = read_csv(target_part.stream.read()) if target_part is not None else None
-    return read_csv(data), target
+    target = _read(target_part.stream.read(), _is_mtx(target_part)) if target_part is not None else None
+    return _read(data, sparse, names), target
 
 
 def transformed(transformer: Transformer, data: pd.DataFrame, target: pd.DataFrame | None) -> TransformAnswer:
@@ -139,15 +196,43 @@ def transformed(transformer: Transformer, data: pd.DataFrame, target: pd.DataFra
     out = transformer(data, target)
     if out.shape[0] != data.shape[0]:
         raise BadTransform(ROWS_CHANGED)
-    parts = [(FEATURES_KEY, csv_payload(out))]
+    fields = features_fields(out)
     if target is not None:
-        parts.append((TARGET_KEY, csv_payload(target)))
+        fields += csv_fields(TARGET_KEY, csv_payload(target))
     boundary = uuid.uuid4().hex
-    return TransformAnswer(multipart(parts, boundary), f"{MIMETYPE}; boundary={boundary}")
+    return TransformAnswer(multipart(fields, boundary), f"{MIMETYPE}; boundary={boundary}")
 
 
-def csv_payload(frame: pd.DataFrame) -> bytes:
-    """DRUM's CSV of a frame: names stripped, newlines in them escaped, \\r\\n line ends, no final one."""
+def is_sparse(frame: pd.DataFrame) -> bool:
+    """DRUM's test: pandas' `.sparse` accessor exists only when every column is sparse."""
+    return hasattr(frame, "sparse")
+
+
+Field = tuple[str, bytes, bool]  # a multipart answer's field: name, value, sent as a file
+
+
+def csv_fields(key: str, payload: bytes) -> list[Field]:
+    """`<key>.format` (csv) and `<key>.transformed` (the CSV), as DRUM answers a frame."""
+    return [(f"{key}.format", FORMAT.encode(), False), (f"{key}{TRANSFORMED}", payload, True)]
+
+
+def features_fields(out: pd.DataFrame) -> list[Field]:
+    """The answer's X fields, in DRUM's order: a CSV, or a sparse frame's matrix and names."""
+    if not is_sparse(out):
+        return csv_fields(FEATURES_KEY, csv_payload(out))
+    scipy_io = _scipy_io()
+    names = serial_names(out)
+    sink = io.BytesIO()
+    scipy_io.mmwrite(sink, cast(Any, out).sparse.to_coo())
+    return [
+        (f"{FEATURES_KEY}.format", SPARSE_FORMAT.encode(), False),
+        (f"{FEATURES_KEY}{TRANSFORMED}", sink.getvalue(), True),
+        (f"{FEATURES_KEY}{COLNAMES}", "\n".join(names).encode("utf-8"), True),
+    ]
+
+
+def serial_names(frame: pd.DataFrame) -> list[str]:
+    """DRUM's column names on the wire: stripped, newlines escaped; none may be left empty."""
     names = [str(name).strip().replace("\n", "\\n") for name in frame.columns]
     if any(not name for name in names):
         raise BadTransform(
@@ -155,18 +240,24 @@ def csv_payload(frame: pd.DataFrame) -> bytes:
             f"{sum(1 for n in names if n)}, expected {frame.shape[1]}\n"
             "Ensure there are no column names made up entirely of whitespace"
         )
-    text: str = frame.set_axis(names, axis=1).to_csv(index=False, lineterminator="\r\n")
+    return names
+
+
+def csv_payload(frame: pd.DataFrame) -> bytes:
+    """DRUM's CSV of a frame: names stripped, newlines in them escaped, \\r\\n line ends, no final one."""
+    text: str = frame.set_axis(serial_names(frame), axis=1).to_csv(index=False, lineterminator="\r\n")
     return text[:-2].encode("utf-8")
 
 
-def multipart(parts: list[tuple[str, bytes]], boundary: str) -> bytes:
-    """The bytes DRUM's encoder writes for its `<key>.format` and `<key>.transformed` fields."""
+def multipart(fields: list[Field], boundary: str) -> bytes:
+    """The bytes DRUM's encoder (requests-toolbelt's) writes for these fields, files named as their field."""
     out = io.BytesIO()
-    for key, payload in parts:
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}.format"\r\n\r\n{FORMAT}\r\n'.encode())
-        name = f"{key}{TRANSFORMED}"
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"\r\n'.encode())
-        out.write(f"Content-Type: {PART_TYPE}\r\n\r\n".encode())
-        out.write(payload + b"\r\n")
+    for name, value, is_file in fields:
+        if is_file:
+            out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"\r\n'.encode())
+            out.write(f"Content-Type: {PART_TYPE}\r\n\r\n".encode())
+        else:
+            out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
+        out.write(value + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue()

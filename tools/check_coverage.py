@@ -1,6 +1,6 @@
 """The coverage rule of the fast tier (CONTRIBUTING.md, "Coverage"), checked on coverage's JSON report.
 
-    python -m pytest -m 'not docker and not slow' --cov --cov-report=json:coverage.json
+    python -m pytest -m 'not docker and not slow' -n 2 --cov --cov-report=json:coverage.json
     python tools/check_coverage.py coverage.json
 
 Every module of cmkit/ and cmkit_runtime/ is core unless NOT_CORE lists it with the reason the

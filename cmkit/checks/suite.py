@@ -42,11 +42,13 @@ from cmkit.checks.results import (
 )
 from cmkit.checks.sampling import null_check_rows
 from cmkit.checks.sampling import spread as _sample_rows
+from cmkit.checks.sparse import SparseDataset
 from cmkit.checks.stability import stability_check
 from cmkit.checks.unstructured import RawDataset
 from cmkit.checks.verification import prediction_verification
 from cmkit.engine.base import Server
 from cmkit.events import Events
+from cmkit_runtime.formats import TRANSFORM_ROUTES, UNSTRUCTURED_ROUTES
 
 if TYPE_CHECKING:  # pandas is imported where datasets are loaded, off the critical path
     from cmkit.checks.dataset import Dataset
@@ -250,14 +252,16 @@ def _unstructured_checks(ctx: Context, raw: RawDataset | None, results: dict[str
         ctx.events.check(name, results[name])
 
 
-def _transform_checks(ctx: Context, results: dict[str, CheckResult]) -> None:
-    """errorCheck and nullValueImputation on /transform/ (checks/transform.py); the others compare predictions."""
-    dataset = ctx.dataset
+def _transform_checks(ctx: Context, sparse: SparseDataset | None, results: dict[str, CheckResult]) -> None:
+    """errorCheck and nullValueImputation on /transform/ (checks/transform.py); the others compare predictions.
+
+    `sparse`: a Matrix Market dataset (checks/sparse.py), sent as it is instead of `ctx.dataset`."""
+    dataset = sparse or ctx.dataset
     applies = {ERROR_CHECK: transform.error_check, NULL_VALUE_IMPUTATION: transform.null_value_imputation}
     for name, _ in PREDICTION_CHECKS:
         ctx.raise_if_canceled()
         check = applies.get(name)
-        held = CheckResult(SKIPPED, transform.NOT_APPLICABLE) if check is None else _held(ctx, name, results)
+        held = CheckResult(SKIPPED, transform.NOT_APPLICABLE) if check is None else _held(ctx, name, results, dataset)
         if held is not None:
             results[name] = held
         elif check is not None and dataset is not None:
@@ -268,16 +272,29 @@ def _transform_checks(ctx: Context, results: dict[str, CheckResult]) -> None:
         ctx.events.check(name, results[name])
 
 
-def _held(ctx: Context, name: str, results: dict[str, CheckResult]) -> CheckResult | None:
-    """Why the prediction check `name` does not run (skipped or aborted), or None: it runs."""
+def _held(
+    ctx: Context, name: str, results: dict[str, CheckResult], dataset: Dataset | SparseDataset | None = None
+) -> CheckResult | None:
+    """Why the prediction check `name` does not run (skipped or aborted), or None: it runs.
+
+    `dataset`: the one the check would get, when not `ctx.dataset` (a transform's sparse one)."""
     if ctx.level(name) == "skip":
         return CheckResult(SKIPPED, "skipped by configuration")
-    if ctx.dataset is None:
+    if (dataset or ctx.dataset) is None:
         return CheckResult(SKIPPED, "no dataset: pass --dataset or set validation.input")
     if name != ERROR_CHECK and results[ERROR_CHECK].status == FAILED:
         # A model that cannot predict on the plain dataset tells nothing about nulls or
         # row-wise consistency: the later checks would only repeat errorCheck's finding.
         return CheckResult(ABORTED, f"not run: {ERROR_CHECK} failed")
+    return None
+
+
+def _own_routes(target: Target, prefix: str) -> str | None:
+    """A type served on a route of its own (DRUM's, on either server): the checks use it, not a protocol."""
+    if target.type.transforms:
+        return f"POST {prefix}{TRANSFORM_ROUTES[0]}"
+    if target.type.unstructured:
+        return f"POST {prefix}{UNSTRUCTURED_ROUTES[0]}"
     return None
 
 
@@ -290,7 +307,7 @@ def _timed(check: Callable[[Context], CheckResult], ctx: Context) -> CheckResult
 
 def run_checks(
     server: Server,
-    dataset: Dataset | RawDataset | None,
+    dataset: Dataset | RawDataset | SparseDataset | None,
     target: Target,
     options: CheckOptions,
     events: Events | None = None,
@@ -306,7 +323,7 @@ def run_checks(
             protocol=options.protocol,
             headers=options.headers,
         ),
-        dataset=None if isinstance(dataset, RawDataset) else dataset,
+        dataset=None if isinstance(dataset, RawDataset | SparseDataset) else dataset,
         target=target,
         options=options,
         events=events or Events(),
@@ -318,7 +335,14 @@ def run_checks(
         ready = _timed(wait_until_ready, ctx)
         ctx.events.check(LONG_RUNNING_SERVICE, ready)
         protocol = ctx.client.protocol
-        if protocol is not None:
+        routes = _own_routes(target, server.url_prefix)
+        if routes is not None:  # served on DRUM's routes of the type, whichever server answers
+            how = f"DRUM's route of {target.type.value} models; no prediction protocol"
+            ctx.events.stage(f"{target.type.value} model: checked on {routes} ({how})")
+            # The report's "protocol:" line says the route, not the predict_no_state detected by
+            # default; what was detected (DRUM's server or not) is kept beside it.
+            ready.details["protocol"] = {"name": routes, "how": how, "detected": ready.details.get("protocol")}
+        elif protocol is not None:
             ctx.events.stage(f"prediction protocol: {protocol.protocol.name} ({protocol.how})")
         if ready.status != SUCCEEDED:
             return not_started(ready)
@@ -327,7 +351,7 @@ def run_checks(
             results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
             return {name: results[name] for name in CHECK_NAMES}
         if target.type.transforms:
-            _transform_checks(ctx, results)
+            _transform_checks(ctx, dataset if isinstance(dataset, SparseDataset) else None, results)
             results[LONG_RUNNING_SERVICE] = still_answering(ctx, ready)
             return {name: results[name] for name in CHECK_NAMES}
         capabilities = ctx.client.get("/capabilities/")[1]

@@ -1,12 +1,15 @@
-"""The minimal datasets API that model tests need: upload a CSV, read its catalog entry.
+"""The minimal datasets API that model tests need: upload a dataset file, read its catalog entry.
 
 Not part of the custom-models chapter; shaped after what DataRobot's client reads
-(`Dataset.create_from_file`: 202 + status Location, then 303 to `datasets/{id}/`).
+(`Dataset.create_from_file`: 202 + status Location, then 303 to `datasets/{id}/`). The file may
+be any form of delimited text, compressed or archived, or SAS (datasetfiles.py): ingestion
+keeps one comma CSV of it, which everything that reads a dataset reads (`csv_path`).
 """
 
 from __future__ import annotations
 
 import csv
+import tempfile
 import threading
 from pathlib import Path
 from typing import TypedDict
@@ -14,6 +17,7 @@ from typing import TypedDict
 from flask import Response, request
 
 from cmkit.emulator.common import USER, new_id, now
+from cmkit.emulator.datasetfiles import Unreadable, as_csv, remove, table_name
 from cmkit.emulator.documents import Dataset, Internal
 from cmkit.emulator.errors import ErrorResponse, invalid
 from cmkit.emulator.http import Query, Routes, api_url, get_or_404, json_response, no_content
@@ -67,15 +71,30 @@ def _ingest(emu: Emulator, dataset_id: str, cancel: threading.Event) -> None:
         return
     status_id = resource.internal["statusId"]
     set_status(emu, status_id, "RUNNING")
+    workdir = Path(tempfile.mkdtemp(dir=emu.store.blobs.staging, prefix="dataset-"))
     try:
-        rows = _count_rows(emu.store.blobs.path(resource.internal["sha256"]))
+        table = as_csv(emu.store.blobs.path(resource.internal["sha256"]), resource.doc["name"], workdir)
+        stored = emu.store.blobs.put_file(table) if table is not None else None
+        rows = _count_rows(emu.store.blobs.path(stored.sha256) if stored else table or _upload(emu, resource))
+    except Unreadable as exc:
+        return _failed(emu, dataset_id, status_id, f"The file cannot be read as a dataset: {exc}")
     except (ValueError, UnicodeDecodeError, csv.Error) as exc:
-        message = f"The file is not a readable CSV: {exc}"
-        emu.store.update(KIND, dataset_id, Dataset(processingState="ERROR", error=message))
-        set_status(emu, status_id, "ERROR", message)
-        return
-    emu.store.update(KIND, dataset_id, Dataset(processingState="COMPLETED", rowCount=rows))
+        return _failed(emu, dataset_id, status_id, f"The file is not a readable CSV: {exc}")
+    finally:
+        remove(workdir)
+    internal = Internal(tableSha256=stored.sha256) if stored else None
+    emu.store.update(KIND, dataset_id, Dataset(processingState="COMPLETED", rowCount=rows), internal=internal)
     set_status(emu, status_id, "COMPLETED", location=f"datasets/{dataset_id}/")
+
+
+def _upload(emu: Emulator, resource: Resource[Dataset]) -> Path:
+    return emu.store.blobs.path(resource.internal["sha256"])
+
+
+def _failed(emu: Emulator, dataset_id: str, status_id: str, message: str) -> None:
+    """DataRobot's shape of a failed ingestion: the catalog entry's error and the status's message."""
+    emu.store.update(KIND, dataset_id, Dataset(processingState="ERROR", error=message))
+    set_status(emu, status_id, "ERROR", message)
 
 
 def _count_rows(path: Path) -> int:
@@ -85,6 +104,13 @@ def _count_rows(path: Path) -> int:
         if not header or not any(cell.strip() for cell in header):
             raise ValueError("it is empty or has no header row")
         return sum(1 for _ in reader)
+
+
+def run_name(emu: Emulator, dataset_id: str) -> str:
+    """The name a run's copy of the dataset takes: the upload's, or the CSV's made of it."""
+    resource = _dataset(emu, dataset_id)
+    name = resource.doc["name"]
+    return table_name(name) if resource.internal.get("tableSha256") else name
 
 
 def get(emu: Emulator, dataset_id: str) -> Dataset:
@@ -106,12 +132,12 @@ def delete(emu: Emulator, dataset_id: str) -> None:
 
 
 def csv_path(emu: Emulator, dataset_id: str) -> Path:
-    """The stored file of a dataset that finished ingestion (for model tests)."""
+    """The CSV of a dataset that finished ingestion (for model tests): the upload, or the CSV made of it."""
     resource = _dataset(emu, dataset_id)
     if resource.doc["processingState"] != "COMPLETED":
         state = resource.doc["processingState"]
         raise invalid(f"Dataset {dataset_id} is not ready for testing (processingState {state})")
-    return emu.store.blobs.path(resource.internal["sha256"])
+    return emu.store.blobs.path(resource.internal.get("tableSha256") or resource.internal["sha256"])
 
 
 def recover(emu: Emulator) -> None:

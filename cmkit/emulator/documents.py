@@ -509,6 +509,7 @@ class Internal(TypedDict, total=False):
     access: list[AccessEntry]  # model, environment: the access list (the creator alone when absent)
     token: str | None  # dependency build: the run that may record progress
     sha256: str  # environment version, dataset: the uploaded file
+    tableSha256: str  # dataset: the comma CSV made of an upload in another form (emulator/datasetfiles.py)
     fileName: str  # environment version: the uploaded context's name
     error: str  # environment version: why its build failed
     image: str | None  # environment version: the built image (None: nothing was built)

@@ -152,7 +152,7 @@ def _record(emu: Emulator, version_id: str, status_id: str, doc: FeatureImpact) 
 def _request(emu: Emulator, model_id: str, version_id: str, dataset_id: str, workdir: Path) -> TestLocalConfig:
     model = models.find_model(emu, model_id)
     version = models.find_version(emu, model_id, version_id)
-    dataset = testing.copy_dataset(emu, dataset_id, workdir / datasets.get(emu, dataset_id)["name"])
+    dataset = testing.copy_dataset(emu, dataset_id, workdir / datasets.run_name(emu, dataset_id))
     return testing.model_request(
         emu,
         model,

@@ -251,7 +251,7 @@ def _request(emu: Emulator, test: Resource[ModelTest]) -> TestLocalConfig:
     workdir = emu.dir("tests", test_id)
     dataset = None
     if doc["datasetId"]:
-        dataset = copy_dataset(emu, doc["datasetId"], workdir / datasets.get(emu, doc["datasetId"])["name"])
+        dataset = copy_dataset(emu, doc["datasetId"], workdir / datasets.run_name(emu, doc["datasetId"]))
     parameters = test.internal.get("parameters") or {}
     verification_id = (parameters.get(PREDICTION_VERIFICATION) or {}).get("datasetId")
     verification = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,12 @@ class ImageBuilder:
 
     # -- the three layers ---------------------------------------------------------------------
 
-    def environment(self, context_dir: Path, rebuild: bool = False) -> BuiltImage:
-        """The execution environment: a folder holding a Dockerfile (its docker context)."""
+    def environment(self, context_dir: Path, rebuild: bool = False, requirements: str | None = None) -> BuiltImage:
+        """The execution environment: a folder holding a Dockerfile (its docker context).
+
+        `requirements`: the bundle's requirements.txt, whose wheels are fetched into the cache
+        while the environment builds (see `_prefetch`).
+        """
         context_dir = Path(context_dir)
         dockerfile_path = context_dir / "Dockerfile"
         if not dockerfile_path.is_file():
@@ -113,17 +118,52 @@ class ImageBuilder:
         if existing:
             return existing
         self.on_log(f"building environment {context_dir} as {tag}")
-        with tar_context(files) as context:
-            log = self._build(
-                "environment",
-                tag,
-                fileobj=context,
-                custom_context=True,
-                buildargs=build_args,
-                nocache=rebuild,
-                labels={**self.labels, KIND_LABEL: "env"},
-            )
+        fetching = self._prefetch(base_tag or base_image_arg(dockerfile), requirements)
+        try:
+            with tar_context(files) as context:
+                log = self._build(
+                    "environment",
+                    tag,
+                    fileobj=context,
+                    custom_context=True,
+                    buildargs=build_args,
+                    nocache=rebuild,
+                    labels={**self.labels, KIND_LABEL: "env"},
+                )
+        finally:
+            if fetching:
+                fetching.join()
         return self._built(tag, log)
+
+    def _prefetch(self, base: str | None, requirements: str | None) -> threading.Thread | None:
+        """Fill the wheel cache for `requirements` on a thread, for the interpreter of `base`.
+
+        A new environment's build is mostly its own pip install inside the engine; the bundle's
+        wheels can meanwhile be downloaded on the host (2 CPUs: both busy instead of one), so the
+        dependency layer after it finds them in the cache. Speculative: the wheels are chosen for
+        the environment's base image, which is the environment's interpreter unless its
+        Dockerfile installs another one; the dependency layer plans for the built image itself
+        and fetches whatever is still missing.
+        """
+        wanted = requirements is not None and has_requirements(requirements)
+        if not wanted or base is None or self.settings.installer != UV or not _local_engine(self.client):
+            return None
+        thread = threading.Thread(target=self._fetch_for, args=(base, requirements), name="cmkit-prefetch", daemon=True)
+        thread.start()
+        return thread
+
+    def _fetch_for(self, base: str, requirements: str) -> None:
+        began = time.monotonic()
+        # Any failure here (no index, no wheel for the platform, a base not on the engine) is
+        # met again by the dependency layer, which reports it: nothing is lost by dropping it.
+        with contextlib.suppress(Exception):
+            image = self._resolve(base)
+            platform = cached_platform(image.image_id, lambda: self._run(image, "python3", ["-c", TAGS_SCRIPT]))
+            filled = fill(requirements, platform, self.settings.pip_environment())
+            self.on_log(
+                f"fetched {len(filled.added)} wheels into the wheel cache while the environment built "
+                f"({time.monotonic() - began:.1f} s)"
+            )
 
     def dependencies(
         self, base: BuiltImage | str, requirements: str | None, rebuild: bool = False, r_packages: bool = False
@@ -303,8 +343,13 @@ class ImageBuilder:
         """All three layers for a bundle, on an environment folder or a ready image."""
         if (environment is None) == (image is None):
             raise InputError("give exactly one of an environment folder or an image")
-        env = self.environment(environment, rebuild) if environment else self._resolve(image or "")
-        deps = self.dependencies(env, bundle_requirements(bundle_dir), rebuild, is_r_bundle(Path(bundle_dir)))
+        requirements = bundle_requirements(bundle_dir)
+        r_bundle = is_r_bundle(Path(bundle_dir))
+        if environment:
+            env = self.environment(environment, rebuild, None if r_bundle else requirements)
+        else:
+            env = self._resolve(image or "")
+        deps = self.dependencies(env, requirements, rebuild, r_bundle)
         return ModelImage(env, deps, self.code(deps, Path(bundle_dir), rebuild))
 
     # -- helpers ------------------------------------------------------------------------------

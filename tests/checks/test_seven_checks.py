@@ -8,7 +8,6 @@ tests/checks/test_later_checks.py, tests/test_testlocal_*.py (slow tier).
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from cmkit.events import RecordingEvents
 from cmkit_runtime.server import create_app
 from tests.support.bundles import write_two_of_ten
 from tests.support.http_server import ThreadedServer
+from tests.support.inprocess import forget_bundle
 
 
 class InProcessServer(ThreadedServer):
@@ -39,16 +39,10 @@ class InProcessServer(ThreadedServer):
     def __init__(self, code_dir: Path) -> None:
         # A runtime worker imports one bundle's custom.py once per process; here several bundles
         # share the test process, so each server starts from a fresh import.
-        _forget_hooks(code_dir)
+        forget_bundle(code_dir)
         stack = contextlib.ExitStack()
-        stack.callback(_forget_hooks, code_dir)
+        stack.callback(forget_bundle, code_dir)
         super().__init__(create_app(code_dir, environ={}), "", stack)
-
-
-def _forget_hooks(code_dir: Path) -> None:
-    sys.modules.pop("custom", None)
-    with contextlib.suppress(ValueError):
-        sys.path.remove(str(code_dir.resolve()))
 
 
 @pytest.fixture

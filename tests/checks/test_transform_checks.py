@@ -7,14 +7,19 @@ predictions are skipped as not applicable (checks/transform.py).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from cmkit.checks.context import CheckOptions
 from cmkit.checks.dataset import load_dataset
 from cmkit.checks.results import CHECK_NAMES, DEFAULT_CONFIGURATION, ERROR_CHECK, LONG_RUNNING_SERVICE
 from cmkit.checks.results import NULL_VALUE_IMPUTATION as NULLS
+from cmkit.checks.sparse import SparseDataset, load_sparse
 from cmkit.checks.suite import run_checks
-from cmkit.checks.transform import NOT_APPLICABLE
+from cmkit.checks.transform import NOT_APPLICABLE, SPARSE_NO_NULLS
+from cmkit.errors import InputError
 from cmkit.events import RecordingEvents
 from cmkit.scaffold import init_bundle, make_spec
 from cmkit_runtime.target import Target
@@ -70,3 +75,82 @@ def test_a_transform_that_cannot_meet_a_null_column_is_warned_column_by_column(t
 def test_levels_skip_the_transform_checks(tmp_path: Path) -> None:
     results = _run(_transform(tmp_path / "t", "return data"), errorCheck="skip", nullValueImputation="skip")
     assert results[ERROR_CHECK] == results[NULLS] == ("skipped", "skipped by configuration")
+
+
+# -- a sparse (.mtx) dataset: sent as it is, with DRUM's column file -------------------------------
+
+SPARSE_HOOK = "return data * 2 if hasattr(data, 'sparse') else data"
+MTX = b"%%MatrixMarket matrix coordinate real general\n%\n3 2 2\n1 1 1.5\n3 2 4\n"
+
+
+def _sparse_run(bundle: Path, dataset: SparseDataset) -> dict[str, tuple[str, str]]:
+    server = InProcessServer(bundle)
+    events = RecordingEvents()
+    try:
+        options = CheckOptions(configuration=dict(DEFAULT_CONFIGURATION))
+        results = run_checks(server, dataset, Target("transform"), options, events)
+    finally:
+        server.stop()
+    # Item 3 of issue 25's rest: no "prediction protocol: predict_no_state" line for a transform.
+    how = "DRUM's route of transform models; no prediction protocol"
+    assert f"== transform model: checked on POST /transform/ ({how})" in events.lines
+    assert not any(line.startswith("== prediction protocol") for line in events.lines)
+    protocol = results[LONG_RUNNING_SERVICE].details["protocol"]
+    assert (protocol["name"], protocol["how"], protocol["detected"]["name"]) == (
+        "POST /transform/",
+        how,
+        "predict_no_state",
+    )
+    return {name: (result.status, result.message) for name, result in results.items()}
+
+
+def test_a_sparse_dataset_is_sent_with_its_names_and_the_sparse_answer_counted(tmp_path: Path) -> None:
+    (tmp_path / "x.mtx").write_bytes(MTX)
+    (tmp_path / "names.txt").write_text("left\nright\n")
+    dataset = load_sparse(tmp_path / "x.mtx", tmp_path / "names.txt")
+    assert (dataset.rows, dataset.columns, dataset.names) == (3, 2, ["left", "right"])
+    results = _sparse_run(_transform(tmp_path / "t", SPARSE_HOOK), dataset)
+    assert results[ERROR_CHECK] == ("succeeded", "3 rows transformed into 2 columns (sparse)")
+    assert results[NULLS] == ("skipped", SPARSE_NO_NULLS)
+
+
+def test_a_sparse_transform_that_drops_rows_fails_with_drums_line(tmp_path: Path) -> None:
+    (tmp_path / "x.mtx").write_bytes(MTX)
+    results = _sparse_run(_transform(tmp_path / "t", "return data.iloc[1:]"), load_sparse(tmp_path / "x.mtx"))
+    assert results[ERROR_CHECK] == ("failed", f"HTTP 500: {ROWS_CHANGED}")
+
+
+@pytest.mark.parametrize(
+    ("data", "names", "message"),
+    [
+        (b"a,b\n1,2\n", None, "not a Matrix Market file: it must start with %%MatrixMarket"),
+        (b"%%MatrixMarket matrix coordinate real general\n% only comments\n", None, "it has no size line"),
+        (b"%%MatrixMarket matrix coordinate real general\nthree by two\n", None, "line 2: the size line must be"),
+        (b"%%MatrixMarket matrix coordinate real general\n0 2 0\n", None, "the matrix has no rows"),
+        (MTX, b"only\n", "the column file names 1 columns, x.mtx has 2"),
+        (MTX, b"\xff\n", "the column file is not UTF-8 text"),
+    ],
+)
+def test_a_sparse_dataset_drum_could_not_read_is_exit_2(
+    tmp_path: Path, data: bytes, names: bytes | None, message: str
+) -> None:
+    (tmp_path / "x.mtx").write_bytes(data)
+    names_file = None
+    if names is not None:
+        names_file = tmp_path / "names.txt"
+        names_file.write_bytes(names)
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_sparse(tmp_path / "x.mtx", names_file)
+
+
+def test_a_sparse_dataset_is_for_transform_models_only(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cmkit.cli import main
+
+    bundle = tmp_path / "price"
+    init_bundle(bundle, make_spec("regression", "price"))
+    (tmp_path / "x.mtx").write_bytes(MTX)
+    result = CliRunner().invoke(main, ["test-local", str(bundle), "--dataset", str(tmp_path / "x.mtx")])
+    assert result.exit_code == 2, result.output
+    assert "a sparse (.mtx) dataset is for transform models; this one is regression" in result.output

@@ -156,6 +156,7 @@ def test_serving_a_transform_names_its_route_and_a_curl(shown: Shown) -> None:
     text = shown()
     assert "transform: POST http://127.0.0.1:9000/m/transform/ with a CSV under the form key X" in text
     assert "try: curl -s http://127.0.0.1:9000/m/transform/ -F X=@FILE.csv" in text
+    assert "sparse: curl -s http://127.0.0.1:9000/m/transform/ -F X=@FILE.mtx -F X.colnames=@NAMES.txt" in text
     assert "predict_no_state" not in text
 
 

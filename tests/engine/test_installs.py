@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,3 +179,32 @@ def test_a_second_bundle_naming_the_same_packages_downloads_nothing(
     second = "# the same packages, another text\nthreadpoolctl == 3.8.0\nSciPy==1.17.1\nscikit_learn==1.9.1\njoblib\n"
     again = builder.dependencies(environment, second)
     assert again.cached and "resolved from the wheel cache, nothing downloaded" in log
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_new_environment_builds_while_the_bundles_wheels_are_fetched(
+    docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new machine: the environment's own pip install runs in the engine while the host fills
+    the (empty) wheel cache for the bundle, so the dependency layer plans from the cache at once."""
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    environment = tmp_path / "environment"
+    shutil.copytree(default_environment_dir(), environment)
+    dockerfile = environment / "Dockerfile"  # a line after FROM: no step of it in the builder's cache
+    dockerfile.write_text(dockerfile.read_text().replace("\nCOPY ", f"\nLABEL cmkit.test.new={TEST_RUN_ID}\nCOPY ", 1))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "requirements.txt").write_text("threadpoolctl==3.8.0\n")
+    (bundle / "custom.py").write_text("def score(data, model, **kwargs):\n    return data\n")
+    log: list[str] = []
+    builder = ImageBuilder(
+        docker_client, BuildSettings.from_environment(), on_log=log.append, labels={TEST_LABEL: TEST_RUN_ID}
+    )
+    image = builder.model(bundle, environment=environment)
+    builder.finish()
+    fetched = [line for line in log if "while the environment built" in line]
+    assert fetched and fetched[0].startswith("fetched 1 wheels"), log[-20:]
+    assert log.index(fetched[0]) < log.index(next(line for line in log if "Successfully built" in line))
+    assert "resolved from the wheel cache, nothing downloaded" in log
+    assert ("threadpoolctl", "3.8.0") in image_packages(docker_client, image.dependencies)

@@ -9,8 +9,6 @@ without chat() gets DRUM's 404 messages.
 from __future__ import annotations
 
 import contextlib
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +16,10 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import Client
 
-from cmkit_runtime.server import HotRoutes, create_app
+from cmkit_runtime.server import HotRoutes
 from tests.checks.test_chat_check import CHAT
 from tests.support.bundles import write_runtime_bundle
+from tests.support.inprocess import loaded_client
 
 # ?-less routing: the test picks chat()'s answer from the prompt.
 BODY = """kind = completion_create_params["messages"][-1]["content"]
@@ -40,7 +39,7 @@ BODY = """kind = completion_create_params["messages"][-1]["content"]
     if stream:
         return iter([chunk("hi "), chunk(None, "stop")])
     return completion("hi")"""
-HEADERS = '''
+HEADERS = """
 
 def chat(completion_create_params, model, **kwargs):
     return completion(kwargs["headers"].get("X-Test", "none"))
@@ -48,29 +47,14 @@ def chat(completion_create_params, model, **kwargs):
 
 def get_supported_llm_models(model):
     raise RuntimeError("no list")
-'''
+"""
 PREDICT_ONLY = "def predict(model, X):\n    return ['ok'] * len(X)\n"
-
-
-def _forget_hooks(code_dir: Path) -> None:
-    sys.modules.pop("custom", None)
-    with contextlib.suppress(ValueError):
-        sys.path.remove(str(code_dir.resolve()))
 
 
 @contextlib.contextmanager
 def _client(bundle: Path, target_type: str) -> Iterator[FlaskClient]:
-    _forget_hooks(bundle)
-    app = create_app(bundle, environ={"URL_PREFIX": "/m", "TARGET_TYPE": target_type})
-    client = app.test_client()
-    deadline = time.monotonic() + 10
-    while client.get("/m/").status_code != 200:
-        assert time.monotonic() < deadline, "the model did not load"
-        time.sleep(0.005)
-    try:
+    with loaded_client(bundle, {"URL_PREFIX": "/m", "TARGET_TYPE": target_type}, "/m") as client:
         yield client
-    finally:
-        _forget_hooks(bundle)
 
 
 def _ask(

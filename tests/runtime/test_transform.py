@@ -9,11 +9,10 @@ a transform that changes the row count, returns a target, or gets no samples.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
+import re
 import sys
-import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from pathlib import Path
@@ -24,12 +23,12 @@ from flask.testing import FlaskClient
 
 from cmkit.checks.client import RawAnswer
 from cmkit.checks.transform import read_answer, request_body
-from cmkit_runtime.server import create_app
-from cmkit_runtime.transform import ROWS_CHANGED, csv_payload, multipart
+from cmkit_runtime.transform import ROWS_CHANGED, csv_fields, csv_payload, multipart
 from tests.support.bundles import write_runtime_bundle
+from tests.support.inprocess import forget_bundle, loaded_client
 
 # ?-less: the request's columns say what to do (a column named "mode" picks the misbehaviour).
-HOOKS = '''
+HOOKS = """
 import pandas as pd
 
 
@@ -38,6 +37,8 @@ def load_model(code_dir):
 
 
 def transform(data, model, y=None):
+    if hasattr(data, "sparse"):  # a .mtx: every column sparse, as DRUM reads it
+        return data.sparse.to_dense() * model if "dense" in data.columns else data * model
     mode = str(data["mode"].iloc[0]) if "mode" in data else "scale"
     if mode == "drop":
         return data.iloc[1:]
@@ -51,28 +52,15 @@ def transform(data, model, y=None):
     out["a"] = out["a"].fillna(0) * model
     out[" spaced "] = 1 if y is None else len(y)
     return out
-'''
+"""
 ROWS = b"a,b\n1,x\n,y\n3,z\n"
-
-
-def _forget_hooks(code_dir: Path) -> None:
-    sys.modules.pop("custom", None)
-    with contextlib.suppress(ValueError):
-        sys.path.remove(str(code_dir.resolve()))
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
     bundle = write_runtime_bundle(tmp_path / "t", "transform", "t", HOOKS)
-    _forget_hooks(bundle)
-    app = create_app(bundle, environ={"URL_PREFIX": "/p"})
-    test_client = app.test_client()
-    deadline = time.monotonic() + 10
-    while test_client.get("/p/").status_code != 200:
-        assert time.monotonic() < deadline, "the model did not load"
-        time.sleep(0.005)
-    yield test_client
-    _forget_hooks(bundle)
+    with loaded_client(bundle, {"URL_PREFIX": "/p"}, "/p") as test_client:
+        yield test_client
 
 
 def _fields(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -97,7 +85,7 @@ def test_the_answer_is_drums_multipart_with_drums_csv(client: FlaskClient) -> No
     assert len(boundary) == 32 and body.startswith(f"--{boundary}\r\n".encode())
     expected = b"a,b,spaced\r\n10.0,x,1\r\n0.0,y,1\r\n30.0,z,1"  # names stripped, \r\n, no final line end
     assert _fields(content_type, body) == {"X.format": b"csv", "X.transformed": expected}
-    assert body == multipart([("X", expected)], boundary)  # the bytes DRUM's encoder writes
+    assert body == multipart(csv_fields("X", expected), boundary)  # the bytes DRUM's encoder writes
     read = read_answer(RawAnswer(status, content_type, body), 3)
     assert read.problem is None and read.frame is not None and list(read.frame.columns) == ["a", "b", "spaced"]
 
@@ -144,14 +132,14 @@ def test_no_samples_and_other_routes(client: FlaskClient) -> None:
 
 def test_the_check_counts_rows_whoever_serves() -> None:
     frame = pd.DataFrame({"a": [1, 2]})
-    body = multipart([("X", csv_payload(frame))], "b0")
+    body = multipart(csv_fields("X", csv_payload(frame)), "b0")
     assert read_answer(RawAnswer(200, "multipart/form-data; boundary=b0", body), 2).problem is None
     short = read_answer(RawAnswer(200, "multipart/form-data; boundary=b0", body), 3).problem
     assert short == "the transform returned 2 rows for 3: it must keep every row"
     assert read_answer(RawAnswer(200, "text/csv", b"a\n1"), 1).problem == (
         "the answer is text/csv, not multipart/form-data"
     )
-    other = multipart([("Z", b"a\r\n1")], "b1")
+    other = multipart(csv_fields("Z", b"a\r\n1"), "b1")
     assert "no X.transformed part (parts: Z.format, Z.transformed)" in str(
         read_answer(RawAnswer(200, "multipart/form-data; boundary=b1", other), 1).problem
     )
@@ -164,10 +152,10 @@ def test_a_model_without_the_hook_that_is_not_scikit_learn_does_not_load(tmp_pat
     from cmkit_runtime.target import Target
 
     bundle = write_runtime_bundle(tmp_path / "n", "transform", "n", "def load_model(code_dir):\n    return 1\n")
-    _forget_hooks(bundle)
+    forget_bundle(bundle)
     with pytest.raises(LoadError, match="requires a user-defined transform hook for non-sklearn transformers"):
         load(bundle, Target("transform"))
-    _forget_hooks(bundle)
+    forget_bundle(bundle)
 
 
 def test_what_is_refused_before_and_after_the_hook() -> None:
@@ -192,21 +180,123 @@ def test_what_is_refused_before_and_after_the_hook() -> None:
     assert tf.read_csv(b"a\n1\n\n2\n")["a"].isna().tolist() == [False, True, False]  # one column: blank lines kept
 
 
-def test_sparse_input_is_refused_and_a_scikit_learn_like_transformer_serves_alone() -> None:
+# -- sparse (Matrix Market) data, as DRUM 1.18.1 takes and answers it -------------------------------
+
+# Rows 4 x 3 with four entries; DRUM's colnames file is stripped line by line.
+MATRIX = [[1.5, 0, 0], [0, 0, 2], [0, 0, 0], [4, 0, 0.25]]
+
+
+def _mtx(rows: list[list[float]] = MATRIX) -> bytes:
+    import scipy.io
+    import scipy.sparse
+
+    sink = io.BytesIO()
+    scipy.io.mmwrite(sink, scipy.sparse.coo_matrix(rows))
+    return sink.getvalue()
+
+
+def _post_sparse(client: FlaskClient, names: bytes | None) -> tuple[int, str, bytes]:
+    data: dict[str, tuple[io.BytesIO, str]] = {"X": (io.BytesIO(_mtx()), "rows.mtx")}
+    if names is not None:
+        data["X.colnames"] = (io.BytesIO(names), "names.txt")
+    response = client.post("/p/transform/", data=data, content_type="multipart/form-data")
+    return response.status_code, response.headers["Content-Type"], response.data
+
+
+def test_sparse_rows_reach_the_hook_sparse_and_a_sparse_frame_is_answered_as_a_matrix(client: FlaskClient) -> None:
+    status, content_type, body = _post_sparse(client, b"a\n b c \nc\n")
+    assert status == 200
+    fields = _fields(content_type, body)
+    assert list(fields) == ["X.format", "X.transformed", "X.colnames"]  # DRUM's order
+    assert fields["X.format"] == b"sparse" and fields["X.colnames"] == b"a\nb c\nc"
+    # scipy.io.mmwrite of the frame's to_coo(), column by column, as DRUM's answer holds it.
+    entries = b"1 1 1.5E1\n4 1 4E1\n2 3 2E1\n4 3 2.5\n"
+    assert fields["X.transformed"] == b"%%MatrixMarket matrix coordinate real general\n%\n4 3 4\n" + entries
+    read = read_answer(RawAnswer(status, content_type, body), 4)
+    assert read.problem is None and read.frame is None and read.columns == ["a", "b c", "c"]
+    from cmkit.checks.transform import answer_frame
+
+    assert answer_frame(read).to_csv(index=False) == "a,b c,c\n15.0,0.0,0.0\n0.0,0.0,20.0\n0.0,0.0,0.0\n40.0,0.0,2.5\n"
+    assert read_answer(RawAnswer(status, content_type, body), 3).problem == (
+        "the transform returned 4 rows for 3: it must keep every row"
+    )
+
+
+def test_a_sparse_body_has_numbered_columns_and_a_dense_frame_goes_back_as_csv(client: FlaskClient) -> None:
+    response = client.post("/p/transform/", data=_mtx(), content_type="text/mtx")
+    fields = _fields(response.headers["Content-Type"], response.data)
+    assert response.status_code == 200 and fields["X.colnames"] == b"0\n1\n2"
+    status, content_type, body = _post_sparse(client, b"dense\nb\nc\n")
+    expected = b"dense,b,c\r\n15.0,0.0,0.0\r\n0.0,0.0,20.0\r\n0.0,0.0,0.0\r\n40.0,0.0,2.5"
+    assert status == 200 and _fields(content_type, body) == {"X.format": b"csv", "X.transformed": expected}
+
+
+@pytest.mark.parametrize(
+    ("names", "data", "message"),
+    [
+        (b"a\nb\n", None, "X.colnames names 2 columns, the matrix has 3"),
+        (b"\xff\n", None, "X.colnames must be UTF-8 text, one column name a line"),
+        (None, b"%%MatrixMarket matrix coordinate real general\n2 2 1\n9 9 1\n", "the .mtx cannot be read: "),
+    ],
+)
+def test_sparse_input_that_cannot_be_read_is_a_422(
+    client: FlaskClient, names: bytes | None, data: bytes | None, message: str
+) -> None:
+    files: dict[str, tuple[io.BytesIO, str]] = {"X": (io.BytesIO(data or _mtx()), "rows.mtx")}
+    if names is not None:
+        files["X.colnames"] = (io.BytesIO(names), "names.txt")
+    response = client.post("/p/transform/", data=files, content_type="multipart/form-data")
+    assert response.status_code == 422 and response.json["message"].startswith(message)  # type: ignore[index]
+
+
+def test_without_scipy_sparse_data_is_one_line_naming_what_to_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    from werkzeug.datastructures import FileStorage
+
+    from cmkit.checks.sparse import NEEDS_SCIPY, read_matrix
+    from cmkit.errors import InputError
+    from cmkit_runtime import transform as tf
+
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # what `import scipy.io` meets where SciPy is absent
+    with pytest.raises(tf.BadTransform, match=r"add scipy to the bundle's requirements\.txt") as raised:
+        tf.request_frames(
+            {"X": FileStorage(io.BytesIO(b"%%MatrixMarket"), filename="X.mtx")}, b"", "multipart/form-data"
+        )
+    assert raised.value.status == 500 and "\n" not in str(raised.value)
+    with pytest.raises(InputError, match=re.escape(NEEDS_SCIPY)):
+        read_matrix(b"%%MatrixMarket", None)
+
+
+def test_a_sparse_target_and_a_dense_array_matrix_are_read() -> None:
+    import scipy.io
     from werkzeug.datastructures import FileStorage
 
     from cmkit_runtime import transform as tf
 
-    mtx = FileStorage(io.BytesIO(b"%%MatrixMarket"), filename="X.mtx")
-    with pytest.raises(tf.BadTransform, match="sparse"):
-        tf.request_frames({"X": mtx}, b"", "multipart/form-data")
-    with pytest.raises(tf.BadTransform, match="sparse"):
-        tf.request_frames({}, b"1 1 1", "text/mtx")
+    dense = io.BytesIO()
+    scipy.io.mmwrite(dense, [[1.0, 2.0], [3.0, 4.0]])  # the format's "array" variant
+    files = {
+        "X": FileStorage(io.BytesIO(dense.getvalue()), filename="X.mtx"),
+        "y": FileStorage(io.BytesIO(_mtx()), filename="y.mtx"),
+    }
+    features, target = tf.request_frames(files, b"", "multipart/form-data")
+    assert hasattr(features, "sparse") and features.shape == (2, 2) and target is not None and target.shape == (4, 3)
+
+
+def test_a_scikit_learn_like_transformer_serves_alone_and_its_sparse_output_stays_sparse() -> None:
+    import scipy.sparse
+
+    from cmkit_runtime import transform as tf
 
     class sklearnDoubler:  # DRUM's test is the class's printed name holding "sklearn"
         def transform(self, data: pd.DataFrame) -> object:
             return data.to_numpy() * 2
 
+    class sklearnSparse:
+        def transform(self, data: pd.DataFrame) -> object:
+            return scipy.sparse.csr_matrix(data.to_numpy())
+
     run = tf.artifact_transformer(sklearnDoubler())
     assert run is not None and run(pd.DataFrame({"a": [1, 2]}), None)[0].tolist() == [2, 4]
     assert tf.artifact_transformer(object()) is None
+    sparse = tf.artifact_transformer(sklearnSparse())
+    assert sparse is not None and tf.is_sparse(sparse(pd.DataFrame({"a": [1.0, 0.0]}), None))

@@ -10,22 +10,19 @@ bytes (application/octet-stream), None or (data, {"mimetype", "charset"}); anyth
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from cmkit_runtime.server import create_app
 from cmkit_runtime.unstructured import BadUnstructured, answer_of, request_arguments
 from tests.support.bundles import write_runtime_bundle
+from tests.support.inprocess import forget_bundle, loaded_client
 
 # Echoes what it was given, so the test sees the hook's arguments; ?answer= picks a return shape.
-ECHO = '''
+ECHO = """
 import json
 
 
@@ -61,27 +58,14 @@ def score_unstructured(model, data, query, **kwargs):
     if answer == "raise":
         raise RuntimeError("boom")
     raise AssertionError(answer)
-'''
-
-
-def _forget_hooks(code_dir: Path) -> None:
-    sys.modules.pop("custom", None)
-    with contextlib.suppress(ValueError):
-        sys.path.remove(str(code_dir.resolve()))
+"""
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[FlaskClient]:
     bundle = write_runtime_bundle(tmp_path / "u", "unstructured", "u", ECHO)
-    _forget_hooks(bundle)
-    app = create_app(bundle, environ={"URL_PREFIX": "/p/q"})
-    test_client = app.test_client()
-    deadline = time.monotonic() + 10
-    while test_client.get("/p/q/").status_code != 200:
-        assert time.monotonic() < deadline, "the model did not load"
-        time.sleep(0.005)
-    yield test_client
-    _forget_hooks(bundle)
+    with loaded_client(bundle, {"URL_PREFIX": "/p/q"}, "/p/q") as test_client:
+        yield test_client
 
 
 def _post(client: FlaskClient, body: bytes, content_type: str | None, answer: str = "json") -> tuple[int, str, bytes]:
@@ -161,9 +145,9 @@ def test_a_bundle_without_the_hook_does_not_load(tmp_path: Path) -> None:
     from cmkit_runtime.target import Target
 
     bundle = write_runtime_bundle(tmp_path / "u", "unstructured", "u", "def load_model(d):\n    return 1\n")
-    _forget_hooks(bundle)
+    forget_bundle(bundle)
     try:
         with pytest.raises(LoadError, match=r"needs score_unstructured\(model, data, query, \*\*kwargs\)"):
             load(bundle, Target("unstructured"))
     finally:
-        _forget_hooks(bundle)
+        forget_bundle(bundle)

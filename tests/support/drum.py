@@ -15,6 +15,11 @@ def drum_score(bundle: Path, data: Path, target_type: str, labels: tuple[str, ..
 
     `extra`: model frameworks to add to DRUM's virtualenv, then (from the first "--") drum flags.
     """
+    return pd.read_csv(drum_score_file(bundle, data, target_type, labels, *extra))
+
+
+def drum_score_file(bundle: Path, data: Path, target_type: str, labels: tuple[str, ...], *extra: str) -> Path:
+    """The file `drum score --output` writes, for a byte-for-byte comparison (arguments: drum_score's)."""
     cut = next((i for i, item in enumerate(extra) if item.startswith("--")), len(extra))
     frameworks, flags = extra[:cut], list(extra[cut:])
     venv = drum_with(*frameworks)
@@ -27,4 +32,4 @@ def drum_score(bundle: Path, data: Path, target_type: str, labels: tuple[str, ..
         command += ["--class-labels", *labels]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return pd.read_csv(output)
+    return output

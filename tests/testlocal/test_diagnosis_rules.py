@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cmkit.diagnosis import CODES, Diagnosis, FailureEvidence, diagnose, save_log, strip_ansi
+from cmkit_runtime.target_types import Prediction
 
 # pip 24's resolver on two pins that cannot both hold (its text, colours included).
 PIP_CONFLICT = """\x1b[1mCollecting pandas==2.2.2\x1b[0m
@@ -97,6 +98,25 @@ def test_an_exception_in_load_model_names_it_and_its_frame() -> None:
 def test_each_failure_has_its_code(evidence: FailureEvidence, code: str) -> None:
     found = diagnose(evidence)
     assert found is not None and found.code == code and code in CODES
+
+
+@pytest.mark.parametrize(
+    ("prediction", "valid"),
+    [
+        (Prediction.POINT, "a point as well-known text, longitude first: 'POINT (2.35 48.85)' for Paris"),
+        (Prediction.NUMBER, "a finite number"),
+        (Prediction.PROBABILITIES, "a probability per class label, each in [0, 1], summing to 1"),
+        (Prediction.TEXT, "a string"),
+        (None, "a number for regression and anomaly, a probability per label for classifiers, a string for text "),
+    ],
+)
+def test_the_wrong_output_hint_says_what_a_valid_prediction_of_the_type_is(
+    prediction: Prediction | None, valid: str
+) -> None:
+    message = "24 invalid predictions: row 0: expected a point such as 'POINT (2.35 48.85)', got '48.8,2.3'"
+    found = diagnose(FailureEvidence(checks=failed("errorCheck", message), prediction=prediction))
+    assert found is not None and found.code == "wrong-output"
+    assert found.action.startswith(f"return one prediction per row: {valid}")
 
 
 def test_nothing_failed_nothing_diagnosed() -> None:

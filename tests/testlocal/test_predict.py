@@ -119,3 +119,40 @@ def test_a_note_whose_serve_is_gone_is_removed(tmp_path: Path, monkeypatch: pyte
         )
     )
     assert find_warm_server(bundle, {}) is None and not note.exists()
+
+
+def test_a_sparse_input_is_for_transform_models(tmp_path: Path) -> None:
+    bundle = write_quick_bundle(tmp_path / "bundle")
+    rows = tmp_path / "rows.mtx"
+    rows.write_text("%%MatrixMarket matrix coordinate real general\n1 1 1\n1 1 2\n")
+    result = CliRunner().invoke(main, ["predict", str(bundle), *PROCESS, "--input", str(rows)])
+    assert result.exit_code == 2
+    assert "a sparse (.mtx) dataset is for transform models; this one is regression" in result.stderr
+
+
+def test_a_transform_s_rows_go_to_its_route_and_its_frame_comes_back(tmp_path: Path) -> None:
+    """predict's transform path on cmkit-runtime's app in this process (the bytes against drum
+    score are tests/testlocal/test_transform_local.py's, slow): a CSV, then a .mtx with names."""
+    from cmkit.checks.dataset import load_dataset
+    from cmkit.checks.sparse import load_sparse
+    from cmkit.predict import _predict
+    from cmkit.resolvedrun import TestLocalConfig, resolve_config
+    from tests.checks.test_seven_checks import InProcessServer
+    from tests.support.bundles import write_runtime_bundle
+
+    custom = "def load_model(code_dir):\n    return 2\n\n\ndef transform(data, model):\n    return data * model\n"
+    bundle = write_runtime_bundle(tmp_path / "t", "transform", "t", custom)
+    run = resolve_config(TestLocalConfig(bundle=bundle, runtime="process"))
+    (tmp_path / "rows.csv").write_text("a,b\n1,2.5\n3,4\n")
+    (tmp_path / "rows.mtx").write_text("%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1.5\n2 2 3\n")
+    (tmp_path / "names.txt").write_text("left\nright\n")
+    server = InProcessServer(bundle)
+    try:
+        dense = _predict(server, run, load_dataset(tmp_path / "rows.csv"), "r1", None)
+        sparse = _predict(server, run, load_sparse(tmp_path / "rows.mtx", tmp_path / "names.txt"), "r2", None)
+        numbered = _predict(server, run, load_sparse(tmp_path / "rows.mtx"), "r3", None)
+    finally:
+        server.stop()
+    assert dense.predictions is not None and dense.predictions.to_csv(index=False) == "a,b\n2,5.0\n6,8.0\n"
+    assert sparse.predictions is not None and sparse.predictions.to_csv(index=False) == "left,right\n3.0,0.0\n0.0,6.0\n"
+    assert numbered.predictions is not None and list(numbered.predictions.columns) == ["0", "1"]

@@ -57,7 +57,7 @@ def test_a_resolved_run_is_frozen_and_every_field_it_must_decide_is_decided(bund
     assert run.checks["performanceCheck"] == "fail"  # configured, so turned on
     assert set(run.checks) >= {"errorCheck", "longRunningService", "stabilityCheck"}
     # The fields that may stay unset mean "not given" (no limit, detect, no remote environment).
-    optional = {"dataset", "verification_dataset", "feature_impact_rows"}
+    optional = {"dataset", "verification_dataset", "sparse_column_file", "feature_impact_rows"}
     optional_server = {"environment", "image", "remote", "maximum_memory", "ca_bundle", "protocol"}
     assert {f.name for f in dataclasses.fields(run) if _unset(getattr(run, f.name))} <= optional
     assert {f.name for f in dataclasses.fields(run.server) if _unset(getattr(run.server, f.name))} <= optional_server

@@ -80,7 +80,7 @@ def test_drum_and_cmkit_answer_the_same_bytes(tmp_path: Path, request: pytest.Fi
     (bundle / "start_server.sh").unlink()  # hooks only: each environment's own start script serves them
     on_drum = run(bundle, "docker", request, environment=DROPIN, startup_timeout=180)
     on_cmkit = run(bundle, "docker", request)
-    assert on_drum["details"]["protocol"]["name"] == "drum"  # type: ignore[index]
+    assert on_drum["details"]["protocol"]["detected"]["name"] == "drum"  # type: ignore[index]
     answers = []
     for document in (on_drum, on_cmkit):
         assert _statuses(document)[ERROR_CHECK][0] == "succeeded", document["testingStatus"]
