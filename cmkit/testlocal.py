@@ -196,9 +196,10 @@ def _isolation(settings: ServerSettings, spec: RunSpec, own_script: bool) -> tup
     from cmkit.engine.venvs import ensure_venv
 
     if is_r_bundle(settings.bundle) and not own_script:
+        # the R library first: it takes a second, the venv's first build several
+        variables = isolated_r_environment(settings.bundle, {**os.environ, **settings.server_environment})
         serving = (r_environment_dir() / "requirements.txt").read_text(encoding="utf-8")
         venv = ensure_venv("", settings.installer, serving=serving).path
-        variables = isolated_r_environment(settings.bundle, {**os.environ, **settings.server_environment})
         return venv, replace(spec, environment={**variables, **spec.environment})
     requirements = settings.bundle / "requirements.txt"
     text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""

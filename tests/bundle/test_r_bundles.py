@@ -24,6 +24,7 @@ from cmkit.lint import lint_bundle
 from cmkit.paths import default_environment_dir, default_environment_for, r_environment_dir
 from cmkit.rlint import from_parser_output, read_r_source
 from cmkit.scaffold import init_bundle, make_spec, render_bundle
+from cmkit.testlocal import TestLocalConfig, run_test_local
 from cmkit_runtime.formats import is_r_bundle, is_r_file_set
 from cmkit_runtime.loader import LoadError, load
 from cmkit_runtime.target import Target
@@ -185,3 +186,27 @@ def test_the_isolated_r_library_links_what_r_lists_once(tmp_path: Path, monkeypa
 def test_the_isolated_r_library_without_r_is_one_error(tmp_path: Path, no_r: None) -> None:
     with pytest.raises(RLibraryFailed, match="R is not installed here"):
         isolated_r_environment(write_files(tmp_path / "m", {"custom.R": ""}), {})
+
+
+def test_an_isolated_r_model_that_r_cannot_serve_fails_its_start_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through test-local's start: no R is the host's one line; an R that cannot list the packages'
+    dependencies is the isolated library's, before any venv is built (a real R: test_r_isolation.py)."""
+    bundle = write_files(
+        tmp_path / "m",
+        {"custom.R": "", "model.rds": b"", "model-metadata.yaml": metadata_yaml("m", "regression", "y")},
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    config = TestLocalConfig(bundle, runtime="process", isolate=True)
+    message = run_test_local(config).results["longRunningService"].message
+    assert "this is an R model (custom.R or .rds) and R is not installed here" in message
+    broken = write_files(tmp_path / "bin", {"Rscript": "#!/bin/sh\necho 'Error: no tools' >&2\nexit 1\n"})
+    (broken / "Rscript").chmod(0o755)
+    monkeypatch.setenv("PATH", str(broken))
+    stand_in = write_files(tmp_path / "py", {"rpy2/__init__.py": ""})  # found, never imported: the host check
+    monkeypatch.syspath_prepend(str(stand_in))
+    message = run_test_local(config).results["longRunningService"].message
+    assert message.startswith("R could not list the packages' dependencies: Error: no tools"), message
