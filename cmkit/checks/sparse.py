@@ -10,11 +10,9 @@ count, so the checks need no SciPy. Reading a whole matrix (`cmkit predict`'s ou
 
 from __future__ import annotations
 
-import importlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cmkit.errors import InputError
 from cmkit.textfiles import read_limited
@@ -82,11 +80,13 @@ def mtx_shape(data: bytes) -> tuple[int, int] | str:
 
 
 def read_names(data: bytes, path: Path) -> list[str]:
-    """DRUM's sparse column file: one name a line, each stripped."""
+    """DRUM's sparse column file, read as the runtime reads `X.colnames` (one home for the rule)."""
+    from cmkit_runtime.transform import BadTransform, column_names
+
     try:
-        return [line.strip().decode("utf-8") for line in io.BytesIO(data).readlines()]
-    except UnicodeDecodeError:
-        raise InputError("the column file is not UTF-8 text", file=path, hint="write one column name a line") from None
+        return column_names(data) or []
+    except BadTransform as exc:
+        raise InputError(str(exc), file=path, hint="write one column name a line") from None
 
 
 def load_sparse(path: Path, names_file: Path | None = None) -> SparseDataset:
@@ -112,16 +112,12 @@ def load_sparse(path: Path, names_file: Path | None = None) -> SparseDataset:
 
 
 def read_matrix(data: bytes, names: list[str] | None) -> pd.DataFrame:
-    """A whole Matrix Market payload as a frame of sparse columns (SciPy needed, imported here)."""
-    import pandas as pd
+    """A whole Matrix Market payload as a frame of sparse columns, read as the runtime reads one
+    (SciPy needed, imported there)."""
+    from cmkit_runtime.transform import NEEDS_SCIPY as RUNTIME_NEEDS_SCIPY
+    from cmkit_runtime.transform import BadTransform, read_mtx
 
     try:
-        scipy_io, scipy_sparse = importlib.import_module("scipy.io"), importlib.import_module("scipy.sparse")
-    except ImportError:
-        raise InputError(NEEDS_SCIPY) from None
-    matrix = scipy_io.mmread(io.BytesIO(data))
-    if not hasattr(matrix, "tocoo"):  # the dense "array" variant of the format
-        matrix = scipy_sparse.coo_matrix(matrix)
-    accessor: Any = pd.DataFrame.sparse  # pandas' sparse accessor (its stubs do not type it)
-    frame: pd.DataFrame = accessor.from_spmatrix(matrix, columns=names)
-    return frame
+        return read_mtx(data, names)
+    except BadTransform as exc:
+        raise InputError(NEEDS_SCIPY if str(exc) == RUNTIME_NEEDS_SCIPY else str(exc)) from None

@@ -160,9 +160,10 @@ class ImageBuilder:
             image = self._resolve(base)
             platform = cached_platform(image.image_id, lambda: self._run(image, "python3", ["-c", TAGS_SCRIPT]))
             filled = fill(requirements, platform, self.settings.pip_environment())
+            count = len(filled.added)
             self.on_log(
-                f"fetched {len(filled.added)} wheels into the wheel cache while the environment built "
-                f"({time.monotonic() - began:.1f} s)"
+                f"fetched {count} wheel{'' if count == 1 else 's'} into the wheel cache while the environment "
+                f"built ({time.monotonic() - began:.1f} s)"
             )
 
     def dependencies(

@@ -128,7 +128,7 @@ def test_a_sparse_transform_that_drops_rows_fails_with_drums_line(tmp_path: Path
         (b"%%MatrixMarket matrix coordinate real general\nthree by two\n", None, "line 2: the size line must be"),
         (b"%%MatrixMarket matrix coordinate real general\n0 2 0\n", None, "the matrix has no rows"),
         (MTX, b"only\n", "the column file names 1 columns, x.mtx has 2"),
-        (MTX, b"\xff\n", "the column file is not UTF-8 text"),
+        (MTX, b"\xff\n", "must be UTF-8 text, one column name a line"),
     ],
 )
 def test_a_sparse_dataset_drum_could_not_read_is_exit_2(

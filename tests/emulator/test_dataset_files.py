@@ -127,16 +127,6 @@ def test_a_bomb_stops_at_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # -- through the API: ingestion, then a model test on the dataset ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
-    return stdlib_emulator
-
-
-@pytest.fixture(scope="module")
-def api(emulator: InProcessEmulator) -> requests.Session:
-    return emulator.session()
-
-
 def _upload(
     emulator: InProcessEmulator, api: requests.Session, name: str, data: bytes
 ) -> tuple[str, requests.Response]:

@@ -31,16 +31,6 @@ from tests.support.flask_transport import InProcessEmulator
 ABSENT = "0123456789abcdef01234567"
 
 
-@pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
-    return stdlib_emulator
-
-
-@pytest.fixture(scope="module")
-def api(emulator: InProcessEmulator) -> requests.Session:
-    return emulator.session()
-
-
 def model_version(
     emulator: InProcessEmulator, api: requests.Session, files: dict[str, bytes] | None = None
 ) -> tuple[str, dict[str, Any]]:

@@ -23,16 +23,6 @@ ROWS = 40  # training_csv()'s rows
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
-    return stdlib_emulator
-
-
-@pytest.fixture(scope="module")
-def api(emulator: InProcessEmulator) -> requests.Session:
-    return emulator.session()
-
-
-@pytest.fixture(scope="module")
 def dataset(stdlib_dataset: str) -> str:
     return stdlib_dataset
 

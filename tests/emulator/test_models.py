@@ -19,16 +19,6 @@ ABSENT = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
-    return stdlib_emulator
-
-
-@pytest.fixture(scope="module")
-def api(emulator: InProcessEmulator) -> requests.Session:
-    return emulator.session()
-
-
-@pytest.fixture(scope="module")
 def env_id(emulator: InProcessEmulator) -> str:
     return str(emulator.info["environmentId"])
 

@@ -24,16 +24,6 @@ ABSENT = "0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def emulator(stdlib_emulator: InProcessEmulator) -> InProcessEmulator:
-    return stdlib_emulator
-
-
-@pytest.fixture(scope="module")
-def api(emulator: InProcessEmulator) -> requests.Session:
-    return emulator.session()
-
-
-@pytest.fixture(scope="module")
 def dataset(stdlib_dataset: str) -> str:
     return stdlib_dataset
 

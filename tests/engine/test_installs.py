@@ -204,7 +204,7 @@ def test_a_new_environment_builds_while_the_bundles_wheels_are_fetched(
     image = builder.model(bundle, environment=environment)
     builder.finish()
     fetched = [line for line in log if "while the environment built" in line]
-    assert fetched and fetched[0].startswith("fetched 1 wheels"), log[-20:]
+    assert fetched and fetched[0].startswith("fetched 1 wheel into"), log[-20:]
     assert log.index(fetched[0]) < log.index(next(line for line in log if "Successfully built" in line))
     assert "resolved from the wheel cache, nothing downloaded" in log
     assert ("threadpoolctl", "3.8.0") in image_packages(docker_client, image.dependencies)

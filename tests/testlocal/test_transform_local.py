@@ -28,10 +28,10 @@ from cmkit.checks.results import ERROR_CHECK, LONG_RUNNING_SERVICE, NULL_VALUE_I
 from cmkit.checks.transform import NOT_APPLICABLE, SPARSE_NO_NULLS, read_answer, request_body
 from cmkit.engine.base import free_port
 from cmkit.scaffold import init_bundle, make_spec
-from cmkit_runtime.server import create_app
 from cmkit_runtime.transform import ROWS_CHANGED
 from tests.conftest import REPO
 from tests.support.bundles import write_runtime_bundle
+from tests.support.inprocess import loaded_client
 from tests.testlocal.test_samples import RUNTIMES, run
 from tests.testlocal.test_unstructured_local import THIS_RUNTIME
 
@@ -151,21 +151,19 @@ def test_drum_and_cmkit_answer_the_same_parts(tmp_path: Path) -> None:
     port = free_port()
     drum = _drum_server(bundle, port)
     try:
-        client = create_app(bundle, environ={}).test_client()
-        while client.get("/").status_code != 200:
-            time.sleep(0.01)
-        for name, frame in requests.items():
-            body, content_type = request_body(frame, "rows.csv")
-            theirs = _drum_post(port, body, content_type)
-            mine = client.post("/transform/", data=body, headers={"Content-Type": content_type})
-            ours = RawAnswer(mine.status_code, mine.headers["Content-Type"], mine.data)
-            assert ours.status == theirs.status, name
-            if name == "drop":
-                assert json.loads(ours.body) == {"message": ROWS_CHANGED}
-                assert json.loads(theirs.body) == {"message": f"ERROR: {ROWS_CHANGED}"}  # DRUM's prefix
-                continue
-            assert _fields(ours) == _fields(theirs), name  # every part, byte for byte
-            assert read_answer(theirs, len(frame)).problem is None  # the check reads DRUM's answer too
+        with loaded_client(bundle, {}) as client:
+            for name, frame in requests.items():
+                body, content_type = request_body(frame, "rows.csv")
+                theirs = _drum_post(port, body, content_type)
+                mine = client.post("/transform/", data=body, headers={"Content-Type": content_type})
+                ours = RawAnswer(mine.status_code, mine.headers["Content-Type"], mine.data)
+                assert ours.status == theirs.status, name
+                if name == "drop":
+                    assert json.loads(ours.body) == {"message": ROWS_CHANGED}
+                    assert json.loads(theirs.body) == {"message": f"ERROR: {ROWS_CHANGED}"}  # DRUM's prefix
+                    continue
+                assert _fields(ours) == _fields(theirs), name  # every part, byte for byte
+                assert read_answer(theirs, len(frame)).problem is None  # the check reads DRUM's answer too
     finally:
         _stop(drum)
 
@@ -226,19 +224,17 @@ def test_drum_and_cmkit_answer_the_same_sparse_parts(tmp_path: Path) -> None:
     port = free_port()
     drum = _drum_server(bundle, port)
     try:
-        client = create_app(bundle, environ={}).test_client()
-        while client.get("/").status_code != 200:
-            time.sleep(0.01)
-        for name, (body, content_type) in requests.items():
-            theirs = _drum_post(port, body, content_type)
-            mine = client.post("/transform/", data=body, headers={"Content-Type": content_type})
-            assert (mine.status_code, theirs.status) == (200, 200), (name, mine.data, theirs.body)
-            ours = RawAnswer(mine.status_code, mine.headers["Content-Type"], mine.data)
-            assert list(_fields(ours).items()) == list(_fields(theirs).items()), name  # parts, order and bytes
-            assert read_answer(theirs, len(MATRIX)).problem is None, name  # the check reads DRUM's answer too
-        body, content_type = _multipart_files({"X": ("rows.mtx", matrix), "X.colnames": ("n", b"drop\nb\nc\n")})
-        assert _drum_post(port, body, content_type).status == 500
-        assert client.post("/transform/", data=body, headers={"Content-Type": content_type}).status_code == 500
+        with loaded_client(bundle, {}) as client:
+            for name, (body, content_type) in requests.items():
+                theirs = _drum_post(port, body, content_type)
+                mine = client.post("/transform/", data=body, headers={"Content-Type": content_type})
+                assert (mine.status_code, theirs.status) == (200, 200), (name, mine.data, theirs.body)
+                ours = RawAnswer(mine.status_code, mine.headers["Content-Type"], mine.data)
+                assert list(_fields(ours).items()) == list(_fields(theirs).items()), name  # parts, order and bytes
+                assert read_answer(theirs, len(MATRIX)).problem is None, name  # the check reads DRUM's answer too
+            body, content_type = _multipart_files({"X": ("rows.mtx", matrix), "X.colnames": ("n", b"drop\nb\nc\n")})
+            assert _drum_post(port, body, content_type).status == 500
+            assert client.post("/transform/", data=body, headers={"Content-Type": content_type}).status_code == 500
     finally:
         _stop(drum)
 
