@@ -28,6 +28,7 @@ from cmkit.errors import InputError
 RUNTIME_PACKAGE = "cmkit_runtime"
 RUNTIME_DIR = Path(cmkit_runtime.__file__).resolve().parent
 # `COPY cmkit_runtime ...` or `ADD cmkit_runtime/ ...` (with or without flags) asks for the runtime.
+_R_BRIDGE = re.compile(r"^\s*rpy2\s*(\[[^]]*\])?\s*([=<>~!;#]|$)", re.IGNORECASE)
 _ASKS_FOR_RUNTIME = re.compile(rf"^\s*(COPY|ADD)\s+(--\S+\s+)*\.?/?{RUNTIME_PACKAGE}/?\s", re.IGNORECASE | re.MULTILINE)
 
 
@@ -39,6 +40,18 @@ class ContextFile:
     @property
     def mode(self) -> int:
         return os.stat(self.source).st_mode & 0o777
+
+
+def context_language(folder: Path) -> str:
+    """The programming language DataRobot records for an environment: "r" when its requirements.txt
+    installs rpy2, the bridge through which cmkit's runtime serves R models (templates/environments/r),
+    else "python"."""
+    requirements = Path(folder) / "requirements.txt"
+    if requirements.is_file():
+        for line in requirements.read_text(encoding="utf-8", errors="replace").splitlines():
+            if _R_BRIDGE.match(line):
+                return "r"
+    return "python"
 
 
 def docker_context_files(folder: Path) -> list[str]:

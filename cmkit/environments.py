@@ -9,7 +9,7 @@ from typing import Any
 
 from cmkit.api.client import DataRobotClient, Part, create_with_lookup
 from cmkit.api.resources import DIGEST_MARKER, Build, EnvironmentVersion, ExecutionEnvironment
-from cmkit.envcontext import context_digest, context_files, zip_context
+from cmkit.envcontext import context_digest, context_files, context_language, zip_context
 from cmkit.events import Events, status_waiter, upload_progress
 
 
@@ -77,7 +77,8 @@ def push_environment(
         environment = _find_environment(api, name)
         if environment is None:
             events.stage(f"creating execution environment '{name}'")
-            body = {"name": name, "programmingLanguage": "python", "description": "uploaded by cmkit env push"}
+            language = context_language(folder)
+            body = {"name": name, "programmingLanguage": language, "description": "uploaded by cmkit env push"}
             environment = create_with_lookup(
                 lambda: ExecutionEnvironment.from_api(
                     api.post_json("executionEnvironments/", body, expected=(201,)).json()

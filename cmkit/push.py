@@ -59,6 +59,7 @@ from cmkit.paths import cache_dir
 from cmkit.report import TestTable
 from cmkit.requirements import REQUIREMENTS_FILE, Dependency, parse_requirements_text, read_text_file
 from cmkit.target import require_target_type
+from cmkit_runtime.formats import is_r_bundle
 
 
 class PushRefused(CmkitError):
@@ -388,7 +389,8 @@ def new_model(metadata: ModelMetadata | None, bundle: Path) -> NewModel:
     return NewModel(
         name=metadata.name or bundle.resolve().name,
         target_type=require_target_type(metadata.target_type).api_name,
-        language=metadata.language or "python",
+        # DataRobot shows the language; DRUM picks R for a bundle of custom.R or an .rds (no custom.py)
+        language=metadata.language or ("r" if is_r_bundle(bundle) else "python"),
         description=metadata.description or "",
         user_provided_id=user_provided_id(metadata, bundle),
         target_name=metadata.target_name,

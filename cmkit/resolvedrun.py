@@ -391,14 +391,20 @@ def _server_settings(
         ca_bundle=config.ca_bundle,
         rebuild=config.rebuild,
         installer=config.installer,
-        isolate=runtime.name == PROCESS
-        and not is_r_bundle(bundle)
-        and isolation_wanted(_requirements(bundle), config.isolate),
+        isolate=runtime.name == PROCESS and _isolated(bundle, config.isolate),
         startup_timeout=config.startup_timeout,
         protocol=config.protocol,
         warnings=warnings,
         announced=announced,
     )
+
+
+def _isolated(bundle: Path, isolate: bool | None) -> bool:
+    """An R bundle's requirements are R packages, which need no venv: it is isolated on --isolate only
+    (cmkit.engine.rhost); a Python bundle by default when its requirements.txt names packages."""
+    if is_r_bundle(bundle):
+        return isolate is True
+    return isolation_wanted(_requirements(bundle), isolate)
 
 
 def _target_type_contradiction(config: TestLocalConfig, meta: ModelMetadata | None) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ configuration levels, parameters and defaults. `details` adds what only a local 
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -30,13 +31,14 @@ from cmkit.diagnosis import Diagnosis, FailureEvidence, diagnose, save_log, stri
 from cmkit.engine.base import RunSpec, Server
 from cmkit.errors import CmkitError, InputError
 from cmkit.events import Events, build_log
-from cmkit.paths import cache_dir, default_environment_for
+from cmkit.paths import cache_dir, default_environment_for, r_environment_dir
 from cmkit.report import CheckedDataset, Leftovers, ReportDetails, ServerChecks, StartInfo, TestReport
 from cmkit.resolvedrun import ResolvedRun, ServerSettings
 
 # Re-exported: test-local's callers build the request and resolve it through this module too.
 from cmkit.resolvedrun import TestLocalConfig as TestLocalConfig
 from cmkit.resolvedrun import resolve_config as resolve_config
+from cmkit_runtime.formats import is_r_bundle
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -164,8 +166,8 @@ def _start_docker(
 
 def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, port: int | None) -> Server:
     from cmkit.engine.process import start_process
-    from cmkit.engine.rhost import host_problem
-    from cmkit.engine.venvs import VenvFailed, ensure_venv
+    from cmkit.engine.rhost import RLibraryFailed, host_problem
+    from cmkit.engine.venvs import VenvFailed
 
     own_script = (settings.bundle / "start_server.sh").exists()
     problem = None if own_script else host_problem(settings.bundle, settings.server_environment)
@@ -173,16 +175,35 @@ def _start_process(settings: ServerSettings, spec: RunSpec, start: StartInfo, po
         raise StartFailed(problem, start=start)
     venv = None
     if settings.isolate:
-        requirements = settings.bundle / "requirements.txt"
         try:
-            text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""
-            venv = ensure_venv(text, settings.installer).path
-        except VenvFailed as exc:
+            venv, spec = _isolation(settings, spec, own_script)
+        except (VenvFailed, RLibraryFailed) as exc:
             raise StartFailed(exc.message, start=start) from exc
     try:
         return start_process(settings.bundle, spec, port, venv)
     except OSError as exc:
         raise StartFailed(f"start_server.sh could not be started: {exc.strerror or exc}", start=start) from exc
+
+
+def _isolation(settings: ServerSettings, spec: RunSpec, own_script: bool) -> tuple[Path, RunSpec]:
+    """--isolate: the venv the server runs from, and the spec with what else isolates it.
+
+    A Python bundle: a venv of the serving stack and its requirements.txt. An R bundle served by the
+    runtime: a venv of the R environment's requirements.txt (the serving stack and rpy2), and an R
+    library of the R environment's packages and requirements.txt's (`rhost.isolated_r_environment`).
+    """
+    from cmkit.engine.rhost import isolated_r_environment
+    from cmkit.engine.venvs import ensure_venv
+
+    if is_r_bundle(settings.bundle) and not own_script:
+        # the R library first: it takes a second, the venv's first build several
+        variables = isolated_r_environment(settings.bundle, {**os.environ, **settings.server_environment})
+        serving = (r_environment_dir() / "requirements.txt").read_text(encoding="utf-8")
+        venv = ensure_venv("", settings.installer, serving=serving).path
+        return venv, replace(spec, environment={**variables, **spec.environment})
+    requirements = settings.bundle / "requirements.txt"
+    text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""
+    return ensure_venv(text, settings.installer).path, spec
 
 
 def _since(began: float) -> float:

@@ -7,7 +7,7 @@ names custom.py defines, without importing the model or pandas.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 CMKIT_HOOKS = "cmkit-hooks"
 DRUM_HOOKS = "drum-hooks"
@@ -79,6 +79,12 @@ def r_artifacts_in(code_dir: Path) -> list[Path]:
 
 def is_r_bundle(code_dir: Path) -> bool:
     """An R model: no custom.py, and custom.R or an .rds artifact (DRUM picks its R predictor so)."""
-    if (code_dir / HOOK_FILE).is_file():
+    return is_r_file_set(p.name for p in code_dir.iterdir() if p.is_file())
+
+
+def is_r_file_set(top_level: Iterable[str]) -> bool:
+    """`is_r_bundle`'s rule on the names of a bundle's top-level files (an upload's, before it is a folder)."""
+    names = set(top_level)
+    if HOOK_FILE in names:
         return False
-    return r_hook_file(code_dir) is not None or bool(r_artifacts_in(code_dir))
+    return bool(names & set(R_HOOK_FILES)) or any(PurePath(name).suffix.lower() == R_ARTIFACT for name in names)

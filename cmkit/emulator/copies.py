@@ -27,6 +27,7 @@ from cmkit.emulator.documents import (
     CustomModel,
     CustomModelResponse,
     CustomModelVersion,
+    EnvironmentVersion,
     Internal,
     Item,
     ModelTemplate,
@@ -35,11 +36,13 @@ from cmkit.emulator.errors import invalid, not_found
 from cmkit.emulator.http import Query, Routes, checked_body, json_response, page, paging
 from cmkit.emulator.models import Upload
 from cmkit.emulator.service import Emulator
+from cmkit.emulator.store import Resource
 from cmkit.paths import templates_dir
 from cmkit.target import SERVED, LabelKind, TargetType
 
 # Labels for the template models that need them (cmkit init's own defaults for binary).
 TEMPLATE_CLASS_LABELS = ("setosa", "versicolor", "virginica")
+R_TEMPLATE = "r"  # `cmkit init --language r`'s folder of templates/bundles/, and the environments' language
 
 
 def upload_bytes(emu: Emulator, path: str, content: bytes) -> Upload:
@@ -121,6 +124,16 @@ def _template(template_id: str) -> BundleTemplate:
     )
 
 
+def _environment(emu: Emulator, template: BundleTemplate) -> tuple[str, Resource[EnvironmentVersion]] | None:
+    """The environment a template's model is made on, and its build: the seeded (Python) one, or for
+    `cmkit init --language r`'s templates the newest R environment uploaded (none is seeded)."""
+    if template.template == R_TEMPLATE:
+        return environments.newest_built(emu, R_TEMPLATE)
+    env_id = environments.seeded_environment_id(emu)
+    built = environments.latest_successful(emu, env_id) if env_id else None
+    return (env_id, built) if env_id and built else None
+
+
 def _spec(template: BundleTemplate) -> Any:
     from cmkit.scaffold import make_spec
 
@@ -155,8 +168,8 @@ def render_template(emu: Emulator, template: BundleTemplate) -> TemplateEntry:
     """The catalogue entry, shaped as DataRobot's client reads `customTemplates/`."""
     from cmkit.scaffold import render_bundle
 
-    env_id = environments.seeded_environment_id(emu) or ""
-    built = environments.latest_successful(emu, env_id) if env_id else None
+    found = _environment(emu, template)
+    env_id, built = found if found else ("", None)
     files = render_bundle(_spec(template), template.template)
     return {
         "id": template.id,
@@ -191,9 +204,15 @@ def from_template(emu: Emulator, body: CustomModelCreateFromTemplatePayload) -> 
     from cmkit.scaffold import render_bundle
 
     template = _template(body["templateId"])
-    env_id = environments.seeded_environment_id(emu)
-    if env_id is None or environments.latest_successful(emu, env_id) is None:
+    found = _environment(emu, template)
+    if found is None and template.template == R_TEMPLATE:
+        raise invalid(
+            "No R environment has built yet: upload one with `cmkit env push templates/environments/r` "
+            "(an environment whose programmingLanguage is r)"
+        )
+    if found is None:
         raise invalid("The seeded environment has not been built yet: retry once it has")
+    env_id = found[0]
     spec = _spec(template)
     model = models.create(
         emu,
@@ -201,7 +220,7 @@ def from_template(emu: Emulator, body: CustomModelCreateFromTemplatePayload) -> 
             "customModelType": "inference",
             "name": template.name,
             "description": f"Made from template {template.id}",
-            "language": "python",
+            "language": "r" if template.template == R_TEMPLATE else "python",
             "targetType": template.api_target_type,
             "targetName": spec.target_name,
             "positiveClassLabel": spec.positive_class_label,

@@ -321,6 +321,16 @@ def seeded_environment_id(emu: Emulator) -> str | None:
     return emu.store.meta(SEED_META_KEY)
 
 
+def newest_built(emu: Emulator, language: str) -> tuple[str, Resource[EnvironmentVersion]] | None:
+    """The newest environment of `language` (its programmingLanguage) with a successful build, and that build."""
+    for environment in reversed(emu.store.list(KIND)):
+        if environment.doc.get("programmingLanguage") == language:
+            built = latest_successful(emu, environment.id)
+            if built is not None:
+                return environment.id, built
+    return None
+
+
 # -- execution environments ----------------------------------------------------------------------
 
 ROUTES = Routes()

@@ -137,8 +137,12 @@ class JobEngine(ABC):
         """Build (or check) an environment's docker context; JobFailed with the reason."""
 
     @abstractmethod
-    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
-        """Install requirements.txt on the environment (or check it); JobFailed with the reason."""
+    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink, r_model: bool = False) -> None:
+        """Install requirements.txt on the environment (or check it); JobFailed with the reason.
+
+        `r_model`: the version is an R model, whose requirements.txt names R packages, one per line
+        (`cmkit.engine.rhost`), which the R environment's `install-r-packages` installs.
+        """
 
     def run_test(self, request: TestLocalConfig, log: LogSink, cancel: threading.Event) -> TestingOutcome:
         """A model test with cmkit's test-local engine: the report's document (overallStatus...)."""
@@ -181,7 +185,10 @@ class ProcessJobs(JobEngine):
         log("models using this environment run as local processes in the emulator's Python")
         return BuiltEnvironment(image=None)
 
-    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
+    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink, r_model: bool = False) -> None:
+        if r_model:
+            self._check_r_packages(requirements, log)
+            return
         report = parse_requirements_text(requirements)
         for dependency in report.dependencies:
             log(f"requirements.txt:{dependency.line_number}: {dependency.line}")
@@ -190,6 +197,22 @@ class ProcessJobs(JobEngine):
         if report.errors:
             raise JobFailed(f"requirements.txt has {len(report.errors)} invalid line(s)")
         log("process runtime: requirements checked; they are not installed (models use the emulator's Python)")
+
+    @staticmethod
+    def _check_r_packages(requirements: str, log: LogSink) -> None:
+        """An R model's packages: this machine's R must have them (the process runtime installs nothing)."""
+        import shutil
+
+        from cmkit.engine.rhost import missing_r_packages
+
+        names = log_r_packages(requirements, log)
+        rscript = shutil.which("Rscript")
+        if names and rscript is None:
+            raise JobFailed("this is an R model and R is not installed on the emulator's machine")
+        missing = missing_r_packages(names, rscript or "")
+        if missing:
+            raise JobFailed(f"the emulator's R does not have the R package(s) {', '.join(missing)}")
+        log("process runtime: the emulator's R has them; nothing is installed (models use this machine's R)")
 
 
 class DockerJobs(JobEngine):
@@ -223,16 +246,27 @@ class DockerJobs(JobEngine):
         size = self.client.images.get(built.image_id).attrs.get("Size")
         return BuiltEnvironment(image=built.image_id, size=int(size) if size is not None else None)
 
-    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink) -> None:
+    def build_dependencies(self, context_dir: Path, requirements: str, log: LogSink, r_model: bool = False) -> None:
         from cmkit.engine.images import BuildFailed
 
         builder = self._builder(log)
+        if r_model:
+            log_r_packages(requirements, log)
         try:
             environment = builder.environment(context_dir)
-            built = builder.dependencies(environment, requirements)
+            built = builder.dependencies(environment, requirements, r_packages=r_model)
         except BuildFailed as exc:
             raise JobFailed(str(exc)) from exc
         log(f"dependency image {built.tag} ({built.image_id})")
+
+
+def log_r_packages(requirements: str, log: LogSink) -> list[str]:
+    """An R model's requirements.txt, as the build reads it: R package names, one per line."""
+    from cmkit.engine.rhost import r_packages
+
+    names = r_packages(requirements)
+    log(f"an R model: requirements.txt names the R packages {', '.join(names) or '(none)'}")
+    return names
 
 
 def data_dir_digest(data_dir: Path) -> str:

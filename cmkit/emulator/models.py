@@ -63,6 +63,7 @@ from cmkit.emulator.training_data import version_data
 from cmkit.emulator.validation import Limits, check_body, check_file_path, check_path_set, coerce_form, file_name
 from cmkit.requirements import REQUIREMENTS_FILE, parse_requirements_text
 from cmkit.target import API_FIELDS, TargetSpec, TargetType
+from cmkit_runtime.formats import is_r_file_set
 
 KIND: Kind[CustomModel] = Kind("model")
 VERSION_KIND: Kind[CustomModelVersion] = Kind("version")
@@ -477,6 +478,11 @@ def requirements_text(emu: Emulator, items: list[Item], item_blobs: dict[str, Bl
     return None
 
 
+def _top_level(items: list[Item]) -> list[str]:
+    """The names of a version's files at the top of the bundle, where DRUM looks for its model."""
+    return [item["filePath"] for item in items if "/" not in item["filePath"]]
+
+
 def _version(emu: Emulator, model_id: str, version_id: str) -> Resource[CustomModelVersion]:
     _model(emu, model_id)
     return get_or_404(emu, VERSION_KIND, version_id, "Custom model version", parent=model_id)
@@ -598,7 +604,7 @@ def _build(emu: Emulator, model_id: str, version_id: str, token: str, cancel: th
     context = environments.context_dir(emu, version.doc["baseEnvironmentVersionId"])
     log(f"installing requirements.txt of {model_id}/{version_id} with the {emu.engine.runtime} runtime")
     try:
-        emu.engine.build_dependencies(context, text, log)
+        emu.engine.build_dependencies(context, text, log, r_model=is_r_file_set(_top_level(version.doc["items"])))
     except JobFailed as exc:
         log(f"error: {exc}")
         _advance(emu, version_id, token, DependencyBuild(buildStatus="failed", buildEnd=now()))

@@ -6,17 +6,26 @@ the PATH prints what R's program prints (the real R runs them in tests/runtime/t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from cmkit.engine.rhost import host_problem, missing_r_packages, r_packages
+from cmkit.engine.rhost import (
+    ENVIRONMENT_R_PACKAGES,
+    RLibraryFailed,
+    host_problem,
+    isolated_r_environment,
+    missing_r_packages,
+    r_packages,
+)
 from cmkit.errors import InputError
 from cmkit.lint import lint_bundle
 from cmkit.paths import default_environment_dir, default_environment_for, r_environment_dir
 from cmkit.rlint import from_parser_output, read_r_source
 from cmkit.scaffold import init_bundle, make_spec, render_bundle
-from cmkit_runtime.formats import is_r_bundle
+from cmkit.testlocal import TestLocalConfig, run_test_local
+from cmkit_runtime.formats import is_r_bundle, is_r_file_set
 from cmkit_runtime.loader import LoadError, load
 from cmkit_runtime.target import Target
 from tests.support.bundles import metadata_yaml, write_files
@@ -143,3 +152,61 @@ def test_r_models_serve_the_types_drums_r_predictor_serves(tmp_path: Path) -> No
     bundle = write_files(tmp_path / "m", {"model.rds": b"x"})
     with pytest.raises(LoadError, match=r"an R model serves a regression, .* target, not textgeneration"):
         load(bundle, Target("textgeneration"))  # refused before R is started
+
+
+def test_the_r_environments_packages_are_what_its_dockerfile_installs() -> None:
+    """rhost's list and the Dockerfile's apt-get line: an isolated process sees what the image holds."""
+    dockerfile = (r_environment_dir() / "Dockerfile").read_text()
+    installed = set(re.findall(r"\br-cran-([a-z0-9.]+)", dockerfile))
+    assert installed == {name.lower() for name in ENVIRONMENT_R_PACKAGES}
+
+
+def test_an_uploads_names_tell_an_r_model_as_the_folder_does() -> None:
+    assert is_r_file_set(["custom.R", "data"]) and is_r_file_set(["model.RDS"]) and is_r_file_set(["custom.r"])
+    assert not is_r_file_set(["custom.py", "model.rds"]) and not is_r_file_set(["model.pkl", ".rds-notes"])
+
+
+def test_the_isolated_r_library_links_what_r_lists_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What R answers (package, folder) becomes one folder of links in the cache, reused while R's answer
+    is the same (the real R's answer: tests/engine/test_r_isolation.py)."""
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    installed = [write_files(site / name, {"DESCRIPTION": f"Package: {name}\n"}) for name in ("caret", "praise")]
+    r_bin = fake_rscript(tmp_path / "bin", "".join(f"{p.name}\t{p}\n" for p in installed) + "a note without a tab\n")
+    monkeypatch.setenv("PATH", str(r_bin))
+    bundle = write_files(tmp_path / "m", {"custom.R": "", "requirements.txt": "praise\n"})
+    variables = isolated_r_environment(bundle, {"PATH": str(r_bin)})
+    library = Path(variables["R_LIBS_SITE"])
+    assert variables == {"R_LIBS_SITE": str(library), "R_LIBS_USER": str(library)}
+    assert sorted(p.name for p in library.iterdir()) == ["caret", "praise"]
+    assert (library / "praise" / "DESCRIPTION").read_text() == "Package: praise\n"
+    assert isolated_r_environment(bundle, {"PATH": str(r_bin)}) == variables
+
+
+def test_the_isolated_r_library_without_r_is_one_error(tmp_path: Path, no_r: None) -> None:
+    with pytest.raises(RLibraryFailed, match="R is not installed here"):
+        isolated_r_environment(write_files(tmp_path / "m", {"custom.R": ""}), {})
+
+
+def test_an_isolated_r_model_that_r_cannot_serve_fails_its_start_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through test-local's start: no R is the host's one line; an R that cannot list the packages'
+    dependencies is the isolated library's, before any venv is built (a real R: test_r_isolation.py)."""
+    bundle = write_files(
+        tmp_path / "m",
+        {"custom.R": "", "model.rds": b"", "model-metadata.yaml": metadata_yaml("m", "regression", "y")},
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    config = TestLocalConfig(bundle, runtime="process", isolate=True)
+    message = run_test_local(config).results["longRunningService"].message
+    assert "this is an R model (custom.R or .rds) and R is not installed here" in message
+    broken = write_files(tmp_path / "bin", {"Rscript": "#!/bin/sh\necho 'Error: no tools' >&2\nexit 1\n"})
+    (broken / "Rscript").chmod(0o755)
+    monkeypatch.setenv("PATH", str(broken))
+    stand_in = write_files(tmp_path / "py", {"rpy2/__init__.py": ""})  # found, never imported: the host check
+    monkeypatch.syspath_prepend(str(stand_in))
+    message = run_test_local(config).results["longRunningService"].message
+    assert message.startswith("R could not list the packages' dependencies: Error: no tools"), message

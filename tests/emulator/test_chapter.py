@@ -18,7 +18,14 @@ import requests
 
 from cmkit.emulator.reference import load_reference
 from cmkit.emulator.testing import _image_id
-from tests.emulator.test_api import assert_conforms, create_model, create_version, upload_dataset
+from tests.emulator.test_api import (
+    assert_conforms,
+    build_status,
+    create_model,
+    create_version,
+    upload_dataset,
+    zip_bytes,
+)
 from tests.support.bundles import write_two_of_ten
 from tests.support.emulator_support import Emulator, wait_for
 from tests.support.flask_transport import SUBPROCESS_ONLY, Emulated, start
@@ -256,6 +263,30 @@ def test_models_from_templates(emulator: Emulated, api: requests.Session) -> Non
     assert {"custom.py", "start_server.sh", "model-metadata.yaml"} <= {
         i["filePath"] for i in model["latestVersion"]["items"]
     }
+
+
+def test_r_templates_are_made_on_the_newest_r_environment(emulator: Emulated, api: requests.Session) -> None:
+    """`cmkit init --language r`'s templates: none is seeded, so an uploaded R environment serves them."""
+    listed = api.get(emulator.url("customTemplates/")).json()["data"]
+    template = next(t for t in listed if t["name"] == "cmkit r regression model")
+    url = emulator.url("customModels/fromModelTemplate/")
+    body = {"templateId": template["id"], "resourceBundleId": "cpu.small", "secretConfigId": "none"}
+    if not template["defaultEnvironment"]["environmentId"]:  # the module's first R environment
+        refused = api.post(url, json=body)
+        assert refused.status_code == 422 and "cmkit env push templates/environments/r" in refused.json()["message"]
+    created = api.post(emulator.url("executionEnvironments/"), json={"name": "R", "programmingLanguage": "r"})
+    env_id = created.json()["id"]
+    versions = emulator.url(f"executionEnvironments/{env_id}/versions/")
+    context = zip_bytes({"Dockerfile": b"FROM x\n"})
+    uploaded = api.post(versions, files={"docker_context": ("r.zip", context), "label": (None, b"r")})
+    wait_for(lambda: build_status(api, uploaded.headers["Location"]))
+    template = api.get(emulator.url(f"customTemplates/{template['id']}/")).json()
+    assert template["defaultEnvironment"]["environmentId"] == env_id
+    made = api.post(url, json=body)
+    assert made.status_code == 201, made.text
+    model = api.get(emulator.url(f"customModels/{made.json()['customModelId']}/")).json()
+    assert model["language"] == "r" and model["latestVersion"]["baseEnvironmentId"] == env_id
+    assert "custom.R" in {i["filePath"] for i in model["latestVersion"]["items"]}
 
 
 # -- versions from a repository ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from cmkit.checks.results import CheckResult
-from cmkit.emulator.jobs import DockerJobs, JobRunner, LogEvents, data_dir_digest, labels_for
+from cmkit.emulator.jobs import DockerJobs, JobFailed, JobRunner, LogEvents, ProcessJobs, data_dir_digest, labels_for
 
 
 def test_a_crashing_job_is_logged_and_the_runner_keeps_going(caplog: pytest.LogCaptureFixture) -> None:
@@ -80,3 +80,17 @@ def test_the_docker_job_engine_carries_its_labels_without_talking_to_the_engine(
         assert engine.labels()["cmkit"] == "1"  # a copy each time
     finally:
         client.close()
+
+
+def test_the_process_runtime_checks_an_r_models_packages_on_this_machines_r(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An R model's requirements.txt names R packages, not pip requirements: the process runtime installs
+    nothing, so a package this machine's R lacks fails the build (Docker installs it: the Docker tier)."""
+    lines: list[str] = []
+    ProcessJobs().build_dependencies(tmp_path, "# nothing but a comment\n", lines.append, r_model=True)
+    assert lines[0] == "an R model: requirements.txt names the R packages (none)"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Rscript here
+    with pytest.raises(JobFailed, match="R is not installed on the emulator's machine"):
+        ProcessJobs().build_dependencies(tmp_path, "stringr\n", lines.append, r_model=True)
+    assert lines[-1] == "an R model: requirements.txt names the R packages stringr"

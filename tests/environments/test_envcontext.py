@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cmkit.envcontext import RUNTIME_PACKAGE, context_files, tar_context
+from cmkit.envcontext import RUNTIME_PACKAGE, context_files, context_language, tar_context
 from cmkit.errors import InputError
+from cmkit.paths import default_environment_dir, r_environment_dir
 
 
 def test_the_tar_holds_the_context_as_docker_build_sees_it_owned_by_root(tmp_path: Path) -> None:
@@ -47,3 +48,12 @@ def test_a_dockerignore_that_is_not_text_is_one_error_naming_it(tmp_path: Path) 
     with pytest.raises(InputError, match=r"\.dockerignore is not UTF-8 text \(byte 0\)") as info:
         context_files(folder)
     assert info.value.file == folder / ".dockerignore" and info.value.hint == "save it as UTF-8"
+
+
+def test_an_environment_installing_rpy2_is_an_r_environment(tmp_path: Path) -> None:
+    """`env push` records the language DataRobot shows (and the emulator's R templates pick)."""
+    assert context_language(r_environment_dir()) == "r"
+    assert context_language(default_environment_dir()) == "python"
+    for line, language in (("rpy2>=3.5  # R", "r"), ("RPY2[all]==3.5.17", "r"), ("rpy2-arrow==0.1", "python")):
+        (tmp_path / "requirements.txt").write_text(f"flask\n{line}\n")
+        assert context_language(tmp_path) == language, line

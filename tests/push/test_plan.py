@@ -165,3 +165,7 @@ def test_a_model_needs_metadata_to_be_created(tmp_path: Path) -> None:
     local = prepare_bundle(named_bundle(tmp_path / "bundle", "payload"))
     payload = new_model(local.metadata, local.root).to_api()
     assert payload["customModelType"] == "inference" and payload["language"] == "python"
+    r_bundle = tmp_path / "r"
+    r_bundle.mkdir()
+    (r_bundle / "custom.R").write_text("score <- function(data, model, labels) data\n")
+    assert new_model(local.metadata, r_bundle).to_api()["language"] == "r"  # DRUM serves it in R

@@ -183,14 +183,15 @@ def test_r_models_in_cmkits_r_environment(r_models: Path, tmp_path: Path, reques
 def test_r_packages_come_from_debian_in_the_dependency_layer(
     r_models: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """requirements.txt names R packages: the environment lacks stringr, the layer installs r-cran-stringr;
+    """requirements.txt names R packages: the environment lacks praise, the layer installs r-cran-praise
+    (stringr it has already, through the packages it installs);
     pack is in neither Debian nor a reachable CRAN: the build fails naming it."""
     source = (r_models / "word_count" / "custom.R").read_text()
     words = write_files(
         tmp_path / "words",
         {
-            "custom.R": source.replace("  library(pack)\n", ""),
-            "requirements.txt": "stringr  # Debian's r-cran-stringr\n",
+            "custom.R": source.replace("  library(pack)\n", "  library(praise)\n"),
+            "requirements.txt": "stringr\npraise  # Debian's r-cran-praise\n",
             "model-metadata.yaml": (r_models / "word_count" / "model-metadata.yaml").read_text(),
             "data/words.txt": "rough road leads to the stars\n",
         },
@@ -225,10 +226,14 @@ def test_an_anomaly_model_is_predicted_as_regression_is(r_models: Path, tmp_path
     np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-12, atol=1e-12)
 
 
-def test_feature_impact_ranks_an_r_models_features(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    require_r()
+@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_feature_impact_ranks_an_r_models_features(
+    runtime: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if runtime == "process":
+        require_r()
     bundle = init_bundle(tmp_path / "r", make_spec("regression", "m"), template="r").bundle
-    document = run(bundle, "process", request, feature_impact=True)
+    document = run(bundle, runtime, request, feature_impact=True)
     impact = document["featureImpact"]
     ranked = [entry["featureName"] for entry in impact["featureImpacts"]]  # type: ignore[index]
     assert ranked[0] == "sqft" and sorted(ranked) == ["age_years", "bedrooms", "distance_km", "sqft"], impact

@@ -18,7 +18,7 @@ from cmkit.engine.choice import DOCKER, PROCESS, RuntimeChoice, choose_runtime
 from cmkit.errors import DockerUnavailable, InputError
 from cmkit.resolvedrun import ResolvedRun, ServerSettings, TestLocalConfig, resolve_config, resolve_server
 from cmkit_runtime.target import Target
-from tests.support.bundles import write_quick_bundle
+from tests.support.bundles import write_files, write_quick_bundle
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"
 BAD_PARAMETER = {"performanceCheck": {"maxResponseTime": "soon"}}
@@ -126,6 +126,15 @@ def test_without_an_engine_the_choice_falls_back_once(monkeypatch: pytest.Monkey
     assert choose_runtime(PROCESS) == RuntimeChoice(PROCESS)
     with pytest.raises(InputError, match="unknown runtime 'podman'"):
         choose_runtime("podman")
+
+
+def test_an_r_bundle_is_isolated_on_isolate_only(tmp_path: Path) -> None:
+    """Its requirements.txt names R packages, which no venv installs: the host's R and Python serve it
+    unless --isolate asks for the R environment's venv and an R library of the declared packages."""
+    bundle = write_files(tmp_path / "r", {"custom.R": "", "requirements.txt": "praise\n"})
+    assert not resolve_server(TestLocalConfig(bundle, runtime="process")).isolate
+    assert resolve_server(TestLocalConfig(bundle, runtime="process", isolate=True)).isolate
+    assert not resolve_server(TestLocalConfig(bundle, runtime="process", isolate=False)).isolate
 
 
 def test_a_chosen_runtime_is_kept_by_a_later_resolution(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
