@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cmkit.checks.results import CHECK_NAMES
 from cmkit.cli import main
 from cmkit.paths import r_environment_dir
 from tests.support.bundles import write_files
@@ -31,15 +32,6 @@ dr = lazy_module("datarobot")  # the official client: imported only by the test 
 
 pytestmark = pytest.mark.slow
 RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
-SEVEN = (
-    "errorCheck",
-    "longRunningService",
-    "nullValueImputation",
-    "sideEffects",
-    "predictionVerificationCheck",
-    "performanceCheck",
-    "stabilityCheck",
-)
 # init() attaches the declared package: the model loads only where the dependency build installed it.
 HOOKS = """\
 init <- function(code_dir) {
@@ -131,7 +123,7 @@ def test_an_r_model_passes_the_seven_checks_on_the_pushed_r_environment(
     assert "an R model: requirements.txt names the R packages praise" in build_log.text, build_log.text
     assert "pip" not in build_log.text and "wheel" not in build_log.text, build_log.text  # R's installer, not pip's
     status = pushed["test"]["testingStatus"]
-    assert {name: status[name]["status"] for name in SEVEN} == dict.fromkeys(SEVEN, "succeeded"), status
+    assert {name: status[name]["status"] for name in CHECK_NAMES} == dict.fromkeys(CHECK_NAMES, "succeeded"), status
     model = emulator.session().get(emulator.url(f"customModels/{pushed['modelId']}/")).json()
     assert model["language"] == "r"  # push tells DataRobot what DRUM will run
 
