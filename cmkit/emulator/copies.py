@@ -188,8 +188,11 @@ def render_template(emu: Emulator, template: BundleTemplate) -> TemplateEntry:
 
 
 def list_templates(emu: Emulator, search: str | None) -> list[TemplateEntry]:
+    """The templates whose environment has built: DataRobot's client refuses an entry without one
+    (`cmkit init --language r`'s are listed once an R environment is uploaded and built)."""
     found = [render_template(emu, t) for t in bundle_templates()]
-    return [t for t in found if not search or search.lower() in f"{t['name']} {t['description']}".lower()]
+    usable = [t for t in found if t["defaultEnvironment"]["environmentVersionId"]]
+    return [t for t in usable if not search or search.lower() in f"{t['name']} {t['description']}".lower()]
 
 
 def get_template(emu: Emulator, template_id: str) -> TemplateEntry:

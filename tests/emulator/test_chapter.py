@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from cmkit.emulator.copies import bundle_templates
 from cmkit.emulator.reference import load_reference
 from cmkit.emulator.testing import _image_id
 from tests.emulator.test_api import (
@@ -267,11 +268,11 @@ def test_models_from_templates(emulator: Emulated, api: requests.Session) -> Non
 
 def test_r_templates_are_made_on_the_newest_r_environment(emulator: Emulated, api: requests.Session) -> None:
     """`cmkit init --language r`'s templates: none is seeded, so an uploaded R environment serves them."""
+    template_id = next(t.id for t in bundle_templates() if t.name == "cmkit r regression model")
     listed = api.get(emulator.url("customTemplates/")).json()["data"]
-    template = next(t for t in listed if t["name"] == "cmkit r regression model")
     url = emulator.url("customModels/fromModelTemplate/")
-    body = {"templateId": template["id"], "resourceBundleId": "cpu.small", "secretConfigId": "none"}
-    if not template["defaultEnvironment"]["environmentId"]:  # the module's first R environment
+    body = {"templateId": template_id, "resourceBundleId": "cpu.small", "secretConfigId": "none"}
+    if template_id not in {t["id"] for t in listed}:  # the module's first R environment: listed once it is built
         refused = api.post(url, json=body)
         assert refused.status_code == 422 and "cmkit env push templates/environments/r" in refused.json()["message"]
     created = api.post(emulator.url("executionEnvironments/"), json={"name": "R", "programmingLanguage": "r"})
@@ -280,8 +281,9 @@ def test_r_templates_are_made_on_the_newest_r_environment(emulator: Emulated, ap
     context = zip_bytes({"Dockerfile": b"FROM x\n"})
     uploaded = api.post(versions, files={"docker_context": ("r.zip", context), "label": (None, b"r")})
     wait_for(lambda: build_status(api, uploaded.headers["Location"]))
-    template = api.get(emulator.url(f"customTemplates/{template['id']}/")).json()
+    template = api.get(emulator.url(f"customTemplates/{template_id}/")).json()
     assert template["defaultEnvironment"]["environmentId"] == env_id
+    assert template_id in {t["id"] for t in api.get(emulator.url("customTemplates/")).json()["data"]}
     made = api.post(url, json=body)
     assert made.status_code == 201, made.text
     model = api.get(emulator.url(f"customModels/{made.json()['customModelId']}/")).json()
