@@ -203,7 +203,8 @@ def test_sigint_mid_run_removes_the_container(docker_client, tmp_path: Path) -> 
             time.sleep(0.2)
         assert docker_client.containers.list(filters={"label": label}), "the run never started its container"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 130
+        code = process.wait(timeout=60)
+        assert code == 130, (code, process.stderr.read().decode(errors="replace")[-3000:])  # type: ignore[union-attr]
     finally:
         if process.poll() is None:
             process.kill()
