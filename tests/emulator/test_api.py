@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zipfile import ZIP_STORED
 
 import psutil
 import pytest
@@ -28,7 +29,7 @@ from jsonschema import Draft7Validator
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from cmkit.emulator.reference import load_reference
-from tests.support.emulator_support import TOKEN, upload_files, wait_for
+from tests.support.emulator_support import TOKEN, upload_files, wait_for, zip_bytes
 from tests.support.flask_transport import END_TO_END, SUBPROCESS_ONLY, Emulated, start
 
 # Typed `object` in the reference, yet their descriptions say they can be empty: a model without
@@ -532,14 +533,6 @@ def test_dependency_build_needs_requirements(emulator: Emulated, api: requests.S
 # -- environments --------------------------------------------------------------------------------
 
 
-def zip_bytes(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
 def tar_gz_bytes(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
@@ -557,7 +550,7 @@ def test_environment_crud_and_versions(emulator: Emulated, api: requests.Session
     assert "latestVersion" not in env  # none yet; DataRobot's client takes absent, not null
     url = emulator.url(f"executionEnvironments/{env['id']}/versions/")
     for name, archive in (
-        ("ctx.zip", zip_bytes({"Dockerfile": b"FROM x\n"})),
+        ("ctx.zip", zip_bytes({"Dockerfile": b"FROM x\n"}, ZIP_STORED)),
         ("ctx.tar.gz", tar_gz_bytes({"Dockerfile": b"FROM x\n", "a/b.txt": b"b"})),
     ):
         response = api.post(url, files={"docker_context": (name, archive), "label": (None, b"v")})
@@ -582,14 +575,16 @@ def test_environment_crud_and_versions(emulator: Emulated, api: requests.Session
 
 def test_environment_version_rejections(emulator: Emulated, api: requests.Session, env_id: str) -> None:
     url = emulator.url(f"executionEnvironments/{env_id}/versions/")
-    no_dockerfile = api.post(url, files={"docker_context": ("c.zip", zip_bytes({"sub/Dockerfile": b"FROM x"}))})
+    no_dockerfile = api.post(
+        url, files={"docker_context": ("c.zip", zip_bytes({"sub/Dockerfile": b"FROM x"}, ZIP_STORED))}
+    )
     assert no_dockerfile.status_code == 422 and "Dockerfile" in no_dockerfile.json()["message"]
     not_archive = api.post(url, files={"docker_context": ("c.zip", b"plain text")})
     assert not_archive.status_code == 422
     missing = api.post(url, files={"label": (None, b"x")})
     assert missing.status_code == 422
     long_label = api.post(
-        url, files={"docker_context": ("c.zip", zip_bytes({"Dockerfile": b""})), "label": (None, b"l" * 51)}
+        url, files={"docker_context": ("c.zip", zip_bytes({"Dockerfile": b""}, ZIP_STORED)), "label": (None, b"l" * 51)}
     )
     assert long_label.status_code == 422 and "label" in long_label.json()["errors"]
     assert (

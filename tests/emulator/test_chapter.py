@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from zipfile import ZIP_STORED
 
 import pytest
 import requests
@@ -25,10 +26,9 @@ from tests.emulator.test_api import (
     create_model,
     create_version,
     upload_dataset,
-    zip_bytes,
 )
 from tests.support.bundles import write_two_of_ten
-from tests.support.emulator_support import Emulator, wait_for
+from tests.support.emulator_support import Emulator, wait_for, zip_bytes
 from tests.support.flask_transport import SUBPROCESS_ONLY, Emulated, start
 
 ABSENT = "0123456789abcdef01234567"
@@ -278,7 +278,7 @@ def test_r_templates_are_made_on_the_newest_r_environment(emulator: Emulated, ap
     created = api.post(emulator.url("executionEnvironments/"), json={"name": "R", "programmingLanguage": "r"})
     env_id = created.json()["id"]
     versions = emulator.url(f"executionEnvironments/{env_id}/versions/")
-    context = zip_bytes({"Dockerfile": b"FROM x\n"})
+    context = zip_bytes({"Dockerfile": b"FROM x\n"}, ZIP_STORED)
     uploaded = api.post(versions, files={"docker_context": ("r.zip", context), "label": (None, b"r")})
     wait_for(lambda: build_status(api, uploaded.headers["Location"]))
     template = api.get(emulator.url(f"customTemplates/{template_id}/")).json()

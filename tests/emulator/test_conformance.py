@@ -9,10 +9,10 @@ bounded number of generated requests, valid and invalid, through the WSGI app in
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zipfile import ZIP_STORED
 
 import pytest
 import schemathesis
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.support.emulator_support import TOKEN, FlaskEmulator, wait_for
+from tests.support.emulator_support import TOKEN, FlaskEmulator, wait_for, zip_bytes
 
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
@@ -99,7 +99,7 @@ def _with_known_ids(case: Any, known: dict[str, str]) -> Any:
 def _resources(emu: FlaskEmulator) -> dict[str, str]:
     """Fresh resources of every kind (earlier operations may have deleted or changed the last ones)."""
     env_id = emu.request("POST", "executionEnvironments/", json={"name": "e"}).get_json()["id"]
-    context = {"docker_context": (io.BytesIO(_zip({"Dockerfile": b"FROM scratch\n"})), "c.zip")}
+    context = {"docker_context": (io.BytesIO(zip_bytes({"Dockerfile": b"FROM scratch\n"}, ZIP_STORED)), "c.zip")}
     env_version = emu.request("POST", f"executionEnvironments/{env_id}/versions/", data=context).get_json()["id"]
     path = f"executionEnvironments/{env_id}/versions/{env_version}/"
     wait_for(lambda: emu.request("GET", path).get_json()["buildStatus"] == "success", 30)
@@ -117,14 +117,6 @@ def _resources(emu: FlaskEmulator) -> dict[str, str]:
     if test_id:
         known["customModelTestId"] = test_id
     return known
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 def _test_id(emu: FlaskEmulator, model_id: str, version_id: str) -> str | None:

@@ -16,7 +16,6 @@ import io
 import lzma
 import re
 import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from cmkit.emulator import datasetfiles
 from cmkit.emulator.datasetfiles import Unreadable, as_csv
 from tests.emulator.test_api import create_model, create_version
 from tests.support.bundles import stdlib_files, training_csv
-from tests.support.emulator_support import TOKEN, ended
+from tests.support.emulator_support import TOKEN, ended, zip_bytes
 from tests.support.flask_transport import BASE, FlaskTransport, InProcessEmulator
 from tests.support.lazy import lazy_module
 
@@ -46,14 +45,6 @@ def _tar(name: str, data: bytes, mode: str = "w:gz", extra: dict[str, bytes] | N
     return sink.getvalue()
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    sink = io.BytesIO()
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return sink.getvalue()
-
-
 def _delimited(delimiter: str) -> bytes:
     return CSV.decode().replace(",", delimiter).encode()
 
@@ -63,13 +54,13 @@ FORMS: dict[str, tuple[str, bytes]] = {
     "gzip": ("train.csv.gz", gzip.compress(CSV)),
     "bzip2": ("train.csv.bz2", bz2.compress(CSV)),
     "xz": ("train.csv.xz", lzma.compress(CSV)),
-    "zip": ("train.zip", _zip({"folder/train.csv": CSV, "__MACOSX/._train.csv": b"\x00"})),
+    "zip": ("train.zip", zip_bytes({"folder/train.csv": CSV, "__MACOSX/._train.csv": b"\x00"})),
     "tar.gz": ("train.tar.gz", _tar("train.csv", CSV)),
     "tar": ("train.tar", _tar("train.csv", CSV, "w")),
     "tgz of a tsv": ("train.tgz", _tar("train.tsv", _delimited("\t"))),
     "tsv": ("train.tsv", _delimited("\t")),
     "semicolons": ("train.csv", _delimited(";")),
-    "pipes in a zip": ("train.zip", _zip({"train.txt": _delimited("|")})),
+    "pipes in a zip": ("train.zip", zip_bytes({"train.txt": _delimited("|")})),
 }
 
 
@@ -96,10 +87,10 @@ def test_a_csv_is_used_as_uploaded_and_quoted_delimiters_do_not_count(tmp_path: 
     ("name", "data", "message"),
     [
         ("data.parquet", b"PAR1\x00\x00PAR1", "Parquet files (.parquet) are read by DataRobot, not by the emulator"),
-        ("data.zip", _zip({"data.xlsx": b"PK"}), "Excel files (.xlsx) are read by DataRobot"),
+        ("data.zip", zip_bytes({"data.xlsx": b"PK"}), "Excel files (.xlsx) are read by DataRobot"),
         (
             "two.zip",
-            _zip({"a.csv": CSV, "b.csv": CSV}),
+            zip_bytes({"a.csv": CSV, "b.csv": CSV}),
             "the zip holds 2 files (a.csv, b.csv): upload an archive of one file",
         ),
         ("two.tar.gz", _tar("a.csv", CSV, extra={"b.csv": CSV}), "the tar holds 2 files"),

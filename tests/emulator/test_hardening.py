@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from cmkit.cli import main
 from cmkit.emulator import models, validation
 from cmkit.emulator.store import BlobStore, HashingFile
-from tests.support.emulator_support import FlaskEmulator
+from tests.support.emulator_support import FlaskEmulator, zip_bytes
 
 MODEL = {"name": "m", "customModelType": "inference", "targetType": "Regression", "targetName": "y"}
 START = b"#!/bin/sh\nexec sleep 1\n"
@@ -33,14 +33,6 @@ def emu(tmp_path: Path) -> Iterator[FlaskEmulator]:
     emulator = FlaskEmulator(tmp_path / "data")
     yield emulator
     emulator.close()
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 def tar_gz_bytes(members: dict[str, bytes]) -> bytes:

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Sequence
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -231,3 +233,12 @@ def _multidict(pairs: list[tuple[str, Any]]) -> Any:
     from werkzeug.datastructures import MultiDict
 
     return MultiDict(pairs)
+
+
+def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip archive of `members` (name -> content), as the emulator's upload tests send one."""
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
