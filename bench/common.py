@@ -29,6 +29,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORK = BENCH / ".work"
 DRUM_VERSION = "1.18.1"
+# The label each comparison that builds Docker images gives them (`--label cmkit.bench=NAME`).
+BENCH_IMAGES = ("edit-loop", "watch", "full-suite", "cold-start")
 
 
 @dataclass
@@ -164,6 +166,13 @@ def server_process(
             process.wait()
         if log:
             output.close()  # type: ignore[union-attr]
+
+
+def prune_bench_images() -> None:
+    """Remove the containers and images the comparisons labelled: a run leaves nothing in the engine."""
+    for name in BENCH_IMAGES:
+        prune = [sys.executable, "-m", "cmkit", "prune", "--all", "--label", f"cmkit.bench={name}", "--json"]
+        subprocess.run(prune, capture_output=True, env=python_env(), check=False)
 
 
 def python_env() -> dict[str, str]:

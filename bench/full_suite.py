@@ -76,6 +76,8 @@ def test_local(data: Path, runtime: str, side_effects_rows: int) -> tuple[float,
         "--side-effects-rows",
         str(side_effects_rows),
     ]
+    if runtime == "docker":
+        command += ["--label", "cmkit.bench=full-suite"]  # bench/run removes what it built (prune_bench_images)
     env = {**python_env(), "CUSTOM_MODEL_WORKERS": "1"}
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)

@@ -45,8 +45,12 @@ SHARED_CACHE_ENTRIES = ("wheels", "venvs", "uv", "platforms", "tmp")
 
 
 @pytest.fixture(scope="session")
-def shared_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("shared-cache")
+def shared_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Removed when the session ends: the framework tests' venvs make it gigabytes, and pytest
+    keeps its last three temporary roots (in memory when under /dev/shm)."""
+    root = tmp_path_factory.mktemp("shared-cache")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -92,10 +96,16 @@ def _remove_our_objects(client: object) -> None:
         container.remove(force=True)
     for network in client.networks.list(filters=selector):  # type: ignore[attr-defined]
         network.remove()
-    for image in client.images.list(filters=selector):  # type: ignore[attr-defined]
-        # A child of another of our images may already be gone with it.
-        with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(image.id, force=True)  # type: ignore[attr-defined]
+    # An image with children cannot be removed, even forced, so a single pass left every parent
+    # listed before its child (gigabytes a run): passes until a pass removes nothing more.
+    while True:
+        removed = 0
+        for image in client.images.list(filters=selector):  # type: ignore[attr-defined]
+            with contextlib.suppress(docker.errors.APIError):  # a child not yet removed, or gone already
+                client.images.remove(image.id, force=True)  # type: ignore[attr-defined]
+                removed += 1
+        if not removed:
+            return
 
 
 @pytest.hookimpl(hookwrapper=True)
