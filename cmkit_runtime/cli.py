@@ -52,12 +52,15 @@ def bind_address(environ: Mapping[str, str]) -> str:
 
 def gunicorn_options(environ: Mapping[str, str], code_dir: str) -> dict[str, Any]:
     """gunicorn's settings for this environment (every value checked here, not by gunicorn)."""
+    from cmkit_runtime import inlineworker  # gunicorn's: imported when serving, not for `--help`
+
     options: dict[str, Any] = {
         "bind": bind_address(environ),
         "chdir": code_dir,
         "workers": _positive(environ, "CUSTOM_MODEL_WORKERS", os.cpu_count() or 1),
-        # gthread workers keep idle keep-alive connections in a poller instead of tying up a thread.
-        "worker_class": "gthread",
+        # gthread workers keep idle keep-alive connections in a poller instead of tying up a thread;
+        # inlineworker's serves a request on the thread that accepted it (its doc says why).
+        "worker_class": f"{inlineworker.__name__}.InlineThreadWorker" if inlineworker.usable() else "gthread",
         "threads": _positive(environ, "CUSTOM_MODEL_THREADS", 1),
         "keepalive": 60,
         # In-flight requests may finish, and the server still stops well within 5 s of SIGTERM.

@@ -1,0 +1,94 @@
+"""gunicorn's gthread worker, serving its requests on its main thread when it has one request thread.
+
+With one request thread per worker (CUSTOM_MODEL_THREADS=1, the default) gthread still passes
+every request from its main thread, which accepts and polls, to a pool of one thread, and waits
+for the pool to hand the connection back: two thread wake-ups per request, about a third of the
+runtime's own time to a streamed chat answer's first chunk here (bench/chat.py).
+
+This worker serves such a request on the main thread itself, once its bytes have arrived. A
+connection whose bytes have not arrived waits in the main thread's poller, as a kept-alive
+connection waits for its next request (gthread's own code, its keep-alive timeout), so a client
+that connects and sends nothing never holds the thread. Requests stay one at a time, as with one
+thread. While the main thread serves it cannot tell the master it is alive, so a heartbeat
+thread does: a long streamed answer is not mistaken for a hung worker (gthread's main thread
+goes on telling the master during any request, too). More threads: gthread unchanged.
+
+gthread's methods are its own, not a public API: `usable()` checks the ones this worker calls,
+and cli.py keeps plain gthread otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import select
+import selectors
+import threading
+import time
+from concurrent import futures
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker
+
+HEARTBEAT_SECONDS = 1.0
+
+# The gthread methods this worker calls or overrides, with their parameters (gunicorn 25.1 to 27.0.1).
+BUILDS_ON = {
+    "enqueue_req": ["self", "conn"],
+    "handle": ["self", "conn"],
+    "finish_request": ["self", "conn", "fs"],
+    "on_client_socket_readable": ["self", "conn", "client"],
+}
+
+
+def usable() -> bool:
+    """Whether this gunicorn's gthread worker has the methods this worker builds on, as it calls them."""
+    for name, parameters in BUILDS_ON.items():
+        method = getattr(ThreadWorker, name, None)
+        if not callable(method) or list(inspect.signature(method).parameters) != parameters:
+            return False
+    return True
+
+
+def _readable_now(sock: Any) -> bool:
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):  # closed meanwhile, or beyond select's range: handle() reports it
+        return True
+    return bool(readable)
+
+
+class InlineThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
+    def run(self) -> None:
+        if self.cfg.threads == 1:
+            threading.Thread(target=self._heartbeat, name="cmkit-heartbeat", daemon=True).start()
+        super().run()
+
+    def _heartbeat(self) -> None:
+        while self.alive:
+            time.sleep(HEARTBEAT_SECONDS)
+            self.notify()
+
+    def enqueue_req(self, conn: Any) -> None:
+        if self.cfg.threads != 1:
+            super().enqueue_req(conn)
+        elif _readable_now(conn.sock):
+            self._serve(conn)
+        else:
+            self._wait_for_bytes(conn)
+
+    def _serve(self, conn: Any) -> None:
+        conn.data_ready = True  # gunicorn >= 26: handle() would otherwise wait for bytes that are there
+        served: futures.Future[Any] = futures.Future()
+        try:
+            served.set_result(self.handle(conn))
+        except Exception as exc:  # handle() reports its own errors; gthread's pool would hold this
+            served.set_exception(exc)
+        self.finish_request(conn, served)  # keep-alive, or close: as after a pool's request
+
+    def _wait_for_bytes(self, conn: Any) -> None:
+        """Into the poller with the kept-alive connections: their callback serves it once readable."""
+        conn.sock.setblocking(False)
+        conn.set_timeout()  # the same offset as theirs, so their queue stays in timeout order
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
