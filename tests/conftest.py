@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,11 @@ if TYPE_CHECKING:  # imported by the fixture that needs it: every run reads this
     from tests.support.flask_transport import InProcessEmulator
 
 REPO = Path(__file__).resolve().parent.parent
+# The `cmkit` command users run, for tests that signal it. Not `python -m cmkit`: under -m, CPython
+# ends the process by SIGINT (returncode -2) instead of with its own exit code when a
+# KeyboardInterrupt, although cmkit caught it, was raised inside code run by exec() of a string
+# (a dataclass being created by a lazy import as the signal lands: 1 run in 12 under load).
+CMKIT_COMMAND = str(Path(sys.executable).with_name("cmkit"))
 
 
 def _memory_backed_temp_root() -> None:

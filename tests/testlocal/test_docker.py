@@ -22,7 +22,7 @@ from cmkit.engine.builder import ImageBuilder
 from cmkit.engine.images import BuildFailed, BuildSettings
 from cmkit.events import RecordingEvents
 from cmkit.testlocal import TestLocalConfig, run_test_local
-from tests.conftest import TEST_LABEL, TEST_RUN_ID
+from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID
 from tests.support.bundles import FLASK_START, write_flask_bundle
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -181,9 +181,7 @@ def test_sigint_mid_run_removes_the_container(docker_client, tmp_path: Path) -> 
     label = f"cmkit.sigint-test={TEST_RUN_ID}"
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "cmkit",
+            CMKIT_COMMAND,  # not `python -m cmkit`: see its comment
             "test-local",
             str(bundle),
             "--runtime",

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from cmkit.checks.results import ERROR_CHECK, LONG_RUNNING_SERVICE, NULL_VALUE_IMPUTATION, SEED_CHECKS, SIDE_EFFECTS
 from cmkit.cli import main
 from cmkit.testlocal import TestLocalConfig, run_test_local
+from tests.conftest import CMKIT_COMMAND
 from tests.support.bundles import write_flask_bundle
 
 pytestmark = pytest.mark.slow
@@ -188,13 +189,12 @@ def test_cli_json_junit_and_exit_codes(tmp_path: Path) -> None:
 def test_serve_prints_the_url_serves_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
     import signal
     import subprocess
-    import sys
 
     import requests
 
     bundle = write_flask_bundle(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "cmkit", "serve", str(bundle), "--runtime", "process", "--json", "--url-prefix", "/a/b"],
+        [CMKIT_COMMAND, "serve", str(bundle), "--runtime", "process", "--json", "--url-prefix", "/a/b"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -23,7 +23,7 @@ from cmkit.scaffold import init_bundle, make_spec
 from cmkit.watch import BundleWatcher, Change
 from cmkit_runtime import cli as runtime_cli
 from cmkit_runtime.server import GENERATION, create_app
-from tests.conftest import TEST_LABEL, TEST_RUN_ID
+from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID
 
 BROKEN_PREDICT = '\n\ndef predict(model, X):\n    raise ValueError("broken on purpose")\n'
 RESULT_TIMEOUT = 180.0
@@ -97,7 +97,7 @@ class Watching:
 
     def __init__(self, args: list[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cmkit", *args, "--watch", "--json"],
+            [CMKIT_COMMAND, *args, "--watch", "--json"],  # signalled: not `python -m cmkit` (see its comment)
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -339,7 +339,6 @@ def test_watch_reloads_stay_right_on_a_busy_machine(tmp_path: Path) -> None:
     cores) while pairs of edits land in quick succession. Every good edit must be judged good."""
     import os
     import subprocess
-    import sys
     import threading
     import time
 
