@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cmkit.api.client import (
     ApiError,
@@ -60,6 +60,9 @@ from cmkit.report import TestTable
 from cmkit.requirements import REQUIREMENTS_FILE, Dependency, parse_requirements_text, read_text_file
 from cmkit.target import require_target_type
 from cmkit_runtime.formats import is_r_bundle
+
+if TYPE_CHECKING:
+    import requests
 
 
 class PushRefused(CmkitError):
@@ -682,8 +685,20 @@ def _build_dependencies(
     )
     result.build_status = Build.from_api(state).status
     if result.build_status == "failed":
-        log = api.request("GET", url.replace("dependencyBuild/", "dependencyBuildLog/"), expected=(200,)).text
-        result.build_log_tail = "\n".join(log.strip().splitlines()[-30:])
+        answer = api.request("GET", url.replace("dependencyBuild/", "dependencyBuildLog/"), expected=(200,))
+        result.build_log_tail = "\n".join(build_log_text(answer).strip().splitlines()[-30:])
+
+
+def build_log_text(answer: requests.Response) -> str:
+    """The dependency build's log: DataRobot answers it as text; the API reference describes a
+    JSON object with the log under `data` (the emulator's answer). Either way the lines, never JSON."""
+    if "json" in answer.headers.get("Content-Type", ""):
+        with contextlib.suppress(ValueError):
+            document = answer.json()
+            log = document.get("data") if isinstance(document, dict) else None
+            if isinstance(log, str):
+                return log
+    return answer.text
 
 
 def _dataset_id(api: DataRobotClient, options: PushOptions, events: Events) -> str:

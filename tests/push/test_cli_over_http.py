@@ -328,6 +328,8 @@ def test_failing_dependency_build_exits_1_with_the_log(tmp_path: Path, docker_cl
         assert result.exit_code == 1, result.output
         assert document["buildStatus"] == "failed"
         assert "No matching distribution found" in (document["buildLogTail"] or "")
+        # The log's lines, not the emulator's JSON answer around them (`{"data": "..."}`).
+        assert not document["buildLogTail"].lstrip().startswith("{"), document["buildLogTail"][:200]
         assert "dependency build failed" in result.stderr
     finally:
         emu.stop()
