@@ -43,8 +43,10 @@ LIST_SCRIPT = (
 
 
 @pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    cache = tmp_path_factory.mktemp("cache")
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)  # 1.2 GB of venvs, in memory when under /dev/shm
 
 
 @pytest.fixture
