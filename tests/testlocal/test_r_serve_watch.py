@@ -24,14 +24,13 @@ from click.testing import CliRunner
 
 from cmkit.checks.results import ERROR_CHECK
 from cmkit.cli import main
-from cmkit.errors import CmkitError
 from cmkit.events import Events
 from cmkit.testlocal import TestLocalConfig
-from cmkit.watch import STARTED, Serving, Watch, WatchRun
+from cmkit.watch import STARTED, Serving, Watch
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 from tests.support.bundles import write_files
 from tests.support.rmodels import build_r_models, require_r
-from tests.testlocal.test_watch import edit, run_watch
+from tests.testlocal.test_watch import break_then_fix, edit, run_watch
 
 pytestmark = pytest.mark.slow
 RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
@@ -44,8 +43,7 @@ score <- function(data, model, labels) {{
 """
 # The same lm with every coefficient tripled: predict() gives three times the first model's numbers.
 TRIPLE = (
-    "paths <- commandArgs(TRUE); m <- readRDS(paths[[1]]); m$coefficients <- 3 * m$coefficients; "
-    "saveRDS(m, paths[[2]])"
+    "paths <- commandArgs(TRUE); m <- readRDS(paths[[1]]); m$coefficients <- 3 * m$coefficients; saveRDS(m, paths[[2]])"
 )
 
 
@@ -130,27 +128,10 @@ def test_test_local_watch_fails_a_broken_custom_r_and_passes_it_fixed(
     r_models: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     bundle = scored_bundle(r_models, tmp_path / "lm")
-    good = (bundle / "custom.R").read_text()
-    broken = good + '\nscore <- function(data, model, labels) stop("broken on purpose")\n'
-    stop = threading.Event()
+    broken = (bundle / "custom.R").read_text() + '\nscore <- function(data, model, labels) stop("broken on purpose")\n'
     dataset = r_models / "lm_rds" / "data" / "labelled.csv"
     config = config_for(bundle, "process", request, dataset=dataset, checks={"nullValueImputation": "skip"})
-    watch = Watch(config, Events(), stop)
-    runs: list[WatchRun] = []
-    errors: list[CmkitError] = []
-
-    def on_run(run: WatchRun) -> None:
-        runs.append(run)
-        if len(runs) == 1:
-            edit(bundle / "custom.R", broken)
-        elif len(runs) == 2:
-            edit(bundle / "custom.R", good)
-        else:
-            stop.set()
-
-    run_watch(lambda: watch.test_local(on_run, errors.append), stop)
-
-    assert errors == []
+    runs = break_then_fix(config, bundle / "custom.R", broken)
     first, failed, fixed = (run.report.results[ERROR_CHECK] for run in runs)
     assert (first.status, failed.status, fixed.status) == ("succeeded", "failed", "succeeded")
     assert "R: Error in score(data, model, labels) : broken on purpose" in failed.message

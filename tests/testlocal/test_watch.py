@@ -30,7 +30,11 @@ CHECKS = {"nullValueImputation": "skip", "sideEffects": "skip"}
 
 
 def edit(path: Path, text: str) -> None:
-    """Save as editors do: a new file renamed over the old (one event, never a half-written file)."""
+    """Save as many editors do (a new file renamed over the old): one event, never a half-written file.
+
+    A plain write truncates first; on a loaded machine the writer can be descheduled for longer
+    than the debounce between the truncation and the write, and the empty file would be a run.
+    """
     draft = path.parent.parent / f".{path.name}.draft"
     draft.write_text(text)
     os.replace(draft, path)
@@ -55,6 +59,29 @@ def run_watch(target: Callable[[], None], stop: threading.Event) -> None:
         raise AssertionError("the watch did not end")
     if failures:
         raise failures[0]
+
+
+def break_then_fix(config: TestLocalConfig, path: Path, broken: str) -> list[WatchRun]:
+    """Watch `config` for three runs: the first, after `path` is edited to `broken`, and after it
+    is edited back to what it was; they are returned once the watch has ended without an error."""
+    good = path.read_text()
+    stop = threading.Event()
+    watch = Watch(config, Events(), stop)
+    runs: list[WatchRun] = []
+    errors: list[CmkitError] = []
+
+    def on_run(run: WatchRun) -> None:
+        runs.append(run)
+        if len(runs) == 1:
+            edit(path, broken)
+        elif len(runs) == 2:
+            edit(path, good)
+        else:
+            stop.set()
+
+    run_watch(lambda: watch.test_local(on_run, errors.append), stop)
+    assert errors == []
+    return runs
 
 
 def statuses(run: WatchRun) -> dict[str, str]:

@@ -24,6 +24,7 @@ from cmkit.watch import BundleWatcher, Change
 from cmkit_runtime import cli as runtime_cli
 from cmkit_runtime.server import GENERATION, create_app
 from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID
+from tests.testlocal.test_watch import edit
 
 BROKEN_PREDICT = '\n\ndef predict(model, X):\n    raise ValueError("broken on purpose")\n'
 RESULT_TIMEOUT = 180.0
@@ -130,17 +131,6 @@ class Watching:
 
 def statuses(document: dict[str, Any]) -> dict[str, str]:
     return {name: entry["status"] for name, entry in document["testingStatus"].items()}
-
-
-def edit(path: Path, text: str) -> None:
-    """Save as many editors do (a new file renamed over the old): one event, never a half-written file.
-
-    A plain write truncates first; on a loaded machine the writer can be descheduled for longer
-    than the debounce between the truncation and the write, and the empty file would be a run.
-    """
-    draft = path.parent.parent / f".{path.name}.draft"
-    draft.write_text(text)
-    os.replace(draft, path)
 
 
 def break_fix_and_requirements(watching: Watching, bundle: Path, requirements: str) -> list[dict[str, Any]]:

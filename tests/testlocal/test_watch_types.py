@@ -8,20 +8,17 @@ chat models); the edit undone passes again. The watch runs the type's own checks
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
 from cmkit.checks.chat import CHAT_CHECK
 from cmkit.checks.results import ERROR_CHECK
-from cmkit.errors import CmkitError
-from cmkit.events import Events
 from cmkit.scaffold import init_bundle, make_spec
 from cmkit.testlocal import TestLocalConfig
-from cmkit.watch import RELOADED, STARTED, Watch, WatchRun
+from cmkit.watch import RELOADED, STARTED
 from tests.testlocal.test_unstructured_local import THIS_RUNTIME
-from tests.testlocal.test_watch import edit, run_watch
+from tests.testlocal.test_watch import break_then_fix
 
 pytestmark = pytest.mark.slow
 
@@ -42,27 +39,9 @@ def test_watch_reruns_each_type_s_checks(target_type: str, tmp_path: Path) -> No
     bundle = tmp_path / target_type
     init_bundle(bundle, make_spec(target_type, target_type))
     custom = bundle / "custom.py"
-    good = custom.read_text()
-    broken = good + f"\n\ndef {hook}(*args, **kwargs):\n    raise RuntimeError('broken on purpose')\n"
-    stop = threading.Event()
+    broken = custom.read_text() + f"\n\ndef {hook}(*args, **kwargs):\n    raise RuntimeError('broken on purpose')\n"
     config = TestLocalConfig(bundle, runtime="process", server_environment=THIS_RUNTIME)
-    watch = Watch(config, Events(), stop)
-    runs: list[WatchRun] = []
-    errors: list[CmkitError] = []
-
-    def on_run(run: WatchRun) -> None:
-        runs.append(run)
-        if len(runs) == 1:
-            edit(custom, broken)
-        elif len(runs) == 2:
-            edit(custom, good)
-        else:
-            stop.set()
-
-    run_watch(lambda: watch.test_local(on_run, errors.append), stop)
-
-    assert errors == []
-    first, failing, fixed = runs
+    first, failing, fixed = break_then_fix(config, custom, broken)
     assert first.action == STARTED and first.overall_status == "succeeded", first.report.results
     assert failing.action == RELOADED and failing.change is not None and failing.change.changed == ("custom.py",)
     assert failing.report.results[check].status == "failed", failing.report.results
