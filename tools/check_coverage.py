@@ -25,6 +25,7 @@ NOT_CORE = {
     "cmkit/__main__.py": "entry shim of `python -m cmkit`",
     "cmkit_runtime/__main__.py": "entry shim of `python -m cmkit_runtime`",
     "cmkit_runtime/cli.py": "gunicorn's master and workers: the model server's own processes (test_runtime_server)",
+    "cmkit_runtime/inlineworker.py": "gunicorn's worker class, run in the model server's workers (test_inline_worker)",
     "cmkit/emulator/server.py": "waitress, signals and exit of `cmkit emulator` (test_emulator_state, _api end to end)",
     "cmkit/engine/docker.py": "containers on the engine (Docker tier)",
     "cmkit/engine/builder.py": "image builds on the engine (test_testlocal_docker, test_prune)",
