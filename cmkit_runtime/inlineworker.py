@@ -51,11 +51,14 @@ def usable() -> bool:
 
 
 def _readable_now(sock: Any) -> bool:
+    """poll(), not select(): a worker holding many kept-alive connections has descriptors past
+    select()'s 1024, and guessing "readable" there would block the thread on a silent client."""
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):  # closed meanwhile, or beyond select's range: handle() reports it
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # closed meanwhile: handle() reports it, as gthread's pool would
         return True
-    return bool(readable)
 
 
 class InlineThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import resource
 import socket
 import threading
 import time
@@ -86,6 +87,23 @@ def test_the_runtime_serves_with_the_inline_worker() -> None:
     # The gunicorn this project installs has what the worker builds on; were it to change, the
     # runtime would fall back to gthread and this test says so.
     assert inlineworker.usable()
+
+
+def test_a_silent_connection_past_descriptor_1024_is_not_taken_for_readable() -> None:
+    # A worker with many kept-alive connections has descriptors past select()'s range.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(4096, hard)), hard))
+    held = [socket.socket() for _ in range(1100)]
+    silent, peer = socket.socketpair()
+    try:
+        assert silent.fileno() > 1024
+        assert not inlineworker._readable_now(silent)
+        peer.sendall(b"GET / HTTP/1.1\r\n")
+        assert inlineworker._readable_now(silent)
+    finally:
+        for sock in [*held, silent, peer]:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_one_request_thread_serves_one_request_at_a_time(tmp_path: Path) -> None:
