@@ -140,3 +140,17 @@ def test_a_request_longer_than_the_worker_timeout_is_answered(tmp_path: Path) ->
         log = server.log()
     assert response.status_code == 200, log
     assert "WORKER TIMEOUT" not in log
+
+
+def test_the_workers_settings_are_gunicorns_read_once() -> None:
+    """A value is gunicorn's on its first read, then kept (a worker's settings do not change)."""
+    from gunicorn.config import Config
+
+    config = Config()
+    config.set("timeout", 7)
+    view = inlineworker._ReadOnce(config)
+    assert (view.timeout, view.is_ssl, view.settings) == (7, config.is_ssl, config.settings)
+    config.set("timeout", 9)
+    assert view.timeout == 7 and "timeout" in vars(view)
+    with pytest.raises(AttributeError, match="No configuration setting for: nothing"):
+        view.nothing  # noqa: B018 - the read is the test
