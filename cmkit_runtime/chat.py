@@ -27,6 +27,7 @@ import inspect
 import itertools
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,10 +84,18 @@ def as_document(value: Any, what: str) -> dict[str, Any]:
     raise BadChat(f"{what} is a {type(value).__name__}, not an openai object; {EXPECTED}")
 
 
+# An event's data lines end at CR, LF or CRLF and nowhere else (the SSE format). DRUM splits with
+# str.splitlines(), which also breaks at U+2028, U+0085 and five more that JSON leaves raw inside a
+# string: a client joins the parts with LF and gets a JSON string with a raw newline, which it refuses.
+SSE_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _chunk_bytes(chunk: Any) -> bytes:
     to_json = getattr(chunk, "to_json", None)
-    text = to_json(indent=None) if callable(to_json) else json.dumps(as_document(chunk, "a streamed chunk"))
-    return b"".join(b"data: " + line.encode() + b"\n" for line in str(text).splitlines()) + b"\n"
+    text = str(to_json(indent=None) if callable(to_json) else json.dumps(as_document(chunk, "a streamed chunk")))
+    if "\n" not in text and "\r" not in text:  # compact JSON: one line, the usual case
+        return b"data: " + text.encode() + b"\n\n"
+    return b"".join(b"data: " + line.encode() + b"\n" for line in SSE_LINE_END.split(text.rstrip("\r\n"))) + b"\n"
 
 
 def stream_events(first: Any, rest: Iterator[Any]) -> Iterator[bytes]:
@@ -124,10 +133,11 @@ def _takes_headers(hook: Callable[..., Any]) -> bool:
     return len(inspect.signature(hook).parameters) > 2
 
 
-def call_chat(hook: Callable[..., Any], params: Any, model: Any, headers: Mapping[str, str]) -> Any:
-    """DRUM's call: the headers go to hooks that take more than the two parameters."""
+def call_chat(hook: Callable[..., Any], params: Any, model: Any, headers: Callable[[], dict[str, str]]) -> Any:
+    """DRUM's call: the headers go to hooks that take more than the two parameters (and are
+    gathered only for those: a few microseconds before every streamed answer's first chunk)."""
     if _takes_headers(hook):
-        return hook(params, model, headers=dict(headers))
+        return hook(params, model, headers=headers())
     return hook(params, model)
 
 
@@ -162,7 +172,11 @@ def _params(body: bytes, mimetype: str) -> Any:
 
 
 def answer_chat(
-    found: tuple[Any, ChatHooks] | None, target_type: TargetType, body: bytes, mimetype: str, headers: Mapping[str, str]
+    found: tuple[Any, ChatHooks] | None,
+    target_type: TargetType,
+    body: bytes,
+    mimetype: str,
+    headers: Callable[[], dict[str, str]],
 ) -> ChatAnswer:
     """One chat completions request, answered as DRUM answers it (the module's rules)."""
     if found is None:
@@ -199,7 +213,7 @@ def add_routes(
     """
 
     def chat() -> Response:
-        answer = answer_chat(loaded(), target_type, request.get_data(), request.mimetype, dict(request.headers))
+        answer = answer_chat(loaded(), target_type, request.get_data(), request.mimetype, lambda: dict(request.headers))
         if answer.events is not None:
             return Response(answer.events, status=200, mimetype=EVENTS_MIMETYPE)
         return json_response(answer.status, answer.document)

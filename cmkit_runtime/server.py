@@ -812,7 +812,9 @@ def create_app(code_dir: str | Path | None = None, environ: Mapping[str, str] | 
     chat.add_routes(app, prefix, target.type, chat_model, _json)
 
     def hot_chat(body: bytes, mimetype: str, environ: Mapping[str, Any]) -> Answer:
-        headers = dict(EnvironHeaders(dict(environ)))  # as dict(request.headers) gives them to chat()
+        def headers() -> dict[str, str]:  # as dict(request.headers) gives them to chat()
+            return dict(EnvironHeaders(dict(environ)))
+
         return Answer.of_chat(chat.answer_chat(chat_model(), target.type, body, mimetype, headers))
 
     # Each type's prediction routes (DRUM's): what the 404 and 405 answers name.

@@ -175,3 +175,19 @@ def test_what_the_capabilities_say_and_how_a_refusal_is_worded() -> None:
     assert judge_completion(completion) == "the completion's object is 'chat.completion' and its id ''"
     done = StreamState()
     assert judge_event("[DONE]", done) == "" and done.done and done.chunks == 0
+
+
+def test_streamed_text_with_unicode_line_separators_reaches_the_openai_client_whole(tmp_path: Path) -> None:
+    """U+2028 and U+0085 stay raw in compact JSON; DRUM's str.splitlines() breaks its event there."""
+    from openai import OpenAI
+
+    text = "one\u2028two\x85three"
+    body = f"return iter([chunk({text!r}), chunk(None, 'stop')])"
+    server = InProcessServer(_bundle(tmp_path / "sep", body))
+    try:
+        client = OpenAI(base_url=server.url, api_key="none", max_retries=0)
+        question = [{"role": "user", "content": "x"}]
+        stream = client.chat.completions.create(model="echo-1", messages=question, stream=True)
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == text
+    finally:
+        server.stop()
