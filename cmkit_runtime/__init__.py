@@ -8,4 +8,4 @@ This package must stay importable with the environment's serving stack alone (fl
 pandas, numpy, PyYAML, optionally orjson): it never imports cmkit.
 """
 
-__version__ = "0.6.0"
+__version__ = "0.6.1"
