@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from jsonschema import Draft7Validator
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from cmkit.emulator.reference import load_reference
-from tests.support.emulator_support import TOKEN, upload_files, wait_for, zip_bytes
+from tests.support.emulator_support import TOKEN, tar_bytes, upload_files, wait_for, zip_bytes
 from tests.support.flask_transport import END_TO_END, SUBPROCESS_ONLY, Emulated, start
 
 # Typed `object` in the reference, yet their descriptions say they can be empty: a model without
@@ -533,16 +532,6 @@ def test_dependency_build_needs_requirements(emulator: Emulated, api: requests.S
 # -- environments --------------------------------------------------------------------------------
 
 
-def tar_gz_bytes(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
 def test_environment_crud_and_versions(emulator: Emulated, api: requests.Session) -> None:
     created = api.post(emulator.url("executionEnvironments/"), json={"name": "env", "programmingLanguage": "python"})
     assert created.status_code == 201 and created.headers["Location"].startswith(emulator.endpoint)
@@ -551,7 +540,7 @@ def test_environment_crud_and_versions(emulator: Emulated, api: requests.Session
     url = emulator.url(f"executionEnvironments/{env['id']}/versions/")
     for name, archive in (
         ("ctx.zip", zip_bytes({"Dockerfile": b"FROM x\n"}, ZIP_STORED)),
-        ("ctx.tar.gz", tar_gz_bytes({"Dockerfile": b"FROM x\n", "a/b.txt": b"b"})),
+        ("ctx.tar.gz", tar_bytes({"Dockerfile": b"FROM x\n", "a/b.txt": b"b"})),
     ):
         response = api.post(url, files={"docker_context": (name, archive), "label": (None, b"v")})
         assert response.status_code == 202, response.text

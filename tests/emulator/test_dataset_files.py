@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import re
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from cmkit.emulator import datasetfiles
 from cmkit.emulator.datasetfiles import Unreadable, as_csv
 from tests.emulator.test_api import create_model, create_version
 from tests.support.bundles import stdlib_files, training_csv
-from tests.support.emulator_support import TOKEN, ended, zip_bytes
+from tests.support.emulator_support import TOKEN, ended, tar_bytes, zip_bytes
 from tests.support.flask_transport import BASE, FlaskTransport, InProcessEmulator
 from tests.support.lazy import lazy_module
 
@@ -36,13 +34,7 @@ ROWS = 12
 
 
 def _tar(name: str, data: bytes, mode: str = "w:gz", extra: dict[str, bytes] | None = None) -> bytes:
-    sink = io.BytesIO()
-    with tarfile.open(fileobj=sink, mode=mode) as archive:  # type: ignore[call-overload]
-        for member, content in {name: data, **(extra or {})}.items():
-            info = tarfile.TarInfo(member)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return sink.getvalue()
+    return tar_bytes({name: data, **(extra or {})}, mode)
 
 
 def _delimited(delimiter: str) -> bytes:
