@@ -10,7 +10,8 @@ still uses are kept and say so; nothing is forced.
 
 The files of cmkit's cache folder are pruned alike (`cache_files`): the temporary folders of
 killed installs always; with `everything`, the shared wheel cache (each wheel), uv's cache and
-the process runtime's venvs. They carry no labels, so a `--label` selection leaves them alone.
+the process runtime's venvs and its isolated R libraries (folders of links: removing one
+leaves R's packages where they are). They carry no labels, so a `--label` selection leaves them alone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from docker import DockerClient
 from docker.errors import APIError, NotFound
 
 from cmkit.engine.images import CODE_REPOSITORY, LABEL, created_at
+from cmkit.engine.rhost import R_LIBRARIES
 from cmkit.errors import InputError
 from cmkit.paths import cache_dir
 
@@ -283,7 +285,7 @@ def prune_engine(options: PruneOptions) -> PruneResult:
     return result
 
 
-FILE_KINDS = ("temporary", "wheel", "venv", "uv cache")
+FILE_KINDS = ("temporary", "wheel", "venv", "R library", "uv cache")
 
 
 def prune_cache(options: PruneOptions, root: Path | None = None, now: float | None = None) -> list[Pruned]:
@@ -303,13 +305,21 @@ def prune_cache(options: PruneOptions, root: Path | None = None, now: float | No
 
 def cache_files(root: Path, everything: bool) -> list[Pruned]:
     """What prune can take from the cache folder: killed installs' leftovers; with `everything`,
-    wheels, venvs and uv's cache."""
+    wheels, venvs, isolated R libraries and uv's cache."""
+    libraries = _entries(root / R_LIBRARIES)
+    unfinished = [path for path in libraries if path.name.startswith(".")]  # a killed run's work folder
     found = [
-        _file_entry(path, "temporary", "left by an install that did not finish") for path in _entries(root / "tmp")
+        _file_entry(path, "temporary", "left by an install that did not finish")
+        for path in [*_entries(root / "tmp"), *unfinished]
     ]
     if everything:
         found += [_file_entry(path, "wheel", "wheel cache (--all)") for path in _entries(root / "wheels")]
         found += [_file_entry(path, "venv", "process runtime venv (--all)") for path in _entries(root / "venvs")]
+        found += [
+            _file_entry(path, "R library", "isolated R library: links to R's packages, which stay (--all)")
+            for path in libraries
+            if path not in unfinished
+        ]
         if (root / "uv").exists():
             found.append(_file_entry(root / "uv", "uv cache", "uv's cache (--all)"))
     return found

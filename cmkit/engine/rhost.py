@@ -118,6 +118,9 @@ def host_problem(bundle: Path, server_environment: Mapping[str, str] | None = No
     return None
 
 
+R_LIBRARIES = "r-libraries"  # in cmkit's cache folder: one folder of links per isolated library
+
+
 class RLibraryFailed(CmkitError):
     """The isolated R library could not be made; the message says why."""
 
@@ -155,7 +158,7 @@ def isolated_r_environment(bundle: Path, environ: Mapping[str, str]) -> dict[str
 def _library_of(links: list[tuple[str, ...]]) -> Path:
     """A folder holding a link per (package, folder), built once and renamed into place whole."""
     key = hashlib.sha256(repr(links).encode()).hexdigest()[:20]
-    final = cache_dir() / "r-libraries" / key
+    final = cache_dir() / R_LIBRARIES / key
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)

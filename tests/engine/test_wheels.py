@@ -144,6 +144,22 @@ def test_prune_takes_killed_installs_always_and_the_cache_only_with_all(tmp_path
     assert (root / "venvs" / "0123456789abcdef0123" / "bin" / "python").exists()  # younger than the cut-off
 
 
+def test_prune_takes_isolated_r_libraries_with_all_and_leaves_the_packages_they_link(tmp_path: Path) -> None:
+    root, package = tmp_path / "cache", tmp_path / "site-library" / "glmnet"
+    (package / "R").mkdir(parents=True)
+    (package / "DESCRIPTION").write_text("Package: glmnet\n")
+    for name in ("0123456789abcdef0123", ".0123456789abcdef0123-killed"):  # a library, a killed run's
+        (root / "r-libraries" / name).mkdir(parents=True)
+        (root / "r-libraries" / name / "glmnet").symlink_to(package, target_is_directory=True)
+    assert [(item.kind, item.name) for item in cache_files(root, everything=False)] == [
+        ("temporary", ".0123456789abcdef0123-killed")
+    ]
+    done = prune_cache(PruneOptions(everything=True), root)
+    assert [(item.kind, item.removed) for item in done] == [("temporary", True), ("R library", True)]
+    assert not list((root / "r-libraries").iterdir())
+    assert (package / "DESCRIPTION").read_text() == "Package: glmnet\n" and (package / "R").is_dir()
+
+
 def test_an_existing_venv_is_reused_and_a_stale_temporary_one_is_swept(cache: Path) -> None:
     text = "joblib==1.6.0\n"
     _entry(venvs_dir() / venv_key(text, "uv"), 0)
