@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -164,6 +165,9 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def run(*args: Any, as_json: bool, debug: bool, **kwargs: Any) -> Any:
+            # CMKIT_DEBUG=1 is --debug for every cmkit a script or CI job runs (bench/run sets it):
+            # an internal error then reaches the job's log with its traceback.
+            debug = debug or os.environ.get("CMKIT_DEBUG") == "1"
             try:
                 return func(*args, as_json=as_json, **kwargs)
             except CmkitError as exc:
@@ -181,7 +185,7 @@ def command(group: click.Group, name: str | None = None, **settings: Any) -> Cal
                     raise
                 _fail(exc, as_json, 1, " (internal error; rerun with --debug for the traceback)")
 
-        run = click.option("--debug", is_flag=True, help="Show tracebacks of errors.")(run)
+        run = click.option("--debug", is_flag=True, help="Show tracebacks of errors (also CMKIT_DEBUG=1).")(run)
         run = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(run)
         return group.command(name, cls=SectionedCommand, **settings)(run)  # type: ignore[return-value]
 

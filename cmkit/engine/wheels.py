@@ -232,7 +232,8 @@ def cached_platform(key: str, read_tags: Callable[[], str]) -> Platform:
     prefix, *tags = read_tags().split()
     found = platform_from_tags(tags, prefix)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    # Per process and thread: the environment's prefetch and the dependency layer may both write it.
+    temporary = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     temporary.write_text(json.dumps(found.__dict__))
     os.replace(temporary, path)
     return found
