@@ -50,13 +50,26 @@ TEST_LABEL = "cmkit.test-run"
 SHARED_CACHE_ENTRIES = ("wheels", "venvs", "uv", "platforms", "tmp")
 
 
-@pytest.fixture(scope="session")
-def shared_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Removed when the session ends: the framework tests' venvs make it gigabytes, and pytest
-    keeps its last three temporary roots (in memory when under /dev/shm)."""
-    root = tmp_path_factory.mktemp("shared-cache")
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+# cmkit's cache folder for every test (CMKIT_CACHE_DIR, inherited by each cmkit and server a
+# test starts): in the checkout, as .pytest_cache is, never the user's own cache. Kept between
+# runs, so a developer's runs reuse its wheels and venvs (the fast tier's watch test builds a
+# numpy venv: 7 s cold); a new clone, as CI makes, starts it empty, as a new machine would.
+TEST_CACHE_DIR = REPO / ".cache" / "cmkit-tests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache_root() -> Iterator[Path]:
+    """The tests' cache folder, set as CMKIT_CACHE_DIR for the session (see TEST_CACHE_DIR)."""
+    TEST_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get("CMKIT_CACHE_DIR")
+    os.environ["CMKIT_CACHE_DIR"] = str(TEST_CACHE_DIR)
+    try:
+        yield TEST_CACHE_DIR
+    finally:
+        if previous is None:
+            os.environ.pop("CMKIT_CACHE_DIR", None)
+        else:
+            os.environ["CMKIT_CACHE_DIR"] = previous
 
 
 @pytest.fixture

@@ -125,10 +125,14 @@ def test_an_undeclared_import_fails_with_a_clear_message(cache: Path, tmp_path: 
 
 @pytest.fixture(scope="module")
 def environment(docker_client: Any, shared_cache: Path) -> Iterator[BuiltImage]:
+    session_cache = os.environ.get("CMKIT_CACHE_DIR")  # tests/conftest.py's, restored after
     os.environ["CMKIT_CACHE_DIR"] = str(shared_cache)
     builder = ImageBuilder(docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID})
     yield builder.environment(default_environment_dir())
-    os.environ.pop("CMKIT_CACHE_DIR", None)
+    if session_cache is None:
+        os.environ.pop("CMKIT_CACHE_DIR", None)
+    else:
+        os.environ["CMKIT_CACHE_DIR"] = session_cache
 
 
 def image_packages(client: Any, image: BuiltImage) -> set[tuple[str, str]]:
