@@ -56,7 +56,8 @@ def cache(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def installed(python: list[str]) -> set[tuple[str, str]]:
-    done = subprocess.run([*python, "-c", LIST_SCRIPT], capture_output=True, text=True, check=True)
+    # Not from the checkout: `-c` puts the working folder on the path, and cmkit.egg-info with it.
+    done = subprocess.run([*python, "-c", LIST_SCRIPT], capture_output=True, text=True, check=True, cwd="/")
     return {(name, version) for name, version in json.loads(done.stdout) if name not in INSTALLER_OWN}
 
 
@@ -140,6 +141,28 @@ def image_packages(client: Any, image: BuiltImage) -> set[tuple[str, str]]:
         image.image_id, ["-c", LIST_SCRIPT], entrypoint=["python3"], remove=True, labels={TEST_LABEL: TEST_RUN_ID}
     )
     return {(name, version) for name, version in json.loads(output) if name not in INSTALLER_OWN}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_environment_uv_builds_holds_what_pip_would_install(
+    docker_client: Any, environment: BuiltImage, tmp_path: Path
+) -> None:
+    """The default environment's Dockerfile installs its requirements.txt with uv: the same
+    distributions pip resolves for it (here, into a venv from the same wheels), and no uv left."""
+    pins = (default_environment_dir() / "requirements.txt").read_text()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--only-binary=:all:", "-r", "/dev/stdin"],
+        input=pins,
+        text=True,
+        check=True,
+    )
+    by_pip = installed([str(venv / "bin" / "python")])
+    in_image = image_packages(docker_client, environment)
+    assert ("pandas", "3.1.1") in in_image and "uv" not in {name for name, _ in in_image}
+    assert in_image == by_pip
 
 
 @pytest.mark.docker
