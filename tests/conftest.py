@@ -61,15 +61,9 @@ TEST_CACHE_DIR = REPO / ".cache" / "cmkit-tests"
 def shared_cache_root() -> Iterator[Path]:
     """The tests' cache folder, set as CMKIT_CACHE_DIR for the session (see TEST_CACHE_DIR)."""
     TEST_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("CMKIT_CACHE_DIR")
-    os.environ["CMKIT_CACHE_DIR"] = str(TEST_CACHE_DIR)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CMKIT_CACHE_DIR", str(TEST_CACHE_DIR))
         yield TEST_CACHE_DIR
-    finally:
-        if previous is None:
-            os.environ.pop("CMKIT_CACHE_DIR", None)
-        else:
-            os.environ["CMKIT_CACHE_DIR"] = previous
 
 
 @pytest.fixture

@@ -126,14 +126,10 @@ def test_an_undeclared_import_fails_with_a_clear_message(cache: Path, tmp_path: 
 
 @pytest.fixture(scope="module")
 def environment(docker_client: Any, shared_cache: Path) -> Iterator[BuiltImage]:
-    session_cache = os.environ.get("CMKIT_CACHE_DIR")  # tests/conftest.py's, restored after
-    os.environ["CMKIT_CACHE_DIR"] = str(shared_cache)
-    builder = ImageBuilder(docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID})
-    yield builder.environment(default_environment_dir())
-    if session_cache is None:
-        os.environ.pop("CMKIT_CACHE_DIR", None)
-    else:
-        os.environ["CMKIT_CACHE_DIR"] = session_cache
+    with pytest.MonkeyPatch.context() as patch:  # gives back the session's (tests/conftest.py)
+        patch.setenv("CMKIT_CACHE_DIR", str(shared_cache))
+        builder = ImageBuilder(docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID})
+        yield builder.environment(default_environment_dir())
 
 
 def image_packages(client: Any, image: BuiltImage) -> set[tuple[str, str]]:
@@ -149,7 +145,7 @@ def test_the_environment_uv_builds_holds_what_pip_would_install(
     docker_client: Any, environment: BuiltImage, tmp_path: Path
 ) -> None:
     """The default environment's Dockerfile installs its requirements.txt with uv: the same
-    distributions pip resolves for it (here, into a venv from the same wheels), and no uv left."""
+    distributions pip resolves for those pins (into a venv on this host), and no uv left."""
     pins = (default_environment_dir() / "requirements.txt").read_text()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
