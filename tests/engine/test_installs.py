@@ -142,20 +142,12 @@ def image_packages(client: Any, image: BuiltImage) -> set[tuple[str, str]]:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_the_environment_uv_builds_holds_what_pip_would_install(
-    docker_client: Any, environment: BuiltImage, tmp_path: Path
+    docker_client: Any, environment: BuiltImage, cache: Path
 ) -> None:
     """The default environment's Dockerfile installs its requirements.txt with uv: the same
-    distributions pip resolves for those pins (into a venv on this host), and no uv left."""
-    pins = (default_environment_dir() / "requirements.txt").read_text()
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--only-binary=:all:", "-r", "/dev/stdin"],
-        input=pins,
-        text=True,
-        check=True,
-    )
-    by_pip = installed([str(venv / "bin" / "python")])
+    distributions pip installs for those pins (the process runtime's pip venv of the serving
+    stack alone, on this host), and no uv left."""
+    by_pip = installed([str(ensure_venv("", PIP).python)])
     in_image = image_packages(docker_client, environment)
     assert ("pandas", "3.1.1") in in_image and "uv" not in {name for name, _ in in_image}
     assert in_image == by_pip
