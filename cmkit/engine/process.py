@@ -203,7 +203,9 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Pa
                 start_new_session=True,
             )
         except BaseException:
+            # Popen refused the command (a start_server.sh without a shebang): nothing ran, nothing is kept.
             tracker.close()
+            Path(name).unlink(missing_ok=True)
             if files_dir is not None:
                 shutil.rmtree(files_dir, ignore_errors=True)
             raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,12 +113,16 @@ def test_a_server_that_exits_at_start_reports_its_code_and_its_words(tmp_path: P
     ],
 )
 def test_a_start_script_that_cannot_be_executed_fails_as_popen_reports_it(
-    tmp_path: Path, script: str, mode: int, code: int
+    tmp_path: Path, script: str, mode: int, code: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = write_static_bundle(tmp_path, script, mode=mode)
+    bundle = write_static_bundle(tmp_path / "m", script, mode=mode)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     with pytest.raises(OSError) as raised:
         start_process(bundle, RunSpec(url_prefix="/"))
     assert raised.value.errno == code
+    assert list(temporary.iterdir()) == []  # the server log it had opened is gone with it
 
 
 def test_without_a_start_script_the_installed_runtime_serves_the_bundle(tmp_path: Path) -> None:
