@@ -51,7 +51,9 @@ def test_isolate_gives_an_r_model_only_the_r_packages_it_declares(
     undeclared = run(bundle, "process", request, isolate=True, **options)  # type: ignore[arg-type]
     message = undeclared["testingStatus"]["longRunningService"]["message"]  # type: ignore[index]
     assert statuses(undeclared)["longRunningService"] == "failed"
-    assert "custom.R needs the R package 'praise', which is not installed: add it to requirements.txt" in message
+    # The whole message on failure: pytest's own diff cuts the middle, where the server's log is.
+    diagnosis = "custom.R needs the R package 'praise', which is not installed: add it to requirements.txt"
+    assert diagnosis in message, message
 
     (bundle / "requirements.txt").write_text("praise\n")
     declared = run(bundle, "process", request, isolate=True, **options)  # type: ignore[arg-type]
