@@ -7,6 +7,7 @@ worker count, warms up, repeats, and reports medians and ratios. Nothing here as
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -183,28 +184,45 @@ def python_env() -> dict[str, str]:
 # --- DRUM ---------------------------------------------------------------------------------------
 
 
+@contextmanager
+def drum_venv_lock(shared: bool = False) -> Iterator[None]:
+    """DRUM's virtualenv is one folder for every process that runs DRUM (bench/run, and the test
+    suite's two xdist workers): exclusive while it is made or a framework added, shared while a
+    `drum` command runs from it, so no install swaps a package under a running one."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / ".drum-venv.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def drum_venv() -> Path:
     """A virtualenv with DRUM and this environment's scikit-learn; never a project dependency."""
     venv = WORK / "drum-venv"
     sklearn = metadata.version("scikit-learn")
     marker = venv / f".ready-drum-{DRUM_VERSION}-sklearn-{sklearn}"
-    if not marker.exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [
-                str(venv / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                f"datarobot-drum=={DRUM_VERSION}",
-                f"scikit-learn=={sklearn}",
-                f"joblib=={metadata.version('joblib')}",
-            ],
-            check=True,
-        )
-        marker.touch()
+    if marker.exists():
+        return venv
+    with drum_venv_lock():
+        if not marker.exists():  # another process may have made it while this one waited
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    f"datarobot-drum=={DRUM_VERSION}",
+                    f"scikit-learn=={sklearn}",
+                    f"joblib=={metadata.version('joblib')}",
+                ],
+                check=True,
+            )
+            marker.touch()
     return venv
 
 
@@ -215,10 +233,13 @@ def drum_with(*packages: str) -> Path:
         # A framework this environment does not have (torch, tensorflow) comes pinned by the caller.
         pinned = package if "==" in package else f"{package}=={metadata.version(package)}"
         marker = venv / f".ready-{pinned}"
-        if not marker.exists():
-            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pinned]
-            subprocess.run(pip, check=True)
-            marker.touch()
+        if marker.exists():
+            continue
+        with drum_venv_lock():
+            if not marker.exists():
+                pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pinned]
+                subprocess.run(pip, check=True)
+                marker.touch()
     return venv
 
 

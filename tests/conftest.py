@@ -9,7 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -41,7 +41,11 @@ def _memory_backed_temp_root() -> None:
 _memory_backed_temp_root()
 REQUIRE_DOCKER = os.environ.get("CMKIT_REQUIRE_DOCKER") == "1"
 # Every Docker object a test session creates carries this label, so cleanup touches only ours.
-TEST_RUN_ID = uuid.uuid4().hex[:12]
+# Under pytest-xdist the run's id is the controller's (its workers inherit the variable) and each
+# worker adds its own name: a worker's checks of "no container of ours is left" see its own only.
+TEST_RUN = os.environ.setdefault("CMKIT_TEST_RUN", uuid.uuid4().hex[:12])
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+TEST_RUN_ID = f"{TEST_RUN}-{XDIST_WORKER}" if XDIST_WORKER else TEST_RUN
 TEST_LABEL = "cmkit.test-run"
 
 
@@ -96,26 +100,53 @@ def docker_client() -> Iterator[object]:
             pytest.fail(f"{message} (CMKIT_REQUIRE_DOCKER=1: Docker tests must run)")
         pytest.skip(message)
     yield client
-    _remove_our_objects(client)
+    # A worker leaves the images to the controller: the other worker may still run on one it built
+    # (environment images are keyed by content, so the first worker's build serves both).
+    _remove_our_objects(client, images=XDIST_WORKER is None)
     client.close()
 
 
-def _remove_our_objects(client: object) -> None:
-    """Remove every container, network and image this session labelled, and nothing else."""
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller, once every worker is done: the images of all of them."""
+    if XDIST_WORKER is not None or not getattr(session.config.option, "numprocesses", None):
+        return
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception:  # no engine: nothing of ours can be there
+        return
+    with contextlib.closing(client):
+        _remove_our_objects(client, images=True)
+
+
+def _ours(labels: dict[str, str] | None) -> bool:
+    """Labelled by this run: by this process, or under xdist by any of its workers."""
+    value = (labels or {}).get(TEST_LABEL, "")
+    return value == TEST_RUN_ID or (XDIST_WORKER is None and value.startswith(f"{TEST_RUN}-"))
+
+
+def _remove_our_objects(client: Any, images: bool) -> None:
+    """Remove every container, network and (`images`) image this run labelled, and nothing else."""
     import docker
 
-    selector = {"label": f"{TEST_LABEL}={TEST_RUN_ID}"}
-    for container in client.containers.list(all=True, filters=selector):  # type: ignore[attr-defined]
-        container.remove(force=True)
-    for network in client.networks.list(filters=selector):  # type: ignore[attr-defined]
-        network.remove()
+    selector = {"label": TEST_LABEL}
+    for container in client.containers.list(all=True, filters=selector):
+        if _ours(container.labels):
+            container.remove(force=True)
+    for network in client.networks.list(filters=selector):
+        if _ours(network.attrs.get("Labels")):
+            network.remove()
     # An image with children cannot be removed, even forced, so a single pass left every parent
     # listed before its child (gigabytes a run): passes until a pass removes nothing more.
-    while True:
+    while images:
         removed = 0
-        for image in client.images.list(filters=selector):  # type: ignore[attr-defined]
+        for image in client.images.list(filters=selector):
+            if not _ours(image.labels):
+                continue
             with contextlib.suppress(docker.errors.APIError):  # a child not yet removed, or gone already
-                client.images.remove(image.id, force=True)  # type: ignore[attr-defined]
+                client.images.remove(image.id, force=True)
                 removed += 1
         if not removed:
             return

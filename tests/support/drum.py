@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common import drum_with
+from bench.common import drum_venv_lock, drum_with
 
 
 def drum_score(bundle: Path, data: Path, target_type: str, labels: tuple[str, ...], *extra: str) -> pd.DataFrame:
@@ -30,6 +30,7 @@ def drum_score_file(bundle: Path, data: Path, target_type: str, labels: tuple[st
         command += ["--positive-class-label", labels[0], "--negative-class-label", labels[1]]
     elif labels:
         command += ["--class-labels", *labels]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    with drum_venv_lock(shared=True):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return output
