@@ -61,6 +61,32 @@ SHARED_CACHE_ENTRIES = ("wheels", "venvs", "uv", "platforms", "tmp")
 TEST_CACHE_DIR = REPO / ".cache" / "cmkit-tests"
 
 
+# The files that take minutes (CI's --durations, in worker-seconds: heavy frameworks ~580, the
+# bench smoke test ~580, R models ~370...), longest first. Run first, each on a worker of its own
+# (pyproject.toml: --dist loadfile, --no-loadscope-reorder), so no worker is left running one alone
+# at the end: xdist's own order (most tests first) had put the one-test bench file last.
+LONGEST_FILES = (
+    "tests/runtime/test_heavy_frameworks.py",
+    "tests/bench/test_bench.py",
+    "tests/runtime/test_r_models.py",
+    "tests/engine/test_installs.py",
+    "tests/testlocal/test_r_serve_watch.py",
+    "tests/runtime/test_dropin_environment.py",
+    "tests/cli/test_precommit.py",
+    "tests/runtime/test_frameworks.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """LONGEST_FILES first, in that order; the rest as collected (a stable sort keeps files whole)."""
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+
+    def longest_first(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::")[0], len(rank))  # the file, relative to the rootdir
+
+    items.sort(key=longest_first)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_cache_root() -> Iterator[Path]:
     """The tests' cache folder, set as CMKIT_CACHE_DIR for the session (see TEST_CACHE_DIR)."""
