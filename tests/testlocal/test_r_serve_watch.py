@@ -30,10 +30,11 @@ from cmkit.watch import STARTED, Serving, Watch
 from tests.conftest import TEST_LABEL, TEST_RUN_ID
 from tests.support.bundles import write_files
 from tests.support.rmodels import build_r_models, require_r
-from tests.testlocal.test_watch import break_then_fix, edit, run_watch
+from tests.testlocal.test_watch import WATCH_TIMEOUT, break_then_fix, edit, run_watch
 
 pytestmark = pytest.mark.slow
 RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
+R_WATCH_TIMEOUT = 4 * WATCH_TIMEOUT
 SCORE = """\
 SCALE <- {scale}
 
@@ -113,7 +114,8 @@ def test_serve_watch_brings_a_custom_r_edit_and_a_new_rds_to_the_predictions(
         else:
             stop.set()
 
-    run_watch(lambda: watch.serve(on_ready, pytest.fail), stop)
+    # Three R servers start in turn (in Docker: a code image each): 58-70 s on a loaded CI worker.
+    run_watch(lambda: watch.serve(on_ready, pytest.fail), stop, timeout=R_WATCH_TIMEOUT)
 
     assert [s["ready"] for s in served] == [True, True, True], served
     assert served[0]["watch"]["action"] == STARTED
