@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -198,31 +199,40 @@ def drum_venv_lock(shared: bool = False) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _made_once(marker: Path, make: Callable[[], object]) -> None:
+    """`make()` then `marker`, unless the marker is there: checked again under the lock, since
+    another process may have made it while this one waited."""
+    if marker.exists():
+        return
+    with drum_venv_lock():
+        if not marker.exists():
+            make()
+            marker.touch()
+
+
 def drum_venv() -> Path:
     """A virtualenv with DRUM and this environment's scikit-learn; never a project dependency."""
     venv = WORK / "drum-venv"
     sklearn = metadata.version("scikit-learn")
-    marker = venv / f".ready-drum-{DRUM_VERSION}-sklearn-{sklearn}"
-    if marker.exists():
-        return venv
-    with drum_venv_lock():
-        if not marker.exists():  # another process may have made it while this one waited
-            shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [
-                    str(venv / "bin" / "python"),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    f"datarobot-drum=={DRUM_VERSION}",
-                    f"scikit-learn=={sklearn}",
-                    f"joblib=={metadata.version('joblib')}",
-                ],
-                check=True,
-            )
-            marker.touch()
+
+    def make() -> None:
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                f"datarobot-drum=={DRUM_VERSION}",
+                f"scikit-learn=={sklearn}",
+                f"joblib=={metadata.version('joblib')}",
+            ],
+            check=True,
+        )
+
+    _made_once(venv / f".ready-drum-{DRUM_VERSION}-sklearn-{sklearn}", make)
     return venv
 
 
@@ -232,14 +242,8 @@ def drum_with(*packages: str) -> Path:
     for package in packages:
         # A framework this environment does not have (torch, tensorflow) comes pinned by the caller.
         pinned = package if "==" in package else f"{package}=={metadata.version(package)}"
-        marker = venv / f".ready-{pinned}"
-        if marker.exists():
-            continue
-        with drum_venv_lock():
-            if not marker.exists():
-                pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pinned]
-                subprocess.run(pip, check=True)
-                marker.touch()
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", pinned]
+        _made_once(venv / f".ready-{pinned}", functools.partial(subprocess.run, pip, check=True))
     return venv
 
 
