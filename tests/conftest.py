@@ -42,7 +42,8 @@ _memory_backed_temp_root()
 REQUIRE_DOCKER = os.environ.get("CMKIT_REQUIRE_DOCKER") == "1"
 # Every Docker object a test session creates carries this label, so cleanup touches only ours.
 # Under pytest-xdist the run's id is the controller's (its workers inherit the variable) and each
-# worker adds its own name: a worker's checks of "no container of ours is left" see its own only.
+# worker adds its own name: a worker's checks of "no container of ours is left" see its own only
+# (see cmkit_run_containers for the containers a label alone cannot tell apart).
 TEST_RUN = os.environ.setdefault("CMKIT_TEST_RUN", uuid.uuid4().hex[:12])
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 TEST_RUN_ID = f"{TEST_RUN}-{XDIST_WORKER}" if XDIST_WORKER else TEST_RUN
@@ -126,14 +127,29 @@ def docker_client() -> Iterator[object]:
             pytest.fail(f"{message} (CMKIT_REQUIRE_DOCKER=1: Docker tests must run)")
         pytest.skip(message)
     yield client
-    # A worker leaves the images to the controller: the other worker may still run on one it built
-    # (environment images are keyed by content, so the first worker's build serves both).
-    _remove_our_objects(client, images=XDIST_WORKER is None)
+    # A worker leaves everything to the controller: the other worker may still build on an image
+    # this one made (environment images are keyed by content, so the first worker's build serves
+    # both), and that build's step containers carry this worker's label, inherited from the image.
+    if XDIST_WORKER is None:
+        _remove_our_objects(client, images=True)
     client.close()
 
 
+def cmkit_run_containers(client: Any) -> list[Any]:
+    """The containers cmkit started for this worker's runs (its run label and ours), left or not.
+
+    Not every container with our label: the engine's step containers of a build inherit the
+    labels of the image they build on, so the other worker's build on an environment image this
+    worker made carries this worker's label for a few seconds (CI: a container "left" by a test
+    that never built anything).
+    """
+    from cmkit.engine.docker import RUN_LABEL
+
+    return list(client.containers.list(all=True, filters={"label": [f"{TEST_LABEL}={TEST_RUN_ID}", RUN_LABEL]}))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The xdist controller, once every worker is done: the images of all of them."""
+    """The xdist controller, once every worker is done: the containers, networks and images of all."""
     if XDIST_WORKER is not None or not getattr(session.config.option, "numprocesses", None):
         return
     try:

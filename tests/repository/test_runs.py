@@ -132,7 +132,7 @@ def test_jobs_run_the_models_in_worker_processes_with_the_same_outcome(tmp_path:
 def test_jobs_share_one_docker_engine(tmp_path: Path, docker_client: object) -> None:
     """Two workers build and run their models' images on the one engine at once, and leave no container."""
     from cmkit.scaffold import init_bundle, make_spec
-    from tests.conftest import TEST_LABEL, TEST_RUN_ID
+    from tests.conftest import TEST_LABEL, TEST_RUN_ID, cmkit_run_containers
 
     for index in range(3):
         init_bundle(tmp_path / "repo" / f"m{index}", make_spec("regression", f"m{index}"))
@@ -140,8 +140,7 @@ def test_jobs_share_one_docker_engine(tmp_path: Path, docker_client: object) -> 
     result = run_repository(select_models(tmp_path / "repo"), template, jobs=2)
     assert [o.status for o in result.outcomes] == ["succeeded"] * 3, [o.document for o in result.outcomes]
     assert {o.document["details"]["runtime"] for o in result.outcomes if o.document} == {"docker"}
-    containers = docker_client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={TEST_RUN_ID}"})  # type: ignore[attr-defined]
-    assert containers == []
+    assert cmkit_run_containers(docker_client) == []
 
 
 def _processes_under(folder: Path) -> list[int]:

@@ -22,7 +22,7 @@ from cmkit.engine.builder import ImageBuilder
 from cmkit.engine.images import BuildFailed, BuildSettings
 from cmkit.events import RecordingEvents
 from cmkit.testlocal import TestLocalConfig, run_test_local
-from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID
+from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID, cmkit_run_containers
 from tests.support.bundles import FLASK_START, write_flask_bundle
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -48,10 +48,6 @@ def bridge_gateway(client) -> str:
     """This machine's address on Docker's default bridge (what containers reach the host by)."""
     config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
     return config.get("Gateway") or str(ipaddress.ip_network(config["Subnet"])[1])
-
-
-def our_containers(client) -> list[object]:
-    return client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={TEST_RUN_ID}"})
 
 
 def dangling(client) -> set[str]:
@@ -170,7 +166,7 @@ def test_nothing_is_left_after_good_and_failing_runs(docker_client, tmp_path: Pa
     assert statuses(failing)[ERROR_CHECK] == "failed"
     broken_start = run(write_flask_bundle(tmp_path / "exits", start_script="#!/bin/sh\nexit 4\n"))
     assert "exited with code 4" in broken_start["testingStatus"][LONG_RUNNING_SERVICE]["message"]  # type: ignore[index]
-    assert our_containers(docker_client) == []
+    assert cmkit_run_containers(docker_client) == []
     assert docker_client.networks.list(filters={"label": f"{TEST_LABEL}={TEST_RUN_ID}"}) == []
     assert dangling(docker_client) <= before
 
@@ -217,9 +213,11 @@ def test_keep_leaves_the_server_running_until_stopped(docker_client, tmp_path: P
     assert report.server is not None
     try:
         assert requests.get(report.server.url + "/", timeout=5).status_code == 200
+        # What the other tests' "nothing left" checks count: the kept server is one of them.
+        assert len(cmkit_run_containers(docker_client)) == 1
     finally:
         report.server.stop()
-    assert our_containers(docker_client) == []
+    assert cmkit_run_containers(docker_client) == []
 
 
 class EngineOverTcp:
@@ -305,7 +303,7 @@ def test_a_container_that_cannot_start_is_removed(docker_client, tmp_path: Path)
         document = run(bundle, environment=bare)
         assert statuses(document)[LONG_RUNNING_SERVICE] == "failed"
         assert "could not start" in document["testingStatus"][LONG_RUNNING_SERVICE]["message"]  # type: ignore[index]
-        assert our_containers(docker_client) == []
+        assert cmkit_run_containers(docker_client) == []
 
 
 def test_failure_paths_leave_no_labelled_container(docker_client, tmp_path: Path) -> None:
@@ -314,15 +312,15 @@ def test_failure_paths_leave_no_labelled_container(docker_client, tmp_path: Path
     (tmp_path / "short.csv").write_text("a,b,when,y\n1,2\n")
     with pytest.raises(Exception, match="field"):
         run(bundle, dataset=tmp_path / "short.csv")
-    assert our_containers(docker_client) == []
+    assert cmkit_run_containers(docker_client) == []
     slow = write_flask_bundle(tmp_path / "slow", start_script="#!/bin/sh\nsleep 60\n")
     assert statuses(run(slow, startup_timeout=1))[LONG_RUNNING_SERVICE] == "failed"
-    assert our_containers(docker_client) == []
+    assert cmkit_run_containers(docker_client) == []
     broken_environment = tmp_path / "environment"
     broken_environment.mkdir()
     (broken_environment / "Dockerfile").write_text(f"FROM python:3.11-slim\nRUN echo {TEST_RUN_ID} && exit 3\n")
     assert statuses(run(bundle, environment=broken_environment))[LONG_RUNNING_SERVICE] == "failed"
-    assert our_containers(docker_client) == []
+    assert cmkit_run_containers(docker_client) == []
 
 
 def test_env_flags_reach_the_container_and_host_secrets_do_not(
@@ -340,4 +338,4 @@ def test_env_flags_reach_the_container_and_host_secrets_do_not(
     assert "GREETING=hello world" in log and "FROM_HOST=host-value" in log
     assert "NOT_SET_ANYWHERE" not in log
     assert "host-secret-token-123" not in done.stdout + done.stderr
-    assert our_containers(docker_client) == []
+    assert cmkit_run_containers(docker_client) == []

@@ -23,7 +23,7 @@ from cmkit.scaffold import init_bundle, make_spec
 from cmkit.watch import BundleWatcher, Change
 from cmkit_runtime import cli as runtime_cli
 from cmkit_runtime.server import GENERATION, create_app
-from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID
+from tests.conftest import CMKIT_COMMAND, TEST_LABEL, TEST_RUN_ID, cmkit_run_containers
 from tests.testlocal.test_watch import edit
 
 BROKEN_PREDICT = '\n\ndef predict(model, X):\n    raise ValueError("broken on purpose")\n'
@@ -247,7 +247,7 @@ def test_docker_watch_break_fix_requirements_and_ctrl_c(docker_client, tmp_path:
         assert watching.interrupt() == 0
     finally:
         watching.kill()
-    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+    assert cmkit_run_containers(docker_client) == []
 
 
 def test_a_change_that_could_not_run_is_carried_into_the_next() -> None:
