@@ -46,6 +46,9 @@ from cmkit.engine.images import (
 )
 from cmkit.engine.installers import UV
 from cmkit.engine.wheels import (
+    PLAN_SEPARATOR,
+    PREFIX_PLACEHOLDER,
+    TAGS_AND_EXEC,
     TAGS_SCRIPT,
     UV_PATH,
     NoWheels,
@@ -225,8 +228,7 @@ class ImageBuilder:
         of `name==version`, not the text of requirements.txt: another bundle naming the same
         packages in another text reuses the layer without building.
         """
-        platform = cached_platform(base.image_id, lambda: self._run(base, "python3", ["-c", TAGS_SCRIPT]))
-        plan = self._uv_plan(base, platform, requirements)
+        platform, plan = self._platform_and_plan(base, requirements)
         if plan is None:
             filled = fill(requirements, platform, self.settings.pip_environment())
             self.on_log(f"downloaded {len(filled.added)} wheels into the wheel cache in {filled.seconds:.1f} s")
@@ -254,8 +256,40 @@ class ImageBuilder:
             )
         return self._built(tag, log)
 
+    def _platform_and_plan(self, base: BuiltImage, requirements: str) -> tuple[Platform, list[str] | None]:
+        """The image's platform and uv's plan from the wheel cache (None: the cache lacks something).
+
+        A new image's platform is read in the plan's own container (TAGS_AND_EXEC): one container
+        start fewer on a new machine's first build (~0.4 s here).
+        """
+        plan_outputs: list[str | None] = []  # the plan's output when read with the tags (None: it failed)
+
+        def tags_then_plan() -> str:
+            try:
+                output = self._plan_output(base, requirements, uv_target(PREFIX_PLACEHOLDER), with_tags=True)
+            except ContainerError:  # the plan failed, and with it the tags printed before it
+                plan_outputs.append(None)
+                return self._run(base, "python3", ["-c", TAGS_SCRIPT])
+            tags, _, plan = output.partition(PLAN_SEPARATOR)
+            plan_outputs.append(plan)
+            return tags
+
+        platform = cached_platform(base.image_id, tags_then_plan)
+        if plan_outputs:
+            output = plan_outputs[0]
+            return platform, None if output is None else planned_pins(output)
+        return platform, self._uv_plan(base, platform, requirements)
+
     def _uv_plan(self, base: BuiltImage, platform: Platform, requirements: str) -> list[str] | None:
         """What uv would install from the wheel cache alone (None: the cache lacks something)."""
+        try:
+            return planned_pins(self._plan_output(base, requirements, uv_target(platform.prefix)))
+        except ContainerError:
+            return None
+
+    def _plan_output(self, base: BuiltImage, requirements: str, target: list[str], with_tags: bool = False) -> str:
+        """`uv pip install --dry-run` in a throwaway container of `base`, the wheel cache mounted:
+        its output (`with_tags`: after the image's tags, as TAGS_AND_EXEC prints them)."""
         with tempfile.TemporaryDirectory(dir=scratch_dir(), prefix="plan-") as folder:
             Path(folder, "requirements.txt").write_text(requirements, encoding="utf-8")
             mounts = {
@@ -263,13 +297,11 @@ class ImageBuilder:
                 str(wheel_dir()): {"bind": "/cmkit-wheels", "mode": "ro"},
                 folder: {"bind": "/cmkit-plan", "mode": "ro"},
             }
-            arguments = ["pip", "install", "--dry-run", *uv_target(platform.prefix)]
+            arguments = ["pip", "install", "--dry-run", *target]
             arguments += ["--no-index", "--find-links", "/cmkit-wheels", "-r", "/cmkit-plan/requirements.txt"]
-            try:
-                output = self._run(base, "/cmkit-uv", arguments, mounts)
-            except ContainerError:
-                return None
-        return planned_pins(output)
+            if with_tags:
+                return self._run(base, "python3", ["-c", TAGS_AND_EXEC, "/cmkit-uv", *arguments], mounts)
+            return self._run(base, "/cmkit-uv", arguments, mounts)
 
     def _run(
         self, base: BuiltImage, entrypoint: str, arguments: list[str], mounts: dict[str, dict[str, str]] | None = None

@@ -120,6 +120,17 @@ TAGS_SCRIPT = (
     "import sysconfig; from pip._vendor.packaging import tags; "
     "print(sysconfig.get_paths()['data']); print('\\n'.join(str(t) for t in tags.sys_tags()))"
 )
+# TAGS_SCRIPT's output, then PLAN_SEPARATOR, then the command of its arguments run in its place
+# (uv's plan), each PREFIX_PLACEHOLDER in them replaced by the prefix it printed: the platform
+# and the plan of a new image from one container.
+PLAN_SEPARATOR = "--- cmkit: the plan ---"
+PREFIX_PLACEHOLDER = "{prefix}"
+TAGS_AND_EXEC = (
+    "import os, sys; "
+    + TAGS_SCRIPT
+    + f"; print({PLAN_SEPARATOR!r}, flush=True); prefix = sysconfig.get_paths()['data']; "
+    + f"os.execv(sys.argv[1], [a.replace({PREFIX_PLACEHOLDER!r}, prefix) for a in sys.argv[1:]])"
+)
 
 
 def fill(

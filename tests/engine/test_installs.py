@@ -27,7 +27,7 @@ from cmkit.engine.builder import ImageBuilder
 from cmkit.engine.images import BuildSettings, BuiltImage
 from cmkit.engine.installers import PIP, UV
 from cmkit.engine.venvs import ensure_venv, venv_key, venvs_dir
-from cmkit.engine.wheels import scratch_dir, wheel_dir
+from cmkit.engine.wheels import fill, scratch_dir, wheel_dir
 from cmkit.paths import default_environment_dir, templates_dir
 from tests.conftest import REPO, TEST_LABEL, TEST_RUN_ID
 
@@ -225,3 +225,35 @@ def test_a_new_environment_builds_while_the_bundles_wheels_are_fetched(
     assert log.index(fetched[0]) < log.index(next(line for line in log if "Successfully built" in line))
     assert "resolved from the wheel cache, nothing downloaded" in log
     assert ("threadpoolctl", "3.8.0") in image_packages(docker_client, image.dependencies)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_new_images_platform_and_plan_come_from_one_container(
+    docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One container start fewer on a new machine: the image's tags, then uv's plan, in one
+    container; when the plan fails (the cache lacks a wheel) the tags are read on their own."""
+    monkeypatch.setenv("CMKIT_CACHE_DIR", str(tmp_path / "cache"))
+    builder = ImageBuilder(docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID})
+    base = BuiltImage("python:3.11-slim", str(docker_client.images.get("python:3.11-slim").id), cached=True)
+    started: list[str] = []
+    run = builder._run
+    monkeypatch.setattr(
+        builder, "_run", lambda image, entrypoint, *rest: started.append(entrypoint) or run(image, entrypoint, *rest)
+    )
+    requirements = "threadpoolctl==3.8.0\n"
+
+    platform, plan = builder._platform_and_plan(base, requirements)
+    assert plan is None and started == ["python3", "python3"]  # the plan and its tags, then the tags
+    assert (platform.python_version, platform.prefix) == ("3.11", "/usr/local")
+
+    fill(requirements, platform, builder.settings.pip_environment())
+    shutil.rmtree(tmp_path / "cache" / "platforms")  # as for an image never seen
+    started.clear()
+    again, plan = builder._platform_and_plan(base, requirements)
+    assert (again, plan, started) == (platform, ["threadpoolctl==3.8.0"], ["python3"])
+
+    started.clear()
+    assert builder._platform_and_plan(base, requirements) == (platform, ["threadpoolctl==3.8.0"])
+    assert started == ["/cmkit-uv"]  # the platform remembered: the plan alone
