@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -177,6 +178,14 @@ def base_image_arg(dockerfile: str) -> str | None:
 # -- what a build is made of: keys, contexts and Dockerfiles (no engine needed) -------------------
 
 BUILD_DIR = "/tmp/cmkit-build"  # where the dependency layer's context sits during its one RUN
+# Bytecode for every site-packages folder, as pip compiles it, except the packages' own test
+# suites (`/tests/`), which no model server imports: half of pandas', numpy's and scikit-learn's
+# files. The python3 environment's Dockerfile runs the same line (tests/engine/test_images.py).
+# compile_dir skips what is compiled already and, as pip, fails nothing for a file it cannot compile.
+COMPILE_BYTECODE = (
+    'python3 -c "import compileall, re, site; [compileall.compile_dir(d, quiet=2, workers=0, '
+    "rx=re.compile('/tests/')) for d in site.getsitepackages()]\""
+)
 
 
 def environment_key(files: list[ContextFile], build_args: Mapping[str, str]) -> str:
@@ -240,25 +249,27 @@ def uv_dependency_files(
     served on loopback at `wheels_url`.
 
     No index is asked (`--no-index`) and nothing else resolved (`--no-deps`); bytecode compiled
-    as pip does. uv is fetched from the same server into the build folder and removed with it in
-    the one RUN, so neither uv nor the wheels stay in any layer; the build runs with the host's
-    network (see ImageBuilder._uv_dependencies), and loopback bypasses any proxy.
+    as pip does, but for test suites (COMPILE_BYTECODE). uv is fetched from the same server into
+    a build folder and removed with it in the one RUN, so neither uv nor the wheels stay in any
+    layer; the build runs with the host's network (see ImageBuilder._uv_dependencies), and
+    loopback bypasses any proxy. The pins are the RUN's arguments and the context is the
+    Dockerfile alone: a COPY step would cost the classic builder one more layer on a new
+    machine's first build.
     """
     fetch = f"import urllib.request as u; u.urlretrieve('{wheels_url}{uv_path}', '{BUILD_DIR}/uv')"
     target = " ".join(uv_target(prefix))
-    files = {"pins.txt": "".join(f"{pin}\n" for pin in pins).encode()}
-    files["Dockerfile"] = (
+    dockerfile = (
         f"FROM {base.image_id}\n"
         "USER root\n"
-        f"COPY . {BUILD_DIR}/\n"
         "RUN export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 UV_NO_CACHE=1 UV_LINK_MODE=copy "
         "UV_PYTHON_DOWNLOADS=never"
-        f' && python3 -c "{fetch}" && chmod 755 {BUILD_DIR}/uv'
-        f" && {BUILD_DIR}/uv pip install {target} --no-index --no-deps --compile-bytecode "
-        f"--find-links {wheels_url}/ -r {BUILD_DIR}/pins.txt && rm -rf {BUILD_DIR}\n"
+        f' && mkdir -p {BUILD_DIR} && python3 -c "{fetch}" && chmod 755 {BUILD_DIR}/uv'
+        f" && {BUILD_DIR}/uv pip install {target} --no-index --no-deps "
+        f"--find-links {wheels_url}/ {' '.join(shlex.quote(pin) for pin in pins)} && rm -rf {BUILD_DIR}"
+        f" && {COMPILE_BYTECODE}\n"
         f"USER {base.user or 'root'}\n"
-    ).encode()
-    return files
+    )
+    return {"Dockerfile": dockerfile.encode()}
 
 
 def code_owner(labels: Mapping[str, str]) -> str:

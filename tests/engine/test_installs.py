@@ -257,3 +257,36 @@ def test_a_new_images_platform_and_plan_come_from_one_container(
     started.clear()
     assert builder._platform_and_plan(base, requirements) == (platform, ["threadpoolctl==3.8.0"])
     assert started == ["/cmkit-uv"]  # the platform remembered: the plan alone
+
+
+# In an image: the modules of every site-packages folder without their bytecode, and how many of
+# the packages' test-suite files there are and have it.
+BYTECODE_SCRIPT = """
+import importlib.util, json, pathlib, site
+files = [path for folder in site.getsitepackages() for path in pathlib.Path(folder).rglob("*.py")]
+has_bytecode = {path: pathlib.Path(importlib.util.cache_from_source(str(path))).exists() for path in files}
+tests = {path for path in files if "/tests/" in str(path)}
+print(json.dumps({
+    "modules_without": [str(path) for path in files if path not in tests and not has_bytecode[path]],
+    "tests": len(tests),
+    "tests_with": sum(has_bytecode[path] for path in tests),
+}))
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_both_layers_hold_bytecode_but_for_the_packages_test_suites(
+    docker_client: Any, environment: BuiltImage
+) -> None:
+    """As pip compiles, less the test suites (COMPILE_BYTECODE): a server never imports them."""
+    text = (REPO / "sample_models" / "regression_diabetes" / "requirements.txt").read_text()
+    layer = ImageBuilder(
+        docker_client, BuildSettings.from_environment(), labels={TEST_LABEL: TEST_RUN_ID}
+    ).dependencies(environment, text)
+    output = docker_client.containers.run(
+        layer.image_id, ["-c", BYTECODE_SCRIPT], entrypoint=["python3"], remove=True, labels={TEST_LABEL: TEST_RUN_ID}
+    )
+    found = json.loads(output)
+    assert found["modules_without"] == []
+    assert found["tests"] > 1000 and found["tests_with"] < 0.05 * found["tests"]  # pandas', scipy's...

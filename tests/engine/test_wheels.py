@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from pip._vendor.packaging import tags
 
-from cmkit.engine.images import BuiltImage, uv_dependency_files
+from cmkit.engine.images import COMPILE_BYTECODE, BuiltImage, uv_dependency_files
 from cmkit.engine.venvs import (
     STALE_SECONDS,
     VenvFailed,
@@ -40,6 +40,7 @@ from cmkit.engine.wheels import (
     uv_target,
     wheel_dir,
 )
+from cmkit.paths import default_environment_dir
 from cmkit.prune import PruneOptions, cache_files, prune_cache
 
 
@@ -69,11 +70,17 @@ def test_uvs_dry_run_plan_is_read_as_pins_and_a_failed_one_as_none() -> None:
 
 def test_the_uv_layer_installs_exactly_the_plan_from_loopback_and_keeps_nothing() -> None:
     base = BuiltImage("env", "sha256:abc", cached=True, user="model")
-    files = uv_dependency_files(base, ["joblib==1.6.0"], "http://127.0.0.1:5000", UV_PATH, "/usr/local")
+    files = uv_dependency_files(
+        base, ["joblib==1.6.0", "scipy==1.17.1"], "http://127.0.0.1:5000", UV_PATH, "/usr/local"
+    )
+    assert list(files) == ["Dockerfile"]  # no COPY step: the pins are the RUN's arguments
     dockerfile = files["Dockerfile"].decode()
-    assert files["pins.txt"] == b"joblib==1.6.0\n"
-    assert "--no-index --no-deps --compile-bytecode --find-links http://127.0.0.1:5000/" in dockerfile
-    assert "--prefix /usr/local" in dockerfile and "rm -rf /tmp/cmkit-build" in dockerfile
+    assert "COPY" not in dockerfile
+    assert (
+        "--no-index --no-deps --find-links http://127.0.0.1:5000/ joblib==1.6.0 scipy==1.17.1 && rm -rf "
+        "/tmp/cmkit-build && " + COMPILE_BYTECODE + "\n"
+    ) in dockerfile  # bytecode as pip compiles it, but for test suites
+    assert "--prefix /usr/local" in dockerfile
     assert dockerfile.rstrip().endswith("USER model")
 
 
@@ -222,3 +229,11 @@ def test_requirements_nothing_can_satisfy_fail_the_venv_with_pips_word(cache: Pa
     with pytest.raises(VenvFailed) as caught:
         ensure_venv("cmkit-no-such-package==1.0\n", "uv", environ, serving="")
     assert "cannot be installed here" in caught.value.message and not list(venvs_dir().glob("*"))
+
+
+def test_the_python3_environment_compiles_bytecode_as_the_dependency_layer_does() -> None:
+    """One rule for both layers (COMPILE_BYTECODE): the Dockerfile cannot import it, so this test
+    keeps its copy the same."""
+    dockerfile = (default_environment_dir() / "Dockerfile").read_text()
+    assert f"&& {COMPILE_BYTECODE}\n" in dockerfile
+    assert "--compile-bytecode" not in dockerfile
