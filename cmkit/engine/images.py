@@ -180,11 +180,16 @@ def base_image_arg(dockerfile: str) -> str | None:
 BUILD_DIR = "/tmp/cmkit-build"  # where the dependency layer's context sits during its one RUN
 # Bytecode for every site-packages folder, as pip compiles it, except the packages' own test
 # suites (`/tests/`), which no model server imports: half of pandas', numpy's and scikit-learn's
-# files. The python3 environment's Dockerfile runs the same line (tests/engine/test_images.py).
-# compile_dir skips what is compiled already and, as pip, fails nothing for a file it cannot compile.
+# files. The python3 environment's Dockerfile runs the same line (tests/engine/test_wheels.py).
+# compile_file skips what is compiled already and, as pip, fails nothing for a file it cannot
+# compile. A pool on every core, 64 files a task: compileall's own `workers` sends one file a
+# task, and the per-file hand-off made it no faster than one core (2.3 s against 1.4 s for the
+# diabetes sample's packages).
 COMPILE_BYTECODE = (
-    'python3 -c "import compileall, re, site; [compileall.compile_dir(d, quiet=2, workers=0, '
-    "rx=re.compile('/tests/')) for d in site.getsitepackages()]\""
+    'python3 -c "import compileall, functools, multiprocessing, pathlib, site; '
+    "files = [str(p) for d in site.getsitepackages() for p in pathlib.Path(d).rglob('*.py') "
+    "if '/tests/' not in str(p)]; "
+    'multiprocessing.Pool().map(functools.partial(compileall.compile_file, quiet=2), files, chunksize=64)"'
 )
 
 
