@@ -11,6 +11,7 @@ covers the runtime: a runtime change rebuilds the environment.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tarfile
@@ -120,14 +121,20 @@ def zip_context(files: list[ContextFile]) -> IO[bytes]:
     return write_zip(((file.source, file.path) for file in files), spool)
 
 
-def tar_context(files: list[ContextFile]) -> IO[bytes]:
-    """The context as a tar, spooled to disk (what `docker build` takes)."""
+def tar_context(files: list[ContextFile], dockerfile_suffix: str = "") -> IO[bytes]:
+    """The context as a tar, spooled to disk (what `docker build` takes); `dockerfile_suffix`
+    is added at the end of its Dockerfile (cmkit's labels: see ImageBuilder.environment)."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
     with tarfile.open(fileobj=spool, mode="w") as archive:
         for file in files:
             info = archive.gettarinfo(str(file.source), arcname=file.path)
             info.uid = info.gid = 0
             info.uname = info.gname = ""
+            if file.path == "Dockerfile" and dockerfile_suffix:
+                content = file.source.read_bytes() + dockerfile_suffix.encode()
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+                continue
             with file.source.open("rb") as handle:
                 archive.addfile(info, handle)
     spool.seek(0)

@@ -37,6 +37,8 @@ from cmkit.engine.images import (
     environment_key,
     evictable_code_images,
     has_requirements,
+    label_step,
+    labelled,
     layer_id,
     missing_labels,
     r_dependency_files,
@@ -122,8 +124,12 @@ class ImageBuilder:
             return existing
         self.on_log(f"building environment {context_dir} as {tag}")
         fetching = self._prefetch(base_tag or base_image_arg(dockerfile), requirements)
+        labels = {**self.labels, KIND_LABEL: "env"}
+        # One LABEL step at the end of the Dockerfile in the context (images.label_step); the
+        # build's option instead when its last line goes on, which would take the step in.
+        continued = dockerfile.rstrip().endswith(("\\", "`"))
         try:
-            with tar_context(files) as context:
+            with tar_context(files, "" if continued else "\n" + label_step(labels)) as context:
                 log = self._build(
                     "environment",
                     tag,
@@ -131,7 +137,7 @@ class ImageBuilder:
                     custom_context=True,
                     buildargs=build_args,
                     nocache=rebuild,
-                    labels={**self.labels, KIND_LABEL: "env"},
+                    labels=labels if continued else None,
                 )
         finally:
             if fetching:
@@ -211,11 +217,10 @@ class ImageBuilder:
         log = self._build(
             "dependencies",
             tag,
-            fileobj=tar_of(files),
+            fileobj=tar_of(labelled(files, {**self.labels, KIND_LABEL: "deps"})),
             custom_context=True,
             buildargs=self.settings.build_args(),
             nocache=rebuild,
-            labels={**self.labels, KIND_LABEL: "deps"},
         )
         return self._built(tag, log)
 
@@ -248,11 +253,15 @@ class ImageBuilder:
             log = self._build(
                 "dependencies",
                 tag,
-                fileobj=tar_of(uv_dependency_files(base, plan, url, UV_PATH, platform.prefix)),
+                fileobj=tar_of(
+                    labelled(
+                        uv_dependency_files(base, plan, url, UV_PATH, platform.prefix),
+                        {**self.labels, KIND_LABEL: "deps"},
+                    )
+                ),
                 custom_context=True,
                 network_mode="host",  # reaches the loopback wheel server
                 nocache=rebuild,
-                labels={**self.labels, KIND_LABEL: "deps"},
             )
         return self._built(tag, log)
 
@@ -401,9 +410,10 @@ class ImageBuilder:
         self._build(
             "ca-trust",
             tag,
-            fileobj=tar_of({"Dockerfile": dockerfile.encode(), "ca-bundle.crt": ca}),
+            fileobj=tar_of(
+                labelled({"Dockerfile": dockerfile.encode(), "ca-bundle.crt": ca}, {**self.labels, KIND_LABEL: "base"})
+            ),
             custom_context=True,
-            labels={**self.labels, KIND_LABEL: "base"},
         )
         return tag
 

@@ -298,13 +298,26 @@ def missing_labels(labels: Mapping[str, str], inherited: Mapping[str, str]) -> d
     return {key: value for key, value in labels.items() if inherited.get(key) != value}
 
 
+def label_step(labels: Mapping[str, str]) -> str:
+    """One LABEL instruction for all of `labels` ("" for none).
+
+    In the Dockerfile, not the build's `labels` option: the classic builder makes that one
+    LABEL step a label, a container each (three for cmkit's, about 0.06 s apiece here).
+    """
+    if not labels:
+        return ""
+    return "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items()) + "\n"
+
+
+def labelled(files: Mapping[str, bytes], labels: Mapping[str, str]) -> dict[str, bytes]:
+    """A generated build context whose Dockerfile ends with `label_step(labels)`."""
+    return {**files, "Dockerfile": files["Dockerfile"] + label_step(labels).encode()}
+
+
 def code_dockerfile(base: BuiltImage, labels: Mapping[str, str]) -> str:
     """One COPY owned by the base's user, and a LABEL step only for labels to add."""
     owner = base.user or "root"
-    dockerfile = f"FROM {base.image_id}\nCOPY --chown={owner} code/ {CODE_DIR}/\n"
-    if labels:
-        dockerfile += "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items()) + "\n"
-    return dockerfile
+    return f"FROM {base.image_id}\nCOPY --chown={owner} code/ {CODE_DIR}/\n" + label_step(labels)
 
 
 def trust_dockerfile(base: str) -> str:

@@ -34,12 +34,14 @@ from cmkit.engine.images import (
     dependency_files,
     environment_key,
     evictable_code_images,
+    label_step,
+    labelled,
     layer_id,
     missing_labels,
     tar_of,
     trust_dockerfile,
 )
-from cmkit.envcontext import context_files
+from cmkit.envcontext import context_files, tar_context
 from cmkit.errors import InputError
 from cmkit.hashcache import HashCache
 
@@ -281,3 +283,19 @@ def test_what_needs_no_image_is_decided_before_the_engine_is_asked(tmp_path: Pat
         builder.environment(tmp_path)
     builder.finish()  # nothing in the background
     assert builder.labels == {"cmkit": "1"}
+
+
+def test_generated_dockerfiles_end_with_one_label_step_and_an_environments_gets_it_in_the_tar(tmp_path: Path) -> None:
+    labels = {"cmkit": "1", "ci job": 'build "7"'}
+    assert label_step(labels) == 'LABEL cmkit="1" ci job="build \\"7\\""\n'
+    assert label_step({}) == ""
+    files = labelled({"Dockerfile": b"FROM x\n", "a.txt": b"a"}, {"cmkit": "1"})
+    assert files == {"Dockerfile": b'FROM x\nLABEL cmkit="1"\n', "a.txt": b"a"}
+    (tmp_path / "Dockerfile").write_text("FROM x")
+    (tmp_path / "a.txt").write_text("a")
+    with (
+        tar_context(context_files(tmp_path), "\n" + label_step({"cmkit": "1"})) as spool,
+        tarfile.open(fileobj=spool) as archive,
+    ):
+        read = {name: archive.extractfile(name).read() for name in archive.getnames()}  # type: ignore[union-attr]
+    assert read == {"Dockerfile": b'FROM x\nLABEL cmkit="1"\n', "a.txt": b"a"}

@@ -218,3 +218,22 @@ def test_prune_selects_by_kind_age_and_label(docker_client: Any, tmp_path: Path)
         for container in (running, stopped):
             if exists(docker_client, "container", container.id):
                 container.remove(force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("last_line", ["RUN echo {marker}\n", "RUN echo {marker} \\\n"])
+def test_an_environment_gets_the_builders_labels_in_one_step(
+    docker_client: Any, tmp_path: Path, last_line: str
+) -> None:
+    """One LABEL step at the end of the Dockerfile; the build's option when its last line goes on."""
+    labels = own_labels()
+    environment = tmp_path / "environment"
+    environment.mkdir()
+    (environment / "Dockerfile").write_text(f"FROM {BASE}\n" + last_line.format(marker=labels[PRUNE_LABEL]))
+    log: list[str] = []
+    image = ImageBuilder(docker_client, labels=labels, on_log=log.append).environment(environment)
+    inherited = docker_client.images.get(image.image_id).labels
+    assert {**labels, "cmkit": "1", "cmkit.image": "env"}.items() <= inherited.items()
+    label_steps = [line for line in log if line.startswith("Step ") and ": LABEL " in line]
+    assert len(label_steps) == (1 if last_line.endswith("}\n") else 4), label_steps
