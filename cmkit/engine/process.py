@@ -190,7 +190,7 @@ def start_process(bundle: Path, spec: RunSpec, port: int | None = None, venv: Pa
         env["VIRTUAL_ENV"] = str(venv)
     else:  # cmkit's own Python: the runtime of the cmkit that is testing it (a venv installs that one)
         env.update(_runtime_source(env))
-    handle, name = tempfile.mkstemp(prefix="cmkit-server-", suffix=".log")
+    handle, name = tempfile.mkstemp(prefix=processtree.owned_prefix(processtree.SERVER_LOG_PREFIX), suffix=".log")
     with os.fdopen(handle, "wb") as log:
         try:
             process = subprocess.Popen(
@@ -216,7 +216,7 @@ def write_contract_files(files: Mapping[str, str]) -> Path | None:
     """The contract's files in a private folder of their own (None: there are none)."""
     if not files:
         return None
-    folder = Path(tempfile.mkdtemp(prefix="cmkit-contract-"))
+    folder = Path(tempfile.mkdtemp(prefix=processtree.owned_prefix(processtree.CONTRACT_PREFIX)))
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder

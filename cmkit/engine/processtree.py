@@ -21,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -88,8 +91,21 @@ def _owner_gone(owner: str) -> bool:
     return not pid.isdigit() or owner_id(int(pid)) != owner
 
 
+# The temporaries a server run keeps in the temporary folder (its log, its contract's files),
+# named "<prefix><owner>-<random>" so that what a killed cmkit left is known and removed.
+SERVER_LOG_PREFIX = "cmkit-server-"
+CONTRACT_PREFIX = "cmkit-contract-"
+_OWNED = re.compile(rf"(?:{SERVER_LOG_PREFIX}|{CONTRACT_PREFIX})(\d+\.\d+)-")
+
+
+def owned_prefix(prefix: str) -> str:
+    """`prefix` plus this process as the owner: a temporary name sweep_leftovers can judge."""
+    return f"{prefix}{owner_id()}-"
+
+
 def sweep_leftovers(grace: float = 3.0) -> list[int]:
-    """End the servers (and all they started) of cmkit processes that are no longer running."""
+    """End the servers (and all they started) of cmkit processes that are no longer running,
+    and remove their logs and contract files."""
     prefix = f"{OWNER}=".encode()
     orphans: list[int] = []
     for entry in _PROC.iterdir() if can_track() else ():
@@ -112,7 +128,21 @@ def sweep_leftovers(grace: float = 3.0) -> list[int]:
         if len(parts) == 3 and _owner_gone(parts[1]):  # what dropped the variable (env -i) is still in it
             with contextlib.suppress(OSError):
                 (cgroup / "cgroup.kill").write_text("1")
+    _remove_gone_owners_temporaries()
     return orphans
+
+
+def _remove_gone_owners_temporaries() -> None:
+    """The server logs and contract folders of cmkit processes no longer running (SIGKILL)."""
+    for path in Path(tempfile.gettempdir()).glob("cmkit-*-*"):
+        owned = _OWNED.match(path.name)
+        if owned is None or not _owner_gone(owned.group(1)):
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def _alive(pid: int) -> bool:

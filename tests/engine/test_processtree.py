@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,26 @@ def test_a_start_sweeps_what_a_killed_cmkit_left_and_nothing_else() -> None:
         for process in (orphan, kept):
             process.kill()
             process.wait()
+
+
+def test_a_start_removes_the_logs_and_contract_files_a_killed_cmkit_left_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead_owner = spawn(["true"])
+    dead_owner.wait()
+    dead = f"{dead_owner.pid}.1"
+    left = [tmp_path / f"cmkit-server-{dead}-ab_c.log", tmp_path / f"cmkit-contract-{dead}-x1"]
+    left[0].write_text("the killed run's model output")
+    left[1].mkdir()
+    (left[1] / "runtime-parameters.yaml").write_text("A: 1")
+    kept = [
+        Path(tempfile.mkstemp(prefix=processtree.owned_prefix(processtree.SERVER_LOG_PREFIX), suffix=".log")[1]),
+        Path(tempfile.mkdtemp(prefix=processtree.owned_prefix(processtree.CONTRACT_PREFIX))),
+        tmp_path / "cmkit-server-older-format.log",  # whose owner is unknown: not ours to judge
+        tmp_path / f"other-{dead}-file",
+    ]
+    for path in kept[2:]:
+        path.write_text("x")
+    processtree.sweep_leftovers(grace=0.2)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)

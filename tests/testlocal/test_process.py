@@ -232,7 +232,10 @@ def test_a_run_killed_while_its_model_loads_is_swept_by_the_next(tmp_path: Path)
 
     loading = write_static_bundle(tmp_path / "loading", LOADING, metadata=metadata_yaml("loading"))
     command = [sys.executable, "-m", "cmkit", "test-local", "--runtime", "process", "--startup-timeout", "100"]
-    first = subprocess.Popen([*command, str(loading)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    temporary = tmp_path / "tmp"  # where both runs keep their server logs
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    first = subprocess.Popen([*command, str(loading)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     pids_file = loading / "pids"
     deadline = time.monotonic() + 60
     while not pids_file.exists() and time.monotonic() < deadline:
@@ -242,13 +245,15 @@ def test_a_run_killed_while_its_model_loads_is_swept_by_the_next(tmp_path: Path)
     pids = [int(p) for p in pids_file.read_text().split()]
     try:
         assert all(Path(f"/proc/{pid}").exists() for pid in pids)  # left behind by the kill
+        assert [path.name.startswith(f"cmkit-server-{first.pid}.") for path in temporary.iterdir()] == [True]
         other = write_static_bundle(tmp_path / "other", "#!/bin/sh\nexit 3\n", metadata=metadata_yaml("other"))
-        next_run = subprocess.run([*command, str(other)], capture_output=True, timeout=60)
+        next_run = subprocess.run([*command, str(other)], capture_output=True, timeout=60, env=env)
         assert next_run.returncode == 1, next_run.stderr
         deadline = time.monotonic() + 10
         while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert list(temporary.iterdir()) == []  # the killed run's log too, and the next run's own
     finally:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
